@@ -1,0 +1,45 @@
+# cardiomapa — two commands do all set-up on a fresh Debian machine:
+#   make run    install everything, load the Palencia sample if the database is empty, serve :8000
+#   make test   install everything (PostGIS too) and run the whole test suite
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+# Debian's Python: its sqlite3 can load extensions (pyenv's cannot), and it shares the system
+# SQLite that mod_spatialite links against.
+PYTHON ?= /usr/bin/python3
+UV := python3 -m uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_COMPILE_BYTECODE := 1
+
+.PHONY: install run test lint sample system-deps postgres clean
+
+install: system-deps $(VENV)/.installed  ## set-up only (idempotent)
+
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+$(VENV)/.installed: pyproject.toml uv.lock
+	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check uv
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+run: install
+	$(BIN)/cardiomapa load --if-empty
+	$(BIN)/cardiomapa serve
+
+postgres:
+	@bash scripts/ensure-postgres.sh
+
+test: install postgres
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check geo api tests scripts
+	$(BIN)/ruff format --check geo api tests scripts
+	$(BIN)/mypy
+
+sample: install  ## regenerate the synthetic sample layers in data/
+	$(BIN)/python scripts/generate_sample.py
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,128 @@
+"""The city profile: everything that makes cardiomapa about one municipality.
+
+No city is hard-coded in the code: name, municipal boundary, metric CRS, time zone and language
+come from a small JSON file (``data/city.json`` for the Palencia default). Another municipality
+needs only its own layer files and its own profile.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pyproj
+import shapely
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+
+from geo.errors import CityProfileError
+
+PROFILE_FILE_NAME = "city.json"
+
+
+@dataclass(frozen=True)
+class CityProfile:
+    """A municipality cardiomapa works on.
+
+    Attributes
+    ----------
+    name
+        Municipality name, as shown to users.
+    ine_code
+        Official municipality code (INE, 5 digits in Spain).
+    metric_crs
+        Projected CRS used for every distance and area (e.g. ``EPSG:25830``, ETRS89 / UTM 30N).
+    timezone
+        IANA time zone in which opening hours are evaluated.
+    language
+        Language of user-facing text (``es``).
+    population
+        Official population, the figure layer totals are compared against.
+    boundary
+        Municipal boundary, EPSG:4326. Every feature of every layer must fall inside it.
+    boundary_source
+        Where the boundary comes from (and whether it is approximate).
+    """
+
+    name: str
+    ine_code: str
+    metric_crs: str
+    timezone: str
+    language: str
+    population: int
+    population_year: int
+    population_source: str
+    boundary: BaseGeometry
+    boundary_source: str
+    centre_lat: float
+    centre_lon: float
+
+    def __post_init__(self) -> None:
+        shapely.prepare(self.boundary)
+
+
+def load_city_profile(path: Path) -> CityProfile:
+    """Read and check a city profile JSON file.
+
+    Raises
+    ------
+    CityProfileError
+        If the file is missing, is not JSON, lacks a field, names an unknown CRS or time zone, or
+        its boundary is not a valid polygon.
+    """
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        msg = f"No se encuentra el perfil de ciudad {path}."
+        raise CityProfileError(msg) from None
+    except json.JSONDecodeError as exc:
+        msg = f"{path.name}, línea {exc.lineno}: el perfil de ciudad no es JSON válido ({exc.msg})."
+        raise CityProfileError(msg) from None
+    required = (
+        "name", "ine_code", "metric_crs", "timezone", "language", "population",
+        "population_year", "population_source", "boundary", "boundary_source", "centre",
+    )  # fmt: skip
+    missing = [key for key in required if key not in raw]
+    if missing:
+        msg = f"{path.name}: faltan los campos {', '.join(missing)} en el perfil de ciudad."
+        raise CityProfileError(msg)
+    try:
+        crs = pyproj.CRS.from_user_input(raw["metric_crs"])
+    except pyproj.exceptions.CRSError:
+        msg = f'{path.name}, campo "metric_crs": CRS desconocido {raw["metric_crs"]!r}.'
+        raise CityProfileError(msg) from None
+    if not crs.is_projected:
+        msg = (
+            f'{path.name}, campo "metric_crs": {raw["metric_crs"]} es geográfico (grados); '
+            "se necesita un CRS proyectado en metros, p. ej. EPSG:25830."
+        )
+        raise CityProfileError(msg)
+    try:
+        ZoneInfo(raw["timezone"])
+    except (ZoneInfoNotFoundError, ValueError):
+        msg = f'{path.name}, campo "timezone": zona horaria desconocida {raw["timezone"]!r}.'
+        raise CityProfileError(msg) from None
+    try:
+        boundary = shape(raw["boundary"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        msg = f'{path.name}, campo "boundary": no es una geometría GeoJSON.'
+        raise CityProfileError(msg) from None
+    if boundary.geom_type not in ("Polygon", "MultiPolygon") or not boundary.is_valid:
+        msg = f'{path.name}, campo "boundary": debe ser un Polygon o MultiPolygon válido.'
+        raise CityProfileError(msg)
+    return CityProfile(
+        name=str(raw["name"]),
+        ine_code=str(raw["ine_code"]),
+        metric_crs=str(raw["metric_crs"]),
+        timezone=str(raw["timezone"]),
+        language=str(raw["language"]),
+        population=int(raw["population"]),
+        population_year=int(raw["population_year"]),
+        population_source=str(raw["population_source"]),
+        boundary=boundary,
+        boundary_source=str(raw["boundary_source"]),
+        centre_lat=float(raw["centre"]["lat"]),
+        centre_lon=float(raw["centre"]["lon"]),
+    )

@@ -1,0 +1,121 @@
+"""Shared fixtures: a fresh database per test, on SpatiaLite and on a real PostGIS server.
+
+PostGIS tests use the server at ``CARDIOMAPA_TEST_POSTGRES_URL`` (default: the local PostgreSQL
+as user ``postgres`` on 127.0.0.1:5432; ``make test`` installs PostGIS and starts the server).
+Each test gets its own database, cloned from a template that already has the PostGIS extension.
+They are never skipped: a missing server is an error.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from geo.city import CityProfile, load_city_profile
+from geo.layers import Layers, read_layers
+from geo.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT / "data"
+TINY_DIR = Path(__file__).resolve().parent / "fixtures" / "tiny"
+POSTGRES_URL = os.environ.get(
+    "CARDIOMAPA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+BACKENDS = ("spatialite", "postgis")
+
+
+def _libpq(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+class PostgisServer:
+    """Creates and drops throwaway databases on a real PostgreSQL server."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.template = f"cardiomapa_tpl_{uuid.uuid4().hex[:8]}"
+        try:
+            self._admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.template)))
+        except psycopg.OperationalError as exc:
+            msg = (
+                f"PostgreSQL no responde en {url} ({exc}). Ejecute `make test` (instala PostGIS y "
+                "arranca el servidor) o defina CARDIOMAPA_TEST_POSTGRES_URL."
+            )
+            raise RuntimeError(msg) from exc
+        with psycopg.connect(_libpq(url, self.template), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION postgis")
+
+    def _admin(self, statement: sql.Composable) -> None:
+        with psycopg.connect(_libpq(self.url), autocommit=True) as conn:
+            conn.execute(statement)
+
+    def create(self) -> str:
+        name = f"cardiomapa_test_{uuid.uuid4().hex[:12]}"
+        self._admin(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(self.template)
+            )
+        )
+        return make_url(self.url).set(database=name).render_as_string(hide_password=False)
+
+    def drop(self, url: str) -> None:
+        name = make_url(url).database
+        self._admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+    def close(self) -> None:
+        self._admin(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(self.template)))
+
+
+@pytest.fixture(scope="session")
+def postgis_server() -> Iterator[PostgisServer]:
+    server = PostgisServer(POSTGRES_URL)
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of a fresh, empty database: a SpatiaLite file, then a PostGIS database."""
+    if request.param == "spatialite":
+        yield f"sqlite:///{tmp_path / 'cardiomapa.sqlite'}"
+        return
+    server: PostgisServer = request.getfixturevalue("postgis_server")
+    url = server.create()
+    yield url
+    server.drop(url)
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    """A migrated, empty store on each backend."""
+    with Store.open(db_url) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="session")
+def city() -> CityProfile:
+    return load_city_profile(DATA_DIR / "city.json")
+
+
+@pytest.fixture(scope="session")
+def tiny_layers(city: CityProfile) -> Layers:
+    return read_layers(TINY_DIR, city)
+
+
+@pytest.fixture
+def tiny_dir(tmp_path: Path) -> Path:
+    """A private copy of the tiny fixture layers, for tests that break one file."""
+    target = tmp_path / "tiny"
+    shutil.copytree(TINY_DIR, target)
+    return target

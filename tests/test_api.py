@@ -1,0 +1,116 @@
+"""The web app: index of layers, in-process and on a real uvicorn server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.schemas import ErrorPublic, IndexPublic, LayerPublic
+from geo.errors import StorageError
+from geo.layers import Layers
+from geo.settings import Settings
+from geo.store import Store
+
+
+@pytest.fixture
+def loaded_url(db_url: str, tiny_layers: Layers) -> str:
+    with Store.open(db_url) as store:
+        store.load(tiny_layers)
+    return db_url
+
+
+def test_index_lists_the_layers_and_their_counts(loaded_url: str) -> None:
+    with TestClient(create_app(Settings(database_url=loaded_url))) as client:
+        response = client.get("/")
+    assert response.status_code == 200
+    index = IndexPublic.model_validate(response.json())
+    assert index.city.name == "Palencia"
+    assert {layer.name: layer.count for layer in index.layers} == {
+        "ceas": 2, "entities": 2, "defibrillators": 3, "cohousing": 1, "population": 12,
+    }  # fmt: skip
+    assert "sintéticos" in index.notice
+
+
+def test_layers_route_reports_sources(loaded_url: str) -> None:
+    with TestClient(create_app(Settings(database_url=loaded_url))) as client:
+        response = client.get("/api/layers")
+    layers = [LayerPublic.model_validate(item) for item in response.json()]
+    assert layers[0].name == "ceas" and layers[0].sources == {"synthetic": 2}
+
+
+def test_domain_errors_become_json_with_a_code(tmp_path: Path) -> None:
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'x.sqlite'}"))
+
+    @app.get("/boom")
+    def boom() -> None:
+        msg = "La base de datos no responde."
+        raise StorageError(msg)
+
+    with TestClient(app) as client:
+        response = client.get("/boom")
+    assert response.status_code == 503
+    assert ErrorPublic.model_validate(response.json()).code == "storage_error"
+
+
+def test_building_the_app_connects_to_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "never.sqlite"
+    create_app(Settings(database_url=f"sqlite:///{target}"))
+    assert not target.exists()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def server(loaded_url: str) -> Iterator[str]:
+    """``cardiomapa serve`` in its own process, as a user starts it."""
+    port = free_port()
+    env = {**os.environ, "CARDIOMAPA_DATABASE_URL": loaded_url}
+    script = Path(sys.executable).parent / "cardiomapa"
+    process = subprocess.Popen(
+        [str(script), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{base}/api/layers", timeout=2)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    output = process.stdout.read() if process.stdout else ""
+                    pytest.fail(f"the server did not start:\n{output}")
+                time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        if process.stdout:
+            process.stdout.close()
+
+
+def test_a_real_server_serves_the_index(server: str) -> None:
+    response = httpx.get(f"{server}/", timeout=10)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    index = IndexPublic.model_validate(response.json())
+    assert sum(layer.count for layer in index.layers) == 20
+    assert httpx.get(f"{server}/openapi.json", timeout=10).json()["info"]["title"] == "cardiomapa"

@@ -1,0 +1,78 @@
+"""Migrations and models agree, and a database is upgraded, never dropped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from geoalchemy2 import alembic_helpers
+
+from geo.layers import Layers
+from geo.store import (
+    Store,
+    alembic_config,
+    create_db_engine,
+    head_revision,
+    metadata,
+    migrate,
+    schema_revision,
+)
+
+#: Tables SpatiaLite creates for itself (InitSpatialMetaData); not ours to compare.
+SPATIALITE_SYSTEM_TABLES = {
+    "SpatialIndex", "ElementaryGeometries", "KNN", "data_licenses", "sql_statements_log",
+}  # fmt: skip
+
+
+def include_object(
+    obj: object, name: str | None, kind: str, reflected: bool, compare_to: object
+) -> bool:
+    if kind == "table" and name in SPATIALITE_SYSTEM_TABLES:
+        return False
+    return bool(alembic_helpers.include_object(obj, name, kind, reflected, compare_to))
+
+
+def differences(db_url: str, target: sa.MetaData) -> list[Any]:
+    engine = create_db_engine(db_url)
+    migrate(engine)
+    with engine.connect() as connection:
+        options = {"include_object": include_object, "compare_type": True}
+        context = MigrationContext.configure(connection, opts=options)
+        found = compare_metadata(context, target)
+    engine.dispose()
+    return list(found)
+
+
+def test_migrated_schema_matches_the_models(db_url: str) -> None:
+    assert differences(db_url, metadata) == []
+
+
+def test_the_comparison_sees_a_model_change(db_url: str) -> None:
+    drifted = sa.MetaData()
+    for table in metadata.tables.values():
+        table.to_metadata(drifted)
+    drifted.tables["defibrillators"].append_column(sa.Column("serial_number", sa.Text()))
+    assert [d[0] for d in differences(db_url, drifted)] == ["add_column"]
+
+
+def test_downgrade_and_upgrade_round_trip(db_url: str) -> None:
+    engine = create_db_engine(db_url)
+    migrate(engine)
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "base")
+    assert schema_revision(engine) is None
+    migrate(engine)
+    assert schema_revision(engine) == head_revision()
+    engine.dispose()
+
+
+def test_migrating_again_keeps_the_data(db_url: str, tiny_layers: Layers) -> None:
+    with Store.open(db_url) as store:
+        store.load(tiny_layers)
+        migrate(store.engine)
+        assert store.counts() == tiny_layers.counts()
