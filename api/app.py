@@ -18,10 +18,7 @@ from geo.store import Store
 #: Domain errors → HTTP status; anything not listed is a 400.
 ERROR_STATUS: dict[type[CardiomapaError], int] = {StorageError: 503}
 
-SYNTHETIC_NOTICE = (
-    "Los datos de muestra son sintéticos (source = synthetic) salvo donde se indica otra "
-    "procedencia; no son el registro oficial de desfibriladores de la ciudad."
-)
+SYNTHETIC_SOURCE = "synthetic"
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -52,6 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/", response_model=IndexPublic, summary="Índice: ciudad y capas cargadas")
     def index(store: StoreDep, city: CityDep) -> IndexPublic:
+        layers = _layers(store)
         return IndexPublic(
             city=CityPublic(
                 name=city.name,
@@ -60,8 +58,8 @@ def create_app(settings: Settings) -> FastAPI:
                 population_year=city.population_year,
                 population_source=city.population_source,
             ),
-            layers=_layers(store),
-            notice=SYNTHETIC_NOTICE,
+            layers=layers,
+            notice=_data_notice(layers),
         )
 
     @app.get("/api/layers", response_model=list[LayerPublic], summary="Capas y registros")
@@ -83,6 +81,19 @@ def _city(request: Request) -> CityProfile:
 
 StoreDep = Annotated[Store, Depends(_store)]
 CityDep = Annotated[CityProfile, Depends(_city)]
+
+
+def _data_notice(layers: list[LayerPublic]) -> str:
+    """Say plainly how much of what is served is synthetic sample data."""
+    total = sum(layer.count for layer in layers)
+    synthetic = sum(layer.sources.get(SYNTHETIC_SOURCE, 0) for layer in layers)
+    if synthetic == 0:
+        return "Ningún registro es sintético; la procedencia de cada uno figura en su campo source."
+    return (
+        f"{synthetic} de {total} registros son datos de muestra sintéticos (source = synthetic): "
+        "no son el registro oficial de la ciudad. La procedencia de los demás figura en su campo "
+        "source."
+    )
 
 
 def _layers(store: Store) -> list[LayerPublic]:

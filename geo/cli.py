@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -35,15 +36,23 @@ DataDirOption = Annotated[
         "--data-dir",
         help="Carpeta con los archivos de capas (defibrillators.geojson, ceas.geojson…). "
         "Por defecto, la muestra de data/.",
-        file_okay=False,
-        dir_okay=True,
     ),
 ]
 
 
 def _settings(data_dir: Path | None = None) -> Settings:
-    settings = Settings()
-    return settings if data_dir is None else settings.model_copy(update={"data_dir": data_dir})
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        fields = ", ".join(f"CARDIOMAPA_{str(e['loc'][0]).upper()}" for e in exc.errors())
+        errors.print(f"[bold red]Error[/]: configuración no válida en {fields}.", highlight=False)
+        raise typer.Exit(code=2) from None
+    if data_dir is None:
+        return settings
+    if not data_dir.is_dir():
+        errors.print(f"[bold red]Error[/]: la carpeta de datos {data_dir} no existe.")
+        raise typer.Exit(code=2)
+    return settings.model_copy(update={"data_dir": data_dir})
 
 
 def _fail(exc: CardiomapaError) -> typer.Exit:

@@ -38,7 +38,7 @@ def test_index_lists_the_layers_and_their_counts(loaded_url: str) -> None:
     assert {layer.name: layer.count for layer in index.layers} == {
         "ceas": 2, "entities": 2, "defibrillators": 3, "cohousing": 1, "population": 12,
     }  # fmt: skip
-    assert "sintéticos" in index.notice
+    assert index.notice.startswith("20 de 20 registros son datos de muestra sintéticos")
 
 
 def test_layers_route_reports_sources(loaded_url: str) -> None:

@@ -85,6 +85,19 @@ def test_a_bad_database_url_is_reported() -> None:
     assert "storage_error" in err and "no admitida" in err
 
 
+def test_a_missing_data_dir_is_named(db_url: str, tmp_path: Path) -> None:
+    code, _, err = cli(db_url, "load", "--data-dir", str(tmp_path / "nope"))
+    assert code == 2
+    assert "no existe" in err and "nope" in err
+
+
+def test_a_malformed_setting_names_the_variable(tmp_path: Path) -> None:
+    env = {"CARDIOMAPA_PORT": "ochomil", "CARDIOMAPA_DATABASE_URL": f"sqlite:///{tmp_path}/x"}
+    result = runner.invoke(app, ["layers"], env=env)
+    assert result.exit_code == 2
+    assert "CARDIOMAPA_PORT" in result.stderr
+
+
 def test_the_installed_console_script_loads_the_sample(tmp_path: Path) -> None:
     """The real entry point, in its own process, on the full Palencia sample."""
     script = Path(sys.executable).parent / "cardiomapa"
