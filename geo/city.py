@@ -32,6 +32,8 @@ class CityProfile:
         Municipality name, as shown to users.
     ine_code
         Official municipality code (INE, 5 digits in Spain).
+    country
+        ISO 3166 country code, for public holidays in opening hours.
     metric_crs
         Projected CRS used for every distance and area (e.g. ``EPSG:25830``, ETRS89 / UTM 30N).
     timezone
@@ -48,6 +50,7 @@ class CityProfile:
 
     name: str
     ine_code: str
+    country: str
     metric_crs: str
     timezone: str
     language: str
@@ -81,7 +84,7 @@ def load_city_profile(path: Path) -> CityProfile:
         msg = f"{path.name}, línea {exc.lineno}: el perfil de ciudad no es JSON válido ({exc.msg})."
         raise CityProfileError(msg) from None
     required = (
-        "name", "ine_code", "metric_crs", "timezone", "language", "population",
+        "name", "ine_code", "country", "metric_crs", "timezone", "language", "population",
         "population_year", "population_source", "boundary", "boundary_source", "centre",
     )  # fmt: skip
     missing = [key for key in required if key not in raw]
@@ -115,6 +118,7 @@ def load_city_profile(path: Path) -> CityProfile:
     return CityProfile(
         name=str(raw["name"]),
         ine_code=str(raw["ine_code"]),
+        country=str(raw["country"]),
         metric_crs=str(raw["metric_crs"]),
         timezone=str(raw["timezone"]),
         language=str(raw["language"]),

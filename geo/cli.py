@@ -6,17 +6,38 @@ the web app only when it runs.
 
 from __future__ import annotations
 
+import datetime as dt
+import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import geopandas as gpd
+import numpy as np
+import pandas as pd
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from geo import outputs
+from geo.availability import WEEKDAY_NAMES
+from geo.coverage import (
+    DEFAULT_DETOUR_FACTOR,
+    DEFAULT_RADIUS_M,
+    CoverageResult,
+    WeeklyCoverage,
+    coverage_by_income,
+    find_gaps,
+    sites_without_device,
+    weekly_coverage,
+)
+from geo.coverage import coverage as run_coverage
 from geo.errors import CardiomapaError, LayerValidationError
+from geo.inputs import AnalysisInputs, load_inputs, section_incomes
 from geo.layers import LAYERS, Layers, LayerSchema, read_layers
+from geo.network import load_network
 from geo.settings import Settings
 from geo.store import Store
 
@@ -163,6 +184,483 @@ def serve(
     except CardiomapaError as exc:
         raise _fail(exc) from None
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+
+
+# --- analysis ---------------------------------------------------------------------------------
+
+
+class Format(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    GEOJSON = "geojson"
+    CSV = "csv"
+
+
+class Grouping(StrEnum):
+    CEAS = "ceas"
+    INCOME = "income"
+
+
+RadiusOption = Annotated[
+    float,
+    typer.Option("--radius-m", help="Distancia a pie que cuenta como cubierta, en metros."),
+]
+AtOption = Annotated[
+    str | None,
+    typer.Option(
+        "--at",
+        help="Instante a evaluar, ISO 8601 (2026-11-23T22:00); sin zona = hora local.",
+    ),
+]
+AlwaysOption = Annotated[
+    bool, typer.Option("--always", help="Solo desfibriladores disponibles 24/7 (por defecto).")
+]
+FormatOption = Annotated[Format, typer.Option("--format", help="Formato de salida.")]
+NetworkOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--network",
+        help="Red peatonal (.osm, .osm.xml o .graphml) para medir a pie por las calles.",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+NoNetworkOption = Annotated[
+    bool,
+    typer.Option("--no-network", help="Usar línea recta × factor de rodeo aunque haya red."),
+]
+DetourOption = Annotated[
+    float,
+    typer.Option("--detour-factor", help="Factor de rodeo para la distancia en línea recta."),
+]
+UnknownOption = Annotated[
+    bool,
+    typer.Option(
+        "--assume-unknown-open",
+        help="Contar como abiertos los desfibriladores sin horario o con horario ilegible.",
+    ),
+]
+
+
+def _instant(text: str | None) -> dt.datetime | None:
+    if text is None:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        errors.print(
+            f"[bold red]Error[/]: --at {text!r} no es una fecha y hora ISO 8601; "
+            "ejemplo: 2026-11-23T22:00 (hora local) o 2026-11-23T21:00+00:00.",
+            highlight=False,
+        )
+        raise typer.Exit(code=2) from None
+
+
+def _inputs(
+    data_dir: Path | None, network: Path | None, no_network: bool
+) -> tuple[Settings, AnalysisInputs]:
+    settings = _settings(data_dir)
+    try:
+        inputs = load_inputs(
+            settings,
+            from_files=data_dir is not None,
+            network_file=network,
+            use_network=not no_network,
+        )
+    except LayerValidationError as exc:
+        errors.print(f"[bold red]Error[/] [dim]({exc.code})[/]: {exc}", highlight=False)
+        raise typer.Exit(code=1) from None
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    return settings, inputs
+
+
+def _emit(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _pct(share: float) -> str:
+    return f"{share * 100:.1f} %".replace(".", ",")
+
+
+def _int(value: float) -> str:
+    return f"{int(value):,}".replace(",", ".")
+
+
+def _describe_when(result: CoverageResult) -> str:
+    if result.at is None:
+        return "solo desfibriladores disponibles 24/7"
+    return f"en el instante {result.at:%Y-%m-%d %H:%M} (hora local)"
+
+
+def _print_warnings(issues: tuple[object, ...]) -> None:
+    if issues:
+        errors.print(
+            f"[yellow]Aviso[/]: {len(issues)} desfibriladores con horario desconocido "
+            "no se han contado:",
+            highlight=False,
+        )
+        for issue in issues:
+            errors.print(f"  - {issue}", highlight=False)
+
+
+@app.command()
+def coverage(
+    radius_m: RadiusOption = DEFAULT_RADIUS_M,
+    at: AtOption = None,
+    always: AlwaysOption = False,
+    weekly: Annotated[
+        bool, typer.Option("--weekly", help="Perfil semanal: cobertura en cada hora de la semana.")
+    ] = False,
+    week_of: Annotated[
+        str | None,
+        typer.Option("--week-of", help="Fecha de la semana de referencia (por defecto, hoy)."),
+    ] = None,
+    by: Annotated[Grouping, typer.Option("--by", help="Desglose: zonas CEAS o renta.")] = (
+        Grouping.CEAS
+    ),
+    output: FormatOption = Format.TABLE,
+    data_dir: DataDirOption = None,
+    network: NetworkOption = None,
+    no_network: NoNetworkOption = False,
+    detour_factor: DetourOption = DEFAULT_DETOUR_FACTOR,
+    assume_unknown_open: UnknownOption = False,
+) -> None:
+    """Población a menos de RADIO metros a pie de un desfibrilador disponible."""
+    if sum((at is not None, always, weekly)) > 1:
+        errors.print("[bold red]Error[/]: use solo una de --at, --always y --weekly.")
+        raise typer.Exit(code=2)
+    instant = _instant(at)
+    reference = _day(week_of)
+    settings, inputs = _inputs(data_dir, network, no_network)
+    metric = inputs.metric
+    try:
+        model = inputs.distance_model(detour_factor=detour_factor)
+        if weekly:
+            week = weekly_coverage(
+                metric["population"],
+                metric["defibrillators"],
+                inputs.city,
+                week_of=reference,
+                radius_m=radius_m,
+                zones=metric["ceas"],
+                model=model,
+                assume_unknown_open=assume_unknown_open,
+            )
+            _emit_week(week, metric["ceas"], output)
+            return
+        result = run_coverage(
+            metric["population"],
+            metric["defibrillators"],
+            inputs.city,
+            radius_m=radius_m,
+            at=instant,
+            zones=metric["ceas"],
+            model=model,
+            assume_unknown_open=assume_unknown_open,
+            reference_date=reference,
+        )
+        income = (
+            coverage_by_income(result, section_incomes(settings)) if by is Grouping.INCOME else None
+        )
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    _emit_coverage(result, metric["ceas"], income, output, inputs)
+
+
+def _day(text: str | None) -> dt.date:
+    if text is None:
+        return dt.datetime.now(tz=dt.UTC).date()
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        errors.print(f"[bold red]Error[/]: --week-of {text!r} no es una fecha AAAA-MM-DD.")
+        raise typer.Exit(code=2) from None
+
+
+def _emit_coverage(
+    result: CoverageResult,
+    zones: gpd.GeoDataFrame,
+    income: pd.DataFrame | None,
+    output: Format,
+    inputs: AnalysisInputs,
+) -> None:
+    if output is Format.JSON:
+        document = {"city": inputs.city.name, "data_origin": inputs.origin, **result.to_dict()}
+        if income is not None:
+            document["income_quintiles"] = outputs.records(income)
+        _emit(outputs.dumps(document))
+    elif output is Format.CSV:
+        _emit(outputs.to_csv(income if income is not None else result.by_zone))
+    elif output is Format.GEOJSON:
+        layer = outputs.zones_with_coverage(zones, result)
+        _emit(outputs.dumps(outputs.feature_collection(layer, **outputs.result_header(result))))
+    else:
+        _print_coverage(result, income, inputs)
+    if output is not Format.TABLE:
+        _print_warnings(result.hours_issues)
+
+
+def _print_coverage(
+    result: CoverageResult, income: pd.DataFrame | None, inputs: AnalysisInputs
+) -> None:
+    console.print(
+        f"[bold]Cobertura de desfibriladores en {inputs.city.name}[/] — {_describe_when(result)}\n"
+        f"Radio: {result.radius_m:g} m a pie · {result.distance_model_description}\n"
+        f"Desfibriladores contados: {result.devices_available} de {result.devices_total} · "
+        f"Datos: {inputs.origin}",
+        highlight=False,
+    )
+    console.print(
+        f"Residentes cubiertos: [bold]{_int(result.residents_covered)}[/] de "
+        f"{_int(result.residents)} ({_pct(result.share_covered)}) · 65 o más: "
+        f"{_int(result.residents_65_plus_covered)} de {_int(result.residents_65_plus)} "
+        f"({_pct(result.share_65_plus_covered)})",
+        highlight=False,
+    )
+    if income is not None:
+        table = Table(
+            "Quintil", "Secc.", "€/persona", "Resid.", "Cubiertos", "%", "65+ cub.", "% 65+"
+        )
+        for row in income.itertuples():
+            table.add_row(
+                str(row.quintile),
+                str(row.sections),
+                f"{_int(row.income_min)}–{_int(row.income_max)}",
+                _int(row.residents),
+                _int(row.residents_covered),
+                _pct(row.share_covered),
+                _int(row.residents_65_plus_covered),
+                _pct(row.share_65_plus_covered),
+            )
+    else:
+        table = Table("Zona CEAS", "Residentes", "Cubiertos", "%", "65+", "65+ cubiertos", "% 65+")
+        for row in result.by_zone.itertuples():
+            table.add_row(
+                str(row.zone_name),
+                _int(row.residents),
+                _int(row.residents_covered),
+                _pct(row.share_covered),
+                _int(row.residents_65_plus),
+                _int(row.residents_65_plus_covered),
+                _pct(row.share_65_plus_covered),
+            )
+    console.print(table)
+    _print_warnings(result.hours_issues)
+
+
+def _emit_week(week: WeeklyCoverage, zones: gpd.GeoDataFrame, output: Format) -> None:
+    if output is Format.JSON:
+        _emit(outputs.dumps(week.to_dict()))
+    elif output is Format.CSV:
+        _emit(outputs.to_csv(week.slices))
+    elif output is Format.GEOJSON:
+        layer = outputs.zones_with_week(zones, week)
+        _emit(outputs.dumps(outputs.feature_collection(layer, **outputs.result_header(week))))
+    else:
+        _print_week(week)
+    if output is not Format.TABLE:
+        _print_warnings(week.hours_issues)
+
+
+def _print_week(week: WeeklyCoverage) -> None:
+    summary = week.to_dict()
+    console.print(
+        f"[bold]Perfil semanal de cobertura[/] — semana del {week.week_start:%Y-%m-%d}\n"
+        f"Radio: {week.radius_m:g} m a pie · {week.distance_model_description}\n"
+        f"24/7: {_pct(summary['share_covered_always'])} · media semanal: "
+        f"{_pct(week.mean_share_covered)} · con todos abiertos siempre: "
+        f"{_pct(summary['share_covered_potential'])}\n"
+        f"Cobertura perdida por los horarios: {_pct(week.share_lost_to_hours)} de media; "
+        f"{_pct(summary['share_lost_off_hours'])} en tardes, noches y fines de semana\n"
+        f"Peor hora: {summary['worst_slot']['label']} "
+        f"({_pct(summary['worst_slot']['share_covered'])})",
+        highlight=False,
+    )
+    table = Table("Hora", *(name[:3] for name in WEEKDAY_NAMES))
+    shares = week.slices["share_covered"].to_numpy().reshape(7, 24)
+    for hour in range(24):
+        table.add_row(f"{hour:02d}:00", *(_pct(shares[day, hour]) for day in range(7)))
+    console.print(table)
+    _print_warnings(week.hours_issues)
+
+
+@app.command()
+def gaps(
+    radius_m: RadiusOption = DEFAULT_RADIUS_M,
+    at: AtOption = None,
+    always: AlwaysOption = False,
+    top: Annotated[int, typer.Option("--top", min=1, help="Áreas a mostrar en la tabla.")] = 15,
+    cell_m: Annotated[
+        float | None,
+        typer.Option("--cell-m", help="Lado de las celdas de huecos (por defecto 1,5 × radio)."),
+    ] = None,
+    output: FormatOption = Format.TABLE,
+    data_dir: DataDirOption = None,
+    network: NetworkOption = None,
+    no_network: NoNetworkOption = False,
+    detour_factor: DetourOption = DEFAULT_DETOUR_FACTOR,
+) -> None:
+    """Huecos de cobertura: dónde vive la gente sin desfibrilador cerca, y entidades sin él."""
+    if at is not None and always:
+        errors.print("[bold red]Error[/]: use solo una de --at y --always.")
+        raise typer.Exit(code=2)
+    instant = _instant(at)
+    _, inputs = _inputs(data_dir, network, no_network)
+    metric = inputs.metric
+    try:
+        model = inputs.distance_model(detour_factor=detour_factor)
+        result = run_coverage(
+            metric["population"],
+            metric["defibrillators"],
+            inputs.city,
+            radius_m=radius_m,
+            at=instant,
+            zones=metric["ceas"],
+            model=model,
+        )
+        areas = find_gaps(result, cell_m=cell_m)
+        sites = {
+            name: sites_without_device(
+                metric[name],
+                metric["defibrillators"],
+                inputs.city,
+                radius_m=radius_m,
+                at=instant,
+                model=model,
+            )
+            for name in ("entities", "cohousing")
+        }
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    uncovered = {name: frame[~frame["covered"]] for name, frame in sites.items()}
+    if output is Format.JSON:
+        _emit(
+            outputs.dumps(
+                {
+                    **outputs.result_header(result),
+                    "residents_uncovered": result.residents - result.residents_covered,
+                    "areas": outputs.records(areas.drop(columns="geometry")),
+                    "entities_without_device": outputs.records(uncovered["entities"]),
+                    "cohousing_without_device": outputs.records(uncovered["cohousing"]),
+                }
+            )
+        )
+    elif output is Format.CSV:
+        _emit(outputs.to_csv(areas))
+    elif output is Format.GEOJSON:
+        layer = pd.concat(
+            [
+                areas.assign(kind="gap_area"),
+                uncovered["entities"].assign(kind="entity_without_device"),
+                uncovered["cohousing"].assign(kind="cohousing_without_device"),
+            ],
+            ignore_index=True,
+        )
+        layer = gpd.GeoDataFrame(layer, geometry="geometry", crs=areas.crs)
+        _emit(outputs.dumps(outputs.feature_collection(layer, **outputs.result_header(result))))
+    else:
+        _print_gaps(result, areas, uncovered, inputs, top=top)
+
+
+def _print_gaps(
+    result: CoverageResult,
+    areas: gpd.GeoDataFrame,
+    uncovered: dict[str, gpd.GeoDataFrame],
+    inputs: AnalysisInputs,
+    *,
+    top: int,
+) -> None:
+    console.print(
+        f"[bold]Huecos de cobertura en {inputs.city.name}[/] — {_describe_when(result)}\n"
+        f"Radio: {result.radius_m:g} m a pie · {result.distance_model_description}\n"
+        f"Residentes sin desfibrilador a su alcance: "
+        f"{_int(result.residents - result.residents_covered)} de {_int(result.residents)}",
+        highlight=False,
+    )
+    table = Table("#", "Residentes", "65+", "Zona CEAS", "DEA más cercano (m)", "Lon", "Lat")
+    zones = inputs.layers["ceas"]
+    zone_names = dict(zip(zones["id"], zones["name"], strict=True))
+    centres = areas.head(top).geometry.centroid.to_crs(outputs.WGS84)
+    for row, centre in zip(areas.head(top).itertuples(), centres, strict=True):
+        distance = _int(row.nearest_distance_m) if np.isfinite(row.nearest_distance_m) else "—"
+        table.add_row(
+            str(row.rank),
+            _int(row.residents),
+            _int(row.residents_65_plus),
+            zone_names.get(row.zone_id, "—"),
+            distance,
+            f"{centre.x:.5f}",
+            f"{centre.y:.5f}",
+        )
+    console.print(table)
+    for name, title in (("entities", "Entidades del clúster"), ("cohousing", "Cohousing")):
+        frame = uncovered[name]
+        console.print(f"{title} sin desfibrilador disponible a {result.radius_m:g} m: {len(frame)}")
+        for row in frame.itertuples():
+            own = " (tiene uno propio, no disponible)" if row.holds_device else ""
+            distance = "—" if not np.isfinite(row.distance_m) else f"{_int(row.distance_m)} m"
+            console.print(f"  - {row.id} {row.name}: más cercano {distance}{own}", highlight=False)
+    _print_warnings(result.hours_issues)
+
+
+# --- walking network --------------------------------------------------------------------------
+
+network_app = typer.Typer(help="Red peatonal para medir distancias a pie por las calles.")
+app.add_typer(network_app, name="network")
+
+
+@network_app.command("load")
+def network_load(
+    file: Annotated[
+        Path, typer.Argument(help="Archivo OSM XML (.osm) o GraphML de osmnx.", exists=True)
+    ],
+) -> None:
+    """Carga una red peatonal en la base de datos (sustituye a la anterior)."""
+    settings = _settings()
+    try:
+        city = settings.load_city()
+        with console.status(f"Leyendo {file.name}…"):
+            walking = load_network(file, crs=city.metric_crs)
+        with Store.open(settings.database_url) as store, _progress() as progress:
+            task = progress.add_task("Guardando", total=walking.n_nodes + walking.n_edges)
+            nodes, edges = store.save_network(
+                walking, on_rows=lambda _name, rows: progress.update(task, advance=rows)
+            )
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    console.print(
+        f"Red guardada en la base de datos: {_int(nodes)} nodos y {_int(edges)} tramos "
+        f"de {walking.source}."
+    )
+
+
+@network_app.command("info")
+def network_info() -> None:
+    """Muestra la red peatonal cargada, si la hay."""
+    settings = _settings()
+    try:
+        city = settings.load_city()
+        with Store.open(settings.database_url) as store:
+            walking = store.read_network(crs=city.metric_crs)
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    if walking is None:
+        console.print("No hay red peatonal cargada: se usa la distancia en línea recta × rodeo.")
+    else:
+        console.print(f"Red cargada: {walking.describe()}.")
+
+
+@network_app.command("clear")
+def network_clear() -> None:
+    """Borra la red peatonal de la base de datos."""
+    settings = _settings()
+    try:
+        with Store.open(settings.database_url) as store:
+            store.clear_network()
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    console.print("Red peatonal borrada.")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import shapely
 import sqlalchemy as sa
@@ -41,12 +42,14 @@ from geo.layers import (
     DEFIBRILLATORS,
     LAYERS,
     LAYERS_BY_NAME,
+    WGS84,
     Field,
     Kind,
     Layers,
     LayerSchema,
     to_frame,
 )
+from geo.network import WalkingNetwork, network_from_frames, network_to_frames
 
 SRID = 4326
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -110,6 +113,26 @@ def _table(schema: LayerSchema) -> sa.Table:
 
 #: One table per layer, in load order (entities before the devices that reference them).
 TABLES: Mapping[str, sa.Table] = {schema.name: _table(schema) for schema in LAYERS}
+
+#: The walking network (one at a time), stored in EPSG:4326 like everything else.
+NETWORK_NODES = sa.Table(
+    "network_nodes",
+    metadata,
+    sa.Column("node_id", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("source", sa.Text(), nullable=False),
+    sa.Column("geom", Geometry("POINT", srid=SRID, spatial_index=True), nullable=False),
+)
+NETWORK_EDGES = sa.Table(
+    "network_edges",
+    metadata,
+    sa.Column("edge_id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("u_id", sa.BigInteger(), nullable=False),
+    sa.Column("v_id", sa.BigInteger(), nullable=False),
+    sa.Column("length_m", sa.Float(), nullable=False),
+    sa.Column("source", sa.Text(), nullable=False),
+    sa.Column("geom", Geometry("LINESTRING", srid=SRID, spatial_index=True), nullable=False),
+    sa.CheckConstraint("length_m >= 0", name="length_m"),
+)
 
 
 # --- engines ----------------------------------------------------------------------------------
@@ -381,6 +404,82 @@ class Store:
                     if on_rows is not None:
                         on_rows(name, len(batch))
         return written
+
+    # the walking network ---------------------------------------------------------------------
+
+    def save_network(
+        self,
+        network: WalkingNetwork,
+        *,
+        batch_size: int = 5000,
+        on_rows: Callable[[str, int], None] | None = None,
+    ) -> tuple[int, int]:
+        """Replace the stored walking network with ``network``, in one transaction.
+
+        Returns
+        -------
+        tuple
+            Nodes and edges written.
+        """
+        nodes, edges = (frame.to_crs(WGS84) for frame in network_to_frames(network))
+        node_rows = (
+            {"node_id": int(node_id), "source": network.source, "geom": from_shape(geom, SRID)}
+            for node_id, geom in zip(nodes["node_id"], nodes.geometry, strict=True)
+        )
+        edge_rows = (
+            {"edge_id": index, "u_id": int(u), "v_id": int(v), "length_m": float(length),
+             "source": network.source, "geom": from_shape(geom, SRID)}
+            for index, (u, v, length, geom) in enumerate(
+                zip(edges["u_id"], edges["v_id"], edges["length_m"], edges.geometry, strict=True)
+            )
+        )  # fmt: skip
+        with self._transaction() as connection:
+            connection.execute(NETWORK_EDGES.delete())
+            connection.execute(NETWORK_NODES.delete())
+            for name, table, rows in (("nodos", NETWORK_NODES, node_rows),
+                                      ("tramos", NETWORK_EDGES, edge_rows)):  # fmt: skip
+                for batch in _batches(rows, batch_size):
+                    connection.execute(table.insert(), batch)
+                    if on_rows is not None:
+                        on_rows(name, len(batch))
+        return len(nodes), len(edges)
+
+    def read_network(self, *, crs: str) -> WalkingNetwork | None:
+        """The stored walking network projected to ``crs``, or ``None`` when none is stored."""
+        with self.engine.connect() as connection:
+            node_rows = connection.execute(
+                sa.select(NETWORK_NODES.c.node_id, NETWORK_NODES.c.source,
+                          sa.func.ST_AsBinary(NETWORK_NODES.c.geom).label("wkb"))
+                .order_by(NETWORK_NODES.c.node_id)
+            ).all()  # fmt: skip
+            edge_rows = connection.execute(
+                sa.select(
+                    NETWORK_EDGES.c.u_id, NETWORK_EDGES.c.v_id, NETWORK_EDGES.c.length_m
+                ).order_by(NETWORK_EDGES.c.edge_id)
+            ).all()
+        if not node_rows or not edge_rows:
+            return None
+        nodes = gpd.GeoDataFrame(
+            {"node_id": np.array([row.node_id for row in node_rows], dtype=np.int64)},
+            geometry=shapely.from_wkb([bytes(row.wkb) for row in node_rows]),
+            crs=WGS84,
+        ).to_crs(crs)
+        edges = gpd.GeoDataFrame(
+            {
+                "u_id": np.array([row.u_id for row in edge_rows], dtype=np.int64),
+                "v_id": np.array([row.v_id for row in edge_rows], dtype=np.int64),
+                "length_m": np.array([row.length_m for row in edge_rows], dtype=np.float64),
+            },
+            geometry=[None] * len(edge_rows),
+            crs=crs,
+        )
+        return network_from_frames(nodes, edges, source=node_rows[0].source)
+
+    def clear_network(self) -> None:
+        """Remove the stored walking network."""
+        with self._transaction() as connection:
+            connection.execute(NETWORK_EDGES.delete())
+            connection.execute(NETWORK_NODES.delete())
 
 
 def _counts(connection: Connection) -> dict[str, int]:

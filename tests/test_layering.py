@@ -10,7 +10,7 @@ import pytest
 
 GEO = Path(__file__).resolve().parent.parent / "geo"
 #: Edges and storage: the only modules of geo/ allowed to touch HTTP, SQL or HTML.
-IMPURE = {"store", "cli", "settings", "maps", "migrations"}
+IMPURE = {"store", "cli", "settings", "maps", "migrations", "inputs"}
 FORBIDDEN = ("fastapi", "starlette", "sqlalchemy", "geoalchemy2", "alembic", "folium", "api")
 PURE_MODULES = sorted(
     f"geo.{path.stem}"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
+from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
 import shapely
@@ -16,7 +18,7 @@ from hypothesis import strategies as st
 
 from geo.errors import DatabaseNotEmptyError, StorageError
 from geo.layers import LAYERS, Layers
-from geo.store import TABLES, Store, create_db_engine, head_revision, schema_revision
+from geo.store import NETWORK_EDGES, TABLES, Store, create_db_engine, head_revision, schema_revision
 
 
 def test_open_migrates_an_empty_database_to_head(db_url: str) -> None:
@@ -181,3 +183,26 @@ def test_any_valid_population_round_trips_exactly(
     stored = store.read_layer("population")
     expected = population.sort_values("id").reset_index(drop=True)
     assert_geodataframe_equal(stored, expected)
+
+
+def test_walking_network_round_trip(store: Store) -> None:
+    from geo.network import load_network
+
+    path = Path(__file__).resolve().parent / "fixtures" / "network" / "palencia_centro.osm"
+    network = load_network(path, crs="EPSG:25830")
+    assert store.read_network(crs="EPSG:25830") is None
+    assert store.save_network(network) == (network.n_nodes, network.n_edges)
+    stored = store.read_network(crs="EPSG:25830")
+    assert stored is not None
+    assert stored.source == "palencia_centro.osm"
+    assert stored.node_ids.tolist() == network.node_ids.tolist()
+    assert np.allclose(stored.node_xy, network.node_xy, atol=1e-6)
+    assert stored.edge_u.tolist() == network.edge_u.tolist()
+    # Nodes travel through EPSG:4326 and back (nanometres); lengths may be nudged to the chord.
+    assert np.allclose(stored.edge_length_m, network.edge_length_m, rtol=0, atol=1e-6)
+    store.save_network(network)  # replaces, never duplicates
+    with store.engine.connect() as connection:
+        count = sa.select(sa.func.count()).select_from(NETWORK_EDGES)
+        assert connection.execute(count).scalar_one() == network.n_edges
+    store.clear_network()
+    assert store.read_network(crs="EPSG:25830") is None

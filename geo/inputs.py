@@ -1,0 +1,109 @@
+"""Where an analysis gets its inputs: the database or a folder of layer files, plus the network.
+
+An edge helper for the CLI and the API: it reads (files, database), the computing modules do not.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from geo.city import CityProfile
+from geo.coverage import DistanceModel, NetworkDistance, StraightLine, to_metric
+from geo.errors import CardiomapaError
+from geo.layers import Layers, read_layers
+from geo.network import WalkingNetwork, load_network
+from geo.settings import SAMPLE_DATA_DIR, Settings
+from geo.store import Store
+
+INCOME_FILE = "palencia_34120_renta_media_secciones_2015_2016_INE_ADRH.csv"
+INCOME_COLUMN = "renta_media_persona_2016"
+
+
+class IncomeDataError(CardiomapaError, ValueError):
+    """The census-section income table is missing or malformed."""
+
+    code = "invalid_income_table"
+
+
+@dataclass(frozen=True)
+class AnalysisInputs:
+    """Layers ready for analysis.
+
+    Attributes
+    ----------
+    layers
+        As read, in EPSG:4326.
+    metric
+        The same layers projected to the city's metric CRS.
+    network
+        The walking network, if one was given or is stored.
+    origin
+        Where the layers came from, for the output header (Spanish).
+    """
+
+    city: CityProfile
+    layers: Layers
+    metric: Layers
+    network: WalkingNetwork | None
+    origin: str
+
+    def distance_model(self, *, detour_factor: float) -> DistanceModel:
+        """Walking network when there is one, else straight line × ``detour_factor``."""
+        if self.network is not None:
+            return NetworkDistance(self.network)
+        return StraightLine(detour_factor)
+
+
+def load_inputs(
+    settings: Settings,
+    *,
+    from_files: bool,
+    network_file: Path | None = None,
+    use_network: bool = True,
+) -> AnalysisInputs:
+    """Read the layers from ``settings.data_dir`` (``from_files``) or from the database.
+
+    The walking network is ``network_file`` when given; otherwise, reading from the database,
+    the stored network if there is one. ``use_network=False`` forces the straight-line model.
+    """
+    city = settings.load_city()
+    network = None
+    if from_files:
+        layers = read_layers(settings.data_dir, city)
+        origin = f"archivos de {settings.data_dir}"
+    else:
+        with Store.open(settings.database_url) as store:
+            layers = store.read_layers()
+            if use_network and network_file is None:
+                network = store.read_network(crs=city.metric_crs)
+        origin = "base de datos"
+    if use_network and network_file is not None:
+        network = load_network(network_file, crs=city.metric_crs)
+    metric = Layers({name: to_metric(frame, city) for name, frame in layers.frames.items()})
+    return AnalysisInputs(city, layers, metric, network, origin)
+
+
+def section_incomes(settings: Settings) -> pd.DataFrame:
+    """INE mean income per person by census section (``code``, ``income``; NaN where unpublished).
+
+    Read from ``<data dir>/reference/`` if the file is there, else from the sample's copy.
+    """
+    path = settings.data_dir / "reference" / INCOME_FILE
+    if not path.exists():
+        path = SAMPLE_DATA_DIR / "reference" / INCOME_FILE
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows = [row for row in csv.DictReader(handle) if row.get("level") == "seccion"]
+    except FileNotFoundError:
+        msg = f"No se encuentra la tabla de renta por sección {path}."
+        raise IncomeDataError(msg) from None
+    try:
+        incomes = [float(r[INCOME_COLUMN]) if r[INCOME_COLUMN].strip() else None for r in rows]
+        return pd.DataFrame({"code": [r["code"] for r in rows], "income": incomes})
+    except (KeyError, ValueError) as exc:
+        msg = f"{path.name}: se esperaban las columnas code y {INCOME_COLUMN} numérica ({exc})."
+        raise IncomeDataError(msg) from None

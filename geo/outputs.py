@@ -1,0 +1,92 @@
+"""Coverage and gap results as JSON documents, CSV text and GeoJSON (EPSG:4326).
+
+Shared by the CLI and the API so both answer with the same, documented shapes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import math
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely.geometry
+
+from geo.coverage import CoverageResult, WeeklyCoverage
+
+WGS84 = "EPSG:4326"
+
+
+def plain(value: Any) -> Any:
+    """A JSON-safe value: numpy scalars unwrapped, NaN/inf → None, floats rounded, dates ISO."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return round(value, 6) if math.isfinite(value) else None
+    if value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, dt.date):  # dates and datetimes
+        return value.isoformat()
+    return value
+
+
+def dumps(document: Any) -> str:
+    """JSON text (UTF-8, not ASCII-escaped), indented for people."""
+    return json.dumps(plain(document), ensure_ascii=False, indent=2)
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of a (Geo)DataFrame as JSON-safe dicts, without geometry."""
+    columns = [c for c in frame.columns if c != "geometry"]
+    return [plain(row) for row in frame[columns].to_dict(orient="records")]
+
+
+def to_csv(frame: pd.DataFrame) -> str:
+    """CSV text of a (Geo)DataFrame; a geometry becomes ``lon``/``lat`` of its centroid."""
+    table = pd.DataFrame(frame.drop(columns="geometry", errors="ignore"))
+    if isinstance(frame, gpd.GeoDataFrame) and len(frame):
+        points = frame.geometry.centroid.to_crs(WGS84)
+        table["lon"], table["lat"] = points.x.round(6), points.y.round(6)
+    buffer = io.StringIO()
+    table.to_csv(buffer, index=False, float_format="%.6g")
+    return buffer.getvalue()
+
+
+def feature_collection(frame: gpd.GeoDataFrame, **members: Any) -> dict[str, Any]:
+    """A GeoJSON FeatureCollection (EPSG:4326) with extra top-level ``members``."""
+    projected = frame.to_crs(WGS84)
+    features = [
+        {"type": "Feature", "properties": properties, "geometry": shapely.geometry.mapping(geom)}
+        for properties, geom in zip(records(projected), projected.geometry, strict=True)
+    ]
+    return {"type": "FeatureCollection", **plain(members), "features": features}
+
+
+def zones_with_coverage(zones: gpd.GeoDataFrame, result: CoverageResult) -> gpd.GeoDataFrame:
+    """CEAS zone polygons with their coverage row."""
+    table = result.by_zone.drop(columns="zone_name")
+    joined = zones[["id", "name", "geometry"]].merge(table, left_on="id", right_on="zone_id")
+    return joined.drop(columns="zone_id")
+
+
+def zones_with_week(zones: gpd.GeoDataFrame, week: WeeklyCoverage) -> gpd.GeoDataFrame:
+    """CEAS zone polygons with their weekly mean, minimum and maximum share covered."""
+    stats = week.zone_slices.groupby("zone_id")["share_covered"].agg(
+        mean_share_covered="mean", min_share_covered="min", max_share_covered="max"
+    )
+    return zones[["id", "name", "geometry"]].merge(stats, left_on="id", right_index=True)
+
+
+def result_header(result: CoverageResult | WeeklyCoverage) -> dict[str, Any]:
+    """The members every coverage document starts with (mode, radius, distance model…)."""
+    document = result.to_dict()
+    keep = ("mode", "at", "week_start", "radius_m", "distance_model", "distance_model_description")
+    return {key: document[key] for key in keep if key in document}

@@ -1,0 +1,176 @@
+"""The analysis commands: coverage, gaps and the walking network, as a planner runs them."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from geo.city import CityProfile
+from geo.cli import app
+from geo.coverage import StraightLine, coverage, to_metric
+from geo.layers import Layers
+from tests.conftest import DATA_DIR, TINY_DIR
+
+runner = CliRunner()
+NETWORK = Path(__file__).resolve().parent / "fixtures" / "network" / "palencia_centro.osm"
+AT = "2026-11-23T11:00"
+
+
+def run(*args: str, db_url: str | None = None) -> tuple[int, str, str]:
+    env = {"CARDIOMAPA_DATABASE_URL": db_url} if db_url else {}
+    result = runner.invoke(app, list(args), env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def run_json(*args: str, db_url: str | None = None) -> dict[str, object]:
+    code, out, err = run(*args, "--format", "json", db_url=db_url)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_coverage_json_equals_the_engine(tiny_layers: Layers, city: CityProfile) -> None:
+    document = run_json("coverage", "--data-dir", str(TINY_DIR), "--at", AT, "--radius-m", "400")
+    metric = {name: to_metric(tiny_layers[name], city) for name in tiny_layers.frames}
+    expected = coverage(
+        metric["population"],
+        metric["defibrillators"],
+        city,
+        at=dt.datetime.fromisoformat(AT),
+        radius_m=400,
+        zones=metric["ceas"],
+        model=StraightLine(),
+    )
+    assert document["residents"] == 7800
+    assert document["residents_covered"] == expected.residents_covered > 0
+    assert document["mode"] == "instant" and document["radius_m"] == 400
+    assert document["distance_model"] == "straight_line"
+    assert "línea recta" in document["distance_model_description"]
+    assert [zone["zone_id"] for zone in document["zones"]] == ["ceas-este", "ceas-oeste"]
+    assert document["data_origin"].startswith("archivos de")
+
+
+def test_database_and_files_give_the_same_answer(db_url: str) -> None:
+    assert run("load", "--data-dir", str(TINY_DIR), db_url=db_url)[0] == 0
+    from_db = run_json("coverage", "--at", AT, "--radius-m", "400", db_url=db_url)
+    from_files = run_json("coverage", "--data-dir", str(TINY_DIR), "--at", AT, "--radius-m", "400")
+    for key in ("residents", "residents_covered", "residents_65_plus_covered", "zones"):
+        assert from_db[key] == from_files[key]
+    assert from_db["data_origin"] == "base de datos"
+
+
+def test_the_table_names_zones_and_the_distance_model() -> None:
+    code, out, _ = run("coverage", "--data-dir", str(DATA_DIR), "--at", AT)
+    assert code == 0
+    assert "Cobertura de desfibriladores en Palencia" in out
+    assert "La Puebla" in out and "línea recta" in out
+
+
+def test_weekly_csv_has_168_hours() -> None:
+    code, out, _ = run("coverage", "--data-dir", str(DATA_DIR), "--weekly",
+                       "--week-of", "2026-11-25", "--format", "csv")  # fmt: skip
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == 168
+    assert rows[0]["label"] == "lunes 00:00–01:00"
+    assert float(rows[10]["share_covered"]) >= float(rows[0]["share_covered"])
+
+
+def test_weekly_json_summarises_the_loss_to_opening_hours() -> None:
+    document = run_json("coverage", "--data-dir", str(DATA_DIR), "--weekly",
+                        "--week-of", "2026-11-23")  # fmt: skip
+    assert document["mode"] == "weekly"
+    assert document["week_start"].startswith("2026-11-23T00:00")
+    assert 0 < document["share_lost_to_hours"] < 1
+    assert document["share_covered_always"] <= document["mean_share_covered"]
+    assert len(document["slices"]) == 168 and len(document["zones"]) == 8 * 168
+
+
+def test_geojson_is_zones_with_their_coverage() -> None:
+    code, out, _ = run("coverage", "--data-dir", str(DATA_DIR), "--format", "geojson")
+    assert code == 0
+    document = json.loads(out)
+    assert document["type"] == "FeatureCollection" and document["mode"] == "always"
+    assert len(document["features"]) == 8
+    lon, lat = document["features"][0]["geometry"]["coordinates"][0][0][0]
+    assert -4.6 < lon < -4.4 and 41.9 < lat < 42.1  # EPSG:4326 at the edge
+    assert "share_covered" in document["features"][0]["properties"]
+
+
+def test_coverage_by_income_quintile() -> None:
+    document = run_json("coverage", "--data-dir", str(DATA_DIR), "--at", AT, "--by", "income")
+    quintiles = document["income_quintiles"]
+    assert [row["quintile"] for row in quintiles] == [1, 2, 3, 4, 5]
+    assert sum(row["residents"] for row in quintiles) <= document["residents"]
+
+
+def test_gaps_account_for_every_uncovered_resident() -> None:
+    document = run_json("gaps", "--data-dir", str(DATA_DIR), "--at", "2026-11-23T22:00")
+    areas = document["areas"]
+    assert sum(area["residents"] for area in areas) == document["residents_uncovered"]
+    assert [area["rank"] for area in areas[:3]] == [1, 2, 3]
+    assert areas[0]["residents"] >= areas[1]["residents"]
+    entities = document["entities_without_device"]
+    assert entities and all(e["distance_m"] is None or e["distance_m"] > 100 for e in entities)
+
+
+def test_gaps_table_and_geojson() -> None:
+    code, out, _ = run("gaps", "--data-dir", str(DATA_DIR), "--top", "3")
+    assert code == 0 and "Huecos de cobertura" in out and "Entidades del clúster" in out
+    code, out, _ = run("gaps", "--data-dir", str(DATA_DIR), "--format", "geojson")
+    kinds = {f["properties"]["kind"] for f in json.loads(out)["features"]}
+    assert kinds == {"gap_area", "entity_without_device", "cohousing_without_device"}
+
+
+def test_a_loaded_network_is_used_and_can_be_bypassed(db_url: str) -> None:
+    assert run("load", "--data-dir", str(TINY_DIR), db_url=db_url)[0] == 0
+    code, out, err = run("network", "load", str(NETWORK), db_url=db_url)
+    assert code == 0, err
+    assert "31 nodos" in out and "53 tramos" in out
+    assert "palencia_centro.osm" in run("network", "info", db_url=db_url)[1]
+    walking = run_json("coverage", "--at", AT, db_url=db_url)
+    assert walking["distance_model"] == "walking_network"
+    assert "palencia_centro.osm" in walking["distance_model_description"]
+    straight = run_json("coverage", "--at", AT, "--no-network", db_url=db_url)
+    assert straight["distance_model"] == "straight_line"
+    assert run("network", "clear", db_url=db_url)[0] == 0
+    assert "No hay red" in run("network", "info", db_url=db_url)[1]
+
+
+def test_a_network_file_works_without_a_database() -> None:
+    document = run_json("coverage", "--data-dir", str(TINY_DIR), "--network", str(NETWORK))
+    assert document["distance_model"] == "walking_network"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["coverage", "--at", "lunes"], "ISO 8601"),
+        (["coverage", "--at", AT, "--weekly"], "solo una"),
+        (["coverage", "--weekly", "--week-of", "23/11/2026"], "AAAA-MM-DD"),
+        (["gaps", "--at", AT, "--always"], "solo una"),
+    ],
+)
+def test_bad_options_are_explained(args: list[str], message: str) -> None:
+    code, _, err = run(*args, "--data-dir", str(TINY_DIR))
+    assert code == 2
+    assert message in err
+
+
+def test_a_bad_network_file_is_explained(tmp_path: Path) -> None:
+    bad = tmp_path / "calles.txt"
+    bad.write_text("no es OSM", encoding="utf-8")
+    code, _, err = run("coverage", "--data-dir", str(TINY_DIR), "--network", str(bad))
+    assert code == 1
+    assert "invalid_network" in err and "calles.txt" in err
+
+
+def test_a_negative_radius_is_explained() -> None:
+    code, _, err = run("coverage", "--data-dir", str(TINY_DIR), "--radius-m", "-5")
+    assert code == 1
+    assert "radio" in err

@@ -1,0 +1,683 @@
+"""Walking-network loading and distances, checked by hand and against networkx brute force."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import osmnx as ox
+import pyproj
+import pytest
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from shapely.geometry import LineString, Point
+
+from geo import network as walking
+from geo.city import load_city_profile
+from geo.network import (
+    CoordinatesError,
+    NetworkError,
+    WalkingNetwork,
+    load_network,
+    nearest_target,
+    network_from_frames,
+    network_to_frames,
+    pairs_within,
+    snap,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "network" / "palencia_centro.osm"
+CRS = "EPSG:25830"
+PROPERTY = settings(max_examples=40, deadline=None, derandomize=True)
+
+# Ids in the fixture (see its README): grid nodes are 90000000RC, row R from the south.
+MOTORWAY_NODES = {9000001301, 9000001302, 9000001303, 9000001304}
+BUILDING_NODES = {9000001401, 9000001402, 9000001403, 9000001404}
+POI_NODE = 9000001501
+SHAPE_NODES = {9000001001, 9000001002, 9000001003, 9000001004, 9000001102, 9000001201}
+CORNERS_SIMPLIFIED = {9000000005, 9000000045}
+DEAD_END = 9000001202
+
+
+def grid_id(row: int, column: int) -> int:
+    return 9_000_000_000 + 10 * row + column
+
+
+@pytest.fixture(scope="module")
+def centro() -> WalkingNetwork:
+    return load_network(FIXTURE, crs=CRS)
+
+
+def lonlat_to_metric(lon: float, lat: float) -> np.ndarray:
+    transformer = pyproj.Transformer.from_crs("EPSG:4326", CRS, always_xy=True)
+    return np.array(transformer.transform(lon, lat))
+
+
+def fixture_lonlat() -> dict[int, tuple[float, float]]:
+    root = ET.parse(FIXTURE).getroot()
+    return {
+        int(node.attrib["id"]): (float(node.attrib["lon"]), float(node.attrib["lat"]))
+        for node in root.iter("node")
+    }
+
+
+def edge_length(network: WalkingNetwork, a: int, b: int) -> float:
+    index = {int(node_id): i for i, node_id in enumerate(network.node_ids)}
+    u, v = index[a], index[b]
+    match = ((network.edge_u == u) & (network.edge_v == v)) | (
+        (network.edge_u == v) & (network.edge_v == u)
+    )
+    assert match.sum() == 1, f"expected one edge {a}–{b}"
+    return float(network.edge_length_m[match][0])
+
+
+def random_points(network: WalkingNetwork, count: int, *, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    low, high = network.node_xy.min(axis=0) - 50, network.node_xy.max(axis=0) + 50
+    return rng.uniform(low, high, size=(count, 2))
+
+
+# --- brute force ------------------------------------------------------------------------------
+
+
+def brute_graph(network: WalkingNetwork) -> nx.Graph:
+    graph = nx.Graph()
+    graph.add_nodes_from(range(network.n_nodes))
+    for u, v, length in zip(network.edge_u, network.edge_v, network.edge_length_m, strict=True):
+        u, v = int(u), int(v)
+        if u != v and (not graph.has_edge(u, v) or graph[u][v]["length"] > length):
+            graph.add_edge(u, v, length=float(length))
+    return graph
+
+
+def brute_snap(network: WalkingNetwork, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    gap = xy[:, None, :] - network.node_xy[None, :, :]
+    distance = np.hypot(gap[..., 0], gap[..., 1])
+    node = distance.argmin(axis=1)
+    return node, distance[np.arange(len(xy)), node]
+
+
+def brute_distances(
+    network: WalkingNetwork, origins: np.ndarray, targets: np.ndarray
+) -> np.ndarray:
+    """Walking distance for every (origin, target), with networkx's shortest_path_length."""
+    graph = brute_graph(network)
+    origin_node, origin_snap = brute_snap(network, origins)
+    target_node, target_snap = brute_snap(network, targets)
+    result = np.full((len(origins), len(targets)), np.inf)
+    for i, (o_node, o_snap) in enumerate(zip(origin_node, origin_snap, strict=True)):
+        for j, (t_node, t_snap) in enumerate(zip(target_node, target_snap, strict=True)):
+            try:
+                path = nx.shortest_path_length(graph, int(o_node), int(t_node), weight="length")
+            except nx.NetworkXNoPath:
+                continue
+            result[i, j] = o_snap + path + t_snap
+    return result
+
+
+# --- loading the fixture ----------------------------------------------------------------------
+
+
+def test_fixture_is_inside_the_municipal_boundary() -> None:
+    city = load_city_profile(ROOT / "data" / "city.json")
+    points = [Point(lon, lat) for lon, lat in fixture_lonlat().values()]
+    assert len(points) == 48
+    assert all(city.boundary.contains(point) for point in points)
+
+
+def test_fixture_loads_as_a_simplified_walking_network(centro: WalkingNetwork) -> None:
+    # Nodes: the 30 grid crossings less the two corners where only two streets meet (simplified
+    # away), plus the two ends of the footway on the streets and the dead end: 28 + 3 = 31.
+    # Edges: 5 + 6 + 5 + 5 + 4 east–west (the two simplified corners merge a street with a
+    # column), 4 × 5 + 3 north–south, 2 diagonals, 1 footway, 1 dead end = 53.
+    assert (centro.n_nodes, centro.n_edges) == (31, 53)
+    ids = set(centro.node_ids.tolist())
+    assert ids.isdisjoint(MOTORWAY_NODES | BUILDING_NODES | {POI_NODE})
+    assert ids.isdisjoint(SHAPE_NODES | CORNERS_SIMPLIFIED)
+    assert {grid_id(r, c) for r in range(5) for c in range(6)} - ids == CORNERS_SIMPLIFIED
+    assert {9000001101, 9000001103, DEAD_END} <= ids
+    degree = np.bincount(np.concatenate([centro.edge_u, centro.edge_v]), minlength=31)
+    assert degree[list(centro.node_ids).index(DEAD_END)] == 1
+    assert centro.crs == CRS
+    assert centro.source == "palencia_centro.osm"
+    assert centro.node_ids.dtype == np.int64 and centro.node_xy.dtype == np.float64
+    assert list(centro.node_ids) == sorted(centro.node_ids)
+    assert (centro.edge_u < centro.edge_v).all()
+
+
+def test_describe_is_spanish(centro: WalkingNetwork) -> None:
+    assert centro.describe() == "red peatonal de palencia_centro.osm (31 nodos, 53 tramos)"
+
+
+def test_edge_lengths_follow_the_geometry_in_the_metric_crs(centro: WalkingNetwork) -> None:
+    lonlat = fixture_lonlat()
+    at = {node_id: lonlat_to_metric(*lonlat[node_id]) for node_id in lonlat}
+
+    def walk(*ids: int) -> float:
+        return sum(float(np.hypot(*(at[a] - at[b]))) for a, b in itertools.pairwise(ids))
+
+    # a straight block, a block with a bend (9000001001) and a simplified corner (row 0, col 5)
+    assert edge_length(centro, grid_id(1, 2), grid_id(1, 3)) == pytest.approx(
+        walk(9000000012, 9000000013), abs=1e-6
+    )
+    bend = walk(grid_id(1, 1), 9000001001, grid_id(1, 2))
+    assert edge_length(centro, grid_id(1, 1), grid_id(1, 2)) == pytest.approx(bend, abs=1e-6)
+    assert bend > walk(grid_id(1, 1), grid_id(1, 2)) + 1
+    corner = walk(grid_id(0, 4), grid_id(0, 5), grid_id(1, 5))
+    assert edge_length(centro, grid_id(0, 4), grid_id(1, 5)) == pytest.approx(corner, abs=1e-6)
+    dead_end = walk(grid_id(4, 0), 9000001201, DEAD_END)
+    assert edge_length(centro, grid_id(4, 0), DEAD_END) == pytest.approx(dead_end, abs=1e-6)
+
+
+def test_every_edge_is_at_least_its_chord(centro: WalkingNetwork) -> None:
+    gap = centro.node_xy[centro.edge_u] - centro.node_xy[centro.edge_v]
+    assert (centro.edge_length_m >= np.hypot(gap[:, 0], gap[:, 1])).all()
+
+
+def test_motorway_would_be_there_without_the_walk_filter() -> None:
+    """The exclusion is the filter's doing: osmnx alone keeps every way of the file."""
+    raw = ox.graph_from_xml(FIXTURE, bidirectional=True, simplify=False, retain_all=True)
+    assert set(raw.nodes) >= MOTORWAY_NODES
+
+
+def test_walk_filter_matches_osmnx() -> None:
+    text = ox._overpass._get_network_filter("walk")
+    clauses = re.findall(r'\["([^"]+)"(?:!~"([^"]*)")?\]', text)
+    assert clauses[0] == ("highway", "")
+    assert tuple(clauses[1:]) == walking.WALK_EXCLUSIONS
+
+
+@pytest.mark.parametrize(
+    ("tags", "walkable"),
+    [
+        ({"highway": "footway"}, True),
+        ({"highway": "residential", "oneway": "yes"}, True),
+        ({"highway": "service"}, True),
+        ({"highway": "motorway"}, False),
+        ({"highway": "motorway_link"}, False),
+        ({"highway": "cycleway"}, False),
+        ({"highway": "residential", "foot": "no"}, False),
+        ({"highway": "service", "access": "private"}, False),
+        ({"highway": "pedestrian", "area": "yes"}, False),
+        ({"highway": "primary", "sidewalk": "separate"}, False),
+        ({"building": "yes"}, False),
+    ],
+)
+def test_walk_filter(tags: dict[str, str], walkable: bool) -> None:
+    assert walking._is_walkable(tags) is walkable
+
+
+def test_network_is_read_only_and_hashable(centro: WalkingNetwork) -> None:
+    with pytest.raises(ValueError, match="read-only"):
+        centro.node_xy[0, 0] = 0.0
+    assert hash(centro) == hash(centro)
+    assert centro == centro
+
+
+def test_importing_the_module_does_not_import_osmnx() -> None:
+    code = "import sys, geo.network; print('osmnx' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert done.stdout.strip() == "False"
+
+
+# --- GraphML ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("projected", [False, True], ids=["wgs84", "utm"])
+def test_graphml_round_trip(centro: WalkingNetwork, tmp_path: Path, projected: bool) -> None:
+    graph = walking._graph_from_osm_xml(FIXTURE)
+    if projected:
+        graph = ox.project_graph(graph, to_crs=CRS)
+    path = tmp_path / "centro.graphml"
+    ox.save_graphml(graph, path)
+    again = load_network(path, crs=CRS)
+    assert again.source == "centro.graphml"
+    np.testing.assert_array_equal(again.node_ids, centro.node_ids)
+    np.testing.assert_array_equal(again.edge_u, centro.edge_u)
+    np.testing.assert_array_equal(again.edge_v, centro.edge_v)
+    np.testing.assert_allclose(again.node_xy, centro.node_xy, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(again.edge_length_m, centro.edge_length_m, rtol=0, atol=1e-6)
+    points = random_points(centro, 30, seed=7)
+    for first, second in zip(
+        pairs_within(centro, points, points[:5], radius_m=400),
+        pairs_within(again, points, points[:5], radius_m=400),
+        strict=True,
+    ):
+        np.testing.assert_allclose(first, second, rtol=0, atol=1e-6)
+
+
+def save_graph(tmp_path: Path, graph: nx.MultiDiGraph, name: str = "g.graphml") -> Path:
+    path = tmp_path / name
+    ox.save_graphml(graph, path)
+    return path
+
+
+def test_graphml_parallel_edges_keep_the_shortest_and_self_loops_go(tmp_path: Path) -> None:
+    graph = nx.MultiDiGraph(crs=CRS)
+    for node, (x, y) in {
+        10: (0.0, 0.0),
+        20: (30.0, 40.0),
+        30: (30.0, 100.0),
+        40: (9.0, 9.0),
+    }.items():
+        graph.add_node(node, x=x, y=y)
+    graph.add_edge(10, 20, geometry=LineString([(0, 0), (0, 40), (30, 40)]))  # 70 m
+    graph.add_edge(20, 10)  # straight: 50 m
+    graph.add_edge(10, 20, geometry=LineString([(0, 0), (15, 0), (30, 40)]))
+    graph.add_edge(20, 30)  # 60 m
+    graph.add_edge(30, 30, geometry=LineString([(30, 100), (40, 110), (30, 100)]))
+    graph.add_edge(40, 40)  # a node with only a self-loop is dropped
+    network = load_network(save_graph(tmp_path, graph), crs=CRS)
+    assert network.node_ids.tolist() == [10, 20, 30]
+    assert network.edge_u.tolist() == [0, 1]
+    assert network.edge_v.tolist() == [1, 2]
+    np.testing.assert_allclose(network.edge_length_m, [50.0, 60.0])
+
+
+def test_graphml_without_integer_ids_numbers_the_nodes(tmp_path: Path) -> None:
+    graph = nx.MultiDiGraph(crs=CRS)
+    graph.add_node("b", x=0.0, y=0.0)
+    graph.add_node("a", x=3.0, y=4.0)
+    graph.add_edge("b", "a")
+    network = load_network(save_graph(tmp_path, graph), crs=CRS)
+    assert network.node_ids.tolist() == [0, 1]
+    assert network.edge_length_m.tolist() == [5.0]
+
+
+def test_graphml_without_crs_is_rejected(tmp_path: Path) -> None:
+    graph = nx.MultiDiGraph()
+    graph.add_node(1, x=0.0, y=0.0)
+    graph.add_node(2, x=1.0, y=0.0)
+    graph.add_edge(1, 2)
+    path = save_graph(tmp_path, graph, "sin_crs.graphml")
+    with pytest.raises(NetworkError, match=r"sin_crs\.graphml: el GraphML no declara su CRS"):
+        load_network(path, crs=CRS)
+
+
+def test_graphml_not_written_by_osmnx_is_rejected(tmp_path: Path) -> None:
+    graph = nx.MultiDiGraph(crs=CRS)
+    graph.add_node(1, x=0.0, y=0.0)
+    graph.add_node(2, x=1.0, y=0.0)
+    graph.add_edge(1, 2)
+    path = tmp_path / "networkx.graphml"
+    nx.write_graphml(graph, path)  # typed attributes, not osmnx's strings
+    with pytest.raises(NetworkError, match=r"networkx\.graphml: no es un GraphML de osmnx"):
+        load_network(path, crs=CRS)
+
+
+def test_malformed_graphml(tmp_path: Path) -> None:
+    path = tmp_path / "roto.graphml"
+    path.write_text("<graphml><graph", encoding="utf-8")
+    with pytest.raises(NetworkError, match=r"roto\.graphml: no es un GraphML válido"):
+        load_network(path, crs=CRS)
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+def test_unknown_extension(tmp_path: Path) -> None:
+    path = tmp_path / "calles.shp"
+    path.write_bytes(b"")
+    with pytest.raises(
+        NetworkError, match=r"calles\.shp: formato .*\(\.osm, \.osm\.xml\).*\(\.graphml\)"
+    ) as info:
+        load_network(path, crs=CRS)
+    assert info.value.code == "invalid_network"
+    assert isinstance(info.value, ValueError)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(NetworkError, match=r"no_existe\.osm: no se encuentra"):
+        load_network(tmp_path / "no_existe.osm", crs=CRS)
+
+
+def test_malformed_xml_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "roto.osm"
+    lines = FIXTURE.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join(lines[:40]) + "\n<way id='1'>\n</osm>\n", encoding="utf-8")
+    with pytest.raises(NetworkError, match=r"roto\.osm, línea 42, columna \d+: XML mal formado"):
+        load_network(path, crs=CRS)
+
+
+def test_xml_that_is_not_osm(tmp_path: Path) -> None:
+    path = tmp_path / "otra_cosa.osm.xml"
+    path.write_text("<graphml><graph/></graphml>", encoding="utf-8")
+    with pytest.raises(NetworkError, match=r"otra_cosa\.osm\.xml: no es un archivo OSM XML"):
+        load_network(path, crs=CRS)
+
+
+def test_no_walkable_ways(tmp_path: Path) -> None:
+    path = tmp_path / "solo_autovia.osm"
+    path.write_text(
+        '<osm version="0.6">'
+        '<node id="1" lat="42.0" lon="-4.53"/><node id="2" lat="42.01" lon="-4.53"/>'
+        '<way id="5"><nd ref="1"/><nd ref="2"/><tag k="highway" v="motorway"/></way>'
+        "</osm>",
+        encoding="utf-8",
+    )
+    with pytest.raises(
+        NetworkError, match=r"solo_autovia\.osm: no contiene ningún camino peatonal"
+    ):
+        load_network(path, crs=CRS)
+
+
+def test_clipped_way(tmp_path: Path) -> None:
+    path = tmp_path / "recortado.osm"
+    path.write_text(
+        '<osm version="0.6">'
+        '<node id="1" lat="42.0" lon="-4.53"/><node id="2" lat="42.01" lon="-4.53"/>'
+        '<way id="5"><nd ref="1"/><nd ref="2"/><nd ref="3"/><tag k="highway" v="footway"/></way>'
+        "</osm>",
+        encoding="utf-8",
+    )
+    with pytest.raises(NetworkError, match=r"recortado\.osm: el camino 5 usa el nodo 3"):
+        load_network(path, crs=CRS)
+
+
+def test_walkable_ways_without_a_segment(tmp_path: Path) -> None:
+    path = tmp_path / "un_punto.osm"
+    path.write_text(
+        '<osm version="0.6"><node id="1" lat="42.0" lon="-4.53"/>'
+        '<way id="5"><nd ref="1"/><nd ref="1"/><tag k="highway" v="footway"/></way></osm>',
+        encoding="utf-8",
+    )
+    with pytest.raises(NetworkError, match=r"un_punto\.osm: .* no forman ningún tramo"):
+        load_network(path, crs=CRS)
+
+
+def test_node_without_coordinates(tmp_path: Path) -> None:
+    path = tmp_path / "sin_lat.osm"
+    path.write_text('<osm version="0.6"><node id="7" lon="-4.53"/></osm>', encoding="utf-8")
+    with pytest.raises(NetworkError, match=r"sin_lat\.osm: el nodo 7 no tiene lat/lon válidos"):
+        load_network(path, crs=CRS)
+
+
+@pytest.mark.parametrize("crs", ["EPSG:4326", "EPSG:4258"])
+def test_geographic_crs_is_rejected(crs: str) -> None:
+    with pytest.raises(NetworkError, match=rf"palencia_centro\.osm: {crs} no es un CRS proyectado"):
+        load_network(FIXTURE, crs=crs)
+
+
+def test_unknown_crs_is_rejected() -> None:
+    with pytest.raises(NetworkError, match=r"palencia_centro\.osm: CRS desconocido"):
+        load_network(FIXTURE, crs="EPSG:999999")
+
+
+# --- frames -----------------------------------------------------------------------------------
+
+
+def test_frames_round_trip_exactly(centro: WalkingNetwork) -> None:
+    nodes, edges = network_to_frames(centro)
+    assert list(nodes.columns) == ["node_id", "geometry"]
+    assert list(edges.columns) == ["u_id", "v_id", "length_m", "geometry"]
+    assert nodes.crs == edges.crs == pyproj.CRS(CRS)
+    assert set(edges["u_id"]) | set(edges["v_id"]) == set(nodes["node_id"])
+    again = network_from_frames(nodes, edges, source=centro.source)
+    for field in ("node_ids", "node_xy", "edge_u", "edge_v", "edge_length_m"):
+        mine, theirs = getattr(centro, field), getattr(again, field)
+        assert mine.dtype == theirs.dtype
+        np.testing.assert_array_equal(mine, theirs)
+    assert (again.crs, again.source) == (centro.crs, centro.source)
+
+
+def test_frames_in_shuffled_order_give_the_same_distances(centro: WalkingNetwork) -> None:
+    nodes, edges = network_to_frames(centro)
+    rng = np.random.default_rng(3)
+    again = network_from_frames(
+        nodes.iloc[rng.permutation(len(nodes))], edges.iloc[rng.permutation(len(edges))], source="x"
+    )
+    points = random_points(centro, 40, seed=4)
+    for first, second in zip(
+        pairs_within(centro, points, points[:6], radius_m=300),
+        pairs_within(again, points, points[:6], radius_m=300),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(first, second)
+
+
+def square_frames(length_m: float = 100.0) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    nodes = gpd.GeoDataFrame(
+        {"node_id": [1, 2, 3, 4]},
+        geometry=[Point(0, 0), Point(100, 0), Point(500, 0), Point(600, 0)],
+        crs=CRS,
+    )
+    edges = gpd.GeoDataFrame(
+        {"u_id": [1, 3], "v_id": [2, 4], "length_m": [length_m, 100.0]},
+        geometry=[LineString([(0, 0), (100, 0)]), LineString([(500, 0), (600, 0)])],
+        crs=CRS,
+    )
+    return nodes, edges
+
+
+def test_frames_errors() -> None:
+    nodes, edges = square_frames()
+    with pytest.raises(
+        NetworkError, match=r"marco: a la tabla de tramos le faltan las columnas length_m"
+    ):
+        network_from_frames(nodes, edges.drop(columns="length_m"), source="marco")
+    with pytest.raises(NetworkError, match=r"marco: hay tramos con nodos que no están .* 9"):
+        network_from_frames(nodes, edges.assign(v_id=[2, 9]), source="marco")
+    with pytest.raises(NetworkError, match=r"marco: los nodos están en EPSG:25830 y los tramos"):
+        network_from_frames(nodes, edges.to_crs("EPSG:3857"), source="marco")
+    with pytest.raises(
+        NetworkError, match=r"red peatonal de marco: EPSG:4326 no es un CRS proyectado"
+    ):
+        network_from_frames(nodes.to_crs("EPSG:4326"), edges.to_crs("EPSG:4326"), source="marco")
+    with pytest.raises(NetworkError, match=r"marco: 1 tramos miden menos que la línea recta"):
+        network_from_frames(*square_frames(length_m=90.0), source="marco")
+
+
+def test_rounded_lengths_are_raised_to_the_chord() -> None:
+    network = network_from_frames(*square_frames(length_m=99.995), source="marco")
+    assert network.edge_length_m.tolist() == [100.0, 100.0]
+    assert network.describe() == "red peatonal de marco (4 nodos, 2 tramos)"
+
+
+# --- distances --------------------------------------------------------------------------------
+
+
+def test_snap_matches_brute_force(centro: WalkingNetwork) -> None:
+    points = random_points(centro, 200, seed=1)
+    node, distance = snap(centro, points)
+    brute_node, brute_distance = brute_snap(centro, points)
+    np.testing.assert_array_equal(node, brute_node)
+    np.testing.assert_allclose(distance, brute_distance, rtol=1e-12)
+    assert node.dtype == np.int64 and distance.dtype == np.float64
+
+
+def test_pairs_within_equals_brute_force(centro: WalkingNetwork) -> None:
+    origins = random_points(centro, 60, seed=11)
+    targets = random_points(centro, 9, seed=12)
+    radius = 300.0
+    origin, target, distance = pairs_within(centro, origins, targets, radius_m=radius)
+    brute = brute_distances(centro, origins, targets)
+    expected_origin, expected_target = np.nonzero(brute <= radius)  # row-major: sorted
+    assert 0 < len(expected_origin) < brute.size
+    np.testing.assert_array_equal(origin, expected_origin)
+    np.testing.assert_array_equal(target, expected_target)
+    np.testing.assert_allclose(distance, brute[expected_origin, expected_target], rtol=1e-12)
+    assert (origin.dtype, target.dtype, distance.dtype) == (np.int64, np.int64, np.float64)
+
+
+def test_pairs_within_hand_checked(centro: WalkingNetwork) -> None:
+    """Three blocks east along row 2 (no shortcut) from a device 3 m off a crossing."""
+    index = {int(node_id): i for i, node_id in enumerate(centro.node_ids)}
+    start = centro.node_xy[index[grid_id(2, 0)]]
+    end = centro.node_xy[index[grid_id(2, 3)]]
+    blocks = sum(edge_length(centro, grid_id(2, c), grid_id(2, c + 1)) for c in range(3))
+    origin, target, distance = pairs_within(
+        centro, np.array([end]), np.array([start + np.array([0.0, 3.0])]), radius_m=blocks + 3.0
+    )
+    assert origin.tolist() == [0] and target.tolist() == [0]
+    assert distance[0] == pytest.approx(blocks + 3.0, abs=1e-9)
+    assert (
+        len(pairs_within(centro, [end], [start + np.array([0.0, 3.0])], radius_m=blocks + 2.9)[0])
+        == 0
+    )
+
+
+def test_nearest_target_equals_brute_force(centro: WalkingNetwork) -> None:
+    origins = random_points(centro, 80, seed=21)
+    targets = random_points(centro, 7, seed=22)
+    brute = brute_distances(centro, origins, targets)
+    target, distance = nearest_target(centro, origins, targets)
+    np.testing.assert_array_equal(target, brute.argmin(axis=1))
+    np.testing.assert_allclose(distance, brute.min(axis=1), rtol=1e-12)
+    bounded_target, bounded_distance = nearest_target(centro, origins, targets, max_distance_m=200)
+    within = brute.min(axis=1) <= 200
+    assert 0 < within.sum() < len(origins)
+    np.testing.assert_array_equal(bounded_target, np.where(within, brute.argmin(axis=1), -1))
+    np.testing.assert_allclose(bounded_distance, np.where(within, brute.min(axis=1), np.inf))
+
+
+def test_nearest_target_counts_the_snap_distance_of_targets(centro: WalkingNetwork) -> None:
+    """Two devices snapped to the same crossing: the one nearer the crossing wins."""
+    index = {int(node_id): i for i, node_id in enumerate(centro.node_ids)}
+    crossing = centro.node_xy[index[grid_id(2, 2)]]
+    far_corner = centro.node_xy[index[grid_id(4, 4)]]
+    targets = np.array(
+        [
+            crossing + np.array([20.0, 0.0]),
+            crossing + np.array([0.0, 5.0]),
+            far_corner + np.array([1.0, 0.0]),
+        ]
+    )
+    target, distance = nearest_target(centro, np.array([crossing, far_corner]), targets)
+    assert target.tolist() == [1, 2]
+    np.testing.assert_allclose(distance, [5.0, 1.0])
+
+
+def test_targets_on_nodes_and_disconnected_parts() -> None:
+    network = network_from_frames(*square_frames(), source="dos trozos")
+    origins = np.array([[0.0, 0.0], [600.0, 0.0], [100.0, 0.0]])
+    targets = np.array([[100.0, 0.0]])
+    target, distance = nearest_target(network, origins, targets)
+    assert target.tolist() == [0, -1, 0]
+    assert distance.tolist() == [100.0, np.inf, 0.0]
+    origin, target, distance = pairs_within(network, origins, targets, radius_m=np.inf)
+    assert (origin.tolist(), target.tolist(), distance.tolist()) == ([0, 2], [0, 0], [100.0, 0.0])
+
+
+def test_empty_inputs(centro: WalkingNetwork) -> None:
+    points = random_points(centro, 3, seed=5)
+    none = np.empty((0, 2))
+    for result in (
+        pairs_within(centro, none, points, radius_m=100),
+        pairs_within(centro, points, none, radius_m=100),
+        pairs_within(centro, points, [], radius_m=100),
+    ):
+        assert all(len(array) == 0 for array in result)
+    origin, target, distance = pairs_within(centro, none, points, radius_m=100)
+    assert (origin.dtype, target.dtype, distance.dtype) == (np.int64, np.int64, np.float64)
+    target_index, target_distance = nearest_target(centro, points, none)
+    assert target_index.tolist() == [-1, -1, -1] and np.isinf(target_distance).all()
+    assert [len(a) for a in nearest_target(centro, none, points)] == [0, 0]
+    assert [len(a) for a in snap(centro, none)] == [0, 0]
+
+
+def test_targets_too_far_from_the_network_are_skipped(centro: WalkingNetwork) -> None:
+    far = centro.node_xy.max(axis=0) + 1000
+    assert len(pairs_within(centro, centro.node_xy, far[None, :], radius_m=500)[0]) == 0
+
+
+def test_bad_points_and_radius(centro: WalkingNetwork) -> None:
+    with pytest.raises(CoordinatesError, match=r"origins_xy: se esperaba una matriz \(n, 2\)"):
+        pairs_within(centro, np.zeros((3, 3)), np.zeros((1, 2)), radius_m=100)
+    with pytest.raises(CoordinatesError, match="targets_xy: hay coordenadas no finitas"):
+        nearest_target(centro, np.zeros((1, 2)), np.array([[np.nan, 0.0]]))
+    with pytest.raises(CoordinatesError, match="radius_m debe ser un número ≥ 0"):
+        pairs_within(centro, np.zeros((1, 2)), np.zeros((1, 2)), radius_m=-1)
+    with pytest.raises(CoordinatesError, match="max_distance_m debe ser"):
+        nearest_target(centro, np.zeros((1, 2)), np.zeros((1, 2)), max_distance_m=float("nan"))
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 5, 256])
+def test_pairs_within_does_not_depend_on_chunk_size(
+    centro: WalkingNetwork, chunk_size: int
+) -> None:
+    origins = random_points(centro, 120, seed=31)
+    targets = random_points(centro, 11, seed=32)
+    reference = pairs_within(centro, origins, targets, radius_m=350, chunk_size=1000)
+    chunked = pairs_within(centro, origins, targets, radius_m=350, chunk_size=chunk_size)
+    assert len(reference[0]) > 0
+    for first, second in zip(reference, chunked, strict=True):
+        np.testing.assert_array_equal(first, second)
+
+
+def test_nearest_target_agrees_with_pairs_within(centro: WalkingNetwork) -> None:
+    origins = random_points(centro, 100, seed=41)
+    targets = random_points(centro, 8, seed=42)
+    origin, _, distance = pairs_within(centro, origins, targets, radius_m=np.inf)
+    best = np.full(len(origins), np.inf)
+    np.minimum.at(best, origin, distance)
+    np.testing.assert_allclose(nearest_target(centro, origins, targets)[1], best, rtol=1e-12)
+
+
+# --- properties -------------------------------------------------------------------------------
+
+
+def fixture_bbox() -> tuple[np.ndarray, np.ndarray]:
+    """The fixture's extent in EPSG:25830 (every node, streets or not)."""
+    xy = np.array([lonlat_to_metric(lon, lat) for lon, lat in fixture_lonlat().values()])
+    return xy.min(axis=0), xy.max(axis=0)
+
+
+def bbox_points(*, max_size: int) -> st.SearchStrategy[np.ndarray]:
+    (x0, y0), (x1, y1) = fixture_bbox()
+    point = st.tuples(
+        st.floats(min_value=float(x0), max_value=float(x1)),
+        st.floats(min_value=float(y0), max_value=float(y1)),
+    )
+    return st.lists(point, min_size=1, max_size=max_size).map(np.array)
+
+
+@PROPERTY
+@given(origins=bbox_points(max_size=15), targets=bbox_points(max_size=6))
+def test_walking_is_never_shorter_than_the_straight_line(
+    centro: WalkingNetwork, origins: np.ndarray, targets: np.ndarray
+) -> None:
+    origin, target, distance = pairs_within(centro, origins, targets, radius_m=np.inf)
+    assert len(origin) == len(origins) * len(targets)  # the fixture is connected
+    straight = np.hypot(*(origins[origin] - targets[target]).T)
+    assert (distance >= straight - 1e-6).all()
+    nearest, nearest_distance = nearest_target(centro, origins, targets)
+    straight = np.hypot(*(origins - targets[nearest]).T)
+    assert (nearest_distance >= straight - 1e-6).all()
+
+
+@PROPERTY
+@given(
+    origins=bbox_points(max_size=15),
+    targets=bbox_points(max_size=6),
+    radius_m=st.floats(min_value=0, max_value=800),
+    more_m=st.floats(min_value=0, max_value=800),
+)
+def test_a_larger_radius_never_removes_a_pair(
+    centro: WalkingNetwork,
+    origins: np.ndarray,
+    targets: np.ndarray,
+    radius_m: float,
+    more_m: float,
+) -> None:
+    small = pairs_within(centro, origins, targets, radius_m=radius_m)
+    large = pairs_within(centro, origins, targets, radius_m=radius_m + more_m)
+    assert (small[2] <= radius_m).all()
+    found = {(o, t): d for o, t, d in zip(*large, strict=True)}
+    for o, t, d in zip(*small, strict=True):
+        assert found[(o, t)] == d
+
+
+def test_shapely_lengths_are_what_the_loader_uses() -> None:
+    """Guards the assumption that a missing edge geometry reads as NaN (then the chord)."""
+    assert np.isnan(shapely.length(np.array([None], dtype=object)))[0]
