@@ -34,8 +34,8 @@ test: install postgres
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check geo api tests scripts
-	$(BIN)/ruff format --check geo api tests scripts
+	$(BIN)/ruff check geo api tests scripts bench
+	$(BIN)/ruff format --check geo api tests scripts bench
 	$(BIN)/mypy
 
 sample: install  ## regenerate the synthetic sample layers in data/

@@ -139,7 +139,9 @@ def device_availability(
     """
     frame = devices if isinstance(devices, gpd.GeoDataFrame) else gpd.GeoDataFrame(list(devices))
     ids = frame["id"].to_numpy(dtype=object)
-    texts = np.array([_text(value) for value in frame["opening_hours"]], dtype=object)
+    texts = np.array(
+        [_text(value) for value in frame["opening_hours"].to_numpy(dtype=object)], dtype=object
+    )
     eligible = (
         (frame["status"] == "active")
         & (frame["verification"] != "rejected")

@@ -145,7 +145,9 @@ def _straight_pairs(
     k = min(k, len(devices_xy))
     # The bound is strict; nudge it so a device exactly at ``radius`` counts, as it does below.
     bound = np.nextafter(radius, np.inf)
-    distance, device = tree.query(units_xy, k=k, distance_upper_bound=bound, workers=-1)
+    distance, device = tree.query(
+        units_xy, k=k, distance_upper_bound=bound, workers=_workers(len(units_xy))
+    )
     distance, device = distance.reshape(len(units_xy), k), device.reshape(len(units_xy), k)
     saturated = np.isfinite(distance[:, -1])
     found = np.isfinite(distance) & ~saturated[:, None]
@@ -153,7 +155,9 @@ def _straight_pairs(
     parts_unit, parts_device, parts_distance = [unit], [device[found]], [distance[found]]
     if saturated.any():
         crowded = np.flatnonzero(saturated)
-        neighbours = tree.query_ball_point(units_xy[crowded], radius, workers=-1)
+        neighbours = tree.query_ball_point(
+            units_xy[crowded], radius, workers=_workers(len(units_xy))
+        )
         counts = np.fromiter(map(len, neighbours), dtype=np.int64, count=len(crowded))
         more_device = np.concatenate([np.asarray(n, dtype=np.int64) for n in neighbours])
         more_unit = np.repeat(crowded, counts)
@@ -167,6 +171,11 @@ def _straight_pairs(
     keep = distance <= radius
     order = np.lexsort((device[keep], unit[keep]))
     return unit[keep][order], device[keep][order], distance[keep][order]
+
+
+def _workers(n_queries: int) -> int:
+    """KD-tree threads: all cores for large queries; starting threads costs more on small ones."""
+    return -1 if n_queries >= 50_000 else 1
 
 
 def nearest(
@@ -185,7 +194,10 @@ def nearest(
         )
     bound = max_distance_m / model.detour_factor
     distance, device = cKDTree(devices_xy).query(
-        units_xy, k=1, distance_upper_bound=np.nextafter(bound, np.inf), workers=-1
+        units_xy,
+        k=1,
+        distance_upper_bound=np.nextafter(bound, np.inf),
+        workers=_workers(len(units_xy)),
     )
     distance = distance * model.detour_factor
     missing = ~np.isfinite(distance) | (distance > max_distance_m)
@@ -212,7 +224,7 @@ def _metric_xy(frame: gpd.GeoDataFrame, what: str) -> np.ndarray:
             "Proyéctela antes a un CRS métrico, p. ej. con geo.coverage.to_metric (EPSG:25830)."
         )
         raise MetricCRSError(msg)
-    if len(frame) and not (frame.geom_type == "Point").all():
+    if len(frame) and not (shapely.get_type_id(frame.geometry.values) == 0).all():  # 0: Point
         msg = f"La capa de {what} debe tener geometrías de tipo Point."
         raise CoverageInputError(msg)
     return shapely.get_coordinates(frame.geometry.values).reshape(len(frame), 2)
@@ -222,13 +234,22 @@ def _metric_xy(frame: gpd.GeoDataFrame, what: str) -> np.ndarray:
 class Demand:
     """Population prepared for coverage: where people live, how many, and in which zone."""
 
-    units: gpd.GeoDataFrame
+    population: gpd.GeoDataFrame
     xy: np.ndarray
     residents: np.ndarray
     seniors: np.ndarray
     zone: np.ndarray  # index into zone_ids, −1 outside every zone
     zone_ids: tuple[str, ...]
     zone_names: tuple[str, ...]
+
+    def units(self) -> gpd.GeoDataFrame:
+        """The population's identifying columns, with ``zone_id`` (a new frame)."""
+        wanted = ("id", "residents", "residents_65_plus", "section_code")
+        columns = [column for column in wanted if column in self.population]
+        units = self.population[[*columns, "geometry"]].copy()
+        lookup = np.array([*self.zone_ids, None], dtype=object)  # index −1 → None
+        units["zone_id"] = lookup[self.zone]
+        return units
 
 
 def prepare_demand(
@@ -263,12 +284,7 @@ def prepare_demand(
         tree = shapely.STRtree(zones.geometry.values)
         point, polygon = tree.query(population.geometry.values, predicate="intersects")
         zone[point] = polygon  # a point on a shared edge goes to the last zone found
-    columns = [
-        c for c in ("id", "residents", "residents_65_plus", "section_code") if c in population
-    ]
-    units = population[[*columns, "geometry"]].copy()
-    units["zone_id"] = [zone_ids[z] if z >= 0 else None for z in zone]
-    return Demand(units, xy, residents, seniors, zone, zone_ids, zone_names)
+    return Demand(population, xy, residents, seniors, zone, zone_ids, zone_names)
 
 
 def _counts(frame: gpd.GeoDataFrame, column: str) -> np.ndarray:
@@ -487,7 +503,7 @@ def _coverage_with(
     chosen = np.flatnonzero(available)
     index, distance = nearest(demand.xy, devices_xy[chosen], model=model)
     covered = distance <= radius_m
-    units = demand.units.copy()
+    units = demand.units()
     units["covered"] = covered
     units["nearest_device_id"] = _device_ids(devices, chosen, index)
     units["nearest_distance_m"] = distance

@@ -17,10 +17,12 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from geo import network as walking
 from geo.city import CityProfile
 from geo.coverage import (
     CoverageInputError,
     MetricCRSError,
+    NetworkDistance,
     StraightLine,
     coverage,
     coverage_by_income,
@@ -404,3 +406,68 @@ def test_the_palencia_sample_runs_end_to_end(city: CityProfile) -> None:
     assert 0 < result.residents_covered < result.residents
     assert result.by_zone["residents"].sum() == city.population
     assert set(result.by_zone["zone_id"]) == set(layers["ceas"]["id"])
+
+
+# --- walking network --------------------------------------------------------------------------
+
+NETWORK_FILE = Path(__file__).resolve().parent / "fixtures" / "network" / "palencia_centro.osm"
+
+
+@pytest.fixture(scope="module")
+def street_network() -> walking.WalkingNetwork:
+    return walking.load_network(NETWORK_FILE, crs=CRS)
+
+
+def test_network_coverage_uses_street_distance(
+    city: CityProfile, street_network: walking.WalkingNetwork
+) -> None:
+    x0, y0 = street_network.node_xy.min(axis=0)
+    x1, y1 = street_network.node_xy.max(axis=0)
+    device_xy = street_network.node_xy[0]
+    devices = make_devices({**device("N", 0), "geometry": shapely.Point(*device_xy)})
+    population = gpd.GeoDataFrame(
+        {"id": ["a", "b"], "residents": [10, 20], "residents_65_plus": [1, 2]},
+        geometry=[shapely.Point(*street_network.node_xy[0]), shapely.Point(x1, y1)],
+        crs=CRS,
+    )
+    model = NetworkDistance(street_network)
+    result = coverage(population, devices, city, at=MONDAY_10, model=model, radius_m=50)
+    assert covered(result.units) == ["a"]
+    assert result.distance_model == "walking_network"
+    assert "palencia_centro.osm" in result.distance_model_description
+    assert np.hypot(x1 - x0, y1 - y0) > 50
+
+
+@PROPERTY
+@given(
+    unit_fraction=st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=1, max_size=30),
+    device_fraction=st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=1, max_size=5),
+    radius=st.floats(20, 400),
+)
+def test_network_coverage_never_exceeds_straight_line_coverage(
+    city: CityProfile,
+    street_network: walking.WalkingNetwork,
+    unit_fraction: list[Point],
+    device_fraction: list[Point],
+    radius: float,
+) -> None:
+    low = street_network.node_xy.min(axis=0)
+    span = street_network.node_xy.max(axis=0) - low
+    place = lambda f: shapely.Point(*(low + np.array(f) * span))  # noqa: E731
+    population = gpd.GeoDataFrame(
+        {"id": [f"p{i}" for i in range(len(unit_fraction))], "residents": 5,
+         "residents_65_plus": 1},
+        geometry=[place(f) for f in unit_fraction],
+        crs=CRS,
+    )  # fmt: skip
+    devices = make_devices(
+        *({**device(f"d{i}", 0), "geometry": place(f)} for i, f in enumerate(device_fraction))
+    )
+    on_streets = coverage(population, devices, city, at=MONDAY_10, radius_m=radius,
+                          model=NetworkDistance(street_network))  # fmt: skip
+    straight = coverage(population, devices, city, at=MONDAY_10, radius_m=radius,
+                        model=StraightLine(1.0))  # fmt: skip
+    assert set(covered(on_streets.units)) <= set(covered(straight.units))
+    assert (
+        on_streets.units["nearest_distance_m"] + 1e-6 >= straight.units["nearest_distance_m"]
+    ).all()
