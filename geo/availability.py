@@ -197,6 +197,20 @@ def available_at(availability: Availability, at: dt.datetime) -> np.ndarray:
     return result
 
 
+def available(
+    availability: Availability, *, at: dt.datetime | None, reference_date: dt.date | None = None
+) -> np.ndarray:
+    """Devices available at ``at``; with ``at=None``, those available 24/7.
+
+    "24/7" is judged over the 366 days from the Monday of ``reference_date``'s week (default:
+    today), public holidays included.
+    """
+    if at is not None:
+        return available_at(availability, at)
+    week_of = reference_date or dt.datetime.now(tz=dt.UTC).date()
+    return weekly_availability(availability, week_of=week_of).always
+
+
 def week_start_of(day: dt.date, timezone: str) -> dt.datetime:
     """Monday 00:00 (local) of the week holding ``day``."""
     monday = day - dt.timedelta(days=day.weekday())

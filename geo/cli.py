@@ -335,31 +335,18 @@ def coverage(
     settings, inputs = _inputs(data_dir, network, no_network)
     metric = inputs.metric
     try:
-        model = inputs.distance_model(detour_factor=detour_factor)
+        layers = (metric["population"], metric["defibrillators"], inputs.city)
+        options = {
+            "radius_m": radius_m,
+            "zones": metric["ceas"],
+            "model": inputs.distance_model(detour_factor=detour_factor),
+            "assume_unknown_open": assume_unknown_open,
+        }
         if weekly:
-            week = weekly_coverage(
-                metric["population"],
-                metric["defibrillators"],
-                inputs.city,
-                week_of=reference,
-                radius_m=radius_m,
-                zones=metric["ceas"],
-                model=model,
-                assume_unknown_open=assume_unknown_open,
-            )
+            week = weekly_coverage(*layers, week_of=reference, **options)
             _emit_week(week, metric["ceas"], output)
             return
-        result = run_coverage(
-            metric["population"],
-            metric["defibrillators"],
-            inputs.city,
-            radius_m=radius_m,
-            at=instant,
-            zones=metric["ceas"],
-            model=model,
-            assume_unknown_open=assume_unknown_open,
-            reference_date=reference,
-        )
+        result = run_coverage(*layers, at=instant, reference_date=reference, **options)
         income = (
             coverage_by_income(result, section_incomes(settings)) if by is Grouping.INCOME else None
         )

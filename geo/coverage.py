@@ -34,7 +34,7 @@ from geo.availability import (
     HOURS_PER_WEEK,
     Availability,
     HoursIssue,
-    available_at,
+    available,
     device_availability,
     local_instant,
     slice_label,
@@ -461,20 +461,9 @@ def coverage(
     model = model or StraightLine()
     _check_radius(radius_m)
     demand = prepare_demand(population, zones=zones)
-    devices_xy = _metric_xy(devices, "desfibriladores")
-    availability = device_availability(
-        devices,
-        timezone=city.timezone,
-        country=city.country,
-        assume_unknown_open=assume_unknown_open,
-    )
-    if at is None:
-        week_of = reference_date or dt.datetime.now(tz=dt.UTC).date()
-        open_now = weekly_availability(availability, week_of=week_of).always
-        instant = None
-    else:
-        instant = local_instant(at, city.timezone)
-        open_now = available_at(availability, instant)
+    devices_xy, availability = _devices(devices, city, assume_unknown_open=assume_unknown_open)
+    instant = None if at is None else local_instant(at, city.timezone)
+    open_now = available(availability, at=instant, reference_date=reference_date)
     return _coverage_with(
         demand,
         devices,
@@ -523,6 +512,20 @@ def _coverage_with(
         units=units,
         hours_issues=availability.issues,
     )
+
+
+def _devices(
+    devices: gpd.GeoDataFrame, city: CityProfile, *, assume_unknown_open: bool = False
+) -> tuple[np.ndarray, Availability]:
+    """Device coordinates (metres) and who may count when, in the city's time zone."""
+    xy = _metric_xy(devices, "desfibriladores")
+    availability = device_availability(
+        devices,
+        timezone=city.timezone,
+        country=city.country,
+        assume_unknown_open=assume_unknown_open,
+    )
+    return xy, availability
 
 
 def _device_ids(devices: gpd.GeoDataFrame, chosen: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -638,13 +641,7 @@ def weekly_coverage(
     model = model or StraightLine()
     _check_radius(radius_m)
     demand = prepare_demand(population, zones=zones)
-    devices_xy = _metric_xy(devices, "desfibriladores")
-    availability = device_availability(
-        devices,
-        timezone=city.timezone,
-        country=city.country,
-        assume_unknown_open=assume_unknown_open,
-    )
+    devices_xy, availability = _devices(devices, city, assume_unknown_open=assume_unknown_open)
     week = weekly_availability(availability, week_of=week_of)
     counted = np.flatnonzero(availability.counted())
     reach = pairs_within(demand.xy, devices_xy[counted], radius_m=radius_m, model=model)
@@ -750,8 +747,9 @@ def nearest_available(
     at: dt.datetime | None = None,
     model: DistanceModel | None = None,
     max_distance_m: float = np.inf,
+    reference_date: dt.date | None = None,
 ) -> gpd.GeoDataFrame:
-    """The nearest device available at ``at`` (24/7 if ``None``) for each point.
+    """The nearest device available at ``at`` (24/7 if ``None``, see ``coverage``) for each point.
 
     Returns
     -------
@@ -761,14 +759,8 @@ def nearest_available(
     """
     model = model or StraightLine()
     points_xy = _metric_xy(points, "puntos")
-    devices_xy = _metric_xy(devices, "desfibriladores")
-    availability = device_availability(devices, timezone=city.timezone, country=city.country)
-    if at is None:
-        today = dt.datetime.now(tz=dt.UTC).date()
-        open_now = weekly_availability(availability, week_of=today).always
-    else:
-        open_now = available_at(availability, at)
-    chosen = np.flatnonzero(open_now)
+    devices_xy, availability = _devices(devices, city)
+    chosen = np.flatnonzero(available(availability, at=at, reference_date=reference_date))
     index, distance = nearest(
         points_xy, devices_xy[chosen], model=model, max_distance_m=max_distance_m
     )
