@@ -220,7 +220,7 @@ NetworkOption = Annotated[
     Path | None,
     typer.Option(
         "--network",
-        help="Red peatonal (.osm, .osm.xml o .graphml) para medir a pie por las calles.",
+        help="Red peatonal (.osm, .osm.xml, .osm.pbf o .graphml) para medir a pie por las calles.",
         exists=True,
         dir_okay=False,
     ),
@@ -600,7 +600,7 @@ app.add_typer(network_app, name="network")
 @network_app.command("load")
 def network_load(
     file: Annotated[
-        Path, typer.Argument(help="Archivo OSM XML (.osm) o GraphML de osmnx.", exists=True)
+        Path, typer.Argument(help="Archivo OSM (.osm, .osm.pbf) o GraphML de osmnx.", exists=True)
     ],
 ) -> None:
     """Carga una red peatonal en la base de datos (sustituye a la anterior)."""

