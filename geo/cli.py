@@ -27,6 +27,7 @@ from geo.coverage import (
     DEFAULT_DETOUR_FACTOR,
     DEFAULT_RADIUS_M,
     CoverageResult,
+    DistanceModel,
     WeeklyCoverage,
     coverage_by_income,
     find_gaps,
@@ -39,6 +40,16 @@ from geo.inputs import AnalysisInputs, load_inputs, section_incomes
 from geo.layers import LAYERS, Layers, LayerSchema, read_layers
 from geo.network import load_network
 from geo.settings import Settings
+from geo.siting import (
+    SitingError,
+    SitingResult,
+    build_problem,
+    candidate_grid,
+    solve_exact,
+    solve_greedy,
+    solve_target,
+    zones_after,
+)
 from geo.store import Store
 
 app = typer.Typer(
@@ -49,7 +60,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)  # messages stay whole, for people and grep
 
 DataDirOption = Annotated[
     Path | None,
@@ -589,6 +600,240 @@ def _print_gaps(
             distance = "—" if not np.isfinite(row.distance_m) else f"{_int(row.distance_m)} m"
             console.print(f"  - {row.id} {row.name}: más cercano {distance}{own}", highlight=False)
     _print_warnings(result.hours_issues)
+
+
+# --- siting -----------------------------------------------------------------------------------
+
+
+class Method(StrEnum):
+    EXACT = "exact"
+    GREEDY = "greedy"
+
+
+@app.command()
+def site(
+    new: Annotated[
+        int, typer.Option("--new", min=1, help="Cuántos desfibriladores nuevos proponer.")
+    ] = 10,
+    radius_m: RadiusOption = DEFAULT_RADIUS_M,
+    method: Annotated[
+        Method, typer.Option("--method", help="exact (óptimo probado) o greedy (orden voraz).")
+    ] = Method.EXACT,
+    candidates: Annotated[
+        str,
+        typer.Option(
+            "--candidates",
+            help="entities (entidades sin desfibrilador disponible), all (más cohousing y una "
+            "rejilla regular) o un archivo GeoJSON de puntos con id.",
+        ),
+    ] = "entities",
+    target_share: Annotated[
+        float | None,
+        typer.Option(
+            "--target-share",
+            min=0.0,
+            max=1.0,
+            help="Modo objetivo: el mínimo de nuevos desfibriladores para cubrir esta fracción "
+            "de residentes (p. ej. 0.8).",
+        ),
+    ] = None,
+    senior_weight: Annotated[
+        float,
+        typer.Option("--senior-weight", help="Cuánto pesa cada residente de 65+ (1 = igual)."),
+    ] = 1.0,
+    at: AtOption = None,
+    time_limit_s: Annotated[
+        float, typer.Option("--time-limit-s", help="Tiempo máximo del método exacto.")
+    ] = 60.0,
+    output: FormatOption = Format.TABLE,
+    data_dir: DataDirOption = None,
+    network: NetworkOption = None,
+    no_network: NoNetworkOption = False,
+    detour_factor: DetourOption = DEFAULT_DETOUR_FACTOR,
+) -> None:
+    """Dónde instalar los próximos desfibriladores para proteger a más personas."""
+    if output is Format.CSV:
+        errors.print("[bold red]Error[/]: site admite --format table, json o geojson.")
+        raise typer.Exit(code=2)
+    instant = _instant(at)
+    _, inputs = _inputs(data_dir, network, no_network)
+    metric = inputs.metric
+    try:
+        model = inputs.distance_model(detour_factor=detour_factor)
+        sites = _candidates(candidates, inputs, radius_m=radius_m, at=instant, model=model)
+        problem, baseline = build_problem(
+            metric["population"],
+            metric["defibrillators"],
+            sites,
+            inputs.city,
+            radius_m=radius_m,
+            at=instant,
+            zones=metric["ceas"],
+            model=model,
+            senior_weight=senior_weight,
+        )
+        residents = int(baseline["residents"].sum())
+        covered = int(baseline["residents_covered"].sum())
+        if target_share is not None:
+            needed = max(0.0, target_share * residents - covered)
+            result = solve_target(
+                problem, weight_needed=needed, method=method.value, time_limit_s=time_limit_s
+            )
+        elif method is Method.EXACT:
+            result = solve_exact(problem, p=new, time_limit_s=time_limit_s)
+        else:
+            result = solve_greedy(problem, p=new)
+        zones = zones_after(baseline, problem, result)
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    chosen = _chosen_sites(sites, result, residents, covered)
+    document: dict[str, object] = {
+        "mode": "target" if target_share is not None else "budget",
+        "method": result.method,
+        "status": result.status,
+        "gap": result.gap,
+        "solver_seconds": result.seconds,
+        "new_devices": len(result.chosen),
+        "target_share": target_share,
+        "radius_m": radius_m,
+        "distance_model": model.name,
+        "distance_model_description": model.describe(),
+        "senior_weight": senior_weight,
+        "candidates": candidates,
+        "candidates_count": len(sites),
+        "residents": residents,
+        "residents_covered_before": covered,
+        "share_covered_before": covered / residents if residents else 0.0,
+        "residents_covered_after": covered + result.residents_gained,
+        "share_covered_after": (covered + result.residents_gained) / residents
+        if residents
+        else 0.0,
+        "sites": outputs.records(chosen),
+        "zones": outputs.records(zones),
+    }
+    if output is Format.JSON:
+        _emit(outputs.dumps(document))
+    elif output is Format.GEOJSON:
+        header = {k: v for k, v in document.items() if k not in ("sites", "zones")}
+        _emit(outputs.dumps(outputs.feature_collection(chosen, **header)))
+    else:
+        _print_siting(document, chosen, inputs)
+
+
+def _candidates(
+    spec: str,
+    inputs: AnalysisInputs,
+    *,
+    radius_m: float,
+    at: dt.datetime | None,
+    model: DistanceModel,
+) -> gpd.GeoDataFrame:
+    metric = inputs.metric
+    entities = sites_without_device(
+        metric["entities"],
+        metric["defibrillators"],
+        inputs.city,
+        radius_m=radius_m,
+        at=at,
+        model=model,
+    )
+    lacking = entities.loc[~entities["covered"], ["id", "name", "geometry"]].assign(kind="entity")
+    if spec == "entities":
+        return lacking.reset_index(drop=True)
+    if spec == "all":
+        cohousing = metric["cohousing"][["id", "name", "geometry"]].assign(kind="cohousing")
+        grid = candidate_grid(metric["population"], spacing_m=radius_m / 2).assign(
+            name="punto de rejilla", kind="grid"
+        )
+        frame = pd.concat([lacking, cohousing, grid], ignore_index=True)
+        return gpd.GeoDataFrame(frame, geometry="geometry", crs=metric["population"].crs)
+    return _candidate_file(Path(spec), inputs)
+
+
+def _candidate_file(path: Path, inputs: AnalysisInputs) -> gpd.GeoDataFrame:
+    if not path.is_file():
+        msg = (
+            f"--candidates: no existe el archivo {path}; se admite entities, all o un archivo "
+            "GeoJSON de puntos con un campo id."
+        )
+        raise SitingError(msg)
+    try:
+        frame = gpd.read_file(path)
+    except (OSError, ValueError) as exc:
+        msg = f"{path.name}: no se puede leer como GeoJSON ({exc})."
+        raise SitingError(msg) from None
+    if "id" not in frame or frame["id"].isna().any() or frame["id"].duplicated().any():
+        msg = f"{path.name}: cada candidato necesita un campo id único."
+        raise SitingError(msg)
+    if not (frame.geom_type == "Point").all():
+        msg = f"{path.name}: los candidatos deben ser puntos."
+        raise SitingError(msg)
+    outside = ~frame.to_crs("EPSG:4326").geometry.within(inputs.city.boundary)
+    if outside.any():
+        msg = (
+            f"{path.name}, elemento {int(np.flatnonzero(outside.to_numpy())[0])}: el candidato "
+            f"cae fuera del término municipal de {inputs.city.name}."
+        )
+        raise SitingError(msg)
+    name = frame["name"] if "name" in frame else frame["id"]
+    candidates = gpd.GeoDataFrame(
+        {"id": frame["id"].astype(str), "name": name.astype(str), "kind": "file"},
+        geometry=frame.geometry,
+        crs=frame.crs,
+    )
+    return candidates.to_crs(inputs.city.metric_crs)
+
+
+def _chosen_sites(
+    sites: gpd.GeoDataFrame, result: SitingResult, residents: int, covered: int
+) -> gpd.GeoDataFrame:
+    steps = result.steps.merge(
+        sites[["id", "name", "kind", "geometry"]], left_on="candidate_id", right_on="id"
+    ).drop(columns="id")
+    chosen = gpd.GeoDataFrame(steps, geometry="geometry", crs=sites.crs)
+    lonlat = chosen.geometry.to_crs("EPSG:4326")
+    chosen["lon"], chosen["lat"] = lonlat.x.round(6), lonlat.y.round(6)
+    covered_after = covered + chosen["residents_covered_new"]
+    chosen["share_covered_after"] = covered_after / residents if residents else 0.0
+    return chosen
+
+
+def _print_siting(
+    document: dict[str, object], chosen: gpd.GeoDataFrame, inputs: AnalysisInputs
+) -> None:
+    gap = document["gap"]
+    status = {
+        "optimal": "óptimo probado",
+        "time_limit": "límite de tiempo alcanzado",
+        "greedy": "orden voraz (sin garantía de óptimo)",
+    }[str(document["status"])]
+    if gap not in (None, 0.0):
+        status += f", hueco relativo {float(str(gap)) * 100:.2f} %"
+    console.print(
+        f"[bold]Propuesta de {document['new_devices']} nuevos desfibriladores en "
+        f"{inputs.city.name}[/] — método {document['method']}: {status}\n"
+        f"Radio: {float(str(document['radius_m'])):g} m a pie · "
+        f"{document['distance_model_description']}\n"
+        f"Candidatos: {document['candidates']} ({document['candidates_count']}) · Cobertura: "
+        f"{_pct(float(str(document['share_covered_before'])))} → "
+        f"{_pct(float(str(document['share_covered_after'])))}",
+        highlight=False,
+    )
+    table = Table(
+        "#", "Emplazamiento", "Tipo", "+ residentes", "+ 65+", "Cobertura tras", "Lon", "Lat"
+    )
+    for row in chosen.itertuples():
+        table.add_row(
+            str(row.step),
+            f"{row.candidate_id} {row.name}",
+            str(row.kind),
+            _int(row.residents_gained),
+            _int(row.residents_65_plus_gained),
+            _pct(row.share_covered_after),
+            f"{row.lon:.5f}",
+            f"{row.lat:.5f}",
+        )
+    console.print(table)
 
 
 # --- walking network --------------------------------------------------------------------------

@@ -174,3 +174,79 @@ def test_a_negative_radius_is_explained() -> None:
     code, _, err = run("coverage", "--data-dir", str(TINY_DIR), "--radius-m", "-5")
     assert code == 1
     assert "radio" in err
+
+
+# --- siting -----------------------------------------------------------------------------------
+
+
+def test_site_proposes_entities_in_order() -> None:
+    document = run_json("site", "--data-dir", str(DATA_DIR), "--new", "3")
+    assert document["method"] == "exact" and document["status"] == "optimal"
+    sites = document["sites"]
+    assert [site["step"] for site in sites] == [1, 2, 3]
+    assert all(
+        site["kind"] == "entity" and site["candidate_id"].startswith("ent-") for site in sites
+    )
+    gained = sum(site["residents_gained"] for site in sites)
+    assert document["residents_covered_after"] == document["residents_covered_before"] + gained
+    assert sites[-1]["share_covered_after"] == pytest.approx(document["share_covered_after"])
+    zones = document["zones"]
+    assert sum(z["residents_covered_after"] - z["residents_covered"] for z in zones) == gained
+
+
+def test_site_greedy_never_beats_exact() -> None:
+    args = ("site", "--data-dir", str(DATA_DIR), "--candidates", "all", "--new", "5")
+    exact = run_json(*args)
+    greedy = run_json(*args, "--method", "greedy")
+    assert greedy["status"] == "greedy"
+    assert greedy["residents_covered_after"] <= exact["residents_covered_after"]
+
+
+def test_site_target_mode_reaches_the_goal() -> None:
+    document = run_json("site", "--data-dir", str(DATA_DIR), "--candidates", "all",
+                        "--target-share", "0.05", "--method", "greedy")  # fmt: skip
+    assert document["mode"] == "target"
+    assert document["share_covered_after"] >= 0.05
+    assert document["new_devices"] == len(document["sites"]) > 0
+
+
+def test_site_candidates_from_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "candidatos.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"id": "plaza", "name": "Plaza Mayor"},
+         "geometry": {"type": "Point", "coordinates": [-4.5288, 42.0096]}},
+        {"type": "Feature", "properties": {"id": "lejos", "name": "Afueras"},
+         "geometry": {"type": "Point", "coordinates": [-4.46, 42.0]}},
+    ]}), encoding="utf-8")  # fmt: skip
+    document = run_json("site", "--data-dir", str(DATA_DIR), "--candidates", str(path))
+    assert [site["candidate_id"] for site in document["sites"]] == ["plaza"]
+    code, out, _ = run(
+        "site", "--data-dir", str(DATA_DIR), "--candidates", str(path), "--format", "geojson"
+    )
+    assert code == 0
+    assert json.loads(out)["features"][0]["properties"]["name"] == "Plaza Mayor"
+
+
+@pytest.mark.parametrize(
+    ("candidates", "message"),
+    [("no-existe.geojson", "no existe"), ("outside", "fuera del término")],
+)
+def test_site_bad_candidates_are_explained(tmp_path: Path, candidates: str, message: str) -> None:
+    if candidates == "outside":
+        path = tmp_path / "fuera.geojson"
+        madrid = {
+            "type": "Feature",
+            "properties": {"id": "madrid"},
+            "geometry": {"type": "Point", "coordinates": [-3.70, 40.41]},
+        }
+        document = {"type": "FeatureCollection", "features": [madrid]}
+        path.write_text(json.dumps(document), encoding="utf-8")
+        candidates = str(path)
+    code, _, err = run("site", "--data-dir", str(DATA_DIR), "--candidates", candidates)
+    assert code == 1
+    assert "invalid_siting" in err and message in err
+
+
+def test_site_refuses_csv() -> None:
+    code, _, err = run("site", "--data-dir", str(TINY_DIR), "--format", "csv")
+    assert code == 2 and "geojson" in err

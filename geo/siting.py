@@ -1,0 +1,533 @@
+"""Siting: where the next defibrillators protect the most people.
+
+The maximal covering location problem (MCLP): choose ``p`` new sites among candidates so that the
+residents newly covered — within ``radius_m`` of walking of a new device, and not already covered
+by an available existing device — are as many as possible. Existing devices stay fixed.
+
+Built two ways, like PySAL spopt's models but leaner:
+
+- :func:`build_problem` checks the layers, finds who is already covered (via
+  :mod:`geo.coverage`), finds every (uncovered unit, candidate) pair in reach, and delegates to
+- :class:`SitingProblem`, the core: a sparse demand × candidate coverage matrix and a weight per
+  demand unit. Only pairs in range exist, so the model grows with the pairs, not with
+  demand × candidates.
+
+Solvers return frozen :class:`SitingResult` values:
+
+- :func:`solve_greedy` — the order in which to install devices, each step's gain (lazy
+  evaluation: a candidate's gain only shrinks, so stale upper bounds are re-evaluated only when
+  they reach the top of the heap). Within (1 − 1/e) of the optimum.
+- :func:`solve_exact` — the MCLP as a mixed-integer programme solved by HiGHS
+  (``scipy.optimize.milp``), with a time limit and a relative gap; the real solver status is
+  reported, and a time-limited answer is never worse than greedy's.
+- :func:`solve_target` — the fewest new devices reaching a coverage goal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.spatial import cKDTree
+
+from geo.city import CityProfile
+from geo.coverage import (
+    DEFAULT_RADIUS_M,
+    CoverageInputError,
+    DistanceModel,
+    StraightLine,
+    coverage,
+    pairs_within,
+)
+from geo.errors import CardiomapaError
+
+
+class SitingError(CardiomapaError, ValueError):
+    """A siting problem that cannot be posed (no candidates, bad p, bad target…)."""
+
+    code = "invalid_siting"
+
+
+@dataclass(frozen=True, eq=False)
+class SitingProblem:
+    """Demand units not yet covered, and which candidate sites would cover each.
+
+    Attributes
+    ----------
+    cover
+        Sparse boolean matrix (demand units × candidates), CSC: ``cover[i, j]`` when candidate
+        ``j`` is within reach of unit ``i``.
+    weight
+        What covering each unit is worth (residents, or residents with 65+ weighted more).
+    residents, seniors
+        Per demand unit, to report people rather than weights.
+    candidate_ids
+        Ids of the candidates, in column order.
+    zone
+        Zone id of each demand unit (``None`` outside every zone), for per-zone reports.
+    """
+
+    cover: sparse.csc_array
+    weight: np.ndarray
+    residents: np.ndarray
+    seniors: np.ndarray
+    candidate_ids: np.ndarray
+    zone: np.ndarray
+
+    @classmethod
+    def from_pairs(
+        cls,
+        unit: np.ndarray,
+        candidate: np.ndarray,
+        *,
+        weight: np.ndarray,
+        residents: np.ndarray | None = None,
+        seniors: np.ndarray | None = None,
+        candidate_ids: np.ndarray | None = None,
+        zone: np.ndarray | None = None,
+        n_candidates: int | None = None,
+    ) -> SitingProblem:
+        """The core constructor: (unit, candidate) pairs in reach and a weight per unit."""
+        n_units = len(weight)
+        n = n_candidates if n_candidates is not None else int(candidate.max(initial=-1)) + 1
+        if candidate_ids is not None:
+            n = len(candidate_ids)
+        if np.any(np.asarray(weight) < 0):
+            msg = "Los pesos de la demanda no pueden ser negativos."
+            raise SitingError(msg)
+        data = np.ones(len(unit), dtype=bool)
+        cover = sparse.csc_array((data, (unit, candidate)), shape=(n_units, n), dtype=bool)
+        residents = np.asarray(weight if residents is None else residents, dtype=np.int64)
+        return cls(
+            cover=cover,
+            weight=np.asarray(weight, dtype=float),
+            residents=residents,
+            seniors=np.zeros(n_units, np.int64) if seniors is None else np.asarray(seniors),
+            candidate_ids=np.arange(n).astype(object) if candidate_ids is None else candidate_ids,
+            zone=np.full(n_units, None, dtype=object) if zone is None else zone,
+        )
+
+    @property
+    def n_candidates(self) -> int:
+        return int(self.cover.shape[1])
+
+    def reach_count(self) -> np.ndarray:
+        """How many candidates reach each demand unit."""
+        return np.bincount(self.cover.indices, minlength=self.cover.shape[0])
+
+    def covered_by(self, chosen: np.ndarray) -> np.ndarray:
+        """Which demand units the ``chosen`` candidate indices cover."""
+        if len(chosen) == 0:
+            return np.zeros(self.cover.shape[0], dtype=bool)
+        return np.asarray(self.cover[:, np.asarray(chosen)].sum(axis=1)).ravel() > 0
+
+    def value(self, chosen: np.ndarray) -> float:
+        """Total weight the ``chosen`` candidates cover."""
+        return float(self.weight[self.covered_by(chosen)].sum())
+
+
+@dataclass(frozen=True)
+class SitingResult:
+    """Chosen sites, in the order to install them, with what each adds.
+
+    ``steps`` has one row per chosen site: ``step`` (1 = first to install), ``candidate_id``,
+    ``weight_gained``, ``residents_gained``, ``residents_65_plus_gained``,
+    ``residents_covered_new`` (cumulative). ``status`` is the solver's real word: ``optimal``,
+    ``time_limit`` (best found when the time ran out), ``greedy`` (no optimality claim).
+    ``gap`` is the proven relative gap to the bound (0 when optimal; ``None`` for greedy).
+    """
+
+    method: str
+    status: str
+    gap: float | None
+    objective: float
+    bound: float | None
+    steps: pd.DataFrame
+    seconds: float
+
+    @property
+    def chosen(self) -> tuple[str, ...]:
+        return tuple(self.steps["candidate_id"])
+
+    @property
+    def residents_gained(self) -> int:
+        return int(self.steps["residents_gained"].sum())
+
+
+def _steps(problem: SitingProblem, order: list[int]) -> pd.DataFrame:
+    """Per step, what each chosen site adds given the ones before it."""
+    covered = np.zeros(problem.cover.shape[0], dtype=bool)
+    rows = []
+    for step, j in enumerate(order, start=1):
+        column = problem.cover[:, [j]].indices
+        new = column[~covered[column]]
+        covered[new] = True
+        rows.append(
+            {
+                "step": step,
+                "candidate_id": problem.candidate_ids[j],
+                "weight_gained": float(problem.weight[new].sum()),
+                "residents_gained": int(problem.residents[new].sum()),
+                "residents_65_plus_gained": int(problem.seniors[new].sum()),
+            }
+        )
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "step",
+            "candidate_id",
+            "weight_gained",
+            "residents_gained",
+            "residents_65_plus_gained",
+        ],
+    )
+    frame["residents_covered_new"] = frame["residents_gained"].cumsum().astype(np.int64)
+    return frame
+
+
+def _check_p(problem: SitingProblem, p: int) -> int:
+    if p < 1:
+        msg = f"El número de nuevos desfibriladores debe ser al menos 1 (recibido {p})."
+        raise SitingError(msg)
+    if problem.n_candidates == 0:
+        msg = "No hay emplazamientos candidatos a menos del radio de ningún residente sin cubrir."
+        raise SitingError(msg)
+    return min(p, problem.n_candidates)
+
+
+def greedy_order(problem: SitingProblem, p: int) -> list[int]:
+    """Up to ``p`` candidate indices in greedy order (lazy marginal gains), best first.
+
+    Stops early when no candidate adds anything.
+    """
+    cover = problem.cover
+    weight = problem.weight
+    covered = np.zeros(cover.shape[0], dtype=bool)
+    gains = np.asarray(cover.T.astype(float) @ weight).ravel()
+    # Min-heap of (−upper bound on gain, candidate): the best bound first, ties to the lowest
+    # index. A popped candidate is taken only if its fresh gain still beats every other bound.
+    heap = [(-g, j) for j, g in enumerate(gains) if g > 0]
+    heapq.heapify(heap)
+    order: list[int] = []
+    while heap and len(order) < p:
+        _, j = heapq.heappop(heap)
+        column = cover.indices[cover.indptr[j] : cover.indptr[j + 1]]
+        gain = float(weight[column[~covered[column]]].sum())
+        if gain <= 0:
+            continue
+        if heap and (-gain, j) > heap[0]:
+            heapq.heappush(heap, (-gain, j))  # stale: re-queue with the fresh gain
+            continue
+        order.append(j)
+        covered[column] = True
+    return order
+
+
+def solve_greedy(problem: SitingProblem, *, p: int) -> SitingResult:
+    """Greedy with lazy marginal gains: the installation order and each step's gain."""
+    p = _check_p(problem, p)
+    start = dt.datetime.now(tz=dt.UTC)
+    order = greedy_order(problem, p)
+    steps = _steps(problem, order)
+    seconds = (dt.datetime.now(tz=dt.UTC) - start).total_seconds()
+    return SitingResult(
+        "greedy", "greedy", None, float(steps["weight_gained"].sum()), None, steps, seconds
+    )
+
+
+def solve_exact(
+    problem: SitingProblem,
+    *,
+    p: int,
+    time_limit_s: float = 60.0,
+    mip_rel_gap: float = 1e-9,
+) -> SitingResult:
+    """The MCLP solved by HiGHS to proven optimality, or to ``mip_rel_gap`` / ``time_limit_s``.
+
+    Formulation (only pairs in range): maximise Σ wᵢ yᵢ subject to yᵢ ≤ Σ_{j covers i} xⱼ,
+    Σ xⱼ = p, xⱼ ∈ {0, 1}, 0 ≤ yᵢ ≤ 1 (yᵢ is integral at the optimum whenever x is). Demand units
+    no candidate reaches are left out. The chosen sites are reported in greedy order among
+    themselves, so each step's gain reads as for :func:`solve_greedy`. If the time limit stops
+    the solver with an answer worse than greedy's, greedy's answer is returned, with status
+    ``time_limit``.
+    """
+    p = _check_p(problem, p)
+    start = dt.datetime.now(tz=dt.UTC)
+    reachable = np.flatnonzero(problem.reach_count() > 0)
+    cover = problem.cover[reachable, :].astype(float)  # (m units × n candidates)
+    m, n = cover.shape
+    weight = problem.weight[reachable]
+    greedy = greedy_order(problem, p)
+    greedy_value = problem.value(np.array(greedy, dtype=np.int64))
+    if len(greedy) < p or m == 0:
+        # Fewer useful candidates than p: greedy already covers every reachable unit.
+        return _exact_result(problem, greedy, "optimal", 0.0, greedy_value, start)
+    objective = np.concatenate([np.zeros(n), -weight])
+    link = sparse.hstack([-cover, sparse.eye_array(m)], format="csr")
+    budget = sparse.csr_array(np.concatenate([np.ones(n), np.zeros(m)])[None, :])
+    constraints = [
+        LinearConstraint(link, -np.inf, 0.0),
+        LinearConstraint(budget, p, p),
+    ]
+    integrality = np.concatenate([np.ones(n), np.zeros(m)])
+    solved = milp(
+        objective,
+        constraints=constraints,
+        integrality=integrality,
+        bounds=Bounds(0.0, 1.0),
+        options={"time_limit": time_limit_s, "mip_rel_gap": mip_rel_gap, "disp": False},
+    )
+    if solved.x is None:
+        return _exact_result(problem, greedy, "time_limit", None, greedy_value, start)
+    chosen = np.flatnonzero(solved.x[:n] > 0.5)
+    value = problem.value(chosen)
+    status = "optimal" if solved.status == 0 else "time_limit"
+    bound = -float(solved.mip_dual_bound) if solved.mip_dual_bound is not None else None
+    gap = float(solved.mip_gap) if solved.mip_gap is not None else None
+    if value < greedy_value:
+        return _exact_result(problem, greedy, status, gap, greedy_value, start, bound=bound)
+    order = greedy_order(_restricted(problem, chosen), len(chosen))
+    ordered = [int(chosen[k]) for k in order]
+    ordered += [int(j) for j in chosen if j not in ordered]  # zero-gain picks, if any, last
+    return _exact_result(problem, ordered, status, gap, value, start, bound=bound)
+
+
+def _restricted(problem: SitingProblem, chosen: np.ndarray) -> SitingProblem:
+    return SitingProblem(
+        problem.cover[:, chosen],
+        problem.weight,
+        problem.residents,
+        problem.seniors,
+        problem.candidate_ids[chosen],
+        problem.zone,
+    )
+
+
+def _exact_result(
+    problem: SitingProblem,
+    order: list[int],
+    status: str,
+    gap: float | None,
+    value: float,
+    start: dt.datetime,
+    *,
+    bound: float | None = None,
+) -> SitingResult:
+    steps = _steps(problem, order)
+    seconds = (dt.datetime.now(tz=dt.UTC) - start).total_seconds()
+    if status == "optimal":
+        gap, bound = 0.0, value
+    return SitingResult("exact", status, gap, value, bound, steps, seconds)
+
+
+def solve_target(
+    problem: SitingProblem,
+    *,
+    weight_needed: float,
+    method: str = "greedy",
+    time_limit_s: float = 60.0,
+) -> SitingResult:
+    """The fewest new devices whose new coverage reaches ``weight_needed``.
+
+    ``greedy`` adds the best site until the goal is met; ``exact`` solves
+    min Σ xⱼ s.t. Σ wᵢ yᵢ ≥ goal with HiGHS. Raises :class:`SitingError` when even every
+    candidate together cannot reach the goal.
+    """
+    reachable_value = float(problem.weight[problem.reach_count() > 0].sum())
+    if weight_needed <= 0:
+        return SitingResult(method, "optimal", 0.0, 0.0, 0.0, _steps(problem, []), 0.0)
+    if weight_needed > reachable_value + 1e-9:
+        msg = (
+            "El objetivo no se alcanza ni instalando un desfibrilador en todos los candidatos "
+            f"(como mucho se cubriría un peso de {reachable_value:,.0f} más de lo actual)."
+        )
+        raise SitingError(msg)
+    start = dt.datetime.now(tz=dt.UTC)
+    order = greedy_order(problem, problem.n_candidates)
+    steps_all = _steps(problem, order)
+    enough = int(
+        np.searchsorted(steps_all["weight_gained"].cumsum().to_numpy(), weight_needed - 1e-9) + 1
+    )
+    greedy = order[:enough]
+    if method == "greedy":
+        steps = _steps(problem, greedy)
+        seconds = (dt.datetime.now(tz=dt.UTC) - start).total_seconds()
+        return SitingResult(
+            "greedy", "greedy", None, float(steps["weight_gained"].sum()), None, steps, seconds
+        )
+    if method != "exact":
+        msg = f"Método {method!r} desconocido; se admite greedy o exact."
+        raise SitingError(msg)
+    reachable = np.flatnonzero(problem.reach_count() > 0)
+    cover = problem.cover[reachable, :].astype(float)
+    m, n = cover.shape
+    weight = problem.weight[reachable]
+    solved = milp(
+        np.concatenate([np.ones(n), np.zeros(m)]),
+        constraints=[
+            LinearConstraint(
+                sparse.hstack([-cover, sparse.eye_array(m)], format="csr"), -np.inf, 0
+            ),
+            LinearConstraint(
+                sparse.csr_array(np.concatenate([np.zeros(n), weight])[None, :]),
+                weight_needed,
+                np.inf,
+            ),
+        ],
+        integrality=np.concatenate([np.ones(n), np.zeros(m)]),
+        bounds=Bounds(0.0, 1.0),
+        options={"time_limit": time_limit_s, "disp": False},
+    )
+    if solved.x is None or len(np.flatnonzero(solved.x[:n] > 0.5)) >= len(greedy):
+        status = "optimal" if solved.status == 0 else "time_limit"
+        return _exact_result(problem, greedy, status, None, problem.value(np.array(greedy)), start)
+    chosen = np.flatnonzero(solved.x[:n] > 0.5)
+    order = greedy_order(_restricted(problem, chosen), len(chosen))
+    ordered = [int(chosen[k]) for k in order] + [int(j) for j in chosen if j not in order]
+    status = "optimal" if solved.status == 0 else "time_limit"
+    return _exact_result(problem, ordered, status, None, problem.value(chosen), start)
+
+
+# --- from layers ------------------------------------------------------------------------------
+
+
+def build_problem(
+    population: gpd.GeoDataFrame,
+    devices: gpd.GeoDataFrame,
+    candidates: gpd.GeoDataFrame,
+    city: CityProfile,
+    *,
+    radius_m: float = DEFAULT_RADIUS_M,
+    at: dt.datetime | None = None,
+    zones: gpd.GeoDataFrame | None = None,
+    model: DistanceModel | None = None,
+    senior_weight: float = 1.0,
+    reference_date: dt.date | None = None,
+) -> tuple[SitingProblem, pd.Series]:
+    """Pose the MCLP for the layers (all in a projected CRS; see ``geo.coverage.to_metric``).
+
+    Residents already within reach of a device available at ``at`` (24/7 if ``None``) are
+    covered and left out; a new device is assumed available whenever needed (an outdoor,
+    24/7 cabinet). ``senior_weight`` counts each resident 65+ that many times (1 = people).
+
+    Returns
+    -------
+    tuple
+        The problem, and the baseline coverage per zone (``residents``, ``residents_covered``,
+        ``residents_65_plus``, ``residents_65_plus_covered`` indexed by zone id) for
+        before/after reports.
+    """
+    if senior_weight < 1:
+        msg = f"El peso de los mayores de 65 debe ser ≥ 1 (recibido {senior_weight})."
+        raise SitingError(msg)
+    if candidates.empty:
+        msg = "No hay emplazamientos candidatos."
+        raise SitingError(msg)
+    if "id" not in candidates or candidates["id"].duplicated().any():
+        msg = "Los candidatos necesitan un campo id único."
+        raise SitingError(msg)
+    model = model or StraightLine()
+    base = coverage(
+        population,
+        devices,
+        city,
+        radius_m=radius_m,
+        at=at,
+        zones=zones,
+        model=model,
+        reference_date=reference_date,
+    )
+    units = base.units
+    open_units = np.flatnonzero(~units["covered"].to_numpy() & (units["residents"] > 0).to_numpy())
+    xy = np.column_stack([units.geometry.x.to_numpy(), units.geometry.y.to_numpy()])[open_units]
+    if candidates.crs is None or not candidates.crs.is_projected:
+        msg = "Los candidatos deben estar en un CRS proyectado en metros (véase to_metric)."
+        raise CoverageInputError(msg)
+    candidate_xy = np.column_stack(
+        [candidates.geometry.x.to_numpy(), candidates.geometry.y.to_numpy()]
+    )
+    reach = pairs_within(xy, candidate_xy, radius_m=radius_m, model=model)
+    residents = units["residents"].to_numpy(dtype=np.int64)[open_units]
+    seniors = units["residents_65_plus"].to_numpy(dtype=np.int64)[open_units]
+    weight = residents + (senior_weight - 1.0) * seniors
+    problem = SitingProblem.from_pairs(
+        reach.unit,
+        reach.device,
+        weight=weight,
+        residents=residents,
+        seniors=seniors,
+        candidate_ids=candidates["id"].to_numpy(dtype=object),
+        zone=units["zone_id"].to_numpy(dtype=object)[open_units],
+    )
+    return problem, base.by_zone.set_index("zone_id", drop=False)
+
+
+def zones_after(
+    baseline: pd.DataFrame, problem: SitingProblem, result: SitingResult
+) -> pd.DataFrame:
+    """Per zone, residents covered before and after installing the chosen sites."""
+    index = {cid: j for j, cid in enumerate(problem.candidate_ids)}
+    chosen = np.array([index[c] for c in result.chosen], dtype=np.int64)
+    newly = problem.covered_by(chosen)
+    gained = pd.DataFrame(
+        {
+            "zone_id": problem.zone[newly],
+            "residents": problem.residents[newly],
+            "seniors": problem.seniors[newly],
+        }
+    )
+    by_zone = gained.groupby("zone_id", dropna=False)[["residents", "seniors"]].sum()
+    table = baseline[
+        [
+            "zone_id",
+            "zone_name",
+            "residents",
+            "residents_covered",
+            "residents_65_plus",
+            "residents_65_plus_covered",
+        ]
+    ].copy()
+    table["residents_covered_after"] = table["residents_covered"] + table["zone_id"].map(
+        by_zone["residents"]
+    ).fillna(0).astype(np.int64)
+    table["residents_65_plus_covered_after"] = table["residents_65_plus_covered"] + table[
+        "zone_id"
+    ].map(by_zone["seniors"]).fillna(0).astype(np.int64)
+    shares = table["residents"].where(table["residents"] > 0)
+    table["share_covered"] = (table["residents_covered"] / shares).fillna(0.0)
+    table["share_covered_after"] = (table["residents_covered_after"] / shares).fillna(0.0)
+    return table.reset_index(drop=True)
+
+
+def candidate_grid(
+    population: gpd.GeoDataFrame, *, spacing_m: float, margin_m: float = 0.0
+) -> gpd.GeoDataFrame:
+    """A regular grid of candidate sites over the populated area (metric CRS).
+
+    Points every ``spacing_m`` metres, aligned on multiples of the spacing, kept only where some
+    demand unit lies within ``spacing_m + margin_m``. Ids read ``grid-<x>-<y>`` (metres).
+    """
+    if not spacing_m > 0:
+        msg = f"La separación de la rejilla debe ser mayor que 0 m (recibida {spacing_m})."
+        raise SitingError(msg)
+    xy = np.column_stack([population.geometry.x.to_numpy(), population.geometry.y.to_numpy()])
+    if len(xy) == 0:
+        return gpd.GeoDataFrame({"id": []}, geometry=[], crs=population.crs)
+    low = np.floor(xy.min(axis=0) / spacing_m) * spacing_m
+    high = np.ceil(xy.max(axis=0) / spacing_m) * spacing_m
+    gx, gy = np.meshgrid(
+        np.arange(low[0], high[0] + 1, spacing_m), np.arange(low[1], high[1] + 1, spacing_m)
+    )
+    grid = np.column_stack([gx.ravel(), gy.ravel()])
+    near = cKDTree(xy).query(grid, k=1, distance_upper_bound=spacing_m + margin_m)[0]
+    grid = grid[np.isfinite(near)]
+    ids = [f"grid-{int(x)}-{int(y)}" for x, y in grid]
+    return gpd.GeoDataFrame(
+        {"id": ids}, geometry=gpd.points_from_xy(grid[:, 0], grid[:, 1]), crs=population.crs
+    )
