@@ -164,8 +164,9 @@ def _steps(problem: SitingProblem, order: list[int]) -> pd.DataFrame:
     """Per step, what each chosen site adds given the ones before it."""
     covered = np.zeros(problem.cover.shape[0], dtype=bool)
     rows = []
+    cover = problem.cover
     for step, j in enumerate(order, start=1):
-        column = problem.cover[:, [j]].indices
+        column = cover.indices[cover.indptr[j] : cover.indptr[j + 1]]
         new = column[~covered[column]]
         covered[new] = True
         rows.append(
@@ -201,10 +202,10 @@ def _check_p(problem: SitingProblem, p: int) -> int:
     return min(p, problem.n_candidates)
 
 
-def greedy_order(problem: SitingProblem, p: int) -> list[int]:
+def greedy_order(problem: SitingProblem, p: int, *, stop_at: float = np.inf) -> list[int]:
     """Up to ``p`` candidate indices in greedy order (lazy marginal gains), best first.
 
-    Stops early when no candidate adds anything.
+    Stops early when no candidate adds anything, or once the weight covered reaches ``stop_at``.
     """
     cover = problem.cover
     weight = problem.weight
@@ -215,6 +216,7 @@ def greedy_order(problem: SitingProblem, p: int) -> list[int]:
     heap = [(-g, j) for j, g in enumerate(gains) if g > 0]
     heapq.heapify(heap)
     order: list[int] = []
+    total = 0.0
     while heap and len(order) < p:
         _, j = heapq.heappop(heap)
         column = cover.indices[cover.indptr[j] : cover.indptr[j + 1]]
@@ -226,6 +228,9 @@ def greedy_order(problem: SitingProblem, p: int) -> list[int]:
             continue
         order.append(j)
         covered[column] = True
+        total += gain
+        if total >= stop_at - 1e-9:
+            break
     return order
 
 
@@ -269,12 +274,8 @@ def solve_exact(
         # Fewer useful candidates than p: greedy already covers every reachable unit.
         return _exact_result(problem, greedy, "optimal", 0.0, greedy_value, start)
     objective = np.concatenate([np.zeros(n), -weight])
-    link = sparse.hstack([-cover, sparse.eye_array(m)], format="csr")
     budget = sparse.csr_array(np.concatenate([np.ones(n), np.zeros(m)])[None, :])
-    constraints = [
-        LinearConstraint(link, -np.inf, 0.0),
-        LinearConstraint(budget, p, p),
-    ]
+    constraints = [_link(cover), LinearConstraint(budget, p, p)]
     integrality = np.concatenate([np.ones(n), np.zeros(m)])
     solved = milp(
         objective,
@@ -292,10 +293,21 @@ def solve_exact(
     gap = float(solved.mip_gap) if solved.mip_gap is not None else None
     if value < greedy_value:
         return _exact_result(problem, greedy, status, gap, greedy_value, start, bound=bound)
+    ordered = _in_greedy_order(problem, chosen)
+    return _exact_result(problem, ordered, status, gap, value, start, bound=bound)
+
+
+def _in_greedy_order(problem: SitingProblem, chosen: np.ndarray) -> list[int]:
+    """The ``chosen`` candidate indices in greedy order among themselves (zero gains last)."""
     order = greedy_order(_restricted(problem, chosen), len(chosen))
     ordered = [int(chosen[k]) for k in order]
-    ordered += [int(j) for j in chosen if j not in ordered]  # zero-gain picks, if any, last
-    return _exact_result(problem, ordered, status, gap, value, start, bound=bound)
+    return ordered + [int(j) for j in chosen if int(j) not in ordered]
+
+
+def _link(cover: sparse.csc_array) -> LinearConstraint:
+    """yᵢ ≤ Σ_{j covers i} xⱼ, over variables [x (candidates), y (demand units)]."""
+    m = cover.shape[0]
+    return LinearConstraint(sparse.hstack([-cover, sparse.eye_array(m)], format="csr"), -np.inf, 0)
 
 
 def _restricted(problem: SitingProblem, chosen: np.ndarray) -> SitingProblem:
@@ -349,12 +361,7 @@ def solve_target(
         )
         raise SitingError(msg)
     start = dt.datetime.now(tz=dt.UTC)
-    order = greedy_order(problem, problem.n_candidates)
-    steps_all = _steps(problem, order)
-    enough = int(
-        np.searchsorted(steps_all["weight_gained"].cumsum().to_numpy(), weight_needed - 1e-9) + 1
-    )
-    greedy = order[:enough]
+    greedy = greedy_order(problem, problem.n_candidates, stop_at=weight_needed)
     if method == "greedy":
         steps = _steps(problem, greedy)
         seconds = (dt.datetime.now(tz=dt.UTC) - start).total_seconds()
@@ -371,9 +378,7 @@ def solve_target(
     solved = milp(
         np.concatenate([np.ones(n), np.zeros(m)]),
         constraints=[
-            LinearConstraint(
-                sparse.hstack([-cover, sparse.eye_array(m)], format="csr"), -np.inf, 0
-            ),
+            _link(cover),
             LinearConstraint(
                 sparse.csr_array(np.concatenate([np.zeros(n), weight])[None, :]),
                 weight_needed,
@@ -388,9 +393,8 @@ def solve_target(
         status = "optimal" if solved.status == 0 else "time_limit"
         return _exact_result(problem, greedy, status, None, problem.value(np.array(greedy)), start)
     chosen = np.flatnonzero(solved.x[:n] > 0.5)
-    order = greedy_order(_restricted(problem, chosen), len(chosen))
-    ordered = [int(chosen[k]) for k in order] + [int(j) for j in chosen if j not in order]
     status = "optimal" if solved.status == 0 else "time_limit"
+    ordered = _in_greedy_order(problem, chosen)
     return _exact_result(problem, ordered, status, None, problem.value(chosen), start)
 
 

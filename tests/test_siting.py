@@ -192,3 +192,22 @@ def test_siting_on_the_palencia_sample(city: CityProfile) -> None:
     gained = (table["residents_covered_after"] - table["residents_covered"]).sum()
     assert gained == exact.residents_gained > 0
     assert (table["share_covered_after"] >= table["share_covered"]).all()
+
+
+@PROPERTY
+@given(instance=instances(), fraction=st.floats(0.05, 1.0))
+def test_target_exact_is_the_fewest_devices(
+    instance: tuple[SitingProblem, int], fraction: float
+) -> None:
+    problem, _ = instance
+    reachable = float(problem.weight[problem.reach_count() > 0].sum())
+    goal = fraction * reachable
+    if goal <= 0:
+        return
+    exact = solve_target(problem, weight_needed=goal, method="exact")
+    greedy = solve_target(problem, weight_needed=goal)
+    fewest = next(
+        k for k in range(1, problem.n_candidates + 1) if brute_force(problem, k) >= goal - 1e-9
+    )
+    assert len(exact.chosen) == fewest <= len(greedy.chosen)
+    assert exact.objective >= goal - 1e-9 and greedy.objective >= goal - 1e-9
