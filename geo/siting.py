@@ -258,16 +258,20 @@ def solve_exact(
     Formulation (only pairs in range): maximise Σ wᵢ yᵢ subject to yᵢ ≤ Σ_{j covers i} xⱼ,
     Σ xⱼ = p, xⱼ ∈ {0, 1}, 0 ≤ yᵢ ≤ 1 (yᵢ is integral at the optimum whenever x is). Demand units
     no candidate reaches are left out. The chosen sites are reported in greedy order among
-    themselves, so each step's gain reads as for :func:`solve_greedy`. If the time limit stops
-    the solver with an answer worse than greedy's, greedy's answer is returned, with status
-    ``time_limit``.
+    themselves, so each step's gain reads as for :func:`solve_greedy`.
+
+    Demand units reached by exactly the same candidates are merged into one row (their weights
+    summed) before solving: the same optimum with far fewer rows when the radius is large.
+
+    ``status`` is ``optimal`` only when the optimum is proven (gap ≈ 0); ``gap`` when the solver
+    stopped at the requested ``mip_rel_gap``; ``time_limit`` when the time ran out. ``gap`` and
+    ``bound`` are the solver's proven ones, for the answer returned: if a stopped solve is worse
+    than greedy's answer, greedy's is returned and the gap is recomputed for it.
     """
     p = _check_p(problem, p)
     start = dt.datetime.now(tz=dt.UTC)
-    reachable = np.flatnonzero(problem.reach_count() > 0)
-    cover = problem.cover[reachable, :].astype(float)  # (m units × n candidates)
+    cover, weight = _merged_rows(problem)  # (m distinct reach sets × n candidates)
     m, n = cover.shape
-    weight = problem.weight[reachable]
     greedy = greedy_order(problem, p)
     greedy_value = problem.value(np.array(greedy, dtype=np.int64))
     if len(greedy) < p or m == 0:
@@ -288,13 +292,41 @@ def solve_exact(
         return _exact_result(problem, greedy, "time_limit", None, greedy_value, start)
     chosen = np.flatnonzero(solved.x[:n] > 0.5)
     value = problem.value(chosen)
-    status = "optimal" if solved.status == 0 else "time_limit"
     bound = -float(solved.mip_dual_bound) if solved.mip_dual_bound is not None else None
-    gap = float(solved.mip_gap) if solved.mip_gap is not None else None
     if value < greedy_value:
-        return _exact_result(problem, greedy, status, gap, greedy_value, start, bound=bound)
+        chosen, value = np.array(greedy, dtype=np.int64), greedy_value
+    gap = _gap(value, bound)
+    if solved.status != 0:
+        status = "time_limit"
+    elif gap is not None and gap > _OPTIMALITY_TOLERANCE:
+        status = "gap"
+    else:
+        status = "optimal"
     ordered = _in_greedy_order(problem, chosen)
     return _exact_result(problem, ordered, status, gap, value, start, bound=bound)
+
+
+_OPTIMALITY_TOLERANCE = 1e-6
+
+
+def _gap(value: float, bound: float | None) -> float | None:
+    """Relative distance from ``value`` to the proven ``bound`` (0 = proven optimal)."""
+    if bound is None or not np.isfinite(bound):
+        return None
+    return max(0.0, bound - value) / max(abs(bound), 1e-12)
+
+
+def _merged_rows(problem: SitingProblem) -> tuple[sparse.csc_array, np.ndarray]:
+    """Reachable demand units grouped by identical candidate sets, with summed weights."""
+    rows = problem.cover.tocsr()
+    reachable = np.flatnonzero(np.diff(rows.indptr) > 0)
+    keys = [rows.indices[rows.indptr[i] : rows.indptr[i + 1]].tobytes() for i in reachable]
+    _, first, group = np.unique(
+        np.array(keys, dtype=object), return_index=True, return_inverse=True
+    )
+    weight = np.bincount(group, weights=problem.weight[reachable], minlength=len(first))
+    merged = rows[reachable[first], :].tocsc().astype(float)
+    return merged, weight
 
 
 def _in_greedy_order(problem: SitingProblem, chosen: np.ndarray) -> list[int]:
@@ -333,7 +365,7 @@ def _exact_result(
 ) -> SitingResult:
     steps = _steps(problem, order)
     seconds = (dt.datetime.now(tz=dt.UTC) - start).total_seconds()
-    if status == "optimal":
+    if status == "optimal" and bound is None:  # optimal without a solve (p ≥ useful candidates)
         gap, bound = 0.0, value
     return SitingResult("exact", status, gap, value, bound, steps, seconds)
 
@@ -371,10 +403,8 @@ def solve_target(
     if method != "exact":
         msg = f"Método {method!r} desconocido; se admite greedy o exact."
         raise SitingError(msg)
-    reachable = np.flatnonzero(problem.reach_count() > 0)
-    cover = problem.cover[reachable, :].astype(float)
+    cover, weight = _merged_rows(problem)
     m, n = cover.shape
-    weight = problem.weight[reachable]
     solved = milp(
         np.concatenate([np.ones(n), np.zeros(m)]),
         constraints=[
