@@ -211,3 +211,15 @@ def test_target_exact_is_the_fewest_devices(
     )
     assert len(exact.chosen) == fewest <= len(greedy.chosen)
     assert exact.objective >= goal - 1e-9 and greedy.objective >= goal - 1e-9
+
+
+def test_identical_reach_sets_are_merged_without_changing_the_weight() -> None:
+    from geo.siting import _merged_rows
+
+    problem = problem_of([[0, 1, 2], [1, 2, 3]], [4, 5, 6, 7])  # units 1 and 2: same reach
+    cover, weight = _merged_rows(problem)
+    assert cover.shape == (3, 2)
+    assert sorted(weight.tolist()) == [4.0, 7.0, 11.0]
+    exact = solve_exact(problem, p=1)
+    assert exact.objective == 18 and exact.status == "optimal"
+    assert exact.gap == 0.0 and exact.bound == pytest.approx(exact.objective)
