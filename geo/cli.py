@@ -27,7 +27,6 @@ from geo.coverage import (
     DEFAULT_DETOUR_FACTOR,
     DEFAULT_RADIUS_M,
     CoverageResult,
-    DistanceModel,
     WeeklyCoverage,
     coverage_by_income,
     find_gaps,
@@ -36,15 +35,13 @@ from geo.coverage import (
 )
 from geo.coverage import coverage as run_coverage
 from geo.errors import CardiomapaError, LayerValidationError
-from geo.inputs import AnalysisInputs, load_inputs, section_incomes
+from geo.inputs import AnalysisInputs, load_inputs, section_incomes, siting_candidates
 from geo.layers import LAYERS, Layers, LayerSchema, read_layers
 from geo.network import load_network
 from geo.settings import Settings
 from geo.siting import (
-    SitingError,
     SitingResult,
     build_problem,
-    candidate_grid,
     solve_exact,
     solve_greedy,
     solve_target,
@@ -660,7 +657,7 @@ def site(
     metric = inputs.metric
     try:
         model = inputs.distance_model(detour_factor=detour_factor)
-        sites = _candidates(candidates, inputs, radius_m=radius_m, at=instant, model=model)
+        sites = siting_candidates(candidates, inputs, radius_m=radius_m, at=instant, model=model)
         problem, baseline = build_problem(
             metric["population"],
             metric["defibrillators"],
@@ -718,70 +715,6 @@ def site(
         _emit(outputs.dumps(outputs.feature_collection(chosen, **header)))
     else:
         _print_siting(document, chosen, inputs)
-
-
-def _candidates(
-    spec: str,
-    inputs: AnalysisInputs,
-    *,
-    radius_m: float,
-    at: dt.datetime | None,
-    model: DistanceModel,
-) -> gpd.GeoDataFrame:
-    metric = inputs.metric
-    entities = sites_without_device(
-        metric["entities"],
-        metric["defibrillators"],
-        inputs.city,
-        radius_m=radius_m,
-        at=at,
-        model=model,
-    )
-    lacking = entities.loc[~entities["covered"], ["id", "name", "geometry"]].assign(kind="entity")
-    if spec == "entities":
-        return lacking.reset_index(drop=True)
-    if spec == "all":
-        cohousing = metric["cohousing"][["id", "name", "geometry"]].assign(kind="cohousing")
-        grid = candidate_grid(metric["population"], spacing_m=radius_m / 2).assign(
-            name="punto de rejilla", kind="grid"
-        )
-        frame = pd.concat([lacking, cohousing, grid], ignore_index=True)
-        return gpd.GeoDataFrame(frame, geometry="geometry", crs=metric["population"].crs)
-    return _candidate_file(Path(spec), inputs)
-
-
-def _candidate_file(path: Path, inputs: AnalysisInputs) -> gpd.GeoDataFrame:
-    if not path.is_file():
-        msg = (
-            f"--candidates: no existe el archivo {path}; se admite entities, all o un archivo "
-            "GeoJSON de puntos con un campo id."
-        )
-        raise SitingError(msg)
-    try:
-        frame = gpd.read_file(path)
-    except (OSError, ValueError) as exc:
-        msg = f"{path.name}: no se puede leer como GeoJSON ({exc})."
-        raise SitingError(msg) from None
-    if "id" not in frame or frame["id"].isna().any() or frame["id"].duplicated().any():
-        msg = f"{path.name}: cada candidato necesita un campo id único."
-        raise SitingError(msg)
-    if not (frame.geom_type == "Point").all():
-        msg = f"{path.name}: los candidatos deben ser puntos."
-        raise SitingError(msg)
-    outside = ~frame.to_crs("EPSG:4326").geometry.within(inputs.city.boundary)
-    if outside.any():
-        msg = (
-            f"{path.name}, elemento {int(np.flatnonzero(outside.to_numpy())[0])}: el candidato "
-            f"cae fuera del término municipal de {inputs.city.name}."
-        )
-        raise SitingError(msg)
-    name = frame["name"] if "name" in frame else frame["id"]
-    candidates = gpd.GeoDataFrame(
-        {"id": frame["id"].astype(str), "name": name.astype(str), "kind": "file"},
-        geometry=frame.geometry,
-        crs=frame.crs,
-    )
-    return candidates.to_crs(inputs.city.metric_crs)
 
 
 def _chosen_sites(

@@ -6,17 +6,27 @@ An edge helper for the CLI and the API: it reads (files, database), the computin
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from geo.city import CityProfile
-from geo.coverage import DistanceModel, NetworkDistance, StraightLine, to_metric
+from geo.coverage import (
+    DistanceModel,
+    NetworkDistance,
+    StraightLine,
+    sites_without_device,
+    to_metric,
+)
 from geo.errors import CardiomapaError
 from geo.layers import Layers, read_layers
 from geo.network import WalkingNetwork, load_network
 from geo.settings import SAMPLE_DATA_DIR, Settings
+from geo.siting import SitingError, candidate_grid
 from geo.store import Store
 
 INCOME_FILE = "palencia_34120_renta_media_secciones_2015_2016_INE_ADRH.csv"
@@ -107,3 +117,77 @@ def section_incomes(settings: Settings) -> pd.DataFrame:
     except (KeyError, ValueError) as exc:
         msg = f"{path.name}: se esperaban las columnas code y {INCOME_COLUMN} numérica ({exc})."
         raise IncomeDataError(msg) from None
+
+
+def siting_candidates(
+    spec: str,
+    inputs: AnalysisInputs,
+    *,
+    radius_m: float,
+    at: dt.datetime | None,
+    model: DistanceModel,
+) -> gpd.GeoDataFrame:
+    """Candidate sites for ``cardiomapa site --candidates SPEC`` (metric CRS).
+
+    ``entities``: member entities with no available device within ``radius_m``; ``all``: those,
+    the cohousing sites and a regular grid every ``radius_m / 2`` over the populated area; else a
+    GeoJSON file (:func:`read_candidates`). Columns ``id``, ``name``, ``kind``, ``geometry``.
+    """
+    metric = inputs.metric
+    entities = sites_without_device(
+        metric["entities"],
+        metric["defibrillators"],
+        inputs.city,
+        radius_m=radius_m,
+        at=at,
+        model=model,
+    )
+    lacking = entities.loc[~entities["covered"], ["id", "name", "geometry"]].assign(kind="entity")
+    if spec == "entities":
+        return lacking.reset_index(drop=True)
+    if spec == "all":
+        cohousing = metric["cohousing"][["id", "name", "geometry"]].assign(kind="cohousing")
+        grid = candidate_grid(metric["population"], spacing_m=radius_m / 2).assign(
+            name="punto de rejilla", kind="grid"
+        )
+        frame = pd.concat([lacking, cohousing, grid], ignore_index=True)
+        return gpd.GeoDataFrame(frame, geometry="geometry", crs=metric["population"].crs)
+    return read_candidates(Path(spec), inputs.city)
+
+
+def read_candidates(path: Path, city: CityProfile) -> gpd.GeoDataFrame:
+    """Candidate sites from a GeoJSON file of points with a unique ``id`` (and ``name``).
+
+    Returned in the city's metric CRS with ``id``, ``name``, ``kind`` = ``file``.
+    """
+    if not path.is_file():
+        msg = (
+            f"--candidates: no existe el archivo {path}; se admite entities, all o un archivo "
+            "GeoJSON de puntos con un campo id."
+        )
+        raise SitingError(msg)
+    try:
+        frame = gpd.read_file(path)
+    except (OSError, ValueError) as exc:
+        msg = f"{path.name}: no se puede leer como GeoJSON ({exc})."
+        raise SitingError(msg) from None
+    if "id" not in frame or frame["id"].isna().any() or frame["id"].duplicated().any():
+        msg = f"{path.name}: cada candidato necesita un campo id único."
+        raise SitingError(msg)
+    if not (frame.geom_type == "Point").all():
+        msg = f"{path.name}: los candidatos deben ser puntos."
+        raise SitingError(msg)
+    outside = ~frame.to_crs("EPSG:4326").geometry.within(city.boundary)
+    if outside.any():
+        msg = (
+            f"{path.name}, elemento {int(np.flatnonzero(outside.to_numpy())[0])}: el candidato "
+            f"cae fuera del término municipal de {city.name}."
+        )
+        raise SitingError(msg)
+    name = frame["name"] if "name" in frame else frame["id"]
+    candidates = gpd.GeoDataFrame(
+        {"id": frame["id"].astype(str), "name": name.astype(str), "kind": "file"},
+        geometry=frame.geometry,
+        crs=frame.crs,
+    )
+    return candidates.to_crs(city.metric_crs)

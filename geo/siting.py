@@ -286,7 +286,15 @@ def solve_exact(
         constraints=constraints,
         integrality=integrality,
         bounds=Bounds(0.0, 1.0),
-        options={"time_limit": time_limit_s, "mip_rel_gap": mip_rel_gap, "disp": False},
+        # The model is already reduced (merged rows, only pairs in reach): HiGHS's presolve
+        # finds little more and costs more than it saves (bench/siting.py: 10k × 1,000 at
+        # 100 m, 0.13 s → 0.05 s; at 200 m, p = 10, 1.9 s → 1.6 s).
+        options={
+            "time_limit": time_limit_s,
+            "mip_rel_gap": mip_rel_gap,
+            "presolve": False,
+            "disp": False,
+        },
     )
     if solved.x is None:
         return _exact_result(problem, greedy, "time_limit", None, greedy_value, start)
