@@ -22,19 +22,18 @@ import gc
 import math
 import os
 import platform
-import resource
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import scipy
 import shapely
+from common import best_of, machine_line, peak_memory_mb, ratio
 
 from geo.availability import available_at, device_availability
 from geo.city import CityProfile, load_city_profile
@@ -76,8 +75,6 @@ HOURS_POOL: tuple[tuple[str, float], ...] = (
     ("Sa,Su 10:00-14:00", 0.05),
     ("Mo-Su 09:00-21:00", 0.05),
 )
-
-T = TypeVar("T")
 
 
 # --- cases ------------------------------------------------------------------------------------
@@ -267,27 +264,9 @@ def network_case(*, repeats: int, side: int = 100, spacing_m: float = 75.0) -> N
 # --- timing and printing ----------------------------------------------------------------------
 
 
-def best_of(run: Callable[[], T], repeats: int) -> tuple[float, T]:
-    """Best wall-clock time (s) of ``repeats`` calls, and the last call's result."""
-    best = math.inf
-    result: T
-    for _ in range(max(1, repeats)):
-        gc.collect()
-        start = time.perf_counter()
-        result = run()
-        best = min(best, time.perf_counter() - start)
-    return best, result
-
-
 def seconds(value: float) -> str:
     """A duration for the table: 3 decimals under 10 s, 1 above."""
     return f"{value:.3f} s" if value < 10 else f"{value:.1f} s"
-
-
-def ratio(ours: float, peer: float) -> str:
-    """``ours / peer``, with two significant digits when it is small."""
-    r = ours / peer if peer > 0 else math.inf
-    return f"{r:.2g}" if r < 0.1 else f"{r:.2f}"
 
 
 def report(case: str, what: str, ours: float, peer_name: str, peer: float, note: str = "") -> None:
@@ -504,15 +483,8 @@ def walking(net: NetworkCase, city: CityProfile) -> float:
 
 def header(args: argparse.Namespace) -> None:
     """Machine and library facts, and what each timing includes."""
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
-        platform.processor() or "unknown CPU",
-    )
     print(f"# cardiomapa coverage benchmark, {dt.date.today().isoformat()}")
-    print(
-        f"# machine: {platform.system()} {platform.machine()}, {cpu}, "
-        f"nproc {len(os.sched_getaffinity(0))}"
-    )
+    print(machine_line())
     print(
         f"# python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__},"
         f" geopandas {gpd.__version__}, shapely {shapely.__version__}, pandas {pd.__version__}"
@@ -533,13 +505,6 @@ def header(args: argparse.Namespace) -> None:
         "# sjoin_nearest / numpy matrix = the join or distance matrix + summing residents, on the"
         " devices open at that instant, selected beforehand (untimed)"
     )
-
-
-def _cpuinfo() -> list[str]:
-    try:
-        return Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -591,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for target in targets:
         print(f"# target: {target}")
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_memory_mb()
     print(f"# peak resident memory {peak_mb:,.0f} MB")
     return 0
 

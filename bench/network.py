@@ -23,22 +23,19 @@ import argparse
 import datetime as dt
 import gc
 import math
-import os
 import platform
-import resource
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
-from typing import TypeVar
 
 import geopandas as gpd
 import networkx as nx
 import numpy as np
 import scipy
 import shapely
+from common import best_of, machine_line, peak_memory_mb, ratio
 from scipy.spatial import cKDTree
 
 from geo.city import load_city_profile
@@ -56,8 +53,6 @@ N_DEVICES = 30
 #: Share of the units placed next to a street node (the rest anywhere in the network's extent).
 NEAR_STREETS = 0.8
 SEED = 2026
-
-T = TypeVar("T")
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -217,27 +212,9 @@ def networkx_coverage(
 # --- timing and printing ----------------------------------------------------------------------
 
 
-def best_of(run: Callable[[], T], repeats: int) -> tuple[float, T]:
-    """Best wall-clock time (s) of ``repeats`` calls, and the last call's result."""
-    best = math.inf
-    result: T
-    for _ in range(max(1, repeats)):
-        gc.collect()
-        start = time.perf_counter()
-        result = run()
-        best = min(best, time.perf_counter() - start)
-    return best, result
-
-
 def seconds(value: float) -> str:
     """A duration: milliseconds under 1 s, else seconds."""
     return f"{1000 * value:.1f} ms" if value < 1 else f"{value:.3f} s"
-
-
-def ratio(ours: float, peer: float) -> str:
-    """``ours / peer``, with two significant digits when it is small."""
-    r = ours / peer if peer > 0 else math.inf
-    return f"{r:.2g}" if r < 0.1 else f"{r:.2f}"
 
 
 def report(what: str, ours: float, peer_name: str, peer: float, note: str = "") -> None:
@@ -283,15 +260,8 @@ def fresh(network: WalkingNetwork) -> WalkingNetwork:
 
 def header(args: argparse.Namespace) -> None:
     """Machine and library facts, and what each timing includes."""
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
-        platform.processor() or "unknown CPU",
-    )
     print(f"# cardiomapa walking-network benchmark, {dt.date.today().isoformat()}")
-    print(
-        f"# machine: {platform.system()} {platform.machine()}, {cpu}, "
-        f"nproc {len(os.sched_getaffinity(0))}"
-    )
+    print(machine_line())
     print(
         f"# python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__},"
         f" networkx {nx.__version__}, pyrosm {version('pyrosm')}, osmnx {version('osmnx')}, "
@@ -308,13 +278,6 @@ def header(args: argparse.Namespace) -> None:
         "source (per device with cutoff = radius for pairs; one over every device, no cutoff, "
         "for coverage) + joining units; the nx.Graph is built before timing"
     )
-
-
-def _cpuinfo() -> list[str]:
-    try:
-        return Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -411,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     report(f"coverage {COVERAGE_RADIUS_M:g} m", ours_s, "networkx", peer_s, note)
 
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_memory_mb()
     print(f"# peak resident memory {peak_mb:,.0f} MB")
     return 0
 

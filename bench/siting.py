@@ -28,19 +28,17 @@ import argparse
 import datetime as dt
 import gc
 import math
-import os
 import platform
-import resource
 import sys
 import time
 import warnings
 from dataclasses import dataclass
 from importlib.metadata import version
-from pathlib import Path
 
 import numpy as np
 import pulp
 import scipy
+from common import machine_line, peak_memory_mb, ratio
 from scipy.spatial.distance import cdist
 from spopt.locate import MCLP
 
@@ -267,12 +265,6 @@ def seconds(value: float) -> str:
     return f"{value:.3f} s" if value < 10 else f"{value:.1f} s"
 
 
-def ratio(ours: float, peer: float) -> str:
-    """``ours / peer``, with two significant digits when it is small."""
-    r = ours / peer if peer > 0 else math.inf
-    return f"{r:.2g}" if r < 0.1 else f"{r:.2f}"
-
-
 def yes(flag: bool) -> str:
     """``yes`` / ``NO`` (capitals, so a mismatch stands out)."""
     return "yes" if flag else "NO"
@@ -284,15 +276,8 @@ def _met(flag: bool) -> str:
 
 def header(args: argparse.Namespace) -> None:
     """Machine and library facts, and what each timing includes."""
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
-        platform.processor() or "unknown CPU",
-    )
     print(f"# cardiomapa siting benchmark, {dt.date.today().isoformat()}")
-    print(
-        f"# machine: {platform.system()} {platform.machine()}, {cpu}, "
-        f"nproc {len(os.sched_getaffinity(0))}"
-    )
+    print(machine_line())
     print(
         f"# python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}"
         f" (HiGHS via scipy.optimize.milp), spopt {version('spopt')}, pulp {pulp.__version__}"
@@ -316,13 +301,6 @@ def header(args: argparse.Namespace) -> None:
         "# covered = residents within the radius of an existing or new device (out of all);"
         " greedy % = greedy's new coverage / exact's new coverage"
     )
-
-
-def _cpuinfo() -> list[str]:
-    try:
-        return Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return []
 
 
 # --- main -------------------------------------------------------------------------------------
@@ -408,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         f" % of optimum; slowest greedy {seconds(greedy_slowest)} alone, "
         f"{seconds(greedy_slowest_e2e)} end to end)"
     )
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_memory_mb()
     print(f"# peak resident memory {peak_mb:,.0f} MB (this process; CBC runs in its own)")
     return 0
 

@@ -1,0 +1,54 @@
+"""Helpers every benchmark shares: timing, ratios and the machine line of the header."""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import platform
+import resource
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def best_of(run: Callable[[], T], repeats: int) -> tuple[float, T]:
+    """Best wall-clock time (s) of ``repeats`` calls, and the last call's result."""
+    best = math.inf
+    result: T
+    for _ in range(max(1, repeats)):
+        gc.collect()
+        start = time.perf_counter()
+        result = run()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def ratio(ours: float, peer: float) -> str:
+    """``ours / peer``, with two significant digits when it is small."""
+    r = ours / peer if peer > 0 else math.inf
+    return f"{r:.2g}" if r < 0.1 else f"{r:.2f}"
+
+
+def machine_line() -> str:
+    """``# machine: Linux x86_64, <CPU model>, nproc N``."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        cpuinfo = []
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
+        platform.processor() or "unknown CPU",
+    )
+    return (
+        f"# machine: {platform.system()} {platform.machine()}, {cpu}, "
+        f"nproc {len(os.sched_getaffinity(0))}"
+    )
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
