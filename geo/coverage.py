@@ -216,7 +216,8 @@ def to_metric(frame: gpd.GeoDataFrame, city: CityProfile) -> gpd.GeoDataFrame:
     return frame.to_crs(city.metric_crs)
 
 
-def _metric_xy(frame: gpd.GeoDataFrame, what: str) -> np.ndarray:
+def metric_xy(frame: gpd.GeoDataFrame, what: str) -> np.ndarray:
+    """Point coordinates (n, 2) in metres; refuses geographic CRSs and non-point geometry."""
     if frame.crs is None or not frame.crs.is_projected:
         crs = "sin CRS" if frame.crs is None else frame.crs.to_string()
         msg = (
@@ -264,7 +265,7 @@ def prepare_demand(
     CoverageInputError
         Negative or missing residents, more residents 65+ than residents, or non-point units.
     """
-    xy = _metric_xy(population, "población")
+    xy = metric_xy(population, "población")
     residents = _counts(population, "residents")
     seniors = _counts(population, "residents_65_plus")
     over = np.flatnonzero(seniors > residents)
@@ -278,7 +279,7 @@ def prepare_demand(
     zone_ids: tuple[str, ...] = ()
     zone_names: tuple[str, ...] = ()
     if zones is not None and len(zones):
-        _metric_xy_check_polygons(zones, population)
+        _check_same_crs(zones, population)
         zone_ids = tuple(zones["id"])
         zone_names = tuple(zones["name"])
         tree = shapely.STRtree(zones.geometry.values)
@@ -303,7 +304,7 @@ def _counts(frame: gpd.GeoDataFrame, column: str) -> np.ndarray:
     return values.to_numpy(dtype=np.int64)
 
 
-def _metric_xy_check_polygons(zones: gpd.GeoDataFrame, population: gpd.GeoDataFrame) -> None:
+def _check_same_crs(zones: gpd.GeoDataFrame, population: gpd.GeoDataFrame) -> None:
     if zones.crs != population.crs:
         msg = f"Las zonas ({zones.crs}) y la población ({population.crs}) no comparten CRS."
         raise MetricCRSError(msg)
@@ -518,7 +519,7 @@ def _devices(
     devices: gpd.GeoDataFrame, city: CityProfile, *, assume_unknown_open: bool = False
 ) -> tuple[np.ndarray, Availability]:
     """Device coordinates (metres) and who may count when, in the city's time zone."""
-    xy = _metric_xy(devices, "desfibriladores")
+    xy = metric_xy(devices, "desfibriladores")
     availability = device_availability(
         devices,
         timezone=city.timezone,
@@ -758,7 +759,7 @@ def nearest_available(
         and ``walk_min`` (at 4.5 km/h).
     """
     model = model or StraightLine()
-    points_xy = _metric_xy(points, "puntos")
+    points_xy = metric_xy(points, "puntos")
     devices_xy, availability = _devices(devices, city)
     chosen = np.flatnonzero(available(availability, at=at, reference_date=reference_date))
     index, distance = nearest(

@@ -39,10 +39,10 @@ from scipy.spatial import cKDTree
 from geo.city import CityProfile
 from geo.coverage import (
     DEFAULT_RADIUS_M,
-    CoverageInputError,
     DistanceModel,
     StraightLine,
     coverage,
+    metric_xy,
     pairs_within,
 )
 from geo.errors import CardiomapaError
@@ -451,7 +451,7 @@ def build_problem(
     model: DistanceModel | None = None,
     senior_weight: float = 1.0,
     reference_date: dt.date | None = None,
-) -> tuple[SitingProblem, pd.Series]:
+) -> tuple[SitingProblem, pd.DataFrame]:
     """Pose the MCLP for the layers (all in a projected CRS; see ``geo.coverage.to_metric``).
 
     Residents already within reach of a device available at ``at`` (24/7 if ``None``) are
@@ -487,13 +487,8 @@ def build_problem(
     )
     units = base.units
     open_units = np.flatnonzero(~units["covered"].to_numpy() & (units["residents"] > 0).to_numpy())
-    xy = np.column_stack([units.geometry.x.to_numpy(), units.geometry.y.to_numpy()])[open_units]
-    if candidates.crs is None or not candidates.crs.is_projected:
-        msg = "Los candidatos deben estar en un CRS proyectado en metros (véase to_metric)."
-        raise CoverageInputError(msg)
-    candidate_xy = np.column_stack(
-        [candidates.geometry.x.to_numpy(), candidates.geometry.y.to_numpy()]
-    )
+    xy = metric_xy(units, "población")[open_units]
+    candidate_xy = metric_xy(candidates, "candidatos")
     reach = pairs_within(xy, candidate_xy, radius_m=radius_m, model=model)
     residents = units["residents"].to_numpy(dtype=np.int64)[open_units]
     seniors = units["residents_65_plus"].to_numpy(dtype=np.int64)[open_units]
