@@ -301,7 +301,10 @@ def _describe_when(result: CoverageResult) -> str:
     return f"en el instante {result.at:%Y-%m-%d %H:%M} (hora local)"
 
 
-def _print_warnings(issues: tuple[object, ...]) -> None:
+def _print_warnings(result: CoverageResult | WeeklyCoverage) -> None:
+    for note in result.notes:
+        errors.print(f"[yellow]Aviso[/]: {note}", highlight=False)
+    issues = result.hours_issues
     if issues:
         errors.print(
             f"[yellow]Aviso[/]: {len(issues)} desfibriladores con horario desconocido "
@@ -393,7 +396,7 @@ def _emit_coverage(
     else:
         _print_coverage(result, income, inputs)
     if output is not Format.TABLE:
-        _print_warnings(result.hours_issues)
+        _print_warnings(result)
 
 
 def _print_coverage(
@@ -441,7 +444,7 @@ def _print_coverage(
                 _pct(row.share_65_plus_covered),
             )
     console.print(table)
-    _print_warnings(result.hours_issues)
+    _print_warnings(result)
 
 
 def _emit_week(week: WeeklyCoverage, zones: gpd.GeoDataFrame, output: Format) -> None:
@@ -455,7 +458,7 @@ def _emit_week(week: WeeklyCoverage, zones: gpd.GeoDataFrame, output: Format) ->
     else:
         _print_week(week)
     if output is not Format.TABLE:
-        _print_warnings(week.hours_issues)
+        _print_warnings(week)
 
 
 def _print_week(week: WeeklyCoverage) -> None:
@@ -477,7 +480,7 @@ def _print_week(week: WeeklyCoverage) -> None:
     for hour in range(24):
         table.add_row(f"{hour:02d}:00", *(_pct(shares[day, hour]) for day in range(7)))
     console.print(table)
-    _print_warnings(week.hours_issues)
+    _print_warnings(week)
 
 
 @app.command()
@@ -596,7 +599,7 @@ def _print_gaps(
             own = " (tiene uno propio, no disponible)" if row.holds_device else ""
             distance = "—" if not np.isfinite(row.distance_m) else f"{_int(row.distance_m)} m"
             console.print(f"  - {row.id} {row.name}: más cercano {distance}{own}", highlight=False)
-    _print_warnings(result.hours_issues)
+    _print_warnings(result)
 
 
 # --- siting -----------------------------------------------------------------------------------

@@ -343,6 +343,7 @@ class CoverageResult:
     by_zone: pd.DataFrame
     units: gpd.GeoDataFrame
     hours_issues: tuple[HoursIssue, ...]
+    notes: tuple[str, ...] = ()
 
     @property
     def share_covered(self) -> float:
@@ -369,7 +370,7 @@ class CoverageResult:
             "residents_65_plus_covered": self.residents_65_plus_covered,
             "share_65_plus_covered": round(self.share_65_plus_covered, 6),
             "zones": _records(self.by_zone),
-            "warnings": [str(issue) for issue in self.hours_issues],
+            "warnings": [*self.notes, *(str(issue) for issue in self.hours_issues)],
         }
 
 
@@ -512,6 +513,22 @@ def _coverage_with(
         by_zone=_zone_table(demand, covered),
         units=units,
         hours_issues=availability.issues,
+        notes=_model_notes(model, demand.xy, radius_m),
+    )
+
+
+def _model_notes(model: DistanceModel, xy: np.ndarray, radius_m: float) -> tuple[str, ...]:
+    """Warn when a walking network leaves residents out of reach by construction."""
+    if not isinstance(model, NetworkDistance) or len(xy) == 0:
+        return ()
+    _, snapped_m = walking.snap(model.network, xy)
+    far = int((snapped_m > radius_m).sum())
+    if far == 0:
+        return ()
+    return (
+        f"{far} de {len(xy)} unidades de población ({far / len(xy):.0%}) están a más de "
+        f"{radius_m:g} m del nodo más cercano de la {model.network.describe()}: no pueden quedar "
+        "cubiertas; compruebe que la red cubre todo el municipio.",
     )
 
 
@@ -568,6 +585,7 @@ class WeeklyCoverage:
     slices: pd.DataFrame
     zone_slices: pd.DataFrame
     hours_issues: tuple[HoursIssue, ...]
+    notes: tuple[str, ...] = ()
 
     @property
     def mean_share_covered(self) -> float:
@@ -611,7 +629,7 @@ class WeeklyCoverage:
             },
             "slices": _records(self.slices),
             "zones": _records(self.zone_slices),
-            "warnings": [str(issue) for issue in self.hours_issues],
+            "warnings": [*self.notes, *(str(issue) for issue in self.hours_issues)],
         }
 
 
@@ -700,6 +718,7 @@ def weekly_coverage(
         slices=slices,
         zone_slices=_zone_slices(demand, group_zone, group_residents, group_open),
         hours_issues=availability.issues,
+        notes=_model_notes(model, demand.xy, radius_m),
     )
 
 

@@ -421,18 +421,27 @@ def street_network() -> walking.WalkingNetwork:
 def test_network_coverage_uses_street_distance(
     city: CityProfile, street_network: walking.WalkingNetwork
 ) -> None:
-    x0, y0 = street_network.node_xy.min(axis=0)
-    x1, y1 = street_network.node_xy.max(axis=0)
-    device_xy = street_network.node_xy[0]
+    nodes = street_network.node_xy
+    device_xy = nodes[0]
+    farthest = nodes[np.argmax(np.hypot(*(nodes - device_xy).T))]
+    x0, y0 = device_xy
+    x1, y1 = farthest
     devices = make_devices({**device("N", 0), "geometry": shapely.Point(*device_xy)})
     population = gpd.GeoDataFrame(
         {"id": ["a", "b"], "residents": [10, 20], "residents_65_plus": [1, 2]},
-        geometry=[shapely.Point(*street_network.node_xy[0]), shapely.Point(x1, y1)],
+        geometry=[shapely.Point(*device_xy), shapely.Point(*farthest)],
         crs=CRS,
     )
     model = NetworkDistance(street_network)
     result = coverage(population, devices, city, at=MONDAY_10, model=model, radius_m=50)
     assert covered(result.units) == ["a"]
+    assert result.notes == ()  # both units are on the network
+    far = population.assign(geometry=[shapely.Point(x0, y0), shapely.Point(x1 + 5000, y1)])
+    warned = coverage(far, devices, city, at=MONDAY_10, model=model, radius_m=50)
+    assert len(warned.notes) == 1 and "1 de 2 unidades" in warned.notes[0]
+    assert warned.to_dict()["warnings"][0] == warned.notes[0]
+    week = weekly_coverage(far, devices, city, week_of=MONDAY, model=model, radius_m=50)
+    assert week.notes == warned.notes
     assert result.distance_model == "walking_network"
     assert "palencia_centro.osm" in result.distance_model_description
     assert np.hypot(x1 - x0, y1 - y0) > 50
