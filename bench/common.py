@@ -33,6 +33,11 @@ def ratio(ours: float, peer: float) -> str:
     return f"{r:.2g}" if r < 0.1 else f"{r:.2f}"
 
 
+def yes(flag: bool) -> str:
+    """``yes`` / ``NO`` (capitals, so a mismatch stands out)."""
+    return "yes" if flag else "NO"
+
+
 def machine_line() -> str:
     """``# machine: Linux x86_64, <CPU model>, nproc N``."""
     try:

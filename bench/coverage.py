@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import scipy
 import shapely
-from common import best_of, machine_line, peak_memory_mb, ratio
+from common import best_of, machine_line, peak_memory_mb, ratio, yes
 
 from geo.availability import available_at, device_availability
 from geo.city import CityProfile, load_city_profile
@@ -276,11 +276,6 @@ def report(case: str, what: str, ours: float, peer_name: str, peer: float, note:
         f"ratio {ratio(ours, peer):>5}  {note}"
     )
     print(line.rstrip(), flush=True)
-
-
-def yes(flag: bool) -> str:
-    """``yes`` / ``NO`` (capitals, so a mismatch stands out)."""
-    return "yes" if flag else "NO"
 
 
 def percent(part: float, whole: float) -> str:

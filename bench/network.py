@@ -35,7 +35,7 @@ import networkx as nx
 import numpy as np
 import scipy
 import shapely
-from common import best_of, machine_line, peak_memory_mb, ratio
+from common import best_of, machine_line, peak_memory_mb, ratio, yes
 from scipy.spatial import cKDTree
 
 from geo.city import load_city_profile
@@ -224,11 +224,6 @@ def report(what: str, ours: float, peer_name: str, peer: float, note: str = "") 
         f"ratio {ratio(ours, peer):>5}  {note}"
     )
     print(line.rstrip(), flush=True)
-
-
-def yes(flag: bool) -> str:
-    """``yes`` / ``NO`` (capitals, so a mismatch stands out)."""
-    return "yes" if flag else "NO"
 
 
 def same_pairs(

@@ -38,7 +38,7 @@ from importlib.metadata import version
 import numpy as np
 import pulp
 import scipy
-from common import machine_line, peak_memory_mb, ratio
+from common import machine_line, peak_memory_mb, ratio, yes
 from scipy.spatial.distance import cdist
 from spopt.locate import MCLP
 
@@ -263,11 +263,6 @@ def greedy_times(
 def seconds(value: float) -> str:
     """A duration for the table: 3 decimals under 10 s, 1 above."""
     return f"{value:.3f} s" if value < 10 else f"{value:.1f} s"
-
-
-def yes(flag: bool) -> str:
-    """``yes`` / ``NO`` (capitals, so a mismatch stands out)."""
-    return "yes" if flag else "NO"
 
 
 def _met(flag: bool) -> str:

@@ -123,9 +123,9 @@ def load(
             layers = _validate(settings)
             counts = _store(store, layers, replace=replace)
     except LayerValidationError as exc:
-        errors.print(f"[bold red]Error[/] [dim]({exc.code})[/]: {exc}", highlight=False)
+        failure = _fail(exc)
         errors.print("No se ha cargado nada: la base de datos sigue como estaba.")
-        raise typer.Exit(code=1) from None
+        raise failure from None
     except CardiomapaError as exc:
         raise _fail(exc) from None
     console.print(f"Capas cargadas desde {settings.data_dir}:")
@@ -275,9 +275,6 @@ def _inputs(
             network_file=network,
             use_network=not no_network,
         )
-    except LayerValidationError as exc:
-        errors.print(f"[bold red]Error[/] [dim]({exc.code})[/]: {exc}", highlight=False)
-        raise typer.Exit(code=1) from None
     except CardiomapaError as exc:
         raise _fail(exc) from None
     return settings, inputs
