@@ -270,3 +270,25 @@ def slice_label(slot: int) -> str:
     """Spanish label of an hourly slice: ``"lunes 08:00–09:00"``."""
     day, hour = divmod(slot, 24)
     return f"{WEEKDAY_NAMES[day]} {hour:02d}:00–{(hour + 1) % 24:02d}:00"
+
+
+def open_state(
+    text: str, at: dt.datetime, *, timezone: str, country: str | None = "ES"
+) -> tuple[bool, dt.datetime | None]:
+    """Whether hours ``text`` are open at ``at``, and when that next changes (local time).
+
+    The next change is ``None`` when it never does (``24/7``, or closed for good).
+
+    Raises
+    ------
+    ValueError
+        ``text`` is not valid opening_hours syntax.
+    """
+    try:
+        hours = _parse(text, timezone, country)
+    except _PARSER_ERROR as exc:
+        msg = f"horario no interpretable: {text!r}"
+        raise ValueError(msg) from exc
+    instant = local_instant(at, timezone)
+    change = hours.next_change(instant)
+    return hours.is_open(instant), change

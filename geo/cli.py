@@ -22,31 +22,26 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from geo import outputs
+from geo.analysis import (
+    CoverageAnalysis,
+    WeeklyAnalysis,
+    coverage_analysis,
+    gaps_analysis,
+    siting_analysis,
+    weekly_analysis,
+)
 from geo.availability import WEEKDAY_NAMES
 from geo.coverage import (
     DEFAULT_DETOUR_FACTOR,
     DEFAULT_RADIUS_M,
     CoverageResult,
     WeeklyCoverage,
-    coverage_by_income,
-    find_gaps,
-    sites_without_device,
-    weekly_coverage,
 )
-from geo.coverage import coverage as run_coverage
 from geo.errors import CardiomapaError, LayerValidationError
-from geo.inputs import AnalysisInputs, load_inputs, section_incomes, siting_candidates
+from geo.inputs import AnalysisInputs, load_inputs, section_incomes
 from geo.layers import LAYERS, Layers, LayerSchema, read_layers
 from geo.network import load_network
 from geo.settings import Settings
-from geo.siting import (
-    SitingResult,
-    build_problem,
-    solve_exact,
-    solve_greedy,
-    solve_target,
-    zones_after,
-)
 from geo.store import Store
 
 app = typer.Typer(
@@ -341,26 +336,29 @@ def coverage(
     instant = _instant(at)
     reference = _day(week_of)
     settings, inputs = _inputs(data_dir, network, no_network)
-    metric = inputs.metric
     try:
-        layers = (metric["population"], metric["defibrillators"], inputs.city)
-        options = {
-            "radius_m": radius_m,
-            "zones": metric["ceas"],
-            "model": inputs.distance_model(detour_factor=detour_factor),
-            "assume_unknown_open": assume_unknown_open,
-        }
         if weekly:
-            week = weekly_coverage(*layers, week_of=reference, **options)
-            _emit_week(week, metric["ceas"], output)
+            week = weekly_analysis(
+                inputs,
+                radius_m=radius_m,
+                week_of=reference,
+                detour_factor=detour_factor,
+                assume_unknown_open=assume_unknown_open,
+            )
+            _emit_week(week, output)
             return
-        result = run_coverage(*layers, at=instant, reference_date=reference, **options)
-        income = (
-            coverage_by_income(result, section_incomes(settings)) if by is Grouping.INCOME else None
+        analysis = coverage_analysis(
+            inputs,
+            radius_m=radius_m,
+            at=instant,
+            reference_date=reference,
+            detour_factor=detour_factor,
+            assume_unknown_open=assume_unknown_open,
+            incomes=section_incomes(settings) if by is Grouping.INCOME else None,
         )
     except CardiomapaError as exc:
         raise _fail(exc) from None
-    _emit_coverage(result, metric["ceas"], income, output, inputs)
+    _emit_coverage(analysis, output, inputs)
 
 
 def _day(text: str | None) -> dt.date:
@@ -373,23 +371,15 @@ def _day(text: str | None) -> dt.date:
         raise typer.Exit(code=2) from None
 
 
-def _emit_coverage(
-    result: CoverageResult,
-    zones: gpd.GeoDataFrame,
-    income: pd.DataFrame | None,
-    output: Format,
-    inputs: AnalysisInputs,
-) -> None:
+def _emit_coverage(analysis: CoverageAnalysis, output: Format, inputs: AnalysisInputs) -> None:
+    result, income = analysis.result, analysis.income
     if output is Format.JSON:
-        document = {"city": inputs.city.name, "data_origin": inputs.origin, **result.to_dict()}
-        if income is not None:
-            document["income_quintiles"] = outputs.records(income)
-        _emit(outputs.dumps(document))
+        _emit(outputs.dumps(analysis.document))
     elif output is Format.CSV:
         _emit(outputs.to_csv(income if income is not None else result.by_zone))
     elif output is Format.GEOJSON:
-        layer = outputs.zones_with_coverage(zones, result)
-        _emit(outputs.dumps(outputs.feature_collection(layer, **outputs.result_header(result))))
+        header = outputs.result_header(result)
+        _emit(outputs.dumps(outputs.feature_collection(analysis.layer, **header)))
     else:
         _print_coverage(result, income, inputs)
     if output is not Format.TABLE:
@@ -444,14 +434,15 @@ def _print_coverage(
     _print_warnings(result)
 
 
-def _emit_week(week: WeeklyCoverage, zones: gpd.GeoDataFrame, output: Format) -> None:
+def _emit_week(analysis: WeeklyAnalysis, output: Format) -> None:
+    week = analysis.week
     if output is Format.JSON:
-        _emit(outputs.dumps(week.to_dict()))
+        _emit(outputs.dumps(analysis.document))
     elif output is Format.CSV:
         _emit(outputs.to_csv(week.slices))
     elif output is Format.GEOJSON:
-        layer = outputs.zones_with_week(zones, week)
-        _emit(outputs.dumps(outputs.feature_collection(layer, **outputs.result_header(week))))
+        header = outputs.result_header(week)
+        _emit(outputs.dumps(outputs.feature_collection(analysis.layer, **header)))
     else:
         _print_week(week)
     if output is not Format.TABLE:
@@ -502,60 +493,21 @@ def gaps(
         raise typer.Exit(code=2)
     instant = _instant(at)
     _, inputs = _inputs(data_dir, network, no_network)
-    metric = inputs.metric
     try:
-        model = inputs.distance_model(detour_factor=detour_factor)
-        result = run_coverage(
-            metric["population"],
-            metric["defibrillators"],
-            inputs.city,
-            radius_m=radius_m,
-            at=instant,
-            zones=metric["ceas"],
-            model=model,
+        analysis = gaps_analysis(
+            inputs, radius_m=radius_m, at=instant, cell_m=cell_m, detour_factor=detour_factor
         )
-        areas = find_gaps(result, cell_m=cell_m)
-        sites = {
-            name: sites_without_device(
-                metric[name],
-                metric["defibrillators"],
-                inputs.city,
-                radius_m=radius_m,
-                at=instant,
-                model=model,
-            )
-            for name in ("entities", "cohousing")
-        }
     except CardiomapaError as exc:
         raise _fail(exc) from None
-    uncovered = {name: frame[~frame["covered"]] for name, frame in sites.items()}
+    header = outputs.result_header(analysis.result)
     if output is Format.JSON:
-        _emit(
-            outputs.dumps(
-                {
-                    **outputs.result_header(result),
-                    "residents_uncovered": result.residents - result.residents_covered,
-                    "areas": outputs.records(areas.drop(columns="geometry")),
-                    "entities_without_device": outputs.records(uncovered["entities"]),
-                    "cohousing_without_device": outputs.records(uncovered["cohousing"]),
-                }
-            )
-        )
+        _emit(outputs.dumps(analysis.document))
     elif output is Format.CSV:
-        _emit(outputs.to_csv(areas))
+        _emit(outputs.to_csv(analysis.areas))
     elif output is Format.GEOJSON:
-        layer = pd.concat(
-            [
-                areas.assign(kind="gap_area"),
-                uncovered["entities"].assign(kind="entity_without_device"),
-                uncovered["cohousing"].assign(kind="cohousing_without_device"),
-            ],
-            ignore_index=True,
-        )
-        layer = gpd.GeoDataFrame(layer, geometry="geometry", crs=areas.crs)
-        _emit(outputs.dumps(outputs.feature_collection(layer, **outputs.result_header(result))))
+        _emit(outputs.dumps(outputs.feature_collection(analysis.layer, **header)))
     else:
-        _print_gaps(result, areas, uncovered, inputs, top=top)
+        _print_gaps(analysis.result, analysis.areas, analysis.uncovered, inputs, top=top)
 
 
 def _print_gaps(
@@ -654,81 +606,29 @@ def site(
         raise typer.Exit(code=2)
     instant = _instant(at)
     _, inputs = _inputs(data_dir, network, no_network)
-    metric = inputs.metric
     try:
-        model = inputs.distance_model(detour_factor=detour_factor)
-        sites = siting_candidates(candidates, inputs, radius_m=radius_m, at=instant, model=model)
-        problem, baseline = build_problem(
-            metric["population"],
-            metric["defibrillators"],
-            sites,
-            inputs.city,
+        analysis = siting_analysis(
+            inputs,
+            new=new,
             radius_m=radius_m,
-            at=instant,
-            zones=metric["ceas"],
-            model=model,
+            method=method.value,
+            candidates=candidates,
+            target_share=target_share,
             senior_weight=senior_weight,
+            at=instant,
+            time_limit_s=time_limit_s,
+            detour_factor=detour_factor,
         )
-        residents = int(baseline["residents"].sum())
-        covered = int(baseline["residents_covered"].sum())
-        if target_share is not None:
-            needed = max(0.0, target_share * residents - covered)
-            result = solve_target(
-                problem, weight_needed=needed, method=method.value, time_limit_s=time_limit_s
-            )
-        elif method is Method.EXACT:
-            result = solve_exact(problem, p=new, time_limit_s=time_limit_s)
-        else:
-            result = solve_greedy(problem, p=new)
-        zones = zones_after(baseline, problem, result)
     except CardiomapaError as exc:
         raise _fail(exc) from None
-    chosen = _chosen_sites(sites, result, residents, covered)
-    document: dict[str, object] = {
-        "mode": "target" if target_share is not None else "budget",
-        "method": result.method,
-        "status": result.status,
-        "gap": result.gap,
-        "solver_seconds": result.seconds,
-        "new_devices": len(result.chosen),
-        "target_share": target_share,
-        "radius_m": radius_m,
-        "distance_model": model.name,
-        "distance_model_description": model.describe(),
-        "senior_weight": senior_weight,
-        "candidates": candidates,
-        "candidates_count": len(sites),
-        "residents": residents,
-        "residents_covered_before": covered,
-        "share_covered_before": covered / residents if residents else 0.0,
-        "residents_covered_after": covered + result.residents_gained,
-        "share_covered_after": (covered + result.residents_gained) / residents
-        if residents
-        else 0.0,
-        "sites": outputs.records(chosen),
-        "zones": outputs.records(zones),
-    }
+    document = analysis.document
     if output is Format.JSON:
         _emit(outputs.dumps(document))
     elif output is Format.GEOJSON:
         header = {k: v for k, v in document.items() if k not in ("sites", "zones")}
-        _emit(outputs.dumps(outputs.feature_collection(chosen, **header)))
+        _emit(outputs.dumps(outputs.feature_collection(analysis.chosen, **header)))
     else:
-        _print_siting(document, chosen, inputs)
-
-
-def _chosen_sites(
-    sites: gpd.GeoDataFrame, result: SitingResult, residents: int, covered: int
-) -> gpd.GeoDataFrame:
-    steps = result.steps.merge(
-        sites[["id", "name", "kind", "geometry"]], left_on="candidate_id", right_on="id"
-    ).drop(columns="id")
-    chosen = gpd.GeoDataFrame(steps, geometry="geometry", crs=sites.crs)
-    lonlat = chosen.geometry.to_crs("EPSG:4326")
-    chosen["lon"], chosen["lat"] = lonlat.x.round(6), lonlat.y.round(6)
-    covered_after = covered + chosen["residents_covered_new"]
-    chosen["share_covered_after"] = covered_after / residents if residents else 0.0
-    return chosen
+        _print_siting(document, analysis.chosen, inputs)
 
 
 def _print_siting(

@@ -33,6 +33,9 @@ class Problem:
         Name of the property (or ``geometry``) at fault, if any.
     line
         One-based line of the file, for syntax errors.
+    code
+        Stable machine code of the kind of problem (``outside_municipality``,
+        ``invalid_opening_hours``, ``invalid_choice``…), for the API.
     """
 
     file: str
@@ -40,6 +43,7 @@ class Problem:
     feature: int | None = None
     field: str | None = None
     line: int | None = None
+    code: str = "invalid_value"
 
     def __str__(self) -> str:
         where = [self.file]
@@ -82,3 +86,27 @@ class StorageError(CardiomapaError, RuntimeError):
     """The database cannot be opened or prepared (missing SpatiaLite, PostGIS, bad URL…)."""
 
     code = "storage_error"
+
+
+class NotFoundError(CardiomapaError, LookupError):
+    """A record asked for by id does not exist (or is not visible to whoever asks)."""
+
+    code = "not_found"
+
+
+class ConflictError(CardiomapaError, RuntimeError):
+    """A write that contradicts the stored state (a stale version, an already-decided review)."""
+
+    code = "conflict"
+
+
+class InputError(CardiomapaError, ValueError):
+    """A request or command argument is malformed (dates in the wrong order, a bad bbox…)."""
+
+    code = "invalid_input"
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        self.field = field

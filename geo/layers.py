@@ -28,7 +28,7 @@ from shapely.geometry import MultiPolygon, Point, shape
 from shapely.geometry.base import BaseGeometry
 
 from geo.city import CityProfile
-from geo.errors import LayerValidationError, Problem
+from geo.errors import InputError, LayerValidationError, Problem
 
 # The package's type stub omits its exception class.
 OpeningHoursParserError: type[Exception] = opening_hours.ParserError  # type: ignore[attr-defined]
@@ -254,15 +254,16 @@ class Layers:
 
 
 class _Invalid(Exception):  # an internal signal: never escapes this module
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, code: str = "invalid_value") -> None:
         self.message = message
+        self.code = code
 
 
 def _check_text(value: Any, spec: Field) -> str:
     if not isinstance(value, str):
         raise _Invalid(f"se esperaba texto y llegó {_describe(value)}.")
     if spec.required and not value.strip():
-        raise _Invalid("no puede estar vacío.")
+        raise _Invalid("no puede estar vacío.", "missing_field")
     return value
 
 
@@ -284,7 +285,9 @@ def _check_boolean(value: Any, spec: Field) -> bool:
 
 def _check_date(value: Any, spec: Field) -> dt.date:
     if not isinstance(value, str):
-        raise _Invalid(f"se esperaba una fecha AAAA-MM-DD y llegó {_describe(value)}.")
+        raise _Invalid(
+            f"se esperaba una fecha AAAA-MM-DD y llegó {_describe(value)}.", "invalid_date"
+        )
     try:
         return dt.date.fromisoformat(value) if len(value) == 10 else _bad_date(value)
     except ValueError:
@@ -292,12 +295,17 @@ def _check_date(value: Any, spec: Field) -> dt.date:
 
 
 def _bad_date(value: str) -> dt.date:
-    raise _Invalid(f"fecha no válida {value!r}; se admite AAAA-MM-DD, p. ej. 2026-03-01.")
+    raise _Invalid(
+        f"fecha no válida {value!r}; se admite AAAA-MM-DD, p. ej. 2026-03-01.", "invalid_date"
+    )
 
 
 def _check_choice(value: Any, spec: Field) -> str:
     if value not in spec.choices:
-        raise _Invalid(f"valor {value!r} no admitido; se admite uno de: {', '.join(spec.choices)}.")
+        raise _Invalid(
+            f"valor {value!r} no admitido; se admite uno de: {', '.join(spec.choices)}.",
+            "invalid_choice",
+        )
     return str(value)
 
 
@@ -309,7 +317,8 @@ def _check_opening_hours(value: Any, spec: Field) -> str:
     except OpeningHoursParserError:
         raise _Invalid(
             f"horario {value!r} no válido en la sintaxis opening_hours de OpenStreetMap; "
-            "ejemplos válidos: '24/7', 'Mo-Fr 08:00-15:00', 'Mo-Sa 09:00-21:00; Su off'."
+            "ejemplos válidos: '24/7', 'Mo-Fr 08:00-15:00', 'Mo-Sa 09:00-21:00; Su off'.",
+            "invalid_opening_hours",
         ) from None
     return value
 
@@ -357,32 +366,54 @@ def _describe(value: Any) -> str:
 
 def _check_geometry(raw: Any, schema: LayerSchema, city: CityProfile) -> BaseGeometry:
     if not isinstance(raw, dict):
-        raise _Invalid("falta la geometría (se esperaba un objeto GeoJSON).")
+        raise _Invalid("falta la geometría (se esperaba un objeto GeoJSON).", "invalid_geometry")
     kind = raw.get("type")
     if kind not in schema.geometry_types:
         raise _Invalid(
             f"geometría de tipo {kind!r} no admitida; "
-            f"se admite: {', '.join(schema.geometry_types)}."
+            f"se admite: {', '.join(schema.geometry_types)}.",
+            "invalid_geometry",
         )
     try:
         geom = shape(raw)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, shapely.GEOSException):
-        raise _Invalid(f"coordenadas mal formadas para una geometría {kind}.") from None
+        raise _Invalid(
+            f"coordenadas mal formadas para una geometría {kind}.", "invalid_geometry"
+        ) from None
     coords = shapely.get_coordinates(geom)
     if geom.is_empty or len(coords) == 0:
-        raise _Invalid("la geometría está vacía.")
+        raise _Invalid("la geometría está vacía.", "invalid_geometry")
     if not all(math.isfinite(c) for c in coords.ravel()):
-        raise _Invalid("hay coordenadas que no son números finitos.")
+        raise _Invalid("hay coordenadas que no son números finitos.", "invalid_geometry")
     if not geom.is_valid:
-        raise _Invalid(f"geometría no válida: {shapely.is_valid_reason(geom)}.")
+        raise _Invalid(f"geometría no válida: {shapely.is_valid_reason(geom)}.", "invalid_geometry")
     if not city.boundary.covers(geom):
-        raise _Invalid(_outside_message(geom, city))
+        raise _Invalid(*_outside_message(geom, city))
     if isinstance(geom, shapely.Polygon):
         geom = MultiPolygon([geom])
     return geom
 
 
-def _outside_message(geom: BaseGeometry, city: CityProfile) -> str:
+def check_inside(lon: float, lat: float, city: CityProfile, *, field: str = "geometry") -> None:
+    """Refuse a point outside the municipality, with a hint when lat/lon look swapped.
+
+    Raises
+    ------
+    InputError
+        Codes ``outside_municipality``, ``swapped_coordinates``, ``not_degrees`` or
+        ``invalid_geometry`` (not finite numbers).
+    """
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        msg = "Las coordenadas deben ser números finitos (longitud y latitud en grados)."
+        raise InputError(msg, code="invalid_geometry", field=field)
+    point = Point(lon, lat)
+    if not city.boundary.covers(point):
+        message, code = _outside_message(point, city)
+        raise InputError(message[0].upper() + message[1:], code=code, field=field)
+
+
+def _outside_message(geom: BaseGeometry, city: CityProfile) -> tuple[str, str]:
+    """The message and code for a geometry outside the municipality, with a hint if it can."""
     point = geom if isinstance(geom, Point) else geom.representative_point()
     lon, lat = point.x, point.y
     swapped = Point(lat, lon)
@@ -391,17 +422,20 @@ def _outside_message(geom: BaseGeometry, city: CityProfile) -> str:
         return (
             f"las coordenadas {where} caen fuera del término municipal de {city.name}; parecen "
             "tener latitud y longitud intercambiadas: GeoJSON exige [longitud, latitud], "
-            f"p. ej. [{city.centre_lon}, {city.centre_lat}]."
+            f"p. ej. [{city.centre_lon}, {city.centre_lat}].",
+            "swapped_coordinates",
         )
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
         return (
             f"las coordenadas {where} no son longitud/latitud en grados (EPSG:4326); "
-            "¿están en metros (UTM)? Convierta el archivo a EPSG:4326."
+            "¿están en metros (UTM)? Convierta el archivo a EPSG:4326.",
+            "not_degrees",
         )
     return (
         f"las coordenadas {where} caen fuera del término municipal de {city.name}; "
         "se esperan puntos dentro del municipio "
-        f"(en torno a [{city.centre_lon}, {city.centre_lat}])."
+        f"(en torno a [{city.centre_lon}, {city.centre_lat}]).",
+        "outside_municipality",
     )
 
 
@@ -426,17 +460,17 @@ def parse_feature(
     """
     problems: list[Problem] = []
 
-    def problem(message: str, field_name: str | None = None) -> None:
-        problems.append(Problem(file, message, feature=index, field=field_name))
+    def problem(message: str, field_name: str | None = None, code: str = "invalid_value") -> None:
+        problems.append(Problem(file, message, feature=index, field=field_name, code=code))
 
     if not isinstance(feature, dict) or feature.get("type") != "Feature":
-        problem('no es un objeto GeoJSON de tipo "Feature".')
+        problem('no es un objeto GeoJSON de tipo "Feature".', code="invalid_geojson")
         return None, problems
     properties = feature.get("properties")
     if properties is None:
         properties = {}
     if not isinstance(properties, dict):
-        problem('"properties" debe ser un objeto.', "properties")
+        problem('"properties" debe ser un objeto.', "properties", "invalid_geojson")
         return None, problems
 
     record: dict[str, Any] = {}
@@ -444,21 +478,21 @@ def parse_feature(
         value = properties.get(spec.name)
         if value is None:
             if spec.required:
-                problem("falta este campo obligatorio.", spec.name)
+                problem("falta este campo obligatorio.", spec.name, "missing_field")
             record[spec.name] = spec.default
             continue
         try:
             record[spec.name] = _CHECKS[spec.kind](value, spec)
         except _Invalid as exc:
-            problem(exc.message, spec.name)
+            problem(exc.message, spec.name, exc.code)
     unknown = sorted(set(properties) - set(schema.field_names))
     for name in unknown:
         accepted = ", ".join(schema.field_names)
-        problem(f"campo desconocido; los campos admitidos son: {accepted}.", name)
+        problem(f"campo desconocido; los campos admitidos son: {accepted}.", name, "unknown_field")
     try:
         record["geometry"] = _check_geometry(feature.get("geometry"), schema, city)
     except _Invalid as exc:
-        problem(exc.message, "geometry")
+        problem(exc.message, "geometry", exc.code)
     problems.extend(_check_record_rules(record, schema, file=file, index=index))
     return (None if problems else record), problems
 
@@ -476,6 +510,7 @@ def _check_record_rules(
                 f"{seniors} residentes de 65 o más superan el total de residentes ({residents}).",
                 feature=index,
                 field="residents_65_plus",
+                code="inconsistent_counts",
             ))  # fmt: skip
     if schema is DEFIBRILLATORS:
         installed, removed = record.get("installed_on"), record.get("removed_on")
@@ -485,6 +520,7 @@ def _check_record_rules(
                 f"la fecha de retirada {removed} es anterior a la de instalación {installed}.",
                 feature=index,
                 field="removed_on",
+                code="dates_out_of_order",
             ))  # fmt: skip
     return problems
 

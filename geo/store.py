@@ -12,9 +12,10 @@ Geometry is stored in EPSG:4326. Metric work happens in :mod:`geo` on GeoDataFra
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
-from geo.errors import DatabaseNotEmptyError, StorageError
+from geo.errors import ConflictError, DatabaseNotEmptyError, NotFoundError, StorageError
 from geo.layers import (
     CEAS,
     DEFIBRILLATORS,
@@ -108,6 +109,11 @@ def _table(schema: LayerSchema) -> sa.Table:
             columns.append(sa.CheckConstraint(f"{spec.name} >= {spec.minimum}", name=spec.name))
     geometry = Geometry(_GEOMETRY_TYPES[schema.geometry_types], srid=SRID, spatial_index=True)
     columns.append(sa.Column("geom", geometry, nullable=False))
+    if schema is DEFIBRILLATORS:
+        # Bumped by every write through the registry: optimistic concurrency and ETags.
+        columns.append(
+            sa.Column("version", sa.Integer(), nullable=False, server_default=sa.text("1"))
+        )
     return sa.Table(TABLE_NAMES[schema.name], metadata, *columns)
 
 
@@ -132,6 +138,121 @@ NETWORK_EDGES = sa.Table(
     sa.Column("source", sa.Text(), nullable=False),
     sa.Column("geom", Geometry("LINESTRING", srid=SRID, spatial_index=True), nullable=False),
     sa.CheckConstraint("length_m >= 0", name="length_m"),
+)
+
+
+def _choice(column: str, values: tuple[str, ...]) -> sa.CheckConstraint:
+    allowed = ", ".join(f"'{value}'" for value in values)
+    return sa.CheckConstraint(f"{column} IN ({allowed})", name=column)
+
+
+ROLES = ("entity", "planner", "admin")
+REPORT_KINDS = ("missing", "broken", "moved", "wrong_hours", "other")
+REVIEW_STATUS = ("pending", "accepted", "rejected")
+PATIENT_SEX = ("female", "male", "unknown")
+
+#: What only the device's entity and the city's staff may see: never served publicly.
+DEVICE_PRIVATE_NOTES = sa.Table(
+    "device_private_notes",
+    metadata,
+    sa.Column(
+        "device_id",
+        sa.Text(),
+        sa.ForeignKey(f"{TABLE_NAMES['defibrillators']}.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("cabinet_code", sa.Text()),
+    sa.Column("key_holder", sa.Text()),
+    sa.Column("notes", sa.Text()),
+)
+PRIVATE_NOTE_FIELDS = ("cabinet_code", "key_holder", "notes")
+
+#: API tokens: only a SHA-256 of the secret is kept. Entities are not foreign keys on purpose:
+#: reloading the layers must not silently delete who may write.
+API_TOKENS = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("entity_id", sa.Text()),
+    sa.Column("label", sa.Text(), nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("expires_at", sa.DateTime()),
+    sa.Column("revoked_at", sa.DateTime()),
+    _choice("role", ROLES),
+    sa.CheckConstraint("(role = 'entity') = (entity_id IS NOT NULL)", name="entity"),
+)
+
+#: Problems citizens report about a device: a moderation queue, never applied directly.
+PROBLEM_REPORTS = sa.Table(
+    "problem_reports",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("device_id", sa.Text(), nullable=False, index=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("message", sa.Text(), nullable=False),
+    sa.Column("contact", sa.Text()),
+    sa.Column("lon", sa.Float()),
+    sa.Column("lat", sa.Float()),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("reviewed_at", sa.DateTime()),
+    sa.Column("reviewed_by", sa.Text()),
+    sa.Column("review_note", sa.Text()),
+    _choice("kind", REPORT_KINDS),
+    _choice("status", REVIEW_STATUS),
+)
+
+#: Uses of a device, as the regional "comunicación de uso" asks (no personal data).
+DEVICE_USES = sa.Table(
+    "device_uses",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("device_id", sa.Text(), nullable=False, index=True),
+    sa.Column("used_at", sa.DateTime(), nullable=False),
+    sa.Column("people_attended", sa.Integer(), nullable=False),
+    sa.Column("emergency_called", sa.Boolean()),
+    sa.Column("shock_delivered", sa.Boolean()),
+    sa.Column("shocks", sa.Integer()),
+    sa.Column("circulation_recovered", sa.Boolean()),
+    sa.Column("transferred_to_hospital", sa.Boolean()),
+    sa.Column("rescuer_trained", sa.Boolean()),
+    sa.Column("patient_sex", sa.String(16)),
+    sa.Column("patient_age_years", sa.Integer()),
+    sa.Column("notes", sa.Text()),
+    sa.Column("reported_by", sa.Text(), nullable=False),
+    sa.Column("reported_at", sa.DateTime(), nullable=False),
+    sa.CheckConstraint("people_attended >= 1", name="people_attended"),
+    sa.CheckConstraint("shocks >= 0", name="shocks"),
+    sa.CheckConstraint(
+        "patient_age_years >= 0 AND patient_age_years <= 120", name="patient_age_years"
+    ),
+    _choice("patient_sex", PATIENT_SEX),
+)
+USE_FIELDS = tuple(c.name for c in DEVICE_USES.columns if c.name not in ("id", "reported_at"))
+
+#: Every change made through the registry: who, when, the record before and after.
+AUDIT_LOG = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(), nullable=False),
+    sa.Column("actor", sa.Text(), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("record_type", sa.String(32), nullable=False),
+    sa.Column("record_id", sa.Text(), nullable=False),
+    sa.Column("before", _JSON),
+    sa.Column("after", _JSON),
+    sa.Index("ix_audit_log_record", "record_type", "record_id"),
+)
+
+#: A counter per layer, bumped by every write, so caches know when to refresh.
+DATA_REVISIONS = sa.Table(
+    "data_revisions",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("revision", sa.Integer(), nullable=False),
 )
 
 
@@ -162,7 +283,7 @@ def create_db_engine(url: str) -> Engine:
         os.environ.setdefault("SPATIALITE_LIBRARY_PATH", "mod_spatialite")
         engine = sa.create_engine(parsed)
         sa.event.listen(engine, "connect", _on_sqlite_connect)
-        sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        sa.event.listen(engine, "begin", _begin_sqlite)
         return engine
     if backend == "postgresql":
         try:
@@ -175,6 +296,16 @@ def create_db_engine(url: str) -> Engine:
         "o postgresql+psycopg://… (PostGIS)."
     )
     raise StorageError(msg)
+
+
+def _begin_sqlite(connection: Connection) -> None:
+    # A writer takes the write lock up front: a deferred transaction that reads, then writes,
+    # fails at once with "database is locked" when another writer got there first.
+    immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+_WRITE_OPTION = "cardiomapa_write"
 
 
 def _on_sqlite_connect(dbapi_conn: Any, record: Any) -> None:
@@ -190,7 +321,11 @@ def _on_sqlite_connect(dbapi_conn: Any, record: Any) -> None:
         )
         raise StorageError(msg) from exc
     dbapi_conn.execute("PRAGMA foreign_keys = ON")
-    dbapi_conn.execute("PRAGMA busy_timeout = 10000")
+    dbapi_conn.execute("PRAGMA busy_timeout = 30000")
+    # Readers never wait for the writer, nor the writer for readers; a crash loses nothing
+    # committed (WAL with synchronous=FULL).
+    dbapi_conn.execute("PRAGMA journal_mode = WAL")
+    dbapi_conn.execute("PRAGMA synchronous = FULL")
 
 
 # --- migrations -------------------------------------------------------------------------------
@@ -292,8 +427,11 @@ class Store:
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
-        with self.engine.begin() as connection:
-            yield connection
+        """A write transaction: all or nothing; on SQLite it holds the write lock from BEGIN."""
+        with self.engine.connect() as connection:
+            connection.execution_options(**{_WRITE_OPTION: True})
+            with connection.begin():
+                yield connection
 
     # reading ----------------------------------------------------------------------------------
 
@@ -332,17 +470,60 @@ class Store:
         KeyError
             If ``name`` is not a layer.
         """
+        return self.query_layer(name)
+
+    def query_layer(
+        self,
+        name: str,
+        *,
+        ids: Sequence[str] | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+        where: Mapping[str, Sequence[Any]] | None = None,
+        with_version: bool = False,
+    ) -> gpd.GeoDataFrame:
+        """Rows of a layer, filtered in the database, ordered by id.
+
+        Parameters
+        ----------
+        ids
+            Only these ids.
+        bbox
+            ``(min_lon, min_lat, max_lon, max_lat)`` in EPSG:4326: rows whose geometry's bounding
+            box intersects it.
+        where
+            Field name → accepted values (e.g. ``{"verification": ["verified"]}``).
+        with_version
+            Add the ``version`` column (defibrillators only).
+        """
         schema = LAYERS_BY_NAME[name]
         table = TABLES[name]
         columns = [table.c[field_name] for field_name in schema.field_names]
-        query = sa.select(*columns, sa.func.ST_AsBinary(table.c.geom).label("wkb")).order_by(
-            table.c.id
-        )
+        if with_version:
+            columns.append(table.c.version)
+        query = sa.select(*columns, sa.func.ST_AsBinary(table.c.geom).label("wkb"))
+        if ids is not None:
+            query = query.where(table.c.id.in_(list(ids)))
+        for field_name, values in (where or {}).items():
+            query = query.where(table.c[field_name].in_(list(values)))
+        if bbox is not None:
+            query = query.where(self._intersects_bbox(table, bbox))
         with self.engine.connect() as connection:
-            rows = connection.execute(query).all()
+            rows = connection.execute(query.order_by(table.c.id)).all()
         data = {name: [row._mapping[name] for row in rows] for name in schema.field_names}
         geometry = shapely.from_wkb([bytes(row.wkb) for row in rows])
-        return to_frame(data, list(geometry), schema)
+        frame = to_frame(data, list(geometry), schema)
+        if with_version:
+            frame.insert(len(frame.columns) - 1, "version", [int(row.version) for row in rows])
+        return frame
+
+    def _intersects_bbox(
+        self, table: sa.Table, bbox: tuple[float, float, float, float]
+    ) -> sa.ColumnElement[bool]:
+        # The two spatial dialects name their bounding-box operators differently.
+        if self.engine.dialect.name == "postgresql":
+            envelope = sa.func.ST_MakeEnvelope(*bbox, SRID)
+            return table.c.geom.op("&&", return_type=sa.Boolean)(envelope)
+        return sa.func.MbrIntersects(table.c.geom, sa.func.BuildMbr(*bbox, SRID)) == 1
 
     def read_layers(self) -> Layers:
         """Every stored layer."""
@@ -403,6 +584,8 @@ class Store:
                     written[name] += len(batch)
                     if on_rows is not None:
                         on_rows(name, len(batch))
+            for name in TABLES:
+                _bump_revision(connection, name)
         return written
 
     # the walking network ---------------------------------------------------------------------
@@ -481,6 +664,326 @@ class Store:
             connection.execute(NETWORK_EDGES.delete())
             connection.execute(NETWORK_NODES.delete())
 
+    # the device registry (what the API writes) -----------------------------------------------
+
+    def revision(self, name: str) -> int:
+        """A counter bumped by every write to layer ``name``: caches compare it to refresh."""
+        with self.engine.connect() as connection:
+            value = connection.execute(
+                sa.select(DATA_REVISIONS.c.revision).where(DATA_REVISIONS.c.name == name)
+            ).scalar()
+        return int(value or 0)
+
+    def device(self, device_id: str) -> dict[str, Any] | None:
+        """One defibrillator: its schema fields, ``geometry`` (EPSG:4326) and ``version``."""
+        frame = self.query_layer("defibrillators", ids=[device_id], with_version=True)
+        if frame.empty:
+            return None
+        return record_from_row(frame, 0)
+
+    def private_notes(self, device_ids: Sequence[str]) -> dict[str, dict[str, str | None]]:
+        """Emergency-only notes (cabinet code, key holder…) of these devices, by device id."""
+        table = DEVICE_PRIVATE_NOTES
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(table).where(table.c.device_id.in_(list(device_ids)))
+            ).all()
+        return {
+            row.device_id: {name: row._mapping[name] for name in PRIVATE_NOTE_FIELDS}
+            for row in rows
+        }
+
+    def insert_device(
+        self,
+        record: Mapping[str, Any],
+        *,
+        actor: str,
+        private: Mapping[str, str | None] | None = None,
+    ) -> None:
+        """Store a validated device (version 1) and its private notes; audited, all or nothing.
+
+        Raises
+        ------
+        ConflictError
+            A device with that id exists.
+        """
+        table = TABLES["defibrillators"]
+        schema = DEFIBRILLATORS
+        row = {name: _plain(record[name]) for name in schema.field_names}
+        row["geom"] = from_shape(record["geometry"], srid=SRID)
+        with self._transaction() as connection:
+            exists = connection.execute(
+                sa.select(table.c.id).where(table.c.id == record["id"])
+            ).first()
+            if exists is not None:
+                msg = f"Ya existe un desfibrilador con id {record['id']!r}."
+                raise ConflictError(msg)
+            connection.execute(table.insert().values(**row, version=1))
+            if private:
+                connection.execute(
+                    DEVICE_PRIVATE_NOTES.insert().values(device_id=record["id"], **private)
+                )
+            after = {**record, "version": 1}
+            _audit(connection, actor, "create", "device", record["id"], None, after)
+            _bump_revision(connection, "defibrillators")
+
+    def update_device(
+        self,
+        before: Mapping[str, Any],
+        after: Mapping[str, Any],
+        *,
+        actor: str,
+        action: str = "update",
+        private: Mapping[str, str | None] | None = None,
+    ) -> int:
+        """Replace a device read at ``before["version"]`` by ``after``, if nobody changed it since.
+
+        The write is conditional on the version (optimistic concurrency): of two writers that
+        read the same version, one wins and the other gets :class:`ConflictError` and must read
+        again. ``private`` replaces the private notes when given.
+
+        Returns
+        -------
+        int
+            The new version.
+
+        Raises
+        ------
+        NotFoundError
+            The device no longer exists.
+        ConflictError
+            Someone changed it after ``before`` was read.
+        """
+        table = TABLES["defibrillators"]
+        device_id, version = before["id"], int(before["version"])
+        values = {name: _plain(after[name]) for name in DEFIBRILLATORS.field_names if name != "id"}
+        values["geom"] = from_shape(after["geometry"], srid=SRID)
+        with self._transaction() as connection:
+            changed = connection.execute(
+                table.update()
+                .where(table.c.id == device_id, table.c.version == version)
+                .values(**values, version=version + 1)
+            ).rowcount
+            if changed != 1:
+                exists = connection.execute(
+                    sa.select(table.c.version).where(table.c.id == device_id)
+                ).scalar()
+                if exists is None:
+                    msg = f"No existe el desfibrilador {device_id!r}."
+                    raise NotFoundError(msg)
+                msg = (
+                    f"El desfibrilador {device_id!r} cambió mientras tanto (versión {exists}, "
+                    f"se esperaba {version}); vuelva a leerlo y repita el cambio."
+                )
+                raise ConflictError(msg)
+            if private is not None:
+                connection.execute(
+                    DEVICE_PRIVATE_NOTES.delete().where(
+                        DEVICE_PRIVATE_NOTES.c.device_id == device_id
+                    )
+                )
+                if any(value is not None for value in private.values()):
+                    connection.execute(
+                        DEVICE_PRIVATE_NOTES.insert().values(device_id=device_id, **private)
+                    )
+            new_after = {**after, "version": version + 1}
+            _audit(connection, actor, action, "device", device_id, before, new_after)
+            _bump_revision(connection, "defibrillators")
+        return version + 1
+
+    # tokens -------------------------------------------------------------------------------
+
+    def insert_token(
+        self,
+        *,
+        secret_hash: str,
+        role: str,
+        entity_id: str | None,
+        label: str,
+        expires_at: dt.datetime | None,
+        actor: str,
+    ) -> int:
+        """Store a token's hash; returns its id. An entity token's entity must exist."""
+        with self._transaction() as connection:
+            if entity_id is not None:
+                entities = TABLES["entities"]
+                known = connection.execute(
+                    sa.select(entities.c.id).where(entities.c.id == entity_id)
+                ).first()
+                if known is None:
+                    msg = f"No existe la entidad {entity_id!r} en la capa de entidades."
+                    raise NotFoundError(msg)
+            token_id = connection.execute(
+                API_TOKENS.insert().values(
+                    secret_hash=secret_hash,
+                    role=role,
+                    entity_id=entity_id,
+                    label=label,
+                    created_at=utcnow(),
+                    expires_at=_naive_utc(expires_at),
+                )
+            ).inserted_primary_key
+            assert token_id is not None
+            new_id = int(token_id[0])
+            after = {"role": role, "entity_id": entity_id, "label": label,
+                     "expires_at": expires_at}  # fmt: skip
+            _audit(connection, actor, "create", "token", str(new_id), None, after)
+        return new_id
+
+    def token(self, token_id: int) -> TokenRecord | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(API_TOKENS).where(API_TOKENS.c.id == token_id)
+            ).first()
+        return None if row is None else TokenRecord(**row._mapping)
+
+    def tokens(self) -> list[TokenRecord]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(API_TOKENS).order_by(API_TOKENS.c.id)).all()
+        return [TokenRecord(**row._mapping) for row in rows]
+
+    def revoke_token(self, token_id: int, *, actor: str) -> TokenRecord:
+        """Revoke a token now (idempotent: revoking twice keeps the first date)."""
+        with self._transaction() as connection:
+            row = connection.execute(
+                sa.select(API_TOKENS).where(API_TOKENS.c.id == token_id)
+            ).first()
+            if row is None:
+                msg = f"No existe el token {token_id}."
+                raise NotFoundError(msg)
+            if row.revoked_at is None:
+                now = utcnow()
+                connection.execute(
+                    API_TOKENS.update().where(API_TOKENS.c.id == token_id).values(revoked_at=now)
+                )
+                _audit(connection, actor, "revoke", "token", str(token_id), None,
+                       {"revoked_at": now})  # fmt: skip
+        revoked = self.token(token_id)
+        assert revoked is not None
+        return revoked
+
+    # reports, uses, audit -------------------------------------------------------------------
+
+    def insert_report(self, values: Mapping[str, Any], *, actor: str) -> int:
+        """Queue a citizen's report about a device (status ``pending``); returns its id."""
+        row = {**values, "status": "pending", "created_at": utcnow()}
+        with self._transaction() as connection:
+            self._require_device(connection, str(values["device_id"]))
+            key = connection.execute(PROBLEM_REPORTS.insert().values(**row)).inserted_primary_key
+            assert key is not None
+            report_id = int(key[0])
+            public = {k: v for k, v in row.items() if k != "contact"}
+            _audit(connection, actor, "create", "report", str(report_id), None, public)
+        return report_id
+
+    def reports(
+        self,
+        *,
+        status: Sequence[str] | None = None,
+        device_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Reports, newest first, and how many match in all."""
+        table = PROBLEM_REPORTS
+        conditions: list[sa.ColumnElement[bool]] = []
+        if status:
+            conditions.append(table.c.status.in_(list(status)))
+        if device_id is not None:
+            conditions.append(table.c.device_id == device_id)
+        return self._page(table, conditions, table.c.id.desc(), limit, offset)
+
+    def review_report(
+        self, report_id: int, *, status: str, note: str | None, actor: str
+    ) -> dict[str, Any]:
+        """Accept or reject a pending report.
+
+        Raises
+        ------
+        NotFoundError, ConflictError
+            No such report, or it was already reviewed.
+        """
+        table = PROBLEM_REPORTS
+        now = utcnow()
+        with self._transaction() as connection:
+            before = connection.execute(sa.select(table).where(table.c.id == report_id)).first()
+            if before is None:
+                msg = f"No existe el aviso {report_id}."
+                raise NotFoundError(msg)
+            changed = connection.execute(
+                table.update()
+                .where(table.c.id == report_id, table.c.status == "pending")
+                .values(status=status, reviewed_at=now, reviewed_by=actor, review_note=note)
+            ).rowcount
+            if changed != 1:
+                msg = f"El aviso {report_id} ya fue revisado ({before.status})."
+                raise ConflictError(msg)
+            after = connection.execute(sa.select(table).where(table.c.id == report_id)).one()
+            _audit(connection, actor, "review", "report", str(report_id),
+                   dict(before._mapping), dict(after._mapping))  # fmt: skip
+        return dict(after._mapping)
+
+    def insert_use(self, values: Mapping[str, Any], *, actor: str) -> int:
+        """Record a use of a device; returns its id."""
+        row = {**values, "reported_by": actor, "reported_at": utcnow()}
+        row["used_at"] = _naive_utc(row["used_at"])
+        with self._transaction() as connection:
+            self._require_device(connection, str(values["device_id"]))
+            key = connection.execute(DEVICE_USES.insert().values(**row)).inserted_primary_key
+            assert key is not None
+            use_id = int(key[0])
+            _audit(connection, actor, "create", "use", str(use_id), None, row)
+        return use_id
+
+    def uses(
+        self, *, device_id: str | None = None, limit: int = 100, offset: int = 0
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Reported uses, newest first, and how many match in all."""
+        conditions = [] if device_id is None else [DEVICE_USES.c.device_id == device_id]
+        return self._page(DEVICE_USES, conditions, DEVICE_USES.c.id.desc(), limit, offset)
+
+    def audit_entries(
+        self,
+        *,
+        record_type: str | None = None,
+        record_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The audit log, newest first, and how many entries match in all."""
+        table = AUDIT_LOG
+        conditions: list[sa.ColumnElement[bool]] = []
+        if record_type is not None:
+            conditions.append(table.c.record_type == record_type)
+        if record_id is not None:
+            conditions.append(table.c.record_id == record_id)
+        return self._page(table, conditions, table.c.id.desc(), limit, offset)
+
+    def _page(
+        self,
+        table: sa.Table,
+        conditions: Sequence[sa.ColumnElement[bool]],
+        order: sa.UnaryExpression[Any],
+        limit: int,
+        offset: int,
+    ) -> tuple[list[dict[str, Any]], int]:
+        with self.engine.connect() as connection:
+            total = connection.execute(
+                sa.select(sa.func.count()).select_from(table).where(*conditions)
+            ).scalar_one()
+            rows = connection.execute(
+                sa.select(table).where(*conditions).order_by(order).limit(limit).offset(offset)
+            ).all()
+        return [dict(row._mapping) for row in rows], int(total)
+
+    @staticmethod
+    def _require_device(connection: Connection, device_id: str) -> None:
+        table = TABLES["defibrillators"]
+        if connection.execute(sa.select(table.c.id).where(table.c.id == device_id)).first():
+            return
+        msg = f"No existe el desfibrilador {device_id!r}."
+        raise NotFoundError(msg)
+
 
 def _counts(connection: Connection) -> dict[str, int]:
     return {
@@ -520,3 +1023,78 @@ def _batches(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[st
             batch = []
     if batch:
         yield batch
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """A stored API token (its secret is never stored, only its SHA-256)."""
+
+    id: int
+    secret_hash: str
+    role: str
+    entity_id: str | None
+    label: str
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+
+def utcnow() -> dt.datetime:
+    """Now, as the naive UTC timestamp both databases store."""
+    return dt.datetime.now(tz=dt.UTC).replace(tzinfo=None)
+
+
+def _naive_utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def record_from_row(frame: gpd.GeoDataFrame, position: int) -> dict[str, Any]:
+    """One row of a layer frame as a plain record (Python scalars, shapely ``geometry``)."""
+    row = frame.iloc[position]
+    return {name: _plain(row[name]) for name in frame.columns if name != "geometry"} | {
+        "geometry": row.geometry
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, shapely.Geometry):
+        return shapely.geometry.mapping(value)
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return _plain(value)
+
+
+def _audit(
+    connection: Connection,
+    actor: str,
+    action: str,
+    record_type: str,
+    record_id: str,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+) -> None:
+    connection.execute(
+        AUDIT_LOG.insert().values(
+            at=utcnow(),
+            actor=actor,
+            action=action,
+            record_type=record_type,
+            record_id=record_id,
+            before=None if before is None else _jsonable(dict(before)),
+            after=None if after is None else _jsonable(dict(after)),
+        )
+    )
+
+
+def _bump_revision(connection: Connection, name: str) -> None:
+    connection.execute(
+        DATA_REVISIONS.update()
+        .where(DATA_REVISIONS.c.name == name)
+        .values(revision=DATA_REVISIONS.c.revision + 1)
+    )

@@ -1,0 +1,258 @@
+"""Coverage, gaps and siting as documents: the answers the CLI and the API give, built once.
+
+An edge helper (like :mod:`geo.inputs`): it runs the pure computing modules on
+:class:`geo.inputs.AnalysisInputs` and shapes their results into the JSON documents and GeoJSON
+layers documented in the README, so ``cardiomapa gaps --format json`` and ``GET /api/gaps``
+answer with the same thing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from geo import outputs
+from geo.coverage import (
+    CoverageResult,
+    WeeklyCoverage,
+    coverage_by_income,
+    find_gaps,
+    sites_without_device,
+    weekly_coverage,
+)
+from geo.coverage import coverage as run_coverage
+from geo.inputs import AnalysisInputs, siting_candidates
+from geo.siting import (
+    SitingResult,
+    build_problem,
+    solve_exact,
+    solve_greedy,
+    solve_target,
+    zones_after,
+)
+
+
+@dataclass(frozen=True)
+class CoverageAnalysis:
+    """An instant or 24/7 coverage result, with income quintiles when asked for."""
+
+    result: CoverageResult
+    income: pd.DataFrame | None
+    document: dict[str, Any]
+    layer: gpd.GeoDataFrame
+
+
+def coverage_analysis(
+    inputs: AnalysisInputs,
+    *,
+    radius_m: float,
+    at: dt.datetime | None,
+    reference_date: dt.date,
+    detour_factor: float,
+    assume_unknown_open: bool = False,
+    incomes: pd.DataFrame | None = None,
+) -> CoverageAnalysis:
+    """Coverage at ``at`` (24/7 when ``None``), by CEAS zone, and by income if ``incomes``."""
+    metric = inputs.metric
+    result = run_coverage(
+        metric["population"],
+        metric["defibrillators"],
+        inputs.city,
+        radius_m=radius_m,
+        at=at,
+        zones=metric["ceas"],
+        model=inputs.distance_model(detour_factor=detour_factor),
+        assume_unknown_open=assume_unknown_open,
+        reference_date=reference_date,
+    )
+    income = coverage_by_income(result, incomes) if incomes is not None else None
+    document = {"city": inputs.city.name, "data_origin": inputs.origin, **result.to_dict()}
+    if income is not None:
+        document["income_quintiles"] = outputs.records(income)
+    layer = outputs.zones_with_coverage(metric["ceas"], result)
+    return CoverageAnalysis(result, income, document, layer)
+
+
+@dataclass(frozen=True)
+class WeeklyAnalysis:
+    """Coverage in each of the 168 hours of a reference week."""
+
+    week: WeeklyCoverage
+    document: dict[str, Any]
+    layer: gpd.GeoDataFrame
+
+
+def weekly_analysis(
+    inputs: AnalysisInputs,
+    *,
+    radius_m: float,
+    week_of: dt.date,
+    detour_factor: float,
+    assume_unknown_open: bool = False,
+) -> WeeklyAnalysis:
+    """The weekly coverage profile of the week holding ``week_of``."""
+    metric = inputs.metric
+    week = weekly_coverage(
+        metric["population"],
+        metric["defibrillators"],
+        inputs.city,
+        radius_m=radius_m,
+        week_of=week_of,
+        zones=metric["ceas"],
+        model=inputs.distance_model(detour_factor=detour_factor),
+        assume_unknown_open=assume_unknown_open,
+    )
+    return WeeklyAnalysis(week, week.to_dict(), outputs.zones_with_week(metric["ceas"], week))
+
+
+@dataclass(frozen=True)
+class GapsAnalysis:
+    """Uncovered areas ranked, and the entities and cohousing sites without a device in reach."""
+
+    result: CoverageResult
+    areas: gpd.GeoDataFrame
+    uncovered: dict[str, gpd.GeoDataFrame]
+    document: dict[str, Any]
+    layer: gpd.GeoDataFrame
+
+
+def gaps_analysis(
+    inputs: AnalysisInputs,
+    *,
+    radius_m: float,
+    at: dt.datetime | None,
+    cell_m: float | None,
+    detour_factor: float,
+) -> GapsAnalysis:
+    """Where people live without a device in reach, and which sites lack one."""
+    metric = inputs.metric
+    model = inputs.distance_model(detour_factor=detour_factor)
+    result = run_coverage(
+        metric["population"],
+        metric["defibrillators"],
+        inputs.city,
+        radius_m=radius_m,
+        at=at,
+        zones=metric["ceas"],
+        model=model,
+    )
+    areas = find_gaps(result, cell_m=cell_m)
+    uncovered = {}
+    for name in ("entities", "cohousing"):
+        sites = sites_without_device(
+            metric[name], metric["defibrillators"], inputs.city, radius_m=radius_m, at=at,
+            model=model,
+        )  # fmt: skip
+        uncovered[name] = sites[~sites["covered"]]
+    header = outputs.result_header(result)
+    document = {
+        **header,
+        "residents_uncovered": result.residents - result.residents_covered,
+        "areas": outputs.records(areas.drop(columns="geometry")),
+        "entities_without_device": outputs.records(uncovered["entities"]),
+        "cohousing_without_device": outputs.records(uncovered["cohousing"]),
+    }
+    layer = pd.concat(
+        [
+            areas.assign(kind="gap_area"),
+            uncovered["entities"].assign(kind="entity_without_device"),
+            uncovered["cohousing"].assign(kind="cohousing_without_device"),
+        ],
+        ignore_index=True,
+    )
+    layer = gpd.GeoDataFrame(layer, geometry="geometry", crs=areas.crs)
+    return GapsAnalysis(result, areas, uncovered, document, layer)
+
+
+@dataclass(frozen=True)
+class SitingAnalysis:
+    """A proposal of new sites, in greedy order with each one's gain, and zones before/after."""
+
+    result: SitingResult
+    chosen: gpd.GeoDataFrame
+    document: dict[str, Any]
+
+
+def siting_analysis(
+    inputs: AnalysisInputs,
+    *,
+    new: int,
+    radius_m: float,
+    method: str,
+    candidates: str,
+    target_share: float | None,
+    senior_weight: float,
+    at: dt.datetime | None,
+    time_limit_s: float,
+    detour_factor: float,
+) -> SitingAnalysis:
+    """Where the next ``new`` devices protect the most residents (or reach ``target_share``)."""
+    metric = inputs.metric
+    model = inputs.distance_model(detour_factor=detour_factor)
+    sites = siting_candidates(candidates, inputs, radius_m=radius_m, at=at, model=model)
+    problem, baseline = build_problem(
+        metric["population"],
+        metric["defibrillators"],
+        sites,
+        inputs.city,
+        radius_m=radius_m,
+        at=at,
+        zones=metric["ceas"],
+        model=model,
+        senior_weight=senior_weight,
+    )
+    residents = int(baseline["residents"].sum())
+    covered = int(baseline["residents_covered"].sum())
+    if target_share is not None:
+        needed = max(0.0, target_share * residents - covered)
+        result = solve_target(
+            problem, weight_needed=needed, method=method, time_limit_s=time_limit_s
+        )
+    elif method == "exact":
+        result = solve_exact(problem, p=new, time_limit_s=time_limit_s)
+    else:
+        result = solve_greedy(problem, p=new)
+    zones = zones_after(baseline, problem, result)
+    chosen = _chosen_sites(sites, result, residents, covered)
+    after = covered + result.residents_gained
+    document: dict[str, Any] = {
+        "mode": "target" if target_share is not None else "budget",
+        "method": result.method,
+        "status": result.status,
+        "gap": result.gap,
+        "solver_seconds": result.seconds,
+        "new_devices": len(result.chosen),
+        "target_share": target_share,
+        "radius_m": radius_m,
+        "distance_model": model.name,
+        "distance_model_description": model.describe(),
+        "senior_weight": senior_weight,
+        "candidates": candidates,
+        "candidates_count": len(sites),
+        "residents": residents,
+        "residents_covered_before": covered,
+        "share_covered_before": covered / residents if residents else 0.0,
+        "residents_covered_after": after,
+        "share_covered_after": after / residents if residents else 0.0,
+        "sites": outputs.records(chosen),
+        "zones": outputs.records(zones),
+    }
+    return SitingAnalysis(result, chosen, document)
+
+
+def _chosen_sites(
+    sites: gpd.GeoDataFrame, result: SitingResult, residents: int, covered: int
+) -> gpd.GeoDataFrame:
+    steps = result.steps.merge(
+        sites[["id", "name", "kind", "geometry"]], left_on="candidate_id", right_on="id"
+    ).drop(columns="id")
+    chosen = gpd.GeoDataFrame(steps, geometry="geometry", crs=sites.crs)
+    lonlat = chosen.geometry.to_crs("EPSG:4326")
+    chosen["lon"], chosen["lat"] = lonlat.x.round(6), lonlat.y.round(6)
+    covered_after = covered + chosen["residents_covered_new"]
+    chosen["share_covered_after"] = covered_after / residents if residents else 0.0
+    return chosen

@@ -1,0 +1,224 @@
+"""The citizen's question: which defibrillators are nearest to me, and can I use them *now*?
+
+:class:`DeviceFinder` is built once from the defibrillators layer (a KD-tree on metric
+coordinates, opening hours parsed once) and then answers many lookups cheaply, which is what the
+HTTP API does on every ``/api/nearest`` request. It is pure: GeoDataFrames in, dataclasses out.
+
+Which devices are listed: verified, active, fixed (not mobile) devices. Of those, a device is
+*available* at an instant when the public may use it (``access`` yes / permissive / customers)
+and its opening hours say it is open. The answer puts the nearest available devices first; after
+them, flagged, any device that is nearer but closed, restricted or of unknown hours — a citizen
+should know that the closest one is behind a locked door.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+from pyproj import Transformer
+from scipy.spatial import cKDTree
+
+from geo.availability import PUBLIC_ACCESS, local_instant, open_state
+from geo.city import CityProfile
+from geo.coverage import (
+    WALKING_SPEED_M_PER_MIN,
+    DistanceModel,
+    NetworkDistance,
+    StraightLine,
+    metric_xy,
+    pairs_within,
+    to_metric,
+)
+
+#: Fields of a device a citizen sees in the answer.
+PUBLIC_FIELDS = (
+    "id", "name", "location_text", "address", "access", "opening_hours", "indoor", "level",
+    "phone", "check_date",
+)  # fmt: skip
+
+#: How far a walking-network lookup searches (straight-line lookups have no limit).
+NETWORK_SEARCH_M = 3000.0
+
+
+@dataclass(frozen=True)
+class NearbyDevice:
+    """One device in a nearest answer.
+
+    Attributes
+    ----------
+    state
+        ``open`` (available now), ``closed`` (hours say closed), ``restricted`` (not for public
+        use: access private / no / permit / unknown) or ``unknown_hours`` (no usable hours).
+    available
+        ``state == "open"``.
+    always_open
+        Open 24/7 (its hours never change).
+    next_change
+        When the state changes next, in the city's local time: opens (when closed) or closes
+        (when open); ``None`` if never or unknown.
+    distance_m, walk_min
+        Walking distance (network, or straight line × detour factor) and time at 4.5 km/h.
+    lon, lat
+        Its position in EPSG:4326.
+    fields
+        The public fields of its record (see ``PUBLIC_FIELDS``).
+    """
+
+    device_id: str
+    state: str
+    available: bool
+    always_open: bool
+    next_change: dt.datetime | None
+    distance_m: float
+    walk_min: float
+    lon: float
+    lat: float
+    fields: dict[str, Any]
+
+
+class DeviceFinder:
+    """Nearest-device lookups over one snapshot of the defibrillators layer.
+
+    Parameters
+    ----------
+    devices
+        The defibrillators layer in EPSG:4326 (schema columns).
+    city
+        Gives the metric CRS, the time zone and the country (public holidays).
+    model
+        Straight line × detour factor (default) or a walking network.
+    """
+
+    def __init__(
+        self, devices: gpd.GeoDataFrame, city: CityProfile, *, model: DistanceModel | None = None
+    ) -> None:
+        listed = (
+            (devices["verification"] == "verified")
+            & (devices["status"] == "active")
+            & ~devices["is_mobile"].fillna(False).astype(bool)
+        )
+        frame = devices[listed.to_numpy(dtype=bool)].reset_index(drop=True)
+        self.city = city
+        self.model: DistanceModel = model or StraightLine()
+        self._xy = metric_xy(to_metric(frame, city), "desfibriladores")
+        self._tree = cKDTree(self._xy) if len(frame) else None
+        self._to_metric = Transformer.from_crs("EPSG:4326", city.metric_crs, always_xy=True)
+        self._lonlat = (
+            np.column_stack([frame.geometry.x, frame.geometry.y])
+            if len(frame)
+            else (np.empty((0, 2)))
+        )
+        self._fields = [
+            {name: _plain(value) for name, value in zip(PUBLIC_FIELDS, row, strict=True)}
+            for row in frame[list(PUBLIC_FIELDS)].itertuples(index=False, name=None)
+        ]
+        self._public = frame["access"].isin(PUBLIC_ACCESS).to_numpy(dtype=bool)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def nearest(
+        self,
+        lon: float,
+        lat: float,
+        *,
+        at: dt.datetime,
+        limit: int = 3,
+        max_distance_m: float = math.inf,
+    ) -> list[NearbyDevice]:
+        """The ``limit`` nearest devices available at ``at``, then nearer unavailable ones.
+
+        Parameters
+        ----------
+        lon, lat
+            Where the person is (EPSG:4326).
+        at
+            The instant (a naive instant is local time).
+        limit
+            How many available devices to return; at most as many unavailable ones follow.
+        max_distance_m
+            Ignore devices farther than this walk.
+        """
+        if self._tree is None or limit < 1:
+            return []
+        x, y = self._to_metric.transform(lon, lat)
+        instant = local_instant(at, self.city.timezone)
+        found: dict[int, NearbyDevice] = {}
+        for index, distance in self._by_distance(np.array([x, y]), max_distance_m):
+            device = self._describe(index, distance, instant)
+            found[index] = device
+            n_open = sum(d.available for d in found.values())
+            if n_open >= limit:
+                break
+        ordered = sorted(found.values(), key=lambda d: d.distance_m)
+        available = [d for d in ordered if d.available][:limit]
+        horizon = available[-1].distance_m if len(available) == limit else math.inf
+        others = [d for d in ordered if not d.available and d.distance_m < horizon][:limit]
+        return available + others
+
+    def _by_distance(self, xy: np.ndarray, max_distance_m: float) -> Iterator[tuple[int, float]]:
+        """Devices by increasing walking distance: ``(index, distance_m)`` pairs, lazily."""
+        assert self._tree is not None
+        if isinstance(self.model, NetworkDistance):
+            radius = min(max_distance_m, NETWORK_SEARCH_M)
+            reach = pairs_within(xy[None, :], self._xy, radius_m=radius, model=self.model)
+            order = np.argsort(reach.distance_m, kind="stable")
+            devices, distances = reach.device[order].tolist(), reach.distance_m[order].tolist()
+            yield from zip(devices, distances, strict=True)
+            return
+        detour = self.model.detour_factor
+        bound = max_distance_m / detour
+        k, n, done = 8, len(self._fields), 0
+        while done < n:
+            k = min(k, n)
+            distance, index = self._tree.query(xy, k=k, distance_upper_bound=bound)
+            distance, index = np.atleast_1d(distance), np.atleast_1d(index)
+            for position in range(done, k):
+                if not math.isfinite(distance[position]):
+                    return
+                yield int(index[position]), float(distance[position]) * detour
+            done, k = k, k * 4
+
+    def _describe(self, index: int, distance_m: float, instant: dt.datetime) -> NearbyDevice:
+        fields = self._fields[index]
+        hours = fields["opening_hours"]
+        is_open, change = False, None
+        if not self._public[index]:
+            state = "restricted"
+        elif hours is None:
+            state = "unknown_hours"
+        else:
+            try:
+                is_open, change = open_state(
+                    hours, instant, timezone=self.city.timezone, country=self.city.country
+                )
+            except ValueError:
+                state = "unknown_hours"
+            else:
+                state = "open" if is_open else "closed"
+        return NearbyDevice(
+            device_id=fields["id"],
+            state=state,
+            available=state == "open",
+            always_open=is_open and change is None,
+            next_change=change if state in ("open", "closed") else None,
+            distance_m=distance_m,
+            walk_min=distance_m / WALKING_SPEED_M_PER_MIN,
+            lon=float(self._lonlat[index, 0]),
+            lat=float(self._lonlat[index, 1]),
+            fields=fields,
+        )
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, str | bool | dt.date):
+        return value
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value.item() if hasattr(value, "item") else value

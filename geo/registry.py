@@ -1,0 +1,386 @@
+"""The device registry: what entities, planners and citizens may write, and the rules it obeys.
+
+An edge service like :mod:`geo.inputs`: it checks who may do what, validates every write with the
+same layer schema the files are validated with (:func:`geo.layers.parse_feature`), and hands the
+write to :class:`geo.store.Store`, which makes it atomic and audited. The HTTP API calls these
+functions and only translates errors into status codes.
+
+Rules:
+
+- An entity registers devices for itself; they enter as ``pending`` until a planner or an
+  administrator verifies them. It may update only its own devices; moving a verified device sends
+  it back to ``pending``.
+- Citizens' problem reports go to a moderation queue; they never change a device.
+- Every update is conditional on the version it was read at, and retried from a fresh read when
+  another writer got there first, so no acknowledged change is lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import shapely
+
+from geo.city import CityProfile
+from geo.errors import ConflictError, InputError, LayerValidationError, NotFoundError
+from geo.layers import DEFIBRILLATORS, check_inside, parse_feature
+from geo.store import REPORT_KINDS, Store
+from geo.tokens import ForbiddenError, Principal, require_role
+
+#: Fields an entity may set when registering or updating its device.
+EDITABLE_FIELDS = (
+    "name", "location_text", "address", "access", "opening_hours", "indoor", "level", "phone",
+    "status", "installed_on", "removed_on", "check_date", "battery_expiry", "pads_expiry",
+    "is_mobile",
+)  # fmt: skip
+REGISTRATION_SOURCE = "entity-registration"
+#: The Norwegian registry deactivates devices not confirmed every 6 months.
+UNCHECKED_DAYS = 183
+
+
+class VersionMismatchError(ConflictError):
+    """The client's ``If-Match`` version is not the stored one (HTTP 412)."""
+
+    code = "version_mismatch"
+
+
+def register_device(
+    store: Store,
+    city: CityProfile,
+    principal: Principal,
+    *,
+    properties: Mapping[str, Any],
+    geometry: Mapping[str, Any],
+    private: Mapping[str, str | None] | None = None,
+    operator_entity_id: str | None = None,
+) -> dict[str, Any]:
+    """Register a new device as ``pending``; returns the stored record (with ``version``).
+
+    Raises
+    ------
+    ForbiddenError
+        A planner token (planners moderate, they do not register), or an entity naming another
+        entity as operator.
+    LayerValidationError
+        Any field or the position is not acceptable (all problems at once).
+    """
+    require_role(principal, "entity", "admin")
+    if principal.role == "entity":
+        if operator_entity_id not in (None, principal.entity_id):
+            msg = "Una entidad solo puede registrar desfibriladores propios."
+            raise ForbiddenError(msg)
+        operator_entity_id = principal.entity_id
+    device_id = f"dea-{uuid.uuid4().hex[:12]}"
+    feature = {
+        "type": "Feature",
+        "geometry": dict(geometry),
+        "properties": {
+            "status": "active",
+            **_editable(properties),
+            "id": device_id,
+            "operator_entity_id": operator_entity_id,
+            "verification": "pending",
+            "source": REGISTRATION_SOURCE,
+        },
+    }
+    record = _validated(feature, city)
+    store.insert_device(record, actor=principal.actor, private=_private(private))
+    stored = store.device(device_id)
+    assert stored is not None
+    return stored
+
+
+def update_device(
+    store: Store,
+    city: CityProfile,
+    principal: Principal,
+    device_id: str,
+    *,
+    changes: Mapping[str, Any],
+    geometry: Mapping[str, Any] | None = None,
+    private: Mapping[str, str | None] | None = None,
+    if_version: int | None = None,
+    attempts: int = 20,
+) -> dict[str, Any]:
+    """Apply ``changes`` (and a new position) to a device the principal may edit.
+
+    Parameters
+    ----------
+    if_version
+        The version the client read (``If-Match``); the update is refused if it changed since.
+        Without it, a concurrent change is merged: the update is re-applied on a fresh read.
+
+    Raises
+    ------
+    NotFoundError, ForbiddenError, VersionMismatchError, LayerValidationError
+    """
+    require_role(principal, "entity", "admin")
+    for _ in range(attempts):
+        before = _visible_device(store, principal, device_id)
+        if principal.role == "entity" and before["operator_entity_id"] != principal.entity_id:
+            msg = f"El desfibrilador {device_id!r} pertenece a otra entidad."
+            raise ForbiddenError(msg)
+        if if_version is not None and before["version"] != if_version:
+            msg = (
+                f"El desfibrilador {device_id!r} está en la versión {before['version']}, no en "
+                f"la {if_version} que envió (If-Match); vuelva a leerlo."
+            )
+            raise VersionMismatchError(msg)
+        properties = _feature_properties(before) | _editable(changes)
+        moved = geometry is not None and not shapely.geometry.shape(geometry).equals(
+            before["geometry"]
+        )
+        if moved and principal.role == "entity" and properties["verification"] == "verified":
+            properties["verification"] = "pending"  # a new position must be checked again
+        feature = {
+            "type": "Feature",
+            "geometry": dict(geometry) if geometry is not None else _point(before["geometry"]),
+            "properties": properties,
+        }
+        after = _validated(feature, city)
+        try:
+            store.update_device(before, after, actor=principal.actor, private=_private(private))
+        except VersionMismatchError:
+            raise
+        except ConflictError:
+            continue  # someone else wrote first: read again and re-apply
+        stored = store.device(device_id)
+        assert stored is not None
+        return stored
+    msg = f"El desfibrilador {device_id!r} cambia demasiado a menudo; inténtelo de nuevo."
+    raise ConflictError(msg)
+
+
+def review_device(
+    store: Store, principal: Principal, device_id: str, *, decision: str, note: str | None = None
+) -> dict[str, Any]:
+    """Verify or reject a pending device (planners and administrators).
+
+    Raises
+    ------
+    ConflictError
+        It is not pending (someone reviewed it already).
+    """
+    require_role(principal, "planner", "admin")
+    if decision not in ("verified", "rejected"):
+        msg = f"Decisión {decision!r} no admitida; se admite verified o rejected."
+        raise InputError(msg, code="invalid_choice", field="decision")
+    before = _visible_device(store, principal, device_id)
+    if before["verification"] != "pending":
+        msg = f"El desfibrilador {device_id!r} no está pendiente ({before['verification']})."
+        raise ConflictError(msg)
+    # The note goes to the audit log with the change; the device has no field for it.
+    after = {**before, "verification": decision, "review_note": note}
+    action = "verify" if decision == "verified" else "reject"
+    store.update_device(before, after, actor=principal.actor, action=action)
+    stored = store.device(device_id)
+    assert stored is not None
+    return stored
+
+
+def visible_device(store: Store, principal: Principal | None, device_id: str) -> dict[str, Any]:
+    """A device as ``principal`` may see it: verified ones for all, others for owner and staff.
+
+    Raises
+    ------
+    NotFoundError
+        No such device, or one the principal may not see (no hint that it exists).
+    """
+    return _visible_device(store, principal, device_id)
+
+
+def _visible_device(store: Store, principal: Principal | None, device_id: str) -> dict[str, Any]:
+    record = store.device(device_id)
+    if record is None or not can_see(principal, record):
+        msg = f"No existe el desfibrilador {device_id!r}."
+        raise NotFoundError(msg)
+    return record
+
+
+def can_see(principal: Principal | None, record: Mapping[str, Any]) -> bool:
+    """Verified devices are public; pending and rejected ones only for their entity and staff."""
+    if record["verification"] == "verified":
+        return True
+    return principal is not None and (
+        principal.is_staff or principal.entity_id == record["operator_entity_id"]
+    )
+
+
+def can_see_private(principal: Principal | None, record: Mapping[str, Any]) -> bool:
+    """Emergency-only notes: the owning entity and staff, never the public."""
+    return principal is not None and (
+        principal.is_staff or principal.entity_id == record["operator_entity_id"]
+    )
+
+
+# --- citizens' reports and uses --------------------------------------------------------------
+
+
+def report_problem(
+    store: Store,
+    city: CityProfile,
+    device_id: str,
+    *,
+    kind: str,
+    message: str,
+    contact: str | None = None,
+    lon: float | None = None,
+    lat: float | None = None,
+) -> int:
+    """Queue a citizen's report about a verified device; returns the report id."""
+    if kind not in REPORT_KINDS:
+        msg = f"Tipo de aviso {kind!r} no admitido; se admite: {', '.join(REPORT_KINDS)}."
+        raise InputError(msg, code="invalid_choice", field="kind")
+    if not message.strip():
+        msg = "Describa el problema en el mensaje."
+        raise InputError(msg, code="missing_field", field="message")
+    if (lon is None) != (lat is None):
+        msg = "Para indicar la posición correcta envíe lon y lat juntos."
+        raise InputError(msg, code="missing_field", field="lon" if lon is None else "lat")
+    if lon is not None and lat is not None:
+        check_inside(lon, lat, city, field="lon")
+    _visible_device(store, None, device_id)
+    values = {"device_id": device_id, "kind": kind, "message": message.strip(),
+              "contact": contact, "lon": lon, "lat": lat}  # fmt: skip
+    return store.insert_report(values, actor="ciudadanía (aviso público)")
+
+
+def review_report(
+    store: Store, principal: Principal, report_id: int, *, decision: str, note: str | None
+) -> dict[str, Any]:
+    """Accept or reject a pending report (planners and administrators)."""
+    require_role(principal, "planner", "admin")
+    if decision not in ("accepted", "rejected"):
+        msg = f"Decisión {decision!r} no admitida; se admite accepted o rejected."
+        raise InputError(msg, code="invalid_choice", field="decision")
+    return store.review_report(report_id, status=decision, note=note, actor=principal.actor)
+
+
+def record_use(
+    store: Store,
+    principal: Principal,
+    device_id: str,
+    *,
+    values: Mapping[str, Any],
+    now: dt.datetime | None = None,
+) -> int:
+    """Record a use of a device (its entity or staff), as the regional communication asks.
+
+    Raises
+    ------
+    InputError
+        A use in the future, shocks without a shock delivered, an impossible age…
+    """
+    require_role(principal, "entity", "planner", "admin")
+    record = _visible_device(store, principal, device_id)
+    if principal.role == "entity" and record["operator_entity_id"] != principal.entity_id:
+        msg = f"El desfibrilador {device_id!r} pertenece a otra entidad."
+        raise ForbiddenError(msg)
+    used_at: dt.datetime = values["used_at"]
+    current = now or dt.datetime.now(tz=dt.UTC)
+    aware = used_at if used_at.tzinfo else used_at.replace(tzinfo=dt.UTC)
+    if aware > current + dt.timedelta(minutes=5):
+        msg = f"La fecha de uso {used_at:%Y-%m-%d %H:%M} está en el futuro."
+        raise InputError(msg, code="date_in_future", field="used_at")
+    shocks = values.get("shocks")
+    if values.get("shock_delivered") is False and shocks:
+        msg = "Se indicaron descargas pero shock_delivered es false."
+        raise InputError(msg, code="inconsistent_values", field="shocks")
+    return store.insert_use({**values, "device_id": device_id}, actor=principal.actor)
+
+
+# --- maintenance -----------------------------------------------------------------------------
+
+
+def maintenance_due(
+    devices: gpd.GeoDataFrame,
+    *,
+    today: dt.date,
+    within_days: int = 30,
+    unchecked_days: int = UNCHECKED_DAYS,
+) -> pd.DataFrame:
+    """Devices in service whose battery or pads expire soon, or that nobody checked lately.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per device due, with ``reasons`` (codes: ``battery_expiry``, ``pads_expiry``,
+        ``unchecked``, ``never_checked``) and ``days_left`` (to the earliest expiry; negative if
+        already expired), ordered by urgency.
+    """
+    horizon = today + dt.timedelta(days=within_days)
+    stale = today - dt.timedelta(days=unchecked_days)
+    rows = []
+    in_service = devices[devices["status"] != "removed"]
+    for record in in_service.drop(columns="geometry").to_dict("records"):
+        reasons, expiries = [], []
+        for name in ("battery_expiry", "pads_expiry"):
+            day = record.get(name)
+            if isinstance(day, dt.date) and day <= horizon:
+                reasons.append(name)
+                expiries.append(day)
+        checked = record.get("check_date")
+        if not isinstance(checked, dt.date):
+            reasons.append("never_checked")
+        elif checked < stale:
+            reasons.append("unchecked")
+        if reasons:
+            earliest = min(expiries) if expiries else None
+            rows.append({
+                "id": record["id"], "name": record["name"],
+                "operator_entity_id": record.get("operator_entity_id"),
+                "reasons": reasons, "battery_expiry": record.get("battery_expiry"),
+                "pads_expiry": record.get("pads_expiry"), "check_date": checked,
+                "days_left": (earliest - today).days if earliest else None,
+            })  # fmt: skip
+    frame = pd.DataFrame(
+        rows,
+        columns=["id", "name", "operator_entity_id", "reasons", "battery_expiry", "pads_expiry",
+                 "check_date", "days_left"],
+    )  # fmt: skip
+    urgency = frame["days_left"].fillna(10**6)
+    return (
+        frame.assign(_u=urgency).sort_values(["_u", "id"]).drop(columns="_u").reset_index(drop=True)
+    )
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _editable(values: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(values) - set(EDITABLE_FIELDS))
+    if unknown:
+        msg = f"Campo {unknown[0]!r} no modificable; se admite: {', '.join(EDITABLE_FIELDS)}."
+        raise InputError(msg, code="unknown_field", field=unknown[0])
+    return dict(values)
+
+
+def _private(values: Mapping[str, str | None] | None) -> dict[str, str | None] | None:
+    if values is None:
+        return None
+    return {name: values.get(name) for name in ("cabinet_code", "key_holder", "notes")}
+
+
+def _feature_properties(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored record back as GeoJSON properties (dates as text), to validate it again."""
+    properties = {}
+    for name in DEFIBRILLATORS.field_names:
+        value = record.get(name)
+        properties[name] = value.isoformat() if isinstance(value, dt.date) else value
+    return properties
+
+
+def _point(geometry: shapely.Geometry) -> dict[str, Any]:
+    return dict(shapely.geometry.mapping(geometry))
+
+
+def _validated(feature: Mapping[str, Any], city: CityProfile) -> dict[str, Any]:
+    record, problems = parse_feature(dict(feature), DEFIBRILLATORS, city, file="petición")
+    if problems or record is None:
+        raise LayerValidationError(problems)
+    return record
