@@ -4,21 +4,30 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Path, Request
+from fastapi.middleware.cors import CORSMiddleware
 
-from api.schemas import CityPublic, ErrorPublic, IndexPublic, LayerPublic
-from geo.city import CityProfile
-from geo.errors import CardiomapaError, StorageError
+from api import devices, errors, staff
+from api.deps import CityDep, FinderCache, StoreDep
+from api.devices import ERRORS, BboxQuery, LimitQuery, OffsetQuery, page_links, parse_bbox
+from api.schemas import (
+    CityPublic,
+    IndexPublic,
+    LayerCollection,
+    LayerFeature,
+    LayerPublic,
+)
+from api.security import BodyLimitMiddleware, RateLimiter, SecurityHeadersMiddleware
+from geo.errors import NotFoundError
+from geo.outputs import plain
 from geo.settings import Settings
-from geo.store import Store
-
-#: Domain errors → HTTP status; anything not listed is a 400.
-ERROR_STATUS: dict[type[CardiomapaError], int] = {StorageError: 503}
+from geo.store import Store, record_from_row
 
 SYNTHETIC_SOURCE = "synthetic"
+#: Other layers served read-only: URL segment → layer name.
+PUBLIC_LAYERS = {"entities": "entities", "ceas": "ceas", "cohousing": "cohousing"}
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -29,6 +38,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store.open(settings.database_url)
         app.state.store = store
+        app.state.finders = FinderCache(store, city)
         try:
             yield
         finally:
@@ -37,15 +47,33 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(
         title="cardiomapa",
         summary=f"Desfibriladores y recursos de cuidados de {city.name}",
+        description=(
+            "Ciudadanía: desfibrilador más cercano disponible, listados y descargas, avisos. "
+            "Entidades (token): registro y mantenimiento de sus desfibriladores, usos. "
+            "Planificación y administración (token con rol): moderación, auditoría, "
+            "mantenimiento, cobertura, huecos y propuestas. Errores: {code, message, problems}."
+        ),
         lifespan=lifespan,
+        docs_url=None,  # Swagger UI loads from a CDN; the spec is at /openapi.json
+        redoc_url=None,
     )
     app.state.city = city
-
-    @app.exception_handler(CardiomapaError)
-    async def domain_error(request: Request, exc: CardiomapaError) -> JSONResponse:
-        status = next((s for cls, s in ERROR_STATUS.items() if isinstance(exc, cls)), 400)
-        body = ErrorPublic(code=exc.code, message=str(exc))
-        return JSONResponse(body.model_dump(), status_code=status)
+    app.state.settings = settings
+    app.state.report_limiter = RateLimiter(
+        limit=settings.report_rate_limit, window_s=settings.report_rate_window_s
+    )
+    errors.install(app)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "PATCH"],
+        allow_headers=["Authorization", "Content-Type", "If-Match"],
+        expose_headers=["ETag", "Location", "Retry-After"],
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.include_router(devices.router)
+    app.include_router(staff.router)
 
     @app.get("/", response_model=IndexPublic, summary="Índice: ciudad y capas cargadas")
     def index(store: StoreDep, city: CityDep) -> IndexPublic:
@@ -62,25 +90,74 @@ def create_app(settings: Settings) -> FastAPI:
             notice=_data_notice(layers),
         )
 
+    @app.get("/api/health", summary="El servidor responde (sin tocar la base de datos)")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
     @app.get("/api/layers", response_model=list[LayerPublic], summary="Capas y registros")
     def layers(store: StoreDep) -> list[LayerPublic]:
         return _layers(store)
 
+    for segment, layer in PUBLIC_LAYERS.items():
+        _add_layer_routes(app, segment, layer)
+
     return app
 
 
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
+def _add_layer_routes(app: FastAPI, segment: str, layer: str) -> None:
+    @app.get(
+        f"/api/{segment}",
+        response_model=LayerCollection,
+        summary=f"Capa {layer} (GeoJSON), con bbox y paginación",
+        tags=["capas"],
+        responses=ERRORS,
+        name=f"list_{layer}",
+    )
+    def list_layer(
+        request: Request,
+        store: StoreDep,
+        bbox: BboxQuery = None,
+        limit: LimitQuery = 100,
+        offset: OffsetQuery = 0,
+    ) -> LayerCollection:
+        frame = store.query_layer(layer, bbox=parse_bbox(bbox))
+        page = frame.iloc[offset : offset + limit]
+        return LayerCollection(
+            features=[_layer_feature(record_from_row(page, i)) for i in range(len(page))],
+            numberMatched=len(frame),
+            numberReturned=len(page),
+            links=page_links(request, offset=offset, limit=limit, matched=len(frame)),
+        )
+
+    @app.get(
+        f"/api/{segment}/{{record_id}}",
+        response_model=LayerFeature,
+        summary=f"Un registro de la capa {layer}",
+        tags=["capas"],
+        responses=ERRORS,
+        name=f"get_{layer}",
+    )
+    def get_record(
+        record_id: Annotated[str, Path(max_length=200)], store: StoreDep
+    ) -> LayerFeature:
+        frame = store.query_layer(layer, ids=[record_id])
+        if frame.empty:
+            msg = f"No existe el registro {record_id!r} en la capa {layer}."
+            raise NotFoundError(msg)
+        return _layer_feature(record_from_row(frame, 0))
+
+    del list_layer, get_record
 
 
-def _city(request: Request) -> CityProfile:
-    city: CityProfile = request.app.state.city
-    return city
+def _layer_feature(record: dict[str, Any]) -> LayerFeature:
+    from shapely.geometry import mapping
 
-
-StoreDep = Annotated[Store, Depends(_store)]
-CityDep = Annotated[CityProfile, Depends(_city)]
+    geometry = record.pop("geometry")
+    return LayerFeature(
+        id=record["id"],
+        geometry=dict(mapping(geometry)),
+        properties={k: plain(v) for k, v in record.items() if k != "id"},
+    )
 
 
 def _data_notice(layers: list[LayerPublic]) -> str:
@@ -101,3 +178,6 @@ def _layers(store: Store) -> list[LayerPublic]:
         LayerPublic(name=s.name, title=s.title, count=s.count, sources=dict(s.sources))
         for s in store.summary()
     ]
+
+
+__all__ = ["create_app"]

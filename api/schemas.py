@@ -1,8 +1,76 @@
-"""Response models of the HTTP API."""
+"""Request and response models of the HTTP API (the OpenAPI document is built from these).
+
+Geometry travels as GeoJSON in EPSG:4326 ([longitude, latitude], RFC 7946). Field values are
+checked here for shape (types, lengths, ranges) and then by the layer schema in :mod:`geo.layers`
+for meaning (vocabularies, opening hours, dates in order, inside the municipality), so a value is
+accepted by the API exactly when it would be accepted in a layer file.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from geo.layers import ACCESS_VALUES, DEVICE_STATUS_VALUES, VERIFICATION_VALUES
+from geo.store import PATIENT_SEX, REPORT_KINDS, REVIEW_STATUS
+
+
+def _storable(value: str) -> str:
+    """Text both databases can store: no NUL characters, valid Unicode."""
+    if "\x00" in value:
+        msg = "el texto contiene caracteres nulos (\\u0000)"
+        raise ValueError(msg)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        msg = "el texto no es Unicode válido"
+        raise ValueError(msg) from None
+    return value
+
+
+Clean = AfterValidator(_storable)
+Text = Annotated[str, Field(max_length=200), Clean]
+LongText = Annotated[str, Field(max_length=2000), Clean]
+Lon = Annotated[float, Field(ge=-180, le=180, description="Longitud en grados (EPSG:4326).")]
+Lat = Annotated[float, Field(ge=-90, le=90, description="Latitud en grados (EPSG:4326).")]
+
+
+def _enum(values: tuple[str, ...], description: str, *, required: bool = False) -> Any:
+    extra: dict[str, Any] = {"enum": list(values)}
+    if required:
+        return Field(description=description, json_schema_extra=extra)
+    return Field(default=None, description=description, json_schema_extra=extra)
+
+
+ACCESS_TEXT = "Quién puede usarlo (vocabulario OSM access)."
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class ProblemPublic(BaseModel):
+    """One thing wrong in a request."""
+
+    field: str | None = Field(description="Campo culpable (p. ej. properties.opening_hours).")
+    code: str = Field(description="Código estable del tipo de problema.")
+    message: str = Field(description="Qué está mal y qué se admite, en español.")
+
+
+class ErrorPublic(BaseModel):
+    """Every error answer: a stable machine code and a Spanish message."""
+
+    code: str
+    message: str
+    problems: list[ProblemPublic] | None = None
+
+
+# --- index ------------------------------------------------------------------------------------
 
 
 class LayerPublic(BaseModel):
@@ -33,8 +101,317 @@ class IndexPublic(BaseModel):
     notice: str = Field(description="Aviso sobre la procedencia de los datos.")
 
 
-class ErrorPublic(BaseModel):
-    """Every error answer: a stable machine code and a Spanish message."""
+# --- geometry ---------------------------------------------------------------------------------
 
-    code: str
+
+class PointGeometry(Strict):
+    """A GeoJSON Point: [longitude, latitude] in degrees."""
+
+    type: Literal["Point"]
+    coordinates: Annotated[list[float], Field(min_length=2, max_length=2)]
+
+
+# --- devices ----------------------------------------------------------------------------------
+
+
+class EmergencyNotes(Strict):
+    """Only for the emergency services, the device's entity and the city's staff: never public."""
+
+    cabinet_code: Annotated[str, Field(max_length=100), Clean] | None = None
+    key_holder: Text | None = None
+    notes: LongText | None = None
+
+
+class DeviceFields(Strict):
+    """Device fields an entity maintains (all optional in an update; ``null`` clears one)."""
+
+    name: Text | None = None
+    location_text: Text | None = Field(default=None, description="Dónde exactamente.")
+    address: Text | None = None
+    access: Annotated[str, Clean] | None = _enum(ACCESS_VALUES, ACCESS_TEXT)
+    opening_hours: Text | None = Field(
+        default=None, description="Horario en sintaxis OSM opening_hours ('24/7', 'Mo-Fr…')."
+    )
+    indoor: bool | None = None
+    level: Annotated[str, Field(max_length=20), Clean] | None = None
+    phone: Annotated[str, Field(max_length=40), Clean] | None = None
+    status: Annotated[str, Clean] | None = _enum(DEVICE_STATUS_VALUES, "Estado operativo.")
+    installed_on: dt.date | None = None
+    removed_on: dt.date | None = None
+    check_date: dt.date | None = Field(default=None, description="Última revisión.")
+    battery_expiry: dt.date | None = None
+    pads_expiry: dt.date | None = None
+    is_mobile: bool | None = None
+
+
+class DeviceCreateFields(DeviceFields):
+    name: Text
+    access: Annotated[str, Clean] = _enum(ACCESS_VALUES, ACCESS_TEXT, required=True)
+
+
+class DeviceCreate(Strict):
+    """A new device, as a GeoJSON Feature; it enters as ``pending`` until verified."""
+
+    type: Literal["Feature"]
+    geometry: PointGeometry
+    properties: DeviceCreateFields
+    emergency: EmergencyNotes | None = None
+    operator_entity_id: Text | None = Field(
+        default=None, description="Solo administración: entidad titular."
+    )
+
+
+class DeviceUpdate(Strict):
+    """Changes to a device: only what is sent changes. A new geometry moves it."""
+
+    properties: DeviceFields | None = None
+    geometry: PointGeometry | None = None
+    emergency: EmergencyNotes | None = None
+
+
+class DeviceProperties(BaseModel):
+    """A device's public record."""
+
+    name: str
+    location_text: str | None
+    address: str | None
+    access: str
+    opening_hours: str | None
+    indoor: bool | None
+    level: str | None
+    operator_entity_id: str | None
+    phone: str | None
+    status: str
+    verification: str
+    installed_on: dt.date | None
+    removed_on: dt.date | None
+    check_date: dt.date | None
+    battery_expiry: dt.date | None
+    pads_expiry: dt.date | None
+    is_mobile: bool
+    source: str = Field(description="Procedencia del registro ('synthetic' = dato de muestra).")
+    source_id: str | None
+    tags: dict[str, Any]
+    version: int = Field(description="Versión del registro; va en la cabecera ETag.")
+    emergency: EmergencyNotes | None = Field(
+        default=None, description="Solo para la entidad titular y el personal municipal."
+    )
+
+
+class DeviceFeature(BaseModel):
+    """A device as a GeoJSON Feature."""
+
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: PointGeometry
+    properties: DeviceProperties
+
+
+class Link(BaseModel):
+    href: str
+    rel: str
+
+
+class DeviceCollection(BaseModel):
+    """A page of devices as a GeoJSON FeatureCollection."""
+
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[DeviceFeature]
+    numberMatched: int
+    numberReturned: int
+    links: list[Link]
+    notice: str
+
+
+class ReviewDecision(Strict):
+    """A moderator's decision on a pending device."""
+
+    decision: Literal["verified", "rejected"]
+    note: LongText | None = None
+
+
+# --- other layers -----------------------------------------------------------------------------
+
+
+class LayerFeature(BaseModel):
+    """A record of another layer (entities, CEAS zones, cohousing) as a GeoJSON Feature."""
+
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: dict[str, Any]
+    properties: dict[str, Any]
+
+
+class LayerCollection(BaseModel):
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[LayerFeature]
+    numberMatched: int
+    numberReturned: int
+    links: list[Link]
+
+
+# --- nearest ----------------------------------------------------------------------------------
+
+
+class NearbyDevicePublic(BaseModel):
+    """One device in a nearest answer."""
+
+    id: str
+    name: str
+    state: Literal["open", "closed", "restricted", "unknown_hours"]
+    state_text: str = Field(description="El estado en palabras.")
+    available: bool = Field(description="Se puede usar en ese momento.")
+    always_open: bool
+    opens_at: dt.datetime | None = Field(description="Cuándo abre, si ahora está cerrado.")
+    closes_at: dt.datetime | None = Field(description="Cuándo cierra, si ahora está abierto.")
+    distance_m: float
+    walk_min: float
+    location_text: str | None
+    address: str | None
+    access: str
+    opening_hours: str | None
+    indoor: bool | None
+    level: str | None
+    phone: str | None
+    check_date: dt.date | None
+    lon: float
+    lat: float
+    directions_url: str = Field(description="Ruta a pie en OpenStreetMap.")
+
+
+class NearestPublic(BaseModel):
+    """The nearest available devices to a point, then nearer ones that cannot be used then."""
+
+    at: dt.datetime
+    lon: float
+    lat: float
+    distance_model: str
+    distance_model_description: str
+    results: list[NearbyDevicePublic]
+
+
+# --- reports and uses -------------------------------------------------------------------------
+
+
+class ReportCreate(Strict):
+    """A citizen's report about a device: goes to moderation, never edits the device."""
+
+    kind: Literal["missing", "broken", "moved", "wrong_hours", "other"]
+    message: Annotated[str, Field(min_length=1, max_length=1000), Clean]
+    contact: Text | None = Field(default=None, description="Opcional; nunca se publica.")
+    lon: Lon | None = Field(default=None, description="Posición correcta, si se ha movido.")
+    lat: Lat | None = None
+
+
+class ReportPublic(BaseModel):
+    id: int
+    device_id: str
+    kind: str = Field(json_schema_extra={"enum": list(REPORT_KINDS)})
     message: str
+    lon: float | None
+    lat: float | None
+    status: str = Field(json_schema_extra={"enum": list(REVIEW_STATUS)})
+    created_at: dt.datetime
+    reviewed_at: dt.datetime | None
+    reviewed_by: str | None
+    review_note: str | None
+    contact: str | None = None
+
+
+class ReportReceipt(BaseModel):
+    id: int
+    status: Literal["pending"]
+    message: str
+
+
+class ReportReview(Strict):
+    decision: Literal["accepted", "rejected"]
+    note: LongText | None = None
+
+
+class ReportPage(BaseModel):
+    items: list[ReportPublic]
+    numberMatched: int
+
+
+class UseCreate(Strict):
+    """A use of a device, with what the regional communication of use asks (no personal data)."""
+
+    used_at: dt.datetime = Field(description="Cuándo se usó (ISO 8601; sin zona = UTC).")
+    people_attended: Annotated[int, Field(ge=1, le=100)] = 1
+    emergency_called: bool | None = Field(default=None, description="Se avisó al 112.")
+    shock_delivered: bool | None = None
+    shocks: Annotated[int, Field(ge=0, le=100)] | None = None
+    circulation_recovered: bool | None = Field(
+        default=None, description="Recuperación de la circulación espontánea."
+    )
+    transferred_to_hospital: bool | None = None
+    rescuer_trained: bool | None = Field(
+        default=None, description="Lo usó una persona formada en SVB y DEA."
+    )
+    patient_sex: Literal["female", "male", "unknown"] | None = None
+    patient_age_years: Annotated[int, Field(ge=0, le=120)] | None = None
+    notes: LongText | None = None
+
+
+class UsePublic(BaseModel):
+    id: int
+    device_id: str
+    used_at: dt.datetime
+    people_attended: int
+    emergency_called: bool | None
+    shock_delivered: bool | None
+    shocks: int | None
+    circulation_recovered: bool | None
+    transferred_to_hospital: bool | None
+    rescuer_trained: bool | None
+    patient_sex: str | None = Field(json_schema_extra={"enum": [*PATIENT_SEX, None]})
+    patient_age_years: int | None
+    notes: str | None
+    reported_by: str
+    reported_at: dt.datetime
+
+
+class UsePage(BaseModel):
+    items: list[UsePublic]
+    numberMatched: int
+
+
+# --- staff ------------------------------------------------------------------------------------
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: dt.datetime
+    actor: str
+    action: str
+    record_type: str
+    record_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    numberMatched: int
+
+
+class MaintenanceItem(BaseModel):
+    id: str
+    name: str
+    operator_entity_id: str | None
+    reasons: list[Literal["battery_expiry", "pads_expiry", "unchecked", "never_checked"]]
+    battery_expiry: dt.date | None
+    pads_expiry: dt.date | None
+    check_date: dt.date | None
+    days_left: int | None = Field(description="Días hasta la caducidad más próxima.")
+
+
+class MaintenancePublic(BaseModel):
+    today: dt.date
+    within_days: int
+    unchecked_days: int
+    items: list[MaintenanceItem]
+
+
+VERIFICATION = VERIFICATION_VALUES

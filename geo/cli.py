@@ -43,6 +43,7 @@ from geo.layers import LAYERS, Layers, LayerSchema, read_layers
 from geo.network import load_network
 from geo.settings import Settings
 from geo.store import Store
+from geo.tokens import issue_token
 
 app = typer.Typer(
     name="cardiomapa",
@@ -730,3 +731,95 @@ def network_clear() -> None:
 
 if __name__ == "__main__":
     app()
+
+
+# --- API tokens -------------------------------------------------------------------------------
+
+token_app = typer.Typer(help="Tokens de la API para entidades, planificación y administración.")
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+def token_create(
+    entity: Annotated[
+        str | None, typer.Option("--entity", help="Id de la entidad (token de entidad).")
+    ] = None,
+    role: Annotated[
+        str | None, typer.Option("--role", help="planner o admin (token del Ayuntamiento).")
+    ] = None,
+    label: Annotated[str | None, typer.Option("--label", help="Para quién es.")] = None,
+    expires_days: Annotated[
+        int | None, typer.Option("--expires-days", min=1, help="Caduca tras estos días.")
+    ] = None,
+) -> None:
+    """Emite un token: se muestra una sola vez (solo se guarda su huella SHA-256)."""
+    if (entity is None) == (role is None):
+        errors.print("[bold red]Error[/]: indique --entity ID o --role planner|admin (solo uno).")
+        raise typer.Exit(code=2)
+    if role is not None and role not in ("planner", "admin"):
+        errors.print(f"[bold red]Error[/]: --role {role!r} no admitido; use planner o admin.")
+        raise typer.Exit(code=2)
+    expires = None
+    if expires_days is not None:
+        expires = dt.datetime.now(tz=dt.UTC) + dt.timedelta(days=expires_days)
+    settings = _settings()
+    try:
+        with Store.open(settings.database_url) as store:
+            issued = issue_token(
+                store, role=role or "entity", entity_id=entity, label=label, expires_at=expires
+            )
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    record = issued.record
+    errors.print(
+        f"Token {record.id} creado ({record.role}"
+        + (f", entidad {record.entity_id}" if record.entity_id else "")
+        + (f", caduca {record.expires_at:%Y-%m-%d}" if record.expires_at else "")
+        + "). Guárdelo ahora: no se volverá a mostrar.",
+        highlight=False,
+    )
+    _emit(issued.secret)
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """Lista los tokens emitidos (nunca sus secretos)."""
+    settings = _settings()
+    try:
+        with Store.open(settings.database_url) as store:
+            tokens = store.tokens()
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    table = Table("Id", "Rol", "Entidad", "Etiqueta", "Creado (UTC)", "Caduca", "Estado")
+    now = dt.datetime.now(tz=dt.UTC).replace(tzinfo=None)
+    for token in tokens:
+        if token.revoked_at is not None:
+            state = f"revocado {token.revoked_at:%Y-%m-%d}"
+        elif token.expires_at is not None and token.expires_at <= now:
+            state = "caducado"
+        else:
+            state = "activo"
+        table.add_row(
+            str(token.id),
+            token.role,
+            token.entity_id or "—",
+            token.label,
+            f"{token.created_at:%Y-%m-%d %H:%M}",
+            f"{token.expires_at:%Y-%m-%d}" if token.expires_at else "—",
+            state,
+        )
+    console.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help="Id del token (columna Id de token list).")],
+) -> None:
+    """Revoca un token: deja de valer en la siguiente petición."""
+    settings = _settings()
+    try:
+        with Store.open(settings.database_url) as store:
+            record = store.revoke_token(token_id, actor="cli")
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    console.print(f"Token {record.id} revocado ({record.revoked_at:%Y-%m-%d %H:%M} UTC).")

@@ -33,6 +33,15 @@ class Settings(BaseSettings):
         profile shipped in ``data/``.
     host, port
         Where ``cardiomapa serve`` listens.
+    cors_origins
+        Web origins allowed to call the API from a browser (none by default), e.g.
+        ``CARDIOMAPA_CORS_ORIGINS='["https://mapa.example.org"]'``.
+    max_body_bytes
+        Largest request body the API accepts (413 above it).
+    report_rate_limit, report_rate_window_s
+        Problem reports accepted per client address in each window (429 above it).
+    data_licence
+        Licence of the records registered through the API, stated in downloads.
     """
 
     model_config = SettingsConfigDict(env_prefix="CARDIOMAPA_", extra="ignore")
@@ -42,6 +51,11 @@ class Settings(BaseSettings):
     city_profile: Path | None = None
     host: str = "127.0.0.1"
     port: int = 8000
+    cors_origins: list[str] = []
+    max_body_bytes: int = 64 * 1024
+    report_rate_limit: int = 5
+    report_rate_window_s: float = 600.0
+    data_licence: str = "CC-BY-4.0"
 
     def city_profile_path(self) -> Path:
         if self.city_profile is not None:

@@ -1,0 +1,100 @@
+"""What routes depend on: the store, the city, who is asking, and the nearest-device snapshot."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from geo.city import CityProfile
+from geo.coverage import NetworkDistance, StraightLine
+from geo.nearest import DeviceFinder
+from geo.settings import Settings
+from geo.store import Store
+from geo.tokens import Principal, authenticate
+
+_bearer = HTTPBearer(auto_error=False, description="Token emitido con `cardiomapa token create`.")
+
+
+class FinderCache:
+    """One :class:`DeviceFinder` per version of the defibrillators layer.
+
+    The layer's revision counter is read at most every ``check_every_s`` seconds (writes made by
+    this process call :meth:`invalidate` and are seen at once; writes by another process or the
+    CLI within ``check_every_s``).
+    """
+
+    def __init__(self, store: Store, city: CityProfile, *, check_every_s: float = 1.0) -> None:
+        self.store = store
+        self.city = city
+        self.check_every_s = check_every_s
+        self._lock = threading.Lock()
+        self._finder: DeviceFinder | None = None
+        self._revision = -1
+        self._checked = -float("inf")
+
+    def invalidate(self) -> None:
+        self._checked = -float("inf")
+
+    def get(self) -> DeviceFinder:
+        now = time.monotonic()
+        finder = self._finder
+        if finder is not None and now - self._checked < self.check_every_s:
+            return finder
+        with self._lock:
+            if self._finder is not None and time.monotonic() - self._checked < self.check_every_s:
+                return self._finder
+            revision = self.store.revision("defibrillators")
+            if self._finder is None or revision != self._revision:
+                network = self.store.read_network(crs=self.city.metric_crs)
+                model = NetworkDistance(network) if network is not None else StraightLine()
+                devices = self.store.read_layer("defibrillators")
+                self._finder = DeviceFinder(devices, self.city, model=model)
+                self._revision = revision
+            self._checked = time.monotonic()
+            return self._finder
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def _city(request: Request) -> CityProfile:
+    city: CityProfile = request.app.state.city
+    return city
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _finders(request: Request) -> FinderCache:
+    cache: FinderCache = request.app.state.finders
+    return cache
+
+
+StoreDep = Annotated[Store, Depends(_store)]
+CityDep = Annotated[CityProfile, Depends(_city)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+FindersDep = Annotated[FinderCache, Depends(_finders)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def _principal(store: StoreDep, credentials: Credentials) -> Principal:
+    return authenticate(store, credentials.credentials if credentials else None)
+
+
+def _maybe_principal(store: StoreDep, credentials: Credentials) -> Principal | None:
+    """Anonymous when no token is sent; a token that is sent must be valid."""
+    if credentials is None:
+        return None
+    return authenticate(store, credentials.credentials)
+
+
+PrincipalDep = Annotated[Principal, Depends(_principal)]
+MaybePrincipalDep = Annotated[Principal | None, Depends(_maybe_principal)]

@@ -1,0 +1,495 @@
+"""Defibrillators: nearest for citizens, listing, downloads, registration, upkeep, reports, uses."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated, Any
+
+import geopandas as gpd
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from api.deps import CityDep, FindersDep, MaybePrincipalDep, PrincipalDep, SettingsDep, StoreDep
+from api.schemas import (
+    DeviceCollection,
+    DeviceCreate,
+    DeviceFeature,
+    DeviceProperties,
+    DeviceUpdate,
+    EmergencyNotes,
+    ErrorPublic,
+    Link,
+    NearbyDevicePublic,
+    NearestPublic,
+    PointGeometry,
+    ReportCreate,
+    ReportReceipt,
+    ReviewDecision,
+    UseCreate,
+)
+from geo import outputs, registry
+from geo.availability import device_availability, local_instant
+from geo.coverage import available
+from geo.errors import InputError
+from geo.layers import DEFIBRILLATORS, check_inside
+from geo.nearest import NearbyDevice
+from geo.store import Store, record_from_row
+from geo.tokens import Principal
+
+GEOJSON = "application/geo+json"
+STATE_TEXT = {
+    "open": "Disponible ahora",
+    "closed": "Cerrado ahora",
+    "restricted": "Acceso restringido (no es de uso público)",
+    "unknown_hours": "Horario desconocido",
+}
+
+router = APIRouter(prefix="/api", tags=["desfibriladores"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorPublic} for status in (401, 403, 404, 409, 412, 413, 422, 429)
+}
+
+
+def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
+    """``minlon,minlat,maxlon,maxlat`` in degrees → a tuple, or a 422 saying what is wrong."""
+    if text is None:
+        return None
+    parts = text.split(",")
+    try:
+        values = tuple(float(part) for part in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 4 or not all(v == v and abs(v) != float("inf") for v in values):
+        msg = "bbox debe ser minlon,minlat,maxlon,maxlat en grados, p. ej. -4.56,41.99,-4.51,42.03."
+        raise InputError(msg, code="invalid_bbox", field="bbox")
+    min_lon, min_lat, max_lon, max_lat = values
+    if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
+        msg = (
+            "bbox fuera de rango o con los mínimos mayores que los máximos: se espera "
+            "minlon ≤ maxlon en [-180, 180] y minlat ≤ maxlat en [-90, 90]."
+        )
+        raise InputError(msg, code="invalid_bbox", field="bbox")
+    return values
+
+
+BboxQuery = Annotated[
+    str | None,
+    Query(description="minlon,minlat,maxlon,maxlat (EPSG:4326).", max_length=200),
+]
+LimitQuery = Annotated[int, Query(ge=1, le=1000, description="Registros por página.")]
+OffsetQuery = Annotated[int, Query(ge=0, le=10_000_000, description="Registros a saltar.")]
+
+
+def page_links(request: Request, *, offset: int, limit: int, matched: int) -> list[Link]:
+    links = [Link(href=str(request.url), rel="self")]
+    if offset + limit < matched:
+        links.append(Link(href=str(request.url.include_query_params(offset=offset + limit)),
+                          rel="next"))  # fmt: skip
+    if offset > 0:
+        previous = max(0, offset - limit)
+        links.append(Link(href=str(request.url.include_query_params(offset=previous)),
+                          rel="prev"))  # fmt: skip
+    return links
+
+
+# --- citizens ---------------------------------------------------------------------------------
+
+
+@router.get(
+    "/nearest",
+    response_model=NearestPublic,
+    summary="Desfibriladores más cercanos disponibles ahora (o en un instante)",
+    responses=ERRORS,
+)
+def nearest(
+    finders: FindersDep,
+    city: CityDep,
+    lat: Annotated[float, Query(ge=-90, le=90, description="Latitud (grados).")],
+    lon: Annotated[float, Query(ge=-180, le=180, description="Longitud (grados).")],
+    at: Annotated[
+        dt.datetime | None, Query(description="Instante ISO 8601; sin zona = hora local.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=10, description="Cuántos disponibles.")] = 3,
+) -> NearestPublic:
+    """Los ``limit`` desfibriladores disponibles más cercanos, y después, marcados, los que
+    están más cerca pero cerrados, restringidos o sin horario conocido."""
+    check_inside(lon, lat, city, field="lat,lon")
+    instant = at or dt.datetime.now(tz=dt.UTC)
+    finder = finders.get()
+    found = finder.nearest(lon, lat, at=instant, limit=limit)
+    local = local_instant(instant, city.timezone)
+    return NearestPublic(
+        at=local,
+        lon=lon,
+        lat=lat,
+        distance_model=finder.model.name,
+        distance_model_description=finder.model.describe(),
+        results=[_nearby(device, lon, lat) for device in found],
+    )
+
+
+def _nearby(device: NearbyDevice, lon: float, lat: float) -> NearbyDevicePublic:
+    fields = device.fields
+    return NearbyDevicePublic(
+        id=device.device_id,
+        name=fields["name"],
+        state=device.state,  # type: ignore[arg-type]
+        state_text=STATE_TEXT[device.state] + (" (24 h)" if device.always_open else ""),
+        available=device.available,
+        always_open=device.always_open,
+        opens_at=device.next_change if device.state == "closed" else None,
+        closes_at=device.next_change if device.state == "open" else None,
+        distance_m=round(device.distance_m, 1),
+        walk_min=round(device.walk_min, 1),
+        location_text=fields["location_text"],
+        address=fields["address"],
+        access=fields["access"],
+        opening_hours=fields["opening_hours"],
+        indoor=fields["indoor"],
+        level=fields["level"],
+        phone=fields["phone"],
+        check_date=fields["check_date"],
+        lon=device.lon,
+        lat=device.lat,
+        directions_url=(
+            "https://www.openstreetmap.org/directions?engine=fossgis_osrm_foot&route="
+            f"{lat:.6f}%2C{lon:.6f}%3B{device.lat:.6f}%2C{device.lon:.6f}"
+        ),
+    )
+
+
+@router.get(
+    "/defibrillators",
+    response_model=DeviceCollection,
+    summary="Desfibriladores (GeoJSON), con filtros y paginación",
+    responses={**ERRORS, 200: {"content": {GEOJSON: {}}}},
+)
+def list_devices(
+    request: Request,
+    store: StoreDep,
+    city: CityDep,
+    principal: MaybePrincipalDep,
+    bbox: BboxQuery = None,
+    status: Annotated[
+        list[str] | None, Query(description="active, out_of_service, removed (repetible).")
+    ] = None,
+    verification: Annotated[
+        list[str] | None,
+        Query(description="pending, verified, rejected. Sin token solo se ven los verificados."),
+    ] = None,
+    open_at: Annotated[
+        dt.datetime | None, Query(description="Solo los disponibles en este instante.")
+    ] = None,
+    limit: LimitQuery = 100,
+    offset: OffsetQuery = 0,
+) -> Response:
+    """Públicos: los verificados. Con token de entidad, además los propios pendientes; con token
+    de planificación o administración, todos."""
+    where: dict[str, list[str]] = {}
+    for name, values in (("status", status), ("verification", verification)):
+        if values:
+            allowed = DEFIBRILLATORS.fields[DEFIBRILLATORS.field_names.index(name)].choices
+            wrong = [v for v in values if v not in allowed]
+            if wrong:
+                msg = f"{name} {wrong[0]!r} no admitido; se admite: {', '.join(allowed)}."
+                raise InputError(msg, code="invalid_choice", field=name)
+            where[name] = values
+    frame = store.query_layer(
+        "defibrillators", bbox=parse_bbox(bbox), where=where, with_version=True
+    )
+    visible = [registry.can_see(principal, row) for row in _rows(frame)]
+    frame = frame[visible]
+    if open_at is not None:
+        availability = device_availability(frame, timezone=city.timezone, country=city.country)
+        frame = frame[available(availability, at=open_at)]
+    matched = len(frame)
+    page = frame.iloc[offset : offset + limit]
+    notes = store.private_notes(list(page["id"])) if principal is not None else {}
+    collection = DeviceCollection(
+        features=[_feature(record_from_row(page, i), principal, notes) for i in range(len(page))],
+        numberMatched=matched,
+        numberReturned=len(page),
+        links=page_links(request, offset=offset, limit=limit, matched=matched),
+        notice=_notice(page),
+    )
+    return _geojson(collection.model_dump(mode="json"))
+
+
+@router.get(
+    "/defibrillators/{device_id}",
+    response_model=DeviceFeature,
+    summary="Un desfibrilador (GeoJSON Feature); su versión va en ETag",
+    responses={**ERRORS, 200: {"content": {GEOJSON: {}}}},
+)
+def get_device(
+    device_id: str,
+    store: StoreDep,
+    principal: MaybePrincipalDep,
+) -> Response:
+    record = registry.visible_device(store, principal, device_id)
+    return _device_response(store, record, principal)
+
+
+# --- entities ---------------------------------------------------------------------------------
+
+
+@router.post(
+    "/defibrillators",
+    response_model=DeviceFeature,
+    status_code=201,
+    summary="Registrar un desfibrilador (entra como pendiente de verificación)",
+    responses={**ERRORS, 201: {"content": {GEOJSON: {}}}},
+)
+def register_device(
+    body: DeviceCreate,
+    store: StoreDep,
+    city: CityDep,
+    finders: FindersDep,
+    principal: PrincipalDep,
+) -> Response:
+    record = registry.register_device(
+        store,
+        city,
+        principal,
+        properties=_properties(body.properties.model_dump(exclude_none=True)),
+        geometry=body.geometry.model_dump(),
+        private=body.emergency.model_dump() if body.emergency else None,
+        operator_entity_id=body.operator_entity_id,
+    )
+    finders.invalidate()
+    response = _device_response(store, record, principal, status=201)
+    response.headers["Location"] = f"/api/defibrillators/{record['id']}"
+    return response
+
+
+@router.patch(
+    "/defibrillators/{device_id}",
+    response_model=DeviceFeature,
+    summary="Actualizar un desfibrilador propio (horario, ubicación, estado, mantenimiento)",
+    responses={**ERRORS, 200: {"content": {GEOJSON: {}}}},
+)
+def update_device(
+    device_id: str,
+    body: DeviceUpdate,
+    store: StoreDep,
+    city: CityDep,
+    finders: FindersDep,
+    principal: PrincipalDep,
+    if_match: Annotated[
+        str | None, Header(description='Versión leída (ETag), p. ej. "3".', max_length=100)
+    ] = None,
+) -> Response:
+    changes = _properties(body.properties.model_dump(exclude_unset=True)) if body.properties else {}
+    if "name" in changes and changes["name"] is None:
+        raise InputError("El nombre no puede quedar vacío.", code="missing_field", field="name")
+    record = registry.update_device(
+        store,
+        city,
+        principal,
+        device_id,
+        changes=changes,
+        geometry=body.geometry.model_dump() if body.geometry else None,
+        private=body.emergency.model_dump() if body.emergency else None,
+        if_version=_version(if_match),
+    )
+    finders.invalidate()
+    return _device_response(store, record, principal)
+
+
+@router.post(
+    "/defibrillators/{device_id}/uses",
+    status_code=201,
+    summary="Comunicar un uso del desfibrilador (entidad titular o personal municipal)",
+    responses=ERRORS,
+)
+def record_use(
+    device_id: str, body: UseCreate, store: StoreDep, principal: PrincipalDep
+) -> dict[str, int]:
+    use_id = registry.record_use(store, principal, device_id, values=body.model_dump())
+    return {"id": use_id}
+
+
+# --- citizens' reports ------------------------------------------------------------------------
+
+
+@router.post(
+    "/defibrillators/{device_id}/reports",
+    response_model=ReportReceipt,
+    status_code=202,
+    summary="Avisar de un problema (falta, averiado, movido, horario): va a moderación",
+    responses=ERRORS,
+)
+def report_problem(
+    device_id: str, body: ReportCreate, request: Request, store: StoreDep, city: CityDep
+) -> ReportReceipt:
+    client = request.client.host if request.client else "desconocido"
+    request.app.state.report_limiter.hit(client)
+    report_id = registry.report_problem(
+        store,
+        city,
+        device_id,
+        kind=body.kind,
+        message=body.message,
+        contact=body.contact,
+        lon=body.lon,
+        lat=body.lat,
+    )
+    return ReportReceipt(
+        id=report_id,
+        status="pending",
+        message="Gracias: el aviso queda pendiente de revisión por el Ayuntamiento.",
+    )
+
+
+# --- moderation -------------------------------------------------------------------------------
+
+
+@router.post(
+    "/defibrillators/{device_id}/review",
+    response_model=DeviceFeature,
+    summary="Verificar o rechazar un desfibrilador pendiente (planificación, administración)",
+    responses=ERRORS,
+)
+def review_device(
+    device_id: str,
+    body: ReviewDecision,
+    store: StoreDep,
+    finders: FindersDep,
+    principal: PrincipalDep,
+) -> Response:
+    record = registry.review_device(
+        store, principal, device_id, decision=body.decision, note=body.note
+    )
+    finders.invalidate()
+    return _device_response(store, record, principal)
+
+
+# --- downloads --------------------------------------------------------------------------------
+
+
+@router.get(
+    "/downloads/defibrillators.geojson",
+    summary="Descarga: desfibriladores verificados en GeoJSON, con licencia y procedencia",
+    response_class=Response,
+    responses={200: {"content": {GEOJSON: {}}}},
+)
+def download_geojson(store: StoreDep, settings: SettingsDep) -> Response:
+    frame = _public_frame(store, settings)
+    document = outputs.feature_collection(
+        frame,
+        name="desfibriladores",
+        notice=_notice(frame),
+        licence_by_source=_licences(frame, settings),
+    )
+    return Response(
+        json.dumps(document, ensure_ascii=False),
+        media_type=GEOJSON,
+        headers={"Content-Disposition": 'attachment; filename="desfibriladores.geojson"'},
+    )
+
+
+@router.get(
+    "/downloads/defibrillators.csv",
+    summary="Descarga: desfibriladores verificados en CSV (lon, lat, procedencia, licencia)",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def download_csv(store: StoreDep, settings: SettingsDep, city: CityDep) -> Response:
+    # to_csv writes lon/lat from centroids, which it wants measured in metres.
+    frame = _public_frame(store, settings).drop(columns="tags").to_crs(city.metric_crs)
+    return Response(
+        outputs.to_csv(frame),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="desfibriladores.csv"'},
+    )
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+DOWNLOAD_FIELDS = (
+    "id", "name", "location_text", "address", "access", "opening_hours", "indoor", "level",
+    "operator_entity_id", "phone", "status", "installed_on", "removed_on", "check_date",
+    "is_mobile", "source", "source_id", "tags",
+)  # fmt: skip
+
+
+def licence_of(source: str, settings: Any) -> str:
+    """The licence a record is published under, from where it came."""
+    if source == "synthetic":
+        return "CC0-1.0 (datos de muestra sintéticos, no son el registro oficial)"
+    if source.startswith("osm"):
+        return "ODbL-1.0 (© colaboradores de OpenStreetMap)"
+    return str(settings.data_licence)
+
+
+def _public_frame(store: Store, settings: Any) -> gpd.GeoDataFrame:
+    frame = store.query_layer("defibrillators", where={"verification": ["verified"]})
+    frame = frame[[*DOWNLOAD_FIELDS, "geometry"]].copy()
+    frame["licence"] = [licence_of(source, settings) for source in frame["source"]]
+    return frame
+
+
+def _licences(frame: gpd.GeoDataFrame, settings: Any) -> dict[str, str]:
+    return {source: licence_of(source, settings) for source in sorted(set(frame["source"]))}
+
+
+def _notice(frame: gpd.GeoDataFrame) -> str:
+    synthetic = int((frame["source"] == "synthetic").sum()) if len(frame) else 0
+    if synthetic == 0:
+        return "La procedencia de cada registro figura en su campo source."
+    return (
+        f"{synthetic} de {len(frame)} registros son datos de muestra sintéticos "
+        "(source = synthetic): no son el registro oficial de la ciudad."
+    )
+
+
+def _rows(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
+    return frame[["verification", "operator_entity_id"]].to_dict("records")
+
+
+def _properties(values: dict[str, Any]) -> dict[str, Any]:
+    """Request values back into layer-file terms (dates as text) for the one validator."""
+    return {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in values.items()}
+
+
+def _version(if_match: str | None) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    text = if_match.strip().removeprefix("W/").strip('"')
+    if not text.isdigit() or len(text) > 9:
+        msg = 'If-Match debe llevar la versión recibida en ETag, p. ej. "3".'
+        raise InputError(msg, code="invalid_if_match", field="If-Match")
+    return int(text)
+
+
+def _feature(
+    record: dict[str, Any],
+    principal: Principal | None,
+    notes: dict[str, dict[str, str | None]],
+) -> DeviceFeature:
+    geometry = record["geometry"]
+    emergency = None
+    if registry.can_see_private(principal, record):
+        emergency = EmergencyNotes(**notes.get(record["id"], {}))
+    properties = {name: record[name] for name in DEFIBRILLATORS.field_names if name != "id"}
+    return DeviceFeature(
+        id=record["id"],
+        geometry=PointGeometry(type="Point", coordinates=[geometry.x, geometry.y]),
+        properties=DeviceProperties(**properties, version=record["version"], emergency=emergency),
+    )
+
+
+def _device_response(
+    store: Store, record: dict[str, Any], principal: Principal | None, *, status: int = 200
+) -> Response:
+    notes = store.private_notes([record["id"]]) if principal is not None else {}
+    feature = _feature(record, principal, notes)
+    response = _geojson(feature.model_dump(mode="json"), status=status)
+    response.headers["ETag"] = f'"{record["version"]}"'
+    return response
+
+
+def _geojson(document: dict[str, Any], *, status: int = 200) -> Response:
+    return JSONResponse(document, status_code=status, media_type=GEOJSON)

@@ -1,0 +1,196 @@
+"""Every error the API answers with: one status table, a stable ``code`` and a Spanish message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.schemas import ErrorPublic, ProblemPublic
+from geo.coverage import CoverageInputError, MetricCRSError
+from geo.errors import (
+    CardiomapaError,
+    ConflictError,
+    InputError,
+    LayerValidationError,
+    NotFoundError,
+    StorageError,
+)
+from geo.registry import VersionMismatchError
+from geo.siting import SitingError
+from geo.tokens import AuthenticationError, ForbiddenError
+
+
+class RateLimitedError(CardiomapaError, RuntimeError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+#: Domain errors → HTTP status, most specific first; anything not listed is a 400.
+ERROR_STATUS: tuple[tuple[type[CardiomapaError], int], ...] = (
+    (AuthenticationError, 401),
+    (ForbiddenError, 403),
+    (NotFoundError, 404),
+    (VersionMismatchError, 412),
+    (ConflictError, 409),
+    (LayerValidationError, 422),
+    (InputError, 422),
+    (CoverageInputError, 422),
+    (MetricCRSError, 422),
+    (SitingError, 422),
+    (RateLimitedError, 429),
+    (StorageError, 503),
+)
+
+_HTTP_MESSAGES = {
+    404: ("not_found", "No existe esa dirección en la API; vea /openapi.json."),
+    405: ("method_not_allowed", "Método no admitido en esta dirección."),
+}
+_HTTP_CODES = {413: "payload_too_large"}
+
+#: pydantic error types → (our code, Spanish message template using the error's context).
+_PYDANTIC: dict[str, tuple[str, str]] = {
+    "missing": ("missing_field", "falta este campo obligatorio."),
+    "extra_forbidden": ("unknown_field", "campo no admitido."),
+    "literal_error": ("invalid_choice", "valor no admitido; se admite: {expected}."),
+    "enum": ("invalid_choice", "valor no admitido; se admite: {expected}."),
+    "string_type": ("invalid_value", "se esperaba texto."),
+    "string_too_long": ("too_long", "texto demasiado largo (máximo {max_length} caracteres)."),
+    "string_too_short": ("missing_field", "no puede estar vacío."),
+    "too_short": ("invalid_value", "hacen falta al menos {min_length} elementos."),
+    "too_long": ("invalid_value", "admite como mucho {max_length} elementos."),
+    "int_type": ("invalid_value", "se esperaba un número entero."),
+    "int_parsing": ("invalid_value", "se esperaba un número entero."),
+    "int_from_float": ("invalid_value", "se esperaba un número entero."),
+    "float_type": ("invalid_value", "se esperaba un número."),
+    "float_parsing": ("invalid_value", "se esperaba un número."),
+    "finite_number": ("invalid_value", "se esperaba un número finito."),
+    "bool_type": ("invalid_value", "se esperaba true o false."),
+    "bool_parsing": ("invalid_value", "se esperaba true o false."),
+    "greater_than_equal": ("out_of_range", "debe ser mayor o igual que {ge}."),
+    "greater_than": ("out_of_range", "debe ser mayor que {gt}."),
+    "less_than_equal": ("out_of_range", "debe ser menor o igual que {le}."),
+    "less_than": ("out_of_range", "debe ser menor que {lt}."),
+    "date_type": ("invalid_date", "se esperaba una fecha AAAA-MM-DD."),
+    "date_parsing": ("invalid_date", "fecha no válida; se admite AAAA-MM-DD, p. ej. 2026-03-01."),
+    "date_from_datetime_parsing": ("invalid_date", "fecha no válida; se admite AAAA-MM-DD."),
+    "date_from_datetime_inexact": ("invalid_date", "se esperaba una fecha sin hora."),
+    "datetime_type": ("invalid_date", "se esperaba una fecha y hora ISO 8601."),
+    "datetime_parsing": (
+        "invalid_date",
+        "fecha y hora no válidas; se admite ISO 8601, p. ej. 2026-11-23T22:00.",
+    ),
+    "datetime_from_date_parsing": (
+        "invalid_date",
+        "fecha y hora no válidas; se admite ISO 8601, p. ej. 2026-11-23T22:00.",
+    ),
+    "model_type": ("invalid_value", "se esperaba un objeto JSON."),
+    "model_attributes_type": ("invalid_value", "se esperaba un objeto JSON."),
+    "dict_type": ("invalid_value", "se esperaba un objeto JSON."),
+    "list_type": ("invalid_value", "se esperaba una lista."),
+    "json_invalid": ("invalid_json", "el cuerpo no es JSON válido."),
+    "value_error": ("invalid_value", "{error}."),
+    "string_unicode": ("invalid_value", "el texto no es Unicode válido."),
+    "json_type": ("invalid_json", "el cuerpo no es JSON válido."),
+}
+
+
+def _where(loc: tuple[Any, ...]) -> str | None:
+    parts = [str(part) for part in loc if part not in ("body", "query", "path", "header")]
+    return ".".join(parts) or None
+
+
+def _translate(error: dict[str, Any]) -> ProblemPublic:
+    code, template = _PYDANTIC.get(error["type"], ("invalid_value", "valor no válido."))
+    context = {k: v for k, v in (error.get("ctx") or {}).items()}
+    try:
+        message = template.format(**context)
+    except (KeyError, IndexError, ValueError):
+        message = "valor no válido."
+    field = _where(tuple(error.get("loc", ())))
+    return ProblemPublic(field=field, code=code, message=message)
+
+
+def _answer(
+    code: str,
+    message: str,
+    status: int,
+    problems: list[ProblemPublic] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = ErrorPublic(code=code, message=message, problems=problems)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
+
+
+def _summary(problems: list[ProblemPublic]) -> tuple[str, str]:
+    codes = {p.code for p in problems}
+    code = problems[0].code if len(codes) == 1 else "invalid_request"
+    head = "Hay 1 problema" if len(problems) == 1 else f"Hay {len(problems)} problemas"
+    details = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in problems[:5])
+    return code, f"{head} en la petición: {details}"
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every error into an :class:`ErrorPublic`."""
+
+    @app.exception_handler(CardiomapaError)
+    async def domain_error(request: Request, exc: CardiomapaError) -> JSONResponse:
+        status = next((s for cls, s in ERROR_STATUS if isinstance(exc, cls)), 400)
+        headers: dict[str, str] = {}
+        if isinstance(exc, AuthenticationError):
+            headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(exc, RateLimitedError):
+            headers["Retry-After"] = str(exc.retry_after_s)
+        if isinstance(exc, LayerValidationError):
+            problems = [
+                ProblemPublic(field=_request_field(p.field), code=p.code, message=p.message)
+                for p in exc.problems
+            ]
+            code, message = _summary(problems)
+            return _answer(code, message, status, problems, headers)
+        if isinstance(exc, InputError):
+            problem = ProblemPublic(field=exc.field, code=exc.code, message=str(exc))
+            return _answer(exc.code, str(exc), status, [problem], headers)
+        return _answer(exc.code, str(exc), status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [_translate(error) for error in exc.errors()]
+        code, message = _summary(problems)
+        return _answer(code, message, 422, problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        default = (_HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail))
+        code, message = _HTTP_MESSAGES.get(exc.status_code, default)
+        return _answer(code, message, exc.status_code, headers=dict(exc.headers or {}))
+
+    @app.exception_handler(DBAPIError)
+    async def database_refused(request: Request, exc: DBAPIError) -> JSONResponse:
+        if isinstance(exc, DataError):  # e.g. a NUL character in a path or query value
+            message = "La petición contiene valores que la base de datos no admite."
+            return _answer("invalid_value", message, 422)
+        if isinstance(exc, IntegrityError):
+            message = "El cambio contradice datos ya guardados; no se ha guardado nada."
+            return _answer("conflict", message, 409)
+        message = "La base de datos no responde; no se ha guardado nada. Inténtelo de nuevo."
+        return _answer("storage_error", message, 503)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        message = "Error interno del servidor; no se ha guardado nada a medias. Avise al equipo."
+        return _answer("internal_error", message, 500)
+
+
+def _request_field(field: str | None) -> str | None:
+    """A layer field as the request names it (``opening_hours`` → ``properties.opening_hours``)."""
+    if field is None or field == "geometry":
+        return field
+    return f"properties.{field}"

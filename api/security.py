@@ -1,0 +1,151 @@
+"""Request-size limit, security headers and the rate limit on public writes."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+
+from fastapi import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import RateLimitedError
+
+#: Sent with every answer.
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+)
+#: Sent with HTML pages too: everything from this server (tiles from configured servers only).
+HTML_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; "
+        b"script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'self'",
+    ),
+    (b"permissions-policy", b"geolocation=(self), camera=(), microphone=()"),
+)
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over ``max_bytes`` with 413: by Content-Length at once, else while reading.
+
+    A streamed body that grows past the limit stops being read there; nothing is written, because
+    the route never receives a complete body.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _too_large(send, self.max_bytes)
+            return
+        seen = 0
+        limit = self.max_bytes
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    # An HTTPException, because FastAPI turns any other error raised while it
+                    # reads the body into a 400.
+                    raise HTTPException(status_code=413, detail=_too_large_text(limit))
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _too_large_text(limit: int) -> str:
+    return f"El cuerpo de la petición supera el máximo admitido ({limit:,} bytes).".replace(
+        ",", "."
+    )
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    import json
+
+    body = json.dumps(
+        {"code": "payload_too_large", "message": _too_large_text(limit)}, ensure_ascii=False
+    ).encode("utf-8")
+    await send({
+        "type": "http.response.start",
+        "status": 413,
+        "headers": [(b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()), *SECURITY_HEADERS],
+    })  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+class SecurityHeadersMiddleware:
+    """Add :data:`SECURITY_HEADERS` to every answer, and :data:`HTML_HEADERS` to HTML pages."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
+                content_type = dict(headers).get(b"content-type", b"")
+                if content_type.startswith(b"text/html"):
+                    headers.extend(h for h in HTML_HEADERS if h[0] not in present)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+class RateLimiter:
+    """At most ``limit`` events per key in any ``window_s`` seconds (a sliding window, in memory).
+
+    One process's view: with several worker processes each keeps its own count, so the effective
+    limit is per worker.
+    """
+
+    def __init__(self, *, limit: int, window_s: float) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._events: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, key: str, *, now: float | None = None) -> None:
+        """Count one event for ``key``.
+
+        Raises
+        ------
+        RateLimitedError
+            When ``key`` already used its allowance in the window.
+        """
+        moment = time.monotonic() if now is None else now
+        with self._lock:
+            events = self._events.setdefault(key, deque())
+            while events and events[0] <= moment - self.window_s:
+                events.popleft()
+            if len(events) >= self.limit:
+                wait = math.ceil(events[0] + self.window_s - moment)
+                msg = (
+                    f"Demasiados avisos desde esta dirección: {self.limit} cada "
+                    f"{self.window_s:g} s. Inténtelo de nuevo en {wait} s."
+                )
+                raise RateLimitedError(msg, retry_after_s=max(wait, 1))
+            events.append(moment)
+            if len(self._events) > 100_000:  # forget idle clients rather than grow forever
+                for stale in [k for k, v in self._events.items() if not v]:
+                    del self._events[stale]
