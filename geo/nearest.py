@@ -119,6 +119,9 @@ class DeviceFinder:
             for row in frame[list(PUBLIC_FIELDS)].itertuples(index=False, name=None)
         ]
         self._public = frame["access"].isin(PUBLIC_ACCESS).to_numpy(dtype=bool)
+        # Opening hours have minute resolution: the state at hh:mm:ss is the state at hh:mm, so
+        # lookups within the same minute share one evaluation per distinct schedule.
+        self._states: dict[tuple[str, dt.datetime], tuple[bool, dt.datetime | None]] = {}
 
     def __len__(self) -> int:
         return len(self._fields)
@@ -150,10 +153,11 @@ class DeviceFinder:
         x, y = self._to_metric.transform(lon, lat)
         instant = local_instant(at, self.city.timezone)
         found: dict[int, NearbyDevice] = {}
+        n_open = 0
         for index, distance in self._by_distance(np.array([x, y]), max_distance_m):
             device = self._describe(index, distance, instant)
             found[index] = device
-            n_open = sum(d.available for d in found.values())
+            n_open += device.available
             if n_open >= limit:
                 break
         ordered = sorted(found.values(), key=lambda d: d.distance_m)
@@ -174,7 +178,7 @@ class DeviceFinder:
             return
         detour = self.model.detour_factor
         bound = max_distance_m / detour
-        k, n, done = 8, len(self._fields), 0
+        k, n, done = 32, len(self._fields), 0
         while done < n:
             k = min(k, n)
             distance, index = self._tree.query(xy, k=k, distance_upper_bound=bound)
@@ -184,6 +188,18 @@ class DeviceFinder:
                     return
                 yield int(index[position]), float(distance[position]) * detour
             done, k = k, k * 4
+
+    def _open_state(self, hours: str, instant: dt.datetime) -> tuple[bool, dt.datetime | None]:
+        key = (hours, _minute(instant))
+        state = self._states.get(key)
+        if state is None:
+            if len(self._states) > 10_000:
+                self._states.clear()
+            state = open_state(
+                hours, key[1], timezone=self.city.timezone, country=self.city.country
+            )
+            self._states[key] = state
+        return state
 
     def _describe(self, index: int, distance_m: float, instant: dt.datetime) -> NearbyDevice:
         fields = self._fields[index]
@@ -195,9 +211,7 @@ class DeviceFinder:
             state = "unknown_hours"
         else:
             try:
-                is_open, change = open_state(
-                    hours, instant, timezone=self.city.timezone, country=self.city.country
-                )
+                is_open, change = self._open_state(hours, instant)
             except ValueError:
                 state = "unknown_hours"
             else:
@@ -214,6 +228,10 @@ class DeviceFinder:
             lat=float(self._lonlat[index, 1]),
             fields=fields,
         )
+
+
+def _minute(instant: dt.datetime) -> dt.datetime:
+    return instant.replace(second=0, microsecond=0)
 
 
 def _plain(value: Any) -> Any:

@@ -1,0 +1,123 @@
+"""The citizen's nearest-device lookup, checked by hand and against a brute-force scan."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from shapely.geometry import Point
+
+from geo.availability import PUBLIC_ACCESS, device_availability, open_state
+from geo.city import CityProfile
+from geo.coverage import StraightLine, to_metric
+from geo.layers import Layers, read_layers
+from geo.nearest import DeviceFinder
+from tests.conftest import DATA_DIR
+
+SUNDAY_NIGHT = dt.datetime(2026, 11, 22, 23, 0)
+MONDAY_MORNING = dt.datetime(2026, 11, 23, 10, 0)
+
+
+@pytest.fixture(scope="module")
+def sample(city: CityProfile) -> Layers:
+    return read_layers(DATA_DIR, city)
+
+
+def test_tiny_city_by_hand(tiny_layers: Layers, city: CityProfile) -> None:
+    finder = DeviceFinder(tiny_layers["defibrillators"], city)
+    found = finder.nearest(-4.5288, 42.0096, at=SUNDAY_NIGHT, limit=3)
+    assert [(d.device_id, d.state) for d in found] == [
+        ("dea-2", "open"), ("dea-1", "open"), ("dea-3", "closed"),
+    ]  # fmt: skip
+    assert found[0].distance_m == 0 and found[0].always_open
+    opens = found[2].next_change
+    assert opens is not None and opens.utcoffset() == dt.timedelta(hours=1)
+    assert opens.replace(tzinfo=None) == dt.datetime(2026, 11, 23, 9, 30)
+    assert finder.nearest(-4.5288, 42.0096, at=SUNDAY_NIGHT, limit=0) == []
+
+
+def test_unlisted_devices_are_never_answered(tiny_layers: Layers, city: CityProfile) -> None:
+    devices = tiny_layers["defibrillators"].copy()
+    devices.loc[devices["id"] == "dea-2", "verification"] = "pending"
+    devices.loc[devices["id"] == "dea-1", "is_mobile"] = True
+    devices.loc[devices["id"] == "dea-3", "status"] = "out_of_service"
+    assert DeviceFinder(devices, city).nearest(-4.5288, 42.0096, at=MONDAY_MORNING) == []
+
+
+def test_unknown_hours_and_restricted_access_are_flagged_after_open_ones(
+    tiny_layers: Layers, city: CityProfile
+) -> None:
+    devices = tiny_layers["defibrillators"].copy()
+    devices.loc[devices["id"] == "dea-2", "opening_hours"] = None
+    devices.loc[devices["id"] == "dea-1", "access"] = "private"
+    finder = DeviceFinder(devices, city)
+    found = finder.nearest(-4.5288, 42.0096, at=MONDAY_MORNING, limit=2)
+    # dea-3 is the only usable one; the nearer ones follow, flagged, nearest first.
+    assert [(d.device_id, d.state, d.available) for d in found] == [
+        ("dea-3", "open", True), ("dea-2", "unknown_hours", False),
+        ("dea-1", "restricted", False),
+    ]  # fmt: skip
+
+
+def _brute_force(
+    devices: Layers, city: CityProfile, lon: float, lat: float, at: dt.datetime
+) -> tuple[str, float] | None:
+    frame = devices["defibrillators"]
+    listed = (
+        (frame["verification"] == "verified")
+        & (frame["status"] == "active")
+        & ~frame["is_mobile"].astype(bool)
+    )
+    best: tuple[str, float] | None = None
+    metric = to_metric(frame, city)
+    point = gpd.GeoSeries([Point(lon, lat)], crs="EPSG:4326").to_crs(city.metric_crs).iloc[0]
+    for row, geom in zip(frame[listed].itertuples(), metric.geometry[listed], strict=True):
+        if row.access not in PUBLIC_ACCESS or row.opening_hours is None:
+            continue
+        if not open_state(row.opening_hours, at, timezone=city.timezone, country=city.country)[0]:
+            continue
+        distance = geom.distance(point) * StraightLine().detour_factor
+        if best is None or distance < best[1]:
+            best = (row.id, distance)
+    return best
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    dx=st.floats(-0.03, 0.03),
+    dy=st.floats(-0.02, 0.02),
+    hour=st.integers(0, 167),
+)
+def test_the_first_answer_is_the_nearest_available_device_by_brute_force(
+    sample: Layers, city: CityProfile, dx: float, dy: float, hour: int
+) -> None:
+    finder = DeviceFinder(sample["defibrillators"], city)
+    lon, lat = city.centre_lon + dx, city.centre_lat + dy
+    at = dt.datetime(2026, 11, 23) + dt.timedelta(hours=hour, minutes=17)
+    found = finder.nearest(lon, lat, at=at, limit=1)
+    expected = _brute_force(sample, city, lon, lat, at)
+    available = [d for d in found if d.available]
+    if expected is None:
+        assert available == []
+        return
+    assert available[0].device_id == expected[0]
+    assert available[0].distance_m == pytest.approx(expected[1], rel=1e-9)
+    assert all(not d.available and d.distance_m < expected[1] for d in found[1:])
+
+
+def test_every_listed_device_is_reachable_with_a_large_limit(
+    sample: Layers, city: CityProfile
+) -> None:
+    finder = DeviceFinder(sample["defibrillators"], city)
+    found = finder.nearest(city.centre_lon, city.centre_lat, at=MONDAY_MORNING, limit=len(finder))
+    availability = device_availability(
+        sample["defibrillators"], timezone=city.timezone, country=city.country
+    )
+    assert len({d.device_id for d in found}) == len(found)
+    distances = np.array([d.distance_m for d in found if d.available])
+    assert (np.diff(distances) >= 0).all()
+    assert sum(d.available for d in found) <= int(availability.eligible.sum())
