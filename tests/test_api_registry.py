@@ -580,3 +580,20 @@ def test_security_headers_and_json_errors_everywhere(api: Api) -> None:
     assert missing.status_code == 404 and error(missing).code == "not_found"
     wrong = api.client.delete("/api/defibrillators/dea-1")
     assert wrong.status_code == 405 and error(wrong).code == "method_not_allowed"
+
+
+def test_html_pages_get_a_content_security_policy(tmp_path: Any) -> None:
+    from fastapi.responses import HTMLResponse
+
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'x.sqlite'}"))
+
+    @app.get("/pagina", response_class=HTMLResponse)
+    def page() -> str:
+        return "<!doctype html><title>mapa</title>"
+
+    with TestClient(app) as client:
+        html = client.get("/pagina")
+        json_answer = client.get("/api/health")
+    assert "default-src 'self'" in html.headers["content-security-policy"]
+    assert html.headers["x-frame-options"] == "DENY"
+    assert "content-security-policy" not in json_answer.headers
