@@ -19,6 +19,7 @@ from api.schemas import (
     DeviceUpdate,
     EmergencyNotes,
     ErrorPublic,
+    Instant,
     Link,
     NearbyDevicePublic,
     NearestPublic,
@@ -47,9 +48,26 @@ STATE_TEXT = {
 
 router = APIRouter(prefix="/api", tags=["desfibriladores"])
 
+#: What any route may answer with an ErrorPublic body (400: a body that cannot be read, and the
+#: default of api.errors.ERROR_STATUS).
+ERROR_STATUSES = (400, 401, 403, 404, 409, 412, 413, 422, 429)
 ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorPublic} for status in (401, 403, 404, 409, 412, 413, 422, 429)
+    status: {"model": ErrorPublic} for status in ERROR_STATUSES
 }
+#: The same for routes that answer GeoJSON: FastAPI would document their errors as GeoJSON too,
+#: but errors are plain JSON.
+GEOJSON_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorPublic"}}}
+    }
+    for status in ERROR_STATUSES
+}
+
+
+class GeoJSONResponse(JSONResponse):
+    """JSON sent (and documented) as ``application/geo+json`` (RFC 7946)."""
+
+    media_type = GEOJSON
 
 
 def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
@@ -109,7 +127,7 @@ def nearest(
     lat: Annotated[float, Query(ge=-90, le=90, description="Latitud (grados).")],
     lon: Annotated[float, Query(ge=-180, le=180, description="Longitud (grados).")],
     at: Annotated[
-        dt.datetime | None, Query(description="Instante ISO 8601; sin zona = hora local.")
+        Instant | None, Query(description="Instante ISO 8601; sin zona = hora local.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=10, description="Cuántos disponibles.")] = 3,
 ) -> NearestPublic:
@@ -164,7 +182,8 @@ def _nearby(device: NearbyDevice, lon: float, lat: float) -> NearbyDevicePublic:
     "/defibrillators",
     response_model=DeviceCollection,
     summary="Desfibriladores (GeoJSON), con filtros y paginación",
-    responses={**ERRORS, 200: {"content": {GEOJSON: {}}}},
+    response_class=GeoJSONResponse,
+    responses=GEOJSON_ERRORS,
 )
 def list_devices(
     request: Request,
@@ -180,7 +199,7 @@ def list_devices(
         Query(description="pending, verified, rejected. Sin token solo se ven los verificados."),
     ] = None,
     open_at: Annotated[
-        dt.datetime | None, Query(description="Solo los disponibles en este instante.")
+        Instant | None, Query(description="Solo los disponibles en este instante.")
     ] = None,
     limit: LimitQuery = 100,
     offset: OffsetQuery = 0,
@@ -221,7 +240,8 @@ def list_devices(
     "/defibrillators/{device_id}",
     response_model=DeviceFeature,
     summary="Un desfibrilador (GeoJSON Feature); su versión va en ETag",
-    responses={**ERRORS, 200: {"content": {GEOJSON: {}}}},
+    response_class=GeoJSONResponse,
+    responses=GEOJSON_ERRORS,
 )
 def get_device(
     device_id: str,
@@ -240,7 +260,8 @@ def get_device(
     response_model=DeviceFeature,
     status_code=201,
     summary="Registrar un desfibrilador (entra como pendiente de verificación)",
-    responses={**ERRORS, 201: {"content": {GEOJSON: {}}}},
+    response_class=GeoJSONResponse,
+    responses=GEOJSON_ERRORS,
 )
 def register_device(
     body: DeviceCreate,
@@ -268,7 +289,8 @@ def register_device(
     "/defibrillators/{device_id}",
     response_model=DeviceFeature,
     summary="Actualizar un desfibrilador propio (horario, ubicación, estado, mantenimiento)",
-    responses={**ERRORS, 200: {"content": {GEOJSON: {}}}},
+    response_class=GeoJSONResponse,
+    responses=GEOJSON_ERRORS,
 )
 def update_device(
     device_id: str,
@@ -350,7 +372,8 @@ def report_problem(
     "/defibrillators/{device_id}/review",
     response_model=DeviceFeature,
     summary="Verificar o rechazar un desfibrilador pendiente (planificación, administración)",
-    responses=ERRORS,
+    response_class=GeoJSONResponse,
+    responses=GEOJSON_ERRORS,
 )
 def review_device(
     device_id: str,
@@ -492,4 +515,4 @@ def _device_response(
 
 
 def _geojson(document: dict[str, Any], *, status: int = 200) -> Response:
-    return JSONResponse(document, status_code=status, media_type=GEOJSON)
+    return GeoJSONResponse(document, status_code=status)

@@ -50,6 +50,8 @@ ERROR_STATUS: tuple[tuple[type[CardiomapaError], int], ...] = (
 )
 
 _HTTP_MESSAGES = {
+    # FastAPI's answer to a body it cannot even decode (e.g. not UTF-8).
+    400: ("invalid_body", "No se puede leer el cuerpo de la petición: se espera JSON en UTF-8."),
     404: ("not_found", "No existe esa dirección en la API; vea /openapi.json."),
     405: ("method_not_allowed", "Método no admitido en esta dirección."),
 }
@@ -79,6 +81,7 @@ _PYDANTIC: dict[str, tuple[str, str]] = {
     "less_than_equal": ("out_of_range", "debe ser menor o igual que {le}."),
     "less_than": ("out_of_range", "debe ser menor que {lt}."),
     "date_type": ("invalid_date", "se esperaba una fecha AAAA-MM-DD."),
+    "date_out_of_range": ("out_of_range", "fecha fuera de los años admitidos ({first} a {last})."),
     "date_parsing": ("invalid_date", "fecha no válida; se admite AAAA-MM-DD, p. ej. 2026-03-01."),
     "date_from_datetime_parsing": ("invalid_date", "fecha no válida; se admite AAAA-MM-DD."),
     "date_from_datetime_inexact": ("invalid_date", "se esperaba una fecha sin hora."),
@@ -126,7 +129,9 @@ def _answer(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = ErrorPublic(code=code, message=message, problems=problems)
-    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
+    # Without problems the key is left out; a problem's field is always there (null: the body).
+    content = body.model_dump(exclude={"problems"} if problems is None else None)
+    return JSONResponse(content, status_code=status, headers=headers)
 
 
 def _summary(problems: list[ProblemPublic]) -> tuple[str, str]:

@@ -12,6 +12,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from geo.layers import ACCESS_VALUES, DEVICE_STATUS_VALUES, VERIFICATION_VALUES
 from geo.store import PATIENT_SEX, REPORT_KINDS, REVIEW_STATUS
@@ -30,7 +31,30 @@ def _storable(value: str) -> str:
     return value
 
 
+def _utc(value: dt.datetime) -> dt.datetime:
+    """The store keeps naive UTC timestamps: say so, so they go out as RFC 3339 (``…Z``)."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
+#: Instants and reference days the API works with: far enough from the calendar's ends that a
+#: time-zone conversion or a week, month or year of arithmetic cannot leave it.
+FIRST_YEAR, LAST_YEAR = 1900, 2999
+
+
+def _in_range(value: dt.date) -> dt.date:
+    """Refuse a date or instant outside the years FIRST_YEAR to LAST_YEAR."""
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        context = {"first": FIRST_YEAR, "last": LAST_YEAR}
+        raise PydanticCustomError("date_out_of_range", "year outside {first}-{last}", context)
+    return value
+
+
 Clean = AfterValidator(_storable)
+#: An instant or a reference day sent to the API (see FIRST_YEAR, LAST_YEAR).
+Instant = Annotated[dt.datetime, AfterValidator(_in_range)]
+Day = Annotated[dt.date, AfterValidator(_in_range)]
+#: A stored timestamp (naive UTC in the database), answered with its zone.
+UtcDateTime = Annotated[dt.datetime, AfterValidator(_utc)]
 Text = Annotated[str, Field(max_length=200), Clean]
 LongText = Annotated[str, Field(max_length=2000), Clean]
 Lon = Annotated[float, Field(ge=-180, le=180, description="Longitud en grados (EPSG:4326).")]
@@ -311,8 +335,8 @@ class ReportPublic(BaseModel):
     lon: float | None
     lat: float | None
     status: str = Field(json_schema_extra={"enum": list(REVIEW_STATUS)})
-    created_at: dt.datetime
-    reviewed_at: dt.datetime | None
+    created_at: UtcDateTime
+    reviewed_at: UtcDateTime | None
     reviewed_by: str | None
     review_note: str | None
     contact: str | None = None
@@ -337,7 +361,7 @@ class ReportPage(BaseModel):
 class UseCreate(Strict):
     """A use of a device, with what the regional communication of use asks (no personal data)."""
 
-    used_at: dt.datetime = Field(description="Cuándo se usó (ISO 8601; sin zona = UTC).")
+    used_at: Instant = Field(description="Cuándo se usó (ISO 8601; sin zona = UTC).")
     people_attended: Annotated[int, Field(ge=1, le=100)] = 1
     emergency_called: bool | None = Field(default=None, description="Se avisó al 112.")
     shock_delivered: bool | None = None
@@ -357,7 +381,7 @@ class UseCreate(Strict):
 class UsePublic(BaseModel):
     id: int
     device_id: str
-    used_at: dt.datetime
+    used_at: UtcDateTime
     people_attended: int
     emergency_called: bool | None
     shock_delivered: bool | None
@@ -369,7 +393,7 @@ class UsePublic(BaseModel):
     patient_age_years: int | None
     notes: str | None
     reported_by: str
-    reported_at: dt.datetime
+    reported_at: UtcDateTime
 
 
 class UsePage(BaseModel):
@@ -382,7 +406,7 @@ class UsePage(BaseModel):
 
 class AuditEntry(BaseModel):
     id: int
-    at: dt.datetime
+    at: UtcDateTime
     actor: str
     action: str
     record_type: str

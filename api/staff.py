@@ -12,6 +12,8 @@ from api.devices import ERRORS, LimitQuery, OffsetQuery
 from api.schemas import (
     AuditEntry,
     AuditPage,
+    Day,
+    Instant,
     MaintenanceItem,
     MaintenancePublic,
     ReportPage,
@@ -29,11 +31,13 @@ from geo.tokens import require_role
 
 router = APIRouter(prefix="/api", tags=["planificación"])
 
+#: Radii and cells under 10 m mean nothing on foot, and would ask the siting for a candidate grid
+#: every few millimetres (memory without bound) or put every resident in one cell.
 RadiusQuery = Annotated[
-    float, Query(gt=0, le=5000, description="Distancia a pie que cuenta como cubierta (m).")
+    float, Query(ge=10, le=5000, description="Distancia a pie que cuenta como cubierta (m).")
 ]
 AtQuery = Annotated[
-    dt.datetime | None,
+    Instant | None,
     Query(description="Instante ISO 8601 (sin zona = hora local); sin él, 24/7."),
 ]
 DetourQuery = Annotated[float, Query(ge=1, le=3, description="Factor de rodeo (línea recta).")]
@@ -125,7 +129,7 @@ def maintenance(
     unchecked_days: Annotated[
         int, Query(ge=1, le=3650, description="Sin revisar en más de estos días.")
     ] = registry.UNCHECKED_DAYS,
-    today: Annotated[dt.date | None, Query(description="Fecha de referencia (hoy).")] = None,
+    today: Annotated[Day | None, Query(description="Fecha de referencia (hoy).")] = None,
 ) -> MaintenancePublic:
     """El personal municipal ve todos; una entidad, los suyos."""
     where = {} if principal.is_staff else {"operator_entity_id": [principal.entity_id]}
@@ -155,7 +159,7 @@ def coverage(
     radius_m: RadiusQuery = DEFAULT_RADIUS_M,
     at: AtQuery = None,
     weekly: Annotated[bool, Query(description="Perfil de las 168 horas de la semana.")] = False,
-    week_of: Annotated[dt.date | None, Query(description="Semana de referencia.")] = None,
+    week_of: Annotated[Day | None, Query(description="Semana de referencia.")] = None,
     by: Annotated[Literal["ceas", "income"], Query(description="Desglose.")] = "ceas",
     detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
     assume_unknown_open: bool = False,
@@ -187,7 +191,7 @@ def gaps(
     principal: PrincipalDep,
     radius_m: RadiusQuery = DEFAULT_RADIUS_M,
     at: AtQuery = None,
-    cell_m: Annotated[float | None, Query(gt=0, le=5000, description="Lado de celda (m).")] = None,
+    cell_m: Annotated[float | None, Query(ge=10, le=5000, description="Lado de celda (m).")] = None,
     detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
 ) -> dict[str, Any]:
     require_role(principal, "planner", "admin")
