@@ -791,6 +791,10 @@ def nearest_available(
     return result
 
 
+#: Smallest gap cell: finer cells say nothing (coordinates are not that precise).
+MIN_CELL_M = 1.0
+
+
 def find_gaps(result: CoverageResult, *, cell_m: float | None = None) -> gpd.GeoDataFrame:
     """Uncovered residents gathered into square cells, ranked by uncovered residents then 65+.
 
@@ -809,8 +813,8 @@ def find_gaps(result: CoverageResult, *, cell_m: float | None = None) -> gpd.Geo
         available anywhere), ``geometry`` (the cell).
     """
     side = 1.5 * result.radius_m if cell_m is None else cell_m
-    if not (np.isfinite(side) and side > 0):
-        msg = f"El lado de celda debe ser un número de metros mayor que 0 (recibido {side})."
+    if not (np.isfinite(side) and side >= MIN_CELL_M):
+        msg = f"El lado de celda debe ser de al menos {MIN_CELL_M:g} m (recibido {side})."
         raise CoverageInputError(msg)
     units = result.units
     uncovered = units[~units["covered"] & (units["residents"] > 0)]

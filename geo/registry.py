@@ -75,6 +75,12 @@ def register_device(
             msg = "Una entidad solo puede registrar desfibriladores propios."
             raise ForbiddenError(msg)
         operator_entity_id = principal.entity_id
+    elif (
+        operator_entity_id is not None
+        and store.query_layer("entities", ids=[operator_entity_id]).empty
+    ):
+        msg = f"No existe la entidad {operator_entity_id!r} en la capa de entidades."
+        raise InputError(msg, code="unknown_entity", field="operator_entity_id")
     device_id = f"dea-{uuid.uuid4().hex[:12]}"
     feature = {
         "type": "Feature",

@@ -542,6 +542,10 @@ def zones_after(
     return table.reset_index(drop=True)
 
 
+#: Largest candidate grid built (a 20 × 20 km city every 20 m): beyond it memory runs out first.
+MAX_GRID_POINTS = 1_000_000
+
+
 def candidate_grid(
     population: gpd.GeoDataFrame, *, spacing_m: float, margin_m: float = 0.0
 ) -> gpd.GeoDataFrame:
@@ -558,6 +562,13 @@ def candidate_grid(
         return gpd.GeoDataFrame({"id": []}, geometry=[], crs=population.crs)
     low = np.floor(xy.min(axis=0) / spacing_m) * spacing_m
     high = np.ceil(xy.max(axis=0) / spacing_m) * spacing_m
+    points = np.prod((high - low) / spacing_m + 1)
+    if points > MAX_GRID_POINTS:
+        msg = (
+            f"Una rejilla cada {spacing_m:g} m sobre la zona poblada tendría {points:,.0f} puntos "
+            f"(máximo {MAX_GRID_POINTS:,}); use una separación (radio) mayor."
+        ).replace(",", ".")
+        raise SitingError(msg)
     gx, gy = np.meshgrid(
         np.arange(low[0], high[0] + 1, spacing_m), np.arange(low[1], high[1] + 1, spacing_m)
     )

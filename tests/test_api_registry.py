@@ -597,3 +597,14 @@ def test_html_pages_get_a_content_security_policy(tmp_path: Any) -> None:
     assert "default-src 'self'" in html.headers["content-security-policy"]
     assert html.headers["x-frame-options"] == "DENY"
     assert "content-security-policy" not in json_answer.headers
+
+
+def test_an_admin_registering_for_an_unknown_entity_is_told_so(api: Api) -> None:
+    body = {**NEW_DEVICE, "operator_entity_id": "ent-99"}
+    response = api.call("POST", "/api/defibrillators", "admin", json=body)
+    assert response.status_code == 422
+    assert error(response).code == "unknown_entity"
+    ok = api.call(
+        "POST", "/api/defibrillators", "admin", json={**body, "operator_entity_id": "ent-2"}
+    )
+    assert ok.status_code == 201 and ok.json()["properties"]["operator_entity_id"] == "ent-2"

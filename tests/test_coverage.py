@@ -192,6 +192,13 @@ def test_gaps_are_ranked_cells_of_uncovered_residents(city: CityProfile) -> None
     assert gaps.crs == CRS
 
 
+def test_gap_cells_below_a_metre_are_refused(city: CityProfile) -> None:
+    result = coverage(POPULATION, DEVICES, city, zones=ZONES, at=MONDAY_10)
+    with pytest.raises(CoverageInputError, match="al menos 1 m"):
+        find_gaps(result, cell_m=0.001)
+    assert len(find_gaps(result, cell_m=1.0)) >= 6
+
+
 def test_entities_without_an_available_device_nearby(city: CityProfile) -> None:
     sites = gpd.GeoDataFrame(
         {"id": ["e-a", "e-c", "e-far"], "name": ["cerca de A", "junto a C", "lejos"]},

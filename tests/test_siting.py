@@ -18,9 +18,11 @@ from geo.city import CityProfile
 from geo.coverage import to_metric
 from geo.layers import read_layers
 from geo.siting import (
+    MAX_GRID_POINTS,
     SitingError,
     SitingProblem,
     build_problem,
+    candidate_grid,
     solve_exact,
     solve_greedy,
     solve_target,
@@ -223,3 +225,12 @@ def test_identical_reach_sets_are_merged_without_changing_the_weight() -> None:
     exact = solve_exact(problem, p=1)
     assert exact.objective == 18 and exact.status == "optimal"
     assert exact.gap == 0.0 and exact.bound == pytest.approx(exact.objective)
+
+
+def test_a_grid_too_fine_for_memory_is_refused_before_it_is_built() -> None:
+    population = gpd.GeoDataFrame(
+        geometry=[shapely.Point(X, Y), shapely.Point(X + 20_000, Y + 20_000)], crs=CRS
+    )
+    assert len(candidate_grid(population, spacing_m=100)) > 0
+    with pytest.raises(SitingError, match="use una separación"):
+        candidate_grid(population, spacing_m=20_000 / math.sqrt(MAX_GRID_POINTS) / 2)
