@@ -64,6 +64,10 @@ GEOJSON_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+#: Routes open to all that show more with a token: the token is optional (OpenAPI 3: ``{}``).
+OPTIONAL_TOKEN: dict[str, Any] = {"security": [{}, {"HTTPBearer": []}]}
+
+
 class GeoJSONResponse(JSONResponse):
     """JSON sent (and documented) as ``application/geo+json`` (RFC 7946)."""
 
@@ -184,6 +188,7 @@ def _nearby(device: NearbyDevice, lon: float, lat: float) -> NearbyDevicePublic:
     summary="Desfibriladores (GeoJSON), con filtros y paginación",
     response_class=GeoJSONResponse,
     responses=GEOJSON_ERRORS,
+    openapi_extra=OPTIONAL_TOKEN,
 )
 def list_devices(
     request: Request,
@@ -242,6 +247,7 @@ def list_devices(
     summary="Un desfibrilador (GeoJSON Feature); su versión va en ETag",
     response_class=GeoJSONResponse,
     responses=GEOJSON_ERRORS,
+    openapi_extra=OPTIONAL_TOKEN,
 )
 def get_device(
     device_id: str,
