@@ -13,9 +13,10 @@ from shapely.geometry import Point
 
 from geo.availability import PUBLIC_ACCESS, device_availability, open_state
 from geo.city import CityProfile
-from geo.coverage import StraightLine, to_metric
+from geo.coverage import NetworkDistance, StraightLine, to_metric
 from geo.layers import Layers, read_layers
 from geo.nearest import DeviceFinder
+from geo.network import load_network, nearest_target
 from tests.conftest import DATA_DIR
 
 SUNDAY_NIGHT = dt.datetime(2026, 11, 22, 23, 0)
@@ -121,3 +122,34 @@ def test_every_listed_device_is_reachable_with_a_large_limit(
     distances = np.array([d.distance_m for d in found if d.available])
     assert (np.diff(distances) >= 0).all()
     assert sum(d.available for d in found) <= int(availability.eligible.sum())
+
+
+NETWORK_FILE = DATA_DIR.parent / "tests" / "fixtures" / "network" / "palencia_centro.osm"
+
+
+def test_with_a_walking_network_the_answer_is_the_network_nearest(
+    tiny_layers: Layers, city: CityProfile
+) -> None:
+    network = load_network(NETWORK_FILE, crs=city.metric_crs)
+    to_lonlat = gpd.GeoSeries(gpd.points_from_xy(*network.node_xy.T), crs=city.metric_crs)
+    lonlat = to_lonlat.to_crs("EPSG:4326")
+    devices = tiny_layers["defibrillators"].copy()
+    devices["opening_hours"] = "24/7"
+    devices["access"] = "yes"
+    devices = devices.set_geometry(list(lonlat.iloc[[3, 12, 25]]), crs="EPSG:4326")
+    finder = DeviceFinder(devices, city, model=NetworkDistance(network))
+    straight = DeviceFinder(devices, city, model=StraightLine(1.0))
+    for origin in (0, 7, 18, 30):
+        lon, lat = lonlat.iloc[origin].x, lonlat.iloc[origin].y
+        found = finder.nearest(lon, lat, at=MONDAY_MORNING, limit=3)
+        index, distance = nearest_target(
+            network, network.node_xy[[origin]], network.node_xy[[3, 12, 25]]
+        )
+        assert found[0].device_id == devices["id"].iloc[int(index[0])]
+        assert found[0].distance_m == pytest.approx(float(distance[0]))
+        by_line = {
+            d.device_id: d.distance_m
+            for d in straight.nearest(lon, lat, at=MONDAY_MORNING, limit=3)
+        }
+        assert all(d.distance_m >= by_line[d.device_id] - 1e-6 for d in found)
+        assert [d.distance_m for d in found] == sorted(d.distance_m for d in found)
