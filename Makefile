@@ -11,7 +11,7 @@ UV := python3 -m uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install run test lint sample system-deps postgres clean
+.PHONY: install run test lint sample system-deps postgres clean bench-api
 
 install: system-deps $(VENV)/.installed  ## set-up only (idempotent)
 
@@ -37,6 +37,9 @@ lint: install
 	$(BIN)/ruff check geo api tests scripts bench
 	$(BIN)/ruff format --check geo api tests scripts bench
 	$(BIN)/mypy
+
+bench-api: install postgres  ## load test of /api/nearest against /api/health (bench/README.md)
+	$(BIN)/python bench/api.py $(BENCH_ARGS)
 
 sample: install  ## regenerate the synthetic sample layers in data/
 	$(BIN)/python scripts/generate_sample.py

@@ -39,6 +39,13 @@ class FinderCache:
     def invalidate(self) -> None:
         self._checked = -float("inf")
 
+    def fresh(self) -> DeviceFinder | None:
+        """The current finder if its revision was checked within ``check_every_s`` (no I/O)."""
+        finder = self._finder
+        if finder is not None and time.monotonic() - self._checked < self.check_every_s:
+            return finder
+        return None
+
     def get(self) -> DeviceFinder:
         now = time.monotonic()
         finder = self._finder
@@ -58,22 +65,23 @@ class FinderCache:
             return self._finder
 
 
-def _store(request: Request) -> Store:
+# These only read app.state: async, so FastAPI does not send them to the thread pool.
+async def _store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
 
 
-def _city(request: Request) -> CityProfile:
+async def _city(request: Request) -> CityProfile:
     city: CityProfile = request.app.state.city
     return city
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _finders(request: Request) -> FinderCache:
+async def _finders(request: Request) -> FinderCache:
     cache: FinderCache = request.app.state.finders
     return cache
 

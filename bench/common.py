@@ -14,6 +14,19 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+#: Opening hours given to synthetic devices, and how often each occurs (~30 % are 24/7).
+#: Shared so every benchmark's synthetic devices keep the same hours.
+HOURS_POOL: tuple[tuple[str, float], ...] = (
+    ("24/7", 0.30),
+    ("Mo-Fr 08:00-15:00", 0.15),
+    ("Mo-Fr 09:30-14:00,17:00-20:30; Sa 10:00-14:00", 0.15),
+    ("Mo-Sa 07:00-22:00", 0.15),
+    ("Mo-Fr 08:00-21:00; Sa 09:00-14:00", 0.10),
+    ("Mo-Fr 16:00-21:00; Sa,Su 10:00-14:00", 0.05),
+    ("Sa,Su 10:00-14:00", 0.05),
+    ("Mo-Su 09:00-21:00", 0.05),
+)
+
 
 def best_of(run: Callable[[], T], repeats: int) -> tuple[float, T]:
     """Best wall-clock time (s) of ``repeats`` calls, and the last call's result."""

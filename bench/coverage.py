@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import scipy
 import shapely
-from common import best_of, machine_line, peak_memory_mb, ratio, yes
+from common import HOURS_POOL, best_of, machine_line, peak_memory_mb, ratio, yes
 
 from geo.availability import available_at, device_availability
 from geo.city import CityProfile, load_city_profile
@@ -63,19 +63,6 @@ STRAIGHT = StraightLine(1.0)
 BRUTE_MAX_CELLS = 400_000_000
 #: Cells of one brute-force block (float64: 128 MiB).
 BRUTE_BLOCK_CELLS = 16 * 1024 * 1024
-
-#: Opening hours given to synthetic devices, and how often each occurs (~30 % are 24/7).
-HOURS_POOL: tuple[tuple[str, float], ...] = (
-    ("24/7", 0.30),
-    ("Mo-Fr 08:00-15:00", 0.15),
-    ("Mo-Fr 09:30-14:00,17:00-20:30; Sa 10:00-14:00", 0.15),
-    ("Mo-Sa 07:00-22:00", 0.15),
-    ("Mo-Fr 08:00-21:00; Sa 09:00-14:00", 0.10),
-    ("Mo-Fr 16:00-21:00; Sa,Su 10:00-14:00", 0.05),
-    ("Sa,Su 10:00-14:00", 0.05),
-    ("Mo-Su 09:00-21:00", 0.05),
-)
-
 
 # --- cases ------------------------------------------------------------------------------------
 

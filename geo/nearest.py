@@ -119,8 +119,7 @@ class DeviceFinder:
             for row in frame[list(PUBLIC_FIELDS)].itertuples(index=False, name=None)
         ]
         self._public = frame["access"].isin(PUBLIC_ACCESS).to_numpy(dtype=bool)
-        # Opening hours have minute resolution: the state at hh:mm:ss is the state at hh:mm, so
-        # lookups within the same minute share one evaluation per distinct schedule.
+        # Lookups within the same minute share one evaluation per distinct schedule.
         self._states: dict[tuple[str, dt.datetime], tuple[bool, dt.datetime | None]] = {}
 
     def __len__(self) -> int:
@@ -151,11 +150,12 @@ class DeviceFinder:
         if self._tree is None or limit < 1:
             return []
         x, y = self._to_metric.transform(lon, lat)
-        instant = local_instant(at, self.city.timezone)
+        # Opening hours have minute resolution: the state at hh:mm:ss is the state at hh:mm.
+        minute = _minute(local_instant(at, self.city.timezone))
         found: dict[int, NearbyDevice] = {}
         n_open = 0
         for index, distance in self._by_distance(np.array([x, y]), max_distance_m):
-            device = self._describe(index, distance, instant)
+            device = self._describe(index, distance, minute)
             found[index] = device
             n_open += device.available
             if n_open >= limit:
@@ -182,26 +182,27 @@ class DeviceFinder:
         while done < n:
             k = min(k, n)
             distance, index = self._tree.query(xy, k=k, distance_upper_bound=bound)
-            distance, index = np.atleast_1d(distance), np.atleast_1d(index)
-            for position in range(done, k):
-                if not math.isfinite(distance[position]):
+            distances = np.atleast_1d(distance)[done:].tolist()
+            indices = np.atleast_1d(index)[done:].tolist()
+            for position, metres in zip(indices, distances, strict=True):
+                if metres == math.inf:
                     return
-                yield int(index[position]), float(distance[position]) * detour
+                yield position, metres * detour
             done, k = k, k * 4
 
-    def _open_state(self, hours: str, instant: dt.datetime) -> tuple[bool, dt.datetime | None]:
-        key = (hours, _minute(instant))
+    def _open_state(self, hours: str, minute: dt.datetime) -> tuple[bool, dt.datetime | None]:
+        key = (hours, minute)
         state = self._states.get(key)
         if state is None:
             if len(self._states) > 10_000:
                 self._states.clear()
             state = open_state(
-                hours, key[1], timezone=self.city.timezone, country=self.city.country
+                hours, minute, timezone=self.city.timezone, country=self.city.country
             )
             self._states[key] = state
         return state
 
-    def _describe(self, index: int, distance_m: float, instant: dt.datetime) -> NearbyDevice:
+    def _describe(self, index: int, distance_m: float, minute: dt.datetime) -> NearbyDevice:
         fields = self._fields[index]
         hours = fields["opening_hours"]
         is_open, change = False, None
@@ -211,7 +212,7 @@ class DeviceFinder:
             state = "unknown_hours"
         else:
             try:
-                is_open, change = self._open_state(hours, instant)
+                is_open, change = self._open_state(hours, minute)
             except ValueError:
                 state = "unknown_hours"
             else:
@@ -224,8 +225,8 @@ class DeviceFinder:
             next_change=change if state in ("open", "closed") else None,
             distance_m=distance_m,
             walk_min=distance_m / WALKING_SPEED_M_PER_MIN,
-            lon=float(self._lonlat[index, 0]),
-            lat=float(self._lonlat[index, 1]),
+            lon=self._lonlat[index][0],
+            lat=self._lonlat[index][1],
             fields=fields,
         )
 
