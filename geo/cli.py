@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import geopandas as gpd
 import numpy as np
@@ -52,6 +53,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+T = TypeVar("T")
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)  # messages stay whole, for people and grep
 
@@ -83,6 +85,16 @@ def _settings(data_dir: Path | None = None) -> Settings:
 def _fail(exc: CardiomapaError) -> typer.Exit:
     errors.print(f"[bold red]Error[/] [dim]({exc.code})[/]: {exc}", highlight=False)
     return typer.Exit(code=1)
+
+
+def _on_store(work: Callable[[Store], T]) -> T:
+    """Run ``work`` on the configured database; a domain error ends the command in Spanish."""
+    settings = _settings()
+    try:
+        with Store.open(settings.database_url) as store:
+            return work(store)
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
 
 
 def _progress() -> Progress:
@@ -159,12 +171,7 @@ def _print_counts(counts: dict[str, int]) -> None:
 @app.command()
 def layers() -> None:
     """Muestra las capas de la base de datos: registros y procedencia (source)."""
-    settings = _settings()
-    try:
-        with Store.open(settings.database_url) as store:
-            summary = store.summary()
-    except CardiomapaError as exc:
-        raise _fail(exc) from None
+    summary = _on_store(Store.summary)
     table = Table("Capa", "Nombre", "Registros", "Procedencia (source: registros)")
     for layer in summary:
         sources = "\n".join(f"{source}: {n}" for source, n in layer.sources.items()) or "—"
@@ -720,12 +727,7 @@ def network_info() -> None:
 @network_app.command("clear")
 def network_clear() -> None:
     """Borra la red peatonal de la base de datos."""
-    settings = _settings()
-    try:
-        with Store.open(settings.database_url) as store:
-            store.clear_network()
-    except CardiomapaError as exc:
-        raise _fail(exc) from None
+    _on_store(Store.clear_network)
     console.print("Red peatonal borrada.")
 
 
@@ -762,14 +764,11 @@ def token_create(
     expires = None
     if expires_days is not None:
         expires = dt.datetime.now(tz=dt.UTC) + dt.timedelta(days=expires_days)
-    settings = _settings()
-    try:
-        with Store.open(settings.database_url) as store:
-            issued = issue_token(
-                store, role=role or "entity", entity_id=entity, label=label, expires_at=expires
-            )
-    except CardiomapaError as exc:
-        raise _fail(exc) from None
+    issued = _on_store(
+        lambda store: issue_token(
+            store, role=role or "entity", entity_id=entity, label=label, expires_at=expires
+        )
+    )
     record = issued.record
     errors.print(
         f"Token {record.id} creado ({record.role}"
@@ -784,12 +783,7 @@ def token_create(
 @token_app.command("list")
 def token_list() -> None:
     """Lista los tokens emitidos (nunca sus secretos)."""
-    settings = _settings()
-    try:
-        with Store.open(settings.database_url) as store:
-            tokens = store.tokens()
-    except CardiomapaError as exc:
-        raise _fail(exc) from None
+    tokens = _on_store(Store.tokens)
     table = Table("Id", "Rol", "Entidad", "Etiqueta", "Creado (UTC)", "Caduca", "Estado")
     now = dt.datetime.now(tz=dt.UTC).replace(tzinfo=None)
     for token in tokens:
@@ -816,10 +810,5 @@ def token_revoke(
     token_id: Annotated[int, typer.Argument(help="Id del token (columna Id de token list).")],
 ) -> None:
     """Revoca un token: deja de valer en la siguiente petición."""
-    settings = _settings()
-    try:
-        with Store.open(settings.database_url) as store:
-            record = store.revoke_token(token_id, actor="cli")
-    except CardiomapaError as exc:
-        raise _fail(exc) from None
+    record = _on_store(lambda store: store.revoke_token(token_id, actor="cli"))
     console.print(f"Token {record.id} revocado ({record.revoked_at:%Y-%m-%d %H:%M} UTC).")
