@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Request
 from fastapi.middleware.cors import CORSMiddleware
+from shapely.geometry import mapping
 
 from api import devices, errors, staff
 from api.deps import CityDep, FinderCache, StoreDep
@@ -146,12 +147,8 @@ def _add_layer_routes(app: FastAPI, segment: str, layer: str) -> None:
             raise NotFoundError(msg)
         return _layer_feature(record_from_row(frame, 0))
 
-    del list_layer, get_record
-
 
 def _layer_feature(record: dict[str, Any]) -> LayerFeature:
-    from shapely.geometry import mapping
-
     geometry = record.pop("geometry")
     return LayerFeature(
         id=record["id"],

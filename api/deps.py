@@ -47,13 +47,14 @@ class FinderCache:
         return None
 
     def get(self) -> DeviceFinder:
-        now = time.monotonic()
-        finder = self._finder
-        if finder is not None and now - self._checked < self.check_every_s:
+        """The finder, after checking the layer's revision if it is due (and rebuilding)."""
+        finder = self.fresh()
+        if finder is not None:
             return finder
         with self._lock:
-            if self._finder is not None and time.monotonic() - self._checked < self.check_every_s:
-                return self._finder
+            finder = self.fresh()  # another thread may have checked while this one waited
+            if finder is not None:
+                return finder
             revision = self.store.revision("defibrillators")
             if self._finder is None or revision != self._revision:
                 network = self.store.read_network(crs=self.city.metric_crs)

@@ -34,7 +34,12 @@ from geo import outputs, registry
 from geo.availability import device_availability, local_instant
 from geo.coverage import NetworkDistance, available
 from geo.errors import InputError
-from geo.layers import DEFIBRILLATORS, check_inside
+from geo.layers import (
+    DEFIBRILLATORS,
+    DEVICE_STATUS_VALUES,
+    VERIFICATION_VALUES,
+    check_inside,
+)
 from geo.nearest import NearbyDevice
 from geo.store import Store, record_from_row
 from geo.tokens import Principal
@@ -222,9 +227,12 @@ def list_devices(
     """Públicos: los verificados. Con token de entidad, además los propios pendientes; con token
     de planificación o administración, todos."""
     where: dict[str, list[str]] = {}
-    for name, values in (("status", status), ("verification", verification)):
+    filters = (
+        ("status", status, DEVICE_STATUS_VALUES),
+        ("verification", verification, VERIFICATION_VALUES),
+    )
+    for name, values, allowed in filters:
         if values:
-            allowed = DEFIBRILLATORS.fields[DEFIBRILLATORS.field_names.index(name)].choices
             wrong = [v for v in values if v not in allowed]
             if wrong:
                 msg = f"{name} {wrong[0]!r} no admitido; se admite: {', '.join(allowed)}."

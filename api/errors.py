@@ -112,7 +112,7 @@ def _where(loc: tuple[Any, ...]) -> str | None:
 
 def _translate(error: dict[str, Any]) -> ProblemPublic:
     code, template = _PYDANTIC.get(error["type"], ("invalid_value", "valor no válido."))
-    context = {k: v for k, v in (error.get("ctx") or {}).items()}
+    context = dict(error.get("ctx") or {})
     try:
         message = template.format(**context)
     except (KeyError, IndexError, ValueError):

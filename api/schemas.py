@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from geo.layers import ACCESS_VALUES, DEVICE_STATUS_VALUES, VERIFICATION_VALUES
+from geo.layers import ACCESS_VALUES, DEVICE_STATUS_VALUES
 from geo.store import PATIENT_SEX, REPORT_KINDS, REVIEW_STATUS
 
 
@@ -436,6 +436,3 @@ class MaintenancePublic(BaseModel):
     within_days: int
     unchecked_days: int
     items: list[MaintenanceItem]
-
-
-VERIFICATION = VERIFICATION_VALUES

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -73,8 +74,6 @@ def _too_large_text(limit: int) -> str:
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    import json
-
     body = json.dumps(
         {"code": "payload_too_large", "message": _too_large_text(limit)}, ensure_ascii=False
     ).encode("utf-8")

@@ -127,7 +127,7 @@ def update_device(
     """
     require_role(principal, "entity", "admin")
     for _ in range(attempts):
-        before = _visible_device(store, principal, device_id)
+        before = visible_device(store, principal, device_id)
         if principal.role == "entity" and before["operator_entity_id"] != principal.entity_id:
             msg = f"El desfibrilador {device_id!r} pertenece a otra entidad."
             raise ForbiddenError(msg)
@@ -151,8 +151,6 @@ def update_device(
         after = _validated(feature, city)
         try:
             store.update_device(before, after, actor=principal.actor, private=_private(private))
-        except VersionMismatchError:
-            raise
         except ConflictError:
             continue  # someone else wrote first: read again and re-apply
         stored = store.device(device_id)
@@ -176,7 +174,7 @@ def review_device(
     if decision not in ("verified", "rejected"):
         msg = f"Decisión {decision!r} no admitida; se admite verified o rejected."
         raise InputError(msg, code="invalid_choice", field="decision")
-    before = _visible_device(store, principal, device_id)
+    before = visible_device(store, principal, device_id)
     if before["verification"] != "pending":
         msg = f"El desfibrilador {device_id!r} no está pendiente ({before['verification']})."
         raise ConflictError(msg)
@@ -197,10 +195,6 @@ def visible_device(store: Store, principal: Principal | None, device_id: str) ->
     NotFoundError
         No such device, or one the principal may not see (no hint that it exists).
     """
-    return _visible_device(store, principal, device_id)
-
-
-def _visible_device(store: Store, principal: Principal | None, device_id: str) -> dict[str, Any]:
     record = store.device(device_id)
     if record is None or not can_see(principal, record):
         msg = f"No existe el desfibrilador {device_id!r}."
@@ -250,7 +244,7 @@ def report_problem(
         raise InputError(msg, code="missing_field", field="lon" if lon is None else "lat")
     if lon is not None and lat is not None:
         check_inside(lon, lat, city, field="lon")
-    _visible_device(store, None, device_id)
+    visible_device(store, None, device_id)
     values = {"device_id": device_id, "kind": kind, "message": message.strip(),
               "contact": contact, "lon": lon, "lat": lat}  # fmt: skip
     return store.insert_report(values, actor="ciudadanía (aviso público)")
@@ -283,7 +277,7 @@ def record_use(
         A use in the future, shocks without a shock delivered, an impossible age…
     """
     require_role(principal, "entity", "planner", "admin")
-    record = _visible_device(store, principal, device_id)
+    record = visible_device(store, principal, device_id)
     if principal.role == "entity" and record["operator_entity_id"] != principal.entity_id:
         msg = f"El desfibrilador {device_id!r} pertenece a otra entidad."
         raise ForbiddenError(msg)
