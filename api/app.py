@@ -8,9 +8,10 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 from shapely.geometry import mapping
 
-from api import devices, errors, staff
+from api import devices, errors, pages, staff
 from api.deps import CityDep, FinderCache, StoreDep
 from api.devices import ERRORS, BboxQuery, LimitQuery, OffsetQuery, page_links, parse_bbox
 from api.schemas import (
@@ -22,11 +23,11 @@ from api.schemas import (
 )
 from api.security import BodyLimitMiddleware, RateLimiter, SecurityHeadersMiddleware
 from geo.errors import NotFoundError
-from geo.outputs import plain
+from geo.maps import STATIC_DIR
+from geo.outputs import data_notice, plain
 from geo.settings import Settings
 from geo.store import Store, record_from_row
 
-SYNTHETIC_SOURCE = "synthetic"
 #: Other layers served read-only: URL segment → layer name.
 PUBLIC_LAYERS = {"entities": "entities", "ceas": "ceas", "cohousing": "cohousing"}
 
@@ -72,11 +73,15 @@ def create_app(settings: Settings) -> FastAPI:
         expose_headers=["ETag", "Location", "Retry-After"],
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, tile_url=settings.tile_url or None)
+    app.state.citizen_page = pages.PageCache()
+    app.include_router(pages.router)
     app.include_router(devices.router)
     app.include_router(staff.router)
+    # Scripts and styles of the maps, vendored: pages never load anything from a CDN.
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
-    @app.get("/", response_model=IndexPublic, summary="Índice: ciudad y capas cargadas")
+    @app.get("/api", response_model=IndexPublic, summary="Índice: ciudad y capas cargadas")
     def index(store: StoreDep, city: CityDep) -> IndexPublic:
         layers = _layers(store)
         return IndexPublic(
@@ -88,7 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
                 population_source=city.population_source,
             ),
             layers=layers,
-            notice=_data_notice(layers),
+            notice=data_notice(layer.sources for layer in layers),
         )
 
     @app.get("/api/health", summary="El servidor responde (sin tocar la base de datos)")
@@ -154,19 +159,6 @@ def _layer_feature(record: dict[str, Any]) -> LayerFeature:
         id=record["id"],
         geometry=dict(mapping(geometry)),
         properties={k: plain(v) for k, v in record.items() if k != "id"},
-    )
-
-
-def _data_notice(layers: list[LayerPublic]) -> str:
-    """Say plainly how much of what is served is synthetic sample data."""
-    total = sum(layer.count for layer in layers)
-    synthetic = sum(layer.sources.get(SYNTHETIC_SOURCE, 0) for layer in layers)
-    if synthetic == 0:
-        return "Ningún registro es sintético; la procedencia de cada uno figura en su campo source."
-    return (
-        f"{synthetic} de {total} registros son datos de muestra sintéticos (source = synthetic): "
-        "no son el registro oficial de la ciudad. La procedencia de los demás figura en su campo "
-        "source."
     )
 
 

@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from geo.city import CityProfile
-from geo.coverage import NetworkDistance, StraightLine
+from geo.inputs import device_finder
 from geo.nearest import DeviceFinder
 from geo.settings import Settings
 from geo.store import Store
@@ -57,10 +57,7 @@ class FinderCache:
                 return finder
             revision = self.store.revision("defibrillators")
             if self._finder is None or revision != self._revision:
-                network = self.store.read_network(crs=self.city.metric_crs)
-                model = NetworkDistance(network) if network is not None else StraightLine()
-                devices = self.store.read_layer("defibrillators")
-                self._finder = DeviceFinder(devices, self.city, model=model)
+                self._finder = device_finder(self.store, self.city)
                 self._revision = revision
             self._checked = time.monotonic()
             return self._finder

@@ -40,17 +40,11 @@ from geo.layers import (
     VERIFICATION_VALUES,
     check_inside,
 )
-from geo.nearest import NearbyDevice
+from geo.nearest import STATE_TEXT, NearbyDevice
 from geo.store import Store, record_from_row
 from geo.tokens import Principal
 
 GEOJSON = "application/geo+json"
-STATE_TEXT = {
-    "open": "Disponible ahora",
-    "closed": "Cerrado ahora",
-    "restricted": "Acceso restringido (no es de uso público)",
-    "unknown_hours": "Horario desconocido",
-}
 
 router = APIRouter(prefix="/api", tags=["desfibriladores"])
 

@@ -7,6 +7,7 @@ import math
 import threading
 import time
 from collections import deque
+from urllib.parse import urlsplit
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,15 +21,28 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-frame-options", b"DENY"),
     (b"cross-origin-opener-policy", b"same-origin"),
 )
-#: Sent with HTML pages too: everything from this server (tiles from configured servers only).
-HTML_HEADERS: tuple[tuple[bytes, bytes], ...] = (
-    (
-        b"content-security-policy",
-        b"default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; "
-        b"script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'self'",
-    ),
-    (b"permissions-policy", b"geolocation=(self), camera=(), microphone=()"),
-)
+
+
+def html_headers(tile_url: str | None) -> tuple[tuple[bytes, bytes], ...]:
+    """Headers for HTML pages: everything from this server, images also from the tile server.
+
+    Pages load no script or style from elsewhere (inline ones are folium's); images may come as
+    ``data:`` URIs, from any HTTPS server and from the configured tile server.
+    """
+    images = ["'self'", "data:", "https:"]
+    if tile_url:
+        parts = urlsplit(tile_url)
+        if parts.scheme == "http" and parts.netloc:
+            images.append("http://" + parts.netloc.replace("{s}", "*"))  # {s}.tiles… → *.tiles…
+    policy = (
+        f"default-src 'self'; img-src {' '.join(images)}; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'self'; "
+        "form-action 'self'"
+    )
+    return (
+        (b"content-security-policy", policy.encode("ascii")),
+        (b"permissions-policy", b"geolocation=(self), camera=(), microphone=()"),
+    )
 
 
 class BodyLimitMiddleware:
@@ -87,10 +101,11 @@ async def _too_large(send: Send, limit: int) -> None:
 
 
 class SecurityHeadersMiddleware:
-    """Add :data:`SECURITY_HEADERS` to every answer, and :data:`HTML_HEADERS` to HTML pages."""
+    """Add :data:`SECURITY_HEADERS` to every answer, and :func:`html_headers` to HTML pages."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, tile_url: str | None = None) -> None:
         self.app = app
+        self.html_headers = html_headers(tile_url)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -104,7 +119,7 @@ class SecurityHeadersMiddleware:
                 headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
                 content_type = dict(headers).get(b"content-type", b"")
                 if content_type.startswith(b"text/html"):
-                    headers.extend(h for h in HTML_HEADERS if h[0] not in present)
+                    headers.extend(h for h in self.html_headers if h[0] not in present)
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -16,8 +16,10 @@ import geopandas as gpd
 import pandas as pd
 
 from geo import outputs
+from geo.availability import available, device_availability
 from geo.coverage import (
     CoverageResult,
+    StraightLine,
     WeeklyCoverage,
     coverage_by_income,
     find_gaps,
@@ -256,3 +258,82 @@ def _chosen_sites(
     covered_after = covered + chosen["residents_covered_new"]
     chosen["share_covered_after"] = covered_after / residents if residents else 0.0
     return chosen
+
+
+@dataclass(frozen=True)
+class PlannerView:
+    """Everything the planners' map draws, for one instant (or 24/7) and one radius.
+
+    Attributes
+    ----------
+    coverage
+        Zones shaded by coverage (``coverage.layer``) and the city totals.
+    gaps
+        Uncovered areas ranked (``gaps.areas``).
+    devices
+        The defibrillators with ``available`` (at the instant) — metric CRS.
+    entities, cohousing
+        Sites with ``holds_device`` (a device of their own) and ``covered`` (one in reach).
+    siting
+        The next ``new`` devices in greedy order, each with the residents it adds.
+    reach_m
+        Straight-line radius that stands for the walking radius (``radius_m / detour``, or
+        ``radius_m`` itself with a walking network: an upper bound of what is reached).
+    """
+
+    coverage: CoverageAnalysis
+    gaps: GapsAnalysis
+    devices: gpd.GeoDataFrame
+    entities: gpd.GeoDataFrame
+    cohousing: gpd.GeoDataFrame
+    siting: SitingAnalysis
+    radius_m: float
+    reach_m: float
+    at: dt.datetime | None
+
+
+def planner_view(
+    inputs: AnalysisInputs,
+    *,
+    radius_m: float,
+    at: dt.datetime | None,
+    new: int,
+    reference_date: dt.date,
+    detour_factor: float,
+) -> PlannerView:
+    """Coverage, gaps, sites with and without a device and a greedy proposal of ``new`` sites."""
+    metric = inputs.metric
+    model = inputs.distance_model(detour_factor=detour_factor)
+    coverage = coverage_analysis(
+        inputs, radius_m=radius_m, at=at, reference_date=reference_date,
+        detour_factor=detour_factor,
+    )  # fmt: skip
+    gaps = gaps_analysis(inputs, radius_m=radius_m, at=at, cell_m=None, detour_factor=detour_factor)
+    sites = {
+        name: sites_without_device(
+            metric[name],
+            metric["defibrillators"],
+            inputs.city,
+            radius_m=radius_m,
+            at=at,
+            model=model,
+        )
+        for name in ("entities", "cohousing")
+    }
+    devices = metric["defibrillators"]
+    availability = device_availability(
+        devices, timezone=inputs.city.timezone, country=inputs.city.country
+    )
+    devices = devices.assign(
+        available=available(availability, at=at, reference_date=reference_date)
+    )
+    siting = siting_analysis(
+        inputs, new=new, radius_m=radius_m, method="greedy", candidates="all",
+        target_share=None, senior_weight=1.0, at=at, time_limit_s=60.0,
+        detour_factor=detour_factor,
+    )  # fmt: skip
+    reach_m = radius_m / model.detour_factor if isinstance(model, StraightLine) else radius_m
+    return PlannerView(
+        coverage, gaps, devices, sites["entities"], sites["cohousing"], siting, radius_m,
+        reach_m, at,
+    )  # fmt: skip

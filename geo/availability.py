@@ -292,3 +292,53 @@ def open_state(
     instant = local_instant(at, timezone)
     change = hours.next_change(instant)
     return hours.is_open(instant), change
+
+
+def week_in_words(text: str, *, week_of: dt.date, timezone: str, country: str | None = "ES") -> str:
+    """Spanish description of the hours ``text`` in the week holding ``week_of``.
+
+    Days with the same hours are grouped: ``"lunes a viernes 08:00–20:00; sábado 09:00–14:00;
+    domingo cerrado"``. It describes that actual week (holidays and seasons included), so a
+    seasonal device reads ``"cerrado toda la semana"`` out of season.
+
+    Raises
+    ------
+    ValueError
+        ``text`` is not valid opening_hours syntax.
+    """
+    try:
+        hours = _parse(text, timezone, country)
+    except _PARSER_ERROR as exc:
+        msg = f"horario no interpretable: {text!r}"
+        raise ValueError(msg) from exc
+    start = week_start_of(week_of, timezone)
+    if _always_open(hours, start):
+        return "abierto las 24 horas, todos los días"
+    days: list[tuple[str, ...]] = []
+    for day in range(7):
+        begin = start + dt.timedelta(days=day)  # wall-clock days, whatever the DST change
+        end = begin + dt.timedelta(days=1)
+        spans: list[str] = []
+        for opens, closes, state, _comment in hours.intervals(begin, end):
+            if state == _OPEN:
+                until = "24:00" if closes >= end else closes.strftime("%H:%M")
+                spans.append(f"{opens:%H:%M}–{until}")
+        days.append(tuple(spans))
+    if not any(days):
+        return "cerrado toda la semana"
+    groups: list[tuple[int, int, tuple[str, ...]]] = []
+    for day, same in enumerate(days):
+        if groups and groups[-1][2] == same and groups[-1][1] == day - 1:
+            groups[-1] = (groups[-1][0], day, same)
+        else:
+            groups.append((day, day, same))
+    parts = []
+    for first, last, group in groups:
+        if first == last:
+            label = WEEKDAY_NAMES[first]
+        elif last == first + 1:
+            label = f"{WEEKDAY_NAMES[first]} y {WEEKDAY_NAMES[last]}"
+        else:
+            label = f"{WEEKDAY_NAMES[first]} a {WEEKDAY_NAMES[last]}"
+        parts.append(f"{label} {' y '.join(group) if group else 'cerrado'}")
+    return "; ".join(parts)

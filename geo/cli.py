@@ -39,9 +39,11 @@ from geo.coverage import (
     WeeklyCoverage,
 )
 from geo.errors import CardiomapaError, LayerValidationError
-from geo.inputs import AnalysisInputs, load_inputs, section_incomes
+from geo.inputs import AnalysisInputs, device_finder, load_inputs, section_incomes
 from geo.layers import LAYERS, Layers, LayerSchema, read_layers
+from geo.maps import PlannerForm, basemap_of, citizen_map, planner_page, self_contained
 from geo.network import load_network
+from geo.outputs import data_notice
 from geo.settings import Settings
 from geo.store import Store
 from geo.tokens import issue_token
@@ -675,6 +677,74 @@ def _print_siting(
             f"{row.lat:.5f}",
         )
     console.print(table)
+
+
+# --- maps -------------------------------------------------------------------------------------
+
+
+class MapKind(StrEnum):
+    CITIZEN = "citizen"
+    PLANNER = "planner"
+
+
+@app.command("map")
+def map_(
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Archivo HTML que se escribe (autónomo: se abre sin servidor)."),
+    ],
+    kind: Annotated[
+        MapKind,
+        typer.Option(
+            "--kind", help="citizen: desfibriladores y el más cercano; planner: cobertura."
+        ),
+    ] = MapKind.CITIZEN,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            help="Instante ISO 8601 (hora local sin zona). citizen: por defecto, ahora; "
+            "planner: por defecto, solo los disponibles 24/7.",
+        ),
+    ] = None,
+    radius_m: RadiusOption = DEFAULT_RADIUS_M,
+    new: Annotated[int, typer.Option("--new", min=1, max=50, help="Propuestas (planner).")] = 10,
+) -> None:
+    """Escribe un mapa interactivo en un archivo HTML para compartirlo (desde la base de datos)."""
+    settings = _settings()
+    instant = _instant(at)
+    if not out.parent.is_dir():
+        errors.print(f"[bold red]Error[/]: la carpeta de --out {out.parent} no existe.")
+        raise typer.Exit(code=2)
+    today = dt.datetime.now(tz=dt.UTC).date()
+    try:
+        with errors.status("Dibujando el mapa…"):
+            if kind is MapKind.CITIZEN:
+                with Store.open(settings.database_url) as store:
+                    finder = device_finder(store, settings.load_city())
+                    html = citizen_map(
+                        finder,
+                        zones=store.read_layer("ceas"),
+                        at=instant or dt.datetime.now(tz=dt.UTC),
+                        basemap=basemap_of(settings),
+                        notice=data_notice(layer.sources for layer in store.summary()),
+                    )
+                what = f"{len(finder)} desfibriladores"
+            else:
+                form = PlannerForm(
+                    action=None,
+                    day=instant.weekday() if instant else None,
+                    hour=instant.hour if instant else 0,
+                    radius_m=radius_m,
+                    new=new,
+                )
+                html = planner_page(settings, at=instant, form=form, reference_date=today)
+                what = f"radio {radius_m:g} m, {new} propuestas"
+            out.write_text(self_contained(html), encoding="utf-8")
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    size = out.stat().st_size / 1024
+    console.print(f"Mapa ({kind.value}, {what}) escrito en {out} ({size:,.0f} KB).")
 
 
 # --- walking network --------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from geo.coverage import (
 )
 from geo.errors import CardiomapaError
 from geo.layers import Layers, read_layers
+from geo.nearest import DeviceFinder
 from geo.network import WalkingNetwork, load_network
 from geo.settings import SAMPLE_DATA_DIR, Settings
 from geo.siting import SitingError, candidate_grid
@@ -95,6 +96,13 @@ def load_inputs(
         network = load_network(network_file, crs=city.metric_crs)
     metric = Layers({name: to_metric(frame, city) for name, frame in layers.frames.items()})
     return AnalysisInputs(city, layers, metric, network, origin)
+
+
+def device_finder(store: Store, city: CityProfile) -> DeviceFinder:
+    """A nearest-device finder over the stored devices, on the stored walking network if any."""
+    network = store.read_network(crs=city.metric_crs)
+    model = NetworkDistance(network) if network is not None else StraightLine()
+    return DeviceFinder(store.read_layer("defibrillators"), city, model=model)
 
 
 def section_incomes(settings: Settings) -> pd.DataFrame:

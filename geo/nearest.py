@@ -42,8 +42,26 @@ PUBLIC_FIELDS = (
     "phone", "check_date",
 )  # fmt: skip
 
+#: Each state in words (Spanish), as citizens read it.
+STATE_TEXT = {
+    "open": "Disponible ahora",
+    "closed": "Cerrado ahora",
+    "restricted": "Acceso restringido (no es de uso público)",
+    "unknown_hours": "Horario desconocido",
+}
+
 #: How far a walking-network lookup searches (straight-line lookups have no limit).
 NETWORK_SEARCH_M = 3000.0
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    """A device's state at an instant: ``state`` as in :class:`NearbyDevice`, open 24/7 or not,
+    and when it next opens or closes (local time; ``None`` if never or unknown)."""
+
+    state: str
+    always_open: bool
+    next_change: dt.datetime | None
 
 
 @dataclass(frozen=True)
@@ -125,6 +143,21 @@ class DeviceFinder:
     def __len__(self) -> int:
         return len(self._fields)
 
+    @property
+    def fields(self) -> list[dict[str, Any]]:
+        """The public fields of each listed device (see ``PUBLIC_FIELDS``), in snapshot order."""
+        return self._fields
+
+    @property
+    def lonlat(self) -> np.ndarray:
+        """Each listed device's ``(lon, lat)`` in EPSG:4326, in snapshot order."""
+        return self._lonlat
+
+    def states(self, at: dt.datetime) -> list[DeviceState]:
+        """The state of every listed device at ``at``, in snapshot order (no distances)."""
+        minute = _minute(local_instant(at, self.city.timezone))
+        return [self._state(index, minute) for index in range(len(self._fields))]
+
     def nearest(
         self,
         lon: float,
@@ -202,27 +235,27 @@ class DeviceFinder:
             self._states[key] = state
         return state
 
+    def _state(self, index: int, minute: dt.datetime) -> DeviceState:
+        hours = self._fields[index]["opening_hours"]
+        if not self._public[index]:
+            return DeviceState("restricted", False, None)
+        if hours is None:
+            return DeviceState("unknown_hours", False, None)
+        try:
+            is_open, change = self._open_state(hours, minute)
+        except ValueError:
+            return DeviceState("unknown_hours", False, None)
+        return DeviceState("open" if is_open else "closed", is_open and change is None, change)
+
     def _describe(self, index: int, distance_m: float, minute: dt.datetime) -> NearbyDevice:
         fields = self._fields[index]
-        hours = fields["opening_hours"]
-        is_open, change = False, None
-        if not self._public[index]:
-            state = "restricted"
-        elif hours is None:
-            state = "unknown_hours"
-        else:
-            try:
-                is_open, change = self._open_state(hours, minute)
-            except ValueError:
-                state = "unknown_hours"
-            else:
-                state = "open" if is_open else "closed"
+        state = self._state(index, minute)
         return NearbyDevice(
             device_id=fields["id"],
-            state=state,
-            available=state == "open",
-            always_open=is_open and change is None,
-            next_change=change if state in ("open", "closed") else None,
+            state=state.state,
+            available=state.state == "open",
+            always_open=state.always_open,
+            next_change=state.next_change,
             distance_m=distance_m,
             walk_min=distance_m / WALKING_SPEED_M_PER_MIN,
             lon=self._lonlat[index][0],

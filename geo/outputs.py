@@ -9,6 +9,7 @@ import datetime as dt
 import io
 import json
 import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import geopandas as gpd
@@ -90,3 +91,23 @@ def result_header(result: CoverageResult | WeeklyCoverage) -> dict[str, Any]:
     document = result.to_dict()
     keep = ("mode", "at", "week_start", "radius_m", "distance_model", "distance_model_description")
     return {key: document[key] for key in keep if key in document}
+
+
+SYNTHETIC_SOURCE = "synthetic"
+
+
+def data_notice(sources: Iterable[Mapping[str, int]]) -> str:
+    """Say plainly how much of what is shown is synthetic sample data (Spanish).
+
+    ``sources`` holds, for each layer, its record count per ``source``.
+    """
+    counts = list(sources)
+    total = sum(sum(layer.values()) for layer in counts)
+    synthetic = sum(layer.get(SYNTHETIC_SOURCE, 0) for layer in counts)
+    if synthetic == 0:
+        return "Ningún registro es sintético; la procedencia de cada uno figura en su campo source."
+    return (
+        f"{synthetic} de {total} registros son datos de muestra sintéticos (source = synthetic): "
+        "no son el registro oficial de la ciudad. La procedencia de los demás figura en su campo "
+        "source."
+    )

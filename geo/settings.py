@@ -42,6 +42,10 @@ class Settings(BaseSettings):
         Problem reports accepted per client address in each window (429 above it).
     data_licence
         Licence of the records registered through the API, stated in downloads.
+    tile_url, tile_attribution, tile_max_zoom
+        The maps' basemap: an XYZ tile URL template (``{z}/{x}/{y}``, optionally ``{s}``) and
+        its attribution. Empty ``tile_url``: no basemap (the city outline and the CEAS zones
+        still give context), e.g. on a network with no tile server.
     """
 
     model_config = SettingsConfigDict(env_prefix="CARDIOMAPA_", extra="ignore")
@@ -56,6 +60,12 @@ class Settings(BaseSettings):
     report_rate_limit: int = 5
     report_rate_window_s: float = 600.0
     data_licence: str = "CC-BY-4.0"
+    tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    tile_attribution: str = (
+        '&copy; <a href="https://www.openstreetmap.org/copyright">'
+        "colaboradores de OpenStreetMap</a>"
+    )
+    tile_max_zoom: int = 19
 
     def city_profile_path(self) -> Path:
         if self.city_profile is not None:

@@ -31,7 +31,7 @@ def loaded_url(db_url: str, tiny_layers: Layers) -> str:
 
 def test_index_lists_the_layers_and_their_counts(loaded_url: str) -> None:
     with TestClient(create_app(Settings(database_url=loaded_url))) as client:
-        response = client.get("/")
+        response = client.get("/api")
     assert response.status_code == 200
     index = IndexPublic.model_validate(response.json())
     assert index.city.name == "Palencia"
@@ -108,7 +108,7 @@ def server(loaded_url: str) -> Iterator[str]:
 
 
 def test_a_real_server_serves_the_index(server: str) -> None:
-    response = httpx.get(f"{server}/", timeout=10)
+    response = httpx.get(f"{server}/api", timeout=10)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     index = IndexPublic.model_validate(response.json())

@@ -1,0 +1,197 @@
+"""The maps as pages: the citizens' map at ``/``, the planners' map at ``/planificacion``.
+
+The citizens' page is public and rendered at most once a minute per snapshot of the devices (the
+same :class:`geo.nearest.DeviceFinder` that answers ``/api/nearest``). The planners' page needs a
+planner or administrator token, like the analysis routes: a browser cannot send a bearer token
+when it follows a link, so the token is entered once in a form and kept in an HttpOnly,
+SameSite=Strict cookie limited to ``/planificacion``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+from html import escape
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from api.deps import CityDep, FindersDep, SettingsDep, StoreDep
+from api.devices import ERRORS
+from geo.availability import local_instant, week_start_of
+from geo.coverage import DEFAULT_RADIUS_M
+from geo.errors import CardiomapaError
+from geo.maps import PlannerForm, basemap_of, citizen_data, citizen_map, planner_page
+from geo.nearest import DeviceFinder
+from geo.outputs import data_notice
+from geo.store import Store
+from geo.tokens import Principal, authenticate
+
+router = APIRouter()
+COOKIE = "cardiomapa_token"
+COOKIE_PATH = "/planificacion"
+SESSION_S = 8 * 3600
+PLANNER_ROLES = ("planner", "admin")
+
+
+class PageCache:
+    """The last rendered page and what it was rendered from (one per process)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple[Any, ...] | None = None
+        self._html = ""
+
+    def get(self, key: tuple[Any, ...], render: Callable[[], str]) -> str:
+        with self._lock:
+            if key != self._key:
+                self._html = render()
+                self._key = key
+            return self._html
+
+
+async def _finder(finders: Any) -> DeviceFinder:
+    finder: DeviceFinder | None = finders.fresh()
+    return finder if finder is not None else await run_in_threadpool(finders.get)
+
+
+def _notice(store: Store) -> str:
+    return data_notice(layer.sources for layer in store.summary())
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def citizens_page(
+    request: Request, finders: FindersDep, store: StoreDep, settings: SettingsDep
+) -> HTMLResponse:
+    """El mapa ciudadano: desfibriladores por disponibilidad ahora y el más cercano."""
+    finder = await _finder(finders)
+    city = finder.city
+    minute = local_instant(dt.datetime.now(tz=dt.UTC), city.timezone).replace(
+        second=0, microsecond=0
+    )
+    cache: PageCache = request.app.state.citizen_page
+
+    def render() -> str:
+        return citizen_map(
+            finder,
+            zones=store.read_layer("ceas"),
+            at=minute,
+            basemap=basemap_of(settings),
+            static_url="/static",
+            api_url="/api",
+            notice=_notice(store),
+        )
+
+    def page() -> str:
+        return cache.get((id(finder), minute, store.revision("ceas")), render)
+
+    return HTMLResponse(await run_in_threadpool(page), headers={"Cache-Control": "no-cache"})
+
+
+@router.get(
+    "/api/map/devices",
+    tags=["desfibriladores"],
+    summary="Todos los desfibriladores del mapa ciudadano con su estado ahora (compacto)",
+    responses=ERRORS,
+)
+async def map_devices(finders: FindersDep) -> Response:
+    """Filas compactas (columnas en ``columns``) para dibujar decenas de miles de equipos; el
+    mapa las vuelve a pedir en ``refresh_at``, cuando cambia el estado de alguno."""
+    finder = await _finder(finders)
+    document = await run_in_threadpool(
+        citizen_data, finder, at=dt.datetime.now(tz=dt.UTC), api_url="/api"
+    )
+    return JSONResponse(document, headers={"Cache-Control": "no-cache"})
+
+
+# --- planners ---------------------------------------------------------------------------------
+
+
+def _planner(request: Request, store: Store) -> Principal | None:
+    token = request.cookies.get(COOKIE)
+    if not token:
+        return None
+    try:
+        principal = authenticate(store, token)
+    except CardiomapaError:
+        return None
+    return principal if principal.role in PLANNER_ROLES else None
+
+
+@router.get("/planificacion", response_class=HTMLResponse, include_in_schema=False)
+async def planners_page(
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    city: CityDep,
+    dia: Annotated[str, Query(pattern=r"^[0-6]?$", description="0 = lunes; vacío = 24/7")] = "",
+    hora: Annotated[int, Query(ge=0, le=23)] = 10,
+    radio_m: Annotated[float, Query(ge=10, le=5000)] = DEFAULT_RADIUS_M,
+    nuevos: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> HTMLResponse:
+    """El mapa de planificación (con token de planificación o administración)."""
+    if await run_in_threadpool(_planner, request, store) is None:
+        return _login_page(city.name, status_code=401)
+    day = int(dia) if dia else None
+    today = dt.datetime.now(tz=dt.UTC).date()
+    at = None
+    if day is not None:
+        monday = week_start_of(today, city.timezone)
+        at = (monday + dt.timedelta(days=day)).replace(hour=hora, minute=30).replace(tzinfo=None)
+    form = PlannerForm(action="/planificacion", day=day, hour=hora, radius_m=radio_m, new=nuevos)
+    html = await run_in_threadpool(planner_page, settings, at=at, form=form, reference_date=today)
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/planificacion/sesion", include_in_schema=False)
+async def planner_login(request: Request, store: StoreDep, city: CityDep) -> Response:
+    """Recibe el token del formulario y lo guarda en una cookie HttpOnly."""
+    fields = parse_qs((await request.body()).decode("utf-8", "replace"))
+    token = (fields.get("token") or [""])[0].strip()
+    try:
+        principal = await run_in_threadpool(authenticate, store, token or None)
+    except CardiomapaError as exc:
+        return _login_page(city.name, status_code=401, problem=str(exc))
+    if principal.role not in PLANNER_ROLES:
+        problem = f"Su token ({principal.role}) no da acceso: hace falta uno de planificación."
+        return _login_page(city.name, status_code=403, problem=problem)
+    response = RedirectResponse("/planificacion", status_code=303)
+    response.set_cookie(
+        COOKIE, token, max_age=SESSION_S, path=COOKIE_PATH, httponly=True, samesite="strict",
+        secure=request.url.scheme == "https",
+    )  # fmt: skip
+    return response
+
+
+@router.post("/planificacion/salir", include_in_schema=False)
+async def planner_logout() -> Response:
+    response = RedirectResponse("/planificacion", status_code=303)
+    response.delete_cookie(COOKIE, path=COOKIE_PATH)
+    return response
+
+
+def _login_page(city: str, *, status_code: int, problem: str | None = None) -> HTMLResponse:
+    message = f'<p class="cm-error" role="alert">{escape(problem)}</p>' if problem else ""
+    html = f"""<!DOCTYPE html>
+<html lang="es"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Planificación — {escape(city)}</title>
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/static/cardiomapa.css"></head>
+<body class="cm-login"><main>
+<h1>Planificación de desfibriladores — {escape(city)}</h1>
+<p>El mapa de cobertura, huecos y propuestas es para el personal de planificación. Introduzca
+su token (lo emite la administración con <code>cardiomapa token create --role planner</code>).</p>
+{message}
+<form method="post" action="/planificacion/sesion">
+<label for="token">Token</label>
+<input id="token" name="token" type="password" autocomplete="current-password" required>
+<button class="cm-button" type="submit">Entrar</button>
+</form>
+<p><a href="/">Volver al mapa de desfibriladores</a></p>
+</main></body></html>"""
+    return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,695 @@
+"""Interactive maps as HTML pages: the citizens' map and the planners' map (folium + Leaflet).
+
+Rendering only: the data comes from :class:`geo.nearest.DeviceFinder` (the same snapshot and
+availability rules as ``/api/nearest``) and :class:`geo.analysis.PlannerView`. Every script and
+style sheet a page needs is served from ``static_url`` (``geo/static/``: our own files and the
+libraries vendored from npm, see ``scripts/vendor-assets.sh``), so pages work on a closed network;
+:func:`self_contained` inlines them for a file to share. Only the basemap tiles come from outside,
+from the configurable :class:`Basemap`; without them the city outline and the CEAS zones still
+give context.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import folium
+import geopandas as gpd
+from branca.element import Element, Figure, MacroElement
+from folium.template import Template
+
+from geo.analysis import PlannerView, planner_view
+from geo.availability import WEEKDAY_NAMES, local_instant, week_in_words
+from geo.city import CityProfile
+from geo.coverage import DEFAULT_DETOUR_FACTOR, StraightLine
+from geo.inputs import load_inputs
+from geo.nearest import STATE_TEXT, DeviceFinder
+from geo.outputs import data_notice
+from geo.settings import Settings
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+WGS84 = "EPSG:4326"
+#: (name, path under ``static_url``), in loading order.
+SCRIPTS = (
+    ("leaflet", "vendor/leaflet/leaflet.js"),
+    ("markercluster", "vendor/leaflet.markercluster/leaflet.markercluster.js"),
+    ("cardiomapa", "cardiomapa.js"),
+)
+STYLES = (
+    ("leaflet_css", "vendor/leaflet/leaflet.css"),
+    ("markercluster_css", "vendor/leaflet.markercluster/MarkerCluster.css"),
+    ("markercluster_default_css", "vendor/leaflet.markercluster/MarkerCluster.Default.css"),
+    ("cardiomapa_css", "cardiomapa.css"),
+)
+FAVICON = "favicon.svg"
+#: Device states in the order the legend lists them; the page codes them by position.
+STATES = ("open", "closed", "restricted", "unknown_hours")
+ACCESS_TEXT = {
+    "yes": "uso público",
+    "permissive": "uso público (lo permite el titular)",
+    "customers": "clientes y usuarios del lugar",
+    "permit": "con permiso del titular",
+    "private": "privado",
+    "no": "no accesible al público",
+    "unknown": "acceso desconocido",
+}
+#: Columns of each device row in the citizen page's data (``cardiomapa.js`` reads them by name).
+DEVICE_COLUMNS = (
+    "id", "name", "lon", "lat", "state", "always_open", "next_change", "hours", "location_text",
+    "address", "access", "indoor", "level", "check_date", "phone",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Basemap:
+    """Where tiles come from: an XYZ URL template (``{z}/{x}/{y}``) or ``None`` for none."""
+
+    url: str | None
+    attribution: str = ""
+    max_zoom: int = 19
+
+
+def basemap_of(settings: Settings) -> Basemap:
+    """The basemap the settings configure (none when ``tile_url`` is empty)."""
+    return Basemap(settings.tile_url or None, settings.tile_attribution, settings.tile_max_zoom)
+
+
+# --- the citizens' map -----------------------------------------------------------------------
+
+
+def citizen_data(
+    finder: DeviceFinder, *, at: dt.datetime, api_url: str | None = None
+) -> dict[str, Any]:
+    """The devices a citizen may look for, with their state at ``at``, compactly.
+
+    One row per listed device (verified, active, fixed), columns ``DEVICE_COLUMNS``; ``state`` is
+    an index into ``states`` and ``hours`` into ``hours`` / ``hours_text`` (distinct schedules
+    are sent once). ``refresh_at`` is the first instant any state changes: a page kept open
+    reloads the data then (from ``api_url``), so "available now" stays true.
+    """
+    city = finder.city
+    local = local_instant(at, city.timezone).replace(second=0, microsecond=0)
+    states = finder.states(local)
+    schedules: dict[str, int] = {}
+    rows = []
+    for fields, (lon, lat), state in zip(finder.fields, finder.lonlat, states, strict=True):
+        hours = fields["opening_hours"]
+        if hours is not None and hours not in schedules:
+            schedules[hours] = len(schedules)
+        rows.append(
+            [
+                fields["id"], fields["name"], round(float(lon), 6), round(float(lat), 6),
+                STATES.index(state.state), state.always_open,
+                state.next_change.isoformat() if state.next_change else None,
+                schedules[hours] if hours is not None else None, fields["location_text"],
+                fields["address"], fields["access"], fields["indoor"], fields["level"],
+                fields["check_date"].isoformat() if fields["check_date"] else None,
+                fields["phone"],
+            ]
+        )  # fmt: skip
+    changes = [state.next_change for state in states if state.next_change is not None]
+    return {
+        "city": city.name,
+        "timezone": city.timezone,
+        "at": local.isoformat(),
+        "refresh_at": min(changes).isoformat() if changes else None,
+        "api_url": api_url,
+        "distance_model": finder.model.name,
+        "detour_factor": (
+            finder.model.detour_factor if isinstance(finder.model, StraightLine) else None
+        ),
+        "states": list(STATES),
+        "state_text": [STATE_TEXT[state] for state in STATES],
+        "access_text": ACCESS_TEXT,
+        "hours": list(schedules),
+        "hours_text": [_hours_text(text, local, city) for text in schedules],
+        "columns": list(DEVICE_COLUMNS),
+        "rows": rows,
+    }
+
+
+def _hours_text(text: str, at: dt.datetime, city: CityProfile) -> str:
+    try:
+        words = week_in_words(text, week_of=at.date(), timezone=city.timezone, country=city.country)
+    except ValueError:
+        return "horario no interpretable"
+    return f"esta semana: {words}"
+
+
+def citizen_map(
+    finder: DeviceFinder,
+    *,
+    zones: gpd.GeoDataFrame,
+    at: dt.datetime,
+    basemap: Basemap,
+    static_url: str = "/static",
+    api_url: str | None = None,
+    notice: str = "",
+) -> str:
+    """The citizens' map: devices by availability at ``at``, nearest lookup, problem reports.
+
+    Parameters
+    ----------
+    finder
+        The devices (and the distance model the nearest lookup uses offline).
+    zones
+        CEAS zones (any CRS), drawn as context.
+    at
+        The instant the states are computed for (naive = local time).
+    api_url
+        Where the API answers (``/api`` when served): nearest lookups and problem reports use
+        it. ``None`` for a shared file: lookups are computed in the page (straight line) and
+        reports are not offered.
+    notice
+        A line about the data's origin (synthetic sample, sources), shown in the page.
+    """
+    city = finder.city
+    title = f"Desfibriladores de {city.name}"
+    fmap = _base_map(city, basemap, static_url, title, extent=zones)
+    _context_layers(fmap, city, zones)
+    data = citizen_data(finder, at=at, api_url=api_url)
+    page = _Page(
+        "citizen",
+        fmap,
+        {
+            "title": title,
+            "notice": notice,
+            "data_url": f"{api_url}/map/devices" if api_url else None,
+        },
+        data,
+    )
+    fmap.add_child(page)
+    return _html(fmap)
+
+
+# --- the planners' map -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannerForm:
+    """The selector the served planner page shows: hour of the week and radius.
+
+    ``action`` is where the form is sent (``None`` in a shared file: the selector is shown
+    disabled with the parameters the map was made with).
+    """
+
+    action: str | None
+    day: int | None  # 0 = Monday; None = 24/7
+    hour: int
+    radius_m: float
+    new: int
+
+
+def planner_map(
+    view: PlannerView,
+    *,
+    city: CityProfile,
+    basemap: Basemap,
+    form: PlannerForm,
+    static_url: str = "/static",
+    notice: str = "",
+) -> str:
+    """The planners' map: coverage by CEAS zone, device reach, gaps, sites and a proposal."""
+    title = f"Cobertura de desfibriladores — {city.name}"
+    fmap = _base_map(city, basemap, static_url, title, extent=view.coverage.layer)
+    _outline(fmap, city)
+    _zones_layer(fmap, view)
+    _reach_layer(fmap, view)
+    _gaps_layer(fmap, view)
+    _devices_layer(fmap, view)
+    _sites_layer(fmap, view.entities, "Entidades del clúster", kind="entity")
+    _sites_layer(fmap, view.cohousing, "Cohousing / coliving", kind="cohousing")
+    _proposal_layer(fmap, view)
+    folium.LayerControl(collapsed=False, position="topright").add_to(fmap)
+    result = view.coverage.result
+    summary = {
+        "when": _when_text(view.at),
+        "radius_m": view.radius_m,
+        "distance_model": view.coverage.result.distance_model_description,
+        "residents": result.residents,
+        "covered": result.residents_covered,
+        "share": result.share_covered,
+        "share_65": result.share_65_plus_covered,
+        "devices_available": result.devices_available,
+        "devices_total": result.devices_total,
+        "new": len(view.siting.chosen),
+        "share_after": view.siting.document["share_covered_after"],
+    }
+    options = {
+        "title": title,
+        "notice": notice,
+        "summary": summary,
+        "form": {
+            "action": form.action,
+            "day": form.day,
+            "hour": form.hour,
+            "radius_m": form.radius_m,
+            "new": form.new,
+            "days": list(WEEKDAY_NAMES),
+        },
+        "legend": _PLANNER_LEGEND,
+    }
+    fmap.add_child(_Page("planner", fmap, options, None))
+    return _html(fmap)
+
+
+def _when_text(at: dt.datetime | None) -> str:
+    if at is None:
+        return "siempre disponibles (24/7)"
+    return f"{WEEKDAY_NAMES[at.weekday()]} {at:%d/%m/%Y %H:%M}"
+
+
+#: Coverage share classes of the zone shading: (lower bound, colour, label).
+SHARE_CLASSES = (
+    (0.0, "#d73027", "menos del 20 %"),
+    (0.2, "#fc8d59", "20–40 %"),
+    (0.4, "#fee08b", "40–60 %"),
+    (0.6, "#d9ef8b", "60–80 %"),
+    (0.8, "#1a9850", "80 % o más"),
+)
+_PLANNER_LEGEND = {
+    "shares": [[colour, label] for _bound, colour, label in SHARE_CLASSES],
+    "symbols": [
+        ["device-open", "Desfibrilador disponible"],
+        ["device-closed", "Desfibrilador no disponible en ese momento"],
+        ["reach", "Alcance a pie de los disponibles"],
+        ["gap", "Hueco sin cobertura (n.º = orden)"],
+        ["entity-with", "Entidad con desfibrilador propio o a su alcance"],
+        ["entity-without", "Entidad sin desfibrilador a su alcance"],
+        ["cohousing", "Cohousing / coliving"],
+        ["proposal", "Propuesta (n.º = orden de instalación)"],
+    ],
+}
+
+
+def _share_colour(share: float) -> str:
+    colour = SHARE_CLASSES[0][1]
+    for bound, candidate, _label in SHARE_CLASSES:
+        if share >= bound:
+            colour = candidate
+    return colour
+
+
+def _pct(share: float) -> str:
+    return f"{share * 100:.0f} %".replace(".", ",")
+
+
+def _int(value: float) -> str:
+    return f"{int(value):,}".replace(",", ".")
+
+
+def _zones_layer(fmap: folium.Map, view: PlannerView) -> None:
+    zones = view.coverage.layer.to_crs(WGS84)
+    frame = gpd.GeoDataFrame(
+        {
+            "Zona CEAS": zones["name"],
+            "Residentes": zones["residents"].map(_int),
+            "Cubiertos": zones["share_covered"].map(_pct),
+            "Residentes 65+": zones["residents_65_plus"].map(_int),
+            "65+ cubiertos": zones["share_65_plus_covered"].map(_pct),
+            "colour": zones["share_covered"].map(_share_colour),
+        },
+        geometry=zones.geometry,
+        crs=WGS84,
+    )
+    folium.GeoJson(
+        frame,
+        name="Zonas CEAS por cobertura",
+        style_function=lambda f: {
+            "fillColor": f["properties"]["colour"],
+            "color": "#555",
+            "weight": 1.5,
+            "fillOpacity": 0.45,
+        },
+        highlight_function=lambda _f: {"weight": 3},
+        tooltip=folium.GeoJsonTooltip(
+            fields=["Zona CEAS", "Residentes", "Cubiertos", "Residentes 65+", "65+ cubiertos"]
+        ),
+    ).add_to(fmap)
+
+
+def _reach_layer(fmap: folium.Map, view: PlannerView) -> None:
+    open_devices = view.devices[view.devices["available"]]
+    area = open_devices.geometry.buffer(view.reach_m, resolution=24).union_all()
+    frame = gpd.GeoDataFrame(
+        {"Alcance": [f"{view.radius_m:g} m a pie ({len(open_devices)} desfibriladores)"]},
+        geometry=[area],
+        crs=view.devices.crs,
+    ).to_crs(WGS84)
+    folium.GeoJson(
+        frame if not area.is_empty else frame.iloc[0:0],
+        name="Alcance de los desfibriladores",
+        style_function=lambda _f: {
+            "color": "#1f78b4",
+            "weight": 1,
+            "fillColor": "#1f78b4",
+            "fillOpacity": 0.25,
+        },
+        tooltip=folium.GeoJsonTooltip(fields=["Alcance"]) if not area.is_empty else None,
+    ).add_to(fmap)
+
+
+def _gaps_layer(fmap: folium.Map, view: PlannerView) -> None:
+    areas = view.gaps.areas.to_crs(WGS84)
+    frame = gpd.GeoDataFrame(
+        {
+            "Hueco": areas["rank"].map(lambda rank: f"n.º {rank}"),
+            "Residentes sin cobertura": areas["residents"].map(_int),
+            "de ellos 65+": areas["residents_65_plus"].map(_int),
+            "Desfibrilador más cercano": areas["nearest_distance_m"].map(
+                lambda d: "ninguno" if d != d else f"a {d:,.0f} m".replace(",", ".")
+            ),
+        },
+        geometry=areas.geometry,
+        crs=WGS84,
+    )
+    group = folium.FeatureGroup(name="Huecos sin cobertura (ordenados)")
+    if len(frame):
+        folium.GeoJson(
+            frame,
+            style_function=lambda _f: {
+                "stroke": False,
+                "fillColor": "#b2182b",
+                "fillOpacity": 0.3,
+            },
+            tooltip=folium.GeoJsonTooltip(fields=list(frame.columns.drop("geometry"))),
+        ).add_to(group)
+    for rank, point in zip(areas["rank"].head(10), areas.geometry.head(10), strict=True):
+        centre = point.representative_point()
+        folium.Marker(
+            [centre.y, centre.x],
+            icon=folium.DivIcon(html=f'<span class="cm-badge cm-gap">{rank}</span>',
+                                icon_size=(22, 22), icon_anchor=(11, 11)),
+            tooltip=f"Hueco n.º {rank}",
+        ).add_to(group)  # fmt: skip
+    group.add_to(fmap)
+
+
+def _devices_layer(fmap: folium.Map, view: PlannerView) -> None:
+    devices = view.devices.to_crs(WGS84)
+    frame = gpd.GeoDataFrame(
+        {
+            "Desfibrilador": devices["name"],
+            "Horario": devices["opening_hours"].fillna("desconocido"),
+            "En ese momento": devices["available"].map(
+                {True: "disponible", False: "no disponible"}
+            ),
+            "Estado": devices["status"] + " / " + devices["verification"],
+            "colour": devices["available"].map({True: "#1a9850", False: "#777777"}),
+        },
+        geometry=devices.geometry,
+        crs=WGS84,
+    )
+    folium.GeoJson(
+        frame,
+        name="Desfibriladores",
+        marker=folium.CircleMarker(radius=6, weight=2, fill_opacity=0.9),
+        style_function=lambda f: {
+            "color": "#fff",
+            "fillColor": f["properties"]["colour"],
+            "weight": 2,
+        },
+        tooltip=folium.GeoJsonTooltip(
+            fields=["Desfibrilador", "Horario", "En ese momento", "Estado"]
+        ),
+    ).add_to(fmap)
+
+
+def _sites_layer(fmap: folium.Map, sites: gpd.GeoDataFrame, name: str, *, kind: str) -> None:
+    sites = sites.to_crs(WGS84)
+    if kind == "entity":
+        status = sites.apply(
+            lambda row: (
+                "con desfibrilador propio"
+                if row["holds_device"]
+                else (
+                    "con uno a su alcance" if row["covered"] else "sin desfibrilador a su alcance"
+                )
+            ),
+            axis=1,
+        )
+        colour = sites["covered"].map({True: "#4575b4", False: "#d73027"})
+        label = "Entidad"
+    else:
+        status = sites["covered"].map({True: "con uno a su alcance", False: "sin uno a su alcance"})
+        colour = sites["covered"].map({True: "#8073ac", False: "#e08214"})
+        label = "Cohousing / coliving"
+    nearest = sites["distance_m"].map(
+        lambda d: "ninguno disponible" if d != d else f"a {d:,.0f} m".replace(",", ".")
+    )
+    frame = gpd.GeoDataFrame(
+        {label: sites["name"], "Desfibrilador": status, "El más cercano": nearest,
+         "colour": colour.astype(str) if len(sites) else colour},
+        geometry=sites.geometry,
+        crs=WGS84,
+    )  # fmt: skip
+    if frame.empty:
+        folium.FeatureGroup(name=name).add_to(fmap)
+        return
+    folium.GeoJson(
+        frame,
+        name=name,
+        marker=folium.CircleMarker(radius=7 if kind == "entity" else 5),
+        style_function=lambda f: {
+            "color": "#222",
+            "weight": 1,
+            "fillColor": f["properties"]["colour"],
+            "fillOpacity": 0.9,
+        },
+        tooltip=folium.GeoJsonTooltip(fields=[label, "Desfibrilador", "El más cercano"]),
+    ).add_to(fmap)
+
+
+def _proposal_layer(fmap: folium.Map, view: PlannerView) -> None:
+    group = folium.FeatureGroup(name="Propuesta de nuevos desfibriladores")
+    kinds = {"entity": "entidad", "cohousing": "cohousing", "grid": "punto de rejilla"}
+    for site in view.siting.chosen.to_dict("records"):
+        text = (
+            f"n.º {site['step']}: {site['name']} ({kinds.get(site['kind'], site['kind'])}) — "
+            f"+{_int(site['residents_gained'])} residentes "
+            f"(+{_int(site['residents_65_plus_gained'])} de 65+); cobertura tras él: "
+            f"{_pct(site['share_covered_after'])}"
+        )
+        folium.Marker(
+            [site["lat"], site["lon"]],
+            icon=folium.DivIcon(
+                html=f'<span class="cm-badge cm-proposal">{site["step"]}</span>',
+                icon_size=(26, 26), icon_anchor=(13, 13),
+            ),
+            tooltip=text,  # no folium.Popup: its template needs jQuery, which pages do not load
+        ).add_to(group)  # fmt: skip
+    group.add_to(fmap)
+
+
+def planner_page(
+    settings: Settings,
+    *,
+    at: dt.datetime | None,
+    form: PlannerForm,
+    reference_date: dt.date,
+    static_url: str = "/static",
+) -> str:
+    """The planners' map for ``form``'s radius and count at ``at``, from the database."""
+    inputs = load_inputs(settings, from_files=False)
+    view = planner_view(
+        inputs,
+        radius_m=form.radius_m,
+        at=at,
+        new=form.new,
+        reference_date=reference_date,
+        detour_factor=DEFAULT_DETOUR_FACTOR,
+    )
+    sources = (frame["source"].value_counts().to_dict() for frame in inputs.layers.frames.values())
+    return planner_map(
+        view,
+        city=inputs.city,
+        basemap=basemap_of(settings),
+        form=form,
+        static_url=static_url,
+        notice=data_notice(sources),
+    )
+
+
+# --- shared pieces -------------------------------------------------------------------------
+
+
+def _base_map(
+    city: CityProfile,
+    basemap: Basemap,
+    static_url: str,
+    title: str,
+    *,
+    extent: gpd.GeoDataFrame | None = None,
+) -> folium.Map:
+    """A map with the vendored assets, the basemap (if any), fitted to ``extent`` (the CEAS
+    zones: where people live) or else to the municipality."""
+    area = city.boundary
+    if extent is not None and len(extent):
+        area = extent.to_crs(WGS84).union_all()
+    minx, miny, maxx, maxy = area.bounds
+    centre = area.centroid
+    fmap = folium.Map(
+        location=[centre.y, centre.x],
+        zoom_start=13,
+        tiles=None,
+        max_zoom=basemap.max_zoom,
+        control_scale=True,
+        prefer_canvas=False,
+    )
+    fmap.options["maxZoom"] = basemap.max_zoom  # folium gives it to tiles only; clusters need it
+    # Instance lists: folium's are class-level and shared (never mutate them).
+    fmap.default_js = [(name, f"{static_url}/{path}") for name, path in SCRIPTS]
+    fmap.default_css = [(name, f"{static_url}/{path}") for name, path in STYLES]
+    if basemap.url:
+        folium.TileLayer(
+            tiles=basemap.url,
+            attr=basemap.attribution or "mapa base",
+            name="Mapa base",
+            max_zoom=basemap.max_zoom,
+            max_native_zoom=min(basemap.max_zoom, 19),
+        ).add_to(fmap)
+    fmap.fit_bounds([[miny, minx], [maxy, maxx]])
+    root = fmap.get_root()
+    assert isinstance(root, Figure)
+    root.header.add_child(Element(f"<title>{escape(title)}</title>"), name="title")
+    icon = f'<link rel="icon" href="{static_url}/{FAVICON}" type="image/svg+xml"/>'
+    root.header.add_child(Element(icon), name="favicon")
+    return fmap
+
+
+def _outline(fmap: folium.Map, city: CityProfile) -> None:
+    folium.GeoJson(
+        {"type": "Feature", "properties": {}, "geometry": city.boundary.__geo_interface__},
+        name="Término municipal",
+        style_function=lambda _f: {
+            "color": "#333",
+            "weight": 2,
+            "dashArray": "6 4",
+            "fill": False,
+        },
+        interactive=False,
+        control=False,
+    ).add_to(fmap)
+
+
+def _context_layers(fmap: folium.Map, city: CityProfile, zones: gpd.GeoDataFrame) -> None:
+    _outline(fmap, city)
+    frame = zones[["name", "geometry"]].to_crs(WGS84).rename(columns={"name": "Zona CEAS"})
+    folium.GeoJson(
+        frame,
+        name="Zonas CEAS",
+        style_function=lambda _f: {
+            "color": "#6a51a3",
+            "weight": 1,
+            "fillColor": "#bcbddc",
+            "fillOpacity": 0.12,
+        },
+        tooltip=folium.GeoJsonTooltip(fields=["Zona CEAS"]),
+        control=False,
+    ).add_to(fmap)
+
+
+class _Page(MacroElement):
+    """Hands the map, its options and its data to ``cardiomapa.js`` (``citizen`` / ``planner``)."""
+
+    _template = Template(
+        """
+        {% macro html(this, kwargs) %}
+        <script type="application/json" id="cm-options">{{ this.options_json }}</script>
+        {% if this.data_json %}
+        <script type="application/json" id="cm-data">{{ this.data_json }}</script>
+        {% endif %}
+        {% endmacro %}
+        {% macro script(this, kwargs) %}
+        cardiomapa.{{ this.kind }}({{ this.map_name }},
+            JSON.parse(document.getElementById("cm-options").textContent),
+            {% if this.data_json %}JSON.parse(document.getElementById("cm-data").textContent)
+            {% else %}null{% endif %});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(
+        self, kind: str, fmap: folium.Map, options: dict[str, Any], data: dict[str, Any] | None
+    ) -> None:
+        super().__init__()
+        self._name = "CardiomapaPage"
+        self.kind = kind
+        self.map_name = fmap.get_name()
+        self.options_json = _script_json(options)
+        self.data_json = _script_json(data) if data is not None else ""
+
+
+def _script_json(document: Any) -> str:
+    """JSON safe inside a ``<script>`` element (no ``</script>`` can close it early)."""
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _html(fmap: folium.Map) -> str:
+    html = fmap.get_root().render()
+    return html.replace("<html>", '<html lang="es">', 1)
+
+
+# --- a file to share ---------------------------------------------------------------------------
+
+_CSS_URL = re.compile(r"url\((['\"]?)(images/[^)'\"]+)\1\)")
+
+
+def self_contained(html: str, *, static_url: str = "/static") -> str:
+    """``html`` with every local script and style sheet inlined (images as ``data:`` URIs).
+
+    The result opens from a file or an e-mail with no server: only the basemap tiles, if any,
+    are fetched from outside.
+    """
+    for _name, path in SCRIPTS:
+        code = (STATIC_DIR / path).read_text(encoding="utf-8").replace("</script", "<\\/script")
+        tag = f'<script src="{static_url}/{path}"></script>'
+        html = _replace_once(html, tag, f"<script>\n{code}\n</script>")
+    for _name, path in STYLES:
+        css = _inline_css_images((STATIC_DIR / path).read_text(encoding="utf-8"), path)
+        tag = f'<link rel="stylesheet" href="{static_url}/{path}"/>'
+        html = _replace_once(html, tag, f"<style>\n{css}\n</style>")
+    icon = base64.b64encode((STATIC_DIR / FAVICON).read_bytes()).decode("ascii")
+    return html.replace(
+        f'href="{static_url}/{FAVICON}"', f'href="data:image/svg+xml;base64,{icon}"'
+    )
+
+
+def _replace_once(html: str, tag: str, replacement: str) -> str:
+    if tag not in html:
+        msg = f"the page does not load {tag!r}: cannot inline it"
+        raise ValueError(msg)
+    return html.replace(tag, replacement, 1)
+
+
+def _inline_css_images(css: str, path: str) -> str:
+    folder = (STATIC_DIR / path).parent
+
+    def data_uri(match: re.Match[str]) -> str:
+        image = folder / match.group(2)
+        if not image.is_file():
+            return match.group(0)
+        encoded = base64.b64encode(image.read_bytes()).decode("ascii")
+        return f"url(data:image/png;base64,{encoded})"
+
+    return _CSS_URL.sub(data_uri, css)
+
+
+__all__ = [
+    "Basemap",
+    "PlannerForm",
+    "basemap_of",
+    "citizen_data",
+    "citizen_map",
+    "planner_map",
+    "planner_page",
+    "self_contained",
+]

@@ -1,0 +1,524 @@
+/* cardiomapa — behaviour of the citizens' map and the planners' map.
+ *
+ * The pages are rendered by geo/maps.py (folium); it calls cardiomapa.citizen(map, options, data)
+ * or cardiomapa.planner(map, options). Text shown to people is Spanish. Data from records is
+ * always inserted as text (never as HTML).
+ */
+(function () {
+  "use strict";
+
+  const cardiomapa = (window.cardiomapa = window.cardiomapa || {});
+  const STATE_CLASS = { open: "open", closed: "closed", restricted: "closed", unknown_hours: "unknown" };
+  const LEGEND = [
+    ["open", "Disponible ahora"],
+    ["closed", "Cerrado ahora o de acceso restringido"],
+    ["unknown", "Horario desconocido"],
+  ];
+  const REPORT_KINDS = [
+    ["missing", "No está / ha desaparecido"],
+    ["broken", "Averiado, sin batería o con parches caducados"],
+    ["moved", "Está en otro sitio"],
+    ["wrong_hours", "El horario no es correcto"],
+    ["other", "Otro problema"],
+  ];
+  const DATE = { day: "2-digit", month: "2-digit", year: "numeric" };
+  const HEART =
+    '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M12 21s-7.5-4.6-9.6-9.2C.9 8.4 3 4.5 6.6 4.5c2.1 0 3.6 1.2 4.4 2.6.8-1.4 2.3-2.6 4.4-2.6 3.6 0 5.7 3.9 4.2 7.3C19.5 16.4 12 21 12 21z" fill="currentColor"/><path d="M13 7l-3 6h3l-2 5 5-7h-3l2-4z" fill="#fff"/></svg>';
+
+  /** Build an element: el("p", {class: "x"}, "text", child…). Strings become text nodes. */
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : value);
+    }
+    for (const child of children) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function metres(distance) {
+    return distance < 1000
+      ? `${Math.round(distance)} m`
+      : `${(distance / 1000).toFixed(1).replace(".", ",")} km`;
+  }
+
+  function minutes(walkMin) {
+    return `${Math.max(1, Math.round(walkMin))} min a pie`;
+  }
+
+  function osmDirections(from, to) {
+    const route = `${from.lat.toFixed(6)},${from.lng.toFixed(6)};${to.lat.toFixed(6)},${to.lng.toFixed(6)}`;
+    return `https://www.openstreetmap.org/directions?engine=fossgis_osrm_foot&route=${encodeURIComponent(route)}`;
+  }
+
+  /* ---------------------------------------------------------------- citizens' map */
+
+  cardiomapa.citizen = function (map, options, initialData) {
+    let data = initialData;
+    let rows = [];
+    const markers = new Map(); // id -> marker
+    let origin = null;
+    let originMarker = null;
+    let line = null;
+    let refreshTimer = null;
+    const api = data.api_url;
+    const time = new Intl.DateTimeFormat("es-ES", { timeZone: data.timezone, hour: "2-digit", minute: "2-digit" });
+    const day = new Intl.DateTimeFormat("es-ES", { timeZone: data.timezone, weekday: "long" });
+    const ymd = new Intl.DateTimeFormat("en-CA", { timeZone: data.timezone, year: "numeric", month: "2-digit", day: "2-digit" });
+
+    const icons = {};
+    for (const [cls] of LEGEND) {
+      icons[cls] = L.divIcon({
+        className: `cm-device cm-${cls}`,
+        html: HEART,
+        iconSize: [28, 28],
+        iconAnchor: [14, 14],
+        popupAnchor: [0, -12],
+      });
+    }
+
+    const cluster = L.markerClusterGroup({
+      chunkedLoading: true,
+      showCoverageOnHover: false,
+      maxClusterRadius: 45,
+      disableClusteringAtZoom: 18,
+      iconCreateFunction(group) {
+        const children = group.getAllChildMarkers();
+        const open = children.reduce((n, m) => n + (m.cmState === "open" ? 1 : 0), 0);
+        const size = children.length < 100 ? 34 : children.length < 1000 ? 40 : 48;
+        return L.divIcon({
+          className: `cm-cluster ${open ? "cm-cluster-open" : "cm-cluster-closed"}`,
+          html: `<span title="${children.length} desfibriladores, ${open} disponibles ahora">${children.length}</span>`,
+          iconSize: [size, size],
+        });
+      },
+    });
+    map.addLayer(cluster);
+
+    // --- the panel: nearest lookup, status, notice
+    const status = el("p", { id: "cm-status", role: "status", "aria-live": "polite" });
+    const results = el("ol", { id: "cm-results" });
+    const locate = el(
+      "button",
+      { type: "button", id: "cm-locate", class: "cm-button", onclick: useMyLocation },
+      "Usar mi ubicación"
+    );
+    const stamp = el("p", { class: "cm-small", id: "cm-stamp" });
+    const panel = el(
+      "aside",
+      { id: "cm-panel", "aria-label": "Buscar el desfibrilador más cercano" },
+      el("h1", {}, options.title),
+      el("h2", {}, "¿Dónde está el desfibrilador más cercano?"),
+      el("p", {}, locate, " o toque un punto del mapa."),
+      status,
+      results,
+      el("p", { class: "cm-emergency" }, "En una emergencia llame al 112."),
+      stamp,
+      options.notice ? el("p", { class: "cm-small cm-notice" }, options.notice) : null
+    );
+    L.DomEvent.disableClickPropagation(panel);
+    L.DomEvent.disableScrollPropagation(panel);
+    map.getContainer().append(panel);
+
+    const legendCounts = {};
+    const legend = L.control({ position: "bottomright" });
+    legend.onAdd = function () {
+      const box = el("div", { class: "cm-legend", id: "cm-legend" }, el("strong", {}, "Desfibriladores"));
+      for (const [cls, label] of LEGEND) {
+        legendCounts[cls] = el("span", { class: "cm-count" });
+        box.append(el("div", {}, el("i", { class: `cm-swatch cm-${cls}` }), ` ${label} `, legendCounts[cls]));
+      }
+      box.append(el("div", {}, el("i", { class: "cm-swatch cm-cluster-open" }), " Grupo (n.º de equipos)"));
+      return box;
+    };
+    legend.addTo(map);
+
+    const dialog = reportDialog();
+
+    function load(next) {
+      data = next;
+      rows = data.rows.map((row) => Object.fromEntries(data.columns.map((c, i) => [c, row[i]])));
+      cluster.clearLayers();
+      markers.clear();
+      const counts = { open: 0, closed: 0, unknown: 0 };
+      const batch = [];
+      for (const row of rows) {
+        const state = data.states[row.state];
+        const cls = STATE_CLASS[state];
+        counts[cls] += 1;
+        const marker = L.marker([row.lat, row.lon], { icon: icons[cls], title: row.name, alt: row.name, riseOnHover: true });
+        marker.cmState = state;
+        marker.cmRow = row;
+        marker.bindPopup(() => popup(row), { maxWidth: 320, className: "cm-popup-wrap" });
+        markers.set(row.id, marker);
+        batch.push(marker);
+      }
+      for (const [cls] of LEGEND) legendCounts[cls].textContent = `(${counts[cls]})`;
+      stamp.textContent = `Estado calculado a las ${time.format(new Date(data.at))} del ${new Date(data.at).toLocaleDateString("es-ES", { ...DATE, timeZone: data.timezone })}.`;
+      const done = () => {
+        document.body.dataset.cmReady = String(rows.length);
+        cardiomapa.ready = true;
+        if (window.performance && performance.mark) performance.mark("cardiomapa-ready");
+      };
+      if (!batch.length) done();
+      cluster.options.chunkProgress = (processed, total) => {
+        if (processed === total) done();
+      };
+      cluster.addLayers(batch);
+      scheduleRefresh();
+    }
+
+    function scheduleRefresh() {
+      if (refreshTimer) clearTimeout(refreshTimer);
+      if (!options.data_url || !data.refresh_at) return;
+      const wait = Math.min(Math.max(new Date(data.refresh_at) - Date.now() + 2000, 5000), 30 * 60 * 1000);
+      refreshTimer = setTimeout(async () => {
+        try {
+          const response = await fetch(options.data_url, { headers: { Accept: "application/json" } });
+          if (!response.ok) throw new Error(String(response.status));
+          load(await response.json());
+          if (origin) lookup(origin);
+        } catch (error) {
+          refreshTimer = setTimeout(scheduleRefresh, 60 * 1000);
+        }
+      }, wait);
+    }
+
+    function changeText(state, iso) {
+      if (!iso) return state === "open" ? "abierto las 24 horas" : "";
+      const when = new Date(iso);
+      const sameDay = ymd.format(when) === ymd.format(new Date(data.at));
+      const at = sameDay ? `a las ${time.format(when)}` : `el ${day.format(when)} a las ${time.format(when)}`;
+      return state === "open" ? `cierra ${at}` : `abre ${at}`;
+    }
+
+    function stateLine(row) {
+      const state = data.states[row.state];
+      const change = state === "open" || state === "closed" ? changeText(state, row.next_change) : "";
+      return el(
+        "p",
+        { class: `cm-state cm-${STATE_CLASS[state]}` },
+        data.state_text[row.state] + (change ? ` · ${change}` : "")
+      );
+    }
+
+    function popup(row) {
+      const where = [row.location_text, row.address].filter(Boolean).join(" — ") || "sin indicaciones";
+      const hours =
+        row.hours === null ? "desconocido" : data.hours_text[row.hours];
+      const indoor =
+        row.indoor === true
+          ? `en el interior${row.level !== null ? `, planta ${row.level}` : ""}`
+          : row.indoor === false
+            ? "en el exterior"
+            : "no consta";
+      const checked = row.check_date
+        ? new Date(`${row.check_date}T12:00:00`).toLocaleDateString("es-ES", DATE)
+        : "sin fecha de revisión";
+      const box = el(
+        "div",
+        { class: "cm-popup", "data-device-id": row.id },
+        el("h3", {}, row.name),
+        stateLine(row),
+        el(
+          "dl",
+          {},
+          el("dt", {}, "Dónde"), el("dd", { class: "cm-where" }, where),
+          el("dt", {}, "Horario"),
+          el("dd", { class: "cm-hours" }, hours, row.hours !== null ? el("code", {}, data.hours[row.hours]) : null),
+          el("dt", {}, "Acceso"), el("dd", {}, data.access_text[row.access] || row.access),
+          el("dt", {}, "Ubicación"), el("dd", {}, indoor),
+          el("dt", {}, "Última revisión"), el("dd", { class: "cm-checked" }, checked),
+          row.phone ? el("dt", {}, "Teléfono") : null,
+          row.phone ? el("dd", {}, el("a", { href: `tel:${row.phone.replace(/\s+/g, "")}` }, row.phone)) : null
+        )
+      );
+      const links = el("p", { class: "cm-actions" });
+      const target = L.latLng(row.lat, row.lon);
+      links.append(
+        el(
+          "a",
+          {
+            href: origin ? osmDirections(origin, target) : `https://www.openstreetmap.org/?mlat=${row.lat}&mlon=${row.lon}#map=19/${row.lat}/${row.lon}`,
+            target: "_blank",
+            rel: "noopener",
+          },
+          origin ? "Cómo llegar" : "Ver en OpenStreetMap"
+        )
+      );
+      if (api) {
+        links.append(
+          " · ",
+          el("button", { type: "button", class: "cm-link cm-report-open", onclick: () => dialog.open(row) }, "Avisar de un problema")
+        );
+      } else {
+        links.append(el("span", { class: "cm-small" }, " · Para avisar de un problema use el mapa en línea."));
+      }
+      box.append(links);
+      return box;
+    }
+
+    // --- nearest
+    function useMyLocation() {
+      if (!navigator.geolocation) {
+        status.textContent = "Este navegador no da su ubicación: toque un punto del mapa.";
+        return;
+      }
+      status.textContent = "Buscando su ubicación…";
+      navigator.geolocation.getCurrentPosition(
+        (position) => lookup(L.latLng(position.coords.latitude, position.coords.longitude)),
+        () => {
+          status.textContent = "No se ha podido obtener su ubicación: toque un punto del mapa.";
+        },
+        { enableHighAccuracy: true, timeout: 10000, maximumAge: 60000 }
+      );
+    }
+
+    map.on("click", (event) => lookup(event.latlng));
+
+    async function lookup(latlng) {
+      origin = latlng;
+      if (originMarker) originMarker.setLatLng(latlng);
+      else {
+        originMarker = L.circleMarker(latlng, { radius: 8, color: "#fff", weight: 3, fillColor: "#1565c0", fillOpacity: 1 })
+          .bindTooltip("Punto de búsqueda")
+          .addTo(map);
+      }
+      status.textContent = "Buscando…";
+      results.replaceChildren();
+      let found;
+      try {
+        found = api ? await remoteNearest(latlng) : localNearest(latlng, 3);
+      } catch (error) {
+        status.textContent = error.message;
+        if (line) line.remove();
+        return;
+      }
+      if (!found.length) {
+        status.textContent = "No hay ningún desfibrilador disponible ahora cerca de ese punto. Llame al 112: le indicarán el más cercano.";
+        if (line) line.remove();
+        return;
+      }
+      const open = found.filter((d) => d.state === "open").length;
+      status.textContent =
+        open === 1
+          ? "El desfibrilador disponible más cercano:"
+          : open
+            ? `Los ${open} desfibriladores disponibles más cercanos:`
+            : "Ninguno disponible ahora; los más cercanos:";
+      found.forEach((device, index) => results.append(resultItem(device, index)));
+      const first = found.findIndex((d) => d.state === "open");
+      select(found[first >= 0 ? first : 0], false);
+    }
+
+    function resultItem(device, index) {
+      const target = L.latLng(device.lat, device.lon);
+      const state = STATE_CLASS[device.state];
+      const item = el(
+        "li",
+        { class: `cm-result cm-${state}`, "data-device-id": device.id },
+        el("button", { type: "button", class: "cm-link cm-result-name", onclick: () => select(device, true) }, device.name),
+        el("span", { class: "cm-result-state" }, device.state_text),
+        el("span", { class: "cm-result-distance" }, `${metres(device.distance_m)} · ${minutes(device.walk_min)}`),
+        el("a", { href: device.directions_url || osmDirections(origin, target), target: "_blank", rel: "noopener" }, "Cómo llegar")
+      );
+      item.dataset.rank = String(index + 1);
+      return item;
+    }
+
+    function select(device, openPopup) {
+      const target = L.latLng(device.lat, device.lon);
+      if (line) line.remove();
+      line = L.polyline([origin, target], { color: "#1565c0", weight: 4, dashArray: "8 8" })
+        .bindTooltip(`${metres(device.distance_m)} a pie (${minutes(device.walk_min)})`)
+        .addTo(map);
+      for (const item of results.children) item.classList.toggle("cm-selected", item.dataset.deviceId === device.id);
+      map.fitBounds(L.latLngBounds([origin, target]).pad(0.4), { maxZoom: 17 });
+      const marker = markers.get(device.id);
+      if (openPopup && marker) cluster.zoomToShowLayer(marker, () => marker.openPopup());
+    }
+
+    async function remoteNearest(latlng) {
+      const url = `${api}/nearest?lat=${latlng.lat.toFixed(6)}&lon=${latlng.lng.toFixed(6)}&limit=3`;
+      let response;
+      try {
+        response = await fetch(url, { headers: { Accept: "application/json" } });
+      } catch (error) {
+        return localNearest(latlng, 3); // the server is unreachable: answer from the page's data
+      }
+      const body = await response.json().catch(() => ({}));
+      if (!response.ok) throw new Error(body.message || `Error ${response.status} del servidor.`);
+      return body.results.map((d) => ({ ...d, state_text: d.state_text + closingSuffix(d) }));
+    }
+
+    function closingSuffix(device) {
+      if (device.state === "open" && device.closes_at) return ` · ${changeText("open", device.closes_at)}`;
+      if (device.state === "closed" && device.opens_at) return ` · ${changeText("closed", device.opens_at)}`;
+      return "";
+    }
+
+    function localNearest(latlng, limit) {
+      // Straight line × detour factor, as the server does without a walking network.
+      const detour = data.detour_factor || 1.3;
+      const radians = Math.PI / 180;
+      const cos = Math.cos(latlng.lat * radians);
+      const earth = 6371008.8;
+      const ranked = rows
+        .map((row) => {
+          const dx = (row.lon - latlng.lng) * cos;
+          const dy = row.lat - latlng.lat;
+          return { row, distance: Math.sqrt(dx * dx + dy * dy) * radians * earth * detour };
+        })
+        .sort((a, b) => a.distance - b.distance);
+      const open = ranked.filter((r) => data.states[r.row.state] === "open").slice(0, limit);
+      const horizon = open.length === limit ? open[limit - 1].distance : Infinity;
+      const others = ranked.filter((r) => data.states[r.row.state] !== "open" && r.distance < horizon).slice(0, limit);
+      return open.concat(others).map(({ row, distance }) => {
+        const state = data.states[row.state];
+        const change = state === "open" || state === "closed" ? changeText(state, row.next_change) : "";
+        return {
+          id: row.id,
+          name: row.name,
+          state,
+          state_text: data.state_text[row.state] + (change ? ` · ${change}` : ""),
+          distance_m: distance,
+          walk_min: distance / 75,
+          lat: row.lat,
+          lon: row.lon,
+        };
+      });
+    }
+
+    // --- problem reports (served pages only)
+    function reportDialog() {
+      if (!api) return null;
+      const kind = el("select", { name: "kind", id: "cm-report-kind", required: true });
+      for (const [value, label] of REPORT_KINDS) kind.append(el("option", { value }, label));
+      const message = el("textarea", { name: "message", id: "cm-report-message", required: true, maxlength: "1000", rows: "4" });
+      const contact = el("input", { name: "contact", id: "cm-report-contact", maxlength: "200", autocomplete: "email" });
+      const result = el("p", { id: "cm-report-result", role: "status", "aria-live": "polite" });
+      const title = el("h3", {});
+      let device = null;
+      const form = el(
+        "form",
+        { method: "dialog" },
+        title,
+        el("label", { for: "cm-report-kind" }, "¿Qué ocurre?"), kind,
+        el("label", { for: "cm-report-message" }, "Cuéntenos qué ha visto"), message,
+        el("label", { for: "cm-report-contact" }, "Contacto (opcional, no se publica)"), contact,
+        result,
+        el(
+          "p",
+          { class: "cm-actions" },
+          el("button", { type: "submit", class: "cm-button", id: "cm-report-send" }, "Enviar aviso"),
+          " ",
+          el("button", { type: "button", class: "cm-link", onclick: () => box.close() }, "Cerrar")
+        )
+      );
+      const box = el("dialog", { id: "cm-report", "aria-label": "Avisar de un problema" }, form);
+      document.body.append(box);
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        result.textContent = "Enviando…";
+        const body = { kind: kind.value, message: message.value.trim() };
+        if (contact.value.trim()) body.contact = contact.value.trim();
+        try {
+          const response = await fetch(`${api}/defibrillators/${encodeURIComponent(device.id)}/reports`, {
+            method: "POST",
+            headers: { "Content-Type": "application/json", Accept: "application/json" },
+            body: JSON.stringify(body),
+          });
+          const answer = await response.json().catch(() => ({}));
+          if (!response.ok) {
+            const detail = (answer.problems || []).map((p) => p.message).join(" ");
+            result.textContent = `${answer.message || `Error ${response.status}.`} ${detail}`.trim();
+            return;
+          }
+          result.textContent = `Gracias: aviso n.º ${answer.id} recibido. El equipo municipal lo revisará.`;
+          form.reset();
+        } catch (error) {
+          result.textContent = "No se ha podido enviar: compruebe la conexión e inténtelo de nuevo.";
+        }
+      });
+      return {
+        open(row) {
+          device = row;
+          title.textContent = `Avisar de un problema: ${row.name}`;
+          result.textContent = "";
+          box.showModal();
+        },
+      };
+    }
+
+    load(initialData);
+    cardiomapa.lookup = (lat, lon) => lookup(L.latLng(lat, lon)); // for tests and embedding
+  };
+
+  /* ---------------------------------------------------------------- planners' map */
+
+  cardiomapa.planner = function (map, options) {
+    const s = options.summary;
+    const pct = (share) => `${Math.round(share * 100)} %`;
+    const num = (n) => n.toLocaleString("es-ES");
+    const form = options.form;
+    const day = el("select", { name: "dia", id: "cm-day", disabled: !form.action });
+    day.append(el("option", { value: "", selected: form.day === null }, "24/7 (todas las horas)"));
+    form.days.forEach((name, index) => day.append(el("option", { value: String(index), selected: form.day === index }, name)));
+    const hour = el("select", { name: "hora", id: "cm-hour", disabled: !form.action });
+    for (let h = 0; h < 24; h += 1) {
+      hour.append(el("option", { value: String(h), selected: form.hour === h }, `${String(h).padStart(2, "0")}:00–${String((h + 1) % 24).padStart(2, "0")}:00`));
+    }
+    const radius = el("input", { name: "radio_m", id: "cm-radius", type: "number", min: "10", max: "5000", step: "10", value: String(form.radius_m), disabled: !form.action });
+    const count = el("input", { name: "nuevos", id: "cm-new", type: "number", min: "1", max: "50", value: String(form.new), disabled: !form.action });
+    const selector = el(
+      "form",
+      { id: "cm-selector", method: "get", action: form.action || "#" },
+      el("label", { for: "cm-day" }, "Día"), day,
+      el("label", { for: "cm-hour" }, "Hora"), hour,
+      el("label", { for: "cm-radius" }, "Radio a pie (m)"), radius,
+      el("label", { for: "cm-new" }, "Nuevos equipos"), count,
+      form.action
+        ? el("button", { type: "submit", class: "cm-button" }, "Recalcular")
+        : el("p", { class: "cm-small" }, "Mapa exportado: parámetros fijos. Para cambiarlos use /planificacion o «cardiomapa map --kind planner».")
+    );
+    day.addEventListener("change", () => { hour.disabled = !form.action || day.value === ""; });
+    hour.disabled = !form.action || form.day === null;
+    const panel = el(
+      "aside",
+      { id: "cm-panel", class: "cm-planner", "aria-label": "Resumen y parámetros" },
+      el("h1", {}, options.title),
+      el(
+        "p",
+        { id: "cm-summary" },
+        `${s.when}, radio ${num(s.radius_m)} m: ${num(s.covered)} de ${num(s.residents)} residentes cubiertos (${pct(s.share)}; 65+: ${pct(s.share_65)}). `,
+        `${s.devices_available} de ${s.devices_total} desfibriladores cuentan. `,
+        `Con ${s.new} nuevos: ${pct(s.share_after)}.`
+      ),
+      el("p", { class: "cm-small" }, s.distance_model),
+      selector,
+      options.notice ? el("p", { class: "cm-small cm-notice" }, options.notice) : null
+    );
+    L.DomEvent.disableClickPropagation(panel);
+    L.DomEvent.disableScrollPropagation(panel);
+    map.getContainer().append(panel);
+
+    const legend = L.control({ position: "bottomright" });
+    legend.onAdd = function () {
+      const box = el("div", { class: "cm-legend", id: "cm-legend" }, el("strong", {}, "Cobertura de la zona"));
+      for (const [colour, label] of options.legend.shares) {
+        box.append(el("div", {}, el("i", { class: "cm-swatch", style: `background:${colour}` }), ` ${label}`));
+      }
+      for (const [cls, label] of options.legend.symbols) {
+        box.append(el("div", {}, el("i", { class: `cm-swatch cm-${cls}` }), ` ${label}`));
+      }
+      return box;
+    };
+    legend.addTo(map);
+    document.body.dataset.cmReady = "planner";
+    cardiomapa.ready = true;
+  };
+})();
