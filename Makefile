@@ -1,6 +1,6 @@
 # cardiomapa — two commands do all set-up on a fresh Debian machine:
 #   make run    install everything, load the Palencia sample if the database is empty, serve :8000
-#   make test   install everything (PostGIS too) and run the whole test suite
+#   make test   install everything (PostGIS, Chromium too) and run the whole test suite
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,7 +11,7 @@ UV := python3 -m uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install run test lint sample system-deps postgres clean bench-api
+.PHONY: install run test lint sample system-deps postgres browser clean bench-api
 
 install: system-deps $(VENV)/.installed  ## set-up only (idempotent)
 
@@ -30,7 +30,10 @@ run: install
 postgres:
 	@bash scripts/ensure-postgres.sh
 
-test: install postgres
+browser:
+	@bash scripts/install-browser.sh
+
+test: install postgres browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install

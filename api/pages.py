@@ -152,8 +152,10 @@ async def planner_login(request: Request, store: StoreDep, city: CityDep) -> Res
     """Recibe el token del formulario y lo guarda en una cookie HttpOnly."""
     fields = parse_qs((await request.body()).decode("utf-8", "replace"))
     token = (fields.get("token") or [""])[0].strip()
+    if not token:
+        return _login_page(city.name, status_code=401, problem="Escriba su token.")
     try:
-        principal = await run_in_threadpool(authenticate, store, token or None)
+        principal = await run_in_threadpool(authenticate, store, token)
     except CardiomapaError as exc:
         return _login_page(city.name, status_code=401, problem=str(exc))
     if principal.role not in PLANNER_ROLES:

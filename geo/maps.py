@@ -337,7 +337,7 @@ def _zones_layer(fmap: folium.Map, view: PlannerView) -> None:
 
 def _reach_layer(fmap: folium.Map, view: PlannerView) -> None:
     open_devices = view.devices[view.devices["available"]]
-    area = open_devices.geometry.buffer(view.reach_m, resolution=24).union_all()
+    area = open_devices.geometry.buffer(view.reach_m, quad_segs=24).union_all()
     frame = gpd.GeoDataFrame(
         {"Alcance": [f"{view.radius_m:g} m a pie ({len(open_devices)} desfibriladores)"]},
         geometry=[area],

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from servers import Server
 
 from api.app import create_app
 from api.schemas import ErrorPublic, IndexPublic, LayerPublic
@@ -68,43 +64,12 @@ def test_building_the_app_connects_to_nothing(tmp_path: Path) -> None:
     assert not target.exists()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
-def server(loaded_url: str) -> Iterator[str]:
+def server(loaded_url: str, tmp_path: Path) -> Iterator[str]:
     """``cardiomapa serve`` in its own process, as a user starts it."""
-    port = free_port()
-    env = {**os.environ, "CARDIOMAPA_DATABASE_URL": loaded_url}
-    script = Path(sys.executable).parent / "cardiomapa"
-    process = subprocess.Popen(
-        [str(script), "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{base}/api/layers", timeout=2)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    output = process.stdout.read() if process.stdout else ""
-                    pytest.fail(f"the server did not start:\n{output}")
-                time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        if process.stdout:
-            process.stdout.close()
+    running = Server(loaded_url, tmp_path / "server.log")
+    yield running.base
+    running.stop()
 
 
 def test_a_real_server_serves_the_index(server: str) -> None:

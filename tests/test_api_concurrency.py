@@ -16,11 +16,6 @@ state the previous one left.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -33,6 +28,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from servers import Server
 
 from geo.layers import Layers
 from geo.store import Store
@@ -65,54 +61,6 @@ def new_device(name: str, writer: int, round_: int) -> dict[str, Any]:
 
 
 # --- the server -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Server:
-    """``cardiomapa serve`` in its own process; its log goes to a file (a pipe would fill up)."""
-
-    def __init__(self, db_url: str, log: Path) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        script = Path(sys.executable).parent / "cardiomapa"
-        env = {**os.environ, "CARDIOMAPA_DATABASE_URL": db_url}
-        with log.open("w") as output:
-            self.process = subprocess.Popen(
-                [str(script), "serve", "--port", str(self.port)],
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.base}/api/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"the server did not start:\n{log.read_text()}")
-            time.sleep(0.1)
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown handler, no flush, no rollback in the process."""
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @pytest.fixture

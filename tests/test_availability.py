@@ -17,6 +17,7 @@ from geo.availability import (
     device_availability,
     local_instant,
     slice_label,
+    week_in_words,
     week_start_of,
     weekly_availability,
 )
@@ -171,3 +172,46 @@ def test_each_distinct_schedule_is_evaluated_once(text: str) -> None:
     frame = devices(*({"opening_hours": text} for _ in range(500)))
     week = weekly_availability(device_availability(frame, timezone=MADRID), week_of=MONDAY)
     assert (week.slices == week.slices[0]).all()
+
+
+@pytest.mark.parametrize(
+    ("hours", "week_of", "words"),
+    [
+        ("24/7", dt.date(2026, 11, 23), "abierto las 24 horas, todos los días"),
+        (
+            "Mo-Fr 09:30-14:00,17:00-20:30; Sa 10:00-14:00",
+            dt.date(2026, 11, 23),
+            "lunes a viernes 09:30–14:00 y 17:00–20:30; sábado 10:00–14:00; domingo cerrado",
+        ),
+        (
+            "Sa,Su 10:00-14:00",
+            dt.date(2026, 11, 23),
+            "lunes a viernes cerrado; sábado y domingo 10:00–14:00",
+        ),
+        # Out of season, and the week of 8 December (a national holiday, a Tuesday, in 2026).
+        ("Jun 15-Sep 15 11:00-21:00", dt.date(2026, 11, 23), "cerrado toda la semana"),
+        (
+            "Mo-Fr 09:00-18:00; PH off",
+            dt.date(2026, 12, 9),
+            "lunes 09:00–18:00; martes cerrado; miércoles a viernes 09:00–18:00; "
+            "sábado y domingo cerrado",
+        ),
+        # Past midnight: each day shows its own hours.
+        ("Mo-Su 20:00-02:00", dt.date(2026, 11, 23), "lunes a domingo 00:00–02:00 y 20:00–24:00"),
+        # The week after the clocks go back (25 October 2026) and the week of the change itself.
+        (
+            "Mo-Fr 09:00-18:00",
+            dt.date(2026, 10, 25),
+            "lunes a viernes 09:00–18:00; sábado y domingo cerrado",
+        ),
+        ("Su 01:00-05:00", dt.date(2026, 10, 25), "lunes a sábado cerrado; domingo 01:00–05:00"),
+        ("Su 01:00-05:00", dt.date(2026, 3, 29), "lunes a sábado cerrado; domingo 01:00–05:00"),
+    ],
+)
+def test_week_in_words(hours: str, week_of: dt.date, words: str) -> None:
+    assert week_in_words(hours, week_of=week_of, timezone="Europe/Madrid") == words
+
+
+def test_week_in_words_refuses_invalid_hours() -> None:
+    with pytest.raises(ValueError, match="horario no interpretable"):
+        week_in_words("cuando abra", week_of=dt.date(2026, 11, 23), timezone="Europe/Madrid")

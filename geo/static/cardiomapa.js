@@ -455,7 +455,9 @@
     }
 
     load(initialData);
-    cardiomapa.lookup = (lat, lon) => lookup(L.latLng(lat, lon)); // for tests and embedding
+    // For embedding and tests: the Leaflet map and the lookup a click on the map starts.
+    cardiomapa.map = map;
+    cardiomapa.lookup = (lat, lon) => lookup(L.latLng(lat, lon));
   };
 
   /* ---------------------------------------------------------------- planners' map */
@@ -518,6 +520,7 @@
       return box;
     };
     legend.addTo(map);
+    cardiomapa.map = map;
     document.body.dataset.cmReady = "planner";
     cardiomapa.ready = true;
   };

@@ -1,0 +1,339 @@
+"""The maps without a browser: their data, their pages and assets, the planners' sign-in, the CLI.
+
+What a browser does with the pages is in ``test_maps_browser.py``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import geopandas as gpd
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from geo.city import CityProfile
+from geo.layers import Layers
+from geo.maps import DEVICE_COLUMNS, STATIC_DIR, citizen_data, self_contained
+from geo.nearest import DeviceFinder
+from geo.settings import Settings
+from geo.store import Store
+from geo.tokens import issue_token
+
+MADRID = ZoneInfo("Europe/Madrid")
+#: Monday 23 November 2026, 15:00 in Palencia: the pharmacy (dea-3) is on its lunch break.
+MONDAY_3PM = dt.datetime(2026, 11, 23, 15, 0, tzinfo=MADRID)
+ASSET_TAGS = re.compile(r'<(?:script[^>]*\ssrc|link[^>]*\shref)="([^"]+)"')
+
+
+def rows_by_id(data: dict) -> dict[str, dict]:
+    return {row[0]: dict(zip(data["columns"], row, strict=True)) for row in data["rows"]}
+
+
+def test_citizen_data_gives_each_device_its_state_and_hours_in_words(
+    tiny_layers: Layers, city: CityProfile
+) -> None:
+    data = citizen_data(DeviceFinder(tiny_layers["defibrillators"], city), at=MONDAY_3PM)
+    assert data["columns"] == list(DEVICE_COLUMNS)
+    assert data["at"] == "2026-11-23T15:00:00+01:00"
+    rows = rows_by_id(data)
+    assert set(rows) == {"dea-1", "dea-2", "dea-3"}
+    states = {key: data["states"][row["state"]] for key, row in rows.items()}
+    assert states == {"dea-1": "open", "dea-2": "open", "dea-3": "closed"}
+    assert rows["dea-1"]["always_open"] and rows["dea-1"]["next_change"] is None
+    assert rows["dea-3"]["next_change"] == "2026-11-23T17:00:00+01:00"
+    assert data["refresh_at"] == "2026-11-23T17:00:00+01:00"  # the first change of any device
+    # Each schedule is sent once; rows point at it.
+    assert data["hours"] == ["24/7", "Mo-Fr 09:30-14:00,17:00-20:30; Sa 10:00-14:00"]
+    assert rows["dea-1"]["hours"] == rows["dea-2"]["hours"] == 0
+    assert data["hours_text"][1] == (
+        "esta semana: lunes a viernes 09:30–14:00 y 17:00–20:30; sábado 10:00–14:00; "
+        "domingo cerrado"
+    )
+    assert rows["dea-2"] | {"hours": None} == {
+        "id": "dea-2", "name": "DEA Plaza Mayor", "lon": -4.5288, "lat": 42.0096, "state": 0,
+        "always_open": True, "next_change": None, "hours": None,
+        "location_text": "columna exterior del ayuntamiento", "address": None, "access": "yes",
+        "indoor": False, "level": None, "check_date": "2026-06-01", "phone": None,
+    }  # fmt: skip
+    assert data["state_text"][data["states"].index("closed")] == "Cerrado ahora"
+    assert data["detour_factor"] == 1.3 and data["api_url"] is None
+
+
+def test_unverified_inactive_and_mobile_devices_are_not_on_the_citizen_map(
+    tiny_layers: Layers, city: CityProfile
+) -> None:
+    devices = tiny_layers["defibrillators"].copy()
+    devices.loc[devices["id"] == "dea-1", "verification"] = "pending"
+    devices.loc[devices["id"] == "dea-2", "is_mobile"] = True
+    data = citizen_data(DeviceFinder(devices, city), at=MONDAY_3PM)
+    assert set(rows_by_id(data)) == {"dea-3"}
+    devices.loc[devices["id"] == "dea-3", "status"] = "inactive"
+    assert citizen_data(DeviceFinder(devices, city), at=MONDAY_3PM)["rows"] == []
+
+
+def test_restricted_and_unknown_hours_states(tiny_layers: Layers, city: CityProfile) -> None:
+    devices = tiny_layers["defibrillators"].copy()
+    devices.loc[devices["id"] == "dea-1", "access"] = "private"
+    devices.loc[devices["id"] == "dea-2", "opening_hours"] = None
+    data = citizen_data(DeviceFinder(devices, city), at=MONDAY_3PM)
+    rows = rows_by_id(data)
+    assert data["states"][rows["dea-1"]["state"]] == "restricted"
+    assert data["states"][rows["dea-2"]["state"]] == "unknown_hours"
+    assert rows["dea-2"]["hours"] is None and rows["dea-1"]["next_change"] is None
+
+
+@pytest.fixture
+def loaded_url(db_url: str, tiny_layers: Layers) -> str:
+    with Store.open(db_url) as store:
+        store.load(tiny_layers)
+    return db_url
+
+
+@pytest.fixture
+def client(loaded_url: str) -> Iterator[TestClient]:
+    settings = Settings(database_url=loaded_url, tile_url="")
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def page_data(html: str, element: str = "cm-data") -> dict:
+    found = re.search(rf'<script type="application/json" id="{element}">(.*?)</script>', html, re.S)
+    assert found, f"no {element} in the page"
+    return json.loads(found.group(1))
+
+
+def test_citizen_page_loads_only_assets_served_by_the_app(client: TestClient) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "script-src 'self' 'unsafe-inline'" in response.headers["content-security-policy"]
+    html = response.text
+    assert html.startswith("<!DOCTYPE html>") and '<html lang="es">' in html
+    assert "<title>Desfibriladores de Palencia</title>" in html
+    assets = ASSET_TAGS.findall(html)
+    assert len(assets) >= 7  # leaflet, markercluster, ours (js + css) and the icon
+    for url in assets:
+        assert url.startswith("/static/"), f"the page loads {url} from elsewhere"
+        served = client.get(url)
+        assert served.status_code == 200, url
+        assert served.content == (STATIC_DIR / url.removeprefix("/static/")).read_bytes()
+    assert not re.search(r"(src|href)=\"(https?:)?//", html), "a script or style from outside"
+    assert set(rows_by_id(page_data(html))) == {"dea-1", "dea-2", "dea-3"}
+    assert page_data(html)["api_url"] == "/api"
+    options = page_data(html, "cm-options")
+    assert options["data_url"] == "/api/map/devices"
+    assert options["notice"].startswith("20 de 20 registros son datos de muestra sintéticos")
+
+
+def test_map_devices_route_serves_the_pages_data(client: TestClient) -> None:
+    response = client.get("/api/map/devices")
+    assert response.status_code == 200
+    data = response.json()
+    assert data["columns"] == list(DEVICE_COLUMNS)
+    assert set(rows_by_id(data)) == {"dea-1", "dea-2", "dea-3"}
+    assert dt.datetime.fromisoformat(data["at"]).tzinfo is not None
+
+
+def test_a_device_name_cannot_inject_script_into_the_page(
+    loaded_url: str, tiny_layers: Layers
+) -> None:
+    hostile = '</script><script>alert("x")</script> & <b>'
+    devices = tiny_layers["defibrillators"].copy()
+    devices.loc[devices["id"] == "dea-2", "name"] = hostile
+    with Store.open(loaded_url) as store:
+        store.load(Layers({**tiny_layers.frames, "defibrillators": devices}), replace=True)
+    with TestClient(create_app(Settings(database_url=loaded_url, tile_url=""))) as client:
+        html = client.get("/").text
+    assert 'alert("x")' not in html and "<b>" not in html
+    assert rows_by_id(page_data(html))["dea-2"]["name"] == hostile  # intact once parsed
+
+
+def test_basemap_tiles_come_only_from_the_configured_server(loaded_url: str) -> None:
+    settings = Settings(
+        database_url=loaded_url, tile_url="http://{s}.tiles.example.org/{z}/{x}/{y}.png"
+    )
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/")
+    policy = response.headers["content-security-policy"]
+    assert "img-src 'self' data: https: http://*.tiles.example.org;" in policy
+    assert "http://{s}.tiles.example.org/{z}/{x}/{y}.png" in response.text
+    with TestClient(create_app(Settings(database_url=loaded_url, tile_url=""))) as client:
+        html = client.get("/").text
+    assert "tileLayer" not in html  # no basemap: zones and outline only
+    assert "Zona CEAS" in html  # the zones tooltip
+
+
+# --- planners' sign-in ---------------------------------------------------------------------------
+
+
+def token(url: str, role: str, entity_id: str | None = None) -> str:
+    with Store.open(url) as store:
+        return issue_token(store, role=role, entity_id=entity_id).secret
+
+
+def test_planner_map_asks_for_a_token(client: TestClient) -> None:
+    response = client.get("/planificacion")
+    assert response.status_code == 401
+    assert '<form method="post" action="/planificacion/sesion">' in response.text
+    assert "Cobertura" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("secret", "status", "message"),
+    [
+        ("", 401, "Escriba su token."),
+        ("cm_999_" + "a" * 43, 401, "Token no válido."),
+        ("<script>", 401, "Token mal formado"),
+    ],
+)
+def test_a_wrong_token_is_refused_with_a_message(
+    client: TestClient, secret: str, status: int, message: str
+) -> None:
+    response = client.post(
+        "/planificacion/sesion",
+        content=f"token={secret}",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+    assert response.status_code == status
+    assert message in response.text
+    assert "<script>" not in response.text.split("<body", 1)[1]
+    assert "set-cookie" not in response.headers
+
+
+def test_an_entity_token_does_not_open_the_planner_map(client: TestClient, loaded_url: str) -> None:
+    secret = token(loaded_url, "entity", "ent-1")
+    response = client.post("/planificacion/sesion", data={"token": secret}, follow_redirects=False)
+    assert response.status_code == 403
+    assert "hace falta uno de planificación" in response.text
+
+
+def test_a_planner_signs_in_sees_the_map_and_signs_out(client: TestClient, loaded_url: str) -> None:
+    secret = token(loaded_url, "planner")
+    response = client.post("/planificacion/sesion", data={"token": secret}, follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/planificacion"
+    cookie = response.headers["set-cookie"]
+    for attribute in ("HttpOnly", "Path=/planificacion", "SameSite=strict", "Max-Age=28800"):
+        assert attribute.lower() in cookie.lower()
+    page = client.get("/planificacion", params={"dia": "0", "hora": "15", "radio_m": "300"})
+    assert page.status_code == 200
+    assert page.headers["cache-control"] == "no-store"
+    for layer in (
+        "Zonas CEAS por cobertura", "Alcance de los desfibriladores",
+        "Huecos sin cobertura (ordenados)", "Desfibriladores", "Entidades del clúster",
+        "Cohousing / coliving", "Propuesta de nuevos desfibriladores",
+    ):  # fmt: skip
+        assert json.dumps(layer) in page.text  # in the layer control (folium escapes to ASCII)
+    options = page_data(page.text, "cm-options")
+    assert options["form"] | {"days": None} == {
+        "action": "/planificacion", "day": 0, "hour": 15, "radius_m": 300.0, "new": 10,
+        "days": None,
+    }  # fmt: skip
+    assert options["summary"]["when"].startswith("lunes ")
+    assert options["summary"]["when"].endswith(" 15:30")
+    assert options["summary"]["radius_m"] == 300
+    bad = client.get("/planificacion", params={"dia": "9"})
+    assert bad.status_code == 422 and bad.json()["problems"][0]["field"] == "dia"
+    client.post("/planificacion/salir", follow_redirects=False)
+    assert client.get("/planificacion").status_code == 401
+
+
+def test_a_revoked_token_closes_the_planner_map(client: TestClient, loaded_url: str) -> None:
+    secret = token(loaded_url, "planner")
+    client.post("/planificacion/sesion", data={"token": secret}, follow_redirects=False)
+    assert client.get("/planificacion").status_code == 200
+    with Store.open(loaded_url) as store:
+        store.revoke_token(int(secret.split("_")[1]), actor="test")
+    assert client.get("/planificacion").status_code == 401
+
+
+# --- the planner view's content ------------------------------------------------------------
+
+
+def test_planner_map_marks_entities_with_and_without_a_device(loaded_url: str) -> None:
+    """ent-1 holds dea-1 (its own, 24/7); ent-2 is ~1.3 km from any device."""
+    from geo.analysis import planner_view
+    from geo.inputs import load_inputs
+
+    inputs = load_inputs(Settings(database_url=loaded_url), from_files=False)
+    view = planner_view(
+        inputs, radius_m=300, at=None, new=2, reference_date=dt.date(2026, 11, 23),
+        detour_factor=1.3,
+    )  # fmt: skip
+    entities = view.entities.set_index("id")
+    assert bool(entities.loc["ent-1", "holds_device"]) and bool(entities.loc["ent-1", "covered"])
+    assert not entities.loc["ent-2", "holds_device"] and not entities.loc["ent-2", "covered"]
+    assert view.reach_m == pytest.approx(300 / 1.3)
+    # 24/7: the pharmacy (dea-3) does not count; the two 24/7 devices do.
+    assert dict(zip(view.devices["id"], view.devices["available"], strict=True)) == {
+        "dea-1": True, "dea-2": True, "dea-3": False,
+    }  # fmt: skip
+    assert list(view.siting.chosen["step"]) == [1, 2]
+
+
+# --- files to share --------------------------------------------------------------------------
+
+
+def run_cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CARDIOMAPA_DATABASE_URL": url, "CARDIOMAPA_TILE_URL": ""}
+    script = Path(sys.executable).parent / "cardiomapa"
+    return subprocess.run(
+        [str(script), *args], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+@pytest.mark.parametrize("kind", ["citizen", "planner"])
+def test_cli_writes_a_self_contained_map(loaded_url: str, tmp_path: Path, kind: str) -> None:
+    out = tmp_path / f"{kind}.html"
+    done = run_cli("map", "--kind", kind, "--out", str(out), url=loaded_url)
+    assert done.returncode == 0, done.stderr
+    assert f"Mapa ({kind}" in done.stdout and str(out) in done.stdout.replace("\n", "")
+    html = out.read_text(encoding="utf-8")
+    assert (
+        "/static/" not in html
+        and "<script src=" not in html
+        and '<link rel="stylesheet"' not in html
+    )
+    assert "L.markerClusterGroup" in html  # the vendored library, inlined
+    assert "url(data:image/png;base64," in html  # leaflet's images, inlined
+    if kind == "citizen":
+        assert page_data(html)["api_url"] is None  # lookups are done in the page
+        assert page_data(html, "cm-options")["data_url"] is None
+    else:
+        assert page_data(html, "cm-options")["form"]["action"] is None
+
+
+def test_cli_map_errors_name_the_option(loaded_url: str, tmp_path: Path) -> None:
+    done = run_cli("map", "--out", str(tmp_path / "no" / "such" / "x.html"), url=loaded_url)
+    assert done.returncode == 2 and "la carpeta de --out" in done.stderr
+    done = run_cli("map", "--out", str(tmp_path / "x.html"), "--at", "mañana", url=loaded_url)
+    assert done.returncode == 2 and "--at 'mañana' no es una fecha" in done.stderr
+    done = run_cli("map", "--kind", "tourist", "--out", str(tmp_path / "x.html"), url=loaded_url)
+    assert done.returncode == 2 and "--kind" in done.stderr
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_self_contained_refuses_a_page_it_cannot_complete() -> None:
+    with pytest.raises(ValueError, match="cannot inline"):
+        self_contained("<html><head></head><body></body></html>")
+
+
+def test_zones_are_context_in_any_crs(tiny_layers: Layers, city: CityProfile) -> None:
+    from geo.maps import Basemap, citizen_map
+
+    zones: gpd.GeoDataFrame = tiny_layers["ceas"].to_crs(city.metric_crs)
+    html = citizen_map(
+        DeviceFinder(tiny_layers["defibrillators"], city), zones=zones, at=MONDAY_3PM,
+        basemap=Basemap(None),
+    )  # fmt: skip
+    assert "Oeste" in html and "Este" in html
+    assert re.search(r"\[-4\.5\d+, 42\.0\d+\]", html), "zones drawn in lon/lat"
