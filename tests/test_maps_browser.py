@@ -1,0 +1,478 @@
+"""The maps in a real browser: Debian's Chromium, headless, driven by Playwright, against a real
+``cardiomapa serve`` holding the Palencia sample (on SpatiaLite and on PostGIS).
+
+Screenshots go to ``test-artifacts/`` at the project root (look at them after a run). Nothing
+leaves the machine: there is no basemap (``CARDIOMAPA_TILE_URL=""``) except in the test that
+serves its own tiles, and shared files are opened with every http(s) request blocked.
+"""
+
+from __future__ import annotations
+
+import http.server
+import math
+import os
+import struct
+import subprocess
+import sys
+import threading
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from conftest import BACKENDS, DATA_DIR, ROOT, PostgisServer
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    Request,
+    sync_playwright,
+)
+from servers import Server
+
+from geo.city import load_city_profile
+from geo.inputs import device_finder
+from geo.layers import Layers, read_layers
+from geo.store import Store
+from geo.tokens import issue_token
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-first-run",
+]  # fmt: skip
+ARTIFACTS = ROOT / "test-artifacts"
+#: A 24/7 public device of the sample (data/defibrillators.geojson), and a point 60 m north.
+HEALTH_CENTRE = {
+    "id": "dea-012",
+    "name": "DEA Centro de Salud La Puebla (exterior)",
+    "lon": -4.525959,
+    "lat": 42.006837,
+}
+NEAR = (42.006837 + 60 / 111_195, -4.525959)
+PLANNER_LAYERS = [
+    "Zonas CEAS por cobertura", "Alcance de los desfibriladores",
+    "Huecos sin cobertura (ordenados)", "Desfibriladores", "Entidades del clúster",
+    "Cohousing / coliving", "Propuesta de nuevos desfibriladores",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail("Chromium is not installed: run `make test` (scripts/install-browser.sh).")
+    # Playwright gives each launch its own temporary profile.
+    launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+    yield launched
+    launched.close()
+
+
+@dataclass
+class Site:
+    backend: str
+    db_url: str
+    base: str
+    planner_token: str
+    listed: int  # devices the citizen map lists (verified, active, fixed)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def site(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
+    """The sample loaded into a fresh database, served by a real ``cardiomapa serve``."""
+    folder = tmp_path_factory.mktemp(f"site-{request.param}")
+    postgis: PostgisServer | None = None
+    if request.param == "spatialite":
+        url = f"sqlite:///{folder / 'cardiomapa.sqlite'}"
+    else:
+        postgis = request.getfixturevalue("postgis_server")
+        url = postgis.create()
+    city = load_city_profile(DATA_DIR / "city.json")
+    with Store.open(url) as store:
+        store.load(read_layers(DATA_DIR, city))
+        secret = issue_token(store, role="planner", label="browser tests").secret
+        listed = len(device_finder(store, city))
+    server = Server(url, folder / "server.log", env={"CARDIOMAPA_TILE_URL": ""})
+    try:
+        yield Site(request.param, url, server.base, secret, listed)
+    finally:
+        server.stop()
+        if postgis is not None:
+            postgis.drop(url)
+
+
+@dataclass
+class Watched:
+    """A page and everything that went wrong in it."""
+
+    page: Page
+    problems: list[str] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.problems.clear()
+
+
+def open_page(
+    browser: Browser, *, width: int = 1280, height: int = 800, **options: object
+) -> Watched:
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, locale="es-ES", **options
+    )  # type: ignore[arg-type]
+    page = context.new_page()
+    watched = Watched(page)
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            watched.problems.append(f"console: {message.text}")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: watched.problems.append(f"page error: {error}"))
+    page.on("requestfailed", lambda request: on_failed(watched, request))
+    return watched
+
+
+def on_failed(watched: Watched, request: Request) -> None:
+    # Leaflet cancels the tiles of a zoom level it leaves: an abort is not a failure.
+    if request.failure != "net::ERR_ABORTED":
+        watched.problems.append(f"request failed: {request.url} ({request.failure})")
+
+
+def wait_ready(page: Page) -> None:
+    # wait_for_function would evaluate a string in the page, which its CSP forbids (no eval).
+    page.wait_for_selector("body[data-cm-ready]", state="attached", timeout=30_000)
+
+
+def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name))
+
+
+def set_view(page: Page, lat: float, lon: float, zoom: int) -> None:
+    page.evaluate(
+        "([lat, lon, zoom]) => cardiomapa.map.setView([lat, lon], zoom, {animate: false})",
+        [lat, lon, zoom],
+    )
+    page.wait_for_timeout(400)  # clusters re-form after the move
+
+
+def shown_devices(page: Page) -> int:
+    """Devices drawn in view: single markers plus the counts on cluster icons."""
+    return int(
+        page.evaluate(
+            """() => document.querySelectorAll('.leaflet-marker-icon.cm-device').length +
+            [...document.querySelectorAll('.cm-cluster span')]
+                .reduce((n, s) => n + Number(s.textContent), 0)"""
+        )
+    )
+
+
+def legend_counts(page: Page) -> list[int]:
+    texts = page.locator("#cm-legend .cm-count").all_inner_texts()
+    return [int(text.strip("()")) for text in texts]
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    x = math.radians(lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2))
+    return math.hypot(x, math.radians(lat2 - lat1)) * 6_371_000
+
+
+# --- citizens ---------------------------------------------------------------------------------
+
+
+def test_citizen_map_loads_clean_with_every_device(site: Site, browser: Browser) -> None:
+    watched = open_page(browser)
+    page = watched.page
+    page.goto(site.base + "/")
+    wait_ready(page)
+    assert page.title() == "Desfibriladores de Palencia"
+    assert int(page.locator("body").get_attribute("data-cm-ready") or 0) == site.listed
+    assert sum(legend_counts(page)) == site.listed
+    screenshot(page, f"citizen-map-{site.backend}.png")
+    page.click(".leaflet-control-zoom-out")
+    page.click(".leaflet-control-zoom-out")
+    page.wait_for_timeout(800)
+    assert shown_devices(page) == site.listed  # every device, in a cluster or on its own
+    assert page.locator(".cm-cluster").count() >= 1  # grouped at this zoom
+    assert watched.problems == []
+
+
+def test_nearest_lookup_from_a_click_lists_the_right_device_first(
+    site: Site, browser: Browser
+) -> None:
+    with Store.open(site.db_url) as store:
+        devices = store.read_layer("defibrillators")
+    others = devices[devices["id"] != HEALTH_CENTRE["id"]]
+    nearest_other = min(
+        distance_m(*NEAR, lat, lon)
+        for lon, lat in zip(others.geometry.x, others.geometry.y, strict=True)
+    )
+    assert nearest_other > 100  # so the answer does not depend on the time of day
+
+    watched = open_page(browser)
+    page = watched.page
+    page.goto(site.base + "/")
+    wait_ready(page)
+    set_view(page, *NEAR, 16)
+    point = page.evaluate(
+        "([lat, lon]) => cardiomapa.map.latLngToContainerPoint([lat, lon])", list(NEAR)
+    )
+    box = page.locator(".folium-map").bounding_box()
+    assert box is not None
+    x, y = box["x"] + point["x"], box["y"] + point["y"]
+    under = page.evaluate(
+        "([x, y]) => !document.elementFromPoint(x, y).closest('.leaflet-marker-icon, #cm-panel')",
+        [x, y],
+    )
+    assert under, "the point to click is covered by a marker or the panel"
+    with page.expect_request("**/api/nearest?**") as asked:
+        page.mouse.click(x, y)  # a real click on the map
+    query = dict(part.split("=") for part in asked.value.url.split("?", 1)[1].split("&"))
+    assert float(query["lat"]) == pytest.approx(NEAR[0], abs=2e-5)
+    assert float(query["lon"]) == pytest.approx(NEAR[1], abs=2e-5)
+    first = page.locator("#cm-results li").first
+    first.wait_for()
+    assert first.get_attribute("data-device-id") == HEALTH_CENTRE["id"]
+    text = first.inner_text()
+    assert HEALTH_CENTRE["name"] in text and "Disponible ahora" in text
+    assert "m · 1 min a pie" in text  # ~60 m × 1.3 detour
+    directions = first.locator("a").get_attribute("href") or ""
+    assert directions.startswith(
+        "https://www.openstreetmap.org/directions?engine=fossgis_osrm_foot"
+    )
+    assert page.locator("path.leaflet-interactive[stroke-dasharray='8 8']").count() == 1  # the line
+    assert page.locator("#cm-status").inner_text().startswith(("Los 3", "El desfibrilador"))
+    screenshot(page, f"citizen-nearest-{site.backend}.png")
+    assert watched.problems == []
+
+
+def test_clicking_a_device_opens_its_popup(site: Site, browser: Browser) -> None:
+    watched = open_page(browser)
+    page = watched.page
+    page.goto(site.base + "/")
+    wait_ready(page)
+    set_view(page, HEALTH_CENTRE["lat"], HEALTH_CENTRE["lon"], 18)  # no clustering at 18
+    page.locator(f".cm-device[title='{HEALTH_CENTRE['name']}']").click()
+    popup = page.locator(".cm-popup")
+    popup.wait_for()
+    assert popup.get_attribute("data-device-id") == HEALTH_CENTRE["id"]
+    text = popup.inner_text()
+    for expected in (
+        HEALTH_CENTRE["name"],
+        "Disponible ahora · abierto las 24 horas",
+        "cabina exterior junto a la entrada — Av. Modesto Lafuente 2",
+        "esta semana: abierto las 24 horas, todos los días",
+        "uso público",
+        "en el exterior",
+        "15/09/2026",
+        "979 000 112",
+        "Avisar de un problema",
+    ):
+        assert expected in text, f"{expected!r} missing from the popup:\n{text}"
+    page.wait_for_timeout(300)
+    screenshot(page, f"citizen-popup-{site.backend}.png")
+    assert watched.problems == []
+
+
+def test_a_citizen_reports_a_problem_from_the_popup(site: Site, browser: Browser) -> None:
+    watched = open_page(browser)
+    page = watched.page
+    page.goto(site.base + "/")
+    wait_ready(page)
+    set_view(page, HEALTH_CENTRE["lat"], HEALTH_CENTRE["lon"], 18)
+    page.locator(f".cm-device[title='{HEALTH_CENTRE['name']}']").click()
+    page.click(".cm-report-open")
+    page.select_option("#cm-report-kind", "broken")
+    page.fill("#cm-report-message", "La luz de estado parpadea en rojo.")
+    page.click("#cm-report-send")
+    result = page.locator("#cm-report-result")
+    result.filter(has_text="Gracias").wait_for()
+    assert "El equipo municipal lo revisará" in result.inner_text()
+    with Store.open(site.db_url) as store:
+        reports, _count = store.reports(device_id=HEALTH_CENTRE["id"], limit=10, offset=0)
+    assert [(r["kind"], r["message"]) for r in reports][-1] == (
+        "broken", "La luz de estado parpadea en rojo.",
+    )  # fmt: skip
+    assert watched.problems == []
+
+
+def test_a_point_outside_the_municipality_gets_a_clear_message(
+    site: Site, browser: Browser
+) -> None:
+    watched = open_page(browser)
+    page = watched.page
+    page.goto(site.base + "/")
+    wait_ready(page)
+    page.evaluate("cardiomapa.lookup(43.0, -4.53)")
+    status = page.locator("#cm-status")
+    status.filter(has_text="fuera del término municipal de Palencia").wait_for()
+    assert page.locator("#cm-results li").count() == 0
+    # The API answered 422, which the browser logs; nothing else went wrong.
+    assert [p for p in watched.problems if "422" not in p] == []
+
+
+def test_citizen_map_on_a_phone(site: Site, browser: Browser) -> None:
+    watched = open_page(browser, width=390, height=844, is_mobile=True, has_touch=True)
+    page = watched.page
+    page.goto(site.base + "/")
+    wait_ready(page)
+    panel = page.locator("#cm-panel").bounding_box()
+    assert panel is not None
+    assert panel["y"] > 844 / 2 and panel["width"] == pytest.approx(390, abs=2)  # a bottom sheet
+    screenshot(page, f"citizen-phone-{site.backend}.png")
+    assert watched.problems == []
+
+
+# --- planners ---------------------------------------------------------------------------------
+
+
+def sign_in(page: Page, site: Site) -> None:
+    page.goto(site.base + "/planificacion")
+    page.fill("#token", site.planner_token)
+    page.click("button[type=submit]")
+    wait_ready(page)
+
+
+def test_planner_map_shows_every_layer_and_recomputes(site: Site, browser: Browser) -> None:
+    watched = open_page(browser)
+    page = watched.page
+    sign_in(page, site)
+    watched.problems[:] = [p for p in watched.problems if "401" not in p]  # the sign-in form
+    labels = [
+        label.strip()
+        for label in page.locator(".leaflet-control-layers-overlays label").all_inner_texts()
+    ]
+    assert labels == PLANNER_LAYERS
+    assert page.locator(".leaflet-control-scale").count() == 1
+    assert page.locator("#cm-legend").inner_text().startswith("Cobertura de la zona")
+    assert page.locator(".cm-badge.cm-proposal").count() == 10  # numbered, in greedy order
+    assert page.locator(".cm-badge.cm-proposal").first.inner_text() == "1"
+    screenshot(page, f"planner-map-{site.backend}.png")
+    page.select_option("#cm-day", "1")
+    page.select_option("#cm-hour", "12")
+    page.fill("#cm-radius", "300")
+    page.fill("#cm-new", "5")
+    page.click("#cm-selector button[type=submit]")
+    page.wait_for_url("**/planificacion?dia=1&hora=12&radio_m=300&nuevos=5")
+    wait_ready(page)
+    summary = page.locator("#cm-summary").inner_text()
+    assert summary.startswith("martes ") and "12:30, radio 300 m" in summary
+    assert page.locator(".cm-badge.cm-proposal").count() == 5
+    screenshot(page, f"planner-map-tuesday-{site.backend}.png")
+    assert watched.problems == []
+
+
+# --- shared files and basemaps ----------------------------------------------------------------
+
+
+def make_map(site: Site, kind: str, out: Path) -> None:
+    env = {**os.environ, "CARDIOMAPA_DATABASE_URL": site.db_url, "CARDIOMAPA_TILE_URL": ""}
+    script = Path(sys.executable).parent / "cardiomapa"
+    done = subprocess.run(
+        [str(script), "map", "--kind", kind, "--out", str(out)],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_shared_citizen_file_works_offline(site: Site, browser: Browser, tmp_path: Path) -> None:
+    out = tmp_path / "mapa.html"
+    make_map(site, "citizen", out)
+    watched = open_page(browser)
+    page = watched.page
+    outside: list[str] = []
+    page.route("http*://**", lambda route: (outside.append(route.request.url), route.abort()))
+    page.goto(out.as_uri())
+    wait_ready(page)
+    assert sum(legend_counts(page)) == site.listed
+    page.evaluate("([lat, lon]) => cardiomapa.lookup(lat, lon)", list(NEAR))
+    first = page.locator("#cm-results li").first
+    first.wait_for()
+    assert first.get_attribute("data-device-id") == HEALTH_CENTRE["id"]  # computed in the page
+    set_view(page, HEALTH_CENTRE["lat"], HEALTH_CENTRE["lon"], 18)
+    page.locator(f".cm-device[title='{HEALTH_CENTRE['name']}']").click()
+    assert "use el mapa en línea" in page.locator(".cm-popup").inner_text()
+    assert page.locator(".cm-report-open").count() == 0  # no server to report to
+    assert outside == [] and watched.problems == []
+
+
+def test_a_shared_planner_file_works_offline(site: Site, browser: Browser, tmp_path: Path) -> None:
+    out = tmp_path / "planificacion.html"
+    make_map(site, "planner", out)
+    watched = open_page(browser)
+    page = watched.page
+    outside: list[str] = []
+    page.route("http*://**", lambda route: (outside.append(route.request.url), route.abort()))
+    page.goto(out.as_uri())
+    wait_ready(page)
+    labels = [
+        label.strip()
+        for label in page.locator(".leaflet-control-layers-overlays label").all_inner_texts()
+    ]
+    assert labels == PLANNER_LAYERS
+    assert page.locator("#cm-day").is_disabled()  # fixed parameters, said in the panel
+    assert "Mapa exportado" in page.locator("#cm-panel").inner_text()
+    assert outside == [] and watched.problems == []
+
+
+def _png_1x1() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)  # 1×1, 8-bit RGB
+    pixels = zlib.compress(b"\x00\xdd\xe6\xee")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+class _Tiles(http.server.BaseHTTPRequestHandler):
+    """A tile server that answers every /z/x/y.png with a 1×1 PNG and remembers what it served."""
+
+    PNG = _png_1x1()
+    served: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        type(self).served.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(len(self.PNG)))
+        self.end_headers()
+        self.wfile.write(self.PNG)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+def test_basemap_tiles_come_from_the_configured_server(
+    browser: Browser, tmp_path: Path, tiny_layers: Layers
+) -> None:
+    url = f"sqlite:///{tmp_path / 'tiles.sqlite'}"  # the database plays no part here
+    with Store.open(url) as store:
+        store.load(tiny_layers)
+    tiles = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Tiles)
+    threading.Thread(target=tiles.serve_forever, daemon=True).start()
+    tile_url = f"http://127.0.0.1:{tiles.server_address[1]}/{{z}}/{{x}}/{{y}}.png"
+    server = Server(url, tmp_path / "server.log", env={"CARDIOMAPA_TILE_URL": tile_url})
+    try:
+        watched = open_page(browser)
+        page = watched.page
+        page.goto(server.base + "/")
+        wait_ready(page)
+        page.locator(".leaflet-tile-loaded").first.wait_for()
+        assert any(path.endswith(".png") and path.count("/") == 3 for path in _Tiles.served)
+        assert watched.problems == []  # the CSP lets the configured tile server in
+    finally:
+        server.stop()
+        tiles.shutdown()
