@@ -172,20 +172,12 @@ def citizen_map(
     """
     city = finder.city
     title = f"Desfibriladores de {city.name}"
-    fmap = _base_map(city, basemap, static_url, title, extent=zones)
+    fmap, bounds = _base_map(city, basemap, static_url, title, extent=zones)
     _context_layers(fmap, city, zones)
     data = citizen_data(finder, at=at, api_url=api_url)
-    page = _Page(
-        "citizen",
-        fmap,
-        {
-            "title": title,
-            "notice": notice,
-            "data_url": f"{api_url}/map/devices" if api_url else None,
-        },
-        data,
-    )
-    fmap.add_child(page)
+    data_url = f"{api_url}/map/devices" if api_url else None
+    options = {"title": title, "notice": notice, "data_url": data_url, "bounds": bounds}
+    fmap.add_child(_Page("citizen", fmap, options, data))
     return _html(fmap)
 
 
@@ -218,7 +210,7 @@ def planner_map(
 ) -> str:
     """The planners' map: coverage by CEAS zone, device reach, gaps, sites and a proposal."""
     title = f"Cobertura de desfibriladores — {city.name}"
-    fmap = _base_map(city, basemap, static_url, title, extent=view.coverage.layer)
+    fmap, bounds = _base_map(city, basemap, static_url, title, extent=view.coverage.layer)
     _outline(fmap, city)
     _zones_layer(fmap, view)
     _reach_layer(fmap, view)
@@ -245,6 +237,7 @@ def planner_map(
     options = {
         "title": title,
         "notice": notice,
+        "bounds": bounds,
         "summary": summary,
         "form": {
             "action": form.action,
@@ -527,9 +520,9 @@ def _base_map(
     title: str,
     *,
     extent: gpd.GeoDataFrame | None = None,
-) -> folium.Map:
-    """A map with the vendored assets, the basemap (if any), fitted to ``extent`` (the CEAS
-    zones: where people live) or else to the municipality."""
+) -> tuple[folium.Map, list[list[float]]]:
+    """A map with the vendored assets and the basemap (if any), and the bounds to fit: those of
+    ``extent`` (the CEAS zones: where people live) or else of the municipality."""
     area = city.boundary
     if extent is not None and len(extent):
         area = extent.to_crs(WGS84).union_all()
@@ -555,13 +548,15 @@ def _base_map(
             max_zoom=basemap.max_zoom,
             max_native_zoom=min(basemap.max_zoom, 19),
         ).add_to(fmap)
-    fmap.fit_bounds([[miny, minx], [maxy, maxx]])
+    # Not folium's fit_bounds: with a centre and zoom given, Leaflet animates it, and a view set
+    # while that animation runs (a lookup right after loading) is undone when it ends.
+    # cardiomapa.js fits these bounds at once, unanimated.
     root = fmap.get_root()
     assert isinstance(root, Figure)
     root.header.add_child(Element(f"<title>{escape(title)}</title>"), name="title")
     icon = f'<link rel="icon" href="{static_url}/{FAVICON}" type="image/svg+xml"/>'
     root.header.add_child(Element(icon), name="favicon")
-    return fmap
+    return fmap, [[miny, minx], [maxy, maxx]]
 
 
 def _outline(fmap: folium.Map, city: CityProfile) -> None:

@@ -58,6 +58,7 @@
   /* ---------------------------------------------------------------- citizens' map */
 
   cardiomapa.citizen = function (map, options, initialData) {
+    map.fitBounds(options.bounds, { animate: false });
     let data = initialData;
     let rows = [];
     const markers = new Map(); // id -> marker
@@ -463,6 +464,7 @@
   /* ---------------------------------------------------------------- planners' map */
 
   cardiomapa.planner = function (map, options) {
+    map.fitBounds(options.bounds, { animate: false });
     const s = options.summary;
     const pct = (share) => `${Math.round(share * 100)} %`;
     const num = (n) => n.toLocaleString("es-ES");
