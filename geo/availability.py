@@ -272,6 +272,15 @@ def slice_label(slot: int) -> str:
     return f"{WEEKDAY_NAMES[day]} {hour:02d}:00–{(hour + 1) % 24:02d}:00"
 
 
+def _checked(text: str, timezone: str, country: str | None) -> opening_hours.OpeningHours:
+    """``text`` parsed, or a ``ValueError`` that quotes it."""
+    try:
+        return _parse(text, timezone, country)
+    except _PARSER_ERROR as exc:
+        msg = f"horario no interpretable: {text!r}"
+        raise ValueError(msg) from exc
+
+
 def open_state(
     text: str, at: dt.datetime, *, timezone: str, country: str | None = "ES"
 ) -> tuple[bool, dt.datetime | None]:
@@ -284,11 +293,7 @@ def open_state(
     ValueError
         ``text`` is not valid opening_hours syntax.
     """
-    try:
-        hours = _parse(text, timezone, country)
-    except _PARSER_ERROR as exc:
-        msg = f"horario no interpretable: {text!r}"
-        raise ValueError(msg) from exc
+    hours = _checked(text, timezone, country)
     instant = local_instant(at, timezone)
     change = hours.next_change(instant)
     return hours.is_open(instant), change
@@ -306,11 +311,7 @@ def week_in_words(text: str, *, week_of: dt.date, timezone: str, country: str | 
     ValueError
         ``text`` is not valid opening_hours syntax.
     """
-    try:
-        hours = _parse(text, timezone, country)
-    except _PARSER_ERROR as exc:
-        msg = f"horario no interpretable: {text!r}"
-        raise ValueError(msg) from exc
+    hours = _checked(text, timezone, country)
     start = week_start_of(week_of, timezone)
     if _always_open(hours, start):
         return "abierto las 24 horas, todos los días"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import math
 import re
 from dataclasses import dataclass
 from html import escape
@@ -298,6 +299,11 @@ def _int(value: float) -> str:
     return f"{int(value):,}".replace(",", ".")
 
 
+def _metres(distance: float, *, none: str) -> str:
+    """``"a 1.250 m"``; ``none`` when there is no distance (NaN: nothing in reach)."""
+    return none if math.isnan(distance) else f"a {_int(round(distance))} m"
+
+
 def _zones_layer(fmap: folium.Map, view: PlannerView) -> None:
     zones = view.coverage.layer.to_crs(WGS84)
     frame = gpd.GeoDataFrame(
@@ -357,7 +363,7 @@ def _gaps_layer(fmap: folium.Map, view: PlannerView) -> None:
             "Residentes sin cobertura": areas["residents"].map(_int),
             "de ellos 65+": areas["residents_65_plus"].map(_int),
             "Desfibrilador más cercano": areas["nearest_distance_m"].map(
-                lambda d: "ninguno" if d != d else f"a {d:,.0f} m".replace(",", ".")
+                lambda d: _metres(d, none="ninguno")
             ),
         },
         geometry=areas.geometry,
@@ -434,9 +440,7 @@ def _sites_layer(fmap: folium.Map, sites: gpd.GeoDataFrame, name: str, *, kind: 
         status = sites["covered"].map({True: "con uno a su alcance", False: "sin uno a su alcance"})
         colour = sites["covered"].map({True: "#8073ac", False: "#e08214"})
         label = "Cohousing / coliving"
-    nearest = sites["distance_m"].map(
-        lambda d: "ninguno disponible" if d != d else f"a {d:,.0f} m".replace(",", ".")
-    )
+    nearest = sites["distance_m"].map(lambda d: _metres(d, none="ninguno disponible"))
     frame = gpd.GeoDataFrame(
         {label: sites["name"], "Desfibrilador": status, "El más cercano": nearest,
          "colour": colour.astype(str) if len(sites) else colour},

@@ -259,13 +259,19 @@ def test_nearest_lookup_from_a_click_lists_the_right_device_first(
     assert watched.problems == []
 
 
+def open_health_centre_popup(page: Page, url: str) -> None:
+    """Open the map, zoom in on the health centre's device (no clustering at 18), click it."""
+    page.goto(url)
+    wait_ready(page)
+    set_view(page, HEALTH_CENTRE["lat"], HEALTH_CENTRE["lon"], 18)
+    page.locator(f".cm-device[title='{HEALTH_CENTRE['name']}']").click()
+    page.locator(".cm-popup").wait_for()
+
+
 def test_clicking_a_device_opens_its_popup(site: Site, browser: Browser) -> None:
     watched = open_page(browser)
     page = watched.page
-    page.goto(site.base + "/")
-    wait_ready(page)
-    set_view(page, HEALTH_CENTRE["lat"], HEALTH_CENTRE["lon"], 18)  # no clustering at 18
-    page.locator(f".cm-device[title='{HEALTH_CENTRE['name']}']").click()
+    open_health_centre_popup(page, site.base + "/")
     popup = page.locator(".cm-popup")
     popup.wait_for()
     assert popup.get_attribute("data-device-id") == HEALTH_CENTRE["id"]
@@ -290,10 +296,7 @@ def test_clicking_a_device_opens_its_popup(site: Site, browser: Browser) -> None
 def test_a_citizen_reports_a_problem_from_the_popup(site: Site, browser: Browser) -> None:
     watched = open_page(browser)
     page = watched.page
-    page.goto(site.base + "/")
-    wait_ready(page)
-    set_view(page, HEALTH_CENTRE["lat"], HEALTH_CENTRE["lon"], 18)
-    page.locator(f".cm-device[title='{HEALTH_CENTRE['name']}']").click()
+    open_health_centre_popup(page, site.base + "/")
     page.click(".cm-report-open")
     page.select_option("#cm-report-kind", "broken")
     page.fill("#cm-report-message", "La luz de estado parpadea en rojo.")
