@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from shapely.geometry import mapping
 
@@ -56,7 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
             "mantenimiento, cobertura, huecos y propuestas. Errores: {code, message, problems}."
         ),
         lifespan=lifespan,
-        docs_url=None,  # Swagger UI loads from a CDN; the spec is at /openapi.json
+        docs_url=None,  # served below with the vendored Swagger UI (FastAPI's loads from a CDN)
         redoc_url=None,
     )
     app.state.city = city
@@ -94,6 +96,17 @@ def create_app(settings: Settings) -> FastAPI:
             ),
             layers=layers,
             notice=data_notice(layer.sources for layer in layers),
+        )
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"cardiomapa — API de {city.name}",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+            swagger_ui_parameters={"validatorUrl": None},  # no badge from validator.swagger.io
         )
 
     @app.get("/api/health", summary="El servidor responde (sin tocar la base de datos)")

@@ -12,14 +12,20 @@ cp "$static/package.json" "$work/"
 cp "$work/package-lock.json" "$static/"
 vendor="$static/vendor"
 rm -rf "$vendor"
-mkdir -p "$vendor/leaflet/images" "$vendor/leaflet.markercluster"
+mkdir -p "$vendor/leaflet/images" "$vendor/leaflet.markercluster" "$vendor/swagger-ui"
 leaflet="$work/node_modules/leaflet"
 cp "$leaflet/dist/leaflet.js" "$leaflet/dist/leaflet.css" "$leaflet/LICENSE" "$vendor/leaflet/"
 cp "$leaflet"/dist/images/*.png "$vendor/leaflet/images/"
 cluster="$work/node_modules/leaflet.markercluster"
 cp "$cluster/dist/leaflet.markercluster.js" "$cluster/dist/MarkerCluster.css" \
   "$cluster/dist/MarkerCluster.Default.css" "$cluster/MIT-LICENCE.txt" "$vendor/leaflet.markercluster/"
+swagger="$work/node_modules/swagger-ui-dist"
+cp "$swagger/swagger-ui-bundle.js" "$swagger/swagger-ui.css" "$swagger/LICENSE" "$swagger/NOTICE" \
+  "$vendor/swagger-ui/"
 # Drop the source-map comments: the maps are not vendored, and a missing map is a console error.
-sed -i '/^\/\/# sourceMappingURL=/d' "$vendor/leaflet/leaflet.js" "$vendor/leaflet.markercluster/leaflet.markercluster.js"
+for file in "$vendor/leaflet/leaflet.js" "$vendor/leaflet.markercluster/leaflet.markercluster.js" \
+  "$vendor/swagger-ui/swagger-ui-bundle.js" "$vendor/swagger-ui/swagger-ui.css"; do
+  sed -i -e 's|//# sourceMappingURL=[^ ]*$||' -e 's|/\*# sourceMappingURL=[^ ]*\*/||' "$file"
+done
 echo "Vendored into $vendor:"
 (cd "$vendor" && find . -type f | sort)

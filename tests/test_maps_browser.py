@@ -378,6 +378,18 @@ def test_planner_map_shows_every_layer_and_recomputes(site: Site, browser: Brows
     assert watched.problems == []
 
 
+def test_api_docs_page_is_served_locally(site: Site, browser: Browser) -> None:
+    watched = open_page(browser)
+    page = watched.page
+    outside: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith(site.base) else outside.append(r.url))
+    page.goto(site.base + "/docs")
+    page.locator(".opblock").first.wait_for()
+    assert page.title() == "cardiomapa — API de Palencia"
+    assert page.locator(".opblock").count() > 20  # every operation of /openapi.json
+    assert outside == [] and watched.problems == []
+
+
 # --- shared files and basemaps ----------------------------------------------------------------
 
 
