@@ -11,7 +11,7 @@ UV := python3 -m uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install run test lint sample system-deps postgres browser clean bench-api
+.PHONY: install run test lint sample system-deps postgres browser clean bench-api bench-maps
 
 install: system-deps $(VENV)/.installed  ## set-up only (idempotent)
 
@@ -43,6 +43,9 @@ lint: install
 
 bench-api: install postgres  ## load test of /api/nearest against /api/health (bench/README.md)
 	$(BIN)/python bench/api.py $(BENCH_ARGS)
+
+bench-maps: install postgres browser  ## citizen map load in headless Chromium vs folium (bench/README.md)
+	$(BIN)/python bench/maps.py $(BENCH_ARGS)
 
 sample: install  ## regenerate the synthetic sample layers in data/
 	$(BIN)/python scripts/generate_sample.py
