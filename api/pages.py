@@ -10,6 +10,7 @@ SameSite=Strict cookie limited to ``/planificacion``.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from collections.abc import Callable
 from html import escape
@@ -32,6 +33,7 @@ from geo.store import Store
 from geo.tokens import Principal, authenticate
 
 router = APIRouter()
+logger = logging.getLogger(__name__)
 COOKIE = "cardiomapa_token"
 COOKIE_PATH = "/planificacion"
 SESSION_S = 8 * 3600
@@ -39,19 +41,45 @@ PLANNER_ROLES = ("planner", "admin")
 
 
 class PageCache:
-    """The last rendered page and what it was rendered from (one per process)."""
+    """The last rendered page and what it was rendered from (one per process).
+
+    When the key changes (a new minute, new data) the page is rendered again in the background
+    while callers keep getting the previous one, so no visitor waits for a render (about 1 s with
+    50,000 devices): the page reloads its device states itself when they change (``refresh_at``).
+    Only the very first page is rendered while its caller waits.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._key: tuple[Any, ...] | None = None
-        self._html = ""
+        self._html: str | None = None
+        self._rendering = False
 
     def get(self, key: tuple[Any, ...], render: Callable[[], str]) -> str:
         with self._lock:
-            if key != self._key:
-                self._html = render()
-                self._key = key
+            if self._html is not None:
+                if key != self._key and not self._rendering:
+                    self._rendering = True
+                    threading.Thread(
+                        target=self._refresh, args=(key, render), name="page-render", daemon=True
+                    ).start()
+                return self._html
+        html = render()  # the first page: nothing to serve meanwhile
+        with self._lock:
+            if self._html is None:
+                self._key, self._html = key, html
             return self._html
+
+    def _refresh(self, key: tuple[Any, ...], render: Callable[[], str]) -> None:
+        try:
+            html = render()
+            with self._lock:
+                self._key, self._html = key, html
+        except Exception:  # a thread's last stop: keep the last good page; the next request retries
+            logger.exception("no se pudo volver a dibujar el mapa ciudadano")
+        finally:
+            with self._lock:
+                self._rendering = False
 
 
 async def _finder(finders: Any) -> DeviceFinder:

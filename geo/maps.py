@@ -178,8 +178,9 @@ def citizen_map(
     data = citizen_data(finder, at=at, api_url=api_url)
     data_url = f"{api_url}/map/devices" if api_url else None
     options = {"title": title, "notice": notice, "data_url": data_url, "bounds": bounds}
-    fmap.add_child(_Page("citizen", fmap, options, data))
-    return _html(fmap)
+    page = _Page("citizen", fmap, options, data)
+    fmap.add_child(page)
+    return _html(fmap, page)
 
 
 # --- the planners' map -----------------------------------------------------------------------
@@ -250,8 +251,9 @@ def planner_map(
         },
         "legend": _PLANNER_LEGEND,
     }
-    fmap.add_child(_Page("planner", fmap, options, None))
-    return _html(fmap)
+    page = _Page("planner", fmap, options, None)
+    fmap.add_child(page)
+    return _html(fmap, page)
 
 
 def _when_text(at: dt.datetime | None) -> str:
@@ -319,7 +321,7 @@ def _zones_layer(fmap: folium.Map, view: PlannerView) -> None:
         crs=WGS84,
     )
     folium.GeoJson(
-        frame,
+        _inert_frame(frame),
         name="Zonas CEAS por cobertura",
         style_function=lambda f: {
             "fillColor": f["properties"]["colour"],
@@ -407,7 +409,7 @@ def _devices_layer(fmap: folium.Map, view: PlannerView) -> None:
         crs=WGS84,
     )
     folium.GeoJson(
-        frame,
+        _inert_frame(frame),
         name="Desfibriladores",
         marker=folium.CircleMarker(radius=6, weight=2, fill_opacity=0.9),
         style_function=lambda f: {
@@ -451,7 +453,7 @@ def _sites_layer(fmap: folium.Map, sites: gpd.GeoDataFrame, name: str, *, kind: 
         folium.FeatureGroup(name=name).add_to(fmap)
         return
     folium.GeoJson(
-        frame,
+        _inert_frame(frame),
         name=name,
         marker=folium.CircleMarker(radius=7 if kind == "entity" else 5),
         style_function=lambda f: {
@@ -480,7 +482,8 @@ def _proposal_layer(fmap: folium.Map, view: PlannerView) -> None:
                 html=f'<span class="cm-badge cm-proposal">{site["step"]}</span>',
                 icon_size=(26, 26), icon_anchor=(13, 13),
             ),
-            tooltip=text,  # no folium.Popup: its template needs jQuery, which pages do not load
+            # No folium.Popup: its template needs jQuery, which the pages do not load.
+            tooltip=_inert(text),
         ).add_to(group)  # fmt: skip
     group.add_to(fmap)
 
@@ -557,7 +560,7 @@ def _base_map(
     # cardiomapa.js fits these bounds at once, unanimated.
     root = fmap.get_root()
     assert isinstance(root, Figure)
-    root.header.add_child(Element(f"<title>{escape(title)}</title>"), name="title")
+    root.header.add_child(Element(f"<title>{_inert(escape(title))}</title>"), name="title")
     icon = f'<link rel="icon" href="{static_url}/{FAVICON}" type="image/svg+xml"/>'
     root.header.add_child(Element(icon), name="favicon")
     return fmap, [[miny, minx], [maxy, maxx]]
@@ -582,7 +585,7 @@ def _context_layers(fmap: folium.Map, city: CityProfile, zones: gpd.GeoDataFrame
     _outline(fmap, city)
     frame = zones[["name", "geometry"]].to_crs(WGS84).rename(columns={"name": "Zona CEAS"})
     folium.GeoJson(
-        frame,
+        _inert_frame(frame),
         name="Zonas CEAS",
         style_function=lambda _f: {
             "color": "#6a51a3",
@@ -596,21 +599,23 @@ def _context_layers(fmap: folium.Map, city: CityProfile, zones: gpd.GeoDataFrame
 
 
 class _Page(MacroElement):
-    """Hands the map, its options and its data to ``cardiomapa.js`` (``citizen`` / ``planner``)."""
+    """Hands the map, its options and its data to ``cardiomapa.js`` (``citizen`` / ``planner``).
+
+    The JSON goes into the page only after folium has rendered it (:func:`_html`): branca compiles
+    every rendered fragment again as a Jinja template, so text such as ``{{ … }}`` in a device's
+    name would otherwise be evaluated on the server.
+    """
 
     _template = Template(
         """
         {% macro html(this, kwargs) %}
-        <script type="application/json" id="cm-options">{{ this.options_json }}</script>
-        {% if this.data_json %}
-        <script type="application/json" id="cm-data">{{ this.data_json }}</script>
-        {% endif %}
+        <script type="application/json" id="cm-options">{{ this.token("options") }}</script>
+        <script type="application/json" id="cm-data">{{ this.token("data") }}</script>
         {% endmacro %}
         {% macro script(this, kwargs) %}
         cardiomapa.{{ this.kind }}({{ this.map_name }},
             JSON.parse(document.getElementById("cm-options").textContent),
-            {% if this.data_json %}JSON.parse(document.getElementById("cm-data").textContent)
-            {% else %}null{% endif %});
+            JSON.parse(document.getElementById("cm-data").textContent));
         {% endmacro %}
         """
     )
@@ -622,8 +627,10 @@ class _Page(MacroElement):
         self._name = "CardiomapaPage"
         self.kind = kind
         self.map_name = fmap.get_name()
-        self.options_json = _script_json(options)
-        self.data_json = _script_json(data) if data is not None else ""
+        self.documents = {"options": _script_json(options), "data": _script_json(data)}
+
+    def token(self, part: str) -> str:
+        return f"@@{self.get_name()}:{part}@@"
 
 
 def _script_json(document: Any) -> str:
@@ -632,9 +639,29 @@ def _script_json(document: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _html(fmap: folium.Map) -> str:
+def _html(fmap: folium.Map, page: _Page) -> str:
     html = fmap.get_root().render()
+    for part, document in page.documents.items():
+        html = html.replace(page.token(part), document, 1)
     return html.replace("<html>", '<html lang="es">', 1)
+
+
+_JINJA_OPENERS = re.compile(r"\{(?=[{%#])")
+
+
+def _inert(text: str) -> str:
+    """``text`` that Jinja will not read as a tag once folium re-renders it: a zero-width space
+    after each ``{`` that opens ``{{``, ``{%`` or ``{#`` (invisible on the map)."""
+    return _JINJA_OPENERS.sub("{\u200b", text)
+
+
+def _inert_frame(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``frame`` with :func:`_inert` applied to every text value (names come from users)."""
+    out = frame.copy()
+    for column in out.columns:
+        if column != out.geometry.name and out[column].dtype == object:
+            out[column] = out[column].map(lambda v: _inert(v) if isinstance(v, str) else v)
+    return out
 
 
 # --- a file to share ---------------------------------------------------------------------------

@@ -11,7 +11,9 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -155,6 +157,28 @@ def test_a_device_name_cannot_inject_script_into_the_page(
         html = client.get("/").text
     assert 'alert("x")' not in html and "<b>" not in html
     assert rows_by_id(page_data(html))["dea-2"]["name"] == hostile  # intact once parsed
+
+
+def test_template_syntax_in_names_is_shown_not_run(loaded_url: str, tiny_layers: Layers) -> None:
+    """folium re-renders its output as a Jinja template: ``{{ 7*7 }}`` must stay text."""
+    devices = tiny_layers["defibrillators"].copy()
+    devices.loc[devices["id"] == "dea-1", "name"] = "DEA {{ 7*7 }} {% if x %}"
+    entities = tiny_layers["entities"].copy()
+    entities.loc[entities["id"] == "ent-2", "name"] = "Asociación {{ 6*7 }} {# x"
+    frames = {**tiny_layers.frames, "defibrillators": devices, "entities": entities}
+    with Store.open(loaded_url) as store:
+        store.load(Layers(frames), replace=True)
+    settings = Settings(database_url=loaded_url, tile_url="")
+    with TestClient(create_app(settings)) as client:
+        citizen = client.get("/")
+        client.post("/planificacion/sesion", data={"token": token(loaded_url, "planner")})
+        planner = client.get("/planificacion")
+    assert citizen.status_code == planner.status_code == 200
+    assert rows_by_id(page_data(citizen.text))["dea-1"]["name"] == "DEA {{ 7*7 }} {% if x %}"
+    for html in (citizen.text, planner.text):
+        assert "DEA 49" not in html and "Asociación 42" not in html
+    # inert, and looks the same (folium writes JSON with ASCII escapes)
+    assert r"Asociaci\u00f3n {\u200b{ 6*7 }} {\u200b# x" in planner.text
 
 
 def test_basemap_tiles_come_only_from_the_configured_server(loaded_url: str) -> None:
@@ -337,3 +361,58 @@ def test_zones_are_context_in_any_crs(tiny_layers: Layers, city: CityProfile) ->
     )  # fmt: skip
     assert "Oeste" in html and "Este" in html
     assert re.search(r"\[-4\.5\d+, 42\.0\d+\]", html), "zones drawn in lon/lat"
+
+
+def test_page_cache_serves_the_last_page_while_the_next_one_renders() -> None:
+    from api.pages import PageCache
+
+    cache = PageCache()
+    release = threading.Event()
+    renders: list[str] = []
+
+    def render(text: str, *, wait: bool = False) -> Callable[[], str]:
+        def run() -> str:
+            if wait:
+                assert release.wait(10)
+            renders.append(text)
+            return text
+
+        return run
+
+    assert cache.get(("a",), render("page a")) == "page a"  # the first page: rendered at once
+    assert cache.get(("a",), render("never")) == "page a"  # same key: no render
+    assert cache.get(("b",), render("page b", wait=True)) == "page a"  # stale, without waiting
+    assert cache.get(("b",), render("twice")) == "page a"  # one render at a time
+    release.set()
+    for _ in range(200):
+        if cache.get(("b",), render("never")) == "page b":
+            break
+        time.sleep(0.01)
+    assert cache.get(("b",), render("never")) == "page b"
+    assert renders == ["page a", "page b"]
+
+
+def test_page_cache_keeps_the_last_good_page_when_a_render_fails(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from api.pages import PageCache
+
+    cache = PageCache()
+    cache.get(("a",), lambda: "page a")
+
+    def broken() -> str:
+        msg = "la base de datos no responde"
+        raise RuntimeError(msg)
+
+    assert cache.get(("b",), broken) == "page a"
+    for _ in range(200):
+        if not cache._rendering:
+            break
+        time.sleep(0.01)
+    assert cache.get(("b",), lambda: "page b") == "page a"  # retried, in the background
+    for _ in range(200):
+        if cache.get(("b",), lambda: "never") == "page b":
+            break
+        time.sleep(0.01)
+    assert cache.get(("b",), lambda: "never") == "page b"
+    assert "no se pudo volver a dibujar" in caplog.text

@@ -60,7 +60,8 @@
   cardiomapa.citizen = function (map, options, initialData) {
     map.fitBounds(options.bounds, { animate: false });
     let data = initialData;
-    let rows = [];
+    let rows = []; // arrays, as sent: 50,000 objects would cost more than the rest of the load
+    let C = {}; // column name -> index in a row
     const markers = new Map(); // id -> marker
     let origin = null;
     let originMarker = null;
@@ -84,6 +85,7 @@
 
     const cluster = L.markerClusterGroup({
       chunkedLoading: true,
+      chunkDelay: 10, // short pauses between chunks of markers: the page is ready sooner
       showCoverageOnHover: false,
       maxClusterRadius: 45,
       disableClusteringAtZoom: 18,
@@ -99,6 +101,19 @@
       },
     });
     map.addLayer(cluster);
+    // One handler for every device: its popup is bound when first opened, not at load.
+    cluster.on("click", (event) => showPopup(event.layer));
+
+    function showPopup(marker) {
+      if (!marker.getPopup()) {
+        marker.bindPopup(() => popup(record(marker.cmRow)), { maxWidth: 320, className: "cm-popup-wrap" });
+      }
+      marker.openPopup();
+    }
+
+    function record(row) {
+      return Object.fromEntries(data.columns.map((name, index) => [name, row[index]]));
+    }
 
     // --- the panel: nearest lookup, status, notice
     const status = el("p", { id: "cm-status", role: "status", "aria-live": "polite" });
@@ -142,20 +157,21 @@
 
     function load(next) {
       data = next;
-      rows = data.rows.map((row) => Object.fromEntries(data.columns.map((c, i) => [c, row[i]])));
+      rows = data.rows;
+      C = Object.fromEntries(data.columns.map((name, index) => [name, index]));
       cluster.clearLayers();
       markers.clear();
       const counts = { open: 0, closed: 0, unknown: 0 };
       const batch = [];
       for (const row of rows) {
-        const state = data.states[row.state];
+        const state = data.states[row[C.state]];
         const cls = STATE_CLASS[state];
         counts[cls] += 1;
-        const marker = L.marker([row.lat, row.lon], { icon: icons[cls], title: row.name, alt: row.name, riseOnHover: true });
+        const name = row[C.name];
+        const marker = L.marker([row[C.lat], row[C.lon]], { icon: icons[cls], title: name, alt: name, riseOnHover: true });
         marker.cmState = state;
         marker.cmRow = row;
-        marker.bindPopup(() => popup(row), { maxWidth: 320, className: "cm-popup-wrap" });
-        markers.set(row.id, marker);
+        markers.set(row[C.id], marker);
         batch.push(marker);
       }
       for (const [cls] of LEGEND) legendCounts[cls].textContent = `(${counts[cls]})`;
@@ -340,7 +356,7 @@
       for (const item of results.children) item.classList.toggle("cm-selected", item.dataset.deviceId === device.id);
       map.fitBounds(L.latLngBounds([origin, target]).pad(0.4), { maxZoom: 17 });
       const marker = markers.get(device.id);
-      if (openPopup && marker) cluster.zoomToShowLayer(marker, () => marker.openPopup());
+      if (openPopup && marker) cluster.zoomToShowLayer(marker, () => showPopup(marker));
     }
 
     async function remoteNearest(latlng) {
@@ -369,7 +385,8 @@
       const cos = Math.cos(latlng.lat * radians);
       const earth = 6371008.8;
       const ranked = rows
-        .map((row) => {
+        .map((values) => {
+          const row = { lon: values[C.lon], lat: values[C.lat], state: values[C.state], values };
           const dx = (row.lon - latlng.lng) * cos;
           const dy = row.lat - latlng.lat;
           return { row, distance: Math.sqrt(dx * dx + dy * dy) * radians * earth * detour };
@@ -378,7 +395,8 @@
       const open = ranked.filter((r) => data.states[r.row.state] === "open").slice(0, limit);
       const horizon = open.length === limit ? open[limit - 1].distance : Infinity;
       const others = ranked.filter((r) => data.states[r.row.state] !== "open" && r.distance < horizon).slice(0, limit);
-      return open.concat(others).map(({ row, distance }) => {
+      return open.concat(others).map(({ row: { values }, distance }) => {
+        const row = record(values);
         const state = data.states[row.state];
         const change = state === "open" || state === "closed" ? changeText(state, row.next_change) : "";
         return {
