@@ -224,11 +224,12 @@ class PostgisDatabases:
         self._admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def _env(database_url: str) -> dict[str, str]:
-    """This environment without any other ``CARDIOMAPA_*`` setting: the defaults are measured."""
+def _env(database_url: str, settings: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment without any other ``CARDIOMAPA_*`` setting than ``settings``: the
+    defaults are measured."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARDIOMAPA_")}
     env["CARDIOMAPA_DATABASE_URL"] = database_url
-    return env
+    return {**env, **(settings or {})}
 
 
 def load(database_url: str, data_dir: Path) -> float:
@@ -265,19 +266,29 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(database_url: str, *, cpu: int | None, log: Path) -> Iterator[Server]:
-    """Run ``cardiomapa serve`` on a free port until the block ends; wait until it answers."""
+def serve(
+    database_url: str,
+    *,
+    cpu: int | None,
+    log: Path,
+    settings: dict[str, str] | None = None,
+    timeout_s: float = 120.0,
+) -> Iterator[Server]:
+    """Run ``cardiomapa serve`` on a free port until the block ends; wait until it answers.
+
+    ``settings`` are extra ``CARDIOMAPA_*`` variables; ``cpu`` pins the server to one core.
+    """
     port = _free_port()
     with log.open("w") as out:
         process = subprocess.Popen(
             _pinned([str(CARDIOMAPA), "serve", "--host", "127.0.0.1", "--port", str(port)], cpu),
-            env=_env(database_url),
+            env=_env(database_url, settings),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + timeout_s
         while True:
             if process.poll() is not None:
                 msg = f"cardiomapa serve exited with {process.returncode}:\n{log.read_text()}"
@@ -289,7 +300,7 @@ def serve(database_url: str, *, cpu: int | None, log: Path) -> Iterator[Server]:
                 if answer.status == 200:
                     break
             if time.monotonic() > deadline:
-                msg = f"cardiomapa serve did not answer within 120 s:\n{log.read_text()}"
+                msg = f"cardiomapa serve did not answer within {timeout_s:g} s:\n{log.read_text()}"
                 raise RuntimeError(msg)
             time.sleep(0.2)
         yield Server(process.pid, base)

@@ -57,7 +57,6 @@ import os
 import platform
 import queue
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -255,56 +254,15 @@ def dataset(size: str, city: CityProfile, work: Path) -> Dataset:
 # --- our server -----------------------------------------------------------------------------------
 
 
-def _env(database_url: str) -> dict[str, str]:
-    """This environment without other ``CARDIOMAPA_*`` settings, and no basemap."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CARDIOMAPA_")}
-    env["CARDIOMAPA_DATABASE_URL"] = database_url
-    env["CARDIOMAPA_TILE_URL"] = ""  # no tiles: nothing leaves the machine
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def serve(database_url: str, *, log: Path) -> Iterator[str]:
-    """Run ``cardiomapa serve`` on a free port until the block ends; yields its base URL."""
-    port = _free_port()
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [str(CARDIOMAPA), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=_env(database_url),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + PAGE_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                msg = f"cardiomapa serve exited with {process.returncode}:\n{log.read_text()}"
-                raise RuntimeError(msg)
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(f"{base}/api/health", timeout=2) as answer,
-            ):
-                if answer.status == 200:
-                    break
-            if time.monotonic() > deadline:
-                msg = f"cardiomapa serve did not answer within {PAGE_TIMEOUT_S:g} s"
-                raise RuntimeError(msg)
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """``cardiomapa serve`` (as ``bench/api.py`` runs it) without a basemap, so nothing leaves
+    the machine; yields its base URL."""
+    with bench_api.serve(
+        database_url, cpu=None, log=log, settings={"CARDIOMAPA_TILE_URL": ""},
+        timeout_s=PAGE_TIMEOUT_S,
+    ) as server:  # fmt: skip
+        yield server.base
 
 
 def timed_get(url: str) -> tuple[float, bytes]:
