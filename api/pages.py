@@ -1,7 +1,8 @@
 """The maps as pages: the citizens' map at ``/``, the planners' map at ``/planificacion``.
 
-The citizens' page is public and rendered at most once a minute per snapshot of the devices (the
-same :class:`geo.nearest.DeviceFinder` that answers ``/api/nearest``). The planners' page needs a
+The citizens' page is public; it is rendered again when the minute or the devices change (from
+the same :class:`geo.nearest.DeviceFinder` snapshot that answers ``/api/nearest``), in the
+background while the previous page is served. The planners' page needs a
 planner or administrator token, like the analysis routes: a browser cannot send a bearer token
 when it follows a link, so the token is entered once in a form and kept in an HttpOnly,
 SameSite=Strict cookie limited to ``/planificacion``.
@@ -10,18 +11,19 @@ SameSite=Strict cookie limited to ``/planificacion``.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
 from collections.abc import Callable
 from html import escape
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.deps import CityDep, FindersDep, SettingsDep, StoreDep
+from api.deps import CityDep, FinderCache, FindersDep, SettingsDep, StoreDep
 from api.devices import ERRORS
 from geo.availability import local_instant, week_start_of
 from geo.coverage import DEFAULT_RADIUS_M
@@ -38,52 +40,63 @@ COOKIE = "cardiomapa_token"
 COOKIE_PATH = "/planificacion"
 SESSION_S = 8 * 3600
 PLANNER_ROLES = ("planner", "admin")
+T = TypeVar("T")
 
 
-class PageCache:
-    """The last rendered page and what it was rendered from (one per process).
+class RenderCache(Generic[T]):
+    """The last thing rendered and what it was rendered from (one per process).
 
-    When the key changes (a new minute, new data) the page is rendered again in the background
-    while callers keep getting the previous one, so no visitor waits for a render (about 1 s with
-    50,000 devices): the page reloads its device states itself when they change (``refresh_at``).
-    Only the very first page is rendered while its caller waits.
+    A key that has not changed gets the cached value. When it changes (a new minute, new data):
+    with ``serve_stale`` the value is rendered again in the background while callers keep getting
+    the previous one, so no visitor waits (the citizens' page: about 1 s with 50,000 devices; it
+    reloads its device states itself when they change); without it, the first caller renders and
+    the others wait for that one render. The very first value is always rendered while waiting.
     """
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
+    def __init__(self, *, serve_stale: bool) -> None:
+        self.serve_stale = serve_stale
+        self._lock = threading.Lock()  # guards the fields below
+        self._render_lock = threading.Lock()  # one render at a time
         self._key: tuple[Any, ...] | None = None
-        self._html: str | None = None
-        self._rendering = False
+        self._value: T | None = None
+        self._refreshing = False
 
-    def get(self, key: tuple[Any, ...], render: Callable[[], str]) -> str:
+    def get(self, key: tuple[Any, ...], render: Callable[[], T]) -> T:
         with self._lock:
-            if self._html is not None:
-                if key != self._key and not self._rendering:
-                    self._rendering = True
-                    threading.Thread(
-                        target=self._refresh, args=(key, render), name="page-render", daemon=True
-                    ).start()
-                return self._html
-        html = render()  # the first page: nothing to serve meanwhile
-        with self._lock:
-            if self._html is None:
-                self._key, self._html = key, html
-            return self._html
-
-    def _refresh(self, key: tuple[Any, ...], render: Callable[[], str]) -> None:
-        try:
-            html = render()
+            if self._value is not None and (key == self._key or self._refreshing):
+                return self._value
+            if self._value is not None and self.serve_stale:
+                self._refreshing = True
+                threading.Thread(
+                    target=self._refresh, args=(key, render), name="page-render", daemon=True
+                ).start()
+                return self._value
+        with self._render_lock:
             with self._lock:
-                self._key, self._html = key, html
-        except Exception:  # a thread's last stop: keep the last good page; the next request retries
+                if self._value is not None and key == self._key:
+                    return self._value  # rendered by the caller this one waited for
+            value = render()
+            with self._lock:
+                self._key, self._value = key, value
+            return value
+
+    def _refresh(self, key: tuple[Any, ...], render: Callable[[], T]) -> None:
+        try:
+            with self._render_lock:
+                value = render()
+            with self._lock:
+                self._key, self._value = key, value
+        except (
+            Exception
+        ):  # a thread's last stop: keep the last good value; the next request retries
             logger.exception("no se pudo volver a dibujar el mapa ciudadano")
         finally:
             with self._lock:
-                self._rendering = False
+                self._refreshing = False
 
 
-async def _finder(finders: Any) -> DeviceFinder:
-    finder: DeviceFinder | None = finders.fresh()
+async def _finder(finders: FinderCache) -> DeviceFinder:
+    finder = finders.fresh()
     return finder if finder is not None else await run_in_threadpool(finders.get)
 
 
@@ -101,7 +114,7 @@ async def citizens_page(
     minute = local_instant(dt.datetime.now(tz=dt.UTC), city.timezone).replace(
         second=0, microsecond=0
     )
-    cache: PageCache = request.app.state.citizen_page
+    cache: RenderCache[str] = request.app.state.citizen_page
 
     def render() -> str:
         return citizen_map(
@@ -115,7 +128,8 @@ async def citizens_page(
         )
 
     def page() -> str:
-        return cache.get((id(finder), minute, store.revision("ceas")), render)
+        # The finder itself in the key (compared by identity): a new snapshot is new data.
+        return cache.get((finder, minute, store.revision("ceas")), render)
 
     return HTMLResponse(await run_in_threadpool(page), headers={"Cache-Control": "no-cache"})
 
@@ -126,14 +140,22 @@ async def citizens_page(
     summary="Todos los desfibriladores del mapa ciudadano con su estado ahora (compacto)",
     responses=ERRORS,
 )
-async def map_devices(finders: FindersDep) -> Response:
+async def map_devices(request: Request, finders: FindersDep) -> Response:
     """Filas compactas (columnas en ``columns``) para dibujar decenas de miles de equipos; el
     mapa las vuelve a pedir en ``refresh_at``, cuando cambia el estado de alguno."""
     finder = await _finder(finders)
-    document = await run_in_threadpool(
-        citizen_data, finder, at=dt.datetime.now(tz=dt.UTC), api_url="/api"
+    minute = local_instant(dt.datetime.now(tz=dt.UTC), finder.city.timezone).replace(
+        second=0, microsecond=0
     )
-    return JSONResponse(document, headers={"Cache-Control": "no-cache"})
+    cache: RenderCache[bytes] = request.app.state.map_devices
+
+    def render() -> bytes:
+        document = citizen_data(finder, at=minute, api_url="/api")
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+    # Every open page asks at the same instant (a device opening or closing): computed once.
+    body = await run_in_threadpool(cache.get, (finder, minute), render)
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-cache"})
 
 
 # --- planners ---------------------------------------------------------------------------------

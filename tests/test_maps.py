@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -364,9 +365,9 @@ def test_zones_are_context_in_any_crs(tiny_layers: Layers, city: CityProfile) ->
 
 
 def test_page_cache_serves_the_last_page_while_the_next_one_renders() -> None:
-    from api.pages import PageCache
+    from api.pages import RenderCache
 
-    cache = PageCache()
+    cache = RenderCache[str](serve_stale=True)
     release = threading.Event()
     renders: list[str] = []
 
@@ -395,9 +396,9 @@ def test_page_cache_serves_the_last_page_while_the_next_one_renders() -> None:
 def test_page_cache_keeps_the_last_good_page_when_a_render_fails(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from api.pages import PageCache
+    from api.pages import RenderCache
 
-    cache = PageCache()
+    cache = RenderCache[str](serve_stale=True)
     cache.get(("a",), lambda: "page a")
 
     def broken() -> str:
@@ -406,7 +407,7 @@ def test_page_cache_keeps_the_last_good_page_when_a_render_fails(
 
     assert cache.get(("b",), broken) == "page a"
     for _ in range(200):
-        if not cache._rendering:
+        if not cache._refreshing:
             break
         time.sleep(0.01)
     assert cache.get(("b",), lambda: "page b") == "page a"  # retried, in the background
@@ -416,3 +417,21 @@ def test_page_cache_keeps_the_last_good_page_when_a_render_fails(
         time.sleep(0.01)
     assert cache.get(("b",), lambda: "never") == "page b"
     assert "no se pudo volver a dibujar" in caplog.text
+
+
+def test_render_cache_without_stale_values_renders_once_for_concurrent_callers() -> None:
+    from api.pages import RenderCache
+
+    cache = RenderCache[str](serve_stale=False)
+    assert cache.get(("a",), lambda: "a") == "a"
+    calls: list[int] = []
+
+    def slow() -> str:
+        calls.append(1)
+        time.sleep(0.2)
+        return "b"
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _i: cache.get(("b",), slow), range(8)))
+    assert answers == ["b"] * 8  # nobody got the stale "a"
+    assert len(calls) == 1
