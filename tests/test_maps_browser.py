@@ -403,15 +403,25 @@ def make_map(site: Site, kind: str, out: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_a_shared_citizen_file_works_offline(site: Site, browser: Browser, tmp_path: Path) -> None:
-    out = tmp_path / "mapa.html"
-    make_map(site, "citizen", out)
+def open_shared_file(
+    site: Site, browser: Browser, kind: str, out: Path
+) -> tuple[Watched, list[str]]:
+    """``cardiomapa map --kind KIND`` opened from disk with every http(s) request blocked (and
+    listed in the second value)."""
+    make_map(site, kind, out)
     watched = open_page(browser)
-    page = watched.page
     outside: list[str] = []
-    page.route("http*://**", lambda route: (outside.append(route.request.url), route.abort()))
-    page.goto(out.as_uri())
-    wait_ready(page)
+    watched.page.route(
+        "http*://**", lambda route: (outside.append(route.request.url), route.abort())
+    )
+    watched.page.goto(out.as_uri())
+    wait_ready(watched.page)
+    return watched, outside
+
+
+def test_a_shared_citizen_file_works_offline(site: Site, browser: Browser, tmp_path: Path) -> None:
+    watched, outside = open_shared_file(site, browser, "citizen", tmp_path / "mapa.html")
+    page = watched.page
     assert sum(legend_counts(page)) == site.listed
     page.evaluate("([lat, lon]) => cardiomapa.lookup(lat, lon)", list(NEAR))
     first = page.locator("#cm-results li").first
@@ -426,14 +436,8 @@ def test_a_shared_citizen_file_works_offline(site: Site, browser: Browser, tmp_p
 
 
 def test_a_shared_planner_file_works_offline(site: Site, browser: Browser, tmp_path: Path) -> None:
-    out = tmp_path / "planificacion.html"
-    make_map(site, "planner", out)
-    watched = open_page(browser)
+    watched, outside = open_shared_file(site, browser, "planner", tmp_path / "plan.html")
     page = watched.page
-    outside: list[str] = []
-    page.route("http*://**", lambda route: (outside.append(route.request.url), route.abort()))
-    page.goto(out.as_uri())
-    wait_ready(page)
     labels = [
         label.strip()
         for label in page.locator(".leaflet-control-layers-overlays label").all_inner_texts()
