@@ -52,7 +52,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import psycopg
 import shapely
-from common import HOURS_POOL, machine_line, ratio
+from common import HOURS_POOL, git_describe, machine_line, ratio
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
@@ -503,11 +503,7 @@ def header(args: argparse.Namespace, wrk: str, cpus: tuple[int | None, int | Non
         f"{http}), fastapi {version('fastapi')}, starlette {version('starlette')}, pydantic "
         f"{version('pydantic')}, anyio {version('anyio')}; {wrk_version(wrk)}"
     )
-    git = subprocess.run(
-        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    print(f"# code: git {git.stdout.strip() or 'unknown'}")
+    print(f"# code: git {git_describe(ROOT)}")
     server_cpu, wrk_cpu = cpus
     pinning = (
         f"server pinned to CPU {server_cpu}, wrk to CPU {wrk_cpu}"

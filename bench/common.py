@@ -7,6 +7,7 @@ import math
 import os
 import platform
 import resource
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -65,6 +66,15 @@ def machine_line() -> str:
         f"# machine: {platform.system()} {platform.machine()}, {cpu}, "
         f"nproc {len(os.sched_getaffinity(0))}"
     )
+
+
+def git_describe(root: Path) -> str:
+    """``git describe --always --dirty`` of the tree at ``root`` (``unknown`` without git)."""
+    done = subprocess.run(
+        ["git", "-C", str(root), "describe", "--always", "--dirty"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return done.stdout.strip() or "unknown"
 
 
 def peak_memory_mb() -> float:

@@ -56,6 +56,7 @@ import multiprocessing
 import os
 import platform
 import queue
+import re
 import shutil
 import statistics
 import subprocess
@@ -73,7 +74,7 @@ from types import ModuleType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from common import machine_line, ratio
+from common import git_describe, machine_line, ratio
 from playwright.sync_api import (
     Browser,
     ConsoleMessage,
@@ -275,6 +276,32 @@ def timed_get(url: str) -> tuple[float, bytes]:
         msg = f"GET {url} answered {exc.code}: {exc.read()[:500]!r}"
         raise RuntimeError(msg) from None
     return time.perf_counter() - start, body
+
+
+#: The instant the page's device states are for (the first ``"at"`` of its ``cm-data``).
+_PAGE_AT = re.compile(rb'id="cm-data">\{"city":"[^"]*","timezone":"[^"]*","at":"([^"]+)"')
+
+
+def current_page(base: str, *, timeout_s: float = 30.0) -> float:
+    """GET / until the server answers with this minute's page; seconds spent.
+
+    The server renders the page again in the background when the minute changes and serves the
+    previous one meanwhile: a round started on that would load while the server renders.
+    """
+    start = time.perf_counter()
+    while True:
+        _seconds, body = timed_get(base + "/")
+        found = _PAGE_AT.search(body)
+        if found is None:
+            msg = "GET / has no device data (cm-data) to date"
+            raise RuntimeError(msg)
+        at = dt.datetime.fromisoformat(found.group(1).decode())
+        if at == dt.datetime.now(at.tzinfo).replace(second=0, microsecond=0):
+            return time.perf_counter() - start
+        if time.perf_counter() - start > timeout_s:
+            msg = f"the server still serves the page of {at:%H:%M} after {timeout_s:g} s"
+            raise RuntimeError(msg)
+        time.sleep(0.1)
 
 
 # --- the folium peer ------------------------------------------------------------------------------
@@ -635,9 +662,9 @@ def quiet_round(
     page that breaks is a problem (exit status 1); with ``on_timeout``, one that times out is
     only noted so.
 
-    Our server renders ``/`` once a minute (its data say which devices are open *now*): a round
-    must meet the page already rendered, or it would time the server's render too (that render
-    is printed on its own, from the warm-up).
+    Our server renders ``/`` again when the minute changes (its data say which devices are open
+    *now*), in the background: a round must meet this minute's page already rendered, or it
+    would load while the server renders (that render is printed on its own, from the warm-up).
     """
     for attempt in range(attempts):
         wait_quiet(case.max_other_cpu)
@@ -680,7 +707,7 @@ def measure_ours(
                     problems=case.problems,
                 ),
                 ours=True,
-                warm=lambda: timed_get(base + "/"),  # cheap when the minute's page is rendered
+                warm=lambda: current_page(base),  # this minute's page, rendered before the round
             )  # fmt: skip
     finally:
         browser.close()
@@ -952,19 +979,12 @@ def header(args: argparse.Namespace, browser_version: str) -> None:
         f"folium {version('folium')}, leaflet {vendored['leaflet']}, leaflet.markercluster "
         f"{vendored['leaflet.markercluster']}"
     )
-    git = subprocess.run(
-        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
     changed = subprocess.run(
         ["git", "-C", str(ROOT), "status", "--porcelain", "--", "geo", "api"],
         capture_output=True, text=True, check=False,
     ).stdout.split("\n")  # fmt: skip
     files = ", ".join(line[3:] for line in changed if line.strip())
-    print(
-        f"# code: git {git.stdout.strip() or 'unknown'}"
-        + (f" (uncommitted: {files})" * bool(files))
-    )
+    print(f"# code: git {git_describe(ROOT)}" + (f" (uncommitted: {files})" * bool(files)))
     print(
         "# ours: `cardiomapa serve` (default settings, no basemap), warmed with GET /api/nearest "
         "(builds the finder) and GET / (renders the page, kept for the minute); load = the "
