@@ -7,6 +7,7 @@ needs only its own layer files and its own profile.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,34 @@ from shapely.geometry.base import BaseGeometry
 from geo.errors import CityProfileError
 
 PROFILE_FILE_NAME = "city.json"
+
+
+@dataclass(frozen=True)
+class CarePlan:
+    """The municipal plan whose indicators cardiomapa reports (optional in a profile).
+
+    Attributes
+    ----------
+    name, action, goal
+        As shown in reports (Spanish).
+    start, end
+        First and last day of the plan; its indicators are given per calendar year in between.
+    region_reference
+        Id of the row of the density reference table the goal is measured against (e.g. the
+        region's average), or ``None``.
+    """
+
+    name: str
+    action: str
+    goal: str
+    start: dt.date
+    end: dt.date
+    region_reference: str | None = None
+
+    @property
+    def years(self) -> tuple[int, ...]:
+        """Calendar years the plan spans."""
+        return tuple(range(self.start.year, self.end.year + 1))
 
 
 @dataclass(frozen=True)
@@ -46,6 +75,8 @@ class CityProfile:
         Municipal boundary, EPSG:4326. Every feature of every layer must fall inside it.
     boundary_source
         Where the boundary comes from (and whether it is approximate).
+    plan
+        The plan whose indicators are reported, if the profile has one.
     """
 
     name: str
@@ -61,6 +92,7 @@ class CityProfile:
     boundary_source: str
     centre_lat: float
     centre_lon: float
+    plan: CarePlan | None = None
 
     def __post_init__(self) -> None:
         shapely.prepare(self.boundary)
@@ -129,4 +161,35 @@ def load_city_profile(path: Path) -> CityProfile:
         boundary_source=str(raw["boundary_source"]),
         centre_lat=float(raw["centre"]["lat"]),
         centre_lon=float(raw["centre"]["lon"]),
+        plan=_plan(raw.get("plan"), path),
+    )
+
+
+def _plan(raw: object, path: Path) -> CarePlan | None:
+    if raw is None:
+        return None
+    where = f'{path.name}, campo "plan"'
+    if not isinstance(raw, dict):
+        msg = f"{where}: debe ser un objeto con name, action, goal, start y end."
+        raise CityProfileError(msg)
+    missing = [key for key in ("name", "action", "goal", "start", "end") if key not in raw]
+    if missing:
+        msg = f"{where}: faltan {', '.join(missing)}."
+        raise CityProfileError(msg)
+    try:
+        start, end = dt.date.fromisoformat(raw["start"]), dt.date.fromisoformat(raw["end"])
+    except (TypeError, ValueError):
+        msg = f"{where}: start y end deben ser fechas AAAA-MM-DD."
+        raise CityProfileError(msg) from None
+    if end < start:
+        msg = f"{where}: end ({end}) es anterior a start ({start})."
+        raise CityProfileError(msg)
+    reference = raw.get("region_reference")
+    return CarePlan(
+        name=str(raw["name"]),
+        action=str(raw["action"]),
+        goal=str(raw["goal"]),
+        start=start,
+        end=end,
+        region_reference=None if reference is None else str(reference),
     )

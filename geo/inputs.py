@@ -23,6 +23,7 @@ from geo.coverage import (
     to_metric,
 )
 from geo.errors import CardiomapaError
+from geo.indicators import DensityReference
 from geo.layers import Layers, read_layers
 from geo.nearest import DeviceFinder
 from geo.network import WalkingNetwork, load_network
@@ -32,12 +33,19 @@ from geo.store import Store
 
 INCOME_FILE = "palencia_34120_renta_media_secciones_2015_2016_INE_ADRH.csv"
 INCOME_COLUMN = "renta_media_persona_2016"
+DENSITY_FILE = "dea_density_references.csv"
 
 
 class IncomeDataError(CardiomapaError, ValueError):
     """The census-section income table is missing or malformed."""
 
     code = "invalid_income_table"
+
+
+class ReferenceDataError(CardiomapaError, ValueError):
+    """The table of reference densities is missing or malformed."""
+
+    code = "invalid_reference_table"
 
 
 @dataclass(frozen=True)
@@ -110,9 +118,7 @@ def section_incomes(settings: Settings) -> pd.DataFrame:
 
     Read from ``<data dir>/reference/`` if the file is there, else from the sample's copy.
     """
-    path = settings.data_dir / "reference" / INCOME_FILE
-    if not path.exists():
-        path = SAMPLE_DATA_DIR / "reference" / INCOME_FILE
+    path = _reference_file(settings, INCOME_FILE)
     try:
         with path.open(encoding="utf-8", newline="") as handle:
             rows = [row for row in csv.DictReader(handle) if row.get("level") == "seccion"]
@@ -125,6 +131,61 @@ def section_incomes(settings: Settings) -> pd.DataFrame:
     except (KeyError, ValueError) as exc:
         msg = f"{path.name}: se esperaban las columnas code y {INCOME_COLUMN} numérica ({exc})."
         raise IncomeDataError(msg) from None
+
+
+def density_references(settings: Settings) -> list[DensityReference]:
+    """Published defibrillator densities to compare with (``reference/dea_density_references.csv``).
+
+    Read from ``<data dir>/reference/`` if the file is there, else from the sample's copy.
+
+    Raises
+    ------
+    ReferenceDataError
+        The file is missing, or a row lacks a field or has a density that is not a positive number
+        (the message names the line and the field).
+    """
+    path = _reference_file(settings, DENSITY_FILE)
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except FileNotFoundError:
+        msg = f"No se encuentra la tabla de densidades de referencia {path}."
+        raise ReferenceDataError(msg) from None
+    references = []
+    for line, row in enumerate(rows, start=2):
+        for name in ("id", "name", "scope", "devices_per_100k", "source"):
+            if not (row.get(name) or "").strip():
+                msg = f"{path.name}, línea {line}, campo {name}: falta el valor."
+                raise ReferenceDataError(msg)
+        try:
+            density = float(row["devices_per_100k"].replace(",", "."))
+            year = int(row["year"]) if (row.get("year") or "").strip() else None
+        except ValueError:
+            msg = (
+                f"{path.name}, línea {line}: devices_per_100k debe ser un número y year un año "
+                f"(se leyó {row['devices_per_100k']!r} y {row.get('year')!r})."
+            )
+            raise ReferenceDataError(msg) from None
+        if not density > 0:
+            msg = f"{path.name}, línea {line}, campo devices_per_100k: debe ser mayor que 0."
+            raise ReferenceDataError(msg)
+        references.append(
+            DensityReference(
+                id=row["id"].strip(),
+                name=row["name"].strip(),
+                scope=row["scope"].strip(),
+                devices_per_100k=density,
+                year=year,
+                basis=(row.get("basis") or "").strip(),
+                source=row["source"].strip(),
+            )
+        )
+    return references
+
+
+def _reference_file(settings: Settings, name: str) -> Path:
+    path = settings.data_dir / "reference" / name
+    return path if path.exists() else SAMPLE_DATA_DIR / "reference" / name
 
 
 def siting_candidates(

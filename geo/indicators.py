@@ -1,0 +1,637 @@
+"""The plan's indicators: devices, cardioprotected entities, training, uses, coverage, density.
+
+Pure (GeoDataFrames and DataFrames in, a frozen :class:`Indicators` out): the edges read the
+layers, the training register and the reported uses, and pass them in.
+
+Definitions (each one is also written, in Spanish, in the report's method section):
+
+- A device **counts** on a day when it is ``verified``, installed on or before that day and not
+  removed by then. A device without ``installed_on`` counts as in place before the plan (it was
+  there when it was registered: counting it as new would inflate the plan's result). A device
+  whose status is ``removed`` but has no ``removed_on`` cannot be placed in time and never counts.
+  Out-of-service devices still count (they are in place, to be repaired); coverage leaves them out.
+- **Initial** devices are those that counted the day before the plan started; **new** in a year,
+  those installed in it; the **total** of a year, those that count on its last day (or on the
+  ``as_of`` day for the year in course).
+- A cluster entity is **cardioprotected** on a day when it is a member by then (``member_since``
+  on or before it, or unknown) and a counted device is on its site: held by it
+  (``operator_entity_id``) or within ``on_site_m`` metres of it. On the ``as_of`` day the device
+  must also be ``active`` (the status is only known for now).
+- **Coverage** at the end of each year is the share of residents within ``radius_m`` of a device
+  that counted then and is available 24/7 (:func:`geo.coverage.coverage` with ``at=None``), and
+  — a second figure — of one that counted then whatever its opening hours. The population layer is
+  the current one for every year.
+- **Density** is counted devices per 100,000 inhabitants (the profile's official population) and
+  per km² (the profile's municipal boundary), against a table of reference densities.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from geo.city import CarePlan, CityProfile
+from geo.coverage import DEFAULT_RADIUS_M, DistanceModel, StraightLine, coverage
+from geo.errors import CardiomapaError
+
+#: Distance within which a device held by someone else still protects an entity's site.
+DEFAULT_ON_SITE_M = 30.0
+
+TRAINING_KINDS = ("bls_aed", "aed", "bls", "refresher")
+
+#: Spanish labels of the yearly indicators, in the order the table and the report show them.
+INDICATOR_LABELS: dict[str, str] = {
+    "devices_initial": "Desfibriladores iniciales (antes del plan)",
+    "devices_new": "Desfibriladores nuevos en el año",
+    "devices_removed": "Desfibriladores retirados en el año",
+    "devices_total": "Desfibriladores en total (al cierre)",
+    "devices_per_100k": "Desfibriladores por 100.000 habitantes",
+    "entities_members": "Entidades del clúster",
+    "entities_cardioprotected": "Entidades cardioprotegidas",
+    "share_entities_cardioprotected": "Entidades cardioprotegidas (%)",
+    "training_actions": "Acciones formativas",
+    "people_trained": "Personas formadas",
+    "uses": "Usos comunicados de los desfibriladores",
+    "people_attended": "Personas atendidas con los desfibriladores",
+    "share_covered": "Población a ≤ radio de un DEA 24 h (%)",
+    "share_65_plus_covered": "Mayores de 65 a ≤ radio de un DEA 24 h (%)",
+    "share_covered_any_hours": "Población a ≤ radio de un DEA, en su horario (%)",
+}
+#: Indicators that are counts over the year (the others are the state at its end).
+FLOW_INDICATORS = frozenset(
+    {"devices_new", "devices_removed", "training_actions", "people_trained", "uses",
+     "people_attended"}
+)  # fmt: skip
+SHARE_INDICATORS = frozenset(k for k in INDICATOR_LABELS if k.startswith("share_"))
+
+
+class IndicatorInputError(CardiomapaError, ValueError):
+    """The inputs to the indicators are not usable (no plan, a year outside it…)."""
+
+    code = "invalid_indicator_input"
+
+
+@dataclass(frozen=True)
+class DensityReference:
+    """A published density of defibrillators to compare with (one row of the reference table)."""
+
+    id: str
+    name: str
+    scope: str
+    devices_per_100k: float
+    year: int | None
+    basis: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Indicators:
+    """The plan's indicators on ``as_of``.
+
+    Attributes
+    ----------
+    years
+        One row per plan year (``year``, ``period_end``, ``status`` = ``closed`` / ``in_course`` /
+        ``future``, then the columns of :data:`INDICATOR_LABELS`; ``NaN`` for future years).
+    to_date
+        The plan so far: flows summed over its years, states on ``as_of``, plus
+        ``devices_active``, ``devices_out_of_service`` and ``devices_pending`` now.
+    zones
+        Per CEAS zone on ``as_of``: ``zone_id``, ``zone_name``, ``residents``, ``devices_initial``,
+        ``devices_new``, ``devices_total``, ``devices_per_100k``, ``share_covered``,
+        ``share_covered_any_hours``.
+    entities
+        Per member entity (``id``, ``name``, ``kind``, ``member_since``, ``cardioprotected``,
+        ``device_ids``), not cardioprotected first.
+    training
+        People and actions per year and kind (``year``, ``kind``, ``actions``, ``people_trained``).
+    density
+        The reference table plus this city (``is_city`` true) by density, highest first, with
+        ``devices_needed``: new devices the city needs to pass each reference (0 if it does).
+    """
+
+    city: str
+    plan: CarePlan
+    as_of: dt.date
+    radius_m: float
+    distance_model: str
+    population: int
+    area_km2: float
+    years: pd.DataFrame
+    to_date: dict[str, Any]
+    zones: pd.DataFrame
+    entities: pd.DataFrame
+    training: pd.DataFrame
+    density: pd.DataFrame
+    notes: tuple[str, ...] = ()
+
+    def year(self, year: int) -> pd.Series:
+        """The row of ``year``."""
+        rows = self.years[self.years["year"] == year]
+        if rows.empty:
+            msg = (
+                f"El año {year} está fuera del plan ({self.plan.start.year}–{self.plan.end.year})."
+            )
+            raise IndicatorInputError(msg)
+        return rows.iloc[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stable JSON shape (documented in the README)."""
+        return {
+            "city": self.city,
+            "plan": {
+                "name": self.plan.name,
+                "action": self.plan.action,
+                "goal": self.plan.goal,
+                "start": self.plan.start,
+                "end": self.plan.end,
+            },
+            "as_of": self.as_of,
+            "radius_m": self.radius_m,
+            "distance_model": self.distance_model,
+            "population": self.population,
+            "area_km2": self.area_km2,
+            "labels": INDICATOR_LABELS,
+            "years": _records(self.years),
+            "year_on_year": _records(year_on_year(self.years)),
+            "to_date": self.to_date,
+            "zones": _records(self.zones),
+            "entities": _records(self.entities),
+            "training": _records(self.training),
+            "density": _records(self.density),
+            "notes": list(self.notes),
+        }
+
+    def table(self) -> pd.DataFrame:
+        """Indicators as rows (Spanish labels), plan years and the plan to date as columns."""
+        columns = {str(int(row["year"])): row for _, row in self.years.iterrows()}
+        data = {
+            label: [*(row[key] for row in columns.values()), self.to_date.get(key)]
+            for key, label in INDICATOR_LABELS.items()
+        }
+        return pd.DataFrame.from_dict(
+            data, orient="index", columns=[*columns, f"Plan a {self.as_of:%d/%m/%Y}"]
+        )
+
+
+def year_on_year(years: pd.DataFrame) -> pd.DataFrame:
+    """Change of every indicator against the year before (``NaN`` for the first or a future year).
+
+    For shares the change is in percentage points (as a fraction: 0.05 = 5 points).
+    """
+    values = years[list(INDICATOR_LABELS)].astype(float)
+    change = values.diff()
+    change.insert(0, "year", years["year"].to_numpy())
+    return change.reset_index(drop=True)
+
+
+def compute_indicators(
+    *,
+    city: CityProfile,
+    devices: gpd.GeoDataFrame,
+    entities: gpd.GeoDataFrame,
+    zones: gpd.GeoDataFrame,
+    population: gpd.GeoDataFrame,
+    training: pd.DataFrame,
+    uses: pd.DataFrame,
+    references: Sequence[DensityReference],
+    as_of: dt.date,
+    radius_m: float = DEFAULT_RADIUS_M,
+    model: DistanceModel | None = None,
+    on_site_m: float = DEFAULT_ON_SITE_M,
+) -> Indicators:
+    """Compute the plan's indicators for every plan year up to ``as_of``.
+
+    Parameters
+    ----------
+    city
+        Must have a :class:`~geo.city.CarePlan` (``plan``).
+    devices, entities, zones, population
+        The layers in the city's metric CRS (see :func:`geo.coverage.to_metric`).
+    training
+        The training register: ``held_on`` (date), ``entity_id``, ``kind``, ``people_trained``.
+    uses
+        Reported uses: ``used_at`` (naive values are UTC, as stored), ``people_attended``.
+    references
+        Published densities to compare with.
+    as_of
+        The day the figures are taken on (years after it are ``future``).
+    radius_m, model
+        Walking distance that counts as covered, and how it is measured (straight line × 1.3 by
+        default).
+    on_site_m
+        A device held by someone else this close to an entity also protects it.
+    """
+    plan = city.plan
+    if plan is None:
+        msg = "El perfil de ciudad no tiene plan (campo plan de city.json): no hay indicadores."
+        raise IndicatorInputError(msg)
+    if as_of < plan.start:
+        msg = f"La fecha {as_of:%d/%m/%Y} es anterior al inicio del plan ({plan.start:%d/%m/%Y})."
+        raise IndicatorInputError(msg)
+    _check_metric(devices, entities, zones, population)
+    model = model or StraightLine()
+    notes: list[str] = []
+    dated = _device_dates(devices, notes)
+    before_plan = plan.start - dt.timedelta(days=1)
+    initial = _counted(dated, before_plan)
+    timezone = ZoneInfo(city.timezone)
+    trained = _training_frame(training)
+    used = _uses_frame(uses, timezone)
+
+    rows = []
+    for year in plan.years:
+        first = max(dt.date(year, 1, 1), plan.start)
+        last = min(dt.date(year, 12, 31), plan.end)
+        if first > as_of:
+            rows.append({"year": year, "period_end": last, "status": "future"})
+            continue
+        end = min(last, as_of)
+        counted = _counted(dated, end)
+        in_year = dated["installed_on"].between(first, end) & dated["verified"]
+        removed = dated["removed_on"].between(first, end) & dated["verified"]
+        members, protected = _cardioprotected(
+            entities, devices, counted, end, on_site_m, require_active=end == as_of
+        )
+        train = trained[trained["held_on"].between(first, end)]
+        use = used[used["used_on"].between(first, end)]
+        shares = _coverage_shares(population, devices[counted], city, radius_m, model, end, zones)
+        rows.append({
+            "year": year, "period_end": end, "status": "closed" if end == last else "in_course",
+            "devices_initial": int(initial.sum()), "devices_new": int(in_year.sum()),
+            "devices_removed": int(removed.sum()), "devices_total": int(counted.sum()),
+            "devices_per_100k": _per_100k(int(counted.sum()), city.population),
+            "entities_members": int(members.sum()),
+            "entities_cardioprotected": int(protected.sum()),
+            "share_entities_cardioprotected": _share(protected.sum(), members.sum()),
+            "training_actions": len(train), "people_trained": int(train["people_trained"].sum()),
+            "uses": len(use), "people_attended": int(use["people_attended"].sum()),
+            **shares,
+        })  # fmt: skip
+    years = pd.DataFrame(rows, columns=["year", "period_end", "status", *INDICATOR_LABELS])
+    counts = [key for key in INDICATOR_LABELS if key not in SHARE_INDICATORS
+              and key != "devices_per_100k"]  # fmt: skip
+    years = years.astype({key: "Int64" for key in counts} | {"year": "int64"})
+
+    now = _counted(dated, as_of)
+    members, protected = _cardioprotected(
+        entities, devices, now, as_of, on_site_m, require_active=True
+    )
+    done = years[years["status"] != "future"]
+    latest = done.iloc[-1]
+    to_date = {
+        key: (int(done[key].sum()) if key in FLOW_INDICATORS else _item(latest[key]))
+        for key in INDICATOR_LABELS
+    }
+    status = devices["status"].to_numpy(dtype=object)
+    verification = devices["verification"].to_numpy(dtype=object)
+    to_date |= {
+        "devices_active": int((now & (status == "active")).sum()),
+        "devices_out_of_service": int((now & (status == "out_of_service")).sum()),
+        "devices_pending": int(((verification == "pending") & (status != "removed")).sum()),
+        "devices_per_km2": _per_km2(int(now.sum()), _area_km2(city)),
+        "entities_with_training": int(
+            trained.loc[trained["held_on"].between(plan.start, as_of), "entity_id"]
+            .dropna()
+            .nunique()
+        ),
+    }
+
+    area = _area_km2(city)
+    zone_table = _zones(zones, population, devices, dated, initial, now, city, radius_m, model,
+                        as_of)  # fmt: skip
+    entity_table = _entity_table(entities, devices, now, as_of, on_site_m)
+    training_table = _training_by_kind(trained, plan, as_of)
+    density = density_benchmark(
+        int(now.sum()), city.name, city.population, area, references, current_year=as_of.year
+    )
+    if trained.empty:
+        notes.append("El registro de formación está vacío: no hay acciones formativas anotadas.")
+    if used.empty:
+        notes.append("No se ha comunicado ningún uso de los desfibriladores.")
+    notes.append(
+        "La cobertura de cada año se calcula con la capa de población actual; la situación "
+        "(estado activo, fuera de servicio) de años cerrados no se conoce y no se aplica."
+    )
+    return Indicators(
+        city=city.name, plan=plan, as_of=as_of, radius_m=float(radius_m),
+        distance_model=model.name, population=city.population, area_km2=area, years=years,
+        to_date=to_date, zones=zone_table, entities=entity_table, training=training_table,
+        density=density, notes=tuple(notes),
+    )  # fmt: skip
+
+
+def density_benchmark(
+    devices: int,
+    name: str,
+    population: int,
+    area_km2: float,
+    references: Iterable[DensityReference],
+    *,
+    current_year: int,
+) -> pd.DataFrame:
+    """The city's density among the references, highest first.
+
+    ``devices_needed`` is how many more devices the city needs to be strictly above each
+    reference: the smallest ``n`` with ``(devices + n) / population × 100,000 > reference``.
+    """
+    rows = [
+        {
+            "id": ref.id, "name": ref.name, "scope": ref.scope,
+            "devices_per_100k": ref.devices_per_100k, "year": ref.year, "basis": ref.basis,
+            "source": ref.source, "is_city": False,
+            "devices_needed": devices_needed(devices, population, ref.devices_per_100k),
+        }
+        for ref in references
+    ]  # fmt: skip
+    rows.append({
+        "id": "city", "name": name, "scope": "city",
+        "devices_per_100k": _per_100k(devices, population), "year": current_year,
+        "basis": f"{devices} desfibriladores verificados, {population} habitantes, "
+        f"{_per_km2(devices, area_km2):.2f} por km²",
+        "source": "cardiomapa", "is_city": True, "devices_needed": 0,
+    })  # fmt: skip
+    frame = pd.DataFrame(rows)
+    # Highest first; at a tie the reference goes first (the city does not pass it).
+    order = np.lexsort((frame["is_city"].to_numpy(), -frame["devices_per_100k"].to_numpy()))
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def devices_needed(devices: int, population: int, per_100k: float) -> int:
+    """New devices needed for ``devices`` to be strictly above ``per_100k`` per 100,000 people."""
+    threshold = per_100k * population / 100_000
+    return max(0, math.floor(threshold) + 1 - devices)
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _check_metric(*frames: gpd.GeoDataFrame) -> None:
+    for frame in frames:
+        if frame.crs is None or not frame.crs.is_projected:
+            msg = "Los indicadores necesitan las capas en el CRS métrico de la ciudad."
+            raise IndicatorInputError(msg)
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    """Dates as ``datetime.date`` objects (``None`` where missing), whatever the input dtype."""
+    parsed = pd.to_datetime(values, errors="coerce")
+    return pd.Series(
+        [None if pd.isna(v) else v.date() for v in parsed], index=values.index, dtype=object
+    )
+
+
+def _device_dates(devices: gpd.GeoDataFrame, notes: list[str]) -> pd.DataFrame:
+    installed = _dates(devices["installed_on"])
+    removed = _dates(devices["removed_on"])
+    verified = devices["verification"] == "verified"
+    removed_undated = (devices["status"] == "removed") & removed.isna()
+    undated = installed.isna() & verified
+    if undated.any():
+        notes.append(
+            f"{int(undated.sum())} desfibrilador(es) verificados sin fecha de instalación se "
+            "cuentan como anteriores al plan."
+        )
+    if (removed_undated & verified).any():
+        notes.append(
+            f"{int((removed_undated & verified).sum())} desfibrilador(es) retirados sin fecha de "
+            "retirada no se cuentan en ningún año."
+        )
+    # Undated installations count from the beginning of time; compare with a sentinel date.
+    return pd.DataFrame(
+        {
+            "installed_on": installed.where(installed.notna(), dt.date.min),
+            "removed_on": removed,
+            "verified": verified.to_numpy(dtype=bool),
+            "removed_undated": removed_undated.to_numpy(dtype=bool),
+        },
+        index=devices.index,
+    )
+
+
+def _counted(dated: pd.DataFrame, day: dt.date) -> np.ndarray:
+    """Which devices count on ``day`` (verified, installed, not removed)."""
+    installed = np.array([d <= day for d in dated["installed_on"]], dtype=bool)
+    gone = np.array([d is not None and d <= day for d in dated["removed_on"]], dtype=bool)
+    return dated["verified"].to_numpy() & installed & ~gone & ~dated["removed_undated"].to_numpy()
+
+
+def _members(entities: gpd.GeoDataFrame, day: dt.date) -> np.ndarray:
+    since = _dates(entities["member_since"]) if "member_since" in entities else None
+    if since is None:
+        return np.ones(len(entities), dtype=bool)
+    return np.array([d is None or d <= day for d in since], dtype=bool)
+
+
+def _site_devices(
+    entities: gpd.GeoDataFrame,
+    devices: gpd.GeoDataFrame,
+    usable: np.ndarray,
+    on_site_m: float,
+) -> list[list[str]]:
+    """For each entity, the ids of usable devices it holds or that stand on its site."""
+    chosen = devices[usable]
+    ids = chosen["id"].to_numpy(dtype=object)
+    holders = chosen["operator_entity_id"].to_numpy(dtype=object)
+    result: list[list[str]] = [[] for _ in range(len(entities))]
+    if len(chosen) == 0:
+        return result
+    near = gpd.sjoin(
+        entities[["geometry"]].reset_index(drop=True),
+        chosen[["geometry"]].reset_index(drop=True),
+        predicate="dwithin",
+        distance=on_site_m,
+    )
+    for entity_pos, device_pos in zip(near.index, near["index_right"], strict=True):
+        result[int(entity_pos)].append(str(ids[int(device_pos)]))
+    for position, entity_id in enumerate(entities["id"].to_numpy(dtype=object)):
+        held = [str(d) for d, h in zip(ids, holders, strict=True) if h == entity_id]
+        result[position] = sorted(set(result[position]) | set(held))
+    return result
+
+
+def _cardioprotected(
+    entities: gpd.GeoDataFrame,
+    devices: gpd.GeoDataFrame,
+    counted: np.ndarray,
+    day: dt.date,
+    on_site_m: float,
+    *,
+    require_active: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    usable = counted & (
+        (devices["status"] == "active").to_numpy() if require_active else np.ones_like(counted)
+    )
+    members = _members(entities, day)
+    sites = _site_devices(entities, devices, usable, on_site_m)
+    protected = members & np.array([bool(s) for s in sites], dtype=bool)
+    return members, protected
+
+
+def _entity_table(
+    entities: gpd.GeoDataFrame,
+    devices: gpd.GeoDataFrame,
+    counted: np.ndarray,
+    day: dt.date,
+    on_site_m: float,
+) -> pd.DataFrame:
+    usable = counted & (devices["status"] == "active").to_numpy()
+    members = _members(entities, day)
+    sites = _site_devices(entities, devices, usable, on_site_m)
+    table = pd.DataFrame(
+        {
+            "id": entities["id"].to_numpy(dtype=object),
+            "name": entities["name"].to_numpy(dtype=object),
+            "kind": entities["kind"].to_numpy(dtype=object),
+            "member_since": _dates(entities["member_since"]).to_numpy(dtype=object),
+            "cardioprotected": [bool(s) for s in sites],
+            "device_ids": sites,
+        }
+    )[members]
+    return table.sort_values(["cardioprotected", "name"], kind="stable").reset_index(drop=True)
+
+
+def _training_frame(training: pd.DataFrame) -> pd.DataFrame:
+    columns = ["held_on", "entity_id", "kind", "people_trained"]
+    missing = [c for c in columns if c not in training]
+    if missing:
+        msg = f"Al registro de formación le faltan las columnas {', '.join(missing)}."
+        raise IndicatorInputError(msg)
+    frame = training[columns].copy()
+    frame["held_on"] = _dates(frame["held_on"])
+    frame["people_trained"] = frame["people_trained"].astype("int64")
+    return frame
+
+
+def _uses_frame(uses: pd.DataFrame, timezone: ZoneInfo) -> pd.DataFrame:
+    if not {"used_at", "people_attended"} <= set(uses.columns):
+        msg = "A los usos comunicados les faltan las columnas used_at o people_attended."
+        raise IndicatorInputError(msg)
+    days = [_local_day(value, timezone) for value in uses["used_at"]]
+    return pd.DataFrame(
+        {"used_on": pd.Series(days, dtype=object), "people_attended": uses["people_attended"]}
+    ).astype({"people_attended": "int64"})
+
+
+def _local_day(value: dt.datetime, timezone: ZoneInfo) -> dt.date:
+    aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return aware.astimezone(timezone).date()
+
+
+def _training_by_kind(trained: pd.DataFrame, plan: CarePlan, as_of: dt.date) -> pd.DataFrame:
+    inside = trained[trained["held_on"].between(plan.start, min(plan.end, as_of))]
+    years = [d.year for d in inside["held_on"]]
+    grouped = (
+        inside.assign(year=years)
+        .groupby(["year", "kind"], sort=True)
+        .agg(actions=("kind", "size"), people_trained=("people_trained", "sum"))
+        .reset_index()
+    )
+    return grouped.astype({"year": "int64", "actions": "int64", "people_trained": "int64"})
+
+
+def _coverage_shares(
+    population: gpd.GeoDataFrame,
+    devices: gpd.GeoDataFrame,
+    city: CityProfile,
+    radius_m: float,
+    model: DistanceModel,
+    day: dt.date,
+    zones: gpd.GeoDataFrame,
+) -> dict[str, float]:
+    always = coverage(population, devices, city, radius_m=radius_m, model=model,
+                      reference_date=day, zones=zones)  # fmt: skip
+    anytime = coverage(population, devices.assign(opening_hours="24/7"), city,
+                       radius_m=radius_m, model=model, reference_date=day, zones=zones)  # fmt: skip
+    return {
+        "share_covered": always.share_covered,
+        "share_65_plus_covered": always.share_65_plus_covered,
+        "share_covered_any_hours": anytime.share_covered,
+    }
+
+
+def _zones(
+    zones: gpd.GeoDataFrame,
+    population: gpd.GeoDataFrame,
+    devices: gpd.GeoDataFrame,
+    dated: pd.DataFrame,
+    initial: np.ndarray,
+    now: np.ndarray,
+    city: CityProfile,
+    radius_m: float,
+    model: DistanceModel,
+    as_of: dt.date,
+) -> pd.DataFrame:
+    always = coverage(population, devices[now], city, radius_m=radius_m, model=model,
+                      reference_date=as_of, zones=zones)  # fmt: skip
+    anytime = coverage(
+        population,
+        devices[now].assign(opening_hours="24/7"),
+        city,
+        radius_m=radius_m,
+        model=model,
+        reference_date=as_of,
+        zones=zones,
+    )
+    located = gpd.sjoin(
+        devices[["geometry"]].reset_index(drop=True),
+        zones[["id", "geometry"]].rename(columns={"id": "zone_id"}),
+        predicate="within",
+        how="left",
+    )
+    located = located[~located.index.duplicated()]
+    zone_of = located["zone_id"].to_numpy(dtype=object)
+    new = now & ~initial
+    table = always.by_zone[["zone_id", "zone_name", "residents", "share_covered"]].copy()
+    table["share_covered_any_hours"] = anytime.by_zone["share_covered"].to_numpy()
+    for column, mask in (
+        ("devices_initial", initial),
+        ("devices_new", new),
+        ("devices_total", now),
+    ):
+        counts = pd.Series(zone_of[mask]).value_counts()
+        table[column] = [int(counts.get(z, 0)) if z is not None else 0 for z in table["zone_id"]]
+    table["devices_per_100k"] = [
+        _per_100k(total, residents)
+        for total, residents in zip(table["devices_total"], table["residents"], strict=True)
+    ]
+    order = [
+        "zone_id", "zone_name", "residents", "devices_initial", "devices_new", "devices_total",
+        "devices_per_100k", "share_covered", "share_covered_any_hours",
+    ]  # fmt: skip
+    return table[order].reset_index(drop=True)
+
+
+def _area_km2(city: CityProfile) -> float:
+    boundary = gpd.GeoSeries([city.boundary], crs="EPSG:4326").to_crs(city.metric_crs)
+    return float(boundary.area.iloc[0]) / 1e6
+
+
+def _per_100k(devices: int, population: int) -> float:
+    return devices / population * 100_000 if population else 0.0
+
+
+def _per_km2(devices: int, area_km2: float) -> float:
+    return devices / area_km2 if area_km2 else 0.0
+
+
+def _share(part: float, whole: float) -> float:
+    return float(part) / float(whole) if whole else 0.0
+
+
+def _item(value: Any) -> Any:
+    if value is pd.NA:
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{key: _item(value) for key, value in row.items()} for row in frame.to_dict("records")]
