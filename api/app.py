@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from shapely.geometry import mapping
 
-from api import devices, errors, pages, staff
+from api import devices, errors, pages, staff, training
 from api.deps import CityDep, FinderCache, StoreDep
 from api.devices import ERRORS, BboxQuery, LimitQuery, OffsetQuery, page_links, parse_bbox
 from api.schemas import (
@@ -70,7 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST", "PATCH"],
+        allow_methods=["GET", "POST", "PATCH", "DELETE"],
         allow_headers=["Authorization", "Content-Type", "If-Match"],
         expose_headers=["ETag", "Location", "Retry-After"],
     )
@@ -81,6 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(devices.router)
     app.include_router(staff.router)
+    app.include_router(training.router)
     # Scripts and styles of the maps, vendored: pages never load anything from a CDN.
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

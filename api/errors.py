@@ -18,6 +18,8 @@ from geo.errors import (
     InputError,
     LayerValidationError,
     NotFoundError,
+    Problem,
+    RecordValidationError,
     StorageError,
 )
 from geo.registry import VersionMismatchError
@@ -154,10 +156,8 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, RateLimitedError):
             headers["Retry-After"] = str(exc.retry_after_s)
         if isinstance(exc, LayerValidationError):
-            problems = [
-                ProblemPublic(field=_request_field(p.field), code=p.code, message=p.message)
-                for p in exc.problems
-            ]
+            flat = isinstance(exc, RecordValidationError)
+            problems = [_problem(p, flat=flat) for p in exc.problems]
             code, message = _summary(problems)
             return _answer(code, message, status, problems, headers)
         if isinstance(exc, InputError):
@@ -192,6 +192,17 @@ def install(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         message = "Error interno del servidor; no se ha guardado nada a medias. Avise al equipo."
         return _answer("internal_error", message, 500)
+
+
+def _problem(problem: Problem, *, flat: bool) -> ProblemPublic:
+    """A validation problem as the API answers it.
+
+    A layer field is named as the request names it (``properties.…``); a flat record's field as
+    is. A problem in a line of a sent file keeps its place in the message (file, line, field).
+    """
+    field = problem.field if flat else _request_field(problem.field)
+    message = str(problem) if problem.line is not None else problem.message
+    return ProblemPublic(field=field, code=problem.code, message=message)
 
 
 def _request_field(field: str | None) -> str | None:

@@ -15,7 +15,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from geo.layers import ACCESS_VALUES, DEVICE_STATUS_VALUES
-from geo.store import PATIENT_SEX, REPORT_KINDS, REVIEW_STATUS
+from geo.store import PATIENT_SEX, REPORT_KINDS, REVIEW_STATUS, TRAINING_KINDS
+from geo.training import KINDS_TEXT, MAX_PEOPLE_PER_ACTION
 
 
 def _storable(value: str) -> str:
@@ -436,3 +437,60 @@ class MaintenancePublic(BaseModel):
     within_days: int
     unchecked_days: int
     items: list[MaintenanceItem]
+
+
+# --- the training register (plan action 1.3) --------------------------------------------------
+
+
+class TrainingCreate(Strict):
+    """A training action in basic life support and defibrillator use, already held."""
+
+    held_on: Day = Field(description="Día en que se impartió (AAAA-MM-DD); no posterior a hoy.")
+    entity_id: Text | None = Field(
+        default=None, description="Entidad del clúster que la organizó o acogió."
+    )
+    place: Annotated[str, Field(min_length=1, max_length=200), Clean] = Field(
+        description="Dónde se impartió."
+    )
+    kind: Annotated[str, Field(max_length=60), Clean] = Field(
+        description=f"Tipo de formación: {KINDS_TEXT}; también se admite la etiqueta en español.",
+        json_schema_extra={"enum": list(TRAINING_KINDS)},
+    )
+    people_trained: Annotated[int, Field(ge=1, le=MAX_PEOPLE_PER_ACTION)] = Field(
+        description="Personas formadas."
+    )
+    trainer: Text | None = Field(default=None, description="Quién la impartió.")
+    notes: LongText | None = None
+
+
+class TrainingPublic(BaseModel):
+    """A stored training action."""
+
+    id: int
+    held_on: dt.date
+    entity_id: str | None
+    place: str
+    kind: str = Field(json_schema_extra={"enum": list(TRAINING_KINDS)})
+    kind_label: str = Field(description="El tipo en español.")
+    people_trained: int
+    trainer: str | None
+    notes: str | None
+    source: str = Field(description="Procedencia ('api', 'csv:<archivo>', 'synthetic'…).")
+    source_id: str | None = Field(description="Referencia del registro en su procedencia.")
+    created_at: UtcDateTime
+    created_by: str
+
+
+class TrainingPage(BaseModel):
+    items: list[TrainingPublic]
+    numberMatched: int
+
+
+class TrainingImportPublic(BaseModel):
+    """What an import of a CSV register did (or, with dry_run, would do)."""
+
+    read: int = Field(description="Filas leídas.")
+    inserted: int
+    updated: int
+    unchanged: int
+    dry_run: bool

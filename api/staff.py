@@ -103,7 +103,8 @@ def audit(
     store: StoreDep,
     principal: PrincipalDep,
     record_type: Annotated[
-        Literal["device", "report", "use", "token"] | None, Query(description="Tipo de registro.")
+        Literal["device", "report", "use", "token", "training"] | None,
+        Query(description="Tipo de registro."),
     ] = None,
     record_id: Annotated[str | None, Query(max_length=200)] = None,
     limit: LimitQuery = 100,

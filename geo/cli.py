@@ -12,6 +12,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, TypeVar
+from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import numpy as np
@@ -47,6 +48,15 @@ from geo.outputs import data_notice
 from geo.settings import Settings
 from geo.store import Store
 from geo.tokens import issue_token
+from geo.training import (
+    KIND_LABELS,
+    TRAINING_FILE,
+    ImportReport,
+    PreparedImport,
+    import_training,
+    prepare_import,
+    store_import,
+)
 
 app = typer.Typer(
     name="cardiomapa",
@@ -131,7 +141,9 @@ def load(
                 _print_counts(store.counts())
                 return
             layers = _validate(settings)
+            register = _sample_register(settings, layers)  # checked before anything is written
             counts = _store(store, layers, replace=replace)
+            imported = None if register is None else store_import(store, register, actor="cli")
     except LayerValidationError as exc:
         failure = _fail(exc)
         errors.print("No se ha cargado nada: la base de datos sigue como estaba.")
@@ -140,6 +152,17 @@ def load(
         raise _fail(exc) from None
     console.print(f"Capas cargadas desde {settings.data_dir}:")
     _print_counts(counts)
+    if imported is not None:
+        _print_import(imported)
+
+
+def _sample_register(settings: Settings, layers: Layers) -> PreparedImport | None:
+    """``<data dir>/training.csv``, validated against the layers about to be loaded, if any."""
+    path = settings.data_dir / TRAINING_FILE
+    if not path.is_file():
+        return None
+    entity_ids = set(layers["entities"]["id"]) if "entities" in layers.frames else set()
+    return prepare_import(path, today=_city_today(settings), entity_ids=entity_ids)
 
 
 def _validate(settings: Settings) -> Layers:
@@ -882,3 +905,112 @@ def token_revoke(
     """Revoca un token: deja de valer en la siguiente petición."""
     record = _on_store(lambda store: store.revoke_token(token_id, actor="cli"))
     console.print(f"Token {record.id} revocado ({record.revoked_at:%Y-%m-%d %H:%M} UTC).")
+
+
+# --- the training register (plan action 1.3) ----------------------------------------------------
+
+training_app = typer.Typer(help="Registro de formación en soporte vital básico y uso del DEA.")
+app.add_typer(training_app, name="training")
+
+
+def _city_today(settings: Settings) -> dt.date:
+    """Today in the city's time zone."""
+    return dt.datetime.now(tz=ZoneInfo(settings.load_city().timezone)).date()
+
+
+def _print_import(report: ImportReport) -> None:
+    verb = "Se importarían" if report.dry_run else "Importadas"
+    console.print(
+        f"Registro de formación {report.file}: {report.read} filas leídas · {verb}: "
+        f"{report.inserted} nuevas, {report.updated} actualizadas, {report.unchanged} sin cambios."
+        + (" (simulación: no se ha guardado nada)" if report.dry_run else ""),
+        highlight=False,
+    )
+
+
+@training_app.command("import")
+def training_import(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV en UTF-8, separado por comas o punto y coma, con cabecera: "
+            "held_on, entity_id, place, kind, people_trained y, opcionales, trainer, notes, "
+            "id, source.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Solo validar y contar; no guardar nada.")
+    ] = False,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="Procedencia de las filas sin columna source (por defecto csv:<archivo>).",
+        ),
+    ] = None,
+    today: Annotated[
+        str | None,
+        typer.Option(
+            "--today",
+            help="Fecha de referencia AAAA-MM-DD: ninguna formación puede ser posterior "
+            "(por defecto, hoy).",
+        ),
+    ] = None,
+) -> None:
+    """Importa un registro de formación en CSV: todo o nada, y reimportarlo no duplica."""
+    settings = _settings()
+    day = _reference_day(today, settings)
+    try:
+        with Store.open(settings.database_url) as store:
+            report = import_training(
+                store, file, today=day, actor="cli", source=source, dry_run=dry_run
+            )
+    except LayerValidationError as exc:
+        failure = _fail(exc)
+        errors.print("No se ha importado nada: la base de datos sigue como estaba.")
+        raise failure from None
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    _print_import(report)
+
+
+def _reference_day(text: str | None, settings: Settings) -> dt.date:
+    if text is None:
+        return _city_today(settings)
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        errors.print(f"[bold red]Error[/]: --today {text!r} no es una fecha AAAA-MM-DD.")
+        raise typer.Exit(code=2) from None
+
+
+@training_app.command("list")
+def training_list(
+    year: Annotated[int | None, typer.Option("--year", help="Solo las de este año.")] = None,
+    entity: Annotated[
+        str | None, typer.Option("--entity", help="Solo las de esta entidad (id).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Cuántas mostrar.")] = 100,
+) -> None:
+    """Lista las acciones de formación registradas, de la más reciente a la más antigua."""
+    items, total = _on_store(
+        lambda store: store.training_actions(year=year, entity_id=entity, limit=limit)
+    )
+    table = Table("Id", "Fecha", "Entidad", "Lugar", "Tipo", "Personas", "Procedencia")
+    for item in items:
+        reference = "" if item["source_id"] is None else f": {item['source_id']}"
+        table.add_row(
+            str(item["id"]),
+            item["held_on"].isoformat(),
+            item["entity_id"] or "—",
+            item["place"],
+            KIND_LABELS[item["kind"]],
+            str(item["people_trained"]),
+            item["source"] + reference,
+        )
+    console.print(table)
+    people = sum(item["people_trained"] for item in items)
+    shown = f"{len(items)} de {total}" if len(items) < total else str(total)
+    console.print(f"Acciones mostradas: {shown} · personas formadas en ellas: {_int(people)}.")

@@ -70,6 +70,13 @@ class LayerValidationError(CardiomapaError, ValueError):
         super().__init__(f"{head} en los datos:\n{lines}{more}")
 
 
+class RecordValidationError(LayerValidationError):
+    """Records that are not layer features (rows of a CSV register, a request body) are not
+    acceptable; each problem names its field as the record does (a CSV column, a body field)."""
+
+    code = "invalid_record"
+
+
 class CityProfileError(CardiomapaError, ValueError):
     """The city profile (name, boundary, CRS, time zone) is missing or malformed."""
 
