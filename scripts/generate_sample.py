@@ -15,6 +15,9 @@ writes the five layer files that ``geo.layers.read_layers`` reads:
 ``cohousing.geojson``
     Senior cohousing and coliving projects.
 
+and the training register of plan action 1.3, ``training.csv`` (not a layer: a CSV that
+``cardiomapa load`` imports with :mod:`geo.training`).
+
 The data are SYNTHETIC. They lean on a few real facts, each of which keeps its origin in the
 record's ``source``: the 64 real census-section codes of INE's ADRH atlas, health points of the
 Junta de Castilla y León register (with their registry coordinates), the municipal sports sites a
@@ -32,10 +35,11 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import io
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -550,6 +554,66 @@ COHOUSING_RECORDS: tuple[Cohousing, ...] = (
               -4.51500, 42.02650),
 )  # fmt: skip
 """Cohousing projects: one from the press (Combonianos), the rest synthetic."""
+
+
+@dataclass(frozen=True)
+class Training:
+    """A training action in basic life support (SVB) and defibrillator (DEA) use.
+
+    ``entity_id`` is ``None`` for open sessions no cluster member organised or hosted.
+    """
+
+    id: str
+    held_on: str
+    entity_id: str | None
+    place: str
+    kind: str
+    people_trained: int
+    trainer: str | None
+    notes: str = "sintético"
+    source: str = SYNTHETIC
+
+
+INSTRUCTOR = "Instructor acreditado en SVB y DEA"
+NURSES = "Enfermería de atención primaria"
+
+TRAINING_RECORDS: tuple[Training, ...] = (
+    Training("syn-f-001", "2025-02-18", "ent-008",
+             "Residencia de mayores Los Jardines, sala polivalente", "bls_aed", 14, INSTRUCTOR),
+    Training("syn-f-002", "2025-03-11", "ent-001", "Ayuntamiento de Palencia, salón de actos",
+             "bls_aed", 22, INSTRUCTOR, "sintético; personal municipal"),
+    Training("syn-f-003", "2025-04-08", "ent-021", "Centro social de mayores La Puebla", "aed",
+             18, NURSES),
+    Training("syn-f-004", "2025-06-10", None, "Pabellón Municipal de Deportes", "bls_aed", 16,
+             INSTRUCTOR, "sintético; sesión abierta a clubes deportivos"),
+    Training("syn-f-005", "2025-09-23", "ent-013", "Asociación Cuidar Juntos, Calle Mayor 112",
+             "bls_aed", 12, INSTRUCTOR),
+    Training("syn-f-006", "2025-10-07", "ent-020", "Colegio público Tres Ríos, gimnasio", "bls",
+             25, NURSES, "sintético; profesorado"),
+    Training("syn-f-007", "2025-10-16", "ent-011", "Centro de día El Otero", "aed", 9, None),
+    Training("syn-f-008", "2025-11-13", "ent-024", "Cuidados Carrión S.L., Calle de Burgos 33",
+             "bls_aed", 20, INSTRUCTOR, "sintético; auxiliares de ayuda a domicilio"),
+    Training("syn-f-009", "2026-02-17", "ent-008",
+             "Residencia de mayores Los Jardines, sala polivalente", "refresher", 13, INSTRUCTOR),
+    Training("syn-f-010", "2026-03-24", "ent-017", "Farmacia Calle Mayor", "aed", 6, NURSES),
+    Training("syn-f-011", "2026-04-21", "ent-014",
+             "Asociación vecinal Virgen del Carmen, local social", "bls", 24, NURSES),
+    Training("syn-f-012", "2026-05-19", "ent-016", "Fundación Acompaña, Calle de Don Sancho 9",
+             "bls_aed", 15, INSTRUCTOR),
+    Training("syn-f-013", "2026-06-09", "ent-022", "Hogar de mayores El Cristo", "aed", 17,
+             NURSES),
+    Training("syn-f-014", "2026-09-15", "ent-001", "Ayuntamiento de Palencia, salón de actos",
+             "refresher", 19, INSTRUCTOR, "sintético; personal municipal"),
+    Training("syn-f-015", "2026-09-26", None, "Plaza Mayor, carpa de la jornada del corazón",
+             "aed", 30, NURSES, "sintético; demostración abierta al público"),
+)  # fmt: skip
+"""The training register of plan action 1.3, all synthetic: actions held between February 2025
+and September 2026, each at or after its entity joined the cluster."""
+
+TRAINING_FILE = "training.csv"
+TRAINING_COLUMNS = (
+    "id", "held_on", "entity_id", "place", "kind", "people_trained", "trainer", "notes", "source",
+)  # fmt: skip
 
 DEVICE_OFFSET_M = (4.0, 14.0)
 """A device held by an entity is placed this far (min, max metres) from the entity's point."""
@@ -1218,6 +1282,36 @@ def check_dates() -> None:
         raise ValueError("; ".join(problems))
 
 
+def check_training() -> None:
+    """Fail loudly if an action is after ``REFERENCE_DATE``, before its entity joined the
+    cluster, names an unknown entity, or repeats an id."""
+    joined = {entity.id: dt.date.fromisoformat(entity.member_since) for entity in ENTITY_RECORDS}
+    problems = []
+    for action in TRAINING_RECORDS:
+        held_on = dt.date.fromisoformat(action.held_on)
+        if held_on > REFERENCE_DATE:
+            problems.append(f"{action.id}: held after {REFERENCE_DATE}")
+        if action.entity_id is not None and action.entity_id not in joined:
+            problems.append(f"{action.id}: unknown entity {action.entity_id}")
+        elif action.entity_id is not None and held_on < joined[action.entity_id]:
+            problems.append(f"{action.id}: held before {action.entity_id} joined the cluster")
+    if len({action.id for action in TRAINING_RECORDS}) != len(TRAINING_RECORDS):
+        problems.append("repeated training ids")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def training_text() -> str:
+    """The training register as CSV: UTF-8, comma-separated, a header, ``\\n`` line ends."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(TRAINING_COLUMNS)
+    for action in TRAINING_RECORDS:
+        values = asdict(action)
+        writer.writerow(["" if values[name] is None else values[name] for name in TRAINING_COLUMNS])
+    return buffer.getvalue()
+
+
 def check_inside(features: Iterable[Mapping[str, Any]], city: CityProfile, layer: str) -> None:
     """Fail loudly if a feature falls outside the municipal boundary."""
     for index, item in enumerate(features):
@@ -1228,7 +1322,7 @@ def check_inside(features: Iterable[Mapping[str, Any]], city: CityProfile, layer
 
 
 def generate(out_dir: Path, *, city_path: Path = CITY_PROFILE_PATH, seed: int = SEED) -> list[Path]:
-    """Write the five sample layers into ``out_dir``.
+    """Write the five sample layers and the training register into ``out_dir``.
 
     Parameters
     ----------
@@ -1245,6 +1339,7 @@ def generate(out_dir: Path, *, city_path: Path = CITY_PROFILE_PATH, seed: int = 
         The files written.
     """
     check_dates()
+    check_training()
     city = load_city_profile(city_path)
     projection = Projection.for_city(city)
     rng = np.random.default_rng(seed)
@@ -1278,6 +1373,10 @@ def generate(out_dir: Path, *, city_path: Path = CITY_PROFILE_PATH, seed: int = 
         with path.open("w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
         written.append(path)
+    path = out_dir / TRAINING_FILE
+    with path.open("w", encoding="utf-8", newline="\n") as handle:
+        handle.write(training_text())
+    written.append(path)
     return written
 
 
