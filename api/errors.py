@@ -22,6 +22,7 @@ from geo.errors import (
     RecordValidationError,
     StorageError,
 )
+from geo.indicators import IndicatorInputError
 from geo.registry import VersionMismatchError
 from geo.siting import SitingError
 from geo.tokens import AuthenticationError, ForbiddenError
@@ -47,6 +48,7 @@ ERROR_STATUS: tuple[tuple[type[CardiomapaError], int], ...] = (
     (CoverageInputError, 422),
     (MetricCRSError, 422),
     (SitingError, 422),
+    (IndicatorInputError, 422),
     (RateLimitedError, 429),
     (StorageError, 503),
 )

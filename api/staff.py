@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Path, Query
 
@@ -23,9 +24,15 @@ from api.schemas import (
     UsePublic,
 )
 from geo import outputs, registry
-from geo.analysis import coverage_analysis, gaps_analysis, siting_analysis, weekly_analysis
+from geo.analysis import (
+    coverage_analysis,
+    gaps_analysis,
+    indicators_analysis,
+    siting_analysis,
+    weekly_analysis,
+)
 from geo.coverage import DEFAULT_DETOUR_FACTOR, DEFAULT_RADIUS_M
-from geo.inputs import load_inputs, section_incomes
+from geo.inputs import density_references, load_inputs, plan_registers, section_incomes
 from geo.settings import Settings
 from geo.tokens import require_role
 
@@ -232,5 +239,41 @@ def siting(
         at=at,
         time_limit_s=time_limit_s,
         detour_factor=detour_factor,
+    )
+    return outputs.plain(analysis.document)
+
+
+@router.get(
+    "/indicators",
+    summary="Indicadores del plan por año (como `cardiomapa indicators`)",
+    responses=ERRORS,
+)
+def indicators(
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    year: Annotated[
+        int | None, Query(ge=1900, le=2200, description="Solo este año del plan.")
+    ] = None,
+    as_of: Annotated[
+        Day | None, Query(description="Fecha de los datos (por defecto, hoy).")
+    ] = None,
+    radius_m: RadiusQuery = DEFAULT_RADIUS_M,
+    detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
+) -> dict[str, Any]:
+    """Desfibriladores iniciales, nuevos y totales; entidades cardioprotegidas; formación; usos;
+    cobertura al cierre de cada año; densidad frente a las referencias."""
+    require_role(principal, "planner", "admin")
+    inputs = _inputs(settings)
+    training, uses = plan_registers(settings, inputs, from_files=False)
+    day = as_of or dt.datetime.now(tz=ZoneInfo(inputs.city.timezone)).date()
+    analysis = indicators_analysis(
+        inputs,
+        training=training,
+        uses=uses,
+        references=density_references(settings),
+        as_of=day,
+        radius_m=radius_m,
+        detour_factor=detour_factor,
+        year=year,
     )
     return outputs.plain(analysis.document)

@@ -27,6 +27,7 @@ from geo.coverage import (
     weekly_coverage,
 )
 from geo.coverage import coverage as run_coverage
+from geo.indicators import DensityReference, Indicators, compute_indicators, year_on_year
 from geo.inputs import AnalysisInputs, siting_candidates
 from geo.siting import (
     SitingResult,
@@ -337,3 +338,53 @@ def planner_view(
         coverage, gaps, devices, sites["entities"], sites["cohousing"], siting, radius_m,
         reach_m, at,
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class IndicatorsAnalysis:
+    """The plan's indicators, and the document the CLI's ``--format json`` and the API answer.
+
+    With ``year``, the document's ``years`` and ``year_on_year`` hold that year only.
+    """
+
+    indicators: Indicators
+    year: int | None
+    document: dict[str, Any]
+
+
+def indicators_analysis(
+    inputs: AnalysisInputs,
+    *,
+    training: pd.DataFrame,
+    uses: pd.DataFrame,
+    references: list[DensityReference],
+    as_of: dt.date,
+    radius_m: float,
+    detour_factor: float,
+    year: int | None = None,
+) -> IndicatorsAnalysis:
+    """The plan's indicators on ``as_of`` (see :mod:`geo.indicators`), for one year or all."""
+    metric = inputs.metric
+    model = inputs.distance_model(detour_factor=detour_factor)
+    indicators = compute_indicators(
+        city=inputs.city,
+        devices=metric["defibrillators"],
+        entities=metric["entities"],
+        zones=metric["ceas"],
+        population=metric["population"],
+        training=training,
+        uses=uses,
+        references=references,
+        as_of=as_of,
+        radius_m=radius_m,
+        model=model,
+    )
+    document = {"data_origin": inputs.origin, **indicators.to_dict()}
+    document["distance_model_description"] = model.describe()
+    if year is not None:
+        indicators.year(year)  # a year outside the plan is an error
+        change = year_on_year(indicators.years)
+        document["year"] = year
+        document["years"] = outputs.records(indicators.years[indicators.years["year"] == year])
+        document["year_on_year"] = outputs.records(change[change["year"] == year])
+    return IndicatorsAnalysis(indicators, year, document)

@@ -29,6 +29,7 @@ from geo.analysis import (
     WeeklyAnalysis,
     coverage_analysis,
     gaps_analysis,
+    indicators_analysis,
     siting_analysis,
     weekly_analysis,
 )
@@ -40,7 +41,15 @@ from geo.coverage import (
     WeeklyCoverage,
 )
 from geo.errors import CardiomapaError, LayerValidationError
-from geo.inputs import AnalysisInputs, device_finder, load_inputs, section_incomes
+from geo.indicators import Indicators, format_value, indicator_rows
+from geo.inputs import (
+    AnalysisInputs,
+    density_references,
+    device_finder,
+    load_inputs,
+    plan_registers,
+    section_incomes,
+)
 from geo.layers import LAYERS, Layers, LayerSchema, read_layers
 from geo.maps import PlannerForm, basemap_of, citizen_map, planner_page, self_contained
 from geo.network import load_network
@@ -394,13 +403,13 @@ def coverage(
     _emit_coverage(analysis, output, inputs)
 
 
-def _day(text: str | None) -> dt.date:
+def _day(text: str | None, *, option: str = "--week-of") -> dt.date:
     if text is None:
         return dt.datetime.now(tz=dt.UTC).date()
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
-        errors.print(f"[bold red]Error[/]: --week-of {text!r} no es una fecha AAAA-MM-DD.")
+        errors.print(f"[bold red]Error[/]: {option} {text!r} no es una fecha AAAA-MM-DD.")
         raise typer.Exit(code=2) from None
 
 
@@ -768,6 +777,94 @@ def map_(
         raise _fail(exc) from None
     size = out.stat().st_size / 1024
     console.print(f"Mapa ({kind.value}, {what}) escrito en {out} ({size:,.0f} KB).")
+
+
+@app.command()
+def indicators(
+    year: Annotated[
+        int | None,
+        typer.Option("--year", help="Solo este año del plan (con su variación interanual)."),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Fecha de los datos, AAAA-MM-DD (por defecto, hoy)."),
+    ] = None,
+    radius_m: RadiusOption = DEFAULT_RADIUS_M,
+    output: FormatOption = Format.TABLE,
+    data_dir: DataDirOption = None,
+    network: NetworkOption = None,
+    no_network: NoNetworkOption = False,
+    detour_factor: DetourOption = DEFAULT_DETOUR_FACTOR,
+) -> None:
+    """Indicadores del plan por año: desfibriladores, entidades, formación, usos, cobertura."""
+    if output is Format.GEOJSON:
+        errors.print("[bold red]Error[/]: --format admite table, json o csv para los indicadores.")
+        raise typer.Exit(code=2)
+    day = _day(as_of, option="--as-of") if as_of else None
+    settings, inputs = _inputs(data_dir, network, no_network)
+    try:
+        with errors.status("Calculando los indicadores…"):
+            training, uses = plan_registers(settings, inputs, from_files=data_dir is not None)
+            analysis = indicators_analysis(
+                inputs,
+                training=training,
+                uses=uses,
+                references=density_references(settings),
+                as_of=day or _local_today(inputs.city.timezone),
+                radius_m=radius_m,
+                detour_factor=detour_factor,
+                year=year,
+            )
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    if output is Format.JSON:
+        _emit(outputs.dumps(analysis.document))
+    elif output is Format.CSV:
+        _emit(outputs.to_csv(indicator_rows(analysis.indicators, year=year)))
+    else:
+        _print_indicators(analysis.indicators, year)
+
+
+def _local_today(timezone: str) -> dt.date:
+    return dt.datetime.now(tz=ZoneInfo(timezone)).date()
+
+
+def _print_indicators(result: Indicators, year: int | None) -> None:
+    plan = result.plan
+    console.print(
+        f"[bold]{plan.name}[/] — {plan.action}\n{plan.goal}. Datos a {result.as_of:%d/%m/%Y}; "
+        f"radio {result.radius_m:g} m ({result.distance_model}).",
+        highlight=False,
+    )
+    rows = indicator_rows(result, year=year)
+    columns = [c for c in rows.columns if c not in ("indicator", "label")]
+    table = Table("Indicador", *(_column_title(c, result) for c in columns))
+    for record in rows.to_dict("records"):
+        key = record["indicator"]
+        cells = [format_value(key, record[c], change=c.startswith("change_")) for c in columns]
+        table.add_row(record["label"], *cells)
+    console.print(table)
+    density = Table("Referencia", "DEA por 100.000 hab.", "Año", "Nuevos DEA para superarla")
+    for ref in result.density.to_dict("records"):
+        name = f"[bold]{ref['name']}[/]" if ref["is_city"] else ref["name"]
+        density.add_row(
+            name,
+            format_value("devices_per_100k", ref["devices_per_100k"]),
+            "—" if ref["year"] is None or pd.isna(ref["year"]) else str(int(ref["year"])),
+            "—" if ref["is_city"] else _int(ref["devices_needed"]),
+        )
+    console.print(density)
+    for note in result.notes:
+        errors.print(f"[yellow]Nota[/]: {note}", highlight=False)
+
+
+def _column_title(column: str, result: Indicators) -> str:
+    if column == "to_date":
+        return f"Plan a {result.as_of:%d/%m/%Y}"
+    if column.startswith("change_"):
+        return f"Variación {column.removeprefix('change_')}"
+    row = result.year(int(column))
+    return f"{column} (en curso)" if row["status"] == "in_course" else column
 
 
 # --- walking network --------------------------------------------------------------------------

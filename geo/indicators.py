@@ -170,16 +170,48 @@ class Indicators:
             "notes": list(self.notes),
         }
 
-    def table(self) -> pd.DataFrame:
-        """Indicators as rows (Spanish labels), plan years and the plan to date as columns."""
-        columns = {str(int(row["year"])): row for _, row in self.years.iterrows()}
-        data = {
-            label: [*(row[key] for row in columns.values()), self.to_date.get(key)]
-            for key, label in INDICATOR_LABELS.items()
-        }
-        return pd.DataFrame.from_dict(
-            data, orient="index", columns=[*columns, f"Plan a {self.as_of:%d/%m/%Y}"]
-        )
+
+def indicator_rows(result: Indicators, *, year: int | None = None) -> pd.DataFrame:
+    """One row per indicator (``indicator``, ``label``), one column per plan year and ``to_date``.
+
+    With ``year``: the year before (if in the plan), ``year``, ``change_<year>`` and ``to_date``.
+    """
+    years = result.years.set_index("year")
+    change = year_on_year(result.years).set_index("year")
+    if year is None:
+        shown = list(years.index)
+    else:
+        result.year(year)  # a year outside the plan is an error
+        shown = [y for y in (year - 1, year) if y in years.index]
+    table = pd.DataFrame({"indicator": list(INDICATOR_LABELS),
+                          "label": list(INDICATOR_LABELS.values())})  # fmt: skip
+    for y in shown:
+        table[str(y)] = [_item(years.loc[y, key]) for key in INDICATOR_LABELS]
+    if year is not None:
+        table[f"change_{year}"] = [_item(change.loc[year, key]) for key in INDICATOR_LABELS]
+    table["to_date"] = [result.to_date.get(key) for key in INDICATOR_LABELS]
+    return table
+
+
+def format_value(key: str, value: Any, *, change: bool = False) -> str:
+    """An indicator's value as Spanish text: ``1.234``, ``32,4``, ``12,3 %`` (``—`` if unknown).
+
+    With ``change``, a signed difference: ``+3``, ``−1,2`` and shares in percentage points
+    (``+3,2 p. p.``).
+    """
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    number = float(value)
+    sign = ("+" if number > 0 else "−" if number < 0 else "±") if change else ""
+    magnitude = abs(number) if change else number
+    if key in SHARE_INDICATORS:
+        text = f"{magnitude * 100:,.1f}"
+        unit = " p. p." if change else " %"
+    elif key == "devices_per_100k" or key.startswith("devices_per_"):
+        text, unit = f"{magnitude:,.1f}", ""
+    else:
+        text, unit = f"{round(magnitude):,}", ""
+    return sign + text.replace(",", "_").replace(".", ",").replace("_", ".") + unit
 
 
 def year_on_year(years: pd.DataFrame) -> pd.DataFrame:

@@ -30,10 +30,12 @@ from geo.network import WalkingNetwork, load_network
 from geo.settings import SAMPLE_DATA_DIR, Settings
 from geo.siting import SitingError, candidate_grid
 from geo.store import Store
+from geo.training import read_training_csv, training_rows
 
 INCOME_FILE = "palencia_34120_renta_media_secciones_2015_2016_INE_ADRH.csv"
 INCOME_COLUMN = "renta_media_persona_2016"
 DENSITY_FILE = "dea_density_references.csv"
+TRAINING_FILE = "training.csv"
 
 
 class IncomeDataError(CardiomapaError, ValueError):
@@ -111,6 +113,45 @@ def device_finder(store: Store, city: CityProfile) -> DeviceFinder:
     network = store.read_network(crs=city.metric_crs)
     model = NetworkDistance(network) if network is not None else StraightLine()
     return DeviceFinder(store.read_layer("defibrillators"), city, model=model)
+
+
+def plan_registers(
+    settings: Settings, inputs: AnalysisInputs, *, from_files: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The training register and the reported uses of devices, for the plan's indicators.
+
+    From the database (:meth:`Store.training_frame`, :meth:`Store.uses_frame`); with
+    ``from_files``, the training register is ``<data dir>/training.csv`` if there is one (checked
+    against ``inputs``' entities), and no uses: they are only ever reported to the database.
+
+    Raises
+    ------
+    RecordValidationError
+        ``training.csv`` is malformed (every problem with its line and column).
+    """
+    if not from_files:
+        with Store.open(settings.database_url) as store:
+            return store.training_frame(), store.uses_frame()
+    uses = pd.DataFrame(
+        {
+            "device_id": pd.Series(dtype="object"),
+            "used_at": pd.Series(dtype="datetime64[us]"),
+            "people_attended": pd.Series(dtype="int64"),
+        }
+    )
+    path = settings.data_dir / TRAINING_FILE
+    columns = ["held_on", "entity_id", "place", "kind", "people_trained", "source"]
+    if not path.exists():
+        return pd.DataFrame({name: pd.Series(dtype="object") for name in columns}), uses
+    rows = training_rows(
+        read_training_csv(path),
+        file=path.name,
+        entity_ids=set(inputs.layers["entities"]["id"]),
+        today=dt.datetime.now(tz=dt.UTC).date() + dt.timedelta(days=1),
+        source=f"csv:{path.name}",
+    )
+    training = pd.DataFrame(rows, columns=columns)
+    return training.astype({"people_trained": "int64"}), uses
 
 
 def section_incomes(settings: Settings) -> pd.DataFrame:

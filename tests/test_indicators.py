@@ -23,6 +23,8 @@ from geo.indicators import (
     IndicatorInputError,
     compute_indicators,
     devices_needed,
+    format_value,
+    indicator_rows,
     year_on_year,
 )
 
@@ -258,10 +260,27 @@ def test_year_on_year_and_table(result) -> None:
     assert change.loc[2026, "people_trained"] == -3
     assert change.loc[2026, "share_entities_cardioprotected"] == pytest.approx(-0.25)
     assert math.isnan(change.loc[2025, "devices_total"])
-    table = result.table()
-    assert table.columns.tolist() == ["2025", "2026", "2027", "2028", "Plan a 30/06/2026"]
-    assert table.loc["Personas formadas"].tolist()[:2] == [18, 15]
-    assert table.loc["Personas formadas", "Plan a 30/06/2026"] == 33
+    table = indicator_rows(result).set_index("indicator")
+    assert table.columns.tolist() == ["label", "2025", "2026", "2027", "2028", "to_date"]
+    assert table.loc["people_trained", ["2025", "2026", "to_date"]].tolist() == [18, 15, 33]
+    assert pd.isna(table.loc["people_trained", "2027"])
+    one = indicator_rows(result, year=2026).set_index("indicator")
+    assert one.columns.tolist() == ["label", "2025", "2026", "change_2026", "to_date"]
+    assert one.loc["devices_total", "change_2026"] == 1
+    first = indicator_rows(result, year=2025)
+    assert first.columns.tolist() == ["indicator", "label", "2025", "change_2025", "to_date"]
+    assert first["change_2025"].isna().all()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "change", "text"),
+    [("share_covered", 0.1234, False, "12,3 %"), ("share_covered", 0.032, True, "+3,2 p. p."),
+     ("devices_total", 1234, False, "1.234"), ("devices_total", -1, True, "−1"),
+     ("devices_per_100k", 32.4014, False, "32,4"), ("people_trained", None, False, "—"),
+     ("uses", 0, True, "±0"), ("people_trained", float("nan"), True, "—")],
+)  # fmt: skip
+def test_format_value(key: str, value: object, change: bool, text: str) -> None:
+    assert format_value(key, value, change=change) == text
 
 
 def test_to_dict_is_json_shaped(result) -> None:
