@@ -130,8 +130,12 @@ def gaps_analysis(
     at: dt.datetime | None,
     cell_m: float | None,
     detour_factor: float,
+    reference_date: dt.date | None = None,
 ) -> GapsAnalysis:
-    """Where people live without a device in reach, and which sites lack one."""
+    """Where people live without a device in reach, and which sites lack one.
+
+    With ``at=None`` (24/7), ``reference_date`` fixes the year checked (default: today).
+    """
     metric = inputs.metric
     model = inputs.distance_model(detour_factor=detour_factor)
     result = run_coverage(
@@ -142,13 +146,14 @@ def gaps_analysis(
         at=at,
         zones=metric["ceas"],
         model=model,
+        reference_date=reference_date,
     )
     areas = find_gaps(result, cell_m=cell_m)
     uncovered = {}
     for name in ("entities", "cohousing"):
         sites = sites_without_device(
             metric[name], metric["defibrillators"], inputs.city, radius_m=radius_m, at=at,
-            model=model,
+            model=model, reference_date=reference_date,
         )  # fmt: skip
         uncovered[name] = sites[~sites["covered"]]
     header = outputs.result_header(result)
@@ -192,11 +197,17 @@ def siting_analysis(
     at: dt.datetime | None,
     time_limit_s: float,
     detour_factor: float,
+    reference_date: dt.date | None = None,
 ) -> SitingAnalysis:
-    """Where the next ``new`` devices protect the most residents (or reach ``target_share``)."""
+    """Where the next ``new`` devices protect the most residents (or reach ``target_share``).
+
+    With ``at=None`` (24/7), ``reference_date`` fixes the year checked (default: today).
+    """
     metric = inputs.metric
     model = inputs.distance_model(detour_factor=detour_factor)
-    sites = siting_candidates(candidates, inputs, radius_m=radius_m, at=at, model=model)
+    sites = siting_candidates(
+        candidates, inputs, radius_m=radius_m, at=at, model=model, reference_date=reference_date
+    )
     problem, baseline = build_problem(
         metric["population"],
         metric["defibrillators"],
@@ -207,6 +218,7 @@ def siting_analysis(
         zones=metric["ceas"],
         model=model,
         senior_weight=senior_weight,
+        reference_date=reference_date,
     )
     residents = int(baseline["residents"].sum())
     covered = int(baseline["residents_covered"].sum())
@@ -309,7 +321,10 @@ def planner_view(
         inputs, radius_m=radius_m, at=at, reference_date=reference_date,
         detour_factor=detour_factor,
     )  # fmt: skip
-    gaps = gaps_analysis(inputs, radius_m=radius_m, at=at, cell_m=None, detour_factor=detour_factor)
+    gaps = gaps_analysis(
+        inputs, radius_m=radius_m, at=at, cell_m=None, detour_factor=detour_factor,
+        reference_date=reference_date,
+    )  # fmt: skip
     sites = {
         name: sites_without_device(
             metric[name],
@@ -318,6 +333,7 @@ def planner_view(
             radius_m=radius_m,
             at=at,
             model=model,
+            reference_date=reference_date,
         )
         for name in ("entities", "cohousing")
     }
@@ -331,7 +347,7 @@ def planner_view(
     siting = siting_analysis(
         inputs, new=new, radius_m=radius_m, method="greedy", candidates="all",
         target_share=None, senior_weight=1.0, at=at, time_limit_s=60.0,
-        detour_factor=detour_factor,
+        detour_factor=detour_factor, reference_date=reference_date,
     )  # fmt: skip
     reach_m = radius_m / model.detour_factor if isinstance(model, StraightLine) else radius_m
     return PlannerView(

@@ -876,8 +876,11 @@ def sites_without_device(
     radius_m: float = DEFAULT_RADIUS_M,
     at: dt.datetime | None = None,
     model: DistanceModel | None = None,
+    reference_date: dt.date | None = None,
 ) -> gpd.GeoDataFrame:
     """Entities or cohousing sites, with whether an available device is within ``radius_m``.
+
+    ``at`` and ``reference_date`` mean what they mean for :func:`coverage`.
 
     Returns
     -------
@@ -887,7 +890,9 @@ def sites_without_device(
         distance. The plan's action 1.3 proposes a device for each site with ``covered`` false.
     """
     _check_radius(radius_m)
-    nearby = nearest_available(sites, devices, city, at=at, model=model)
+    nearby = nearest_available(
+        sites, devices, city, at=at, model=model, reference_date=reference_date
+    )
     working = devices[(devices["status"] == "active") & (devices["verification"] != "rejected")]
     holders = set(working["operator_entity_id"].dropna())
     result = nearby.rename(columns={"device_id": "nearest_device_id"}).drop(columns="walk_min")

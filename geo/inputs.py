@@ -236,6 +236,7 @@ def siting_candidates(
     radius_m: float,
     at: dt.datetime | None,
     model: DistanceModel,
+    reference_date: dt.date | None = None,
 ) -> gpd.GeoDataFrame:
     """Candidate sites for ``cardiomapa site --candidates SPEC`` (metric CRS).
 
@@ -251,6 +252,7 @@ def siting_candidates(
         radius_m=radius_m,
         at=at,
         model=model,
+        reference_date=reference_date,
     )
     lacking = entities.loc[~entities["covered"], ["id", "name", "geometry"]].assign(kind="entity")
     if spec == "entities":

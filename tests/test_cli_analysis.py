@@ -250,3 +250,45 @@ def test_site_bad_candidates_are_explained(tmp_path: Path, candidates: str, mess
 def test_site_refuses_csv() -> None:
     code, _, err = run("site", "--data-dir", str(TINY_DIR), "--format", "csv")
     assert code == 2 and "geojson" in err
+
+
+def test_24h_gaps_and_siting_check_the_year_of_their_reference_date() -> None:
+    """Devices open around the clock until the end of 2027 are "always" there (every moment of
+    the 366 days from the reference week) for a reference date in 2026, not in mid-2027."""
+    import dataclasses
+
+    from geo.analysis import gaps_analysis, siting_analysis
+    from geo.inputs import load_inputs
+    from geo.settings import Settings
+
+    inputs = load_inputs(Settings(data_dir=TINY_DIR), from_files=True)
+    metric = dict(inputs.metric.frames)
+    metric["defibrillators"] = metric["defibrillators"].assign(
+        opening_hours="2020-2027 00:00-24:00"
+    )
+    inputs = dataclasses.replace(inputs, metric=Layers(metric))
+    common = {"radius_m": 400.0, "at": None, "detour_factor": 1.3}
+    uncovered = {
+        day: gaps_analysis(inputs, cell_m=None, reference_date=day, **common).document[
+            "residents_uncovered"
+        ]
+        for day in (dt.date(2026, 1, 5), dt.date(2027, 6, 7))
+    }
+    assert uncovered[dt.date(2027, 6, 7)] == 7800  # nobody: every device closes in 2028
+    assert uncovered[dt.date(2026, 1, 5)] < 7800
+    before = {
+        day: siting_analysis(
+            inputs,
+            new=1,
+            method="greedy",
+            candidates="entities",
+            target_share=None,
+            senior_weight=1.0,
+            time_limit_s=10,
+            reference_date=day,
+            **common,
+        ).document["residents_covered_before"]
+        for day in (dt.date(2026, 1, 5), dt.date(2027, 6, 7))
+    }
+    assert before[dt.date(2027, 6, 7)] == 0
+    assert before[dt.date(2026, 1, 5)] == 7800 - uncovered[dt.date(2026, 1, 5)]
