@@ -10,10 +10,11 @@ import pytest
 
 GEO = Path(__file__).resolve().parent.parent / "geo"
 #: Edges and storage: the only modules of geo/ allowed to touch HTTP, SQL or HTML. ``inputs``,
-#: ``analysis``, ``registry`` and ``tokens`` are edge services over the store, shared by the CLI
-#: and the API.
+#: ``analysis``, ``registry``, ``tokens`` and ``training`` are edge services over the store, shared
+#: by the CLI and the API; ``report`` renders the annual report (HTML, PDF) like ``maps``.
 IMPURE = {
     "store", "cli", "settings", "maps", "migrations", "inputs", "analysis", "registry", "tokens",
+    "training", "report",
 }  # fmt: skip
 FORBIDDEN = ("fastapi", "starlette", "sqlalchemy", "geoalchemy2", "alembic", "folium", "api")
 PURE_MODULES = sorted(
