@@ -25,7 +25,9 @@ PURE_MODULES = sorted(
 
 
 def test_there_are_pure_modules_to_check() -> None:
-    assert {"geo.layers", "geo.city", "geo.errors", "geo.nearest"} <= set(PURE_MODULES)
+    assert {"geo.layers", "geo.city", "geo.errors", "geo.nearest", "geo.indicators"} <= set(
+        PURE_MODULES
+    )
 
 
 @pytest.mark.parametrize("module", PURE_MODULES)
