@@ -867,6 +867,78 @@ def _column_title(column: str, result: Indicators) -> str:
     return f"{column} (en curso)" if row["status"] == "in_course" else column
 
 
+# --- annual report ----------------------------------------------------------------------------
+
+
+@app.command()
+def report(
+    year: Annotated[int, typer.Option("--year", help="Año del plan que se evalúa.")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Archivo HTML que se escribe (autónomo e imprimible)."),
+    ],
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Fecha de los datos, AAAA-MM-DD (por defecto, hoy)."),
+    ] = None,
+    radius_m: RadiusOption = DEFAULT_RADIUS_M,
+    pdf: Annotated[
+        Path | None,
+        typer.Option("--pdf", help="Imprime además el informe a este PDF (con Chromium)."),
+    ] = None,
+    data_dir: DataDirOption = None,
+    network: NetworkOption = None,
+    no_network: NoNetworkOption = False,
+    detour_factor: DetourOption = DEFAULT_DETOUR_FACTOR,
+) -> None:
+    """Informe de evaluación anual del plan (HTML autónomo y, con --pdf, PDF)."""
+    # matplotlib and the templates load only for this command.
+    from geo.report import build_report, layer_sources, print_pdf
+
+    for option, path in (("--out", out), ("--pdf", pdf)):
+        if path is not None and not path.parent.is_dir():
+            errors.print(f"[bold red]Error[/]: la carpeta de {option} {path.parent} no existe.")
+            raise typer.Exit(code=2)
+    day = _day(as_of, option="--as-of") if as_of else None
+    settings, inputs = _inputs(data_dir, network, no_network)
+    timezone = ZoneInfo(inputs.city.timezone)
+    try:
+        with errors.status("Calculando los indicadores…") as status:
+            training, uses = plan_registers(settings, inputs, from_files=data_dir is not None)
+            analysis = indicators_analysis(
+                inputs,
+                training=training,
+                uses=uses,
+                references=density_references(settings),
+                as_of=day or _local_today(inputs.city.timezone),
+                radius_m=radius_m,
+                detour_factor=detour_factor,
+                year=year,
+            )
+            status.update("Redactando el informe: huecos, propuesta, gráficos y mapas…")
+            html = build_report(
+                inputs,
+                analysis,
+                year=year,
+                radius_m=radius_m,
+                detour_factor=detour_factor,
+                notice=data_notice(layer_sources(inputs.layers)),
+                generated_at=dt.datetime.now(tz=timezone),
+            )
+            out.write_text(html, encoding="utf-8")
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    console.print(f"Informe de {year} escrito en {out} ({out.stat().st_size / 1024:,.0f} KB).")
+    if pdf is None:
+        return
+    try:
+        with errors.status("Imprimiendo el PDF con Chromium…"):
+            print_pdf(out, pdf)
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    console.print(f"PDF escrito en {pdf} ({pdf.stat().st_size / 1024:,.0f} KB).")
+
+
 # --- walking network --------------------------------------------------------------------------
 
 network_app = typer.Typer(help="Red peatonal para medir distancias a pie por las calles.")
