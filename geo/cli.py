@@ -810,7 +810,7 @@ def indicators(
                 training=training,
                 uses=uses,
                 references=density_references(settings),
-                as_of=day or _local_today(inputs.city.timezone),
+                as_of=day or _city_today(settings),
                 radius_m=radius_m,
                 detour_factor=detour_factor,
                 year=year,
@@ -823,10 +823,6 @@ def indicators(
         _emit(outputs.to_csv(indicator_rows(analysis.indicators, year=year)))
     else:
         _print_indicators(analysis.indicators, year)
-
-
-def _local_today(timezone: str) -> dt.date:
-    return dt.datetime.now(tz=ZoneInfo(timezone)).date()
 
 
 def _print_indicators(result: Indicators, year: int | None) -> None:
@@ -910,7 +906,7 @@ def report(
                 training=training,
                 uses=uses,
                 references=density_references(settings),
-                as_of=day or _local_today(inputs.city.timezone),
+                as_of=day or _city_today(settings),
                 radius_m=radius_m,
                 detour_factor=detour_factor,
                 year=year,
@@ -991,10 +987,6 @@ def network_clear() -> None:
     """Borra la red peatonal de la base de datos."""
     _on_store(Store.clear_network)
     console.print("Red peatonal borrada.")
-
-
-if __name__ == "__main__":
-    app()
 
 
 # --- API tokens -------------------------------------------------------------------------------
@@ -1183,3 +1175,7 @@ def training_list(
     people = sum(item["people_trained"] for item in items)
     shown = f"{len(items)} de {total}" if len(items) < total else str(total)
     console.print(f"Acciones mostradas: {shown} · personas formadas en ellas: {_int(people)}.")
+
+
+if __name__ == "__main__":
+    app()

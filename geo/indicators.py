@@ -18,9 +18,11 @@ Definitions (each one is also written, in Spanish, in the report's method sectio
   (``operator_entity_id``) or within ``on_site_m`` metres of it. On the ``as_of`` day the device
   must also be ``active`` (the status is only known for now).
 - **Coverage** at the end of each year is the share of residents within ``radius_m`` of a device
-  that counted then and is available 24/7 (:func:`geo.coverage.coverage` with ``at=None``), and
-  — a second figure — of one that counted then whatever its opening hours. The population layer is
-  the current one for every year.
+  that stood then (installed, not removed) and is available 24/7 by the coverage engine's rules
+  (:func:`geo.coverage.coverage` with ``at=None``: active, not rejected — so a device pending
+  moderation counts, as in ``cardiomapa coverage`` —, public access, fixed), and — a second
+  figure — of one whatever its opening hours. The population layer is the current one for every
+  year, and the status (active, out of service) is today's for every year.
 - **Density** is counted devices per 100,000 inhabitants (the profile's official population) and
   per km² (the profile's municipal boundary), against a table of reference densities.
 """
@@ -205,13 +207,10 @@ def format_value(key: str, value: Any, *, change: bool = False) -> str:
     sign = ("+" if number > 0 else "−" if number < 0 else "±") if change else ""
     magnitude = abs(number) if change else number
     if key in SHARE_INDICATORS:
-        text = f"{magnitude * 100:,.1f}"
-        unit = " p. p." if change else " %"
-    elif key == "devices_per_100k" or key.startswith("devices_per_"):
-        text, unit = f"{magnitude:,.1f}", ""
-    else:
-        text, unit = f"{round(magnitude):,}", ""
-    return sign + text.replace(",", "_").replace(".", ",").replace("_", ".") + unit
+        return sign + _es(magnitude * 100, 1) + (" p. p." if change else " %")
+    if key.startswith("devices_per_"):
+        return sign + _es(magnitude, 1)
+    return sign + _es(round(magnitude))
 
 
 def year_on_year(years: pd.DataFrame) -> pd.DataFrame:
@@ -295,7 +294,8 @@ def compute_indicators(
         )
         train = trained[trained["held_on"].between(first, end)]
         use = used[used["used_on"].between(first, end)]
-        shares = _coverage_shares(population, devices[counted], city, radius_m, model, end, zones)
+        standing = devices[_in_place(dated, end)]
+        shares = _coverage_shares(population, standing, city, radius_m, model, end, zones)
         rows.append({
             "year": year, "period_end": end, "status": "closed" if end == last else "in_course",
             "devices_initial": int(initial.sum()), "devices_new": int(in_year.sum()),
@@ -387,8 +387,8 @@ def density_benchmark(
     rows.append({
         "id": "city", "name": name, "scope": "city",
         "devices_per_100k": _per_100k(devices, population), "year": current_year,
-        "basis": f"{devices} desfibriladores verificados, {population} habitantes, "
-        f"{_per_km2(devices, area_km2):.2f} por km²",
+        "basis": f"{_es(devices)} desfibriladores verificados, {_es(population)} habitantes, "
+        f"{_es(_per_km2(devices, area_km2), 2)} por km²",
         "source": "cardiomapa", "is_city": True, "devices_needed": 0,
     })  # fmt: skip
     frame = pd.DataFrame(rows)
@@ -449,11 +449,16 @@ def _device_dates(devices: gpd.GeoDataFrame, notes: list[str]) -> pd.DataFrame:
     )
 
 
-def _counted(dated: pd.DataFrame, day: dt.date) -> np.ndarray:
-    """Which devices count on ``day`` (verified, installed, not removed)."""
+def _in_place(dated: pd.DataFrame, day: dt.date) -> np.ndarray:
+    """Which devices stand on ``day`` (installed, not removed), whatever their moderation."""
     installed = np.array([d <= day for d in dated["installed_on"]], dtype=bool)
     gone = np.array([d is not None and d <= day for d in dated["removed_on"]], dtype=bool)
-    return dated["verified"].to_numpy() & installed & ~gone & ~dated["removed_undated"].to_numpy()
+    return installed & ~gone & ~dated["removed_undated"].to_numpy()
+
+
+def _counted(dated: pd.DataFrame, day: dt.date) -> np.ndarray:
+    """Which devices count on ``day`` (verified, installed, not removed)."""
+    return dated["verified"].to_numpy() & _in_place(dated, day)
 
 
 def _members(entities: gpd.GeoDataFrame, day: dt.date) -> np.ndarray:
@@ -602,11 +607,12 @@ def _zones(
     model: DistanceModel,
     as_of: dt.date,
 ) -> pd.DataFrame:
-    always = coverage(population, devices[now], city, radius_m=radius_m, model=model,
+    standing = devices[_in_place(dated, as_of)]
+    always = coverage(population, standing, city, radius_m=radius_m, model=model,
                       reference_date=as_of, zones=zones)  # fmt: skip
     anytime = coverage(
         population,
-        devices[now].assign(opening_hours="24/7"),
+        standing.assign(opening_hours="24/7"),
         city,
         radius_m=radius_m,
         model=model,
@@ -657,6 +663,11 @@ def _per_km2(devices: int, area_km2: float) -> float:
 
 def _share(part: float, whole: float) -> float:
     return float(part) / float(whole) if whole else 0.0
+
+
+def _es(number: float, decimals: int = 0) -> str:
+    """A number in Spanish notation: 77.157; 0,20."""
+    return f"{number:,.{decimals}f}".replace(",", "_").replace(".", ",").replace("_", ".")
 
 
 def _item(value: Any) -> Any:

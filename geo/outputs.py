@@ -107,7 +107,8 @@ def data_notice(sources: Iterable[Mapping[str, int]]) -> str:
     if synthetic == 0:
         return "Ningún registro es sintético; la procedencia de cada uno figura en su campo source."
     return (
-        f"{synthetic} de {total} registros son datos de muestra sintéticos (source = synthetic): "
+        f"{synthetic:,} de {total:,} registros son datos de muestra sintéticos ".replace(",", ".")
+        + "(source = synthetic): "
         "no son el registro oficial de la ciudad. La procedencia de los demás figura en su campo "
         "source."
     )
