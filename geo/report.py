@@ -549,16 +549,13 @@ def _devices_on_map(ax: Axes, devices: gpd.GeoDataFrame, *, size: float = 30) ->
                 zorder=4,
             )
         handles.append(
-            Line2D(
-                [],
-                [],
-                linestyle="",
+            _marker(
+                f"{label} ({len(chosen)})",
                 marker=marker,
-                markerfacecolor=colour,
-                markeredgecolor="#1f1f1f",
-                markeredgewidth=0.5,
-                markersize=6,
-                label=f"{label} ({len(chosen)})",
+                face=colour,
+                edge="#1f1f1f",
+                edge_width=0.5,
+                size=6,
             )
         )
     return handles
@@ -625,15 +622,12 @@ def gaps_map(layers: _MapLayers, gaps: GapsAnalysis) -> Markup:
                     bbox={"boxstyle": "circle,pad=0.25", "fc": "white", "ec": "#67001f", "lw": 0.6},
                 )
             handles.append(
-                Line2D(
-                    [],
-                    [],
-                    linestyle="",
+                _marker(
+                    f"Huecos con más residentes (n.º = orden, {len(top)})",
                     marker="o",
-                    markerfacecolor="white",
-                    markeredgecolor="#67001f",
-                    markersize=8,
-                    label=f"Huecos con más residentes (n.º = orden, {len(top)})",
+                    face="white",
+                    edge="#67001f",
+                    size=8,
                 )
             )
             handles.append(
@@ -641,18 +635,7 @@ def gaps_map(layers: _MapLayers, gaps: GapsAnalysis) -> Markup:
             )
         always = layers.devices[layers.devices["category"] == "always"]
         ax.scatter(always.geometry.x, always.geometry.y, s=14, c=ALWAYS_COLOUR, zorder=4)
-        handles.append(
-            Line2D(
-                [],
-                [],
-                linestyle="",
-                marker="o",
-                markerfacecolor=ALWAYS_COLOUR,
-                markeredgecolor=ALWAYS_COLOUR,
-                markersize=5,
-                label="Desfibrilador disponible 24 h",
-            )
-        )
+        handles.append(_always_marker())
         for name, marker, colour, label in (
             ("entities", "^", "#e66101", "Entidad sin DEA 24 h a su alcance"),
             ("cohousing", "P", "#5e3c99", "Cohousing / coliving sin DEA 24 h"),
@@ -670,16 +653,7 @@ def gaps_map(layers: _MapLayers, gaps: GapsAnalysis) -> Markup:
                     zorder=5,
                 )
             handles.append(
-                Line2D(
-                    [],
-                    [],
-                    linestyle="",
-                    marker=marker,
-                    markerfacecolor=colour,
-                    markeredgecolor="white",
-                    markersize=7,
-                    label=f"{label} ({len(sites)})",
-                )
+                _marker(f"{label} ({len(sites)})", marker=marker, face=colour, edge="white", size=7)
             )
         _legend(figure, handles)
     return _svg(figure, name="map-gaps", label="Mapa de huecos de cobertura")
@@ -714,26 +688,13 @@ def proposal_map(layers: _MapLayers, siting: SitingAnalysis) -> Markup:
                 zorder=6,
             )
         handles = [
-            Line2D(
-                [],
-                [],
-                linestyle="",
-                marker="o",
-                markerfacecolor=PROPOSAL_COLOUR,
-                markeredgecolor="white",
-                markersize=9,
-                label=f"Propuesta (n.º = orden de instalación, {len(chosen)})",
+            _marker(
+                f"Propuesta (n.º = orden de instalación, {len(chosen)})",
+                face=PROPOSAL_COLOUR,
+                edge="white",
+                size=9,
             ),
-            Line2D(
-                [],
-                [],
-                linestyle="",
-                marker="o",
-                markerfacecolor=ALWAYS_COLOUR,
-                markeredgecolor=ALWAYS_COLOUR,
-                markersize=5,
-                label="Desfibrilador disponible 24 h",
-            ),
+            _always_marker(),
         ]
         _legend(figure, handles)
     return _svg(figure, name="map-proposal", label="Mapa de la propuesta de nuevos desfibriladores")
@@ -1358,3 +1319,23 @@ def print_pdf(
         )
         raise PdfError(msg)
     return target
+
+
+def _marker(
+    label: str,
+    *,
+    face: str,
+    edge: str,
+    size: float,
+    marker: str = "o",
+    edge_width: float | None = None,
+) -> Line2D:
+    """A legend entry for a kind of point drawn on a map."""
+    return Line2D(
+        [], [], linestyle="", marker=marker, markerfacecolor=face, markeredgecolor=edge,
+        markersize=size, markeredgewidth=edge_width, label=label,
+    )  # fmt: skip
+
+
+def _always_marker() -> Line2D:
+    return _marker("Desfibrilador disponible 24 h", face=ALWAYS_COLOUR, edge=ALWAYS_COLOUR, size=5)

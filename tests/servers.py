@@ -1,4 +1,5 @@
-"""A real ``cardiomapa serve`` process for the tests that need one (HTTP, browser, crash)."""
+"""A real ``cardiomapa serve`` process for the tests that need one (HTTP, browser, crash), and
+the headless Chromium the browser tests drive."""
 
 from __future__ import annotations
 
@@ -8,10 +9,25 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
+
+from geo.store import Store
+
+#: Debian's Chromium (``make test`` installs it), headless, as root, with nothing phoning home.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-first-run",
+]  # fmt: skip
+#: Screenshots and printed files the browser tests leave to be looked at (gitignored).
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
 def free_port() -> int:
@@ -63,3 +79,19 @@ class Server:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+@dataclass
+class Api:
+    """The app in process (ASGI, with its lifespan), its store, and tokens by who holds them."""
+
+    client: TestClient
+    store: Store
+    tokens: dict[str, str]
+
+    def call(self, method: str, url: str, who: str | None = None, **kwargs: Any) -> httpx.Response:
+        """Request ``url`` as ``who`` (a key of ``tokens``; ``None``: without a token)."""
+        headers = dict(kwargs.pop("headers", {}))
+        if who is not None:
+            headers["Authorization"] = f"Bearer {self.tokens[who]}"
+        return self.client.request(method, url, headers=headers, **kwargs)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -23,6 +22,7 @@ from geo.layers import Layers
 from geo.settings import Settings
 from geo.store import Store
 from geo.tokens import issue_token
+from tests.servers import Api
 
 NEW_DEVICE: dict[str, Any] = {
     "type": "Feature",
@@ -36,19 +36,6 @@ NEW_DEVICE: dict[str, Any] = {
     },
     "emergency": {"cabinet_code": "4711", "key_holder": "Portería"},
 }
-
-
-@dataclass
-class Api:
-    client: TestClient
-    store: Store
-    tokens: dict[str, str]
-
-    def call(self, method: str, url: str, who: str | None = None, **kwargs: Any) -> httpx.Response:
-        headers = dict(kwargs.pop("headers", {}))
-        if who is not None:
-            headers["Authorization"] = f"Bearer {self.tokens[who]}"
-        return self.client.request(method, url, headers=headers, **kwargs)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from conftest import BACKENDS, DATA_DIR, ROOT, PostgisServer
+from conftest import BACKENDS, DATA_DIR, PostgisServer
 from playwright.sync_api import (
     Browser,
     ConsoleMessage,
@@ -32,7 +32,8 @@ from playwright.sync_api import (
     Request,
     sync_playwright,
 )
-from servers import Server
+from servers import ARTIFACTS, CHROMIUM, Server
+from servers import CHROMIUM_FLAGS as FLAGS
 
 from geo.city import load_city_profile
 from geo.inputs import device_finder
@@ -40,13 +41,6 @@ from geo.layers import Layers, read_layers
 from geo.store import Store
 from geo.tokens import issue_token
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--no-first-run",
-]  # fmt: skip
-ARTIFACTS = ROOT / "test-artifacts"
 #: A 24/7 public device of the sample (data/defibrillators.geojson), and a point 60 m north.
 HEALTH_CENTRE = {
     "id": "dea-012",

@@ -23,15 +23,10 @@ from playwright.sync_api import ConsoleMessage, Route, sync_playwright
 from typer.testing import CliRunner
 
 from geo.cli import app
-from tests.conftest import DATA_DIR, ROOT
+from tests.conftest import DATA_DIR
+from tests.servers import ARTIFACTS, CHROMIUM
+from tests.servers import CHROMIUM_FLAGS as FLAGS
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--no-first-run",
-]  # fmt: skip
-ARTIFACTS = ROOT / "test-artifacts"
 A4_PX = {"width": 794, "height": 1123}  # 210 × 297 mm at 96 px per inch
 CHARTS = ["density", "zones", "week", "map-coverage", "map-gaps", "map-proposal"]
 T = TypeVar("T")

@@ -10,7 +10,6 @@ import csv
 import datetime as dt
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from geo.training import (
     training_rows,
 )
 from tests.conftest import DATA_DIR
+from tests.servers import Api
 
 TODAY = dt.date(2026, 11, 1)
 ENTITIES = frozenset({"ent-1", "ent-2"})
@@ -508,19 +508,6 @@ def test_recording_needs_a_planner_or_an_administrator(loaded: Store) -> None:
 
 
 # --- the API (both backends) ---------------------------------------------------------------
-
-
-@dataclass
-class Api:
-    client: TestClient
-    store: Store
-    tokens: dict[str, str]
-
-    def call(self, method: str, url: str, who: str | None = None, **kwargs: Any) -> httpx.Response:
-        headers = dict(kwargs.pop("headers", {}))
-        if who is not None:
-            headers["Authorization"] = f"Bearer {self.tokens[who]}"
-        return self.client.request(method, url, headers=headers, **kwargs)
 
 
 @pytest.fixture
