@@ -43,6 +43,7 @@ import pandas as pd
 from geo.city import CarePlan, CityProfile
 from geo.coverage import DEFAULT_RADIUS_M, DistanceModel, StraightLine, coverage
 from geo.errors import CardiomapaError
+from geo.outputs import spanish_number
 
 #: Distance within which a device held by someone else still protects an entity's site.
 DEFAULT_ON_SITE_M = 30.0
@@ -207,10 +208,10 @@ def format_value(key: str, value: Any, *, change: bool = False) -> str:
     sign = ("+" if number > 0 else "−" if number < 0 else "±") if change else ""
     magnitude = abs(number) if change else number
     if key in SHARE_INDICATORS:
-        return sign + _es(magnitude * 100, 1) + (" p. p." if change else " %")
+        return sign + spanish_number(magnitude * 100, 1) + (" p. p." if change else " %")
     if key.startswith("devices_per_"):
-        return sign + _es(magnitude, 1)
-    return sign + _es(round(magnitude))
+        return sign + spanish_number(magnitude, 1)
+    return sign + spanish_number(round(magnitude))
 
 
 def year_on_year(years: pd.DataFrame) -> pd.DataFrame:
@@ -387,8 +388,9 @@ def density_benchmark(
     rows.append({
         "id": "city", "name": name, "scope": "city",
         "devices_per_100k": _per_100k(devices, population), "year": current_year,
-        "basis": f"{_es(devices)} desfibriladores verificados, {_es(population)} habitantes, "
-        f"{_es(_per_km2(devices, area_km2), 2)} por km²",
+        "basis": f"{spanish_number(devices)} desfibriladores verificados, "
+        f"{spanish_number(population)} habitantes, "
+        f"{spanish_number(_per_km2(devices, area_km2), 2)} por km²",
         "source": "cardiomapa", "is_city": True, "devices_needed": 0,
     })  # fmt: skip
     frame = pd.DataFrame(rows)
@@ -663,11 +665,6 @@ def _per_km2(devices: int, area_km2: float) -> float:
 
 def _share(part: float, whole: float) -> float:
     return float(part) / float(whole) if whole else 0.0
-
-
-def _es(number: float, decimals: int = 0) -> str:
-    """A number in Spanish notation: 77.157; 0,20."""
-    return f"{number:,.{decimals}f}".replace(",", "_").replace(".", ",").replace("_", ".")
 
 
 def _item(value: Any) -> Any:

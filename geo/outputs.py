@@ -39,6 +39,19 @@ def plain(value: Any) -> Any:
     return value
 
 
+DASH = "—"
+MINUS = "−"
+
+
+def spanish_number(value: Any, decimals: int = 0) -> str:
+    """``1234.5`` → ``"1.234,5"``: Spanish separators, a true minus sign, ``—`` if missing."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    rounded = round(float(value), decimals)
+    text = f"{abs(rounded):,.{decimals}f}".replace(",", " ").replace(".", ",").replace(" ", ".")
+    return f"{MINUS}{text}" if rounded < 0 else text
+
+
 def dumps(document: Any) -> str:
     """JSON text (UTF-8, not ASCII-escaped), indented for people."""
     return json.dumps(plain(document), ensure_ascii=False, indent=2)

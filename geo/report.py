@@ -66,7 +66,7 @@ from geo.indicators import (
 )
 from geo.inputs import AnalysisInputs
 from geo.layers import LAYERS_BY_NAME, Layers
-from geo.outputs import SYNTHETIC_SOURCE
+from geo.outputs import DASH, SYNTHETIC_SOURCE, spanish_number
 from geo.training import KIND_LABELS
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -91,8 +91,6 @@ CHROMIUM_FLAGS = (
 PROPOSED_DEVICES = 10
 #: Rows of the gaps table (the map labels the same ones).
 TOP_GAPS = 10
-DASH = "—"
-MINUS = "−"
 
 ENTITY_KIND_LABELS: Mapping[str, str] = {
     "residence": "residencia",
@@ -175,11 +173,7 @@ def _missing(value: Any) -> bool:
 
 def number(value: Any, decimals: int = 0) -> str:
     """``1234.5`` → ``"1.234,5"`` (Spanish separators, a true minus sign; ``—`` if missing)."""
-    if _missing(value):
-        return DASH
-    rounded = round(float(value), decimals)
-    text = f"{abs(rounded):,.{decimals}f}".replace(",", " ").replace(".", ",").replace(" ", ".")
-    return f"{MINUS}{text}" if rounded < 0 else text
+    return DASH if _missing(value) else spanish_number(value, decimals)
 
 
 def percent(share: Any, decimals: int = 1) -> str:
