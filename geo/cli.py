@@ -918,7 +918,8 @@ def report(
                 year=year,
                 radius_m=radius_m,
                 detour_factor=detour_factor,
-                notice=data_notice(layer_sources(inputs.layers)),
+                notice=data_notice(layer_sources(inputs.layers, training)),
+                training=training,
                 generated_at=dt.datetime.now(tz=timezone),
             )
             out.write_text(html, encoding="utf-8")

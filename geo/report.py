@@ -697,9 +697,13 @@ def proposal_map(layers: _MapLayers, siting: SitingAnalysis) -> Markup:
 # --- the document -----------------------------------------------------------------------------
 
 
-def layer_sources(layers: Layers) -> list[dict[str, int]]:
-    """Per layer, its record count per ``source`` (what :func:`geo.outputs.data_notice` reads)."""
-    return [_sources(frame) for frame in layers.frames.values()]
+def layer_sources(layers: Layers, training: pd.DataFrame | None = None) -> list[dict[str, int]]:
+    """Per layer (and the training register), its record count per ``source``.
+
+    What :func:`geo.outputs.data_notice` reads.
+    """
+    frames = [*layers.frames.values(), *([] if training is None else [training])]
+    return [_sources(frame) for frame in frames]
 
 
 def _sources(frame: pd.DataFrame) -> dict[str, int]:
@@ -1034,14 +1038,19 @@ def _training(ind: Indicators) -> dict[str, Any]:
     }
 
 
-def _provenance(inputs: AnalysisInputs) -> list[dict[str, Any]]:
+def _provenance(inputs: AnalysisInputs, training: pd.DataFrame | None) -> list[dict[str, Any]]:
     rows = []
-    for name, frame in inputs.layers.frames.items():
-        schema = LAYERS_BY_NAME.get(name)
+    titled = [
+        (schema.title if (schema := LAYERS_BY_NAME.get(name)) else name, frame)
+        for name, frame in inputs.layers.frames.items()
+    ]
+    if training is not None:
+        titled.append(("Registro de formación", training))
+    for title, frame in titled:
         for source, count in _sources(frame).items():
             rows.append(
                 {
-                    "layer": schema.title if schema else name,
+                    "layer": title,
                     "source": source,
                     "count": number(count),
                     "synthetic": source == SYNTHETIC_SOURCE,
@@ -1050,8 +1059,9 @@ def _provenance(inputs: AnalysisInputs) -> list[dict[str, Any]]:
     return rows
 
 
-def _licences(inputs: AnalysisInputs) -> list[str]:
-    sources = {source for frame in inputs.layers.frames.values() for source in _sources(frame)}
+def _licences(inputs: AnalysisInputs, training: pd.DataFrame | None) -> list[str]:
+    frames = [*inputs.layers.frames.values(), *([] if training is None else [training])]
+    sources = {source for frame in frames for source in _sources(frame)}
     lines = []
     if SYNTHETIC_SOURCE in sources:
         lines.append(
@@ -1093,6 +1103,7 @@ def build_report(
     notice: str,
     generated_at: dt.datetime,
     new_devices: int = PROPOSED_DEVICES,
+    training: pd.DataFrame | None = None,
 ) -> str:
     """The evaluation report of ``year`` as one self-contained HTML document (Spanish).
 
@@ -1115,6 +1126,9 @@ def build_report(
         When the report is made (shown as is: give it in the city's local time).
     new_devices
         How many new devices the proposal places (greedy order).
+    training
+        The training register the indicators counted (its ``source`` column), for the table of
+        where the records come from.
 
     Raises
     ------
@@ -1168,7 +1182,7 @@ def build_report(
     )
     plan = ind.plan
     status = str(row["status"])
-    provenance = _provenance(inputs)
+    provenance = _provenance(inputs, training)
     density = _density(ind)
     context = {
         "city": ind.city,
@@ -1215,7 +1229,7 @@ def build_report(
             if not row["is_city"]
         ],
         "provenance": provenance,
-        "licences": _licences(inputs),
+        "licences": _licences(inputs, training),
         "crs": layers.crs_name,
         "charts": {
             "density": density_chart(ind.density, region_id=plan.region_reference),

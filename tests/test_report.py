@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 import geo.report
 from geo.analysis import IndicatorsAnalysis, gaps_analysis, indicators_analysis
-from geo.city import load_city_profile
+from geo.city import CityProfile, load_city_profile
 from geo.cli import app
 from geo.indicators import INDICATOR_LABELS, SHARE_INDICATORS, Indicators, year_on_year
 from geo.inputs import density_references, load_inputs, plan_registers
@@ -118,6 +118,10 @@ def tables(page: str) -> list[tuple[str, list[list[str]]]]:
     return parser.tables
 
 
+def sample_city() -> CityProfile:
+    return load_city_profile(DATA_DIR / "city.json")
+
+
 def text_of(page: str) -> str:
     """The page's text with tags removed and spaces collapsed (entities decoded)."""
     body = re.sub(r"<svg.*?</svg>", " ", page, flags=re.S)
@@ -183,6 +187,11 @@ def test_report_from_the_database_holds_the_indicators(db_url: str, tmp_path: Pa
     assert ind.plan.name in text and ind.plan.action in text and ind.plan.goal in text
     assert "DATOS DE MUESTRA SINTÉTICOS" in text
     assert "base de datos" in text  # where the data came from
+    # the training register is part of the records the notice and the provenance table count
+    layers_total = sum(len(frame) for frame in read_layers(DATA_DIR, sample_city()).frames.values())
+    records = es(layers_total + len(TRAINING))
+    assert f"de {records} registros son datos de muestra sintéticos" in text
+    assert f"Registro de formación synthetic {es(len(TRAINING))}" in text
 
     # summary cards
     assert f"{row['entities_cardioprotected']} de {row['entities_members']}" in text
