@@ -1,0 +1,79 @@
+"""What every importer returns: device records in the layer schema, and what it skipped and why.
+
+An importer (one module per format: ``osm``, ``madrid``, ``jcyl_desa``, ``euskadi``) only *reads*
+a file: it parses it, maps its fields onto the defibrillators layer schema
+(:data:`geo.layers.DEFIBRILLATORS`) and returns a :class:`ParsedImport`. Validation against the
+schema, matching with what is stored (``source`` + ``source_id``), duplicate detection and the
+write are done once, for every format, by :mod:`geo.importers.run`.
+
+A malformed *file* (not JSON, no ``data`` array, a record that is not an object…) raises
+:class:`ImportFormatError` naming the file, the record number and the field; a well-formed record
+that cannot become a device (no coordinates, an address that matches nothing) is a :class:`Skip`,
+reported with its reason and never invented.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from geo.errors import CardiomapaError
+
+
+class ImportFormatError(CardiomapaError, ValueError):
+    """The file cannot be read as the format it claims to be."""
+
+    code = "invalid_import_file"
+
+    def __init__(
+        self, file: str, message: str, *, record: int | None = None, field: str | None = None
+    ) -> None:
+        where = file
+        if record is not None:
+            where += f", registro {record}"
+        if field is not None:
+            where += f', campo "{field}"'
+        super().__init__(f"{where}: {message}")
+        self.file = file
+        self.record = record
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A record left out: its 1-based number in the file, its id there, and why (Spanish)."""
+
+    record: int
+    source_id: str | None
+    reason: str
+    field: str | None = None
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    """One device read from a file, ready to be validated against the layer schema.
+
+    ``properties`` uses the defibrillators layer's field names (``name``, ``access``,
+    ``opening_hours``, ``source``, ``source_id``, ``tags``…; every original attribute kept in
+    ``tags``); ``lon``/``lat`` are EPSG:4326. ``record`` is its 1-based number in the file.
+    """
+
+    record: int
+    lon: float
+    lat: float
+    properties: dict[str, Any]
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ParsedImport:
+    """What an importer read from one file."""
+
+    format: str
+    file: str
+    source: str
+    licence: str
+    read: int
+    records: list[DeviceRecord]
+    skipped: list[Skip] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
