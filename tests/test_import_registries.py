@@ -3,9 +3,17 @@ DESA register (geocoded against an address-points layer) and INE census sections
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+from pathlib import Path
+
+import geopandas as gpd
 import opening_hours
 import pytest
 
+from geo.city import CityProfile
+from geo.importers import jcyl_desa, madrid
+from geo.importers.base import ImportFormatError, ParsedImport, Skip
 from geo.importers.hours import to_opening_hours
 
 # --- opening hours ----------------------------------------------------------------------------
@@ -51,6 +59,7 @@ CONVERTED = [
 def test_spanish_hours_are_converted_to_valid_osm_syntax(text: str, expected: str) -> None:
     result, reason = to_opening_hours(text)
     assert (result, reason) == (expected, None)
+    assert result is not None
     opening_hours.OpeningHours(result)  # the real parser accepts it
 
 
@@ -87,3 +96,361 @@ def test_unconvertible_hours_are_refused_with_a_spanish_reason(text: str, why: s
 @pytest.mark.parametrize("text", [None, "", "   "])
 def test_empty_hours_are_neither_converted_nor_flagged(text: str | None) -> None:
     assert to_opening_hours(text) == (None, None)
+
+
+# --- Comunidad de Madrid ----------------------------------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "import"
+MADRID_FILE = FIXTURES / "madrid" / "dea_madrid_format.json"
+
+
+def test_madrid_records_are_mapped_reprojected_and_kept_verbatim(city: CityProfile) -> None:
+    parsed = madrid.parse(MADRID_FILE, city=city)
+    assert (parsed.format, parsed.source, parsed.file, parsed.read) == (
+        "madrid", "comunidad-madrid", "dea_madrid_format.json", 5,
+    )  # fmt: skip
+    assert "CC BY 4.0" in parsed.licence
+    assert [r.record for r in parsed.records] == [1, 2, 4]
+    first, second, fourth = parsed.records
+    # UTM 30N (EPSG:25830) 373422 / 4651961 m → degrees.
+    assert first.lon == pytest.approx(-4.5286026, abs=1e-6)
+    assert first.lat == pytest.approx(42.0094984, abs=1e-6)
+    # decimal commas in both a UTM pair and a latitude/longitude pair
+    assert (second.lon, second.lat) == (-4.533, 42.012)
+    assert fourth.lon == pytest.approx(-4.5249991, abs=1e-6)
+    assert fourth.lat == pytest.approx(42.0049982, abs=1e-6)
+    assert first.properties == {
+        "name": "Centro deportivo, CALLE MAYOR 10",
+        "location_text": "Vestíbulo, junto a recepción",
+        "address": "CALLE MAYOR 10, 34001 Palencia",
+        "access": "unknown",
+        "opening_hours": "Mo-Fr 08:00-15:00",
+        "status": "active",
+        "source": "comunidad-madrid",
+        "source_id": "DEA-28-000101",
+        "tags": json.loads(MADRID_FILE.read_text(encoding="utf-8"))["data"][0],
+    }
+    assert first.flags == ()
+    assert second.properties["address"] == "AVENIDA DE VALLADOLID 5, BJ A, 34002 Palencia"
+    assert second.properties["opening_hours"] == "24/7"
+    assert second.properties["tags"]["direccion_latitud"] == "42,0120000"
+
+
+def test_madrid_hours_not_converted_are_flagged_and_kept_in_tags(city: CityProfile) -> None:
+    parsed = madrid.parse(MADRID_FILE, city=city)
+    fourth = parsed.records[2]
+    assert fourth.properties["opening_hours"] is None
+    assert fourth.properties["tags"]["horario_acceso"] == "Horario del centro"
+    assert fourth.flags == (
+        "horario «Horario del centro» no convertido: remite al horario de otro lugar.",
+    )
+    assert any("1 horarios no se pudieron convertir" in note for note in parsed.notes)
+
+
+def test_madrid_records_without_a_coordinate_pair_are_skipped(city: CityProfile) -> None:
+    parsed = madrid.parse(MADRID_FILE, city=city)
+    assert parsed.skipped == [
+        Skip(
+            3,
+            "DEA-28-000103",
+            "sin coordenadas: faltan direccion_coordenada_x/_y (UTM 30N) y "
+            "direccion_latitud/direccion_longitud.",
+            "direccion_coordenada_x",
+        ),
+        Skip(
+            5,
+            "DEA-28-000105",
+            "coordenada longitud/latitud incompleta: falta direccion_longitud.",
+            "direccion_longitud",
+        ),
+    ]
+
+
+def _madrid_file(tmp_path: Path, data: object) -> Path:
+    path = tmp_path / "madrid.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_madrid_non_numeric_coordinate_is_skipped(city: CityProfile, tmp_path: Path) -> None:
+    record = {
+        "codigo_dea": "X1",
+        "direccion_coordenada_x": "373422",
+        "direccion_coordenada_y": "n/d",
+    }
+    parsed = madrid.parse(_madrid_file(tmp_path, {"data": [record]}), city=city)
+    assert parsed.records == []
+    assert parsed.skipped == [
+        Skip(1, "X1", "coordenada UTM 30N no numérica: 'n/d'.", "direccion_coordenada_y")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("{not json", "madrid.json: no es JSON válido"),
+        ('{"datos": []}', 'madrid.json, campo "data": se esperaba un objeto JSON con una lista'),
+        ("[1, 2]", 'madrid.json, campo "data": se esperaba'),
+        ('{"data": [{"codigo_dea": "A"}, "texto"]}', "madrid.json, registro 2: cada registro"),
+        (
+            '{"data": [{"codigo_dea": "A", "direccion_coordenada_x": 373422.0}]}',
+            'madrid.json, registro 1, campo "direccion_coordenada_x": se esperaba texto',
+        ),
+        (
+            '{"data": [{"codigo_dea": "", "direccion_latitud": "42,01"}]}',
+            'madrid.json, registro 1, campo "codigo_dea": falta el código',
+        ),
+        (
+            '{"data": [{"municipio_nombre": "Palencia"}]}',
+            'madrid.json, registro 1, campo "codigo_dea"',
+        ),
+    ],
+)
+def test_madrid_malformed_files_name_record_and_field(
+    city: CityProfile, tmp_path: Path, content: str, expected: str
+) -> None:
+    path = tmp_path / "madrid.json"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ImportFormatError) as caught:
+        madrid.parse(path, city=city)
+    assert str(caught.value).startswith(expected)
+
+
+def test_madrid_accepts_a_bom(city: CityProfile, tmp_path: Path) -> None:
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + MADRID_FILE.read_bytes())
+    assert len(madrid.parse(path, city=city).records) == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("42,0120000", 42.012), ("-4,533", -4.533), ("373422", 373422.0), ("4.651.961,5", 4651961.5),
+     ("373422.25", 373422.25), ("", None), ("abc", None), ("nan", None)],
+)  # fmt: skip
+def test_spanish_numbers(text: str, value: float | None) -> None:
+    assert madrid.parse_number(text) == value
+
+
+# --- Castilla y León DESA register ------------------------------------------------------------
+
+JCYL_FILE = FIXTURES / "jcyl" / "desa_jcyl_sintetico.csv"
+ADDRESSES = FIXTURES / "jcyl" / "portales_palencia_sintetico.geojson"
+
+
+def _jcyl(city: CityProfile, path: Path = JCYL_FILE) -> ParsedImport:
+    return jcyl_desa.parse(path, city=city, addresses=ADDRESSES)
+
+
+def test_jcyl_register_is_geocoded_on_the_address_points(city: CityProfile) -> None:
+    parsed = _jcyl(city)
+    assert (parsed.format, parsed.source, parsed.read) == ("jcyl-desa", "jcyl-desa", 8)
+    assert "CC BY 4.0" in parsed.licence
+    by_record = {r.record: r for r in parsed.records}
+    assert sorted(by_record) == [1, 2, 3, 7, 8]
+    # exact: Calle Mayor 10 (CL → calle)
+    assert (by_record[1].lon, by_record[1].lat, by_record[1].flags) == (-4.52988, 42.009, ())
+    # approximate: no 6 on Avenida de Valladolid; 4 and 8 are both 2 away → the lower, 4
+    assert (by_record[2].lon, by_record[2].lat) == (-4.53185, 42.0004)
+    assert by_record[2].flags == (
+        "número aproximado: el 6 de «AVDA DE VALLADOLID» se sitúa en el 4.",
+    )
+    # approximate: the 7 of Villamuriel's Calle Mayor is not Palencia's; the 5 is used
+    assert (by_record[3].lon, by_record[3].lat) == (-4.53012, 42.0085)
+    assert by_record[3].flags == ("número aproximado: el 7 de «C/ Mayor» se sitúa en el 5.",)
+    # the street type given inside "via"
+    assert (by_record[8].lon, by_record[8].lat, by_record[8].flags) == (-4.5288, 42.01, ())
+    assert any("5 de 8 desfibriladores situados" in note for note in parsed.notes)
+
+
+def test_jcyl_fields_are_mapped_and_kept_in_tags(city: CityProfile) -> None:
+    by_record = {r.record: r for r in _jcyl(city).records}
+    assert by_record[1].properties == {
+        "name": "Gimnasio Sintético Centro",
+        "location_text": "Recepción",
+        "address": "CL MAYOR 10, PALENCIA",
+        "access": "unknown",
+        "status": "active",
+        "installed_on": "2018-03-01",
+        "removed_on": None,
+        "source": "jcyl-desa",
+        "source_id": "NS-0001",
+        "tags": {
+            "numero_serie": "NS-0001", "empresa": "Gimnasio Sintético Centro",
+            "ubicacion": "Recepción", "tipo_via": "CL", "via": "MAYOR", "numero": "10",
+            "escalera": "", "letra": "", "localidad": "PALENCIA", "provincia": "PALENCIA",
+            "fecha_alta": "2018-03-01", "fecha_baja": "",
+        },
+    }  # fmt: skip
+    assert by_record[3].properties["address"] == "C/ Mayor 7, esc. A, letra B, PALENCIA"
+    removed = by_record[7].properties
+    assert (removed["status"], removed["installed_on"], removed["removed_on"]) == (
+        "removed", "2017-11-20", "2023-06-30",
+    )  # fmt: skip
+    assert by_record[8].properties["installed_on"] == "2019-05-14"  # from 14/05/2019
+
+
+def test_jcyl_every_skip_reason(city: CityProfile) -> None:
+    assert _jcyl(city).skipped == [
+        Skip(4, "NS-0004", "calle no encontrada en el callejero: «CALLE INEXISTENTE».", "via"),
+        Skip(
+            5,
+            "NS-0005",
+            "número 31 no encontrado en «AV VALLADOLID» (ni otro del mismo lado a ±4).",
+            "numero",
+        ),
+        Skip(6, "NS-0006", "fuera de Palencia: localidad «VILLAMURIEL DE CERRATO».", "localidad"),
+    ]
+
+
+def _register(tmp_path: Path, text: str, *, name: str = "desa.csv", bom: bool = False) -> Path:
+    path = tmp_path / name
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
+    return path
+
+
+HEADER = ",".join(jcyl_desa.COLUMNS)
+
+
+def test_jcyl_comma_csv_without_bom_and_missing_number(city: CityProfile, tmp_path: Path) -> None:
+    text = (
+        f"{HEADER}\n"
+        'A1,"Bar, Sintético",Barra,AVENIDA,de Valladolid,8,,,Palencia,Palencia,,\n'
+        "A2,Otro,,CALLE,Mayor,S/N,,,Palencia,Palencia,2020-13-01,\n"
+        "A3,Sin localidad,,CALLE,Mayor,1,,,,Palencia,,\n"
+        "A4,,,CALLE,Mayor,1,,,Palencia,Palencia,fecha rara,ayer\n"
+    )
+    parsed = _jcyl(city, _register(tmp_path, text))
+    assert [r.properties["source_id"] for r in parsed.records] == ["A1", "A4"]
+    assert parsed.records[0].properties["name"] == "Bar, Sintético"
+    assert (parsed.records[0].lon, parsed.records[0].lat) == (-4.53185, 42.0008)
+    unnamed = parsed.records[1]
+    assert unnamed.properties["name"] == "DESA A4"
+    assert unnamed.properties["status"] == "removed"  # a fecha_baja, even unreadable
+    assert (unnamed.properties["installed_on"], unnamed.properties["removed_on"]) == (None, None)
+    assert unnamed.flags == (
+        "fecha_alta «fecha rara» no es una fecha reconocible: se conserva en tags.",
+        "fecha_baja «ayer» no es una fecha reconocible: se conserva en tags.",
+    )
+    assert parsed.skipped == [
+        Skip(2, "A2", "sin número de portal (S/N) en «CALLE Mayor»: no se puede situar.", "numero"),
+        Skip(3, "A3", "fuera de Palencia: localidad sin localidad.", "localidad"),
+    ]
+
+
+def test_jcyl_json_as_published(city: CityProfile, tmp_path: Path) -> None:
+    records = [
+        {"fields": {"numero_serie": "J1", "empresa": "Uno", "tipo_via": "PZ", "via": "Mayor",
+                    "numero": 2, "localidad": "Palencia", "fecha_alta": "2019-05-14T00:00:00"}},
+        {"numero_serie": "J2", "via": "Calle Mayor", "numero": "12", "localidad": "palencia"},
+    ]  # fmt: skip
+    for document in (records, {"results": records}):
+        path = _register(tmp_path, json.dumps(document), name="desa.json")
+        parsed = _jcyl(city, path)
+        assert [(r.lon, r.lat) for r in parsed.records] == [(-4.5288, 42.01), (-4.52988, 42.0092)]
+        assert parsed.records[0].properties["installed_on"] == "2019-05-14"
+        assert parsed.records[0].properties["tags"]["numero"] == "2"
+
+
+def test_jcyl_needs_the_address_points(city: CityProfile) -> None:
+    with pytest.raises(ImportFormatError, match="indique un callejero de portales con --addresses"):
+        jcyl_desa.parse(JCYL_FILE, city=city)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("", "desa.csv: el archivo está vacío"),
+        ("numero_serie;empresa;localidad\nA;B;C\n",
+         'desa.csv, campo "via": faltan las columnas via, numero'),
+        (f"{HEADER}\nA,B\n", "desa.csv, registro 1: tiene 2 columnas y la cabecera 12"),
+        (f"{HEADER}\n,B,,,Mayor,1,,,Palencia,,,\n", 'desa.csv, registro 1, campo "numero_serie"'),
+        ('[{"numero_serie": "A", "via": ["x"], "numero": "1", "localidad": "P"}]',
+         'desa.csv, registro 1, campo "via"'),
+        ('[{"numero_serie": "A", "numero": "1", "localidad": "P"}]',
+         'desa.csv, registro 1, campo "via": faltan'),
+        ('["x"]', "desa.csv, registro 1: cada registro debe ser un objeto"),
+        ('{"total": 3}', "desa.csv: se esperaba una lista de registros"),
+        ("[1,", "desa.csv: no es JSON válido"),
+    ],
+)  # fmt: skip
+def test_jcyl_malformed_register(
+    city: CityProfile, tmp_path: Path, content: str, expected: str
+) -> None:
+    with pytest.raises(ImportFormatError) as caught:
+        _jcyl(city, _register(tmp_path, content))
+    assert str(caught.value).startswith(expected)
+
+
+def test_jcyl_register_not_utf8(city: CityProfile, tmp_path: Path) -> None:
+    path = tmp_path / "desa.csv"
+    path.write_bytes(f"{HEADER}\nA,Caña,,,Mayor,1,,,Palencia,,,\n".encode("cp1252"))
+    with pytest.raises(ImportFormatError, match=r"desa.csv: el archivo no está en UTF-8"):
+        _jcyl(city, path)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("not a layer", 'calles.geojson, campo "addresses": no se puede leer el callejero'),
+        (
+            '{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": '
+            '{"calle_x": "Mayor"}, "geometry": {"type": "Point", "coordinates": [-4.53, 42.0]}}]}',
+            'calles.geojson, campo "addresses": el callejero necesita un campo de calle',
+        ),
+        (
+            '{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": '
+            '{"nombre_via": "Mayor", "numero": "1"}, "geometry": {"type": "LineString", '
+            '"coordinates": [[-4.53, 42.0], [-4.52, 42.0]]}}]}',
+            'calles.geojson, registro 1, campo "geometry": cada elemento del callejero',
+        ),
+    ],
+)
+def test_jcyl_bad_address_points(
+    city: CityProfile, tmp_path: Path, content: str, expected: str
+) -> None:
+    path = tmp_path / "calles.geojson"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ImportFormatError) as caught:
+        jcyl_desa.parse(JCYL_FILE, city=city, addresses=path)
+    assert str(caught.value).startswith(expected)
+
+
+def test_address_points_in_another_crs_are_reprojected(city: CityProfile, tmp_path: Path) -> None:
+    frame = gpd.read_file(ADDRESSES).to_crs("EPSG:25830")
+    path = tmp_path / "portales.shp"
+    frame.to_file(path)
+    parsed = jcyl_desa.parse(JCYL_FILE, city=city, addresses=path)
+    first = parsed.records[0]
+    assert (first.lon, first.lat) == (
+        pytest.approx(-4.52988, abs=1e-6),
+        pytest.approx(42.009, abs=1e-6),
+    )
+
+
+@pytest.mark.parametrize(
+    ("street_type", "name", "key"),
+    [
+        ("C/", "Mayor", ("calle", "mayor")),
+        ("", "C/ MAYOR", ("calle", "mayor")),
+        ("CL", "MAYOR", ("calle", "mayor")),
+        ("AVDA.", "de Valladolid", ("avenida", "valladolid")),
+        ("AV", "VALLADOLID", ("avenida", "valladolid")),
+        ("", "Avenida de la Castilla", ("avenida", "castilla")),
+        ("PZA", "Mayor", ("plaza", "mayor")),
+        ("Pº", "del Salón de Isabel II", ("paseo", "salon isabel ii")),
+        ("CTRA", "de Santander", ("carretera", "santander")),
+        ("", "Don Sancho", ("", "don sancho")),
+    ],
+)
+def test_street_keys(street_type: str, name: str, key: tuple[str, str]) -> None:
+    assert jcyl_desa.street_key(street_type, name) == key
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("2019-05-14", dt.date(2019, 5, 14)), ("14/05/2019", dt.date(2019, 5, 14)),
+     ("2019-05-14T00:00:00", dt.date(2019, 5, 14)), ("1-2-2020", dt.date(2020, 2, 1)),
+     ("2020-13-01", None), ("ayer", None)],
+)  # fmt: skip
+def test_register_dates(text: str, value: dt.date | None) -> None:
+    assert jcyl_desa.parse_date(text) == value
