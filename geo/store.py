@@ -624,6 +624,39 @@ class Store:
                 _bump_revision(connection, name)
         return written
 
+    def replace_layer(
+        self, name: str, frame: gpd.GeoDataFrame, *, actor: str, source: str | None = None
+    ) -> tuple[int, int]:
+        """Replace every row of one layer by ``frame``, in one transaction; audited.
+
+        The other layers are untouched. ``frame`` must be a validated layer frame (the schema's
+        columns plus ``geometry``, EPSG:4326). Rows of other layers that point at this one keep
+        their foreign-key behaviour (a layer others reference may refuse, and then nothing
+        changes).
+
+        Returns
+        -------
+        tuple
+            Rows before and after.
+
+        Raises
+        ------
+        KeyError
+            If ``name`` is not a layer.
+        """
+        schema, table = LAYERS_BY_NAME[name], TABLES[name]
+        with self._transaction() as connection:
+            before = int(
+                connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            )
+            connection.execute(table.delete())
+            for batch in _batches(_rows(frame, schema), 1000):
+                connection.execute(table.insert(), batch)
+            summary = {"rows": len(frame), "source": source}
+            _audit(connection, actor, "replace", "layer", name, {"rows": before}, summary)
+            _bump_revision(connection, name)
+        return before, len(frame)
+
     # the walking network ---------------------------------------------------------------------
 
     def save_network(

@@ -9,12 +9,18 @@ from pathlib import Path
 
 import geopandas as gpd
 import opening_hours
+import pandas as pd
 import pytest
+from geopandas.testing import assert_geodataframe_equal
+from sqlalchemy.exc import IntegrityError
 
 from geo.city import CityProfile
-from geo.importers import jcyl_desa, madrid
+from geo.errors import LayerValidationError
+from geo.importers import ine_sections, jcyl_desa, madrid
 from geo.importers.base import ImportFormatError, ParsedImport, Skip
 from geo.importers.hours import to_opening_hours
+from geo.layers import Layers
+from geo.store import Store
 
 # --- opening hours ----------------------------------------------------------------------------
 
@@ -454,3 +460,187 @@ def test_street_keys(street_type: str, name: str, key: tuple[str, str]) -> None:
 )  # fmt: skip
 def test_register_dates(text: str, value: dt.date | None) -> None:
     assert jcyl_desa.parse_date(text) == value
+
+
+# --- INE census sections ------------------------------------------------------------------------
+
+SECTIONS = FIXTURES / "ine" / "secciones_sinteticas.geojson"
+POPULATION_CSV = FIXTURES / "ine" / "poblacion_secciones_sintetica.csv"
+MATCHED = ["3412001001", "3412001003", "3412001004", "3412002001", "3412002002"]
+
+
+def test_sections_become_one_population_point_each(city: CityProfile) -> None:
+    result = ine_sections.parse(SECTIONS, city=city, population=POPULATION_CSV)
+    frame = result.frame
+    assert list(frame["section_code"]) == MATCHED
+    assert list(frame["id"]) == [f"ine-{code}" for code in MATCHED]
+    assert list(frame["residents"]) == [1204, 987, 1530, 600, 0]
+    assert list(frame["residents_65_plus"]) == [310, 255, 402, 83, 0]
+    assert set(frame["source"]) == {"ine"}
+    assert frame.crs == "EPSG:4326"
+    polygons = gpd.read_file(SECTIONS).set_index("CUSEC").geometry
+    for code, point in zip(frame["section_code"], frame.geometry, strict=True):
+        assert polygons[code].contains(point)  # inside its own section
+    # the squares' centres: representative points of rectangles in UTM are their middles
+    assert frame.geometry.iloc[0].x == pytest.approx(-4.537, abs=1e-4)
+    assert frame.geometry.iloc[0].y == pytest.approx(42.00525, abs=1e-4)
+    assert (result.sections_read, result.sections_in_city, result.matched) == (7, 6, 5)
+    assert result.without_figures == ("3412003001",)
+    assert result.without_geometry == ("3412004001",)
+    assert result.other_municipalities == 1
+    assert (result.residents, result.residents_65_plus) == (4321, 1050)
+    assert result.difference == 4321 - city.population
+    assert result.notes[0] == (
+        "5 secciones con población: 4.321 residentes frente a 77.157 del perfil de Palencia "
+        "(2024); diferencia −72.836 (−94,4 %)."
+    )
+    assert "3412003001" in result.notes[1] and "3412004001" in result.notes[2]
+
+
+def test_a_shapefile_in_utm_gives_the_same_layer(city: CityProfile, tmp_path: Path) -> None:
+    shapefile = tmp_path / "secciones.shp"
+    gpd.read_file(SECTIONS).to_crs("EPSG:25830").to_file(shapefile)
+    from_shp = ine_sections.parse(shapefile, city=city, population=POPULATION_CSV).frame
+    from_geojson = ine_sections.parse(SECTIONS, city=city, population=POPULATION_CSV).frame
+    assert list(from_shp["section_code"]) == MATCHED
+    for a, b in zip(from_shp.geometry, from_geojson.geometry, strict=True):
+        assert a.distance(b) < 1e-6
+
+
+def test_codes_from_cumun_cdis_csec_and_numeric_codes(city: CityProfile, tmp_path: Path) -> None:
+    frame = gpd.read_file(SECTIONS).drop(columns="CUSEC")
+    frame["CDIS"] = frame["CDIS"].astype(int)  # as a number: the leading zero is gone
+    path = tmp_path / "sin_cusec.geojson"
+    frame.to_file(path)
+    csv_path = tmp_path / "poblacion.csv"
+    csv_path.write_text(
+        'seccion,poblacion,mayores_65\n3412001001,"1,204",310\n3412001003,987,255\n',
+        encoding="utf-8",
+    )
+    result = ine_sections.parse(path, city=city, population=csv_path)
+    assert list(result.frame["section_code"]) == ["3412001001", "3412001003"]
+    assert list(result.frame["residents"]) == [1204, 987]
+
+
+def _population(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "poblacion.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_table_without_65_plus_is_refused(city: CityProfile, tmp_path: Path) -> None:
+    path = _population(tmp_path, "CUSEC;total\n3412001001;1204\n")
+    with pytest.raises(ImportFormatError) as caught:
+        ine_sections.parse(SECTIONS, city=city, population=path)
+    assert str(caught.value).startswith(
+        'poblacion.csv, campo "65+": la tabla no trae residentes de 65 o más'
+    )
+    assert "no se inventan" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "poblacion.csv: el archivo está vacío"),
+        ("nombre;total;65+\nx;1;0\n", 'poblacion.csv, campo "CUSEC": falta la columna del código'),
+        ("CUSEC;65+\n3412001001;1\n", 'poblacion.csv, campo "total": falta la columna del total'),
+        ("CUSEC;total;65+\n3412001001;mil;0\n",
+         "poblacion.csv, campo \"total\": línea 2: 'mil' no es un número entero"),
+        ("CUSEC;total;65+\n3412001001;10;2,5\n",
+         "poblacion.csv, campo \"65+\": línea 2: '2,5' no es un número entero"),
+        ("CUSEC;total;65+\n3412001001;10\n", "poblacion.csv: línea 2: tiene 2 columnas"),
+        ("CUSEC;total;65+\n3412001001;10;1\n3412001001;11;1\n",
+         'poblacion.csv, campo "CUSEC": línea 3: la sección 3412001001 aparece dos veces'),
+        ("CUSEC;total;65+\n3412009001;10;1\n", "poblacion.csv: ninguna sección de Palencia"),
+    ],
+)  # fmt: skip
+def test_malformed_population_tables(
+    city: CityProfile, tmp_path: Path, text: str, expected: str
+) -> None:
+    with pytest.raises(ImportFormatError) as caught:
+        ine_sections.parse(SECTIONS, city=city, population=_population(tmp_path, text))
+    assert str(caught.value).startswith(expected)
+
+
+def test_more_seniors_than_residents_breaks_the_layer_schema(
+    city: CityProfile, tmp_path: Path
+) -> None:
+    path = _population(tmp_path, "CUSEC;total;65+\n3412001001;10;11\n")
+    with pytest.raises(LayerValidationError) as caught:
+        ine_sections.parse(SECTIONS, city=city, population=path)
+    assert "11 residentes de 65 o más superan el total de residentes (10)" in str(caught.value)
+
+
+def test_sections_errors(city: CityProfile, tmp_path: Path) -> None:
+    with pytest.raises(ImportFormatError, match="indique con --population"):
+        ine_sections.parse(SECTIONS, city=city)
+    no_code = tmp_path / "sin_codigo.geojson"
+    gpd.read_file(SECTIONS)[["NMUN", "geometry"]].to_file(no_code)
+    with pytest.raises(ImportFormatError, match='campo "CUSEC": la capa de secciones necesita'):
+        ine_sections.parse(no_code, city=city, population=POPULATION_CSV)
+    bad = tmp_path / "malo.geojson"
+    bad.write_text("no", encoding="utf-8")
+    with pytest.raises(ImportFormatError, match="no se pueden leer las secciones"):
+        ine_sections.parse(bad, city=city, population=POPULATION_CSV)
+    no_crs = tmp_path / "sin_prj.shp"
+    gpd.read_file(SECTIONS).to_crs("EPSG:25830").to_file(no_crs)
+    no_crs.with_suffix(".prj").unlink()
+    with pytest.raises(ImportFormatError, match="no declara su sistema de coordenadas"):
+        ine_sections.parse(no_crs, city=city, population=POPULATION_CSV)
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [("3412001001", "3412001001"), ("3412001001 Palencia sección 01001", "3412001001"),
+     (3412001001.0, "3412001001"), ("101901001", "0101901001"), ("34120", None),
+     ("Total", None), (None, None), ("34120010011", None)],
+)  # fmt: skip
+def test_section_codes(value: object, code: str | None) -> None:
+    assert ine_sections.section_code(value) == code
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("1234", 1234), ("1.234", 1234), ("1 234", 1234), ("1,234", 1234), ("1.234.567", 1234567),
+     ("12,0", 12), ("1.234,5", None), ("12.34", None), ("-5", None), ("", None),
+     ("1.23.456", None)],
+)  # fmt: skip
+def test_population_counts(text: str, value: int | None) -> None:
+    assert ine_sections.parse_count(text) == value
+
+
+def test_replace_layer_swaps_only_the_population(
+    store: Store, city: CityProfile, tiny_layers: Layers
+) -> None:
+    store.load(tiny_layers)
+    before = store.counts()
+    revisions = {name: store.revision(name) for name in before}
+    result = ine_sections.parse(SECTIONS, city=city, population=POPULATION_CSV)
+
+    assert store.replace_layer("population", result.frame, actor="prueba", source="ine") == (
+        before["population"], 5,
+    )  # fmt: skip
+
+    after = store.counts()
+    assert after == {**before, "population": 5}
+    assert {n: store.revision(n) for n in before} == {
+        **revisions,
+        "population": revisions["population"] + 1,
+    }
+    stored = store.read_layer("population")
+    assert_geodataframe_equal(stored, result.frame, check_less_precise=True)
+    entries, _ = store.audit_entries(record_type="layer", record_id="population")
+    assert [(e["action"], e["actor"], e["before"], e["after"]) for e in entries] == [
+        ("replace", "prueba", {"rows": before["population"]}, {"rows": 5, "source": "ine"})
+    ]
+
+
+def test_replace_layer_is_all_or_nothing(
+    store: Store, city: CityProfile, tiny_layers: Layers
+) -> None:
+    store.load(tiny_layers)
+    frame = ine_sections.parse(SECTIONS, city=city, population=POPULATION_CSV).frame
+    broken = pd.concat([frame, frame.iloc[:1]], ignore_index=True)  # a repeated id
+    with pytest.raises(IntegrityError):
+        store.replace_layer("population", gpd.GeoDataFrame(broken, crs=frame.crs), actor="prueba")
+    assert store.counts()["population"] == len(tiny_layers["population"])
