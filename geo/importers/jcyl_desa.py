@@ -280,6 +280,9 @@ def _record(row: dict[str, str], number: int, found: _Found) -> DeviceRecord:
         "source_id": row[ID_FIELD],
         "tags": dict(row),
     }
+    for field_name, column in (("installed_on", "fecha_alta"), ("removed_on", "fecha_baja")):
+        if row[column] and properties[field_name] is None:
+            del properties[field_name]  # unreadable: flagged, and a stored date is kept
     return DeviceRecord(
         record=number, lon=found.lon, lat=found.lat, properties=properties, flags=tuple(flags)
     )

@@ -9,11 +9,12 @@ EPSG:25830) or ``direccion_latitud``/``direccion_longitud`` (degrees with a deci
 
 Mapping: ``codigo_dea`` → ``source_id``; ``tipo_establecimiento`` + street and number → ``name``;
 ``direccion_ubicacion`` → ``location_text``; street, number, floor, door, postcode and town →
-``address``; ``horario_acceso`` → ``opening_hours`` through :mod:`geo.importers.hours` (flagged
-and left empty when it cannot be converted). ``access`` is ``unknown`` (the register does not say
-who may use a device) and ``status`` ``active``; ``verification`` is the pipeline's policy
-(:data:`geo.importers.run.INITIAL_VERIFICATION`). Every original field is
-kept verbatim in ``tags``.
+``address``; ``horario_acceso`` → ``opening_hours`` through :mod:`geo.importers.hours` (when it
+cannot be converted the record is flagged and the field left out, so a re-import never clears
+hours a planner entered). ``access`` is ``unknown`` (the register does not say who may use a
+device) and ``status`` ``active``; ``verification`` is the pipeline's policy
+(:data:`geo.importers.run.INITIAL_VERIFICATION`). Every original field is kept verbatim in
+``tags``.
 """
 
 from __future__ import annotations
@@ -212,6 +213,10 @@ def _record(
         "source_id": raw[ID_FIELD],
         "tags": tags,
     }
+    if hours is None:
+        # Not published or not understood: the source does not own the field, so a re-import
+        # never clears hours a planner entered (the text stays in tags, the record is flagged).
+        del properties["opening_hours"]
     return DeviceRecord(record=number, lon=lon, lat=lat, properties=properties, flags=flags)
 
 
