@@ -491,7 +491,7 @@ def test_sections_become_one_population_point_each(city: CityProfile) -> None:
     assert (result.residents, result.residents_65_plus) == (4321, 1050)
     assert result.difference == 4321 - city.population
     assert result.notes[0] == (
-        "5 secciones con población: 4.321 residentes frente a 77.157 del perfil de Palencia "
+        "Secciones con población: 5; 4.321 residentes frente a 77.157 del perfil de Palencia "
         "(2024); diferencia −72.836 (−94,4 %)."
     )
     assert "3412003001" in result.notes[1] and "3412004001" in result.notes[2]

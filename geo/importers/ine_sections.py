@@ -194,29 +194,29 @@ def _notes(
     share = 100 * difference / city.population if city.population else 0.0
     sign = "+" if difference > 0 else ""
     notes.append(
-        f"{matched} secciones con población: {spanish_number(total)} residentes frente a "
+        f"Secciones con población: {matched}; {spanish_number(total)} residentes frente a "
         f"{spanish_number(city.population)} del perfil de {city.name} ({city.population_year}); "
         f"diferencia {sign}{spanish_number(difference)} ({sign}{spanish_number(share, 1)} %)."
     )
     if without_figures:
         notes.append(
-            f"{len(without_figures)} secciones del mapa sin cifras en la tabla (no entran en la "
+            f"Secciones del mapa sin cifras en la tabla ({len(without_figures)}; no entran en la "
             f"capa): {', '.join(without_figures)}."
         )
     if without_geometry:
         notes.append(
-            f"{len(without_geometry)} secciones de la tabla sin geometría (no entran en la "
+            f"Secciones de la tabla sin geometría ({len(without_geometry)}; no entran en la "
             f"capa): {', '.join(without_geometry)}."
         )
     if moved:
         notes.append(
-            f"{len(moved)} secciones tienen su punto interior fuera del límite del perfil; se "
-            f"sitúan en la parte de la sección dentro del término: {', '.join(moved)}."
+            f"Secciones con su punto interior fuera del límite del perfil ({len(moved)}; se "
+            f"sitúan en su parte dentro del término): {', '.join(moved)}."
         )
     if other_sections:
-        notes.append(f"{other_sections} secciones de otros municipios ignoradas.")
+        notes.append(f"Secciones de otros municipios ignoradas: {other_sections}.")
     if other_rows:
-        notes.append(f"{other_rows} filas de la tabla de otros municipios o totales ignoradas.")
+        notes.append(f"Filas de la tabla de otros municipios o de totales ignoradas: {other_rows}.")
     return notes
 
 
