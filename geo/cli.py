@@ -41,6 +41,10 @@ from geo.coverage import (
     WeeklyCoverage,
 )
 from geo.errors import CardiomapaError, LayerValidationError
+from geo.importers import IMPORTERS
+from geo.importers.base import ImportFormatError
+from geo.importers.run import ImportReport as DeviceImportReport
+from geo.importers.run import import_devices
 from geo.indicators import Indicators, format_value, indicator_rows
 from geo.inputs import (
     AnalysisInputs,
@@ -934,6 +938,153 @@ def report(
     except CardiomapaError as exc:
         raise _fail(exc) from None
     console.print(f"PDF escrito en {pdf} ({pdf.stat().st_size / 1024:,.0f} KB).")
+
+
+# --- imports of device registers (OSM, regional open data) -------------------------------------
+
+_SHOWN_SKIPS = 20
+
+
+@app.command("import")
+def import_(
+    format_name: Annotated[
+        str,
+        typer.Argument(
+            metavar="FORMATO",
+            help="Formato del archivo: osm (Overpass JSON u OpenAEDMap GeoJSON), euskadi, "
+            "madrid, jcyl-desa.",
+        ),
+    ],
+    file: Annotated[
+        Path,
+        typer.Argument(metavar="ARCHIVO", help="Archivo a importar.", exists=True, dir_okay=False),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Solo validar y contar; no guardar nada.")
+    ] = False,
+    addresses: Annotated[
+        Path | None,
+        typer.Option(
+            "--addresses",
+            help="Portales con coordenadas para situar registros sin ellas (jcyl-desa).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    duplicate_radius_m: Annotated[
+        float,
+        typer.Option(
+            "--duplicate-radius-m",
+            min=0,
+            help="Un registro nuevo a menos de estos metros de un desfibrilador de otra "
+            "procedencia, con nombre parecido o el mismo número de serie, es un posible "
+            "duplicado y no se importa.",
+        ),
+    ] = 25.0,
+) -> None:
+    """Importa desfibriladores de OpenStreetMap o de un registro oficial: todo o nada,
+    reimportar no duplica y los posibles duplicados se avisan sin importarlos."""
+    parser = IMPORTERS.get(format_name)
+    if parser is None:
+        raise _import_usage(
+            f"formato {format_name!r} desconocido; se admite: {', '.join(sorted(IMPORTERS))}."
+        )
+    # Options an importer may take, by keyword: each is passed only to the importers whose
+    # signature names it, and refused for the others. A new option: add it above and here.
+    options = _importer_options(parser, format_name, {"addresses": addresses})
+    settings = _settings()
+    try:
+        city = settings.load_city()
+        with errors.status(f"Leyendo {file.name}…"):
+            parsed = parser(file, city=city, **options)
+        with Store.open(settings.database_url) as store, _progress() as progress:
+            task = progress.add_task("Validando", total=max(len(parsed.records), 1))
+
+            def advance(stage: str, done: int, total: int) -> None:
+                progress.update(task, description=stage, completed=done, total=max(total, 1))
+
+            report = import_devices(
+                store,
+                parsed,
+                city,
+                dry_run=dry_run,
+                actor="cli",
+                duplicate_radius_m=duplicate_radius_m,
+                on_progress=advance,
+            )
+    except ImportFormatError as exc:
+        failure = _fail(exc)
+        errors.print("No se ha importado nada: la base de datos sigue como estaba.")
+        raise failure from None
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    _print_device_import(report)
+
+
+def _importer_options(
+    parser: Callable[..., object], format_name: str, given: dict[str, object]
+) -> dict[str, object]:
+    """The options given that the importer takes; exits (2) on one it does not take."""
+    import inspect
+
+    accepted = {
+        name
+        for name, parameter in inspect.signature(parser).parameters.items()
+        if parameter.kind in (parameter.KEYWORD_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+    }
+    options = {}
+    for name, value in given.items():
+        if value is None:
+            continue
+        if name not in accepted:
+            flag = "--" + name.replace("_", "-")
+            raise _import_usage(f"la opción {flag} no se aplica al formato {format_name}.")
+        options[name] = value
+    return options
+
+
+def _import_usage(message: str) -> typer.Exit:
+    errors.print(f"[bold red]Error[/]: {message}", highlight=False)
+    return typer.Exit(code=2)
+
+
+def _print_device_import(report: DeviceImportReport) -> None:
+    """Counts, skipped records and warnings of a device import."""
+    if report.dry_run:
+        console.print("[bold]Simulación: no se ha guardado nada.[/]", highlight=False)
+    console.print(
+        f"Importación {report.format} de {report.file} (procedencia {report.source!r}; "
+        f"licencia: {report.licence}).",
+        highlight=False,
+        soft_wrap=True,
+    )
+    table = Table("Registros", "Número")
+    verb = "se insertarían" if report.dry_run else "insertados"
+    rows = (
+        ("leídos", report.read),
+        (verb, report.inserted),
+        ("se actualizarían" if report.dry_run else "actualizados", report.updated),
+        ("sin cambios", report.unchanged),
+        ("omitidos", len(report.skipped)),
+        ("posibles duplicados (entre los omitidos)", len(report.duplicates)),
+    )
+    for label, count in rows:
+        table.add_row(label, _int(count))
+    console.print(table)
+    skipped = [(item.record, item.source_id, item.reason) for item in report.skipped]
+    flagged = [(item.record, item.source_id, item.message) for item in report.flagged]
+    for title, items in (("Registros omitidos", skipped), ("Avisos", flagged)):
+        if not items:
+            continue
+        console.print(f"{title}:", highlight=False)
+        for record, source_id, text in items[:_SHOWN_SKIPS]:
+            ref = f" ({source_id})" if source_id else ""
+            line = f"  - registro {record}{ref}: {text}"
+            console.print(line, highlight=False, soft_wrap=True, markup=False)
+        if len(items) > _SHOWN_SKIPS:
+            console.print(f"  … y {len(items) - _SHOWN_SKIPS} más.", highlight=False)
+    for note in report.notes:
+        console.print(note, highlight=False, soft_wrap=True)
 
 
 # --- walking network --------------------------------------------------------------------------

@@ -581,6 +581,7 @@ def _read_records(
     records: list[dict[str, Any]] = []
     problems: list[Problem] = []
     first_index: dict[str, int] = {}
+    first_source: dict[tuple[str, str], int] = {}
     for index, feature in enumerate(features):
         record, feature_problems = parse_feature(feature, schema, city, file=name, index=index)
         problems.extend(feature_problems)
@@ -593,6 +594,15 @@ def _read_records(
                 feature=index, field="id",
             ))  # fmt: skip
             continue
+        if schema is DEFIBRILLATORS and record["source_id"] is not None:
+            # An imported device is recognised by its source and source id (unique in storage).
+            seen = first_source.setdefault((record["source"], record["source_id"]), index)
+            if seen != index:
+                problems.append(Problem(
+                    name, f"source_id {record['source_id']!r} de {record['source']!r} repetido "
+                    f"(ya usado en el elemento {seen}).", feature=index, field="source_id",
+                ))  # fmt: skip
+                continue
         records.append(record)
     return records, problems
 

@@ -35,7 +35,7 @@ from geoalchemy2.admin.dialects.sqlite import load_spatialite
 from geoalchemy2.shape import from_shape
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 
 from geo.errors import (
     ConflictError,
@@ -80,6 +80,8 @@ metadata = sa.MetaData(
 )
 
 _JSON = sa.JSON().with_variant(JSONB(), "postgresql")
+#: Partial unique index on the defibrillators' ``(source, source_id)`` where ``source_id`` is set.
+DEVICE_SOURCE_INDEX = "uq_defibrillators_source_id"
 _GEOMETRY_TYPES = {("Point",): "POINT", ("Polygon", "MultiPolygon"): "MULTIPOLYGON"}
 
 
@@ -120,6 +122,17 @@ def _table(schema: LayerSchema) -> sa.Table:
         columns.append(
             sa.Column("version", sa.Integer(), nullable=False, server_default=sa.text("1"))
         )
+        # An imported device is recognised by where it comes from (migration 0005).
+        imported = sa.text("source_id IS NOT NULL")
+        index = sa.Index(
+            DEVICE_SOURCE_INDEX,
+            "source",
+            "source_id",
+            unique=True,
+            sqlite_where=imported,
+            postgresql_where=imported,
+        )
+        columns.append(index)
     return sa.Table(TABLE_NAMES[schema.name], metadata, *columns)
 
 
@@ -860,6 +873,127 @@ class Store:
             _bump_revision(connection, "defibrillators")
         return version + 1
 
+    def upsert_devices(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        actor: str,
+        dry_run: bool = False,
+        on_row: Callable[[], None] | None = None,
+    ) -> dict[str, int]:
+        """Insert or update imported devices matched on ``(source, source_id)``, all or nothing.
+
+        A record whose key is not stored is inserted under its ``id`` (version 1). One whose key
+        is stored with other values (any field or the position) replaces them under the *stored*
+        id (the record's ``id`` is ignored) and bumps the version; one stored with the same
+        values is left alone. Every insert and update is audited; the defibrillators revision is
+        bumped once when anything changed, so caches refresh.
+
+        Parameters
+        ----------
+        records
+            Validated devices: every :data:`geo.layers.DEFIBRILLATORS` field and ``geometry``
+            (shapely, EPSG:4326), ``source_id`` never ``None``. An optional ``version`` is the
+            stored version the record was prepared from: the update is then conditional on it.
+        dry_run
+            Only count what would change; write nothing.
+        on_row
+            Called after each record is written, for progress bars.
+
+        Returns
+        -------
+        dict
+            ``{"inserted": n, "updated": n, "unchanged": n}``.
+
+        Raises
+        ------
+        InputError
+            A record without ``source_id``, or two records with the same key.
+        ConflictError
+            A new record's id is taken, or a device changed after it was read (import again).
+        """
+        seen: set[tuple[str, str]] = set()
+        for record in records:
+            key = (record["source"], record["source_id"])
+            if record["source_id"] is None:
+                msg = "Cada desfibrilador importado necesita source_id para reconocerlo."
+                raise InputError(msg, code="missing_field", field="source_id")
+            if key in seen:
+                msg = f"El desfibrilador {key[1]!r} de {key[0]!r} aparece dos veces."
+                raise InputError(msg, code="duplicate_record", field="source_id")
+            seen.add(key)
+        counts = {"inserted": 0, "updated": 0, "unchanged": 0}
+        if dry_run:
+            with self.engine.connect() as connection:
+                stored = _devices_by_key(connection, records)
+            for record in records:
+                counts[_device_change(stored.get(_device_key(record)), record)] += 1
+            return counts
+        table = TABLES["defibrillators"]
+        try:
+            with self._transaction() as connection:
+                stored = _devices_by_key(connection, records)
+                for record in records:
+                    before = stored.get(_device_key(record))
+                    change = _device_change(before, record)
+                    counts[change] += 1
+                    row = {name: _plain(record[name]) for name in DEFIBRILLATORS.field_names}
+                    row["geom"] = from_shape(record["geometry"], srid=SRID)
+                    after = {name: record[name] for name in DEFIBRILLATORS.field_names}
+                    after["geometry"] = record["geometry"]
+                    if change == "inserted":
+                        taken = connection.execute(
+                            sa.select(table.c.id).where(table.c.id == row["id"])
+                        ).first()
+                        if taken is not None:
+                            msg = f"Ya existe un desfibrilador con id {row['id']!r}."
+                            raise ConflictError(msg)
+                        connection.execute(table.insert().values(**row, version=1))
+                        _audit(connection, actor, "create", "device", row["id"], None,
+                               {**after, "version": 1})  # fmt: skip
+                    elif change == "updated":
+                        assert before is not None
+                        self._update_imported(connection, before, record, row, after, actor)
+                    if on_row is not None:
+                        on_row()
+                if counts["inserted"] or counts["updated"]:
+                    _bump_revision(connection, "defibrillators")
+        except IntegrityError as exc:
+            msg = (
+                "Otro proceso ha guardado a la vez desfibriladores de la misma procedencia; "
+                "no se ha guardado nada. Repita la importación."
+            )
+            raise ConflictError(msg) from exc
+        return counts
+
+    @staticmethod
+    def _update_imported(
+        connection: Connection,
+        before: Mapping[str, Any],
+        record: Mapping[str, Any],
+        row: dict[str, Any],
+        after: dict[str, Any],
+        actor: str,
+    ) -> None:
+        table = TABLES["defibrillators"]
+        device_id, version = before["id"], int(before["version"])
+        expected = record.get("version")
+        row["id"] = after["id"] = device_id
+        changed = connection.execute(
+            table.update()
+            .where(table.c.id == device_id, table.c.version == int(expected or version))
+            .values(**row, version=version + 1)
+        ).rowcount
+        if changed != 1:
+            msg = (
+                f"El desfibrilador {device_id!r} cambió durante la importación (versión "
+                f"{version}, se esperaba {expected}); no se ha guardado nada. Repita la "
+                "importación."
+            )
+            raise ConflictError(msg)
+        _audit(connection, actor, "update", "device", device_id, before,
+               {**after, "version": version + 1})  # fmt: skip
+
     # tokens -------------------------------------------------------------------------------
 
     def insert_token(
@@ -1267,6 +1401,44 @@ class Store:
             return
         msg = f"No existe el desfibrilador {device_id!r}."
         raise NotFoundError(msg)
+
+
+def _device_key(record: Mapping[str, Any]) -> tuple[str, str]:
+    return (str(record["source"]), str(record["source_id"]))
+
+
+def _devices_by_key(
+    connection: Connection, records: Sequence[Mapping[str, Any]]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Stored devices with the sources of ``records``, by ``(source, source_id)``: schema fields,
+    ``geometry`` (shapely) and ``version``."""
+    sources = sorted({str(record["source"]) for record in records})
+    if not sources:
+        return {}
+    table = TABLES["defibrillators"]
+    columns = [table.c[name] for name in DEFIBRILLATORS.field_names]
+    rows = connection.execute(
+        sa.select(*columns, table.c.version, sa.func.ST_AsBinary(table.c.geom).label("wkb")).where(
+            table.c.source.in_(sources), table.c.source_id.is_not(None)
+        )
+    ).all()
+    stored = {}
+    for row in rows:
+        values = {name: row._mapping[name] for name in DEFIBRILLATORS.field_names}
+        values["version"] = int(row.version)
+        values["geometry"] = shapely.from_wkb(bytes(row.wkb))
+        stored[(row.source, row.source_id)] = values
+    return stored
+
+
+def _device_change(before: Mapping[str, Any] | None, record: Mapping[str, Any]) -> str:
+    """``inserted``, ``updated`` or ``unchanged``: every field but the id, and the position."""
+    if before is None:
+        return "inserted"
+    fields = (name for name in DEFIBRILLATORS.field_names if name != "id")
+    same = all(before[name] == _plain(record[name]) for name in fields)
+    same = same and bool(before["geometry"].equals_exact(record["geometry"], tolerance=0))
+    return "unchanged" if same else "updated"
 
 
 def _training_row(values: Mapping[str, Any]) -> dict[str, Any]:

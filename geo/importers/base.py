@@ -56,6 +56,15 @@ class DeviceRecord:
     ``properties`` uses the defibrillators layer's field names (``name``, ``access``,
     ``opening_hours``, ``source``, ``source_id``, ``tags``…; every original attribute kept in
     ``tags``); ``lon``/``lat`` are EPSG:4326. ``record`` is its 1-based number in the file.
+
+    The keys present in ``properties`` (even with ``None``) are the fields this source *owns*:
+    re-importing updates those and the position, and leaves every other field of a stored
+    device as planners left it. ``status`` is only taken from the source when it is
+    ``removed``; ``verification`` never (the pipeline's policy per format,
+    :data:`geo.importers.run.INITIAL_VERIFICATION`). ``id`` is derived by the pipeline.
+
+    ``flags`` are Spanish notes about a record imported incompletely (hours that could not be
+    converted and were left empty…); the import report lists them.
     """
 
     record: int
