@@ -41,7 +41,7 @@ from geo.coverage import (
     WeeklyCoverage,
 )
 from geo.errors import CardiomapaError, LayerValidationError
-from geo.importers import IMPORTERS
+from geo.importers import IMPORTERS, ine_sections
 from geo.importers.base import ImportFormatError
 from geo.importers.run import ImportReport as DeviceImportReport
 from geo.importers.run import import_devices
@@ -952,7 +952,7 @@ def import_(
         typer.Argument(
             metavar="FORMATO",
             help="Formato del archivo: osm (Overpass JSON u OpenAEDMap GeoJSON), euskadi, "
-            "madrid, jcyl-desa.",
+            "madrid, jcyl-desa; ine-sections (secciones censales del INE, con --population).",
         ),
     ],
     file: Annotated[
@@ -971,6 +971,15 @@ def import_(
             dir_okay=False,
         ),
     ] = None,
+    population: Annotated[
+        Path | None,
+        typer.Option(
+            "--population",
+            help="CSV de residentes por sección censal: código, total y 65 o más (ine-sections).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     duplicate_radius_m: Annotated[
         float,
         typer.Option(
@@ -984,11 +993,19 @@ def import_(
 ) -> None:
     """Importa desfibriladores de OpenStreetMap o de un registro oficial: todo o nada,
     reimportar no duplica y los posibles duplicados se avisan sin importarlos."""
+    if format_name == ine_sections.FORMAT:
+        if addresses is not None:
+            raise _import_usage(f"la opción --addresses no se aplica al formato {format_name}.")
+        _import_sections(file, population, dry_run=dry_run)
+        return
+    if population is not None:
+        raise _import_usage(
+            f"la opción --population solo se aplica al formato {ine_sections.FORMAT}."
+        )
     parser = IMPORTERS.get(format_name)
     if parser is None:
-        raise _import_usage(
-            f"formato {format_name!r} desconocido; se admite: {', '.join(sorted(IMPORTERS))}."
-        )
+        formats = ", ".join(sorted([*IMPORTERS, ine_sections.FORMAT]))
+        raise _import_usage(f"formato {format_name!r} desconocido; se admite: {formats}.")
     # Options an importer may take, by keyword: each is passed only to the importers whose
     # signature names it, and refused for the others. A new option: add it above and here.
     options = _importer_options(parser, format_name, {"addresses": addresses})
@@ -1019,6 +1036,56 @@ def import_(
     except CardiomapaError as exc:
         raise _fail(exc) from None
     _print_device_import(report)
+
+
+def _import_sections(file: Path, population: Path | None, *, dry_run: bool) -> None:
+    """``import ine-sections``: census sections + residents CSV → the population layer."""
+    settings = _settings()
+    try:
+        city = settings.load_city()
+        with errors.status(f"Leyendo {file.name}…"):
+            result = ine_sections.parse(file, city=city, population=population)
+        if not dry_run:
+            with Store.open(settings.database_url) as store:
+                store.replace_layer(
+                    "population", result.frame, actor="cli", source=ine_sections.SOURCE
+                )
+    except (ImportFormatError, LayerValidationError) as exc:
+        failure = _fail(exc)
+        errors.print("No se ha importado nada: la base de datos sigue como estaba.")
+        raise failure from None
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    if dry_run:
+        console.print("[bold]Simulación: no se ha guardado nada.[/]", highlight=False)
+    console.print(
+        f"Secciones censales de {result.sections_file} con la población de "
+        f"{result.population_file} (procedencia {ine_sections.SOURCE!r}; licencia: "
+        f"{ine_sections.LICENCE}).",
+        highlight=False,
+        soft_wrap=True,
+    )
+    table = Table("Secciones", "Número")
+    rows = (
+        ("leídas", result.sections_read),
+        (f"de {city.name}", result.sections_in_city),
+        ("con población (puntos de la capa)", result.matched),
+        ("sin cifras en la tabla", len(result.without_figures)),
+        ("en la tabla sin geometría", len(result.without_geometry)),
+    )
+    for label, count in rows:
+        table.add_row(label, _int(count))
+    console.print(table)
+    verb = "sustituiría" if dry_run else "sustituye"
+    console.print(
+        f"Residentes: {_int(result.residents)} ({_int(result.residents_65_plus)} de 65 o más) "
+        f"frente a {_int(result.city_population)} del perfil; esta capa {verb} a la de "
+        "población.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for note in result.notes:
+        console.print(note, highlight=False, soft_wrap=True, markup=False)
 
 
 def _importer_options(

@@ -13,14 +13,18 @@ import pandas as pd
 import pytest
 from geopandas.testing import assert_geodataframe_equal
 from sqlalchemy.exc import IntegrityError
+from typer.testing import CliRunner
 
 from geo.city import CityProfile
+from geo.cli import app
 from geo.errors import LayerValidationError
-from geo.importers import ine_sections, jcyl_desa, madrid
+from geo.importers import IMPORTERS, LICENCES, ine_sections, jcyl_desa, madrid
 from geo.importers.base import ImportFormatError, ParsedImport, Skip
 from geo.importers.hours import to_opening_hours
+from geo.importers.run import import_devices
 from geo.layers import Layers
 from geo.store import Store
+from tests.conftest import TINY_DIR
 
 # --- opening hours ----------------------------------------------------------------------------
 
@@ -644,3 +648,115 @@ def test_replace_layer_is_all_or_nothing(
     with pytest.raises(IntegrityError):
         store.replace_layer("population", gpd.GeoDataFrame(broken, crs=frame.crs), actor="prueba")
     assert store.counts()["population"] == len(tiny_layers["population"])
+
+
+# --- end to end: the pipeline and the command line, on SpatiaLite and PostGIS -----------------
+
+runner = CliRunner()
+
+
+def cli(db_url: str, *args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), env={"CARDIOMAPA_DATABASE_URL": db_url})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_formats_are_registered_with_their_licences() -> None:
+    assert IMPORTERS["madrid"] is madrid.parse
+    assert IMPORTERS["jcyl-desa"] is jcyl_desa.parse
+    assert LICENCES["comunidad-madrid"] == madrid.LICENCE
+    assert LICENCES["jcyl-desa"] == jcyl_desa.LICENCE
+
+
+def test_madrid_import_counts_and_reimport_is_idempotent(store: Store, city: CityProfile) -> None:
+    devices_before = 0
+    parsed = IMPORTERS["madrid"](MADRID_FILE, city=city)
+
+    dry = import_devices(store, parsed, city, dry_run=True, actor="prueba")
+    assert (dry.read, dry.inserted, dry.updated, dry.unchanged, len(dry.skipped)) == (5, 3, 0, 0, 2)
+    assert store.counts()["defibrillators"] == devices_before  # the dry run wrote nothing
+
+    report = import_devices(store, parsed, city, dry_run=False, actor="prueba")
+    assert (report.inserted, report.updated, report.unchanged, len(report.skipped)) == (3, 0, 0, 2)
+    assert [f.message for f in report.flagged] == [
+        "horario «Horario del centro» no convertido: remite al horario de otro lugar."
+    ]
+    stored = store.read_layer("defibrillators")
+    madrid_rows = stored[stored["source"] == "comunidad-madrid"].set_index("source_id")
+    assert sorted(madrid_rows.index) == ["DEA-28-000101", "DEA-28-000102", "DEA-28-000104"]
+    first = madrid_rows.loc["DEA-28-000101"]
+    assert first["opening_hours"] == "Mo-Fr 08:00-15:00"
+    assert first["tags"]["direccion_coordenada_x"] == "373422"
+    assert first.geometry.x == pytest.approx(-4.5286026, abs=1e-6)
+
+    again = import_devices(store, madrid.parse(MADRID_FILE, city=city), city, dry_run=False,
+                           actor="prueba")  # fmt: skip
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 3)
+    assert store.counts()["defibrillators"] == devices_before + 3
+
+
+def test_jcyl_import_through_the_cli(db_url: str) -> None:
+    assert cli(db_url, "load", "--data-dir", str(TINY_DIR))[0] == 0
+    with Store.open(db_url) as store:
+        devices_before = store.counts()["defibrillators"]
+    args = ("import", "jcyl-desa", str(JCYL_FILE), "--addresses", str(ADDRESSES))
+
+    code, out, err = cli(db_url, *args, "--dry-run")
+    assert code == 0, err
+    assert "Simulación" in out
+    with Store.open(db_url) as store:
+        assert store.counts()["defibrillators"] == devices_before
+
+    code, out, err = cli(db_url, *args)
+    assert code == 0, err
+    assert "calle no encontrada en el callejero" in out and "fuera de Palencia" in out
+    assert "número aproximado" in out
+    with Store.open(db_url) as store:
+        stored = store.read_layer("defibrillators")
+        assert store.counts()["defibrillators"] == devices_before + 5
+    jcyl_rows = stored[stored["source"] == "jcyl-desa"].set_index("source_id")
+    assert jcyl_rows.loc["NS-0007", "status"] == "removed"
+    assert str(jcyl_rows.loc["NS-0007", "removed_on"]) == "2023-06-30"
+
+    code, _, err = cli(db_url, *args)  # again: nothing new
+    assert code == 0, err
+    with Store.open(db_url) as store:
+        assert store.counts()["defibrillators"] == devices_before + 5
+
+
+def test_jcyl_without_addresses_fails_and_writes_nothing(db_url: str) -> None:
+    code, _, err = cli(db_url, "import", "jcyl-desa", str(JCYL_FILE))
+    assert code == 1
+    assert "--addresses" in err
+
+
+def test_ine_sections_replace_the_population_and_coverage_follows(db_url: str) -> None:
+    assert cli(db_url, "load", "--data-dir", str(TINY_DIR))[0] == 0
+    with Store.open(db_url) as store:
+        before = store.counts()
+    args = ("import", "ine-sections", str(SECTIONS), "--population", str(POPULATION_CSV))
+
+    code, out, err = cli(db_url, *args, "--dry-run")
+    assert code == 0, err
+    assert "Simulación" in out
+    with Store.open(db_url) as store:
+        assert store.counts() == before
+
+    code, out, err = cli(db_url, *args)
+    assert code == 0, err
+    for text in ("7", "5", "4.321", "77.157", "3412003001", "3412004001"):
+        assert text in out
+    with Store.open(db_url) as store:
+        assert store.counts() == {**before, "population": 5}
+        assert set(store.read_layer("population")["source"]) == {"ine"}
+
+    code, out, err = cli(db_url, "coverage", "--always", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["residents"] == 4321
+
+
+def test_ine_sections_needs_population_and_refuses_other_options(db_url: str) -> None:
+    code, _, err = cli(db_url, "import", "ine-sections", str(SECTIONS))
+    assert code == 1 and "--population" in err
+    code, _, err = cli(db_url, "import", "madrid", str(MADRID_FILE), "--population",
+                       str(POPULATION_CSV))  # fmt: skip
+    assert code == 2 and "--population" in err

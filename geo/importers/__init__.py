@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from geo.importers import euskadi, osm
+from geo.importers import euskadi, jcyl_desa, madrid, osm
 from geo.importers.base import ParsedImport
 
 #: Format name → its parser. Device formats only (census sections are another kind of import).
 IMPORTERS: dict[str, Callable[..., ParsedImport]] = {
     "osm": osm.parse,
     "euskadi": euskadi.parse,
+    "madrid": madrid.parse,
+    "jcyl-desa": jcyl_desa.parse,
 }
 
 #: Source (``source`` of the devices an importer brings) → the licence its data is published
@@ -27,4 +29,6 @@ IMPORTERS: dict[str, Callable[..., ParsedImport]] = {
 LICENCES: dict[str, str] = {
     osm.SOURCE: osm.LICENCE,
     euskadi.SOURCE: euskadi.LICENCE,
+    madrid.SOURCE: madrid.LICENCE,
+    jcyl_desa.SOURCE: jcyl_desa.LICENCE,
 }
