@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from shapely.geometry import mapping
 
-from api import devices, errors, pages, staff, training
+from api import devices, errors, ogc, pages, staff, training
 from api.deps import CityDep, FinderCache, StoreDep
 from api.devices import ERRORS, BboxQuery, LimitQuery, OffsetQuery, page_links, parse_bbox
 from api.schemas import (
@@ -82,6 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(devices.router)
     app.include_router(staff.router)
     app.include_router(training.router)
+    app.include_router(ogc.router)
     # Scripts and styles of the maps, vendored: pages never load anything from a CDN.
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

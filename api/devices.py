@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Annotated, Any
 
 import geopandas as gpd
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -30,10 +29,11 @@ from api.schemas import (
     ReviewDecision,
     UseCreate,
 )
-from geo import outputs, registry
+from geo import export, registry
 from geo.availability import device_availability, local_instant
 from geo.coverage import NetworkDistance, available
-from geo.errors import InputError
+from geo.errors import InputError, NotFoundError
+from geo.export import FILE_STEMS, MEDIA_TYPES, PUBLISHED_LAYERS, ExportFormat
 from geo.layers import (
     DEFIBRILLATORS,
     DEVICE_STATUS_VALUES,
@@ -411,79 +411,50 @@ def review_device(
 
 
 @router.get(
-    "/downloads/defibrillators.geojson",
-    summary="Descarga: desfibriladores verificados en GeoJSON, con licencia y procedencia",
+    "/downloads/{layer}.{fmt}",
+    summary="Descarga de una capa (GeoJSON, CSV o GeoPackage), con licencia y procedencia",
+    description=(
+        "Capas: " + ", ".join(PUBLISHED_LAYERS) + ". Formatos: geojson (RFC 7946), csv (UTF-8 "
+        "con BOM; lon/lat o geometría WKT) y gpkg (GeoPackage). Todo en EPSG:4326. De los "
+        "desfibriladores, solo los verificados, sin notas privadas."
+    ),
+    tags=["descargas"],
     response_class=Response,
-    responses={200: {"content": {GEOJSON: {}}}},
+    responses={
+        200: {"content": {GEOJSON: {}, "text/csv": {}, MEDIA_TYPES[ExportFormat.GPKG]: {}}},
+        **GEOJSON_ERRORS,
+    },
 )
-def download_geojson(store: StoreDep, settings: SettingsDep) -> Response:
-    frame = _public_frame(store, settings)
-    document = outputs.feature_collection(
-        frame,
-        name="desfibriladores",
-        notice=_notice(frame),
-        licence_by_source=_licences(frame, settings),
+def download(
+    layer: Annotated[str, Path(max_length=100, description="Capa, p. ej. defibrillators.")],
+    fmt: Annotated[str, Path(max_length=100, description="geojson, csv o gpkg.")],
+    store: StoreDep,
+    settings: SettingsDep,
+) -> Response:
+    if layer not in PUBLISHED_LAYERS:
+        msg = f"No hay descarga de la capa {layer!r}; se descargan: {', '.join(PUBLISHED_LAYERS)}."
+        raise NotFoundError(msg)
+    if fmt not in set(ExportFormat):
+        formats = ", ".join(f.value for f in ExportFormat)
+        msg = f"No hay descarga en formato {fmt!r}; los formatos son: {formats}."
+        raise NotFoundError(msg)
+    export_format = ExportFormat(fmt)
+    content, _ = export.export_bytes(
+        store, layer, export_format, public_only=True, data_licence=settings.data_licence
     )
+    filename = f"{FILE_STEMS[layer]}.{export_format.value}"
     return Response(
-        json.dumps(document, ensure_ascii=False),
-        media_type=GEOJSON,
-        headers={"Content-Disposition": 'attachment; filename="desfibriladores.geojson"'},
-    )
-
-
-@router.get(
-    "/downloads/defibrillators.csv",
-    summary="Descarga: desfibriladores verificados en CSV (lon, lat, procedencia, licencia)",
-    response_class=Response,
-    responses={200: {"content": {"text/csv": {}}}},
-)
-def download_csv(store: StoreDep, settings: SettingsDep, city: CityDep) -> Response:
-    # to_csv writes lon/lat from centroids, which it wants measured in metres.
-    frame = _public_frame(store, settings).drop(columns="tags").to_crs(city.metric_crs)
-    return Response(
-        outputs.to_csv(frame),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="desfibriladores.csv"'},
+        content,
+        media_type=MEDIA_TYPES[export_format],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
 # --- helpers ----------------------------------------------------------------------------------
 
-DOWNLOAD_FIELDS = (
-    "id", "name", "location_text", "address", "access", "opening_hours", "indoor", "level",
-    "operator_entity_id", "phone", "status", "installed_on", "removed_on", "check_date",
-    "is_mobile", "source", "source_id", "tags",
-)  # fmt: skip
-
-
-def licence_of(source: str, settings: Any) -> str:
-    """The licence a record is published under, from where it came."""
-    if source == "synthetic":
-        return "CC0-1.0 (datos de muestra sintéticos, no son el registro oficial)"
-    if source.startswith("osm"):
-        return "ODbL-1.0 (© colaboradores de OpenStreetMap)"
-    return str(settings.data_licence)
-
-
-def _public_frame(store: Store, settings: Any) -> gpd.GeoDataFrame:
-    frame = store.query_layer("defibrillators", where={"verification": ["verified"]})
-    frame = frame[[*DOWNLOAD_FIELDS, "geometry"]].copy()
-    frame["licence"] = [licence_of(source, settings) for source in frame["source"]]
-    return frame
-
-
-def _licences(frame: gpd.GeoDataFrame, settings: Any) -> dict[str, str]:
-    return {source: licence_of(source, settings) for source in sorted(set(frame["source"]))}
-
 
 def _notice(frame: gpd.GeoDataFrame) -> str:
-    synthetic = int((frame["source"] == "synthetic").sum()) if len(frame) else 0
-    if synthetic == 0:
-        return "La procedencia de cada registro figura en su campo source."
-    return (
-        f"{synthetic} de {len(frame)} registros son datos de muestra sintéticos "
-        "(source = synthetic): no son el registro oficial de la ciudad."
-    )
+    return export.records_notice(frame)
 
 
 def _rows(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:

@@ -940,6 +940,93 @@ def report(
     console.print(f"PDF escrito en {pdf} ({pdf.stat().st_size / 1024:,.0f} KB).")
 
 
+# --- open data exports ------------------------------------------------------------------------
+
+_EXPORT_SUFFIXES = {".geojson": "geojson", ".json": "geojson", ".csv": "csv", ".gpkg": "gpkg"}
+_EXPORT_LABELS = {"geojson": "GeoJSON", "csv": "CSV", "gpkg": "GeoPackage"}
+
+
+def _usage_error(message: str) -> typer.Exit:
+    errors.print(f"[bold red]Error[/]: {message}", highlight=False)
+    return typer.Exit(code=2)
+
+
+@app.command("export")
+def export_(
+    layer: Annotated[
+        str,
+        typer.Option(
+            "--layer", help="Capa: defibrillators, ceas, entities, cohousing o population."
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Archivo que se escribe; si ya existe, se sustituye.")
+    ],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="geojson, csv o gpkg (GeoPackage). Por defecto, según la extensión de --out.",
+        ),
+    ] = None,
+    all_devices: Annotated[
+        bool,
+        typer.Option(
+            "--all-devices",
+            help="Desfibriladores: exportación para el personal, con los pendientes y "
+            "rechazados y todos los campos (nunca las notas privadas). Por defecto, solo los "
+            "verificados y los campos públicos, como la descarga de la web.",
+        ),
+    ] = False,
+) -> None:
+    """Exporta una capa a GeoJSON, CSV o GeoPackage (EPSG:4326) para QGIS y datos abiertos."""
+    from geo import export
+
+    chosen = fmt if fmt is not None else _EXPORT_SUFFIXES.get(out.suffix.lower())
+    if chosen is None:
+        raise _usage_error(
+            f"no se deduce el formato de {out.name!r}: use --format geojson, csv o gpkg."
+        )
+    try:
+        export.check_layer(layer)
+        export_format = export.check_format(chosen)
+    except CardiomapaError as exc:
+        raise _usage_error(str(exc)) from None
+    if all_devices and layer != "defibrillators":
+        raise _usage_error("--all-devices solo se aplica a la capa defibrillators.")
+    if not out.parent.is_dir():
+        raise _usage_error(f"la carpeta de --out {out.parent} no existe.")
+    settings = _settings()
+    try:
+        with (
+            Store.open(settings.database_url) as store,
+            errors.status(f"Exportando {layer} a {out.name}…"),
+        ):
+            result = export.export_layer(
+                store,
+                layer,
+                fmt=export_format,
+                out=out,
+                public_only=not all_devices,
+                data_licence=settings.data_licence,
+            )
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    if layer == "defibrillators":
+        scope = (
+            "todos los desfibriladores y campos (exportación del personal, sin notas privadas)"
+            if all_devices
+            else "solo desfibriladores verificados y campos públicos"
+        )
+        errors.print(f"[dim]Incluye {scope}.[/]", highlight=False)
+    console.print(
+        f"{_int(result.count)} registros de {layer} escritos en {result.path} "
+        f"({_EXPORT_LABELS[result.fmt.value]})",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 # --- imports of device registers (OSM, regional open data) -------------------------------------
 
 _SHOWN_SKIPS = 20

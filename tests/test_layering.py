@@ -11,10 +11,11 @@ import pytest
 GEO = Path(__file__).resolve().parent.parent / "geo"
 #: Edges and storage: the only modules of geo/ allowed to touch HTTP, SQL or HTML. ``inputs``,
 #: ``analysis``, ``registry``, ``tokens`` and ``training`` are edge services over the store, shared
-#: by the CLI and the API; ``report`` renders the annual report (HTML, PDF) like ``maps``.
+#: by the CLI and the API; ``report`` renders the annual report (HTML, PDF) like ``maps``;
+#: ``export`` writes the stored layers as files (the CLI's export, the API's downloads).
 IMPURE = {
     "store", "cli", "settings", "maps", "migrations", "inputs", "analysis", "registry", "tokens",
-    "training", "report",
+    "training", "report", "export",
 }  # fmt: skip
 FORBIDDEN = ("fastapi", "starlette", "sqlalchemy", "geoalchemy2", "alembic", "folium", "api")
 PURE_MODULES = sorted(
