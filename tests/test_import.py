@@ -106,9 +106,9 @@ def test_osm_tags_are_kept_verbatim_and_mapped_like_openaedmap() -> None:
         "access": "yes", "opening_hours": "Mo-Fr 08:00-15:00", "indoor": True, "level": "0",
         "phone": "+34 979 000 001", "check_date": "2026-05-10",
     }  # fmt: skip
-    # No name: a Spanish one from the operator; "public" is not a layer value → unknown.
+    # No name: a Spanish one from the operator; access=public (common on AEDs) means yes.
     assert nameless.properties["name"] == "DEA Farmacia Ficticia Dos"
-    assert "access" not in nameless.properties  # not understood: unknown when new
+    assert nameless.properties["access"] == "yes"
     assert nameless.properties["tags"]["access"] == "public"
     assert nameless.properties["phone"] == "+34 979 000 002"  # contact:phone
     assert nameless.properties["check_date"] == "2025-12-01"  # survey:date
@@ -205,8 +205,25 @@ def test_device_ids_are_stable_slugs_of_the_source_id() -> None:
     assert device_id("madrid", "///").startswith("madrid-") and len(device_id("madrid", "//")) > 8
 
 
+@pytest.mark.parametrize(
+    ("tag", "access"),
+    [("yes", "yes"), ("public", "yes"), ("customers", "customers"), ("private", "private"),
+     ("delivery", None), (None, None)],
+)  # fmt: skip
+def test_osm_access_values_map_onto_the_layers(tag: str | None, access: str | None) -> None:
+    """Values the layer does not know are left out: a new device gets unknown, a stored one
+    keeps what a planner set."""
+    assert osm.layer_access(tag) == access
+
+
 def test_name_similarity_ignores_case_accents_and_stop_words() -> None:
-    assert name_similarity("DEA Farmacia Mayor", "Desfibrilador farmacia MAYOR, Palencia") == 1.0
+    assert name_similarity("DEA Farmacia Mayor", "Desfibrilador farmacia MAYOR, Palencia") == (
+        pytest.approx(2 / 3)
+    )
+    # a street shared in passing does not make two devices one
+    assert name_similarity("Centro deportivo, CALLE MAYOR 10", "DEA Plaza Mayor") == (
+        pytest.approx(1 / 3)
+    )
     assert name_similarity("DESA Piscina Campos Góticos", "piscina campos goticos") == 1.0
     assert name_similarity("DEA Quiosco", "DESA Isla Dos Aguas") == 0.0
     assert name_similarity("DEA", "DESA") == 0.0
@@ -232,7 +249,7 @@ def test_osm_import_counts_and_a_second_import_changes_nothing(
         "osm-node-990000000007",
     )  # fmt: skip
     nameless = store.device("osm-node-990000000002")
-    assert nameless is not None and nameless["access"] == "unknown"
+    assert nameless is not None and nameless["access"] == "yes"
     device = store.device("osm-node-990000000001")
     assert device is not None
     assert device["verification"] == "pending" and device["status"] == "active"

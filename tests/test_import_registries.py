@@ -133,7 +133,6 @@ def test_madrid_records_are_mapped_reprojected_and_kept_verbatim(city: CityProfi
         "name": "Centro deportivo, CALLE MAYOR 10",
         "location_text": "Vestíbulo, junto a recepción",
         "address": "CALLE MAYOR 10, 34001 Palencia",
-        "access": "unknown",
         "opening_hours": "Mo-Fr 08:00-15:00",
         "status": "active",
         "source": "comunidad-madrid",
@@ -278,7 +277,6 @@ def test_jcyl_fields_are_mapped_and_kept_in_tags(city: CityProfile) -> None:
         "name": "Gimnasio Sintético Centro",
         "location_text": "Recepción",
         "address": "CL MAYOR 10, PALENCIA",
-        "access": "unknown",
         "status": "active",
         "installed_on": "2018-03-01",
         "removed_on": None,
@@ -692,6 +690,17 @@ def test_madrid_import_counts_and_reimport_is_idempotent(store: Store, city: Cit
                            actor="prueba")  # fmt: skip
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 3)
     assert store.counts()["defibrillators"] == devices_before + 3
+    assert first["access"] == "unknown"  # the register does not say: unknown when new
+
+    # the register says nothing of access, so what a planner sets survives a re-import
+    device = store.device(str(first["id"]))
+    assert device is not None
+    store.update_device(device, {**device, "access": "customers"}, actor="planificación")
+    third = import_devices(store, madrid.parse(MADRID_FILE, city=city), city, dry_run=False,
+                           actor="prueba")  # fmt: skip
+    assert (third.updated, third.unchanged) == (0, 3)
+    kept = store.device(str(first["id"]))
+    assert kept is not None and kept["access"] == "customers"
 
 
 def test_jcyl_import_through_the_cli(db_url: str) -> None:

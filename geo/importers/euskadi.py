@@ -141,7 +141,6 @@ def _item(
     # source does not own it, so a re-import keeps what a planner entered.
     properties_out = {
         "name": f"DEA {organismo or ubicacion or source_id}",
-        "access": "unknown",
         "source_id": source_id,
         "tags": tags,
     } | {key: value for key, value in fields.items() if value is not None}

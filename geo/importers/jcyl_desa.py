@@ -272,7 +272,6 @@ def _record(row: dict[str, str], number: int, found: _Found) -> DeviceRecord:
         "name": row["empresa"] or f"DESA {row[ID_FIELD]}",
         "location_text": row["ubicacion"] or None,
         "address": _address(row),
-        "access": "unknown",
         "status": "removed" if row["fecha_baja"] else "active",
         "installed_on": installed,
         "removed_on": removed,

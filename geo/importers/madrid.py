@@ -206,7 +206,6 @@ def _record(
         "name": name,
         "location_text": raw["direccion_ubicacion"] or None,
         "address": _address(raw),
-        "access": "unknown",
         "opening_hours": hours,
         "status": "active",
         "source": SOURCE,

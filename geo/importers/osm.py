@@ -235,7 +235,7 @@ def _device(
     fields: dict[str, Any] = {
         "location_text": location or None,
         "address": _address(text),
-        "access": access if access in ACCESS_VALUES else None,
+        "access": layer_access(access),
         "opening_hours": hours,
         "indoor": _indoor(text.get("indoor")),
         "level": text.get("level") or None,
@@ -297,3 +297,19 @@ def _check_date(text: dict[str, str], flags: list[str]) -> str | None:
         flags.append(f"fecha {key}={value!r} no es AAAA-MM-DD: se importa sin fecha de revisión.")
         return None
     return None
+
+
+#: OSM values outside the layer's vocabulary that mean one of its values.
+ACCESS_SYNONYMS = {"public": "yes"}
+
+
+def layer_access(value: str | None) -> str | None:
+    """The layer's ``access`` for an OSM ``access`` tag (``None``: not stated or not understood).
+
+    ``access=public`` is not in OSM's documented vocabulary but is common on defibrillators, and
+    means what ``yes`` means.
+    """
+    if value is None:
+        return None
+    value = ACCESS_SYNONYMS.get(value, value)
+    return value if value in ACCESS_VALUES else None

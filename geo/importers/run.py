@@ -61,9 +61,12 @@ SERIAL_TAGS = ("numero_serie", "numserie", "serial", "ref")
 #: Words that say nothing about which device it is, left out when comparing names.
 NAME_STOP_WORDS = frozenset(
     {"dea", "desa", "desfibrilador", "desfibriladores", "aed", "defibrillator",
-     "de", "del", "la", "el", "los", "las", "y", "en", "a", "al"}
+     "de", "del", "la", "el", "los", "las", "y", "en", "a", "al",
+     # street types: registers put the address in the name ("Centro deportivo, Calle Mayor 10")
+     "calle", "c", "cl", "plaza", "pza", "pz", "avenida", "avda", "av", "paseo", "ps",
+     "carretera", "ctra", "camino", "ronda", "travesia", "glorieta", "s", "n", "sn"}
 )  # fmt: skip
-#: Names whose significant words overlap at least this much are "alike".
+#: Names sharing at least this share of their significant words (Jaccard) are "alike".
 NAME_OVERLAP = 0.5
 DEFAULT_DUPLICATE_RADIUS_M = 25.0
 
@@ -325,23 +328,25 @@ def _plain_text(text: str) -> str:
 
 
 def name_tokens(name: str | None) -> frozenset[str]:
-    """The significant words of a name: case and accents folded, stop words left out."""
+    """The significant words of a name: case and accents folded; stop words, street types and
+    house numbers left out."""
     if not name:
         return frozenset()
     words = re.findall(r"[a-z0-9]+", _plain_text(name))
-    return frozenset(word for word in words if word not in NAME_STOP_WORDS)
+    return frozenset(w for w in words if w not in NAME_STOP_WORDS and not w.isdigit())
 
 
 def name_similarity(first: str | None, second: str | None) -> float:
-    """Share of the shorter name's significant words the other name also has (0 to 1).
+    """Shared significant words over all the significant words of both names (0 to 1).
 
-    ``"DEA Farmacia Mayor"`` and ``"Desfibrilador farmacia mayor, Palencia"`` → 1.0; two names
-    with no significant word (``"DEA"``) → 0.0.
+    ``"DEA Farmacia Mayor"`` and ``"Desfibrilador farmacia mayor, Palencia"`` → 2/3; a name and
+    a street it merely shares (``"Centro deportivo, Calle Mayor 10"``, ``"DEA Plaza Mayor"``) →
+    1/3; two names with no significant word (``"DEA"``) → 0.0.
     """
     a, b = name_tokens(first), name_tokens(second)
     if not a or not b:
         return 0.0
-    return len(a & b) / min(len(a), len(b))
+    return len(a & b) / len(a | b)
 
 
 def serial_number(tags: Mapping[str, Any] | None) -> str | None:
