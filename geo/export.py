@@ -58,6 +58,7 @@ import shapely
 from pyogrio.raw import write as write_raw
 
 from geo.errors import InputError
+from geo.importers import LICENCES
 from geo.layers import DEFIBRILLATORS, LAYERS_BY_NAME, WGS84, Kind, LayerSchema
 from geo.outputs import feature_collection, plain
 from geo.store import Store
@@ -167,12 +168,16 @@ def check_format(fmt: str) -> ExportFormat:
 def licence_of(source: str, data_licence: str) -> str:
     """The licence a record is published under, from where it came.
 
-    ``data_licence`` is the licence of the city's own records (settings ``data_licence``).
+    Imported records keep their register's licence (:data:`geo.importers.LICENCES`: ODbL for
+    OpenStreetMap…); ``data_licence`` is the licence of the city's own records (settings
+    ``data_licence``).
     """
     if source == "synthetic":
         return "CC0-1.0 (datos de muestra sintéticos, no son el registro oficial)"
+    if source in LICENCES:
+        return LICENCES[source]
     if source.startswith("osm"):
-        return "ODbL-1.0 (© colaboradores de OpenStreetMap)"
+        return LICENCES["osm"]
     return data_licence
 
 

@@ -292,3 +292,16 @@ def test_24h_gaps_and_siting_check_the_year_of_their_reference_date() -> None:
     }
     assert before[dt.date(2027, 6, 7)] == 0
     assert before[dt.date(2026, 1, 5)] == 7800 - uncovered[dt.date(2026, 1, 5)]
+
+
+def test_csv_outputs_keep_six_decimals_of_lon_lat() -> None:
+    import geopandas as gpd
+    import shapely
+
+    from geo.outputs import to_csv
+
+    frame = gpd.GeoDataFrame(
+        {"share": [0.0289016]}, geometry=[shapely.Point(-4.528812, 42.009612)], crs="EPSG:4326"
+    ).to_crs("EPSG:25830")  # results are metric; to_csv gives lon/lat
+    rows = list(csv.DictReader(io.StringIO(to_csv(frame))))
+    assert rows == [{"share": "0.0289016", "lon": "-4.528812", "lat": "42.009612"}]

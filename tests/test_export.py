@@ -314,3 +314,18 @@ def test_unknown_downloads_are_404_in_spanish(client: TestClient) -> None:
         assert response.status_code == 404, url
         body: dict[str, Any] = response.json()
         assert body["code"] == "not_found" and message in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("source", "licence"),
+    [
+        ("synthetic", "CC0-1.0 (datos de muestra sintéticos, no son el registro oficial)"),
+        ("osm", "ODbL 1.0 © OpenStreetMap contributors"),
+        ("comunidad-madrid", "CC BY 4.0 (Portal de Datos Abiertos de la Comunidad de Madrid)"),
+        ("jcyl-desa", "CC BY 4.0 (Portal de Datos Abiertos de la Junta de Castilla y León)"),
+        ("euskadi", "CC BY 4.0 (Open Data Euskadi, Gobierno Vasco)"),
+        ("entity-registration", LICENCE),
+    ],
+)
+def test_each_record_keeps_its_registers_licence(source: str, licence: str) -> None:
+    assert export.licence_of(source, LICENCE) == licence
