@@ -912,16 +912,11 @@ class Store:
         ConflictError
             A new record's id is taken, or a device changed after it was read (import again).
         """
-        seen: set[tuple[str, str]] = set()
-        for record in records:
-            key = (record["source"], record["source_id"])
-            if record["source_id"] is None:
-                msg = "Cada desfibrilador importado necesita source_id para reconocerlo."
-                raise InputError(msg, code="missing_field", field="source_id")
-            if key in seen:
-                msg = f"El desfibrilador {key[1]!r} de {key[0]!r} aparece dos veces."
-                raise InputError(msg, code="duplicate_record", field="source_id")
-            seen.add(key)
+        _check_source_keys(
+            records,
+            missing="Cada desfibrilador importado necesita source_id para reconocerlo.",
+            repeated="El desfibrilador {source_id!r} de {source!r} aparece dos veces.",
+        )
         counts = {"inserted": 0, "updated": 0, "unchanged": 0}
         if dry_run:
             with self.engine.connect() as connection:
@@ -1223,16 +1218,11 @@ class Store:
             A row without ``source_id``, two rows with the same key, or an unknown entity.
         """
         prepared = [_training_row(row) for row in rows]
-        seen: set[tuple[str, str]] = set()
-        for row in prepared:
-            key = (row["source"], row["source_id"])
-            if row["source_id"] is None:
-                msg = "Cada fila importada necesita source_id para reconocerla al reimportar."
-                raise InputError(msg, code="missing_field", field="source_id")
-            if key in seen:
-                msg = f"La formación {key[1]!r} de {key[0]!r} aparece dos veces."
-                raise InputError(msg, code="duplicate_record", field="source_id")
-            seen.add(key)
+        _check_source_keys(
+            prepared,
+            missing="Cada fila importada necesita source_id para reconocerla al reimportar.",
+            repeated="La formación {source_id!r} de {source!r} aparece dos veces.",
+        )
         counts = {"inserted": 0, "updated": 0, "unchanged": 0}
         if dry_run:
             with self.engine.connect() as connection:
@@ -1480,6 +1470,22 @@ def _require_entities(connection: Connection, entity_ids: Sequence[str | None]) 
     if missing:
         msg = f"No existe la entidad {missing[0]!r} en la capa de entidades."
         raise InputError(msg, code="unknown_entity", field="entity_id")
+
+
+def _check_source_keys(rows: Sequence[Mapping[str, Any]], *, missing: str, repeated: str) -> None:
+    """Every imported row has a ``source_id``, and no ``(source, source_id)`` comes twice.
+
+    ``repeated`` is formatted with the ``source`` and ``source_id`` found twice.
+    """
+    seen: set[tuple[str, str]] = set()
+    for row in rows:
+        key = (row["source"], row["source_id"])
+        if row["source_id"] is None:
+            raise InputError(missing, code="missing_field", field="source_id")
+        if key in seen:
+            msg = repeated.format(source=key[0], source_id=key[1])
+            raise InputError(msg, code="duplicate_record", field="source_id")
+        seen.add(key)
 
 
 def _counts(connection: Connection) -> dict[str, int]:

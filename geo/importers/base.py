@@ -14,6 +14,7 @@ reported with its reason and never invented.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,3 +87,26 @@ class ParsedImport:
     records: list[DeviceRecord]
     skipped: list[Skip] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(
+        cls,
+        items: Sequence[DeviceRecord | Skip],
+        *,
+        format: str,
+        file: str,
+        source: str,
+        licence: str,
+        notes: Sequence[str] = (),
+    ) -> ParsedImport:
+        """What was read from a file, one item per record: the devices and the skips apart."""
+        return cls(
+            format=format,
+            file=file,
+            source=source,
+            licence=licence,
+            read=len(items),
+            records=[item for item in items if isinstance(item, DeviceRecord)],
+            skipped=[item for item in items if isinstance(item, Skip)],
+            notes=list(notes),
+        )

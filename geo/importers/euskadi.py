@@ -75,15 +75,7 @@ def parse(path: Path, **options: Any) -> ParsedImport:
         raise ImportFormatError(name, '"features" debe ser una lista.', field="features")
     transformer = _transformer(document.get("crs"), name)
     items = [_item(f, name, n, transformer) for n, f in enumerate(features, start=1)]
-    return ParsedImport(
-        format=FORMAT,
-        file=name,
-        source=SOURCE,
-        licence=LICENCE,
-        read=len(items),
-        records=[item for item in items if isinstance(item, DeviceRecord)],
-        skipped=[item for item in items if isinstance(item, Skip)],
-    )
+    return ParsedImport.of(items, format=FORMAT, file=name, source=SOURCE, licence=LICENCE)
 
 
 def _transformer(crs: Any, file: str) -> pyproj.Transformer | None:

@@ -93,17 +93,8 @@ def parse(path: Path, **options: Any) -> ParsedImport:
             "(OpenAEDMap, overpass-turbo)."
         )
         raise ImportFormatError(name, msg)
-    records = [item for item in items if isinstance(item, DeviceRecord)]
-    skipped = [item for item in items if isinstance(item, Skip)]
-    return ParsedImport(
-        format=FORMAT,
-        file=name,
-        source=SOURCE,
-        licence=LICENCE,
-        read=len(items),
-        records=records,
-        skipped=skipped,
-        notes=[NOTE],
+    return ParsedImport.of(
+        items, format=FORMAT, file=name, source=SOURCE, licence=LICENCE, notes=[NOTE]
     )
 
 
