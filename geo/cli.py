@@ -1225,6 +1225,13 @@ def _print_device_import(report: DeviceImportReport) -> None:
     for label, count in rows:
         table.add_row(label, _int(count))
     console.print(table)
+    for title, ids in ((verb.capitalize(), report.inserted_ids),
+                       ("Se actualizarían" if report.dry_run else "Actualizados",
+                        report.updated_ids)):  # fmt: skip
+        if ids:
+            more = f" … y {len(ids) - _SHOWN_SKIPS} más" if len(ids) > _SHOWN_SKIPS else ""
+            shown = ", ".join(ids[:_SHOWN_SKIPS])
+            console.print(f"{title}: {shown}{more}.", highlight=False, soft_wrap=True)
     skipped = [(item.record, item.source_id, item.reason) for item in report.skipped]
     flagged = [(item.record, item.source_id, item.message) for item in report.flagged]
     for title, items in (("Registros omitidos", skipped), ("Avisos", flagged)):

@@ -880,8 +880,12 @@ class Store:
         actor: str,
         dry_run: bool = False,
         on_row: Callable[[], None] | None = None,
+        changes: dict[str, list[str]] | None = None,
     ) -> dict[str, int]:
         """Insert or update imported devices matched on ``(source, source_id)``, all or nothing.
+
+        ``changes``, when given, receives the ids of the records by outcome (``inserted``,
+        ``updated``, ``unchanged``), also in a dry run.
 
         A record whose key is not stored is inserted under its ``id`` (version 1). One whose key
         is stored with other values (any field or the position) replaces them under the *stored*
@@ -922,7 +926,10 @@ class Store:
             with self.engine.connect() as connection:
                 stored = _devices_by_key(connection, records)
             for record in records:
-                counts[_device_change(stored.get(_device_key(record)), record)] += 1
+                change = _device_change(stored.get(_device_key(record)), record)
+                counts[change] += 1
+                if changes is not None:
+                    changes.setdefault(change, []).append(str(record["id"]))
             return counts
         table = TABLES["defibrillators"]
         try:
@@ -932,6 +939,8 @@ class Store:
                     before = stored.get(_device_key(record))
                     change = _device_change(before, record)
                     counts[change] += 1
+                    if changes is not None:
+                        changes.setdefault(change, []).append(str(record["id"]))
                     row = {name: _plain(record[name]) for name in DEFIBRILLATORS.field_names}
                     row["geom"] = from_shape(record["geometry"], srid=SRID)
                     after = {name: record[name] for name in DEFIBRILLATORS.field_names}

@@ -345,6 +345,30 @@ def test_a_dry_run_writes_nothing(store: Store, city: CityProfile) -> None:
     assert run(store, OVERPASS, city, dry_run=True).unchanged == 4
 
 
+def test_a_dry_run_names_what_would_change(
+    store: Store, city: CityProfile, db_url: str, tmp_path: Path
+) -> None:
+    run(store, OVERPASS, city)
+    document = json.loads(OVERPASS.read_text(encoding="utf-8"))
+    document["elements"][0]["tags"]["name"] = "DEA Centro Cívico Ficticio (renovado)"
+    document["elements"].append(
+        {"type": "node", "id": 990000000042, "lat": 42.0125, "lon": -4.531,
+         "tags": {"emergency": "defibrillator", "name": "DEA Ficticio Nuevo"}}
+    )  # fmt: skip
+    changed = tmp_path / "overpass.json"
+    changed.write_text(json.dumps(document), encoding="utf-8")
+
+    report = run(store, changed, city, dry_run=True)
+
+    assert report.updated_ids == ("osm-node-990000000001",)
+    assert report.inserted_ids == ("osm-node-990000000042",)
+    code, out, err = cli(db_url, "import", "osm", str(changed), "--dry-run")
+    assert code == 0, err
+    assert "Se insertarían: osm-node-990000000042." in out
+    assert "Se actualizarían: osm-node-990000000001." in out
+    assert store.device("osm-node-990000000042") is None
+
+
 def test_probable_duplicates_of_another_source_are_reported_not_inserted(
     loaded: Store, city: CityProfile
 ) -> None:

@@ -119,6 +119,7 @@ class ImportReport:
     notes: tuple[str, ...]
     dry_run: bool
     inserted_ids: tuple[str, ...] = ()
+    updated_ids: tuple[str, ...] = ()
 
 
 def import_devices(
@@ -196,7 +197,10 @@ def import_devices(
         if on_progress is not None:
             on_progress("Guardando", written, len(rows))
 
-    counts = store.upsert_devices(rows, actor=actor, dry_run=dry_run, on_row=advance)
+    changes: dict[str, list[str]] = {}
+    counts = store.upsert_devices(
+        rows, actor=actor, dry_run=dry_run, on_row=advance, changes=changes
+    )
     skipped.sort(key=lambda skip: skip.record)
     return ImportReport(
         format=parsed.format,
@@ -212,7 +216,8 @@ def import_devices(
         flagged=tuple(flagged),
         notes=tuple(parsed.notes),
         dry_run=dry_run,
-        inserted_ids=tuple(row["id"] for row in rows if "version" not in row),
+        inserted_ids=tuple(changes.get("inserted", ())),
+        updated_ids=tuple(changes.get("updated", ())),
     )
 
 
