@@ -110,7 +110,18 @@ def audit(
     store: StoreDep,
     principal: PrincipalDep,
     record_type: Annotated[
-        Literal["device", "report", "use", "token", "training"] | None,
+        Literal[
+            "device",
+            "report",
+            "use",
+            "token",
+            "training",
+            "contact",
+            "invitation",
+            "entity",
+            "reminder",
+        ]
+        | None,
         Query(description="Tipo de registro."),
     ] = None,
     record_id: Annotated[str | None, Query(max_length=200)] = None,

@@ -42,6 +42,23 @@ class Settings(BaseSettings):
         Problem reports accepted per client address in each window (429 above it).
     data_licence
         Licence of the records registered through the API, stated in downloads.
+    public_url
+        The address people reach this server at (e.g. ``https://dea.palencia.es``), used in the
+        links of e-mails and of invitations made from the command line. Unset: built from
+        ``host`` and ``port``.
+    smtp_url, smtp_username, smtp_password, mail_from
+        Outgoing mail for the maintenance reminders: ``smtp://host:port`` (plain, or STARTTLS
+        when the server offers it), ``smtp+starttls://host:port`` (STARTTLS required) or
+        ``smtps://host:port`` (TLS from the start); credentials in the URL
+        (``smtp://user:password@host``) or in their own settings; ``mail_from`` is the sender
+        address. Unset ``smtp_url``: no mail is sent.
+    reminder_within_days, reminder_unchecked_days, reminder_repeat_days
+        A reminder names a battery or pads expiring within ``reminder_within_days``, or a last
+        check older than ``reminder_unchecked_days``; the same device and reason is not sent
+        again within ``reminder_repeat_days``.
+    auth_failure_limit, auth_failure_window_s
+        Failed sign-ins or bearer tokens accepted per client address in each window (429
+        above it, until the window slides past).
     tile_url, tile_attribution, tile_max_zoom
         The maps' basemap: an XYZ tile URL template (``{z}/{x}/{y}``, optionally ``{s}``) and
         its attribution. Empty ``tile_url``: no basemap (the city outline and the CEAS zones
@@ -60,12 +77,28 @@ class Settings(BaseSettings):
     report_rate_limit: int = 5
     report_rate_window_s: float = 600.0
     data_licence: str = "CC-BY-4.0"
+    public_url: str | None = None
+    smtp_url: str | None = None
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    mail_from: str | None = None
+    reminder_within_days: int = 30
+    reminder_unchecked_days: int = 183
+    reminder_repeat_days: int = 7
+    auth_failure_limit: int = 10
+    auth_failure_window_s: float = 60.0
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = (
         '&copy; <a href="https://www.openstreetmap.org/copyright">'
         "colaboradores de OpenStreetMap</a>"
     )
     tile_max_zoom: int = 19
+
+    def base_url(self) -> str:
+        """Where people reach the server: ``public_url``, else ``http://host:port``."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"
 
     def city_profile_path(self) -> Path:
         if self.city_profile is not None:

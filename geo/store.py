@@ -199,8 +199,51 @@ API_TOKENS = sa.Table(
     sa.Column("created_at", sa.DateTime(), nullable=False),
     sa.Column("expires_at", sa.DateTime()),
     sa.Column("revoked_at", sa.DateTime()),
+    sa.Column("last_used_at", sa.DateTime()),
     _choice("role", ROLES),
     sa.CheckConstraint("(role = 'entity') = (entity_id IS NOT NULL)", name="entity"),
+)
+
+#: An entity's private contact (person, e-mail, phone): for staff and the entity only, never in
+#: a public route, download, export or the OGC API. Not a foreign key, like api_tokens.
+ENTITY_CONTACTS = sa.Table(
+    "entity_contacts",
+    metadata,
+    sa.Column("entity_id", sa.Text(), primary_key=True),
+    sa.Column("person", sa.Text()),
+    sa.Column("email", sa.Text()),
+    sa.Column("phone", sa.Text()),
+    sa.Column("updated_at", sa.DateTime(), nullable=False),
+    sa.Column("updated_by", sa.Text(), nullable=False),
+)
+CONTACT_FIELDS = ("person", "email", "phone")
+
+#: One-use sign-in links for an entity (only a SHA-256 of the secret is kept).
+ENTITY_INVITATIONS = sa.Table(
+    "entity_invitations",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("entity_id", sa.Text(), nullable=False, index=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("created_by", sa.Text(), nullable=False),
+    sa.Column("expires_at", sa.DateTime(), nullable=False),
+    sa.Column("used_at", sa.DateTime()),
+    sa.Column("revoked_at", sa.DateTime()),
+    sa.Column("token_id", sa.Integer()),
+)
+
+#: Maintenance reminders accepted by the mail server: one row per device and reason.
+REMINDERS_SENT = sa.Table(
+    "reminders_sent",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("entity_id", sa.Text(), nullable=False),
+    sa.Column("device_id", sa.Text(), nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("recipient", sa.Text(), nullable=False),
+    sa.Column("sent_at", sa.DateTime(), nullable=False),
+    sa.Index("ix_reminders_sent_device", "device_id", "reason"),
 )
 
 #: Problems citizens report about a device: a moderation queue, never applied directly.
@@ -1069,6 +1112,267 @@ class Store:
         assert revoked is not None
         return revoked
 
+    def touch_token(self, token_id: int, *, at: dt.datetime | None = None) -> None:
+        """Note that a token was just accepted (written at most once a minute per token)."""
+        now = _naive_utc(at) or utcnow()
+        table = API_TOKENS
+        with self._transaction() as connection:
+            connection.execute(
+                table.update()
+                .where(
+                    table.c.id == token_id,
+                    sa.or_(
+                        table.c.last_used_at.is_(None),
+                        table.c.last_used_at < now - dt.timedelta(minutes=1),
+                    ),
+                )
+                .values(last_used_at=now)
+            )
+
+    def entity_tokens(self, entity_id: str) -> list[TokenRecord]:
+        """Every token of one entity, oldest first."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(API_TOKENS)
+                .where(API_TOKENS.c.entity_id == entity_id)
+                .order_by(API_TOKENS.c.id)
+            ).all()
+        return [TokenRecord(**row._mapping) for row in rows]
+
+    def revoke_entity_access(self, entity_id: str, *, actor: str) -> tuple[int, int]:
+        """Revoke at once every live token and open invitation of an entity.
+
+        Returns
+        -------
+        tuple of int
+            Tokens revoked, invitations revoked.
+        """
+        now = utcnow()
+        with self._transaction() as connection:
+            tokens = [
+                row.id
+                for row in connection.execute(
+                    sa.select(API_TOKENS.c.id).where(
+                        API_TOKENS.c.entity_id == entity_id, API_TOKENS.c.revoked_at.is_(None)
+                    )
+                )
+            ]
+            invitations = [
+                row.id
+                for row in connection.execute(
+                    sa.select(ENTITY_INVITATIONS.c.id).where(
+                        ENTITY_INVITATIONS.c.entity_id == entity_id,
+                        ENTITY_INVITATIONS.c.used_at.is_(None),
+                        ENTITY_INVITATIONS.c.revoked_at.is_(None),
+                    )
+                )
+            ]
+            if tokens:
+                connection.execute(
+                    API_TOKENS.update().where(API_TOKENS.c.id.in_(tokens)).values(revoked_at=now)
+                )
+            if invitations:
+                connection.execute(
+                    ENTITY_INVITATIONS.update()
+                    .where(ENTITY_INVITATIONS.c.id.in_(invitations))
+                    .values(revoked_at=now)
+                )
+            _audit(connection, actor, "revoke_access", "entity", entity_id, None,
+                   {"tokens": tokens, "invitations": invitations, "revoked_at": now})  # fmt: skip
+        return len(tokens), len(invitations)
+
+    # invitations ----------------------------------------------------------------------------
+
+    def insert_invitation(
+        self, *, entity_id: str, secret_hash: str, expires_at: dt.datetime, actor: str
+    ) -> int:
+        """Store an invitation's hash; returns its id. The entity must exist."""
+        with self._transaction() as connection:
+            _require_entities(connection, [entity_id])
+            key = connection.execute(
+                ENTITY_INVITATIONS.insert().values(
+                    entity_id=entity_id,
+                    secret_hash=secret_hash,
+                    created_at=utcnow(),
+                    created_by=actor,
+                    expires_at=_naive_utc(expires_at),
+                )
+            ).inserted_primary_key
+            assert key is not None
+            new_id = int(key[0])
+            _audit(connection, actor, "create", "invitation", str(new_id), None,
+                   {"entity_id": entity_id, "expires_at": expires_at})  # fmt: skip
+        return new_id
+
+    def invitation(self, invitation_id: int) -> InvitationRecord | None:
+        table = ENTITY_INVITATIONS
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.select(table).where(table.c.id == invitation_id)).first()
+        return None if row is None else InvitationRecord(**row._mapping)
+
+    def invitations(self, *, entity_id: str | None = None) -> list[InvitationRecord]:
+        """Invitations, newest first."""
+        table = ENTITY_INVITATIONS
+        query = sa.select(table).order_by(table.c.id.desc())
+        if entity_id is not None:
+            query = query.where(table.c.entity_id == entity_id)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [InvitationRecord(**row._mapping) for row in rows]
+
+    def redeem_invitation(
+        self,
+        invitation_id: int,
+        *,
+        secret_hash: str,
+        label: str,
+        expires_at: dt.datetime,
+        actor: str,
+    ) -> int:
+        """Use an open invitation once and issue its entity a token; returns the token id.
+
+        Both happen in one transaction: two tabs opening the same link get one session.
+
+        Raises
+        ------
+        ConflictError
+            The invitation was used, revoked or expired meanwhile.
+        """
+        table = ENTITY_INVITATIONS
+        now = utcnow()
+        with self._transaction() as connection:
+            row = connection.execute(sa.select(table).where(table.c.id == invitation_id)).one()
+            used = connection.execute(
+                table.update()
+                .where(
+                    table.c.id == invitation_id,
+                    table.c.used_at.is_(None),
+                    table.c.revoked_at.is_(None),
+                    table.c.expires_at > now,
+                )
+                .values(used_at=now)
+            ).rowcount
+            if used != 1:
+                msg = "Esta invitación ya no es válida (usada, revocada o caducada)."
+                raise ConflictError(msg)
+            key = connection.execute(
+                API_TOKENS.insert().values(
+                    secret_hash=secret_hash,
+                    role="entity",
+                    entity_id=row.entity_id,
+                    label=label,
+                    created_at=now,
+                    expires_at=_naive_utc(expires_at),
+                )
+            ).inserted_primary_key
+            assert key is not None
+            token_id = int(key[0])
+            connection.execute(
+                table.update().where(table.c.id == invitation_id).values(token_id=token_id)
+            )
+            _audit(connection, actor, "redeem", "invitation", str(invitation_id), None,
+                   {"entity_id": row.entity_id, "token_id": token_id})  # fmt: skip
+            _audit(connection, actor, "create", "token", str(token_id), None,
+                   {"role": "entity", "entity_id": row.entity_id, "label": label,
+                    "expires_at": expires_at})  # fmt: skip
+        return token_id
+
+    # entity contacts (private) --------------------------------------------------------------
+
+    def contacts(self, entity_ids: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Private contacts by entity id (``person``, ``email``, ``phone``, ``updated_*``)."""
+        table = ENTITY_CONTACTS
+        query = sa.select(table)
+        if entity_ids is not None:
+            query = query.where(table.c.entity_id.in_(list(entity_ids)))
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return {row.entity_id: dict(row._mapping) for row in rows}
+
+    def contact(self, entity_id: str) -> dict[str, Any] | None:
+        return self.contacts([entity_id]).get(entity_id)
+
+    def set_contacts(self, rows: Sequence[Mapping[str, Any]], *, actor: str) -> dict[str, str]:
+        """Insert or replace contacts (``entity_id`` + :data:`CONTACT_FIELDS`) in one transaction.
+
+        Returns
+        -------
+        dict
+            Entity id → ``insert``, ``update`` or ``unchanged``.
+
+        Raises
+        ------
+        InputError
+            An entity is not in the entities layer (nothing is written).
+        """
+        table = ENTITY_CONTACTS
+        result: dict[str, str] = {}
+        now = utcnow()
+        with self._transaction() as connection:
+            _require_entities(connection, [str(row["entity_id"]) for row in rows])
+            for row in rows:
+                entity_id = str(row["entity_id"])
+                values = {name: row.get(name) or None for name in CONTACT_FIELDS}
+                before = connection.execute(
+                    sa.select(table).where(table.c.entity_id == entity_id)
+                ).first()
+                if before is not None and all(
+                    getattr(before, name) == values[name] for name in CONTACT_FIELDS
+                ):
+                    result[entity_id] = "unchanged"
+                    continue
+                stamp = {"updated_at": now, "updated_by": actor}
+                if before is None:
+                    connection.execute(
+                        table.insert().values(entity_id=entity_id, **values, **stamp)
+                    )
+                    result[entity_id] = "insert"
+                else:
+                    connection.execute(
+                        table.update()
+                        .where(table.c.entity_id == entity_id)
+                        .values(**values, **stamp)
+                    )
+                    result[entity_id] = "update"
+                old = None if before is None else {n: getattr(before, n) for n in CONTACT_FIELDS}
+                _audit(connection, actor, result[entity_id], "contact", entity_id, old, values)
+        return result
+
+    # maintenance reminders ------------------------------------------------------------------
+
+    def reminders_sent(self, *, since: dt.datetime) -> list[dict[str, Any]]:
+        """Reminders sent at or after ``since`` (UTC): entity, device, reason, recipient, when."""
+        table = REMINDERS_SENT
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(table).where(table.c.sent_at >= _naive_utc(since)).order_by(table.c.id)
+            ).all()
+        return [dict(row._mapping) for row in rows]
+
+    def record_reminders(
+        self, rows: Sequence[Mapping[str, Any]], *, actor: str, at: dt.datetime | None = None
+    ) -> None:
+        """Note reminders the mail server accepted (``entity_id``, ``device_id``, ``reason``,
+        ``recipient``), in one transaction."""
+        if not rows:
+            return
+        now = _naive_utc(at) or utcnow()
+        values = [
+            {"entity_id": r["entity_id"], "device_id": r["device_id"], "reason": r["reason"],
+             "recipient": r["recipient"], "sent_at": now}
+            for r in rows
+        ]  # fmt: skip
+        with self._transaction() as connection:
+            connection.execute(REMINDERS_SENT.insert(), values)
+            for entity_id in sorted({v["entity_id"] for v in values}):
+                sent = [
+                    {"device_id": v["device_id"], "reason": v["reason"]}
+                    for v in values
+                    if v["entity_id"] == entity_id
+                ]
+                _audit(connection, actor, "send", "reminder", entity_id, None,
+                       {"recipient": values[0]["recipient"], "items": sent, "sent_at": now})  # fmt: skip
+
     # reports, uses, audit -------------------------------------------------------------------
 
     def insert_report(self, values: Mapping[str, Any], *, actor: str) -> int:
@@ -1549,6 +1853,22 @@ class TokenRecord:
     created_at: dt.datetime
     expires_at: dt.datetime | None
     revoked_at: dt.datetime | None
+    last_used_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class InvitationRecord:
+    """A stored invitation link (its secret is never stored, only its SHA-256)."""
+
+    id: int
+    entity_id: str
+    secret_hash: str
+    created_at: dt.datetime
+    created_by: str
+    expires_at: dt.datetime
+    used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    token_id: int | None
 
 
 def utcnow() -> dt.datetime:

@@ -17,11 +17,16 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from geo.errors import CardiomapaError
-from geo.store import ROLES, Store, TokenRecord
+from geo.errors import CardiomapaError, ConflictError
+from geo.store import ROLES, InvitationRecord, Store, TokenRecord
 
 TOKEN_PREFIX = "cm"
 _TOKEN = re.compile(r"^cm_(?P<id>[1-9][0-9]{0,17})_(?P<secret>[A-Za-z0-9_-]{43})$")
+INVITATION_PREFIX = "ci"
+_INVITATION = re.compile(r"^ci_(?P<id>[1-9][0-9]{0,17})_(?P<secret>[A-Za-z0-9_-]{43})$")
+#: How long an invitation link stays usable, and the web session it opens.
+INVITATION_DAYS = 7
+ENTITY_SESSION_DAYS = 30
 
 
 class AuthenticationError(CardiomapaError, PermissionError):
@@ -142,6 +147,8 @@ def authenticate(
     if record.expires_at is not None and record.expires_at <= current:
         msg = f"Este token caducó el {record.expires_at:%Y-%m-%d %H:%M} UTC."
         raise AuthenticationError(msg)
+    if record.last_used_at is None or record.last_used_at < current - dt.timedelta(minutes=1):
+        store.touch_token(record.id, at=current)
     return Principal(record.id, record.role, record.entity_id, record.label)
 
 
@@ -153,3 +160,109 @@ def require_role(principal: Principal, *roles: str) -> None:
             f"hace falta un token de {' o '.join(roles)}."
         )
         raise ForbiddenError(msg)
+
+
+# --- invitation links -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedInvitation:
+    """An invitation just created: ``code`` (``ci_<id>_<secret>``) is shown once, never stored."""
+
+    record: InvitationRecord
+    code: str
+
+    def url(self, base_url: str) -> str:
+        """The sign-in link under ``base_url`` (e.g. ``https://dea.example.org``)."""
+        return f"{base_url.rstrip('/')}/entidades/invitacion/{self.code}"
+
+
+def issue_invitation(
+    store: Store,
+    *,
+    entity_id: str,
+    days: float = INVITATION_DAYS,
+    actor: str = "cli",
+    now: dt.datetime | None = None,
+) -> IssuedInvitation:
+    """A one-use sign-in link for an entity, valid for ``days``."""
+    secret = secrets.token_urlsafe(32)
+    current = now or dt.datetime.now(tz=dt.UTC)
+    invitation_id = store.insert_invitation(
+        entity_id=entity_id,
+        secret_hash=hash_secret(secret),
+        expires_at=current + dt.timedelta(days=days),
+        actor=actor,
+    )
+    record = store.invitation(invitation_id)
+    assert record is not None
+    return IssuedInvitation(record, f"{INVITATION_PREFIX}_{invitation_id}_{secret}")
+
+
+def check_invitation(
+    store: Store, code: str, *, now: dt.datetime | None = None
+) -> InvitationRecord:
+    """The open invitation ``code`` stands for.
+
+    Raises
+    ------
+    AuthenticationError
+        Malformed, unknown, used, revoked or expired; the message says which in plain words
+        (except unknown versus wrong secret).
+    """
+    match = _INVITATION.fullmatch(code.strip())
+    if match is None:
+        msg = "El enlace de invitación está incompleto: cópielo entero del mensaje recibido."
+        raise AuthenticationError(msg)
+    record = store.invitation(int(match["id"]))
+    expected = record.secret_hash if record is not None else hash_secret("")
+    if not hmac.compare_digest(expected, hash_secret(match["secret"])) or record is None:
+        msg = "Este enlace de invitación no es válido."
+        raise AuthenticationError(msg)
+    current = now or dt.datetime.now(tz=dt.UTC).replace(tzinfo=None)
+    if record.used_at is not None:
+        msg = (
+            f"Este enlace ya se usó el {record.used_at:%d/%m/%Y a las %H:%M} UTC. Cada enlace "
+            "sirve una sola vez: pida otro al Ayuntamiento."
+        )
+        raise AuthenticationError(msg)
+    if record.revoked_at is not None:
+        msg = "Este enlace fue anulado por el Ayuntamiento. Pida otro si lo necesita."
+        raise AuthenticationError(msg)
+    if record.expires_at <= current:
+        msg = f"Este enlace caducó el {record.expires_at:%d/%m/%Y}. Pida otro al Ayuntamiento."
+        raise AuthenticationError(msg)
+    return record
+
+
+def redeem_invitation(
+    store: Store,
+    code: str,
+    *,
+    session_days: float = ENTITY_SESSION_DAYS,
+    now: dt.datetime | None = None,
+) -> IssuedToken:
+    """Use an invitation once: issues its entity a token that lasts ``session_days``.
+
+    Raises
+    ------
+    AuthenticationError
+        The code is not an open invitation (see :func:`check_invitation`), or it was used by
+        someone else in the same instant.
+    """
+    record = check_invitation(store, code, now=now)
+    secret = secrets.token_urlsafe(32)
+    current = now or dt.datetime.now(tz=dt.UTC)
+    try:
+        token_id = store.redeem_invitation(
+            record.id,
+            secret_hash=hash_secret(secret),
+            label=f"sesión web (invitación {record.id})",
+            expires_at=current + dt.timedelta(days=session_days),
+            actor=f"invitación {record.id} (entidad {record.entity_id})",
+        )
+    except ConflictError as exc:
+        raise AuthenticationError(str(exc)) from exc
+    token = store.token(token_id)
+    assert token is not None
+    return IssuedToken(token, f"{TOKEN_PREFIX}_{token_id}_{secret}")
