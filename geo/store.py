@@ -1365,13 +1365,13 @@ class Store:
         with self._transaction() as connection:
             connection.execute(REMINDERS_SENT.insert(), values)
             for entity_id in sorted({v["entity_id"] for v in values}):
-                sent = [
-                    {"device_id": v["device_id"], "reason": v["reason"]}
-                    for v in values
-                    if v["entity_id"] == entity_id
-                ]
-                _audit(connection, actor, "send", "reminder", entity_id, None,
-                       {"recipient": values[0]["recipient"], "items": sent, "sent_at": now})  # fmt: skip
+                mine = [v for v in values if v["entity_id"] == entity_id]
+                after = {
+                    "recipient": mine[0]["recipient"],
+                    "items": [{"device_id": v["device_id"], "reason": v["reason"]} for v in mine],
+                    "sent_at": now,
+                }
+                _audit(connection, actor, "send", "reminder", entity_id, None, after)
 
     # reports, uses, audit -------------------------------------------------------------------
 
