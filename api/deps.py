@@ -9,12 +9,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.web import throttled_authenticate
 from geo.city import CityProfile
 from geo.inputs import device_finder
 from geo.nearest import DeviceFinder
 from geo.settings import Settings
 from geo.store import Store
-from geo.tokens import Principal, authenticate
+from geo.tokens import Principal
 
 _bearer = HTTPBearer(auto_error=False, description="Token emitido con `cardiomapa token create`.")
 
@@ -91,15 +92,18 @@ FindersDep = Annotated[FinderCache, Depends(_finders)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def _principal(store: StoreDep, credentials: Credentials) -> Principal:
-    return authenticate(store, credentials.credentials if credentials else None)
+def _principal(request: Request, store: StoreDep, credentials: Credentials) -> Principal:
+    """The bearer token's principal; wrong tokens are throttled per client (429)."""
+    return throttled_authenticate(request, store, credentials.credentials if credentials else None)
 
 
-def _maybe_principal(store: StoreDep, credentials: Credentials) -> Principal | None:
+def _maybe_principal(
+    request: Request, store: StoreDep, credentials: Credentials
+) -> Principal | None:
     """Anonymous when no token is sent; a token that is sent must be valid."""
     if credentials is None:
         return None
-    return authenticate(store, credentials.credentials)
+    return throttled_authenticate(request, store, credentials.credentials)
 
 
 PrincipalDep = Annotated[Principal, Depends(_principal)]

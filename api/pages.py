@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import CityDep, FinderCache, FindersDep, SettingsDep, StoreDep
 from api.devices import ERRORS
+from api.web import check_origin, throttled_authenticate
 from geo.availability import local_instant, week_start_of
 from geo.coverage import DEFAULT_RADIUS_M
 from geo.errors import CardiomapaError
@@ -32,7 +33,7 @@ from geo.maps import PlannerForm, basemap_of, citizen_data, citizen_map, planner
 from geo.nearest import DeviceFinder
 from geo.outputs import data_notice
 from geo.store import Store
-from geo.tokens import Principal, authenticate
+from geo.tokens import AuthenticationError, Principal, authenticate
 
 router = APIRouter()
 logger = logging.getLogger(__name__)
@@ -200,13 +201,14 @@ async def planners_page(
 @router.post("/planificacion/sesion", include_in_schema=False)
 async def planner_login(request: Request, store: StoreDep, city: CityDep) -> Response:
     """Recibe el token del formulario y lo guarda en una cookie HttpOnly."""
+    check_origin(request)
     fields = parse_qs((await request.body()).decode("utf-8", "replace"))
     token = (fields.get("token") or [""])[0].strip()
     if not token:
         return _login_page(city.name, status_code=401, problem="Escriba su token.")
     try:
-        principal = await run_in_threadpool(authenticate, store, token)
-    except CardiomapaError as exc:
+        principal = await run_in_threadpool(throttled_authenticate, request, store, token)
+    except AuthenticationError as exc:
         return _login_page(city.name, status_code=401, problem=str(exc))
     if principal.role not in PLANNER_ROLES:
         problem = f"Su token ({principal.role}) no da acceso: hace falta uno de planificación."
@@ -220,7 +222,8 @@ async def planner_login(request: Request, store: StoreDep, city: CityDep) -> Res
 
 
 @router.post("/planificacion/salir", include_in_schema=False)
-async def planner_logout() -> Response:
+async def planner_logout(request: Request) -> Response:
+    check_origin(request)
     response = RedirectResponse("/planificacion", status_code=303)
     response.delete_cookie(COOKIE, path=COOKIE_PATH)
     return response

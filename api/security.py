@@ -133,9 +133,10 @@ class RateLimiter:
     limit is per worker.
     """
 
-    def __init__(self, *, limit: int, window_s: float) -> None:
+    def __init__(self, *, limit: int, window_s: float, what: str = "avisos") -> None:
         self.limit = limit
         self.window_s = window_s
+        self.what = what
         self._events: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
@@ -149,17 +150,32 @@ class RateLimiter:
         """
         moment = time.monotonic() if now is None else now
         with self._lock:
-            events = self._events.setdefault(key, deque())
-            while events and events[0] <= moment - self.window_s:
-                events.popleft()
-            if len(events) >= self.limit:
-                wait = math.ceil(events[0] + self.window_s - moment)
-                msg = (
-                    f"Demasiados avisos desde esta dirección: {self.limit} cada "
-                    f"{self.window_s:g} s. Inténtelo de nuevo en {wait} s."
-                )
-                raise RateLimitedError(msg, retry_after_s=max(wait, 1))
+            events = self._refused_if_full(key, moment)
             events.append(moment)
             if len(self._events) > 100_000:  # forget idle clients rather than grow forever
                 for stale in [k for k, v in self._events.items() if not v]:
                     del self._events[stale]
+
+    def check(self, key: str, *, now: float | None = None) -> None:
+        """Refuse ``key`` if it has used its allowance, without counting an event.
+
+        Raises
+        ------
+        RateLimitedError
+        """
+        moment = time.monotonic() if now is None else now
+        with self._lock:
+            self._refused_if_full(key, moment)
+
+    def _refused_if_full(self, key: str, moment: float) -> deque[float]:
+        events = self._events.setdefault(key, deque())
+        while events and events[0] <= moment - self.window_s:
+            events.popleft()
+        if len(events) >= self.limit:
+            wait = math.ceil(events[0] + self.window_s - moment)
+            msg = (
+                f"Demasiados {self.what} desde esta dirección: {self.limit} cada "
+                f"{self.window_s:g} s. Inténtelo de nuevo en {wait} s."
+            )
+            raise RateLimitedError(msg, retry_after_s=max(wait, 1))
+        return events

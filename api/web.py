@@ -1,0 +1,239 @@
+"""What the people's pages share: templates, cookie sessions, the CSRF check and sign-in throttling.
+
+The entity portal (``/entidades``, :mod:`api.portal`) and the staff desk (``/gestion``,
+:mod:`api.desk`) are server-rendered HTML forms that work without JavaScript; scripts only
+enhance them (the map picker, the weekly hours editor). Every write they make goes through
+:mod:`geo.registry` (or the store's audited methods), exactly as the JSON API does.
+
+Sessions. The credential is an API token kept in an HttpOnly, SameSite=Strict cookie scoped to the
+page's path, ``Secure`` behind HTTPS, with a limited lifetime; it is checked on every request, so a
+revoked or expired token ends the session at once.
+
+CSRF. A state-changing request authenticated by a cookie must carry the form's ``csrf`` field (a
+keyed hash of the session's token, which a cross-site page cannot read or compute), and a
+browser's ``Origin`` header, when it names an origin, must be this server's. A sign-in form (no
+session yet) needs the matching ``Origin``.
+
+Throttling. Failed sign-ins (tokens, invitation links) count against the client's address; past
+``auth_failure_limit`` in ``auth_failure_window_s`` the client gets 429 until the window slides
+(a minute by default), so a brute-force loop stalls and the holder of a valid credential is kept
+out for a minute at most.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import jinja2
+from fastapi import Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import FormData
+
+from api.security import RateLimiter
+from geo.availability import week_in_words
+from geo.city import CityProfile
+from geo.errors import CardiomapaError, LayerValidationError, Problem
+from geo.outputs import spanish_number
+from geo.store import Store
+from geo.tokens import AuthenticationError, ForbiddenError, Principal, authenticate
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+#: Pages under /entidades and /gestion send their origin with form posts (the API's default
+#: ``no-referrer`` would make browsers send ``Origin: null``).
+PAGE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
+#: Longest form body the pages read (the app's body limit applies first).
+MAX_FORM_FIELDS = 200
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,  # everything an entity typed is inert in every page
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["fecha"] = spanish_date
+    env.filters["fecha_hora"] = spanish_datetime
+    env.filters["numero"] = spanish_number
+    return env
+
+
+TEMPLATES = _environment()
+
+
+def spanish_date(value: dt.date | str | None) -> str:
+    """``2026-03-01`` → ``01/03/2026``; nothing → ``—``."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, str):
+        value = dt.date.fromisoformat(value[:10])
+    return f"{value:%d/%m/%Y}"
+
+
+def spanish_datetime(value: dt.datetime | None) -> str:
+    """A naive UTC timestamp as ``01/03/2026 09:30 UTC``."""
+    return "—" if value is None else f"{value:%d/%m/%Y %H:%M} UTC"
+
+
+def render(
+    template: str, *, status_code: int = 200, headers: Mapping[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:  # fmt: skip
+    """A page from ``api/templates``, never cached."""
+    html = TEMPLATES.get_template(template).render(**context)
+    return HTMLResponse(html, status_code=status_code, headers={**PAGE_HEADERS, **(headers or {})})
+
+
+def hours_in_words(text: str | None, city: CityProfile, *, today: dt.date) -> str:
+    """This week's opening hours of a device in Spanish words (or why they cannot be read)."""
+    if not text:
+        return "Sin horario: indique cuándo se puede acceder."
+    try:
+        return week_in_words(text, week_of=today, timezone=city.timezone, country=city.country)
+    except (CardiomapaError, ValueError) as exc:
+        return f"Horario no válido: {exc}"
+
+
+# --- sessions ---------------------------------------------------------------------------------
+
+
+class Session:
+    """One kind of cookie session: its cookie name, path, lifetime and the roles it admits."""
+
+    def __init__(self, *, cookie: str, path: str, max_age_s: int, roles: tuple[str, ...]) -> None:
+        self.cookie = cookie
+        self.path = path
+        self.max_age_s = max_age_s
+        self.roles = roles
+
+    def token(self, request: Request) -> str | None:
+        return request.cookies.get(self.cookie) or None
+
+    def principal(self, request: Request, store: Store) -> Principal | None:
+        """Who the cookie stands for, or ``None`` (no cookie, revoked, expired, wrong role)."""
+        token = self.token(request)
+        if token is None:
+            return None
+        try:
+            principal = authenticate(store, token)
+        except AuthenticationError:
+            return None
+        return principal if principal.role in self.roles else None
+
+    def start(
+        self, response: Response, request: Request, token: str, *, max_age_s: int | None = None
+    ) -> None:
+        response.set_cookie(
+            self.cookie, token, max_age=max_age_s or self.max_age_s, path=self.path,
+            httponly=True, samesite="strict", secure=request.url.scheme == "https",
+        )  # fmt: skip
+
+    def end(self, response: Response) -> None:
+        response.delete_cookie(self.cookie, path=self.path, httponly=True, samesite="strict")
+
+
+def csrf_token(session_token: str) -> str:
+    """The value a form must echo: a keyed hash of the session's secret token."""
+    return hmac.new(session_token.encode(), b"cardiomapa-csrf", hashlib.sha256).hexdigest()[:40]
+
+
+def own_origin(request: Request) -> str:
+    host = request.headers.get("host") or request.url.netloc
+    return f"{request.url.scheme}://{host}"
+
+
+def check_origin(request: Request) -> None:
+    """Refuse (403) a request whose browser says it comes from another site.
+
+    Raises
+    ------
+    ForbiddenError
+        ``Origin`` (or, without it, ``Referer``) names an origin other than this server's.
+    """
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        referer = request.headers.get("referer")
+        if referer:
+            parts = urlsplit(referer)
+            origin = f"{parts.scheme}://{parts.netloc}"
+    if origin and origin != "null" and origin != own_origin(request):
+        msg = (
+            "Petición rechazada: llega desde otro sitio web. Abra esta página directamente "
+            "y vuelva a enviar el formulario."
+        )
+        raise ForbiddenError(msg)
+
+
+def check_csrf(request: Request, form: Mapping[str, str], session_token: str) -> None:
+    """Both CSRF checks for a state-changing request made with a session cookie."""
+    check_origin(request)
+    sent = form.get("csrf", "")
+    if not hmac.compare_digest(sent, csrf_token(session_token)):
+        msg = (
+            "El formulario ha caducado o no viene de esta página. Vuelva a cargarla y "
+            "envíelo de nuevo."
+        )
+        raise ForbiddenError(msg)
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """A URL-encoded form body as ``{name: last value}`` (fields repeated keep the last)."""
+    body = (await request.body()).decode("utf-8", "replace")
+    fields = parse_qs(body, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+    return {name: values[-1] for name, values in fields.items()}
+
+
+async def read_multi_form(request: Request) -> dict[str, list[str]]:
+    """A URL-encoded form body with every value of repeated fields."""
+    body = (await request.body()).decode("utf-8", "replace")
+    return parse_qs(body, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+
+
+def form_dict(form: FormData) -> dict[str, str]:
+    return {key: str(value) for key, value in form.items()}
+
+
+# --- throttling -------------------------------------------------------------------------------
+
+
+def client_key(request: Request) -> str:
+    return request.client.host if request.client else "desconocido"
+
+
+def auth_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.auth_limiter
+    return limiter
+
+
+def throttled_authenticate(request: Request, store: Store, presented: str | None) -> Principal:
+    """:func:`geo.tokens.authenticate`, counting failures per client (429 past the limit)."""
+    limiter = auth_limiter(request)
+    key = client_key(request)
+    limiter.check(key)
+    try:
+        return authenticate(store, presented)
+    except AuthenticationError:
+        if presented:  # a missing token is no guess
+            limiter.hit(key)
+        raise
+
+
+# --- errors next to their fields --------------------------------------------------------------
+
+
+def field_errors(exc: CardiomapaError) -> dict[str, str]:
+    """Messages by form field from a validation error (``""``: not tied to one field)."""
+    problems: Sequence[Problem] = exc.problems if isinstance(exc, LayerValidationError) else ()
+    errors: dict[str, str] = {}
+    for problem in problems:
+        errors.setdefault(problem.field or "", problem.message)
+    if not problems:
+        errors[getattr(exc, "field", None) or ""] = str(exc)
+    return errors
