@@ -125,6 +125,11 @@ def _translate(error: dict[str, Any]) -> ProblemPublic:
     return ProblemPublic(field=field, code=code, message=message)
 
 
+def translate_validation_error(errors: Any) -> list[ProblemPublic]:
+    """pydantic's errors as problems in Spanish (what the API answers with 422)."""
+    return [_translate(error) for error in errors]
+
+
 def _answer(
     code: str,
     message: str,

@@ -23,6 +23,7 @@ out for a minute at most.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
@@ -51,6 +52,7 @@ PAGE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
 MAX_FORM_FIELDS = 200
 
 
+@functools.cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
@@ -64,8 +66,6 @@ def _environment() -> jinja2.Environment:
     env.filters["numero"] = spanish_number
     return env
 
-
-TEMPLATES = _environment()
 
 
 def spanish_date(value: dt.date | str | None) -> str:
@@ -87,7 +87,7 @@ def render(
     **context: Any,
 ) -> HTMLResponse:  # fmt: skip
     """A page from ``api/templates``, never cached."""
-    html = TEMPLATES.get_template(template).render(**context)
+    html = _environment().get_template(template).render(**context)
     return HTMLResponse(html, status_code=status_code, headers={**PAGE_HEADERS, **(headers or {})})
 
 

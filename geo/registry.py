@@ -38,6 +38,8 @@ EDITABLE_FIELDS = (
     "status", "installed_on", "removed_on", "check_date", "battery_expiry", "pads_expiry",
     "is_mobile",
 )  # fmt: skip
+#: Details an entity may give that have no column of their own: kept in the device's ``tags``.
+TAG_FIELDS = ("model", "serial_number")
 REGISTRATION_SOURCE = "entity-registration"
 #: The Norwegian registry deactivates devices not confirmed every 6 months.
 UNCHECKED_DAYS = 183
@@ -88,6 +90,7 @@ def register_device(
         "properties": {
             "status": "active",
             **_editable(properties),
+            "tags": _tags({}, properties),
             "id": device_id,
             "operator_entity_id": operator_entity_id,
             "verification": "pending",
@@ -138,6 +141,7 @@ def update_device(
             )
             raise VersionMismatchError(msg)
         properties = _feature_properties(before) | _editable(changes)
+        properties["tags"] = _tags(before.get("tags") or {}, changes)
         moved = geometry is not None and not shapely.geometry.shape(geometry).equals(
             before["geometry"]
         )
@@ -353,11 +357,25 @@ def maintenance_due(
 
 
 def _editable(values: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(values) - set(EDITABLE_FIELDS))
+    unknown = sorted(set(values) - set(EDITABLE_FIELDS) - set(TAG_FIELDS))
     if unknown:
-        msg = f"Campo {unknown[0]!r} no modificable; se admite: {', '.join(EDITABLE_FIELDS)}."
+        allowed = ", ".join((*EDITABLE_FIELDS, *TAG_FIELDS))
+        msg = f"Campo {unknown[0]!r} no modificable; se admite: {allowed}."
         raise InputError(msg, code="unknown_field", field=unknown[0])
-    return dict(values)
+    return {name: value for name, value in values.items() if name not in TAG_FIELDS}
+
+
+def _tags(before: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The device's tags with the entity's model and serial number applied (empty: removed)."""
+    tags = dict(before)
+    for name in TAG_FIELDS:
+        if name in changes:
+            value = changes[name]
+            if value is None or not str(value).strip():
+                tags.pop(name, None)
+            else:
+                tags[name] = str(value).strip()[:200]
+    return tags
 
 
 def _private(values: Mapping[str, str | None] | None) -> dict[str, str | None] | None:
