@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from shapely.geometry import mapping
 
-from api import devices, errors, ogc, pages, portal, staff, training
+from api import desk, devices, errors, ogc, pages, portal, staff, training
 from api.deps import CityDep, FinderCache, StoreDep
 from api.devices import ERRORS, BboxQuery, LimitQuery, OffsetQuery, page_links, parse_bbox
 from api.schemas import (
@@ -84,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.citizen_page = pages.RenderCache[str](serve_stale=True)
     app.state.map_devices = pages.RenderCache[bytes](serve_stale=False)
     app.include_router(pages.router)
+    app.include_router(desk.router)
     app.include_router(portal.router)
     app.include_router(devices.router)
     app.include_router(staff.router)
