@@ -517,7 +517,7 @@ async def create_device(
         return _form_page(request, store, city, principal, values=values, errors=errors,
                           status_code=422)  # fmt: skip
     try:
-        record = await run_in_threadpool(
+        await run_in_threadpool(
             lambda: registry.register_device(
                 store, city, principal,
                 properties={k: v for k, v in properties.items() if v is not None},
