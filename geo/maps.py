@@ -643,7 +643,14 @@ def _html(fmap: folium.Map, page: _Page) -> str:
     html = fmap.get_root().render()
     for part, document in page.documents.items():
         html = html.replace(page.token(part), document, 1)
+    # folium's viewport forbids zooming the page (maximum-scale=1, user-scalable=no): people who
+    # need larger text could not enlarge the panel or the popups (WCAG 1.4.4; axe meta-viewport).
+    html = _FOLIUM_VIEWPORT.sub(_VIEWPORT, html, count=1)
     return html.replace("<html>", '<html lang="es">', 1)
+
+
+_FOLIUM_VIEWPORT = re.compile(r'<meta name="viewport" content="[^"]*maximum-scale[^"]*"\s*/>')
+_VIEWPORT = '<meta name="viewport" content="width=device-width, initial-scale=1"/>'
 
 
 _JINJA_OPENERS = re.compile(r"\{(?=[{%#])")

@@ -40,6 +40,14 @@
     return node;
   }
 
+  /** The map is the page's main landmark: its panel, controls, legend and popups are inside it
+   * (axe's landmark-one-main and region rules; folium puts the map straight in <body>). */
+  function mainLandmark(map, label) {
+    const container = map.getContainer();
+    container.setAttribute("role", "main");
+    container.setAttribute("aria-label", label);
+  }
+
   function metres(distance) {
     return distance < 1000
       ? `${Math.round(distance)} m`
@@ -108,6 +116,16 @@
       if (!marker.getPopup()) {
         marker.bindPopup(() => popup(record(marker.cmRow)), { maxWidth: 320, className: "cm-popup-wrap" });
       }
+      // Pan the popup clear of the controls in the top corners and of the bottom sheet (phones:
+      // the legend and attribution move to the top right), so its close button is never covered.
+      const box = map.getContainer().getBoundingClientRect();
+      const corner = map.getContainer().querySelector(".leaflet-bottom.leaflet-right");
+      const sheet = panel.getBoundingClientRect();
+      const sheetOpen = sheet.top > box.top + box.height / 2; // the panel is a bottom sheet
+      const top = corner ? Math.max(10, corner.getBoundingClientRect().bottom - box.top + 6) : 10;
+      const popupOptions = marker.getPopup().options;
+      popupOptions.autoPanPaddingTopLeft = L.point(10, corner && sheetOpen ? top : 10);
+      popupOptions.autoPanPaddingBottomRight = L.point(10, sheetOpen ? box.bottom - sheet.top + 10 : 10);
       marker.openPopup();
     }
 
@@ -139,6 +157,7 @@
     L.DomEvent.disableClickPropagation(panel);
     L.DomEvent.disableScrollPropagation(panel);
     map.getContainer().append(panel);
+    mainLandmark(map, options.title);
 
     const legendCounts = {};
     const legend = L.control({ position: "bottomright" });
@@ -527,6 +546,7 @@
     L.DomEvent.disableClickPropagation(panel);
     L.DomEvent.disableScrollPropagation(panel);
     map.getContainer().append(panel);
+    mainLandmark(map, options.title);
 
     const legend = L.control({ position: "bottomright" });
     legend.onAdd = function () {
