@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from shapely.geometry import mapping
 
-from api import desk, devices, errors, ogc, pages, portal, staff, training
+from api import desk, devices, errors, hours, ogc, pages, portal, staff, training
 from api.deps import CityDep, FinderCache, StoreDep
 from api.devices import ERRORS, BboxQuery, LimitQuery, OffsetQuery, page_links, parse_bbox
 from api.schemas import (
@@ -87,6 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(desk.router)
     app.include_router(portal.router)
     app.include_router(devices.router)
+    app.include_router(hours.router)
     app.include_router(staff.router)
     app.include_router(training.router)
     app.include_router(ogc.router)
