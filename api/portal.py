@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from shapely.geometry import mapping
 
 from api import web
-from api.deps import CityDep, FindersDep, StoreDep
+from api.deps import CityDep, FindersDep, SettingsDep, StoreDep
 from api.errors import RateLimitedError, translate_validation_error
 from api.schemas import UseCreate
 from geo import registry
@@ -34,6 +34,7 @@ from geo.errors import CardiomapaError, NotFoundError
 from geo.layers import ACCESS_VALUES
 from geo.maps import ACCESS_TEXT
 from geo.outputs import data_notice
+from geo.settings import Settings
 from geo.store import Store
 from geo.tokens import (
     ENTITY_SESSION_DAYS,
@@ -180,8 +181,8 @@ DONE = {
         "aparecerá en el mapa público cuando se verifique."
     ),
     "guardado": "Cambios guardados.",
-    "revisado": "revisado",
-    "estado": "estado",
+    "revisado": "Revisión anotada con fecha de hoy.",
+    "estado": "Estado actualizado.",
     "uso": "Uso comunicado. Gracias: ayuda a medir cuántas personas se atienden.",
     "contacto": "Datos de contacto guardados.",
 }
@@ -294,11 +295,17 @@ async def sign_out(request: Request) -> Response:
 
 
 @router.get("/limite.geojson")
-async def boundary(city: CityDep) -> Response:
-    """The municipality's outline, for the map of the registration form."""
-    feature = {"type": "Feature", "properties": {"name": city.name},
-               "geometry": mapping(city.boundary)}  # fmt: skip
-    return Response(json.dumps(feature), media_type="application/geo+json")
+async def outline(store: StoreDep, city: CityDep) -> Response:
+    """The municipality and its CEAS zones, so the registration map has bearings without tiles."""
+    zones = await run_in_threadpool(store.read_layer, "ceas")
+    features = [
+        {"type": "Feature", "properties": {"name": city.name, "kind": "municipality"},
+         "geometry": mapping(city.boundary)},
+        *({"type": "Feature", "properties": {"name": str(row.name), "kind": "ceas"},
+           "geometry": mapping(row.geometry)} for row in zones.itertuples()),
+    ]  # fmt: skip
+    body = {"type": "FeatureCollection", "features": features}
+    return Response(json.dumps(body), media_type="application/geo+json")
 
 
 # --- my devices -------------------------------------------------------------------------------
@@ -474,6 +481,7 @@ def _form_errors(exc: CardiomapaError) -> dict[str, str]:
 
 def _form_page(
     request: Request, store: Store, city: CityProfile, principal: Principal, *,
+    settings: Settings,
     values: dict[str, str], errors: dict[str, str] | None = None,
     device: dict[str, Any] | None = None, conflict: dict[str, str] | None = None,
     status_code: int = 200,
@@ -487,22 +495,27 @@ def _form_page(
         device=device, conflict=conflict or {}, access_options=ACCESS_OPTIONS,
         labels=FIELD_LABELS,
         bounds=",".join(f"{value:.6f}" for value in bounds),
+        tile_url=settings.tile_url, tile_attribution=settings.tile_attribution,
         action="/entidades/nuevo" if device is None
         else f"/entidades/desfibriladores/{device['id']}",
     )  # fmt: skip
 
 
 @router.get("/nuevo", response_class=HTMLResponse)
-async def new_device(request: Request, store: StoreDep, city: CityDep) -> HTMLResponse:
+async def new_device(
+    request: Request, store: StoreDep, city: CityDep, settings: SettingsDep
+) -> HTMLResponse:
     principal = await _session(request, store)
     if principal is None:
         return _signed_out(request, store, city)
-    return _form_page(request, store, city, principal, values=_form_values(None, None))
+    return _form_page(
+        request, store, city, principal, settings=settings, values=_form_values(None, None)
+    )
 
 
 @router.post("/nuevo", response_class=HTMLResponse)
 async def create_device(
-    request: Request, store: StoreDep, city: CityDep, finders: FindersDep
+    request: Request, store: StoreDep, city: CityDep, finders: FindersDep, settings: SettingsDep
 ) -> Response:
     principal = await _session(request, store)
     if principal is None:
@@ -514,8 +527,16 @@ async def create_device(
     properties, geometry, private, errors = _parse_device_form(form)
     values = {**form}
     if geometry is None:
-        return _form_page(request, store, city, principal, values=values, errors=errors,
-                          status_code=422)  # fmt: skip
+        return _form_page(
+            request,
+            store,
+            city,
+            principal,
+            settings=settings,
+            values=values,
+            errors=errors,
+            status_code=422,
+        )
     try:
         await run_in_threadpool(
             lambda: registry.register_device(
@@ -527,7 +548,7 @@ async def create_device(
     except CardiomapaError as exc:
         if isinstance(exc, ForbiddenError):
             return _forbidden(request, store, city, principal, exc)
-        return _form_page(request, store, city, principal, values=values,
+        return _form_page(request, store, city, principal, settings=settings, values=values,
                           errors=_form_errors(exc), status_code=422)  # fmt: skip
     finders.invalidate()
     return _done("/entidades", "registrado")
@@ -535,7 +556,7 @@ async def create_device(
 
 @router.get("/desfibriladores/{device_id}", response_class=HTMLResponse)
 async def edit_device(
-    device_id: str, request: Request, store: StoreDep, city: CityDep
+    device_id: str, request: Request, store: StoreDep, city: CityDep, settings: SettingsDep
 ) -> HTMLResponse:
     principal = await _session(request, store)
     if principal is None:
@@ -549,8 +570,10 @@ async def edit_device(
         )  # fmt: skip
     private = store.private_notes([device_id]).get(device_id)
     device = await run_in_threadpool(_device_view, store, city, principal, record)
-    return _form_page(request, store, city, principal, values=_form_values(record, private),
-                      device=device)  # fmt: skip
+    values = _form_values(record, private)
+    return _form_page(
+        request, store, city, principal, settings=settings, values=values, device=device
+    )
 
 
 def _device_view(
@@ -576,7 +599,12 @@ def _device_view(
 
 @router.post("/desfibriladores/{device_id}", response_class=HTMLResponse)
 async def save_device(
-    device_id: str, request: Request, store: StoreDep, city: CityDep, finders: FindersDep
+    device_id: str,
+    request: Request,
+    store: StoreDep,
+    city: CityDep,
+    finders: FindersDep,
+    settings: SettingsDep,
 ) -> Response:
     principal = await _session(request, store)
     if principal is None:
@@ -594,8 +622,17 @@ async def save_device(
     properties, geometry, private, errors = _parse_device_form(form)
     device = await run_in_threadpool(_device_view, store, city, principal, before)
     if geometry is None:
-        return _form_page(request, store, city, principal, values=form, errors=errors,
-                          device=device, status_code=422)  # fmt: skip
+        return _form_page(
+            request,
+            store,
+            city,
+            principal,
+            settings=settings,
+            values=form,
+            errors=errors,
+            device=device,
+            status_code=422,
+        )
     version = form.get("version", "")
     try:
         await run_in_threadpool(
@@ -622,12 +659,21 @@ async def save_device(
         }
         values = {**form, "version": stored["version"]}
         device = await run_in_threadpool(_device_view, store, city, principal, current)
-        return _form_page(request, store, city, principal, values=values, device=device,
-                          conflict=conflict, status_code=409)  # fmt: skip
+        return _form_page(
+            request,
+            store,
+            city,
+            principal,
+            settings=settings,
+            values=values,
+            device=device,
+            conflict=conflict,
+            status_code=409,
+        )
     except CardiomapaError as exc:
         if isinstance(exc, ForbiddenError):
             return _forbidden(request, store, city, principal, exc)
-        return _form_page(request, store, city, principal, values=form,
+        return _form_page(request, store, city, principal, settings=settings, values=form,
                           errors=_form_errors(exc), device=device, status_code=422)  # fmt: skip
     finders.invalidate()
     return _done(f"/entidades/desfibriladores/{device_id}", "guardado")
@@ -643,9 +689,7 @@ async def checked_today(
         **{name: form[name].strip() for name in ("battery_expiry", "pads_expiry")
            if form.get(name, "").strip()},
     }  # fmt: skip
-    return await _quick_change(
-        device_id, request, store, city, finders, changes_of, "revisado"
-    )
+    return await _quick_change(device_id, request, store, city, finders, changes_of, "revisado")
 
 
 @router.post("/desfibriladores/{device_id}/estado", response_class=HTMLResponse)

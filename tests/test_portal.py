@@ -309,11 +309,14 @@ def test_checked_today_status_and_moving(portal: Portal) -> None:
     url = f"/entidades/desfibriladores/{device_id}"
     checked = portal.post(f"{url}/revisado", {"pads_expiry": "2028-01-31"})
     assert checked.status_code == 303
+    shown = portal.client.get(checked.headers["location"])
+    assert "Revisión anotada con fecha de hoy." in shown.text
     record = portal.store.device(device_id)
     assert record["check_date"] == dt.datetime.now(tz=ZoneInfo("Europe/Madrid")).date()
     assert record["pads_expiry"] == dt.date(2028, 1, 31)
     assert record["battery_expiry"] == dt.date(2029, 5, 1)
-    assert portal.post(f"{url}/estado", {"status": "out_of_service"}).status_code == 303
+    status = portal.post(f"{url}/estado", {"status": "out_of_service"})
+    assert "Estado actualizado." in portal.client.get(status.headers["location"]).text
     assert portal.store.device(device_id)["status"] == "out_of_service"
     assert portal.post(f"{url}/estado", {"status": "removed"}).status_code == 303
     removed = portal.store.device(device_id)

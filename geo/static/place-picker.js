@@ -46,8 +46,8 @@
     if (!status) {
       status = document.createElement("p");
       status.setAttribute("data-place-status", "");
-      (button && button.parentNode === root ? button : root.lastChild)
-        .insertAdjacentElement("afterend", status);
+      var after = button && button.parentNode === root ? button : root.lastElementChild;
+      if (after) { after.insertAdjacentElement("afterend", status); } else { root.appendChild(status); }
     }
     status.classList.add("cm-place-status");
     status.setAttribute("role", "status");
