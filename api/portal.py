@@ -193,6 +193,15 @@ def _done(url: str, key: str) -> RedirectResponse:
     return RedirectResponse(f"{url}?hecho={key}", status_code=303)
 
 
+def _not_found(
+    request: Request, store: Store, city: CityProfile, principal: Principal, exc: Exception
+) -> HTMLResponse:
+    return _page(
+        "portal/message.html.j2", request=request, store=store, city=city, principal=principal,
+        status_code=404, title="No encontrado", problem=str(exc),
+    )  # fmt: skip
+
+
 def _forbidden(
     request: Request, store: Store, city: CityProfile, principal: Principal | None, exc: Exception
 ) -> HTMLResponse:
@@ -564,10 +573,7 @@ async def edit_device(
     try:
         record = await run_in_threadpool(_own_device, store, principal, device_id)
     except NotFoundError as exc:
-        return _page(
-            "portal/message.html.j2", request=request, store=store, city=city,
-            principal=principal, status_code=404, title="No encontrado", problem=str(exc),
-        )  # fmt: skip
+        return _not_found(request, store, city, principal, exc)
     private = store.private_notes([device_id]).get(device_id)
     device = await run_in_threadpool(_device_view, store, city, principal, record)
     values = _form_values(record, private)
@@ -615,10 +621,7 @@ async def save_device(
     except ForbiddenError as exc:
         return _forbidden(request, store, city, principal, exc)
     except NotFoundError as exc:
-        return _page(
-            "portal/message.html.j2", request=request, store=store, city=city,
-            principal=principal, status_code=404, title="No encontrado", problem=str(exc),
-        )  # fmt: skip
+        return _not_found(request, store, city, principal, exc)
     properties, geometry, private, errors = _parse_device_form(form)
     device = await run_in_threadpool(_device_view, store, city, principal, before)
     if geometry is None:
@@ -775,10 +778,7 @@ async def new_use(device_id: str, request: Request, store: StoreDep, city: CityD
     try:
         device = await run_in_threadpool(_own_device, store, principal, device_id)
     except NotFoundError as exc:
-        return _page(
-            "portal/message.html.j2", request=request, store=store, city=city,
-            principal=principal, status_code=404, title="No encontrado", problem=str(exc),
-        )  # fmt: skip
+        return _not_found(request, store, city, principal, exc)
     now = dt.datetime.now(tz=ZoneInfo(city.timezone)).replace(second=0, microsecond=0)
     values = {"used_at": now.strftime("%Y-%m-%dT%H:%M"), "people_attended": "1"}
     return _use_page(request, store, city, principal, device, values=values)
@@ -795,10 +795,7 @@ async def save_use(device_id: str, request: Request, store: StoreDep, city: City
     except ForbiddenError as exc:
         return _forbidden(request, store, city, principal, exc)
     except NotFoundError as exc:
-        return _page(
-            "portal/message.html.j2", request=request, store=store, city=city,
-            principal=principal, status_code=404, title="No encontrado", problem=str(exc),
-        )  # fmt: skip
+        return _not_found(request, store, city, principal, exc)
     raw: dict[str, Any] = {}
     for name in ("people_attended", "shocks", "patient_age_years", "patient_sex", "notes"):
         if form.get(name, "").strip():

@@ -67,7 +67,6 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-
 def spanish_date(value: dt.date | str | None) -> str:
     """``2026-03-01`` → ``01/03/2026``; nothing → ``—``."""
     if value is None or value == "":

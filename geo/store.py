@@ -1220,6 +1220,31 @@ class Store:
             rows = connection.execute(query).all()
         return [InvitationRecord(**row._mapping) for row in rows]
 
+    def revoke_invitation(self, invitation_id: int, *, actor: str) -> InvitationRecord:
+        """Revoke one invitation now, if still open (used or revoked ones are left as they are).
+
+        Raises
+        ------
+        NotFoundError
+            No such invitation.
+        """
+        table = ENTITY_INVITATIONS
+        with self._transaction() as connection:
+            row = connection.execute(sa.select(table).where(table.c.id == invitation_id)).first()
+            if row is None:
+                msg = f"No existe la invitación {invitation_id}."
+                raise NotFoundError(msg)
+            if row.used_at is None and row.revoked_at is None:
+                now = utcnow()
+                connection.execute(
+                    table.update().where(table.c.id == invitation_id).values(revoked_at=now)
+                )
+                _audit(connection, actor, "revoke", "invitation", str(invitation_id), None,
+                       {"entity_id": row.entity_id, "revoked_at": now})  # fmt: skip
+        revoked = self.invitation(invitation_id)
+        assert revoked is not None
+        return revoked
+
     def redeem_invitation(
         self,
         invitation_id: int,

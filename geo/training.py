@@ -378,12 +378,31 @@ def _describe(value: Any) -> str:
 def read_training_csv(source: Path | str | bytes, *, name: str | None = None) -> list[CsvRow]:
     """Read the rows of a CSV training register (structure only; values are checked later).
 
+    See :func:`read_csv_register`, with the training register's columns.
+    """
+    return read_csv_register(
+        source, name=name, required=CSV_REQUIRED_COLUMNS, optional=CSV_OPTIONAL_COLUMNS
+    )
+
+
+def read_csv_register(
+    source: Path | str | bytes,
+    *,
+    name: str | None = None,
+    required: Sequence[str],
+    optional: Sequence[str] = (),
+) -> list[CsvRow]:
+    """Read the rows of a CSV register (structure only; values are checked later).
+
     Parameters
     ----------
     source
         A file (:class:`~pathlib.Path`), or its content as bytes or text.
     name
         The file name problems name (default: the path's name; ``datos.csv`` for content).
+    required, optional
+        The columns the header must have and may have (lower case; the header is compared
+        without regard to case).
 
     Returns
     -------
@@ -402,7 +421,7 @@ def read_training_csv(source: Path | str | bytes, *, name: str | None = None) ->
     if first is None:
         message = (
             "el archivo está vacío; la primera línea debe ser la cabecera con las columnas "
-            f"{', '.join(CSV_REQUIRED_COLUMNS)}."
+            f"{', '.join(required)}."
         )
         raise RecordValidationError([Problem(file, message, line=1, code="missing_header")])
     delimiter = ";" if first.count(";") > first.count(",") else ","
@@ -417,7 +436,7 @@ def read_training_csv(source: Path | str | bytes, *, name: str | None = None) ->
             if not any(cell.strip() for cell in cells):
                 continue
             if header is None:
-                header = _header(cells, file, start)
+                header = _header(cells, file, start, required=required, optional=optional)
                 continue
             values = [cell.strip() for cell in cells]
             if len(values) > len(header) and not any(values[len(header) :]):
@@ -458,15 +477,17 @@ def _decoded(source: Path | str | bytes, file: str) -> str:
         raise RecordValidationError([Problem(file, message, line=line, code="not_utf8")]) from None
 
 
-def _header(cells: list[str], file: str, line: int) -> list[str]:
+def _header(
+    cells: list[str], file: str, line: int, *, required: Sequence[str], optional: Sequence[str]
+) -> list[str]:
     names = [cell.strip().casefold() for cell in cells]
     while names and not names[-1]:
         names.pop()  # spreadsheets leave empty trailing columns
     problems = []
-    accepted = (
-        f"obligatorias: {', '.join(CSV_REQUIRED_COLUMNS)}; "
-        f"opcionales: {', '.join(CSV_OPTIONAL_COLUMNS)}"
+    accepted = f"obligatorias: {', '.join(required)}" + (
+        f"; opcionales: {', '.join(optional)}" if optional else ""
     )
+    columns = (*required, *optional)
     seen: set[str] = set()
     for position, column in enumerate(names, start=1):
         if not column:
@@ -475,11 +496,11 @@ def _header(cells: list[str], file: str, line: int) -> list[str]:
         elif column in seen:
             message = "columna repetida en la cabecera."
             problems.append(Problem(file, message, line=line, field=column, code="duplicate_field"))
-        elif column not in CSV_COLUMNS:
+        elif column not in columns:
             message = f"columna desconocida; se admiten las columnas {accepted}."
             problems.append(Problem(file, message, line=line, field=column, code="unknown_field"))
         seen.add(column)
-    for column in CSV_REQUIRED_COLUMNS:
+    for column in required:
         if column not in seen:
             message = f"falta esta columna en la cabecera ({accepted})."
             problems.append(Problem(file, message, line=line, field=column, code="missing_field"))
