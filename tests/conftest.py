@@ -16,7 +16,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from playwright.sync_api import Browser, Playwright, sync_playwright
 from psycopg import sql
+from servers import CHROMIUM, CHROMIUM_FLAGS
 from sqlalchemy.engine import make_url
 
 from geo.city import CityProfile, load_city_profile
@@ -119,3 +121,20 @@ def tiny_dir(tmp_path: Path) -> Path:
     target = tmp_path / "tiny"
     shutil.copytree(TINY_DIR, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    """Debian's Chromium, headless (``make test`` installs it), shared by the browser tests."""
+    if not CHROMIUM.exists():
+        pytest.fail("Chromium is not installed: run `make test` (scripts/install-browser.sh).")
+    # Playwright gives each context its own temporary profile.
+    launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+    yield launched
+    launched.close()

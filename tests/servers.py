@@ -9,13 +9,14 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from playwright.sync_api import Browser, ConsoleMessage, Page, Request
 
 from geo.store import Store
 
@@ -95,3 +96,41 @@ class Api:
         if who is not None:
             headers["Authorization"] = f"Bearer {self.tokens[who]}"
         return self.client.request(method, url, headers=headers, **kwargs)
+
+
+@dataclass
+class Watched:
+    """A browser page and everything that went wrong in it (console errors, page errors, failed
+    requests)."""
+
+    page: Page
+    problems: list[str] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.problems.clear()
+
+
+def open_page(
+    browser: Browser, *, width: int = 1280, height: int = 800, **options: object
+) -> Watched:
+    """A new page in its own context (Spanish locale), watched for problems."""
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, locale="es-ES", **options
+    )  # type: ignore[arg-type]
+    page = context.new_page()
+    watched = Watched(page)
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            watched.problems.append(f"console: {message.text}")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: watched.problems.append(f"page error: {error}"))
+    page.on("requestfailed", lambda request: on_failed(watched, request))
+    return watched
+
+
+def on_failed(watched: Watched, request: Request) -> None:
+    # Leaflet cancels the tiles of a zoom level it leaves: an abort is not a failure.
+    if request.failure != "net::ERR_ABORTED":
+        watched.problems.append(f"request failed: {request.url} ({request.failure})")

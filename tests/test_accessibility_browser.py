@@ -15,9 +15,8 @@ from dataclasses import dataclass
 import pytest
 from axe import assert_no_serious, describe
 from conftest import BACKENDS, DATA_DIR, PostgisServer
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
-from servers import ARTIFACTS, CHROMIUM, Server
-from servers import CHROMIUM_FLAGS as FLAGS
+from playwright.sync_api import Browser, Page
+from servers import ARTIFACTS, Server
 
 from geo.city import load_city_profile
 from geo.layers import read_layers
@@ -31,17 +30,6 @@ SCREENS = {
     "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
     "desktop": {"viewport": {"width": 1280, "height": 800}},
 }
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is not installed: run `make test` (scripts/install-browser.sh).")
-    running: Playwright
-    with sync_playwright() as running:
-        launched = running.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield launched
-        launched.close()
 
 
 @dataclass

@@ -9,14 +9,13 @@ at 390×844 (``test-artifacts/desk-*.png``) and checked with axe. No basemap
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 from axe import assert_no_serious
 from conftest import BACKENDS, DATA_DIR, PostgisServer
-from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, Playwright, sync_playwright
-from servers import ARTIFACTS, CHROMIUM, Server
-from servers import CHROMIUM_FLAGS as FLAGS
+from playwright.sync_api import Browser, Locator, Page
+from servers import ARTIFACTS, Server, Watched, open_page
 
 from geo import registry
 from geo.city import load_city_profile
@@ -38,21 +37,6 @@ class Site:
     planner: str
     admin: str
     report_id: int
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is not installed: run `make test` (scripts/install-browser.sh).")
-    launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-    yield launched
-    launched.close()
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -96,25 +80,8 @@ def site(
             postgis.drop(url)
 
 
-@dataclass
-class Watched:
-    page: Page
-    problems: list[str] = field(default_factory=list)
-
-
 def open_phone(browser: Browser) -> Watched:
-    context = browser.new_context(viewport=PHONE, locale="es-ES")  # type: ignore[arg-type]
-    page = context.new_page()
-    watched = Watched(page)
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            watched.problems.append(f"console: {message.text}")
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: watched.problems.append(f"page error: {error}"))
-    page.on("requestfailed", lambda r: watched.problems.append(f"failed: {r.url} {r.failure}"))
-    return watched
+    return open_page(browser, **PHONE)
 
 
 def tab_to(page: Page, target: Locator, *, limit: int = 400) -> None:

@@ -22,11 +22,9 @@ from playwright.sync_api import (
     ConsoleMessage,
     Locator,
     Page,
-    Playwright,
     Route,
-    sync_playwright,
 )
-from servers import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, Server
+from servers import ARTIFACTS, Server
 
 from api.security import html_headers
 from geo.city import load_city_profile
@@ -36,21 +34,6 @@ WEEK = "2026-03-04"
 PHONE = {"width": 390, "height": 844}
 #: The Plaza Mayor of Palencia, roughly: inside the municipality.
 PLAZA = (-4.5327, 42.0096)
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is not installed: run `make test` (scripts/install-browser.sh).")
-    launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-    yield launched
-    launched.close()
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import sys
 import threading
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -26,14 +26,9 @@ import pytest
 from conftest import BACKENDS, DATA_DIR, PostgisServer
 from playwright.sync_api import (
     Browser,
-    ConsoleMessage,
     Page,
-    Playwright,
-    Request,
-    sync_playwright,
 )
-from servers import ARTIFACTS, CHROMIUM, Server
-from servers import CHROMIUM_FLAGS as FLAGS
+from servers import ARTIFACTS, Server, Watched, open_page
 
 from geo.city import load_city_profile
 from geo.inputs import device_finder
@@ -54,22 +49,6 @@ PLANNER_LAYERS = [
     "Huecos sin cobertura (ordenados)", "Desfibriladores", "Entidades del clúster",
     "Cohousing / coliving", "Propuesta de nuevos desfibriladores",
 ]  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as running:
-        yield running
-
-
-@pytest.fixture(scope="session")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is not installed: run `make test` (scripts/install-browser.sh).")
-    # Playwright gives each launch its own temporary profile.
-    launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-    yield launched
-    launched.close()
 
 
 @dataclass
@@ -105,42 +84,6 @@ def site(
         server.stop()
         if postgis is not None:
             postgis.drop(url)
-
-
-@dataclass
-class Watched:
-    """A page and everything that went wrong in it."""
-
-    page: Page
-    problems: list[str] = field(default_factory=list)
-
-    def clear(self) -> None:
-        self.problems.clear()
-
-
-def open_page(
-    browser: Browser, *, width: int = 1280, height: int = 800, **options: object
-) -> Watched:
-    context = browser.new_context(
-        viewport={"width": width, "height": height}, locale="es-ES", **options
-    )  # type: ignore[arg-type]
-    page = context.new_page()
-    watched = Watched(page)
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            watched.problems.append(f"console: {message.text}")
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: watched.problems.append(f"page error: {error}"))
-    page.on("requestfailed", lambda request: on_failed(watched, request))
-    return watched
-
-
-def on_failed(watched: Watched, request: Request) -> None:
-    # Leaflet cancels the tiles of a zoom level it leaves: an abort is not a failure.
-    if request.failure != "net::ERR_ABORTED":
-        watched.problems.append(f"request failed: {request.url} ({request.failure})")
 
 
 def wait_ready(page: Page) -> None:
