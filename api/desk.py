@@ -10,9 +10,7 @@ every form post carries the CSRF field and a matching ``Origin``. Every write go
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +27,7 @@ from api import pages, web
 from api.errors import ERROR_STATUS, RateLimitedError
 from geo import registry
 from geo.city import CityProfile
+from geo.contacts import validate_contact
 from geo.errors import CardiomapaError, InputError, NotFoundError
 from geo.maps import ACCESS_TEXT
 from geo.outputs import data_notice
@@ -715,32 +714,6 @@ def upkeep_page(request: Request) -> Response:
 # --- entities' access (administrators) --------------------------------------------------------
 
 
-def _contact_check(values: Mapping[str, str]) -> dict[str, str | None]:
-    """The contact as it will be stored: :func:`geo.contacts.validate_contact` when present."""
-    try:
-        contacts = importlib.import_module("geo.contacts")
-    except ImportError:
-        contacts = None
-    validate = getattr(contacts, "validate_contact", None)
-    if validate is not None:
-        checked: dict[str, str | None] = validate(dict(values))
-        return checked
-    cleaned = {name: (values.get(name) or "").strip() or None for name in CONTACT_FIELDS}
-    for name, value in cleaned.items():
-        if value is not None and len(value) > 200:
-            msg = f"El campo {FIELD_TEXT.get(name, name)} admite como mucho 200 caracteres."
-            raise InputError(msg, code="too_long", field=name)
-    email = cleaned["email"]
-    if email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
-        msg = f"Correo no válido ({email!r}): se espera algo como nombre@dominio.es."
-        raise InputError(msg, code="invalid_value", field="email")
-    phone = cleaned["phone"]
-    if phone is not None and not re.fullmatch(r"\+?[0-9][0-9 ().-]{7,19}", phone):
-        msg = f"Teléfono no válido ({phone!r}): se esperan 9 cifras, p. ej. 979 000 000."
-        raise InputError(msg, code="invalid_value", field="phone")
-    return cleaned
-
-
 def _entity_views(store: Store) -> list[dict[str, Any]]:
     now = dt.datetime.now(tz=dt.UTC).replace(tzinfo=None)
     contacts = store.contacts()
@@ -815,9 +788,9 @@ async def edit_contact(request: Request, entity_id: str) -> Response:
         store = _store(request)
         entity = _require_entity(store, entity_id)
         try:
-            values = _contact_check({name: sent.get(name, "") for name in CONTACT_FIELDS})
-        except InputError as exc:
-            form["__field"] = exc.field or ""
+            values = validate_contact({name: sent.get(name, "") for name in CONTACT_FIELDS})
+        except CardiomapaError as exc:
+            form["__field"] = next(iter(web.field_errors(exc)), "")
             raise
         result = store.set_contacts([{"entity_id": entity_id, **values}],
                                     actor=desk.principal.actor)  # fmt: skip

@@ -30,12 +30,13 @@ from api.schemas import UseCreate
 from geo import registry
 from geo.availability import open_state
 from geo.city import CityProfile
+from geo.contacts import validate_contact
 from geo.errors import CardiomapaError, NotFoundError
 from geo.layers import ACCESS_VALUES
 from geo.maps import ACCESS_TEXT
 from geo.outputs import data_notice
 from geo.settings import Settings
-from geo.store import Store
+from geo.store import Store, record_from_row
 from geo.tokens import (
     ENTITY_SESSION_DAYS,
     AuthenticationError,
@@ -357,7 +358,7 @@ def _upkeep(
     for name, label in (("battery_expiry", "Batería"), ("pads_expiry", "Parches")):
         day = record.get(name)
         if not isinstance(day, dt.date):
-            lines.append({"label": label, "text": "caducidad sin indicar", "level": "due"})
+            lines.append({"label": label, "text": "caducidad sin indicar", "level": "ok"})
             continue
         days = (day - today).days
         if days < 0:
@@ -388,7 +389,7 @@ def _my_devices(store: Store, city: CityProfile, principal: Principal) -> list[d
     due_by_id = {row["id"]: row for row in due.to_dict("records")}
     devices = []
     for position in range(len(frame)):
-        record = _record(frame, position)
+        record = record_from_row(frame, position)
         state_class, state_text = _state_now(record, city)
         devices.append({
             **record,
@@ -405,12 +406,6 @@ def _my_devices(store: Store, city: CityProfile, principal: Principal) -> list[d
         })  # fmt: skip
     order = {"active": 0, "out_of_service": 1, "removed": 2}
     return sorted(devices, key=lambda d: (order[d["status"]], str(d["name"]).lower()))
-
-
-def _record(frame: Any, position: int) -> dict[str, Any]:
-    from geo.store import record_from_row
-
-    return record_from_row(frame, position)
 
 
 def _own_device(store: Store, principal: Principal, device_id: str) -> dict[str, Any]:
@@ -852,8 +847,6 @@ async def contact(request: Request, store: StoreDep, city: CityDep) -> HTMLRespo
 
 @router.post("/contacto", response_class=HTMLResponse)
 async def save_contact(request: Request, store: StoreDep, city: CityDep) -> Response:
-    from geo.contacts import validate_contact
-
     principal = await _session(request, store)
     if principal is None:
         return _signed_out(request, store, city)

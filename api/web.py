@@ -34,7 +34,6 @@ from urllib.parse import parse_qs, urlsplit
 import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
-from starlette.datastructures import FormData
 
 from api.security import RateLimiter
 from geo.availability import week_in_words
@@ -187,16 +186,6 @@ async def read_form(request: Request) -> dict[str, str]:
     body = (await request.body()).decode("utf-8", "replace")
     fields = parse_qs(body, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
     return {name: values[-1] for name, values in fields.items()}
-
-
-async def read_multi_form(request: Request) -> dict[str, list[str]]:
-    """A URL-encoded form body with every value of repeated fields."""
-    body = (await request.body()).decode("utf-8", "replace")
-    return parse_qs(body, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
-
-
-def form_dict(form: FormData) -> dict[str, str]:
-    return {key: str(value) for key, value in form.items()}
 
 
 # --- throttling -------------------------------------------------------------------------------
