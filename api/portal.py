@@ -31,7 +31,7 @@ from geo import registry
 from geo.availability import open_state
 from geo.city import CityProfile
 from geo.contacts import validate_contact
-from geo.errors import CardiomapaError, NotFoundError
+from geo.errors import CardiomapaError, LayerValidationError, NotFoundError
 from geo.layers import ACCESS_VALUES
 from geo.maps import ACCESS_TEXT
 from geo.outputs import data_notice
@@ -472,6 +472,14 @@ def _parse_device_form(
     return properties, geometry, private, errors
 
 
+def _field_errors(city: CityProfile, properties: dict[str, Any]) -> dict[str, str]:
+    """The other fields' problems of a form sent without a position (all shown at once)."""
+    problems = registry.field_problems(
+        city, {name: value for name, value in properties.items() if value is not None}
+    )
+    return _form_errors(LayerValidationError(problems)) if problems else {}
+
+
 def _form_errors(exc: CardiomapaError) -> dict[str, str]:
     """Validation problems by form field, each starting with the field's label."""
     errors = web.field_errors(exc)
@@ -531,6 +539,7 @@ async def create_device(
     properties, geometry, private, errors = _parse_device_form(form)
     values = {**form}
     if geometry is None:
+        errors |= _field_errors(city, properties)
         return _form_page(
             request,
             store,
@@ -620,6 +629,7 @@ async def save_device(
     properties, geometry, private, errors = _parse_device_form(form)
     device = await run_in_threadpool(_device_view, store, city, principal, before)
     if geometry is None:
+        errors |= _field_errors(city, properties)
         return _form_page(
             request,
             store,

@@ -27,7 +27,7 @@ import pandas as pd
 import shapely
 
 from geo.city import CityProfile
-from geo.errors import ConflictError, InputError, LayerValidationError, NotFoundError
+from geo.errors import ConflictError, InputError, LayerValidationError, NotFoundError, Problem
 from geo.layers import DEFIBRILLATORS, check_inside, parse_feature
 from geo.store import REPORT_KINDS, Store
 from geo.tokens import ForbiddenError, Principal, require_role
@@ -102,6 +102,24 @@ def register_device(
     stored = store.device(device_id)
     assert stored is not None
     return stored
+
+
+def field_problems(city: CityProfile, properties: Mapping[str, Any]) -> list[Problem]:
+    """What is wrong with a registration's fields alone, its position aside.
+
+    For a form sent without a position: its other problems are reported with that one, all at
+    once, instead of after the position is fixed. Nothing is written.
+    """
+    feature = {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [city.centre_lon, city.centre_lat]},
+        "properties": {
+            "status": "active", **_editable(properties), "tags": _tags({}, properties),
+            "id": "dea-form", "verification": "pending", "source": REGISTRATION_SOURCE,
+        },
+    }  # fmt: skip
+    _, problems = parse_feature(feature, DEFIBRILLATORS, city, file="petición")
+    return [problem for problem in problems if problem.field != "geometry"]
 
 
 def update_device(

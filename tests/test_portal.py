@@ -404,3 +404,15 @@ def test_session_token_is_an_entity_token(portal: Portal) -> None:
     portal.store.revoke_entity_access("ent-1", actor="test")
     with pytest.raises(AuthenticationError):
         authenticate(portal.store, cookie)
+
+
+def test_a_form_without_position_reports_every_other_problem_too(portal: Portal) -> None:
+    before = devices(portal.store)
+    response = portal.post(
+        "/entidades/nuevo", {**FORM, "lon": "", "lat": "", "name": "", "opening_hours": "a veces"}
+    )
+    assert response.status_code == 422
+    assert "Falta la posición" in field_error(response.text, "lon")
+    assert "Nombre" in field_error(response.text, "name")
+    assert "opening_hours" in field_error(response.text, "opening_hours")
+    assert devices(portal.store) == before
