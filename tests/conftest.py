@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -86,16 +87,26 @@ def postgis_server() -> Iterator[PostgisServer]:
     server.close()
 
 
-@pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """URL of a fresh, empty database: a SpatiaLite file, then a PostGIS database."""
+@contextmanager
+def fresh_database(request: pytest.FixtureRequest, folder: Path) -> Iterator[str]:
+    """A fresh, empty database on the backend ``request.param`` names (one of :data:`BACKENDS`):
+    a SpatiaLite file in ``folder``, or a PostGIS database dropped afterwards."""
     if request.param == "spatialite":
-        yield f"sqlite:///{tmp_path / 'cardiomapa.sqlite'}"
+        yield f"sqlite:///{folder / 'cardiomapa.sqlite'}"
         return
     server: PostgisServer = request.getfixturevalue("postgis_server")
     url = server.create()
-    yield url
-    server.drop(url)
+    try:
+        yield url
+    finally:
+        server.drop(url)
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of a fresh, empty database: a SpatiaLite file, then a PostGIS database."""
+    with fresh_database(request, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

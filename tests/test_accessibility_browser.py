@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 from axe import assert_no_serious, describe
-from conftest import BACKENDS, DATA_DIR, PostgisServer
+from conftest import BACKENDS, DATA_DIR, fresh_database
 from playwright.sync_api import Browser, Page
 from servers import ARTIFACTS, Server
 
@@ -45,23 +45,16 @@ def site(
 ) -> Iterator[Site]:
     """The sample loaded into a fresh database, served by a real ``cardiomapa serve``."""
     folder = tmp_path_factory.mktemp(f"a11y-{request.param}")
-    postgis: PostgisServer | None = None
-    if request.param == "spatialite":
-        url = f"sqlite:///{folder / 'cardiomapa.sqlite'}"
-    else:
-        postgis = request.getfixturevalue("postgis_server")
-        url = postgis.create()
-    city = load_city_profile(DATA_DIR / "city.json")
-    with Store.open(url) as store:
-        store.load(read_layers(DATA_DIR, city))
-        secret = issue_token(store, role="planner", label="accessibility tests").secret
-    server = Server(url, folder / "server.log", env={"CARDIOMAPA_TILE_URL": ""})
-    try:
-        yield Site(request.param, server.base, secret)
-    finally:
-        server.stop()
-        if postgis is not None:
-            postgis.drop(url)
+    with fresh_database(request, folder) as url:
+        city = load_city_profile(DATA_DIR / "city.json")
+        with Store.open(url) as store:
+            store.load(read_layers(DATA_DIR, city))
+            secret = issue_token(store, role="planner", label="accessibility tests").secret
+        server = Server(url, folder / "server.log", env={"CARDIOMAPA_TILE_URL": ""})
+        try:
+            yield Site(request.param, server.base, secret)
+        finally:
+            server.stop()
 
 
 @pytest.fixture(params=list(SCREENS))

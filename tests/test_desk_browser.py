@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 from axe import assert_no_serious
-from conftest import BACKENDS, DATA_DIR, PostgisServer
+from conftest import BACKENDS, DATA_DIR, fresh_database
 from playwright.sync_api import Browser, Locator, Page
 from servers import ARTIFACTS, Server, Watched, open_page
 
@@ -45,39 +45,34 @@ def site(
 ) -> Iterator[Site]:
     """The sample with three pending registrations, a moved device and a citizen's report."""
     folder = tmp_path_factory.mktemp(f"desk-{request.param}")
-    postgis: PostgisServer | None = None
-    if request.param == "spatialite":
-        url = f"sqlite:///{folder / 'cardiomapa.sqlite'}"
-    else:
-        postgis = request.getfixturevalue("postgis_server")
-        url = postgis.create()
-    city = load_city_profile(DATA_DIR / "city.json")
-    with Store.open(url) as store:
-        store.load(read_layers(DATA_DIR, city))
-        planner = issue_token(store, role="planner", label="Marta (planificación)").secret
-        admin = issue_token(store, role="admin", label="Jorge (administración)").secret
-        entity = authenticate(store, issue_token(store, role="entity", entity_id="ent-002").secret)
-        for n, name in enumerate((APPROVE, REJECT, LEFT)):
-            registry.register_device(
-                store, city, entity,
-                properties={"name": name, "access": "yes", "opening_hours": "Mo-Fr 09:00-20:00",
-                            "location_text": "recepción", "address": f"Calle Mayor {n + 1}"},
-                geometry={"type": "Point", "coordinates": [-4.532 + n * 0.004, 42.010]},
+    with fresh_database(request, folder) as url:
+        city = load_city_profile(DATA_DIR / "city.json")
+        with Store.open(url) as store:
+            store.load(read_layers(DATA_DIR, city))
+            planner = issue_token(store, role="planner", label="Marta (planificación)").secret
+            admin = issue_token(store, role="admin", label="Jorge (administración)").secret
+            entity = authenticate(
+                store, issue_token(store, role="entity", entity_id="ent-002").secret
+            )
+            for n, name in enumerate((APPROVE, REJECT, LEFT)):
+                registry.register_device(
+                    store, city, entity,
+                    properties={"name": name, "access": "yes", "opening_hours": "Mo-Fr 09:00-20:00",
+                                "location_text": "recepción", "address": f"Calle Mayor {n + 1}"},
+                    geometry={"type": "Point", "coordinates": [-4.532 + n * 0.004, 42.010]},
+                )  # fmt: skip
+            registry.update_device(  # a verified device its entity moved: pending again
+                store, city, entity, "dea-012", changes={},
+                geometry={"type": "Point", "coordinates": [-4.5262, 42.0075]},
             )  # fmt: skip
-        registry.update_device(  # a verified device its entity moved: pending again
-            store, city, entity, "dea-012", changes={},
-            geometry={"type": "Point", "coordinates": [-4.5262, 42.0075]},
-        )  # fmt: skip
-        report_id = registry.report_problem(
-            store, city, "dea-001", kind="broken", message="La luz del equipo parpadea en rojo."
-        )
-    server = Server(url, folder / "server.log", env={"CARDIOMAPA_TILE_URL": ""})
-    try:
-        yield Site(request.param, url, server.base, planner, admin, report_id)
-    finally:
-        server.stop()
-        if postgis is not None:
-            postgis.drop(url)
+            report_id = registry.report_problem(
+                store, city, "dea-001", kind="broken", message="La luz del equipo parpadea en rojo."
+            )
+        server = Server(url, folder / "server.log", env={"CARDIOMAPA_TILE_URL": ""})
+        try:
+            yield Site(request.param, url, server.base, planner, admin, report_id)
+        finally:
+            server.stop()
 
 
 def open_phone(browser: Browser) -> Watched:

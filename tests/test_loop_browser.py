@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from axe import assert_no_serious
-from conftest import BACKENDS, DATA_DIR, PostgisServer
+from conftest import BACKENDS, DATA_DIR, fresh_database
 from playwright.sync_api import Browser, Page
 from servers import ARTIFACTS, Server, Watched, free_port, open_page
 
@@ -70,33 +70,26 @@ class Site:
 @pytest.fixture(params=BACKENDS)
 def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
     """The sample in a fresh database, a real server and a real SMTP server on localhost."""
-    postgis: PostgisServer | None = None
-    if request.param == "spatialite":
-        url = f"sqlite:///{tmp_path / 'cardiomapa.sqlite'}"
-    else:
-        postgis = request.getfixturevalue("postgis_server")
-        url = postgis.create()
-    city = load_city_profile(DATA_DIR / "city.json")
-    with Store.open(url) as store:
-        store.load(read_layers(DATA_DIR, city))
-        planner = issue_token(store, role="planner", label="Marta (planificación)").secret
-        store.set_contacts(
-            [{"entity_id": ENTITY, "person": "Lucía Gómez", "email": "lucia@centro.example"}],
-            actor="test",
-        )
-    mailbox = Mailbox()
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port, ready_timeout=10)
-    controller.start()
-    server = Server(url, tmp_path / "server.log", env={"CARDIOMAPA_TILE_URL": ""})
-    try:
-        yield Site(request.param, url, server.base, planner, f"smtp://127.0.0.1:{port}", mailbox,
-                   tmp_path)  # fmt: skip
-    finally:
-        server.stop()
-        controller.stop()
-        if postgis is not None:
-            postgis.drop(url)
+    with fresh_database(request, tmp_path) as url:
+        city = load_city_profile(DATA_DIR / "city.json")
+        with Store.open(url) as store:
+            store.load(read_layers(DATA_DIR, city))
+            planner = issue_token(store, role="planner", label="Marta (planificación)").secret
+            store.set_contacts(
+                [{"entity_id": ENTITY, "person": "Lucía Gómez", "email": "lucia@centro.example"}],
+                actor="test",
+            )
+        mailbox = Mailbox()
+        port = free_port()
+        controller = Controller(mailbox, hostname="127.0.0.1", port=port, ready_timeout=10)
+        controller.start()
+        server = Server(url, tmp_path / "server.log", env={"CARDIOMAPA_TILE_URL": ""})
+        try:
+            smtp = f"smtp://127.0.0.1:{port}"
+            yield Site(request.param, url, server.base, planner, smtp, mailbox, tmp_path)
+        finally:
+            server.stop()
+            controller.stop()
 
 
 def open_phone(browser: Browser) -> Watched:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from conftest import BACKENDS, DATA_DIR, PostgisServer
+from conftest import BACKENDS, DATA_DIR, fresh_database
 from playwright.sync_api import (
     Browser,
     Page,
@@ -66,24 +66,17 @@ def site(
 ) -> Iterator[Site]:
     """The sample loaded into a fresh database, served by a real ``cardiomapa serve``."""
     folder = tmp_path_factory.mktemp(f"site-{request.param}")
-    postgis: PostgisServer | None = None
-    if request.param == "spatialite":
-        url = f"sqlite:///{folder / 'cardiomapa.sqlite'}"
-    else:
-        postgis = request.getfixturevalue("postgis_server")
-        url = postgis.create()
-    city = load_city_profile(DATA_DIR / "city.json")
-    with Store.open(url) as store:
-        store.load(read_layers(DATA_DIR, city))
-        secret = issue_token(store, role="planner", label="browser tests").secret
-        listed = len(device_finder(store, city))
-    server = Server(url, folder / "server.log", env={"CARDIOMAPA_TILE_URL": ""})
-    try:
-        yield Site(request.param, url, server.base, secret, listed)
-    finally:
-        server.stop()
-        if postgis is not None:
-            postgis.drop(url)
+    with fresh_database(request, folder) as url:
+        city = load_city_profile(DATA_DIR / "city.json")
+        with Store.open(url) as store:
+            store.load(read_layers(DATA_DIR, city))
+            secret = issue_token(store, role="planner", label="browser tests").secret
+            listed = len(device_finder(store, city))
+        server = Server(url, folder / "server.log", env={"CARDIOMAPA_TILE_URL": ""})
+        try:
+            yield Site(request.param, url, server.base, secret, listed)
+        finally:
+            server.stop()
 
 
 def wait_ready(page: Page) -> None:
