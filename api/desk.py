@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
-from zoneinfo import ZoneInfo
 
 import shapely
 from fastapi import APIRouter, Request
@@ -126,10 +125,6 @@ def _store(request: Request) -> Store:
 def _city(request: Request) -> CityProfile:
     city: CityProfile = request.app.state.city
     return city
-
-
-def _today(city: CityProfile) -> dt.date:
-    return dt.datetime.now(tz=ZoneInfo(city.timezone)).date()
 
 
 def _frame(
@@ -397,7 +392,7 @@ def _queue(
         "defibrillators", where={"verification": ["pending"]}, with_version=True
     )
     entities = _entities(store)
-    today = _today(city)
+    today = city.today()
     devices = [
         _device_view(store, city, record_from_row(frame, i), entities, today=today)
         for i in range(len(frame))
@@ -469,7 +464,7 @@ def device_page(request: Request, device_id: str) -> Response:
         return _page(request, desk, "desk/forbidden.html.j2", status_code=404,
                      problem=f"No existe el desfibrilador {device_id!r}.",
                      title="No encontrado")  # fmt: skip
-    view = _device_view(store, city, record, _entities(store), today=_today(city))
+    view = _device_view(store, city, record, _entities(store), today=city.today())
     reports, _ = store.reports(device_id=device_id, limit=20)
     return _page(
         request, desk, "desk/device.html.j2", title=str(record["name"]), device=view,
@@ -676,7 +671,7 @@ def upkeep_page(request: Request) -> Response:
     if isinstance(desk, HTMLResponse):
         return desk
     store, city = _store(request), _city(request)
-    today = _today(city)
+    today = city.today()
     within = request.query_params.get("dias", "30")
     within_days = int(within) if within.isdigit() and int(within) <= 3650 else 30
     devices = store.query_layer("defibrillators", where={"verification": ["pending", "verified"]})

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
@@ -67,7 +66,7 @@ def check_opening_hours(
         return OpeningHoursPublic(
             text=text, valid=False, words=None, message=EMPTY_MESSAGE, always_open=False
         )
-    week = week_of or dt.datetime.now(tz=ZoneInfo(city.timezone)).date()
+    week = week_of or city.today()
     try:
         words = week_in_words(text, week_of=week, timezone=city.timezone, country=city.country)
     except ValueError:

@@ -141,10 +141,6 @@ def _page(
     return web.render(template, status_code=status_code, **(base | context))
 
 
-def _today(city: CityProfile) -> dt.date:
-    return dt.datetime.now(tz=ZoneInfo(city.timezone)).date()
-
-
 def _signed_out(
     request: Request, store: Store, city: CityProfile, *, problem: str | None = None,
     status_code: int = 401,
@@ -384,7 +380,7 @@ def _my_devices(store: Store, city: CityProfile, principal: Principal) -> list[d
     frame = store.query_layer(
         "defibrillators", where={"operator_entity_id": [principal.entity_id]}, with_version=True
     )
-    today = _today(city)
+    today = city.today()
     due = registry.maintenance_due(frame, today=today)
     due_by_id = {row["id"]: row for row in due.to_dict("records")}
     devices = []
@@ -589,7 +585,7 @@ async def edit_device(
 def _device_view(
     store: Store, city: CityProfile, principal: Principal, record: dict[str, Any]
 ) -> dict[str, Any]:
-    today = _today(city)
+    today = city.today()
     frame = store.query_layer("defibrillators", ids=[record["id"]])
     due = registry.maintenance_due(frame, today=today)
     state_class, state_text = _state_now(record, city)
@@ -693,7 +689,7 @@ async def checked_today(
 ) -> Response:
     """«Revisado hoy»: records a check (and, optionally, new expiry dates) in one tap."""
     changes_of = lambda form: {  # noqa: E731
-        "check_date": _today(city).isoformat(),
+        "check_date": city.today().isoformat(),
         **{name: form[name].strip() for name in ("battery_expiry", "pads_expiry")
            if form.get(name, "").strip()},
     }  # fmt: skip
@@ -710,7 +706,7 @@ async def change_status(
         status = form.get("status", "")
         changes: dict[str, Any] = {"status": status}
         if status == "removed":
-            changes["removed_on"] = _today(city).isoformat()
+            changes["removed_on"] = city.today().isoformat()
         elif status == "active":
             changes["removed_on"] = None
         return changes

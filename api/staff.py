@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Path, Query
 
@@ -276,7 +275,7 @@ def indicators(
     require_role(principal, "planner", "admin")
     inputs = _inputs(settings)
     training, uses = plan_registers(settings, inputs, from_files=False)
-    day = as_of or dt.datetime.now(tz=ZoneInfo(inputs.city.timezone)).date()
+    day = as_of or inputs.city.today()
     analysis = indicators_analysis(
         inputs,
         training=training,

@@ -3,9 +3,7 @@ and import the CSV registers organisers keep. The rules live in :mod:`geo.traini
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Path, Query, Response
 
@@ -20,7 +18,6 @@ from api.schemas import (
     TrainingPublic,
 )
 from geo import training
-from geo.city import CityProfile
 from geo.tokens import require_role
 
 router = APIRouter(prefix="/api", tags=["formación"])
@@ -31,11 +28,6 @@ IMPORT_SOURCE = "csv:api"
 IMPORT_FILE = "CSV enviado"
 
 TrainingId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Id de la formación.")]
-
-
-def _today(city: CityProfile) -> dt.date:
-    """Today in the city (a training held this evening is not in the future at 23:30 UTC)."""
-    return dt.datetime.now(tz=ZoneInfo(city.timezone)).date()
 
 
 def _public(row: dict[str, Any]) -> TrainingPublic:
@@ -56,7 +48,7 @@ def record_training(
     city: CityDep,
     principal: PrincipalDep,
 ) -> TrainingPublic:
-    row = training.record_training(store, principal, body.model_dump(), today=_today(city))
+    row = training.record_training(store, principal, body.model_dump(), today=city.today())
     response.headers["Location"] = f"/api/training/{row['id']}"
     return _public(row)
 
@@ -128,7 +120,7 @@ def import_training(
     report = training.import_training(
         store,
         body,
-        today=_today(city),
+        today=city.today(),
         actor=principal.actor,
         name=IMPORT_FILE,
         source=source or IMPORT_SOURCE,

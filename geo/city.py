@@ -97,6 +97,10 @@ class CityProfile:
     def __post_init__(self) -> None:
         shapely.prepare(self.boundary)
 
+    def today(self) -> dt.date:
+        """Today's date in the city's time zone (at 23:30 UTC it may already be tomorrow)."""
+        return dt.datetime.now(tz=ZoneInfo(self.timezone)).date()
+
 
 def load_city_profile(path: Path) -> CityProfile:
     """Read and check a city profile JSON file.

@@ -1392,7 +1392,7 @@ app.add_typer(training_app, name="training")
 
 def _city_today(settings: Settings) -> dt.date:
     """Today in the city's time zone."""
-    return dt.datetime.now(tz=ZoneInfo(settings.load_city().timezone)).date()
+    return settings.load_city().today()
 
 
 def _print_import(report: ImportReport) -> None:
