@@ -27,6 +27,7 @@ from geo.indicators import DensityReference
 from geo.layers import Layers, read_layers
 from geo.nearest import DeviceFinder
 from geo.network import WalkingNetwork, load_network
+from geo.outcomes import OutcomeParameters
 from geo.settings import SAMPLE_DATA_DIR, Settings
 from geo.siting import SitingError, candidate_grid
 from geo.store import Store
@@ -35,6 +36,7 @@ from geo.training import read_training_csv, training_rows
 INCOME_FILE = "palencia_34120_renta_media_secciones_2015_2016_INE_ADRH.csv"
 INCOME_COLUMN = "renta_media_persona_2016"
 DENSITY_FILE = "dea_density_references.csv"
+OUTCOME_PARAMETERS_FILE = "outcome_parameters.csv"
 TRAINING_FILE = "training.csv"
 
 
@@ -222,6 +224,29 @@ def density_references(settings: Settings) -> list[DensityReference]:
             )
         )
     return references
+
+
+def outcome_parameters(settings: Settings, path: Path | None = None) -> OutcomeParameters:
+    """The outcome model's parameters (``reference/outcome_parameters.csv``, or ``path``).
+
+    Read from ``<data dir>/reference/`` if the file is there, else from the sample's copy.
+
+    Raises
+    ------
+    geo.outcomes.OutcomeInputError
+        A row lacks a field, a value is not a number or is out of range (the message names the
+        file, the line and the field).
+    ReferenceDataError
+        The file is missing.
+    """
+    path = path or _reference_file(settings, OUTCOME_PARAMETERS_FILE)
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except FileNotFoundError:
+        msg = f"No se encuentra la tabla de parámetros del modelo de vidas salvadas {path}."
+        raise ReferenceDataError(msg) from None
+    return OutcomeParameters.from_rows(rows, name=path.name)
 
 
 def _reference_file(settings: Settings, name: str) -> Path:

@@ -1,0 +1,910 @@
+"""Expected lives saved: an outcome model behind coverage, siting, the map and the report.
+
+Pure functions: GeoDataFrames in, frozen results and GeoDataFrames out (no HTTP, no SQL).
+
+The model
+---------
+Expected lives saved per year by the public defibrillators is
+
+    Σ over demand units i and hourly slices h of  λᵢ · w_h · π · A(h) · u(dᵢ(h)) · ΔS
+
+- λᵢ: cardiac arrests per year among unit i's residents: residents under 65 and 65+ times an
+  age-banded rate. The rates are calibrated so that the national age mix reproduces the
+  registry's incidence: rate₆₅₊ = incidence × s / p and rate₍₋₆₅₎ = incidence × (1 − s) / (1 − p),
+  with s the share of arrests in people 65+ and p the share of 65+ in the population then.
+- w_h: share of arrests in hour-of-week h: hours from 08:00 to 20:00 are ``day_night_ratio``
+  times as likely as the others (or weights given, e.g. observed in past arrests).
+- π: share of arrests outside the home (``share_public``). Home arrests are reached with
+  ``home_use_factor`` times the probability of use: by default 0, a public device does not
+  reach a home arrest; the choice is stated in every output.
+- A(h), dᵢ(h): the devices available in slice h (:mod:`geo.availability`) and the walking
+  distance (:mod:`geo.coverage`'s distance models) to the nearest of them.
+- u(d): probability that a device at walking distance d is fetched and used: ``use_probability``
+  up to ``full_use_m``, then falling linearly to 0 at the reach (``reach_m``, ``--radius-m``).
+- ΔS: survival gain of bystander defibrillation over none (``survival_gain``).
+
+Each parameter has low / central / high values and its source (``data/reference/
+outcome_parameters.csv``). Central figures use the central values; the band is the 5th–95th
+percentile of a Monte Carlo over the parameters (triangular distributions on low–central–high,
+fixed seed), so a run is reproducible.
+
+How it is computed
+------------------
+The spatial and temporal work is done once and is parameter-free: every (unit, device) pair in
+reach is found; within each unit the devices are ranked by distance; for each slice the best and
+the second-best open devices are kept. From them come, per unit, zone and device, sums split by
+age band (under 65, 65+) and hour class (day, night) — the *basis*. Every figure, for any
+parameter values, is a small linear combination of the basis, so the Monte Carlo costs a matrix
+product, and each device's marginal value (what is lost without it: the hours it is the best
+open device, times the drop to the second best) comes out of the same pass instead of one
+recomputation per device.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from geo.availability import (
+    HOURS_PER_WEEK,
+    Availability,
+    HoursIssue,
+    available,
+    local_instant,
+    weekly_availability,
+)
+from geo.city import CityProfile
+from geo.coverage import (
+    NO_ZONE,
+    CoverageInputError,
+    Demand,
+    DistanceModel,
+    StraightLine,
+    _devices,
+    _model_notes,
+    pairs_within,
+    prepare_demand,
+)
+from geo.errors import CardiomapaError
+
+#: Parameters the model needs, in the order reports list them.
+PARAMETER_KEYS = (
+    "incidence_per_100k",
+    "share_arrests_65_plus",
+    "share_65_plus_population",
+    "share_public",
+    "home_use_factor",
+    "use_probability",
+    "full_use_m",
+    "reach_m",
+    "lay_speed_m_s",
+    "survival_gain",
+    "day_night_ratio",
+    "life_years_per_survivor",
+)
+_SHARES = frozenset(
+    {
+        "share_arrests_65_plus",
+        "share_65_plus_population",
+        "share_public",
+        "home_use_factor",
+        "use_probability",
+        "survival_gain",
+    }
+)
+#: Parameters that shape distances; fixed within a run (the band varies the others).
+_FIXED_IN_RUN = frozenset({"full_use_m", "reach_m", "lay_speed_m_s"})
+
+#: Day hours for ``day_night_ratio`` and the "closed at night" marginal: 08:00–20:00.
+DAY_START_HOUR, DAY_END_HOUR = 8, 20
+DEFAULT_DRAWS = 1000
+DEFAULT_SEED = 20251203
+BAND_PERCENTILES = (5.0, 95.0)
+HOME_ARRESTS_NOTE = (
+    "Las paradas en domicilio no se cuentan como alcanzables por un DEA público "
+    "(home_use_factor = 0)."
+)
+AGE_BANDS = ("under_65", "65_plus")
+HOUR_CLASSES = ("day", "night")
+
+
+class OutcomeInputError(CardiomapaError, ValueError):
+    """Outcome parameters or inputs that cannot be used (out of range, missing…)."""
+
+    code = "invalid_outcome_input"
+
+
+# --- parameters -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One model parameter: its central value, range and where it comes from."""
+
+    key: str
+    central: float
+    low: float
+    high: float
+    unit: str = ""
+    label: str = ""
+    source: str = ""
+    note: str = ""
+
+    @property
+    def fixed(self) -> bool:
+        return self.low == self.high
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "central": self.central,
+            "low": self.low,
+            "high": self.high,
+            "unit": self.unit,
+            "label": self.label,
+            "source": self.source,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class OutcomeParameters:
+    """The model's parameters, checked: every key present, low ≤ central ≤ high, in range."""
+
+    items: tuple[Parameter, ...]
+
+    def __post_init__(self) -> None:
+        keys = [item.key for item in self.items]
+        missing = [key for key in PARAMETER_KEYS if key not in keys]
+        if missing:
+            msg = f"Faltan parámetros del modelo de vidas salvadas: {', '.join(missing)}."
+            raise OutcomeInputError(msg)
+        unknown = [key for key in keys if key not in PARAMETER_KEYS]
+        if unknown:
+            msg = (
+                f"Parámetro desconocido: {', '.join(unknown)} "
+                f"(se admiten {', '.join(PARAMETER_KEYS)})."
+            )
+            raise OutcomeInputError(msg)
+        for item in self.items:
+            _check_parameter(item)
+        if self.central("full_use_m") > self.central("reach_m"):
+            msg = (
+                f"full_use_m ({self.central('full_use_m'):g} m) no puede superar el alcance "
+                f"reach_m ({self.central('reach_m'):g} m)."
+            )
+            raise OutcomeInputError(msg)
+
+    def __getitem__(self, key: str) -> Parameter:
+        for item in self.items:
+            if item.key == key:
+                return item
+        msg = f"Parámetro desconocido: {key!r}."
+        raise OutcomeInputError(msg)
+
+    def central(self, key: str) -> float:
+        return self[key].central
+
+    def with_values(
+        self, values: Mapping[str, float | tuple[float, float, float]]
+    ) -> OutcomeParameters:
+        """A copy with some parameters replaced.
+
+        A number sets the parameter to that value with no range (the planner knows it); a
+        ``(low, central, high)`` triple sets the range too.
+        """
+        updated = []
+        for item in self.items:
+            if item.key not in values:
+                updated.append(item)
+                continue
+            value = values[item.key]
+            low, central, high = value if isinstance(value, tuple) else (value, value, value)
+            updated.append(
+                replace(
+                    item,
+                    low=float(low),
+                    central=float(central),
+                    high=float(high),
+                    source=f"{item.source} — valor fijado por el usuario",
+                )
+            )
+        unknown = sorted(set(values) - set(PARAMETER_KEYS))
+        if unknown:
+            msg = (
+                f"Parámetro desconocido: {', '.join(unknown)} "
+                f"(se admiten {', '.join(PARAMETER_KEYS)})."
+            )
+            raise OutcomeInputError(msg)
+        return OutcomeParameters(tuple(updated))
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Mapping[str, str]], *, name: str) -> OutcomeParameters:
+        """Parameters from CSV rows (``key``, ``central``, ``low``, ``high``, ``unit``,
+        ``label``, ``source``, ``note``); errors name the file, the line and the field."""
+        items = []
+        for line, row in enumerate(rows, start=2):
+            for column in ("key", "central", "low", "high", "source"):
+                if not (row.get(column) or "").strip():
+                    msg = f"{name}, línea {line}, campo {column}: falta el valor."
+                    raise OutcomeInputError(msg)
+            numbers = {}
+            for column in ("central", "low", "high"):
+                text = row[column].strip().replace(",", ".")
+                try:
+                    numbers[column] = float(text)
+                except ValueError:
+                    msg = f"{name}, línea {line}, campo {column}: {row[column]!r} no es un número."
+                    raise OutcomeInputError(msg) from None
+            item = Parameter(
+                key=row["key"].strip(),
+                central=numbers["central"],
+                low=numbers["low"],
+                high=numbers["high"],
+                unit=(row.get("unit") or "").strip(),
+                label=(row.get("label") or "").strip(),
+                source=row["source"].strip(),
+                note=(row.get("note") or "").strip(),
+            )
+            try:
+                _check_parameter(item)
+            except OutcomeInputError as exc:
+                msg = f"{name}, línea {line}: {exc}"
+                raise OutcomeInputError(msg) from None
+            items.append(item)
+        return cls(tuple(items))
+
+    def to_records(self) -> list[dict[str, Any]]:
+        return [self[key].to_dict() for key in PARAMETER_KEYS]
+
+
+def _check_parameter(item: Parameter) -> None:
+    values = (item.low, item.central, item.high)
+    if not all(math.isfinite(v) for v in values):
+        msg = f"{item.key}: los valores deben ser números finitos."
+        raise OutcomeInputError(msg)
+    if not item.low <= item.central <= item.high:
+        msg = (
+            f"{item.key}: debe cumplirse bajo ≤ central ≤ alto "
+            f"(se leyó {item.low:g} ≤ {item.central:g} ≤ {item.high:g})."
+        )
+        raise OutcomeInputError(msg)
+    if item.key in _SHARES and not (item.low >= 0.0 and item.high <= 1.0):
+        msg = f"{item.key}: es una proporción, entre 0 y 1 (se leyó {item.low:g}–{item.high:g})."
+        raise OutcomeInputError(msg)
+    if item.key not in _SHARES and item.low < 0:
+        msg = f"{item.key}: no puede ser negativo (se leyó {item.low:g})."
+        raise OutcomeInputError(msg)
+    if item.key in {"reach_m", "lay_speed_m_s", "day_night_ratio"} and item.low <= 0:
+        msg = f"{item.key}: debe ser mayor que 0 (se leyó {item.low:g})."
+        raise OutcomeInputError(msg)
+    if item.key == "share_65_plus_population" and not 0 < item.low <= item.high < 1:
+        msg = f"{item.key}: debe estar entre 0 y 1, sin incluirlos."
+        raise OutcomeInputError(msg)
+    if item.key in _FIXED_IN_RUN and not item.fixed:
+        msg = f"{item.key}: es una distancia o velocidad del modelo y no admite rango."
+        raise OutcomeInputError(msg)
+
+
+def age_rates(
+    incidence_per_100k: np.ndarray | float,
+    share_arrests_65_plus: np.ndarray | float,
+    share_65_plus_population: np.ndarray | float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Arrests per person and year for residents under 65 and 65+ (calibrated to the mix)."""
+    incidence = np.asarray(incidence_per_100k, dtype=float) / 100_000
+    s = np.asarray(share_arrests_65_plus, dtype=float)
+    p = np.asarray(share_65_plus_population, dtype=float)
+    return incidence * (1 - s) / (1 - p), incidence * s / p
+
+
+def use_shape(distance_m: np.ndarray, *, full_use_m: float, reach_m: float) -> np.ndarray:
+    """u(d) / u(0): 1 up to ``full_use_m``, falling linearly to 0 at ``reach_m``."""
+    distance = np.asarray(distance_m, dtype=float)
+    full = min(full_use_m, reach_m)
+    if reach_m <= full:
+        return (distance <= reach_m).astype(float)
+    return np.clip((reach_m - distance) / (reach_m - full), 0.0, 1.0)
+
+
+def day_slots() -> np.ndarray:
+    """``bool`` (168,): the slices from 08:00 to 20:00, every day."""
+    hour = np.arange(HOURS_PER_WEEK) % 24
+    return (hour >= DAY_START_HOUR) & (hour < DAY_END_HOUR)
+
+
+def hour_weights(day_night_ratio: float) -> np.ndarray:
+    """Share of arrests in each hour of the week (sums to 1)."""
+    weights = np.where(day_slots(), float(day_night_ratio), 1.0)
+    return weights / weights.sum()
+
+
+# --- the basis --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Slices:
+    """Which counted devices are open in each slice, and how the slices weigh."""
+
+    open: np.ndarray  # bool (devices, S)
+    base: np.ndarray  # float (S,): relative weight before the day/night ratio
+    day: np.ndarray  # bool (S,): weighted by the day/night ratio
+    ratio_applies: bool
+
+
+@dataclass(frozen=True)
+class Basis:
+    """Parameter-free sums, shape (n, 2 age bands, 2 hour classes): see the module docstring.
+
+    ``reach``: residents × slice weight where some available device is in reach;
+    ``best``: the same times u(d)/u(0) of the best available device;
+    per device, ``in_reach`` (it is open and in reach), ``served`` (it is the best),
+    ``loss`` (best minus the next best, where it is the best) and ``gain`` (what it would add
+    open in every slice).
+    """
+
+    unit_reach: np.ndarray
+    unit_best: np.ndarray
+    device_in_reach: np.ndarray
+    device_served: np.ndarray
+    device_loss: np.ndarray
+    device_gain: np.ndarray
+
+
+def _group_weights(demand: Demand) -> np.ndarray:
+    """(units, 2): residents under 65 and 65+."""
+    residents = demand.residents.astype(float)
+    seniors = demand.seniors.astype(float)
+    return np.column_stack([residents - seniors, seniors])
+
+
+#: Float cells per chunk of the pair × slice arrays (≈ 32 MB each).
+_CHUNK_CELLS = 4_000_000
+
+
+def compute_basis(
+    demand: Demand,
+    devices_xy: np.ndarray,
+    slices: _Slices,
+    *,
+    reach_m: float,
+    full_use_m: float,
+    model: DistanceModel,
+) -> Basis:
+    """The basis for the counted devices at ``devices_xy`` (rows of ``slices.open``)."""
+    n_units, n_devices = len(demand.xy), len(devices_xy)
+    n_slices = slices.open.shape[1]
+    classes = np.column_stack([slices.base * slices.day, slices.base * ~slices.day])  # (S, 2)
+    groups = _group_weights(demand)
+    unit_reach = np.zeros((n_units, 2, 2))
+    unit_best = np.zeros((n_units, 2, 2))
+    per_device = [np.zeros((n_devices, 2, 2)) for _ in range(4)]
+    reach = pairs_within(demand.xy, devices_xy, radius_m=reach_m, model=model)
+    if len(reach.unit) == 0:
+        return Basis(unit_reach, unit_best, *per_device)
+    order = np.lexsort((reach.device, reach.distance_m, reach.unit))
+    unit, device = reach.unit[order], reach.device[order]
+    shape = use_shape(reach.distance_m[order], full_use_m=full_use_m, reach_m=reach_m)
+    starts = np.flatnonzero(np.r_[True, unit[1:] != unit[:-1]])
+    rank = np.arange(len(unit)) - np.repeat(starts, np.diff(np.r_[starts, len(unit)]))
+    # Chunks of whole units, each with at most about _CHUNK_CELLS pair × slice cells.
+    per_chunk = max(1, _CHUNK_CELLS // n_slices)
+    bounds = [0]
+    for start in starts:
+        if start - bounds[-1] >= per_chunk:
+            bounds.append(int(start))
+    bounds.append(len(unit))
+    for lo, hi in itertools.pairwise(bounds):
+        _chunk_basis(
+            unit[lo:hi],
+            device[lo:hi],
+            shape[lo:hi],
+            rank[lo:hi],
+            slices.open,
+            classes,
+            groups,
+            unit_reach,
+            unit_best,
+            per_device,
+        )
+    return Basis(unit_reach, unit_best, *per_device)
+
+
+def _chunk_basis(
+    unit: np.ndarray,
+    device: np.ndarray,
+    shape: np.ndarray,
+    rank: np.ndarray,
+    open_: np.ndarray,
+    classes: np.ndarray,
+    groups: np.ndarray,
+    unit_reach: np.ndarray,
+    unit_best: np.ndarray,
+    per_device: list[np.ndarray],
+) -> None:
+    in_reach, served, loss, gain = per_device
+    n_devices, n_slices = open_.shape
+    units, local = np.unique(unit, return_inverse=True)
+    best = np.zeros((len(units), n_slices))
+    second = np.zeros((len(units), n_slices))
+    best_device = np.full((len(units), n_slices), -1, dtype=np.int64)
+    has_second = np.zeros((len(units), n_slices), dtype=bool)
+    pair_open = open_[device]  # (pairs, S)
+    for r in range(int(rank.max()) + 1):
+        at = np.flatnonzero(rank == r)
+        who = local[at]
+        is_open = pair_open[at]
+        value = shape[at][:, None]
+        taken = best_device[who] >= 0
+        first = is_open & ~taken
+        best[who] = np.where(first, value, best[who])
+        best_device[who] = np.where(first, device[at][:, None], best_device[who])
+        next_ = is_open & taken & ~has_second[who]
+        second[who] = np.where(next_, value, second[who])
+        has_second[who] |= next_
+    weights = groups[units]  # (U, 2 ages)
+    reached = best_device >= 0
+    unit_reach[units] = weights[:, :, None] * (reached.astype(float) @ classes)[:, None, :]
+    unit_best[units] = weights[:, :, None] * (best @ classes)[:, None, :]
+    # Per device: the slices where it is the best open device.
+    flat_device = best_device[reached]
+    slice_index = np.nonzero(reached)[1]
+    row = np.nonzero(reached)[0]
+    drop = (best - second)[reached]
+    kept = best[reached]
+    for c in range(2):
+        slice_weight = classes[slice_index, c]
+        for g in range(2):
+            w = slice_weight * weights[row, g]
+            served[:, g, c] += np.bincount(flat_device, weights=w * kept, minlength=n_devices)
+            loss[:, g, c] += np.bincount(flat_device, weights=w * drop, minlength=n_devices)
+    # Per pair: open and in reach; what it would add open in every slice.
+    pair_reach = pair_open.astype(float) @ classes  # (pairs, 2 classes)
+    pair_gain = np.maximum(shape[:, None] - best[local], 0.0) @ classes
+    pair_weights = weights[local]  # (pairs, 2 ages)
+    for g in range(2):
+        for c in range(2):
+            in_reach[:, g, c] += np.bincount(
+                device, weights=pair_weights[:, g] * pair_reach[:, c], minlength=n_devices
+            )
+            gain[:, g, c] += np.bincount(
+                device, weights=pair_weights[:, g] * pair_gain[:, c], minlength=n_devices
+            )
+
+
+# --- from basis to figures --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Coefficients:
+    """Per parameter draw, what one unit of basis is worth: (draws, 2 ages, 2 classes).
+
+    ``arrests``: public arrests per year; ``uses``: uses per year; ``lives``: lives per year.
+    Draw 0 is the central one.
+    """
+
+    arrests: np.ndarray
+    uses: np.ndarray
+    lives: np.ndarray
+    life_years: np.ndarray
+
+
+def coefficients(
+    parameters: OutcomeParameters,
+    slices: _Slices,
+    *,
+    draws: int = DEFAULT_DRAWS,
+    seed: int = DEFAULT_SEED,
+) -> Coefficients:
+    """Central values first, then ``draws`` Monte Carlo draws (triangular, fixed seed)."""
+    rng = np.random.default_rng(seed)
+    values: dict[str, np.ndarray] = {}
+    for key in PARAMETER_KEYS:
+        item = parameters[key]
+        sampled = (
+            np.full(draws, item.central)
+            if item.fixed or key in _FIXED_IN_RUN
+            else rng.triangular(item.low, item.central, item.high, size=draws)
+        )
+        values[key] = np.concatenate([[item.central], sampled])
+    under, over = age_rates(
+        values["incidence_per_100k"],
+        values["share_arrests_65_plus"],
+        values["share_65_plus_population"],
+    )
+    rates = np.stack([under, over], axis=1)  # (D, 2 ages)
+    if slices.ratio_applies:
+        ratio = values["day_night_ratio"]
+    else:
+        ratio = np.ones_like(values["day_night_ratio"])
+    day_weight = float(slices.base[slices.day].sum())
+    night_weight = float(slices.base[~slices.day].sum())
+    total = ratio * day_weight + night_weight
+    per_class = np.stack([ratio / total, 1.0 / total], axis=1)  # (D, 2 classes)
+    public = values["share_public"]
+    reached = public + (1 - public) * values["home_use_factor"]
+    arrests = public[:, None, None] * rates[:, :, None] * per_class[:, None, :]
+    uses = (reached * values["use_probability"])[:, None, None] * rates[:, :, None]
+    uses = uses * per_class[:, None, :]
+    lives = uses * values["survival_gain"][:, None, None]
+    life_years = lives * values["life_years_per_survivor"][:, None, None]
+    return Coefficients(arrests, uses, lives, life_years)
+
+
+def _central(basis: np.ndarray, coefs: np.ndarray) -> np.ndarray:
+    return np.einsum("nac,ac->n", basis, coefs[0])
+
+
+def _band(basis: np.ndarray, coefs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """5th and 95th percentiles over the draws (chunked: draws × rows can be large)."""
+    n = len(basis)
+    low, high = np.zeros(n), np.zeros(n)
+    flat = basis.reshape(n, -1)
+    draws = coefs[1:].reshape(len(coefs) - 1, -1)
+    step = max(1, 5_000_000 // max(1, len(draws)))
+    for lo in range(0, n, step):
+        values = flat[lo : lo + step] @ draws.T
+        low[lo : lo + step], high[lo : lo + step] = np.percentile(values, BAND_PERCENTILES, axis=1)
+    return low, high
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutcomeResult:
+    """Expected arrests, uses and lives saved per year: for the city, per zone, per device.
+
+    ``city`` holds the figures for the whole city (see :meth:`to_dict`). ``by_zone`` has one row
+    per CEAS zone: ``zone_id``, ``zone_name``, ``residents``, ``arrests_per_year``,
+    ``public_arrests_per_year``, ``arrests_in_reach``, ``uses_per_year``, ``lives_saved``,
+    ``lives_saved_low``, ``lives_saved_high``. ``devices`` (metric CRS) has per device
+    ``device_id``, ``name``, ``counted``, ``arrests_in_reach`` (open and in reach, overlaps
+    counted for each device), ``uses_per_year`` and ``lives_saved`` (as the best device at
+    hand), ``marginal_lives`` (lost if it were removed), ``marginal_night_lives`` (lost if it
+    closed from 20:00 to 08:00; weekly only), ``gain_if_24_7`` (added if open in every slice),
+    each lives figure with ``_low`` and ``_high``. ``units`` is the population with
+    ``arrests_per_year`` and ``lives_saved`` (central).
+    """
+
+    mode: str
+    at: dt.datetime | None
+    week_start: dt.datetime | None
+    reach_m: float
+    full_use_m: float
+    distance_model: str
+    distance_model_description: str
+    parameters: OutcomeParameters
+    draws: int
+    seed: int
+    hour_weights_origin: str
+    city: dict[str, float]
+    by_zone: pd.DataFrame
+    devices: gpd.GeoDataFrame
+    units: gpd.GeoDataFrame
+    hours_issues: tuple[HoursIssue, ...]
+    notes: tuple[str, ...] = ()
+    basis: Basis | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def lives_saved(self) -> float:
+        return self.city["lives_saved"]
+
+    def to_dict(self, *, parameters: bool = True) -> dict[str, Any]:
+        """The stable JSON shape (documented in the README)."""
+        document: dict[str, Any] = {
+            "mode": self.mode,
+            "at": self.at.isoformat() if self.at else None,
+            "week_start": self.week_start.isoformat() if self.week_start else None,
+            "reach_m": self.reach_m,
+            "full_use_m": self.full_use_m,
+            "distance_model": self.distance_model,
+            "distance_model_description": self.distance_model_description,
+            "band": {
+                "percentiles": list(BAND_PERCENTILES),
+                "draws": self.draws,
+                "seed": self.seed,
+            },
+            "hour_weights": self.hour_weights_origin,
+            "city": {k: _rounded(v) for k, v in self.city.items()},
+            "zones": _records(self.by_zone),
+            "devices": _records(pd.DataFrame(self.devices.drop(columns="geometry"))),
+            "warnings": [*self.notes, *(str(issue) for issue in self.hours_issues)],
+        }
+        if parameters:
+            document["parameters"] = self.parameters.to_records()
+        return document
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float | np.floating):
+        return round(float(value), 6)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{k: _rounded(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def outcomes(
+    population: gpd.GeoDataFrame,
+    devices: gpd.GeoDataFrame,
+    city: CityProfile,
+    parameters: OutcomeParameters,
+    *,
+    mode: str = "weekly",
+    at: dt.datetime | None = None,
+    week_of: dt.date | None = None,
+    reach_m: float | None = None,
+    zones: gpd.GeoDataFrame | None = None,
+    model: DistanceModel | None = None,
+    assume_unknown_open: bool = False,
+    weights: np.ndarray | None = None,
+    weights_origin: str = "",
+    draws: int = DEFAULT_DRAWS,
+    seed: int = DEFAULT_SEED,
+) -> OutcomeResult:
+    """Expected lives saved per year by ``devices`` for ``population`` (metric CRS layers).
+
+    Parameters
+    ----------
+    mode
+        ``weekly`` (every hour of the week holding ``week_of``, weighted by when arrests
+        happen: the expected value), ``instant`` (as if every hour were like ``at``) or
+        ``always`` (only devices available 24/7 over the 366 days from ``week_of``'s week).
+    reach_m
+        Walking distance at which the probability of use falls to 0 (default: the
+        parameter ``reach_m``).
+    weights
+        Weekly mode: the share of arrests in each of the 168 hours (e.g. observed); replaces
+        the day/night ratio.
+    draws, seed
+        Monte Carlo draws for the band, and the seed that makes it reproducible.
+    """
+    if mode not in {"weekly", "instant", "always"}:
+        msg = f"Modo {mode!r} desconocido; se admite weekly, instant o always."
+        raise OutcomeInputError(msg)
+    if mode == "instant" and at is None:
+        msg = "El modo instant necesita un instante (at)."
+        raise OutcomeInputError(msg)
+    if draws < 10:
+        msg = f"Hacen falta al menos 10 simulaciones para la banda (recibidas {draws})."
+        raise OutcomeInputError(msg)
+    if reach_m is not None:
+        parameters = parameters.with_values({"reach_m": float(reach_m)})
+    reach = parameters.central("reach_m")
+    if not (math.isfinite(reach) and reach > 0):
+        msg = f"El alcance debe ser un número de metros mayor que 0 (recibido {reach})."
+        raise CoverageInputError(msg)
+    full = min(parameters.central("full_use_m"), reach)
+    model = model or StraightLine()
+    demand = prepare_demand(population, zones=zones)
+    devices_xy, availability = _devices(devices, city, assume_unknown_open=assume_unknown_open)
+    week_of = week_of or dt.datetime.now(tz=dt.UTC).date()
+    instant = None if at is None else local_instant(at, city.timezone)
+    slices, week_start, origin = _slices_for(
+        availability, mode=mode, at=instant, week_of=week_of, weights=weights
+    )
+    origin = weights_origin or origin
+    counted = np.flatnonzero(availability.counted())
+    counted_slices = replace(slices, open=slices.open[counted])
+    basis = compute_basis(
+        demand, devices_xy[counted], counted_slices, reach_m=reach, full_use_m=full, model=model
+    )
+    coefs = coefficients(parameters, counted_slices, draws=draws, seed=seed)
+    return _result(
+        demand,
+        devices,
+        counted,
+        basis,
+        coefs,
+        parameters,
+        mode=mode,
+        at=instant,
+        week_start=week_start,
+        reach_m=reach,
+        full_use_m=full,
+        model=model,
+        availability=availability,
+        draws=draws,
+        seed=seed,
+        origin=origin,
+    )
+
+
+def _slices_for(
+    availability: Availability,
+    *,
+    mode: str,
+    at: dt.datetime | None,
+    week_of: dt.date,
+    weights: np.ndarray | None,
+) -> tuple[_Slices, dt.datetime | None, str]:
+    if mode == "instant":
+        assert at is not None
+        is_day = DAY_START_HOUR <= at.hour < DAY_END_HOUR
+        open_ = available(availability, at=at)[:, None]
+        return _Slices(open_, np.ones(1), np.array([is_day]), False), None, "instant"
+    week = weekly_availability(availability, week_of=week_of)
+    if mode == "always":
+        return _Slices(week.always[:, None], np.ones(1), np.array([True]), False), None, "always"
+    if weights is None:
+        base, ratio_applies, origin = np.ones(HOURS_PER_WEEK), True, "day_night_ratio"
+    else:
+        base = np.asarray(weights, dtype=float)
+        if base.shape != (HOURS_PER_WEEK,) or (base < 0).any() or not base.sum() > 0:
+            msg = "Los pesos horarios deben ser 168 números no negativos con suma mayor que 0."
+            raise OutcomeInputError(msg)
+        base, ratio_applies, origin = base / base.sum(), False, "given"
+    return _Slices(week.slices, base, day_slots(), ratio_applies), week.week_start, origin
+
+
+def _result(
+    demand: Demand,
+    devices: gpd.GeoDataFrame,
+    counted: np.ndarray,
+    basis: Basis,
+    coefs: Coefficients,
+    parameters: OutcomeParameters,
+    *,
+    mode: str,
+    at: dt.datetime | None,
+    week_start: dt.datetime | None,
+    reach_m: float,
+    full_use_m: float,
+    model: DistanceModel,
+    availability: Availability,
+    draws: int,
+    seed: int,
+    origin: str,
+) -> OutcomeResult:
+    groups = _group_weights(demand)
+    under, over = age_rates(
+        parameters.central("incidence_per_100k"),
+        parameters.central("share_arrests_65_plus"),
+        parameters.central("share_65_plus_population"),
+    )
+    unit_arrests = groups @ np.array([float(under), float(over)])
+    share_public = parameters.central("share_public")
+
+    # The city and the zones: sums of the units' basis.
+    n_zones = len(demand.zone_ids)
+    slot = np.where(demand.zone >= 0, demand.zone, n_zones)
+    zone_reach = _by_slot(basis.unit_reach, slot, n_zones + 1)
+    zone_best = _by_slot(basis.unit_best, slot, n_zones + 1)
+    zone_low, zone_high = _band(zone_best, coefs.lives)
+    city_reach, city_best = basis.unit_reach.sum(axis=0)[None], basis.unit_best.sum(axis=0)[None]
+    city_low, city_high = _band(city_best, coefs.lives)
+    ly_low, ly_high = _band(city_best, coefs.life_years)
+    residents = np.bincount(slot, weights=demand.residents, minlength=n_zones + 1)
+    arrests = np.bincount(slot, weights=unit_arrests, minlength=n_zones + 1)
+    zones = pd.DataFrame(
+        {
+            "zone_id": [*demand.zone_ids, None],
+            "zone_name": [*demand.zone_names, NO_ZONE],
+            "residents": residents.astype(np.int64),
+            "arrests_per_year": arrests,
+            "public_arrests_per_year": arrests * share_public,
+            "arrests_in_reach": _central(zone_reach, coefs.arrests),
+            "uses_per_year": _central(zone_best, coefs.uses),
+            "lives_saved": _central(zone_best, coefs.lives),
+            "lives_saved_low": zone_low,
+            "lives_saved_high": zone_high,
+        }
+    )
+    if n_zones and residents[-1] == 0:
+        zones = zones.iloc[:-1]
+    zones = zones.sort_values("zone_name", key=lambda n: n.str.lower(), kind="stable")
+    outside = zones["zone_id"].isna()
+    zones = pd.concat([zones[~outside], zones[outside]]).reset_index(drop=True)
+
+    lives = float(_central(city_best, coefs.lives)[0])
+    city_figures: dict[str, float] = {
+        "residents": int(demand.residents.sum()),
+        "residents_65_plus": int(demand.seniors.sum()),
+        "arrests_per_year": float(unit_arrests.sum()),
+        "public_arrests_per_year": float(unit_arrests.sum() * share_public),
+        "arrests_in_reach": float(_central(city_reach, coefs.arrests)[0]),
+        "uses_per_year": float(_central(city_best, coefs.uses)[0]),
+        "lives_saved": lives,
+        "lives_saved_low": float(city_low[0]),
+        "lives_saved_high": float(city_high[0]),
+        "lives_saved_per_million": _per_million(lives, int(demand.residents.sum())),
+        "life_years_per_year": float(_central(city_best, coefs.life_years)[0]),
+        "life_years_per_year_low": float(ly_low[0]),
+        "life_years_per_year_high": float(ly_high[0]),
+        "devices_counted": len(counted),
+        "devices_total": len(devices),
+    }
+    notes = list(_model_notes(model, demand.xy, reach_m))
+    if parameters.central("home_use_factor") == 0:
+        notes.append(HOME_ARRESTS_NOTE)
+    units = demand.units()
+    units["arrests_per_year"] = unit_arrests
+    units["lives_saved"] = _central(basis.unit_best, coefs.lives)
+    return OutcomeResult(
+        mode=mode,
+        at=at,
+        week_start=week_start,
+        reach_m=reach_m,
+        full_use_m=full_use_m,
+        distance_model=model.name,
+        distance_model_description=model.describe(),
+        parameters=parameters,
+        draws=draws,
+        seed=seed,
+        hour_weights_origin=origin,
+        city=city_figures,
+        by_zone=zones,
+        devices=_device_table(devices, counted, basis, coefs, weekly=mode == "weekly"),
+        units=units,
+        hours_issues=availability.issues,
+        notes=tuple(notes),
+        basis=basis,
+    )
+
+
+def _by_slot(basis: np.ndarray, slot: np.ndarray, size: int) -> np.ndarray:
+    out = np.zeros((size, *basis.shape[1:]))
+    np.add.at(out, slot, basis)
+    return out
+
+
+def _per_million(lives: float, residents: int) -> float:
+    return lives / residents * 1_000_000 if residents else 0.0
+
+
+def _device_table(
+    devices: gpd.GeoDataFrame,
+    counted: np.ndarray,
+    basis: Basis,
+    coefs: Coefficients,
+    *,
+    weekly: bool,
+) -> gpd.GeoDataFrame:
+    n = len(devices)
+
+    def spread(values: np.ndarray) -> np.ndarray:
+        full = np.zeros(n)
+        full[counted] = values
+        return full
+
+    table = gpd.GeoDataFrame(
+        {
+            "device_id": devices["id"].to_numpy(dtype=object),
+            "name": devices["name"].to_numpy(dtype=object)
+            if "name" in devices
+            else np.full(n, None, dtype=object),
+            "counted": np.isin(np.arange(n), counted),
+        },
+        geometry=devices.geometry.values,
+        crs=devices.crs,
+    )
+    table["arrests_in_reach"] = spread(_central(basis.device_in_reach, coefs.arrests))
+    table["uses_per_year"] = spread(_central(basis.device_served, coefs.uses))
+    night = basis.device_loss.copy()
+    night[:, :, 0] = 0.0  # the night class only
+    for column, values in (
+        ("lives_saved", basis.device_served),
+        ("marginal_lives", basis.device_loss),
+        ("marginal_night_lives", night),
+        ("gain_if_24_7", basis.device_gain),
+    ):
+        low, high = _band(values, coefs.lives)
+        table[column] = spread(_central(values, coefs.lives))
+        table[f"{column}_low"] = spread(low)
+        table[f"{column}_high"] = spread(high)
+        if column == "marginal_night_lives" and not weekly:
+            for suffix in ("", "_low", "_high"):
+                table[f"{column}{suffix}"] = np.nan
+    return table
