@@ -29,6 +29,7 @@ from geo.coverage import (
 from geo.coverage import coverage as run_coverage
 from geo.indicators import DensityReference, Indicators, compute_indicators, year_on_year
 from geo.inputs import AnalysisInputs, siting_candidates
+from geo.outcomes import OutcomeParameters, OutcomeResult, outcomes
 from geo.siting import (
     SitingResult,
     build_problem,
@@ -110,6 +111,53 @@ def weekly_analysis(
         assume_unknown_open=assume_unknown_open,
     )
     return WeeklyAnalysis(week, week.to_dict(), outputs.zones_with_week(metric["ceas"], week))
+
+
+@dataclass(frozen=True)
+class OutcomesAnalysis:
+    """Expected lives saved per year: the result, its JSON document and map layers.
+
+    ``zones`` is the CEAS zones layer with the zone figures; ``devices`` the defibrillators
+    (EPSG:4326) with theirs.
+    """
+
+    result: OutcomeResult
+    document: dict[str, Any]
+    zones: gpd.GeoDataFrame
+    devices: gpd.GeoDataFrame
+
+
+def outcomes_analysis(
+    inputs: AnalysisInputs,
+    parameters: OutcomeParameters,
+    *,
+    mode: str,
+    at: dt.datetime | None,
+    week_of: dt.date,
+    radius_m: float | None,
+    detour_factor: float,
+    assume_unknown_open: bool = False,
+) -> OutcomesAnalysis:
+    """Lives saved per year for the city, per CEAS zone and per device (see geo.outcomes)."""
+    metric = inputs.metric
+    result = outcomes(
+        metric["population"],
+        metric["defibrillators"],
+        inputs.city,
+        parameters,
+        mode=mode,
+        at=at,
+        week_of=week_of,
+        reach_m=radius_m,
+        zones=metric["ceas"],
+        model=inputs.distance_model(detour_factor=detour_factor),
+        assume_unknown_open=assume_unknown_open,
+    )
+    document = {"city": inputs.city.name, "data_origin": inputs.origin, **result.to_dict()}
+    figures = result.by_zone.drop(columns="zone_name").set_index("zone_id")
+    zones = metric["ceas"][["id", "name", "geometry"]].join(figures, on="id").to_crs("EPSG:4326")
+    devices = result.devices.to_crs("EPSG:4326")
+    return OutcomesAnalysis(result, document, zones, devices)
 
 
 @dataclass(frozen=True)

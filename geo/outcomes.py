@@ -614,7 +614,7 @@ class OutcomeResult:
                 "seed": self.seed,
             },
             "hour_weights": self.hour_weights_origin,
-            "city": {k: _rounded(v) for k, v in self.city.items()},
+            "totals": {k: _rounded(v) for k, v in self.city.items()},
             "zones": _records(self.by_zone),
             "devices": _records(pd.DataFrame(self.devices.drop(columns="geometry"))),
             "warnings": [*self.notes, *(str(issue) for issue in self.hours_issues)],
