@@ -71,6 +71,12 @@ class SitingProblem:
         Ids of the candidates, in column order.
     zone
         Zone id of each demand unit (``None`` outside every zone), for per-zone reports.
+    pair_value
+        Optional sparse matrix (demand units × candidates), CSC, with the same pattern as
+        ``cover``: what candidate ``j`` is worth at unit ``i`` when it is the best chosen site
+        there (the survival-weighted covering model: e.g. expected lives saved, which fall with
+        distance). A unit is then worth the best value among the chosen sites, not a fixed
+        weight; ``None`` is the classic MCLP (``weight[i]`` once any chosen site covers ``i``).
     """
 
     cover: sparse.csc_array
@@ -79,6 +85,7 @@ class SitingProblem:
     seniors: np.ndarray
     candidate_ids: np.ndarray
     zone: np.ndarray
+    pair_value: sparse.csc_array | None = None
 
     @classmethod
     def from_pairs(
@@ -92,8 +99,13 @@ class SitingProblem:
         candidate_ids: np.ndarray | None = None,
         zone: np.ndarray | None = None,
         n_candidates: int | None = None,
+        value: np.ndarray | None = None,
     ) -> SitingProblem:
-        """The core constructor: (unit, candidate) pairs in reach and a weight per unit."""
+        """The core constructor: (unit, candidate) pairs in reach and a weight per unit.
+
+        With ``value`` (one number per pair), each pair is worth its own value (see the class);
+        ``weight`` then only orders ties and reports.
+        """
         n_units = len(weight)
         n = n_candidates if n_candidates is not None else int(candidate.max(initial=-1)) + 1
         if candidate_ids is not None:
@@ -103,6 +115,17 @@ class SitingProblem:
             raise SitingError(msg)
         data = np.ones(len(unit), dtype=bool)
         cover = sparse.csc_array((data, (unit, candidate)), shape=(n_units, n), dtype=bool)
+        values = None
+        if value is not None:
+            if len(value) != len(unit) or np.any(np.asarray(value) < 0):
+                msg = "Hace falta un valor no negativo por cada par (unidad, candidato)."
+                raise SitingError(msg)
+            values = sparse.csc_array(
+                (np.asarray(value, dtype=float), (unit, candidate)), shape=(n_units, n)
+            )
+            values.sort_indices()
+            cover = (values > 0).astype(bool).tocsc()
+            cover.sort_indices()
         residents = np.asarray(weight if residents is None else residents, dtype=np.int64)
         return cls(
             cover=cover,
@@ -111,6 +134,7 @@ class SitingProblem:
             seniors=np.zeros(n_units, np.int64) if seniors is None else np.asarray(seniors),
             candidate_ids=np.arange(n).astype(object) if candidate_ids is None else candidate_ids,
             zone=np.full(n_units, None, dtype=object) if zone is None else zone,
+            pair_value=values,
         )
 
     @property
@@ -128,8 +152,23 @@ class SitingProblem:
         return np.asarray(self.cover[:, np.asarray(chosen)].sum(axis=1)).ravel() > 0
 
     def value(self, chosen: np.ndarray) -> float:
-        """Total weight the ``chosen`` candidates cover."""
-        return float(self.weight[self.covered_by(chosen)].sum())
+        """Total weight the ``chosen`` candidates cover (the best pair value per unit, with
+        ``pair_value``)."""
+        if self.pair_value is None:
+            return float(self.weight[self.covered_by(chosen)].sum())
+        if len(chosen) == 0:
+            return 0.0
+        best = self.pair_value[:, np.asarray(chosen)].max(axis=1)
+        return float(best.toarray().sum() if hasattr(best, "toarray") else np.sum(best))
+
+    def column(self, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """Units candidate ``j`` reaches and what it is worth at each."""
+        start, stop = self.cover.indptr[j], self.cover.indptr[j + 1]
+        rows = self.cover.indices[start:stop]
+        if self.pair_value is None:
+            return rows, self.weight[rows]
+        start, stop = self.pair_value.indptr[j], self.pair_value.indptr[j + 1]
+        return self.pair_value.indices[start:stop], self.pair_value.data[start:stop]
 
 
 @dataclass(frozen=True)
@@ -161,19 +200,24 @@ class SitingResult:
 
 
 def _steps(problem: SitingProblem, order: list[int]) -> pd.DataFrame:
-    """Per step, what each chosen site adds given the ones before it."""
-    covered = np.zeros(problem.cover.shape[0], dtype=bool)
+    """Per step, what each chosen site adds given the ones before it.
+
+    ``residents_gained`` counts the residents of units no site chosen before reached.
+    """
+    best = np.zeros(problem.cover.shape[0])
+    reached = np.zeros(problem.cover.shape[0], dtype=bool)
     rows = []
-    cover = problem.cover
     for step, j in enumerate(order, start=1):
-        column = cover.indices[cover.indptr[j] : cover.indptr[j + 1]]
-        new = column[~covered[column]]
-        covered[new] = True
+        column, worth = problem.column(j)
+        gain = np.maximum(worth - best[column], 0.0)
+        new = column[~reached[column]]
+        reached[column] = True
+        best[column] = np.maximum(best[column], worth)
         rows.append(
             {
                 "step": step,
                 "candidate_id": problem.candidate_ids[j],
-                "weight_gained": float(problem.weight[new].sum()),
+                "weight_gained": float(gain.sum()),
                 "residents_gained": int(problem.residents[new].sum()),
                 "residents_65_plus_gained": int(problem.seniors[new].sum()),
             }
@@ -207,10 +251,11 @@ def greedy_order(problem: SitingProblem, p: int, *, stop_at: float = np.inf) -> 
 
     Stops early when no candidate adds anything, or once the weight covered reaches ``stop_at``.
     """
-    cover = problem.cover
-    weight = problem.weight
-    covered = np.zeros(cover.shape[0], dtype=bool)
-    gains = np.asarray(cover.T.astype(float) @ weight).ravel()
+    best = np.zeros(problem.cover.shape[0])  # what each unit is worth so far
+    if problem.pair_value is None:
+        gains = np.asarray(problem.cover.T.astype(float) @ problem.weight).ravel()
+    else:
+        gains = np.asarray(problem.pair_value.sum(axis=0)).ravel()
     # Min-heap of (−upper bound on gain, candidate): the best bound first, ties to the lowest
     # index. A popped candidate is taken only if its fresh gain still beats every other bound.
     heap = [(-g, j) for j, g in enumerate(gains) if g > 0]
@@ -219,15 +264,15 @@ def greedy_order(problem: SitingProblem, p: int, *, stop_at: float = np.inf) -> 
     total = 0.0
     while heap and len(order) < p:
         _, j = heapq.heappop(heap)
-        column = cover.indices[cover.indptr[j] : cover.indptr[j + 1]]
-        gain = float(weight[column[~covered[column]]].sum())
+        column, worth = problem.column(j)
+        gain = float(np.maximum(worth - best[column], 0.0).sum())
         if gain <= 0:
             continue
         if heap and (-gain, j) > heap[0]:
             heapq.heappush(heap, (-gain, j))  # stale: re-queue with the fresh gain
             continue
         order.append(j)
-        covered[column] = True
+        best[column] = np.maximum(best[column], worth)
         total += gain
         if total >= stop_at - 1e-9:
             break
@@ -269,6 +314,8 @@ def solve_exact(
     than greedy's answer, greedy's is returned and the gap is recomputed for it.
     """
     p = _check_p(problem, p)
+    if problem.pair_value is not None:
+        return _solve_exact_values(problem, p, time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap)
     start = dt.datetime.now(tz=dt.UTC)
     cover, weight = _merged_rows(problem)  # (m distinct reach sets × n candidates)
     m, n = cover.shape
@@ -317,6 +364,69 @@ def solve_exact(
 _OPTIMALITY_TOLERANCE = 1e-6
 
 
+def _value_model(problem: SitingProblem) -> tuple[list[LinearConstraint], np.ndarray, int]:
+    """The survival-weighted covering constraints over [x (candidates), z (pairs)].
+
+    zᵤⱼ ≤ xⱼ (a pair counts only if its site is chosen) and Σⱼ zᵤⱼ ≤ 1 (a unit counts once,
+    at the value of one chosen site: the best, at the optimum). Returns the constraints, each
+    pair's value and the number of candidates.
+    """
+    assert problem.pair_value is not None
+    pairs = problem.pair_value.tocoo()
+    keep = pairs.data > 0
+    unit, candidate, worth = pairs.row[keep], pairs.col[keep], pairs.data[keep]
+    n, k = problem.n_candidates, len(worth)
+    index = np.arange(k)
+    link = sparse.csr_array(
+        (
+            np.concatenate([np.ones(k), -np.ones(k)]),
+            (np.concatenate([index, index]), np.concatenate([n + index, candidate])),
+        ),
+        shape=(k, n + k),
+    )
+    units, row = np.unique(unit, return_inverse=True)
+    once = sparse.csr_array((np.ones(k), (row, n + index)), shape=(len(units), n + k))
+    constraints = [LinearConstraint(link, -np.inf, 0), LinearConstraint(once, -np.inf, 1)]
+    return constraints, worth, n
+
+
+def _solve_exact_values(
+    problem: SitingProblem, p: int, *, time_limit_s: float, mip_rel_gap: float
+) -> SitingResult:
+    """:func:`solve_exact` for a problem with pair values (a maximal-benefit location model)."""
+    start = dt.datetime.now(tz=dt.UTC)
+    greedy = greedy_order(problem, p)
+    greedy_value = problem.value(np.array(greedy, dtype=np.int64))
+    if len(greedy) < p:
+        # Fewer useful candidates than p: greedy takes every one that adds anything.
+        return _exact_result(problem, greedy, "optimal", 0.0, greedy_value, start)
+    constraints, worth, n = _value_model(problem)
+    budget = sparse.csr_array(np.concatenate([np.ones(n), np.zeros(len(worth))])[None, :])
+    solved = milp(
+        np.concatenate([np.zeros(n), -worth]),
+        constraints=[*constraints, LinearConstraint(budget, p, p)],
+        integrality=np.concatenate([np.ones(n), np.zeros(len(worth))]),
+        bounds=Bounds(0.0, 1.0),
+        options={"time_limit": time_limit_s, "mip_rel_gap": mip_rel_gap, "disp": False},
+    )
+    if solved.x is None:
+        return _exact_result(problem, greedy, "time_limit", None, greedy_value, start)
+    chosen = np.flatnonzero(solved.x[:n] > 0.5)
+    value = problem.value(chosen)
+    bound = -float(solved.mip_dual_bound) if solved.mip_dual_bound is not None else None
+    if value < greedy_value:
+        chosen, value = np.array(greedy, dtype=np.int64), greedy_value
+    gap = _gap(value, bound)
+    if solved.status != 0:
+        status = "time_limit"
+    elif gap is not None and gap > _OPTIMALITY_TOLERANCE:
+        status = "gap"
+    else:
+        status = "optimal"
+    ordered = _in_greedy_order(problem, chosen)
+    return _exact_result(problem, ordered, status, gap, value, start, bound=bound)
+
+
 def _gap(value: float, bound: float | None) -> float | None:
     """Relative distance from ``value`` to the proven ``bound`` (0 = proven optimal)."""
     if bound is None or not np.isfinite(bound):
@@ -358,6 +468,7 @@ def _restricted(problem: SitingProblem, chosen: np.ndarray) -> SitingProblem:
         problem.seniors,
         problem.candidate_ids[chosen],
         problem.zone,
+        None if problem.pair_value is None else problem.pair_value[:, chosen],
     )
 
 
@@ -391,7 +502,10 @@ def solve_target(
     min Σ xⱼ s.t. Σ wᵢ yᵢ ≥ goal with HiGHS. Raises :class:`SitingError` when even every
     candidate together cannot reach the goal.
     """
-    reachable_value = float(problem.weight[problem.reach_count() > 0].sum())
+    if problem.pair_value is None:
+        reachable_value = float(problem.weight[problem.reach_count() > 0].sum())
+    else:
+        reachable_value = problem.value(np.arange(problem.n_candidates))
     if weight_needed <= 0:
         return SitingResult(method, "optimal", 0.0, 0.0, 0.0, _steps(problem, []), 0.0)
     if weight_needed > reachable_value + 1e-9:
@@ -411,18 +525,17 @@ def solve_target(
     if method != "exact":
         msg = f"Método {method!r} desconocido; se admite greedy o exact."
         raise SitingError(msg)
-    cover, weight = _merged_rows(problem)
-    m, n = cover.shape
+    if problem.pair_value is None:
+        cover, weight = _merged_rows(problem)
+        m, n = cover.shape
+        constraints = [_link(cover)]
+    else:
+        constraints, weight, n = _value_model(problem)
+        m = len(weight)
+    goal = sparse.csr_array(np.concatenate([np.zeros(n), weight])[None, :])
     solved = milp(
         np.concatenate([np.ones(n), np.zeros(m)]),
-        constraints=[
-            _link(cover),
-            LinearConstraint(
-                sparse.csr_array(np.concatenate([np.zeros(n), weight])[None, :]),
-                weight_needed,
-                np.inf,
-            ),
-        ],
+        constraints=[*constraints, LinearConstraint(goal, weight_needed, np.inf)],
         integrality=np.concatenate([np.ones(n), np.zeros(m)]),
         bounds=Bounds(0.0, 1.0),
         options={"time_limit": time_limit_s, "disp": False},
