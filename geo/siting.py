@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 from dataclasses import dataclass
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -343,6 +344,21 @@ def solve_exact(
             "disp": False,
         },
     )
+    return _solved_result(problem, solved, n, greedy, greedy_value, start)
+
+
+_OPTIMALITY_TOLERANCE = 1e-6
+
+
+def _solved_result(
+    problem: SitingProblem,
+    solved: Any,
+    n: int,
+    greedy: list[int],
+    greedy_value: float,
+    start: dt.datetime,
+) -> SitingResult:
+    """The result of a budget solve: HiGHS's answer, or greedy's if the solve did no better."""
     if solved.x is None:
         return _exact_result(problem, greedy, "time_limit", None, greedy_value, start)
     chosen = np.flatnonzero(solved.x[:n] > 0.5)
@@ -359,9 +375,6 @@ def solve_exact(
         status = "optimal"
     ordered = _in_greedy_order(problem, chosen)
     return _exact_result(problem, ordered, status, gap, value, start, bound=bound)
-
-
-_OPTIMALITY_TOLERANCE = 1e-6
 
 
 def _value_model(problem: SitingProblem) -> tuple[list[LinearConstraint], np.ndarray, int]:
@@ -409,22 +422,7 @@ def _solve_exact_values(
         bounds=Bounds(0.0, 1.0),
         options={"time_limit": time_limit_s, "mip_rel_gap": mip_rel_gap, "disp": False},
     )
-    if solved.x is None:
-        return _exact_result(problem, greedy, "time_limit", None, greedy_value, start)
-    chosen = np.flatnonzero(solved.x[:n] > 0.5)
-    value = problem.value(chosen)
-    bound = -float(solved.mip_dual_bound) if solved.mip_dual_bound is not None else None
-    if value < greedy_value:
-        chosen, value = np.array(greedy, dtype=np.int64), greedy_value
-    gap = _gap(value, bound)
-    if solved.status != 0:
-        status = "time_limit"
-    elif gap is not None and gap > _OPTIMALITY_TOLERANCE:
-        status = "gap"
-    else:
-        status = "optimal"
-    ordered = _in_greedy_order(problem, chosen)
-    return _exact_result(problem, ordered, status, gap, value, start, bound=bound)
+    return _solved_result(problem, solved, n, greedy, greedy_value, start)
 
 
 def _gap(value: float, bound: float | None) -> float | None:
