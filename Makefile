@@ -11,7 +11,7 @@ UV := python3 -m uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install run test lint sample system-deps postgres browser clean bench-api bench-maps
+.PHONY: install run test lint sample system-deps postgres browser clean bench-api bench-maps bench-outcomes
 
 install: system-deps $(VENV)/.installed  ## set-up only (idempotent)
 
@@ -46,6 +46,9 @@ bench-api: install postgres  ## load test of /api/nearest against /api/health (b
 
 bench-maps: install postgres browser  ## citizen map load in headless Chromium vs folium (bench/README.md)
 	$(BIN)/python bench/maps.py $(BENCH_ARGS)
+
+bench-outcomes: install  ## every device's marginal lives at Spain scale vs naive recompute (bench/README.md)
+	$(BIN)/python bench/outcomes.py $(BENCH_ARGS)
 
 sample: install  ## regenerate the synthetic sample layers in data/
 	$(BIN)/python scripts/generate_sample.py

@@ -45,7 +45,9 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import math
+import os
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -70,10 +72,12 @@ from geo.coverage import (
     StraightLine,
     _devices,
     _model_notes,
+    metric_xy,
     pairs_within,
     prepare_demand,
 )
 from geo.errors import CardiomapaError
+from geo.siting import SitingError, SitingProblem
 
 #: Parameters the model needs, in the order reports list them.
 PARAMETER_KEYS = (
@@ -112,8 +116,6 @@ HOME_ARRESTS_NOTE = (
     "Las paradas en domicilio no se cuentan como alcanzables por un DEA público "
     "(home_use_factor = 0)."
 )
-AGE_BANDS = ("under_65", "65_plus")
-HOUR_CLASSES = ("day", "night")
 
 
 class OutcomeInputError(CardiomapaError, ValueError):
@@ -359,11 +361,12 @@ class Basis:
     device_gain: np.ndarray
 
 
-def _group_weights(demand: Demand) -> np.ndarray:
-    """(units, 2): residents under 65 and 65+."""
+def _group_weights(demand: Demand, risk_factor: np.ndarray | None = None) -> np.ndarray:
+    """(units, 2): residents under 65 and 65+ (each unit times its risk factor, if given)."""
     residents = demand.residents.astype(float)
     seniors = demand.seniors.astype(float)
-    return np.column_stack([residents - seniors, seniors])
+    groups = np.column_stack([residents - seniors, seniors])
+    return groups if risk_factor is None else groups * risk_factor[:, None]
 
 
 #: Float cells per chunk of the pair × slice arrays (≈ 32 MB each).
@@ -379,9 +382,12 @@ def compute_basis(
     full_use_m: float,
     model: DistanceModel,
 ) -> Basis:
-    """The basis for the counted devices at ``devices_xy`` (rows of ``slices.open``)."""
+    """The basis for the counted devices at ``devices_xy`` (rows of ``slices.open``).
+
+    The pairs in reach are ranked by distance within each unit (ties by device) and handed to
+    :func:`_chunk_basis` in chunks of whole units.
+    """
     n_units, n_devices = len(demand.xy), len(devices_xy)
-    n_slices = slices.open.shape[1]
     classes = np.column_stack([slices.base * slices.day, slices.base * ~slices.day])  # (S, 2)
     groups = _group_weights(demand)
     unit_reach = np.zeros((n_units, 2, 2))
@@ -395,13 +401,10 @@ def compute_basis(
     shape = use_shape(reach.distance_m[order], full_use_m=full_use_m, reach_m=reach_m)
     starts = np.flatnonzero(np.r_[True, unit[1:] != unit[:-1]])
     rank = np.arange(len(unit)) - np.repeat(starts, np.diff(np.r_[starts, len(unit)]))
-    # Chunks of whole units, each with at most about _CHUNK_CELLS pair × slice cells.
-    per_chunk = max(1, _CHUNK_CELLS // n_slices)
-    bounds = [0]
-    for start in starts:
-        if start - bounds[-1] >= per_chunk:
-            bounds.append(int(start))
-    bounds.append(len(unit))
+    # Chunks of whole units, about _CHUNK_CELLS / 8 pairs each (a pair holds a few masks).
+    per_chunk = max(1, _CHUNK_CELLS // 8)
+    cuts = starts[np.searchsorted(starts, np.arange(per_chunk, len(unit), per_chunk), "right") - 1]
+    bounds = [0, *np.unique(cuts[cuts > 0]).tolist(), len(unit)]
     for lo, hi in itertools.pairwise(bounds):
         _chunk_basis(
             unit[lo:hi],
@@ -418,6 +421,48 @@ def compute_basis(
     return Basis(unit_reach, unit_best, *per_device)
 
 
+def _bit_masks(open_: np.ndarray) -> np.ndarray:
+    """``bool`` (n, S) as bit masks (n, ⌈S/64⌉) ``uint64``: byte j holds slices 8j to 8j + 7.
+
+    Only bitwise operations are applied to the words, so the byte order does not matter.
+    """
+    packed = np.packbits(open_, axis=1, bitorder="little")
+    words = -(-open_.shape[1] // 64)
+    padded = np.zeros((len(open_), 8 * words), dtype=np.uint8)
+    padded[:, : packed.shape[1]] = packed
+    return padded.view(np.uint64)
+
+
+def _class_table(classes: np.ndarray, *, bits: int) -> np.ndarray:
+    """(⌈S/bits⌉, 2**bits, 2): the class weights of the slices set in each ``bits``-bit piece
+    of a mask (8 or 16 bits: 16 halves the look-ups, but its table takes longer to build)."""
+    n_slices, n_classes = classes.shape
+    n_bytes = -(-n_slices // bits) * (bits // 8)
+    padded = np.zeros((8 * n_bytes, n_classes))
+    padded[:n_slices] = classes
+    bit = ((np.arange(256)[:, None] >> np.arange(8)) & 1).astype(float)  # (256 values, 8)
+    per_byte = np.einsum("vb,jbc->jvc", bit, padded.reshape(n_bytes, 8, n_classes))
+    if bits == 8:
+        return per_byte
+    # A little-endian 16-bit piece v holds byte 2j (v & 255) then byte 2j + 1 (v >> 8).
+    pairs = per_byte[1::2, :, None, :] + per_byte[0::2, None, :, :]  # [j, high, low]
+    return pairs.reshape(n_bytes // 2, 65536, n_classes)
+
+
+def _class_sums(masks: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """(n, 2): the class weights of the slices set in each bit mask (rows of ``masks``)."""
+    out = np.zeros((len(masks), table.shape[2]))
+    rows = np.flatnonzero(masks.any(axis=1))  # an empty mask weighs 0
+    pieces = np.ascontiguousarray(masks[rows]).view(np.uint8 if table.shape[1] == 256 else "<u2")
+    total = np.zeros((len(rows), table.shape[2]))
+    part = np.empty_like(total)
+    for j in range(len(table)):
+        np.take(table[j], pieces[:, j], axis=0, out=part)
+        total += part
+    out[rows] = total
+    return out
+
+
 def _chunk_basis(
     unit: np.ndarray,
     device: np.ndarray,
@@ -430,48 +475,95 @@ def _chunk_basis(
     unit_best: np.ndarray,
     per_device: list[np.ndarray],
 ) -> None:
+    """Add the basis of whole units' pairs, sorted by unit then distance (``rank`` 0 nearest).
+
+    Open states are bit masks, one bit per slice. Walking each unit's ranks outwards,
+    ``before`` (a nearer device is open) and ``twice`` (two are) give each pair's slices as the
+    best open device (``first``) and as the second best (``second``); walking back, ``later``
+    (a farther device is open). Every figure is then a sum over pairs of u(d)/u(0) times the
+    class weights of a mask, read from tables 16 slices at a time: a device's loss is, over
+    its ``first`` slices, its u minus the second best's (the pair whose ``second`` slices they
+    are; 0 where nothing farther is open); its gain open always is its u minus the best one's
+    where a farther device or none is the best. No pair × slice array is built.
+    """
     in_reach, served, loss, gain = per_device
-    n_devices, n_slices = open_.shape
-    units, local = np.unique(unit, return_inverse=True)
-    best = np.zeros((len(units), n_slices))
-    second = np.zeros((len(units), n_slices))
-    best_device = np.full((len(units), n_slices), -1, dtype=np.int64)
-    has_second = np.zeros((len(units), n_slices), dtype=bool)
-    pair_open = open_[device]  # (pairs, S)
-    for r in range(int(rank.max()) + 1):
-        at = np.flatnonzero(rank == r)
-        who = local[at]
-        is_open = pair_open[at]
-        value = shape[at][:, None]
-        taken = best_device[who] >= 0
-        first = is_open & ~taken
-        best[who] = np.where(first, value, best[who])
-        best_device[who] = np.where(first, device[at][:, None], best_device[who])
-        next_ = is_open & taken & ~has_second[who]
-        second[who] = np.where(next_, value, second[who])
-        has_second[who] |= next_
+    n_devices = len(open_)
+    table = _class_table(classes, bits=16 if len(unit) >= 65536 else 8)
+    device_masks = _bit_masks(open_)
+    new_unit = np.r_[True, unit[1:] != unit[:-1]]
+    units, local = unit[new_unit], np.cumsum(new_unit) - 1
+    n_units = len(units)
+    mask = device_masks[device]  # (pairs, words)
+    by_rank = np.argsort(rank, kind="stable")
+    levels = [by_rank[a:b] for a, b in itertools.pairwise(np.r_[0, np.cumsum(np.bincount(rank))])]
+    before = np.zeros_like(mask)
+    twice = np.zeros_like(mask)
+    for at in levels[1:]:
+        prev = at - 1  # the same unit's pair one rank nearer
+        before[at] = before[prev] | mask[prev]
+        twice[at] = twice[prev] | (before[prev] & mask[prev])
+    first = mask & ~before
+    second = mask & before & ~twice
+    last = np.r_[new_unit[1:], True]
+    reached = before[last] | mask[last]  # (units, words): some device open
+    del twice, before
+
     weights = groups[units]  # (U, 2 ages)
-    reached = best_device >= 0
-    unit_reach[units] = weights[:, :, None] * (reached.astype(float) @ classes)[:, None, :]
-    unit_best[units] = weights[:, :, None] * (best @ classes)[:, None, :]
-    # Per device: the slices where it is the best open device.
-    flat_device = best_device[reached]
-    slice_index = np.nonzero(reached)[1]
-    row = np.nonzero(reached)[0]
-    drop = (best - second)[reached]
-    kept = best[reached]
-    for c in range(2):
-        slice_weight = classes[slice_index, c]
-        for g in range(2):
-            w = slice_weight * weights[row, g]
-            served[:, g, c] += np.bincount(flat_device, weights=w * kept, minlength=n_devices)
-            loss[:, g, c] += np.bincount(flat_device, weights=w * drop, minlength=n_devices)
-    # Per pair: open and in reach; what it would add open in every slice.
-    pair_reach = pair_open.astype(float) @ classes  # (pairs, 2 classes)
-    pair_gain = np.maximum(shape[:, None] - best[local], 0.0) @ classes
     pair_weights = weights[local]  # (pairs, 2 ages)
+    unit_reach[units] = weights[:, :, None] * _class_sums(reached, table)[:, None, :]
+    pair_reach = _class_sums(device_masks, table)[device]  # (pairs, 2 classes): open
+    # Where each pair is the best open device: all its open slices at rank 0.
+    with_first = np.flatnonzero(first.any(axis=1))
+    first_weight = np.where((rank == 0)[:, None], pair_reach, 0.0)
+    farther = with_first[rank[with_first] > 0]
+    first_weight[farther] = _class_sums(first[farther], table)
+    kept = shape[:, None] * first_weight
+    unit_kept = np.column_stack(
+        [np.bincount(local, weights=kept[:, c], minlength=n_units) for c in range(2)]
+    )
+    unit_best[units] = weights[:, :, None] * unit_kept[:, None, :]
+
+    # Walking back from the farthest rank: what is open farther away, and the suffix sums
+    # that give each pair's gain open always: Σ over farther ranks t of (u_{t−1} − u_t) × the
+    # weight of the slices where a device at rank ≥ t is the best.
+    later = np.zeros_like(mask)
+    suffix = first_weight.copy()
+    ahead = np.zeros_like(first_weight)
+    for at in reversed(levels[1:]):
+        prev = at - 1
+        later[prev] = later[at] | mask[at]
+        suffix[prev] += suffix[at]
+        ahead[prev] = ahead[at] + (shape[prev] - shape[at])[:, None] * suffix[at]
+    unreached = _class_sums(~reached, table)  # the padding bits weigh 0
+    pair_gain = shape[:, None] * unreached[local] + ahead
+
+    # The drop where a pair is the best: to 0 where nothing farther is open, else to the
+    # second best: the same unit's pair whose ``second`` slices it shares.
+    drop = shape[:, None] * first_weight
+    shadowed = with_first[(first[with_first] & later[with_first]).any(axis=1)]
+    drop[shadowed] = shape[shadowed, None] * _class_sums(first[shadowed] & ~later[shadowed], table)
+    with_second = np.flatnonzero(second.any(axis=1))
+    n_first = np.bincount(local[with_first], minlength=n_units)
+    offset = np.cumsum(n_first) - n_first
+    count = n_first[local[with_second]]
+    q = np.repeat(with_second, count)
+    within = np.arange(len(q)) - np.repeat(np.cumsum(count) - count, count)
+    p = with_first[offset[local[q]] + within]
+    differ = shape[p] != shape[q]  # else the drop to the second best is 0
+    p, q = p[differ], q[differ]
+    step = (shape[p] - shape[q])[:, None] * _class_sums(first[p] & second[q], table)
+
     for g in range(2):
         for c in range(2):
+            served[:, g, c] += np.bincount(
+                device, weights=pair_weights[:, g] * kept[:, c], minlength=n_devices
+            )
+            loss[:, g, c] += np.bincount(
+                device, weights=pair_weights[:, g] * drop[:, c], minlength=n_devices
+            )
+            loss[:, g, c] += np.bincount(
+                device[p], weights=pair_weights[p, g] * step[:, c], minlength=n_devices
+            )
             in_reach[:, g, c] += np.bincount(
                 device, weights=pair_weights[:, g] * pair_reach[:, c], minlength=n_devices
             )
@@ -539,20 +631,51 @@ def coefficients(
     return Coefficients(arrests, uses, lives, life_years)
 
 
+def weekly_coefficients(
+    parameters: OutcomeParameters, *, draws: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED
+) -> Coefficients:
+    """The coefficients :func:`outcomes` uses in weekly mode (no given hour weights).
+
+    They do not depend on the devices, so figures for two sets of devices computed with them
+    share their draws: the band of a difference is then paired, not two bands subtracted.
+    """
+    weekly = _Slices(
+        np.zeros((0, HOURS_PER_WEEK), dtype=bool), np.ones(HOURS_PER_WEEK), day_slots(), True
+    )
+    return coefficients(parameters, weekly, draws=draws, seed=seed)
+
+
 def _central(basis: np.ndarray, coefs: np.ndarray) -> np.ndarray:
     return np.einsum("nac,ac->n", basis, coefs[0])
 
 
 def _band(basis: np.ndarray, coefs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """5th and 95th percentiles over the draws (chunked: draws × rows can be large)."""
+    """5th and 95th percentiles over the draws (chunked: draws × rows can be large).
+
+    A row of zeros (a device that changes nothing) has a band of 0 without drawing; the other
+    rows go in chunks, over the CPU cores when there are several chunks (numpy's matrix
+    product and percentiles release the GIL).
+    """
     n = len(basis)
     low, high = np.zeros(n), np.zeros(n)
-    flat = basis.reshape(n, -1)
+    flat = basis.reshape(n, math.prod(basis.shape[1:]))
+    rows = np.flatnonzero(flat.any(axis=1))
     draws = coefs[1:].reshape(len(coefs) - 1, -1)
     step = max(1, 5_000_000 // max(1, len(draws)))
-    for lo in range(0, n, step):
-        values = flat[lo : lo + step] @ draws.T
-        low[lo : lo + step], high[lo : lo + step] = np.percentile(values, BAND_PERCENTILES, axis=1)
+
+    def band_of(lo: int) -> None:
+        chosen = rows[lo : lo + step]
+        low[chosen], high[chosen] = np.percentile(flat[chosen] @ draws.T, BAND_PERCENTILES, axis=1)
+
+    starts = range(0, len(rows), step)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = min(len(starts), cores or 1)
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(band_of, starts))
+    else:
+        for lo in starts:
+            band_of(lo)
     return low, high
 
 
@@ -651,6 +774,7 @@ def outcomes(
     assume_unknown_open: bool = False,
     weights: np.ndarray | None = None,
     weights_origin: str = "",
+    risk_factor: np.ndarray | None = None,
     draws: int = DEFAULT_DRAWS,
     seed: int = DEFAULT_SEED,
 ) -> OutcomeResult:
@@ -668,6 +792,9 @@ def outcomes(
     weights
         Weekly mode: the share of arrests in each of the 168 hours (e.g. observed); replaces
         the day/night ratio.
+    risk_factor
+        One non-negative factor per population unit (in its order) multiplying the unit's
+        arrests λᵢ, e.g. :func:`geo.arrests.risk_surface` from observed arrests; ``None``: 1.
     draws, seed
         Monte Carlo draws for the band, and the seed that makes it reproducible.
     """
@@ -681,7 +808,13 @@ def outcomes(
         msg = f"Hacen falta al menos 10 simulaciones para la banda (recibidas {draws})."
         raise OutcomeInputError(msg)
     if reach_m is not None:
-        parameters = parameters.with_values({"reach_m": float(reach_m)})
+        if not (math.isfinite(reach_m) and reach_m > 0):
+            msg = f"El alcance debe ser un número de metros mayor que 0 (recibido {reach_m:g})."
+            raise CoverageInputError(msg)
+        values: dict[str, float | tuple[float, float, float]] = {"reach_m": float(reach_m)}
+        if reach_m < parameters.central("full_use_m"):
+            values["full_use_m"] = float(reach_m)  # full use cannot extend past the reach
+        parameters = parameters.with_values(values)
     reach = parameters.central("reach_m")
     if not (math.isfinite(reach) and reach > 0):
         msg = f"El alcance debe ser un número de metros mayor que 0 (recibido {reach})."
@@ -689,6 +822,24 @@ def outcomes(
     full = min(parameters.central("full_use_m"), reach)
     model = model or StraightLine()
     demand = prepare_demand(population, zones=zones)
+    basis_demand = demand
+    if risk_factor is not None:
+        risk_factor = np.asarray(risk_factor, dtype=float)
+        if (
+            risk_factor.shape != (len(demand.xy),)
+            or not np.isfinite(risk_factor).all()
+            or (risk_factor < 0).any()
+        ):
+            msg = (
+                f"El factor de riesgo debe tener un número finito ≥ 0 por unidad de población "
+                f"({len(demand.xy)}); se recibió la forma {risk_factor.shape}."
+            )
+            raise OutcomeInputError(msg)
+        # The basis weighs each unit by _group_weights(demand): scaling both head counts by the
+        # factor scales the unit's λ; the figures below count the real residents.
+        basis_demand = replace(
+            demand, residents=demand.residents * risk_factor, seniors=demand.seniors * risk_factor
+        )
     devices_xy, availability = _devices(devices, city, assume_unknown_open=assume_unknown_open)
     week_of = week_of or dt.datetime.now(tz=dt.UTC).date()
     instant = None if at is None else local_instant(at, city.timezone)
@@ -699,10 +850,15 @@ def outcomes(
     counted = np.flatnonzero(availability.counted())
     counted_slices = replace(slices, open=slices.open[counted])
     basis = compute_basis(
-        demand, devices_xy[counted], counted_slices, reach_m=reach, full_use_m=full, model=model
+        basis_demand,
+        devices_xy[counted],
+        counted_slices,
+        reach_m=reach,
+        full_use_m=full,
+        model=model,
     )
     coefs = coefficients(parameters, counted_slices, draws=draws, seed=seed)
-    return _result(
+    result = _result(
         demand,
         devices,
         counted,
@@ -719,7 +875,15 @@ def outcomes(
         draws=draws,
         seed=seed,
         origin=origin,
+        risk_factor=risk_factor,
     )
+    if risk_factor is None or not len(risk_factor):
+        return result
+    note = (
+        "Las paradas de cada unidad de población van multiplicadas por un factor de riesgo "
+        f"(de {risk_factor.min():.2f} a {risk_factor.max():.2f}), p. ej. por paradas observadas."
+    )
+    return replace(result, notes=(*result.notes, note))
 
 
 def _slices_for(
@@ -767,8 +931,9 @@ def _result(
     draws: int,
     seed: int,
     origin: str,
+    risk_factor: np.ndarray | None = None,
 ) -> OutcomeResult:
-    groups = _group_weights(demand)
+    groups = _group_weights(demand, risk_factor)
     under, over = age_rates(
         parameters.central("incidence_per_100k"),
         parameters.central("share_arrests_65_plus"),
@@ -908,3 +1073,135 @@ def _device_table(
             for suffix in ("", "_low", "_high"):
                 table[f"{column}{suffix}"] = np.nan
     return table
+
+
+# --- siting by lives --------------------------------------------------------------------------
+
+#: What a proposed device is assumed to be: a public, always-open outdoor cabinet.
+NEW_DEVICE = {
+    "status": "active",
+    "verification": "verified",
+    "access": "yes",
+    "is_mobile": False,
+    "opening_hours": "24/7",
+}
+
+
+def with_new_devices(devices: gpd.GeoDataFrame, sites: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``devices`` plus one public 24/7 device at each of ``sites`` (``id``, ``name``)."""
+    new = gpd.GeoDataFrame(
+        {
+            "id": sites["id"].to_numpy(dtype=object),
+            "name": sites["name"].to_numpy(dtype=object)
+            if "name" in sites
+            else sites["id"].to_numpy(dtype=object),
+            **{key: [value] * len(sites) for key, value in NEW_DEVICE.items()},
+        },
+        geometry=sites.geometry.values,
+        crs=sites.crs,
+    )
+    if devices.crs != sites.crs:
+        msg = (
+            f"Los desfibriladores ({devices.crs}) y los emplazamientos ({sites.crs}) "
+            "no comparten CRS."
+        )
+        raise OutcomeInputError(msg)
+    merged = pd.concat([devices, new], ignore_index=True)
+    return gpd.GeoDataFrame(merged, geometry="geometry", crs=devices.crs)
+
+
+def lives_siting_problem(
+    population: gpd.GeoDataFrame,
+    devices: gpd.GeoDataFrame,
+    candidates: gpd.GeoDataFrame,
+    city: CityProfile,
+    parameters: OutcomeParameters,
+    *,
+    mode: str = "weekly",
+    at: dt.datetime | None = None,
+    week_of: dt.date | None = None,
+    reach_m: float | None = None,
+    zones: gpd.GeoDataFrame | None = None,
+    model: DistanceModel | None = None,
+) -> tuple[SitingProblem, OutcomeResult]:
+    """The survival-weighted covering problem: each candidate's value at each unit is the
+    expected lives per year (central parameters) a new public 24/7 device there would add,
+    given the devices available in each slice — Σ_h λ·w_h·π'·u_max·ΔS·max(0, u(d)/u_max −
+    best now).
+
+    Returns the :class:`geo.siting.SitingProblem` (solved with :mod:`geo.siting`'s greedy or
+    exact solvers as for coverage) and the baseline :class:`OutcomeResult`.
+    """
+    if candidates.empty:
+        msg = "No hay emplazamientos candidatos."
+        raise SitingError(msg)
+    if "id" not in candidates or candidates["id"].duplicated().any():
+        msg = "Los candidatos necesitan un campo id único."
+        raise SitingError(msg)
+    model = model or StraightLine()
+    baseline = outcomes(
+        population, devices, city, parameters, mode=mode, at=at, week_of=week_of,
+        reach_m=reach_m, zones=zones, model=model,
+    )  # fmt: skip
+    parameters = baseline.parameters
+    reach, full = baseline.reach_m, baseline.full_use_m
+    demand = prepare_demand(population, zones=zones)
+    devices_xy, availability = _devices(devices, city)
+    instant = None if at is None else local_instant(at, city.timezone)
+    slices, _, _ = _slices_for(
+        availability,
+        mode=mode,
+        at=instant,
+        week_of=week_of or dt.datetime.now(tz=dt.UTC).date(),
+        weights=None,
+    )
+    counted = np.flatnonzero(availability.counted())
+    coefs = coefficients(parameters, replace(slices, open=slices.open[counted]), draws=10)
+    candidate_xy = metric_xy(candidates, "candidatos")
+    offer = pairs_within(demand.xy, candidate_xy, radius_m=reach, model=model)
+    units, local = np.unique(offer.unit, return_inverse=True)
+    best = _best_shape(
+        demand.xy[units], devices_xy[counted], slices.open[counted], reach, full, model
+    )
+    classes = np.column_stack([slices.base * slices.day, slices.base * ~slices.day])
+    slice_worth = _group_weights(demand)[units] @ (coefs.lives[0] @ classes.T)  # (U, S)
+    shape = use_shape(offer.distance_m, full_use_m=full, reach_m=reach)
+    worth = np.zeros(len(shape))
+    step = max(1, _CHUNK_CELLS // slices.open.shape[1])
+    for lo in range(0, len(shape), step):
+        part = slice(lo, lo + step)
+        gain = np.maximum(shape[part, None] - best[local[part]], 0.0)
+        worth[part] = (gain * slice_worth[local[part]]).sum(axis=1)
+    zone_ids = demand.units()["zone_id"].to_numpy(dtype=object)
+    per_unit = np.zeros(len(units))
+    np.maximum.at(per_unit, local, worth)
+    problem = SitingProblem.from_pairs(
+        local,
+        offer.device,
+        weight=per_unit,
+        residents=demand.residents[units],
+        seniors=demand.seniors[units],
+        candidate_ids=candidates["id"].to_numpy(dtype=object),
+        zone=zone_ids[units],
+        value=worth,
+    )
+    return problem, baseline
+
+
+def _best_shape(
+    units_xy: np.ndarray,
+    devices_xy: np.ndarray,
+    open_: np.ndarray,
+    reach_m: float,
+    full_use_m: float,
+    model: DistanceModel,
+) -> np.ndarray:
+    """(units, slices): u(d)/u(0) of the best device open in each slice (0 if none)."""
+    best = np.zeros((len(units_xy), open_.shape[1]))
+    near = pairs_within(units_xy, devices_xy, radius_m=reach_m, model=model)
+    shape = use_shape(near.distance_m, full_use_m=full_use_m, reach_m=reach_m)
+    step = max(1, _CHUNK_CELLS // open_.shape[1])
+    for lo in range(0, len(shape), step):
+        part = slice(lo, lo + step)
+        np.maximum.at(best, near.unit[part], shape[part, None] * open_[near.device[part]])
+    return best
