@@ -328,3 +328,15 @@ def read_candidates(path: Path, city: CityProfile) -> gpd.GeoDataFrame:
         crs=frame.crs,
     )
     return candidates.to_crs(city.metric_crs)
+
+
+def arrests_inputs(settings: Settings) -> gpd.GeoDataFrame:
+    """The stored past arrests in the city's metric CRS, for the staff's analyses.
+
+    PRIVATE (:meth:`Store.arrests_frame`): what reads this is never served publicly. Empty when
+    none was imported (``cardiomapa import arrests``).
+    """
+    city = settings.load_city()
+    with Store.open(settings.database_url) as store:
+        frame = store.arrests_frame()
+    return to_metric(frame, city)
