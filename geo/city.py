@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyproj
@@ -21,6 +23,9 @@ from shapely.geometry.base import BaseGeometry
 from geo.errors import CityProfileError
 
 PROFILE_FILE_NAME = "city.json"
+#: Years a device's purchase is spread over when the plan does not say: an assumption of
+#: cardiomapa (not a sourced figure), stated wherever a cost per life-year is shown.
+DEFAULT_DEVICE_LIFETIME_YEARS = 10.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,16 @@ class CarePlan:
     region_reference
         Id of the row of the density reference table the goal is measured against (e.g. the
         region's average), or ``None``.
+    device_cost_eur
+        What one new device costs to buy and install (cabinet and signage included), in euros,
+        or ``None`` when unknown: then no cost per life-year is given.
+    device_lifetime_years
+        Years the purchase is spread over (``None``: :data:`DEFAULT_DEVICE_LIFETIME_YEARS`, an
+        assumption the report states).
+    device_upkeep_eur_per_year
+        Yearly upkeep of one device (pads, battery, checks, cabinet), in euros.
+    device_cost_source
+        Where the cost figures come from (a budget, a tender, an invoice); required with a cost.
     """
 
     name: str
@@ -44,11 +59,30 @@ class CarePlan:
     start: dt.date
     end: dt.date
     region_reference: str | None = None
+    device_cost_eur: float | None = None
+    device_lifetime_years: float | None = None
+    device_upkeep_eur_per_year: float = 0.0
+    device_cost_source: str | None = None
 
     @property
     def years(self) -> tuple[int, ...]:
         """Calendar years the plan spans."""
         return tuple(range(self.start.year, self.end.year + 1))
+
+    @property
+    def lifetime_years(self) -> float:
+        """Years a device's purchase is spread over (the configured value or the default)."""
+        if self.device_lifetime_years is None:
+            return DEFAULT_DEVICE_LIFETIME_YEARS
+        return self.device_lifetime_years
+
+    @property
+    def annual_cost_per_device_eur(self) -> float | None:
+        """Equivalent yearly cost of one device: purchase and installation spread evenly over
+        its lifetime (no discounting) plus the yearly upkeep; ``None`` without a cost."""
+        if self.device_cost_eur is None:
+            return None
+        return self.device_cost_eur / self.lifetime_years + self.device_upkeep_eur_per_year
 
 
 @dataclass(frozen=True)
@@ -189,6 +223,7 @@ def _plan(raw: object, path: Path) -> CarePlan | None:
         msg = f"{where}: end ({end}) es anterior a start ({start})."
         raise CityProfileError(msg)
     reference = raw.get("region_reference")
+    costs = _plan_costs(raw, where)
     return CarePlan(
         name=str(raw["name"]),
         action=str(raw["action"]),
@@ -196,4 +231,56 @@ def _plan(raw: object, path: Path) -> CarePlan | None:
         start=start,
         end=end,
         region_reference=None if reference is None else str(reference),
+        **costs,
     )
+
+
+_LIFETIME = "device_lifetime_years"
+_COST_FIELDS = ("device_cost_eur", _LIFETIME, "device_upkeep_eur_per_year")
+
+
+def _plan_costs(raw: dict[str, object], where: str) -> dict[str, Any]:
+    """The plan's optional device costs, checked (every problem reported at once)."""
+    problems = []
+    values: dict[str, float | None] = dict.fromkeys(_COST_FIELDS)
+    for key in _COST_FIELDS:
+        value = raw.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            problems.append(f"{key} debe ser un número de {_COST_UNITS[key]} (se leyó {value!r})")
+        elif not math.isfinite(value) or value < 0 or (key == _LIFETIME and value == 0):
+            bound = "mayor que 0" if key == _LIFETIME else "0 o mayor"
+            problems.append(f"{key} debe ser {bound} (se leyó {value!r})")
+        else:
+            values[key] = float(value)
+    source = raw.get("device_cost_source")
+    if source is not None and not (isinstance(source, str) and source.strip()):
+        problems.append("device_cost_source debe ser un texto que diga de dónde sale el coste")
+    given = [key for key in (*_COST_FIELDS, "device_cost_source") if raw.get(key) is not None]
+    if raw.get("device_cost_eur") is None and given:
+        problems.append(
+            f"{', '.join(given)} sin device_cost_eur: indique también el coste de compra e "
+            "instalación de un DEA (0 si se donan)"
+        )
+    elif raw.get("device_cost_eur") is not None and source is None:
+        problems.append(
+            "device_cost_eur necesita device_cost_source: de dónde sale el coste (presupuesto, "
+            "licitación, factura…)"
+        )
+    if problems:
+        msg = f"{where}: " + "; ".join(problems) + "."
+        raise CityProfileError(msg)
+    return {
+        "device_cost_eur": values["device_cost_eur"],
+        "device_lifetime_years": values[_LIFETIME],
+        "device_upkeep_eur_per_year": values["device_upkeep_eur_per_year"] or 0.0,
+        "device_cost_source": source.strip() if isinstance(source, str) else None,
+    }
+
+
+_COST_UNITS = {
+    "device_cost_eur": "euros",
+    "device_lifetime_years": "años",
+    "device_upkeep_eur_per_year": "euros al año",
+}

@@ -25,6 +25,20 @@ Definitions (each one is also written, in Spanish, in the report's method sectio
   year, and the status (active, out of service) is today's for every year.
 - **Density** is counted devices per 100,000 inhabitants (the profile's official population) and
   per km² (the profile's municipal boundary), against a table of reference densities.
+- **Lives saved** at the end of each year are the expected lives saved per year by the devices
+  that stood then (the same devices as the coverage, counted by the outcome model's rules), from
+  :func:`geo.outcomes.outcomes` in weekly mode over the week (Monday to Sunday) holding the
+  year's last day — or the ``as_of`` day in the year in course —, at the model's own reach
+  (``reach_m``), not the coverage radius. **Lives added by the plan's devices** is the same figure
+  minus the one with only those of the standing devices that were already in place the day before
+  the plan started (so a device removed in the meantime changes neither term): what the devices
+  installed since the plan started add, cumulatively, at that year end. Its band comes from the
+  same Monte Carlo draws for both terms (paired), not from subtracting two bands.
+- **Cost per life-year gained** (only when the plan has a ``device_cost_eur``): the yearly cost
+  of the plan's devices standing at the year end (purchase and installation spread evenly over
+  the device's lifetime, no discounting, plus the yearly upkeep; a rejected record is left out)
+  divided by the life-years per year they add (lives added × ``life_years_per_survivor``); its
+  band is the 5th–95th percentile of that ratio over the same draws.
 """
 
 from __future__ import annotations
@@ -40,9 +54,19 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from geo.availability import device_availability
 from geo.city import CarePlan, CityProfile
 from geo.coverage import DEFAULT_RADIUS_M, DistanceModel, StraightLine, coverage
 from geo.errors import CardiomapaError
+from geo.outcomes import (
+    BAND_PERCENTILES,
+    DEFAULT_DRAWS,
+    DEFAULT_SEED,
+    HOME_ARRESTS_NOTE,
+    OutcomeParameters,
+    outcomes,
+    weekly_coefficients,
+)
 from geo.outputs import spanish_number
 
 #: Distance within which a device held by someone else still protects an entity's site.
@@ -67,13 +91,50 @@ INDICATOR_LABELS: dict[str, str] = {
     "share_covered": "Población a ≤ radio de un DEA 24 h (%)",
     "share_65_plus_covered": "Mayores de 65 a ≤ radio de un DEA 24 h (%)",
     "share_covered_any_hours": "Población a ≤ radio de un DEA, en su horario (%)",
+    "lives_saved": "Vidas salvadas al año (estimación del modelo)",
+    "lives_saved_by_new_devices": "Vidas al año que añaden los DEA del plan",
+    "life_years_by_new_devices": "Años de vida al año que añaden los DEA del plan",
+    "new_devices_annual_cost_eur": "Coste anual de los DEA del plan",
+    "cost_per_life_year_eur": "Coste por año de vida ganado",
 }
+#: The model's estimates among the indicators (floats; ``NaN`` when they cannot be given).
+OUTCOME_INDICATORS = (
+    "lives_saved",
+    "lives_saved_by_new_devices",
+    "life_years_by_new_devices",
+    "new_devices_annual_cost_eur",
+    "cost_per_life_year_eur",
+)
+#: Estimates with a band: the keys of its low (5th percentile) and high (95th) ends.
+BANDS: dict[str, tuple[str, str]] = {
+    key: (f"{key}_low", f"{key}_high")
+    for key in (
+        "lives_saved",
+        "lives_saved_by_new_devices",
+        "life_years_by_new_devices",
+        "cost_per_life_year_eur",
+    )
+}
+BAND_LABELS: dict[str, str] = {
+    band: f"{INDICATOR_LABELS[key]}: banda {end} (percentil {percentile:g})"
+    for key, bands in BANDS.items()
+    for band, end, percentile in zip(bands, ("baja", "alta"), BAND_PERCENTILES, strict=True)
+}
+#: Further per-year columns of the estimates: the Monday of the week the model used, the lives
+#: with only the devices already in place when the plan started, and how many of the plan's
+#: devices stood at the year end (those the cost counts).
+OUTCOME_COLUMNS = ("outcome_week_start", "lives_saved_initial_only", "plan_devices_in_place")
 #: Indicators that are counts over the year (the others are the state at its end).
 FLOW_INDICATORS = frozenset(
     {"devices_new", "devices_removed", "training_actions", "people_trained", "uses",
      "people_attended"}
 )  # fmt: skip
 SHARE_INDICATORS = frozenset(k for k in INDICATOR_LABELS if k.startswith("share_"))
+#: Whole-number indicators (the others are shares, densities or the model's estimates).
+COUNT_INDICATORS = tuple(
+    key for key in INDICATOR_LABELS
+    if key not in SHARE_INDICATORS and key != "devices_per_100k" and key not in OUTCOME_INDICATORS
+)  # fmt: skip
 
 
 class IndicatorInputError(CardiomapaError, ValueError):
@@ -96,6 +157,36 @@ class DensityReference:
 
 
 @dataclass(frozen=True)
+class LivesModel:
+    """How the lives-saved indicators were estimated (for the report's method and the JSON).
+
+    ``reach_m`` and ``full_use_m`` are the outcome model's distances (walking metres),
+    ``draws`` and ``seed`` those of its Monte Carlo band; ``home_arrests`` states how arrests at
+    home are treated; ``notes`` are the model's own remarks (distance model, hours).
+    """
+
+    parameters: OutcomeParameters
+    reach_m: float
+    full_use_m: float
+    draws: int
+    seed: int
+    home_arrests: str
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": "weekly",
+            "reach_m": self.reach_m,
+            "full_use_m": self.full_use_m,
+            "band": {"percentiles": list(BAND_PERCENTILES), "draws": self.draws,
+                     "seed": self.seed},
+            "home_arrests": self.home_arrests,
+            "notes": list(self.notes),
+            "parameters": self.parameters.to_records(),
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Indicators:
     """The plan's indicators on ``as_of``.
 
@@ -103,7 +194,9 @@ class Indicators:
     ----------
     years
         One row per plan year (``year``, ``period_end``, ``status`` = ``closed`` / ``in_course`` /
-        ``future``, then the columns of :data:`INDICATOR_LABELS`; ``NaN`` for future years).
+        ``future``, then the columns of :data:`INDICATOR_LABELS`, the bands of :data:`BANDS` and
+        :data:`OUTCOME_COLUMNS`; ``NaN`` for future years, and for the estimates without the
+        model's parameters or, for the cost, without a device cost in the plan).
     to_date
         The plan so far: flows summed over its years, states on ``as_of``, plus
         ``devices_active``, ``devices_out_of_service`` and ``devices_pending`` now.
@@ -135,6 +228,7 @@ class Indicators:
     training: pd.DataFrame
     density: pd.DataFrame
     notes: tuple[str, ...] = ()
+    lives: LivesModel | None = None
 
     def year(self, year: int) -> pd.Series:
         """The row of ``year``."""
@@ -156,6 +250,11 @@ class Indicators:
                 "goal": self.plan.goal,
                 "start": self.plan.start,
                 "end": self.plan.end,
+                "device_cost_eur": self.plan.device_cost_eur,
+                "device_lifetime_years": self.plan.lifetime_years,
+                "device_upkeep_eur_per_year": self.plan.device_upkeep_eur_per_year,
+                "device_cost_source": self.plan.device_cost_source,
+                "annual_cost_per_device_eur": self.plan.annual_cost_per_device_eur,
             },
             "as_of": self.as_of,
             "radius_m": self.radius_m,
@@ -170,6 +269,7 @@ class Indicators:
             "entities": _records(self.entities),
             "training": _records(self.training),
             "density": _records(self.density),
+            "outcomes": None if self.lives is None else self.lives.to_dict(),
             "notes": list(self.notes),
         }
 
@@ -178,6 +278,7 @@ def indicator_rows(result: Indicators, *, year: int | None = None) -> pd.DataFra
     """One row per indicator (``indicator``, ``label``), one column per plan year and ``to_date``.
 
     With ``year``: the year before (if in the plan), ``year``, ``change_<year>`` and ``to_date``.
+    Each estimate with a band is followed by the rows of its low and high ends (no change given).
     """
     years = result.years.set_index("year")
     change = year_on_year(result.years).set_index("year")
@@ -186,21 +287,35 @@ def indicator_rows(result: Indicators, *, year: int | None = None) -> pd.DataFra
     else:
         result.year(year)  # a year outside the plan is an error
         shown = [y for y in (year - 1, year) if y in years.index]
-    table = pd.DataFrame({"indicator": list(INDICATOR_LABELS),
-                          "label": list(INDICATOR_LABELS.values())})  # fmt: skip
+    labels = row_labels()
+    table = pd.DataFrame({"indicator": list(labels), "label": list(labels.values())})
     for y in shown:
-        table[str(y)] = [_item(years.loc[y, key]) for key in INDICATOR_LABELS]
+        table[str(y)] = [_item(years.loc[y, key]) for key in labels]
     if year is not None:
-        table[f"change_{year}"] = [_item(change.loc[year, key]) for key in INDICATOR_LABELS]
-    table["to_date"] = [result.to_date.get(key) for key in INDICATOR_LABELS]
+        table[f"change_{year}"] = [
+            _item(change.loc[year, key]) if key in INDICATOR_LABELS else None for key in labels
+        ]
+    table["to_date"] = [result.to_date.get(key) for key in labels]
     return table
 
 
-def format_value(key: str, value: Any, *, change: bool = False) -> str:
+def row_labels() -> dict[str, str]:
+    """Every row of the indicators table in order: each indicator, then its band's ends."""
+    labels: dict[str, str] = {}
+    for key, label in INDICATOR_LABELS.items():
+        labels[key] = label
+        for band in BANDS.get(key, ()):
+            labels[band] = BAND_LABELS[band]
+    return labels
+
+
+def format_value(key: str, value: Any, *, change: bool = False, decimals: int | None = None) -> str:
     """An indicator's value as Spanish text: ``1.234``, ``32,4``, ``12,3 %`` (``—`` if unknown).
 
     With ``change``, a signed difference: ``+3``, ``−1,2`` and shares in percentage points
-    (``+3,2 p. p.``).
+    (``+3,2 p. p.``). Lives and life-years show two significant digits, with 2 to 5 decimals
+    (``0,018``, ``0,00088``, ``1,20``; see :func:`estimate_decimals`) unless ``decimals`` is
+    given; euros show none (``12.345 €``).
     """
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "—"
@@ -211,7 +326,31 @@ def format_value(key: str, value: Any, *, change: bool = False) -> str:
         return sign + spanish_number(magnitude * 100, 1) + (" p. p." if change else " %")
     if key.startswith("devices_per_"):
         return sign + spanish_number(magnitude, 1)
+    if key.startswith(("lives_", "life_years_")):
+        places = estimate_decimals(magnitude) if decimals is None else decimals
+        return sign + spanish_number(magnitude, places)
+    if key.endswith("_eur") or "_eur_" in key:
+        return sign + spanish_number(round(magnitude)) + " €"
     return sign + spanish_number(round(magnitude))
+
+
+def estimate_decimals(value: float) -> int:
+    """Decimals that show two significant digits of a lives figure, between 2 and 5."""
+    magnitude = abs(float(value))
+    if magnitude == 0 or not math.isfinite(magnitude):
+        return 2
+    return max(2, min(5, 1 - math.floor(math.log10(magnitude))))
+
+
+def format_band(key: str, value: Any, low: Any, high: Any) -> str:
+    """An estimate with its band, the ends with the estimate's decimals:
+    ``0,018 (0,011–0,028)``; ``—`` for an unknown one."""
+    central = format_value(key, value)
+    if central == "—":
+        return central
+    places = estimate_decimals(float(value))
+    ends = (format_value(key, end, decimals=places) for end in (low, high))
+    return f"{central} ({'–'.join(ends)})"
 
 
 def year_on_year(years: pd.DataFrame) -> pd.DataFrame:
@@ -239,6 +378,7 @@ def compute_indicators(
     radius_m: float = DEFAULT_RADIUS_M,
     model: DistanceModel | None = None,
     on_site_m: float = DEFAULT_ON_SITE_M,
+    outcome_parameters: OutcomeParameters | None = None,
 ) -> Indicators:
     """Compute the plan's indicators for every plan year up to ``as_of``.
 
@@ -261,6 +401,10 @@ def compute_indicators(
         default).
     on_site_m
         A device held by someone else this close to an entity also protects it.
+    outcome_parameters
+        The outcome model's parameters (:func:`geo.inputs.outcome_parameters`): with them, the
+        lives saved per year, the lives the plan's devices add and (with a device cost in the
+        plan) the cost per life-year gained; without them those indicators are ``NaN``.
     """
     plan = city.plan
     if plan is None:
@@ -278,6 +422,11 @@ def compute_indicators(
     timezone = ZoneInfo(city.timezone)
     trained = _training_frame(training)
     used = _uses_frame(uses, timezone)
+    lives = (
+        None
+        if outcome_parameters is None
+        else _Lives(outcome_parameters, population, devices, dated, city, model, plan)
+    )
 
     rows = []
     for year in plan.years:
@@ -307,12 +456,16 @@ def compute_indicators(
             "share_entities_cardioprotected": _share(protected.sum(), members.sum()),
             "training_actions": len(train), "people_trained": int(train["people_trained"].sum()),
             "uses": len(use), "people_attended": int(use["people_attended"].sum()),
-            **shares,
+            **shares, **(lives.at_year_end(year, end) if lives else {}),
         })  # fmt: skip
-    years = pd.DataFrame(rows, columns=["year", "period_end", "status", *INDICATOR_LABELS])
-    counts = [key for key in INDICATOR_LABELS if key not in SHARE_INDICATORS
-              and key != "devices_per_100k"]  # fmt: skip
-    years = years.astype({key: "Int64" for key in counts} | {"year": "int64"})
+    bands = [band for pair in BANDS.values() for band in pair]
+    columns = ["year", "period_end", "status", *INDICATOR_LABELS, *bands, *OUTCOME_COLUMNS]
+    years = pd.DataFrame(rows, columns=columns)
+    years = years.astype(
+        {key: "Int64" for key in (*COUNT_INDICATORS, "plan_devices_in_place")}
+        | {key: "float64" for key in (*OUTCOME_INDICATORS, *bands, "lives_saved_initial_only")}
+        | {"year": "int64"}
+    )
 
     now = _counted(dated, as_of)
     members, protected = _cardioprotected(
@@ -322,7 +475,7 @@ def compute_indicators(
     latest = done.iloc[-1]
     to_date = {
         key: (int(done[key].sum()) if key in FLOW_INDICATORS else _item(latest[key]))
-        for key in INDICATOR_LABELS
+        for key in (*INDICATOR_LABELS, *bands, *OUTCOME_COLUMNS)
     }
     status = devices["status"].to_numpy(dtype=object)
     verification = devices["verification"].to_numpy(dtype=object)
@@ -354,12 +507,153 @@ def compute_indicators(
         "La cobertura de cada año se calcula con la capa de población actual; la situación "
         "(estado activo, fuera de servicio) de años cerrados no se conoce y no se aplica."
     )
+    if lives is None:
+        notes.append(
+            "Sin los parámetros del modelo de vidas salvadas no se estiman las vidas ni el coste "
+            "por año de vida ganado."
+        )
+    else:
+        notes.extend(lives.notes())
     return Indicators(
         city=city.name, plan=plan, as_of=as_of, radius_m=float(radius_m),
         distance_model=model.name, population=city.population, area_km2=area, years=years,
         to_date=to_date, zones=zone_table, entities=entity_table, training=training_table,
-        density=density, notes=tuple(notes),
+        density=density, notes=tuple(notes), lives=None if lives is None else lives.method(),
     )  # fmt: skip
+
+
+class _Lives:
+    """The lives-saved indicators of each year end (see the module docstring).
+
+    Every figure is a linear combination of the outcome model's parameter-free basis summed over
+    the city (2 age bands × 2 hour classes), so the paired band of a difference, and of the cost
+    per life-year, comes from one set of Monte Carlo coefficients shared by every year.
+    """
+
+    def __init__(
+        self,
+        parameters: OutcomeParameters,
+        population: gpd.GeoDataFrame,
+        devices: gpd.GeoDataFrame,
+        dated: pd.DataFrame,
+        city: CityProfile,
+        model: DistanceModel,
+        plan: CarePlan,
+    ) -> None:
+        self.parameters = parameters
+        self.population, self.devices, self.dated = population, devices, dated
+        self.city, self.model, self.plan = city, model, plan
+        self.initial = _in_place(dated, plan.start - dt.timedelta(days=1))
+        self.rejected = (devices["verification"] == "rejected").to_numpy(dtype=bool)
+        self.coefs = weekly_coefficients(parameters, draws=DEFAULT_DRAWS, seed=DEFAULT_SEED)
+        self.model_notes: list[str] = []
+        self.unanswered: list[int] = []
+
+    def basis(self, standing: np.ndarray, week_of: dt.date) -> np.ndarray:
+        """City sums of the basis (2 ages × 2 classes) for the devices ``standing``."""
+        chosen = self.devices[standing]
+        counted = device_availability(
+            chosen, timezone=self.city.timezone, country=self.city.country
+        ).counted()
+        if not counted.any():
+            return np.zeros((2, 2))
+        result = outcomes(
+            self.population, chosen, self.city, self.parameters, mode="weekly",
+            week_of=week_of, model=self.model, draws=DEFAULT_DRAWS, seed=DEFAULT_SEED,
+        )  # fmt: skip
+        assert result.basis is not None and result.hour_weights_origin == "day_night_ratio"
+        for note in result.notes:
+            if note not in self.model_notes:
+                self.model_notes.append(note)
+        return np.asarray(result.basis.unit_best.sum(axis=0))
+
+    def draws(self, basis: np.ndarray, coefs: np.ndarray) -> np.ndarray:
+        """The figure for the central values (first) and for each Monte Carlo draw."""
+        return np.einsum("ac,dac->d", basis, coefs)
+
+    def at_year_end(self, year: int, end: dt.date) -> dict[str, Any]:
+        """The year's estimates, with the devices standing on ``end`` and the week holding it."""
+        standing = _in_place(self.dated, end)
+        every = self.basis(standing, end)
+        initial = self.basis(standing & self.initial, end)
+        lives = self.draws(every, self.coefs.lives)
+        added = self.draws(every - initial, self.coefs.lives)
+        life_years = self.draws(every - initial, self.coefs.life_years)
+        plan_devices = int((standing & ~self.initial & ~self.rejected).sum())
+        row: dict[str, Any] = {
+            "outcome_week_start": end - dt.timedelta(days=end.weekday()),
+            "lives_saved_initial_only": float(self.draws(initial, self.coefs.lives)[0]),
+            "plan_devices_in_place": plan_devices,
+        }
+        for key, values in (
+            ("lives_saved", lives),
+            ("lives_saved_by_new_devices", added),
+            ("life_years_by_new_devices", life_years),
+        ):
+            row[key] = float(values[0])
+            row |= dict(zip(BANDS[key], _percentiles(values[1:]), strict=True))
+        per_device = self.plan.annual_cost_per_device_eur
+        cost = math.nan if per_device is None else plan_devices * per_device
+        row["new_devices_annual_cost_eur"] = cost
+        row["cost_per_life_year_eur"] = math.nan
+        row |= dict.fromkeys(BANDS["cost_per_life_year_eur"], math.nan)
+        if per_device is not None and life_years[0] > 0:
+            # A draw that adds no life-year has no finite cost: it lifts the top of the band.
+            gained = np.where(life_years > 0, life_years, np.nan)
+            ratio = np.where(np.isnan(gained), np.inf, cost / gained)
+            low, high = _percentiles(ratio[1:])
+            row["cost_per_life_year_eur"] = float(ratio[0])
+            row |= dict(zip(BANDS["cost_per_life_year_eur"], (low, high), strict=True))
+        elif per_device is not None and plan_devices:
+            self.unanswered.append(year)
+        return row
+
+    def method(self) -> LivesModel:
+        reach = self.parameters.central("reach_m")
+        return LivesModel(
+            parameters=self.parameters,
+            reach_m=reach,
+            full_use_m=min(self.parameters.central("full_use_m"), reach),
+            draws=DEFAULT_DRAWS,
+            seed=DEFAULT_SEED,
+            home_arrests=home_arrests_text(self.parameters),
+            notes=tuple(n for n in self.model_notes if n != HOME_ARRESTS_NOTE),
+        )
+
+    def notes(self) -> list[str]:
+        notes = []
+        if self.plan.annual_cost_per_device_eur is None:
+            notes.append(
+                "No hay coste de los desfibriladores en el plan (device_cost_eur y "
+                "device_cost_source en el campo plan de city.json): no se calcula el coste por "
+                "año de vida ganado."
+            )
+        if self.unanswered:
+            *first, last = (str(y) for y in self.unanswered)
+            years = f"{', '.join(first)} y {last}" if first else last
+            notes.append(
+                f"En {years}, los desfibriladores instalados en el plan no añaden años de vida "
+                "en el modelo: no hay coste por año de vida ganado."
+            )
+        return notes
+
+
+def home_arrests_text(parameters: OutcomeParameters) -> str:
+    """How the model treats cardiac arrests at home, in Spanish (the stated choice)."""
+    factor = parameters.central("home_use_factor")
+    if factor == 0:
+        return HOME_ARRESTS_NOTE
+    return (
+        "Las paradas en domicilio se cuentan: un DEA público las alcanza con "
+        f"{spanish_number(factor, 3)} veces la probabilidad de uso (home_use_factor)."
+    )
+
+
+def _percentiles(values: np.ndarray) -> tuple[float, float]:
+    """The band's ends over the draws (``NaN`` for an end that is not finite)."""
+    with np.errstate(invalid="ignore"):  # inf − inf between two infinite draws
+        low, high = (float(v) for v in np.percentile(values, BAND_PERCENTILES))
+    return (low if math.isfinite(low) else math.nan, high if math.isfinite(high) else math.nan)
 
 
 def density_benchmark(

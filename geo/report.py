@@ -56,16 +56,19 @@ from geo.availability import WEEKDAY_NAMES, available, device_availability
 from geo.coverage import WeeklyCoverage, off_hours_slots
 from geo.errors import CardiomapaError
 from geo.indicators import (
+    BANDS,
     DEFAULT_ON_SITE_M,
     FLOW_INDICATORS,
     INDICATOR_LABELS,
     Indicators,
     devices_needed,
+    estimate_decimals,
     format_value,
     year_on_year,
 )
 from geo.inputs import AnalysisInputs
 from geo.layers import LAYERS_BY_NAME, Layers
+from geo.outcomes import BAND_PERCENTILES, PARAMETER_KEYS
 from geo.outputs import DASH, SYNTHETIC_SOURCE, spanish_number
 from geo.training import KIND_LABELS
 
@@ -733,18 +736,116 @@ def _indicator_table(ind: Indicators, year: int, radius_m: float) -> dict[str, A
             DASH if row["status"] == "future" else format_value(key, row[key])
             for _, row in years.iterrows()
         ]
+        bands = None
+        if key in BANDS:  # the band's ends, under the estimate
+            bands = [
+                "" if row["status"] == "future" else _band_text(key, row[key], *row[[*BANDS[key]]])
+                for _, row in years.iterrows()
+            ]
         rows.append(
             {
                 "key": key,
                 "label": _label(key, radius_m),
                 "cells": cells,
+                "bands": bands,
                 "change": format_value(key, change_row[key], change=True),
                 "to_date": format_value(key, ind.to_date.get(key)),
+                "to_date_band": _band_text(
+                    key, ind.to_date.get(key), *(ind.to_date.get(end) for end in BANDS[key])
+                )
+                if key in BANDS
+                else "",
                 "flow": key in FLOW_INDICATORS,
             }
         )
     previous = year - 1 if year - 1 in ind.plan.years else None
     return {"columns": columns, "rows": rows, "previous": previous}
+
+
+def _band_text(key: str, value: Any, low: Any, high: Any) -> str:
+    """``0,011–0,028``: a band's ends with the estimate's decimals (empty when unknown)."""
+    if _missing(value) or _missing(low) or _missing(high):
+        return ""
+    places = estimate_decimals(float(value))
+    return "–".join(format_value(key, end, decimals=places) for end in (low, high))
+
+
+def _parameter_number(value: float) -> str:
+    """A parameter as written in its table: up to three decimals, none trailing."""
+    decimals = next((d for d in range(4) if math.isclose(round(value, d), value)), 3)
+    return number(value, decimals)
+
+
+def _lives(ind: Indicators, year: int) -> dict[str, Any] | None:
+    """The section on expected lives saved: per plan year so far, the cost, the parameters."""
+    lives = ind.lives
+    if lives is None:
+        return None
+    rows = []
+    for row in ind.years[ind.years["status"] != "future"].to_dict("records"):
+        week = row["outcome_week_start"]
+        cells: dict[str, Any] = {
+            "year": str(row["year"]),
+            "current": int(row["year"]) == year,
+            "status": YEAR_STATUS_LABELS[str(row["status"])],
+            "period_end": day(row["period_end"]),
+            "week": f"{day(week)} – {day(week + dt.timedelta(days=6))}",
+            "initial": format_value("lives_saved", row["lives_saved_initial_only"]),
+            "devices": number(row["plan_devices_in_place"]),
+            "annual_cost": format_value(
+                "new_devices_annual_cost_eur", row["new_devices_annual_cost_eur"]
+            ),
+        }
+        for key, name in (
+            ("lives_saved", "lives"),
+            ("lives_saved_by_new_devices", "added"),
+            ("life_years_by_new_devices", "life_years"),
+            ("cost_per_life_year_eur", "per_life_year"),
+        ):
+            low, high = (row[end] for end in BANDS[key])
+            cells[name] = format_value(key, row[key])
+            cells[f"{name}_band"] = _band_text(key, row[key], low, high)
+        rows.append(cells)
+    current = next(r for r in rows if r["current"])
+    plan = ind.plan
+    cost = None
+    if plan.annual_cost_per_device_eur is not None:
+        cost = {
+            "device": format_value("device_cost_eur", plan.device_cost_eur),
+            "lifetime": number(plan.lifetime_years, 1 if plan.lifetime_years % 1 else 0),
+            "lifetime_default": plan.device_lifetime_years is None,
+            "upkeep": format_value("device_cost_eur", plan.device_upkeep_eur_per_year),
+            "annual": format_value("device_cost_eur", plan.annual_cost_per_device_eur),
+            "source": plan.device_cost_source or "",
+        }
+    parameters = [
+        {
+            "label": item.label or item.key,
+            "key": item.key,
+            "value": f"{_parameter_number(item.central)} {item.unit}".strip(),
+            "range": "fijo"
+            if item.fixed
+            else f"{_parameter_number(item.low)}–{_parameter_number(item.high)}",
+            "source": item.source,
+        }
+        for item in (lives.parameters[key] for key in PARAMETER_KEYS)
+    ]
+    life_years = lives.parameters.central("life_years_per_survivor")
+    return {
+        "rows": rows,
+        "current": current,
+        "cost": cost,
+        "parameters": parameters,
+        "home_arrests": lives.home_arrests,
+        "reach": number(lives.reach_m),
+        "full_use": number(lives.full_use_m),
+        "ratio": _parameter_number(lives.parameters.central("day_night_ratio")),
+        "draws": number(lives.draws),
+        "seed": str(lives.seed),
+        "low": number(BAND_PERCENTILES[0]),
+        "high": number(BAND_PERCENTILES[1]),
+        "life_years": _parameter_number(life_years),
+    }
 
 
 def _region(ind: Indicators) -> pd.Series | None:
@@ -1210,6 +1311,7 @@ def build_report(
         "area": number(ind.area_km2, 1),
         "summary": _summary(ind, year, radius_m),
         "table": _indicator_table(ind, year, radius_m),
+        "lives": _lives(ind, year),
         "density": density,
         "zones": _zones(ind),
         "week": _week(week),
@@ -1221,7 +1323,7 @@ def build_report(
             "out": number(ind.to_date["devices_out_of_service"]),
             "pending": number(ind.to_date["devices_pending"]),
         },
-        "notes": [*ind.notes, *week.notes],
+        "notes": [*ind.notes, *(ind.lives.notes if ind.lives else ()), *week.notes],
         "hours_issues": [str(issue) for issue in week.hours_issues],
         "references": [
             {"name": row["name"], "source": row["source"]}

@@ -100,6 +100,21 @@ def test_the_api_answers_the_plans_indicators(loaded: tuple[str, dict[str, str]]
     assert bad_day.status_code == 422
     assert [row["year"] for row in one_year["years"]] == [2025]
     assert one_year["year_on_year"][0]["devices_total"] is None  # no year before the plan
+    # lives saved: the model's estimates, the plan's devices' part, no cost configured
+    for row in (years[2025], years[2026]):
+        assert row["lives_saved_low"] < row["lives_saved"] < row["lives_saved_high"]
+        assert row["lives_saved_by_new_devices"] == pytest.approx(
+            row["lives_saved"] - row["lives_saved_initial_only"], abs=2e-6
+        )
+        assert row["lives_saved_by_new_devices"] > 0
+        assert row["cost_per_life_year_eur"] is None
+    assert years[2025]["outcome_week_start"] == "2025-12-29"
+    assert years[2026]["outcome_week_start"] == "2026-11-23"
+    assert years[2027]["lives_saved"] is None
+    assert document["outcomes"]["reach_m"] == 200.0
+    assert len(document["outcomes"]["parameters"]) == 12
+    assert "home_use_factor = 0" in document["outcomes"]["home_arrests"]
+    assert document["plan"]["device_cost_eur"] is None
 
 
 def test_the_cli_gives_the_same_figures(loaded: tuple[str, dict[str, str]]) -> None:
@@ -130,6 +145,8 @@ def test_the_cli_gives_the_same_figures(loaded: tuple[str, dict[str, str]]) -> N
     assert "Datos a 23/11/2026" in out and "en curso" in out
     assert "cardioprotegidas" in out and "Dinamarca" in out
     assert "32,4" in out
+    assert "Vidas salvadas estimadas: valor central y banda del 5 al 95 %" in out
+    assert "semana del 29/12/2025" in out and "Coste: sin configurar" in out
 
 
 @pytest.mark.parametrize(

@@ -102,8 +102,17 @@ def test_expected_results_are_shown(executed: Any) -> None:
     density = _outputs_text(_cell(executed, "densidad"))
     assert "Castilla y León" in density
     assert "necesita" in density
+    lives = _outputs_text(_cell(executed, "vidas"))
+    assert "Vidas salvadas al año" in lives and "banda del 5 al 95 %" in lives
+    assert "domicilio no se cuentan" in lives  # the stated home-arrests choice
+    assert "Rosell-Ortiz" in lives  # the parameters' sources
+    assert "CEAS" in _outputs_text(_cell(executed, "vidas-zonas"))
+    devices = _outputs_text(_cell(executed, "vidas-dea"))
+    assert "las 24 h" in devices and "desde el inicio del plan" in devices
+    assert "Coste por año de vida ganado: no se calcula" in devices
     summary = _outputs_text(_cell(executed, "conclusiones"))
     assert "Cobertura 24 h" in summary
+    assert "Vidas salvadas (modelo)" in summary
     assert "sintéticos" in summary
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import html as htmllib
 import json
+import math
 import re
 import shutil
 from html.parser import HTMLParser
@@ -23,8 +24,8 @@ import geo.report
 from geo.analysis import IndicatorsAnalysis, gaps_analysis, indicators_analysis
 from geo.city import CityProfile, load_city_profile
 from geo.cli import app
-from geo.indicators import INDICATOR_LABELS, SHARE_INDICATORS, Indicators, year_on_year
-from geo.inputs import density_references, load_inputs, plan_registers
+from geo.indicators import BANDS, INDICATOR_LABELS, SHARE_INDICATORS, Indicators, year_on_year
+from geo.inputs import density_references, load_inputs, outcome_parameters, plan_registers
 from geo.layers import read_layers
 from geo.report import css_string, number, percent
 from geo.settings import Settings
@@ -34,10 +35,10 @@ from tests.conftest import DATA_DIR
 runner = CliRunner()
 AS_OF = "2026-11-23"
 HEADINGS = (
-    "1. Resumen del año 2026", "2. Indicadores del plan",
-    "3. Densidad de desfibriladores: comparación", "4. Cobertura por zona CEAS",
-    "5. Perfil semanal de cobertura", "6. Mapas", "7. Huecos de cobertura",
-    "8. Próximos desfibriladores", "9. Formación y usos", "10. Método y fuentes",
+    "1. Resumen del año 2026", "2. Indicadores del plan", "3. Vidas salvadas estimadas",
+    "4. Densidad de desfibriladores: comparación", "5. Cobertura por zona CEAS",
+    "6. Perfil semanal de cobertura", "7. Mapas", "8. Huecos de cobertura",
+    "9. Próximos desfibriladores", "10. Formación y usos", "11. Método y fuentes",
 )  # fmt: skip
 TRAINING = (
     {"held_on": dt.date(2025, 3, 11), "entity_id": "ent-001", "kind": "bls_aed",
@@ -64,12 +65,31 @@ def pct(share: float) -> str:
     return f"{es(share * 100, 1)} %"
 
 
-def shown(key: str, value: Any) -> str:
+def places(value: float) -> int:
+    """Lives and life-years: two significant digits, 2 to 5 decimals."""
+    return 2 if value == 0 else max(2, min(5, 1 - math.floor(math.log10(abs(value)))))
+
+
+def shown(key: str, value: Any, decimals: int | None = None) -> str:
     if value is None or value != value:  # NaN
         return "—"
     if key in SHARE_INDICATORS:
         return pct(value)
+    if key.startswith(("lives_", "life_years_")):
+        return es(value, places(value) if decimals is None else decimals)
+    if key.endswith("_eur") or "_eur_" in key:
+        return f"{es(value)} €"
     return es(value, 1) if key == "devices_per_100k" else es(value)
+
+
+def with_band(key: str, row: Any) -> str:
+    """An estimate and, after a space (the line break in a cell), its band."""
+    value = shown(key, row[key])
+    low, high = (row[f"{key}_{end}"] for end in ("low", "high"))
+    if value == "—" or low != low or high != high:
+        return value
+    decimals = places(row[key]) if key.startswith(("lives_", "life_years_")) else None
+    return f"{value} {shown(key, low, decimals)}–{shown(key, high, decimals)}"
 
 
 def change(key: str, value: float) -> str:
@@ -77,8 +97,11 @@ def change(key: str, value: float) -> str:
         return "—"
     scaled = value * 100 if key in SHARE_INDICATORS else value
     decimals = 0 if key not in SHARE_INDICATORS and key != "devices_per_100k" else 1
+    if key.startswith(("lives_", "life_years_")):
+        decimals = places(value)
+    unit = " p. p." if key in SHARE_INDICATORS else " €" if key.endswith("_eur") else ""
     sign = "+" if round(scaled, decimals) > 0 else "" if round(scaled, decimals) < 0 else "±"
-    return sign + es(scaled, decimals) + (" p. p." if key in SHARE_INDICATORS else "")
+    return sign + es(scaled, decimals) + unit
 
 
 # --- a small reader of the report's tables -----------------------------------------------------
@@ -161,6 +184,7 @@ def analyse(settings: Settings, *, from_files: bool) -> IndicatorsAnalysis:
     return indicators_analysis(
         inputs, training=training, uses=uses, references=density_references(settings),
         as_of=dt.date.fromisoformat(AS_OF), radius_m=100.0, detour_factor=1.3, year=2026,
+        outcome_parameters=outcome_parameters(settings),
     )  # fmt: skip
 
 
@@ -219,10 +243,54 @@ def test_report_from_the_database_holds_the_indicators(db_url: str, tmp_path: Pa
     assert len(body) == len(INDICATOR_LABELS)
     for key, label in INDICATOR_LABELS.items():
         cells = body[label.replace("≤ radio", "≤ 100 m")]
+        if key in BANDS:  # the band under the estimate
+            assert cells == [
+                with_band(key, first), with_band(key, row), "—", "—",
+                change(key, change_row[key]), with_band(key, ind.to_date),
+            ], key  # fmt: skip
+            continue
         assert cells == [
             shown(key, first[key]), shown(key, row[key]), "—", "—",
             change(key, change_row[key]), shown(key, ind.to_date[key]),
         ], key  # fmt: skip
+
+    # lives saved: per year, the plan's devices' share, no cost configured, the parameters
+    lives = found["lives"]
+    assert lives[0][:3] == ["Año", "Semana del modelo", "Vidas salvadas al año banda debajo"]
+    for cells, year_row in zip(lives[1:], (first, row), strict=True):
+        week = year_row["outcome_week_start"]
+        assert cells == [
+            f"{year_row['year']} ({'cerrado' if year_row['year'] == 2025 else 'en curso'})",
+            f"{week:%d/%m/%Y} – {week + dt.timedelta(days=6):%d/%m/%Y}",
+            with_band("lives_saved", year_row),
+            shown("lives_saved", year_row["lives_saved_initial_only"]),
+            with_band("lives_saved_by_new_devices", year_row),
+            es(year_row["plan_devices_in_place"]),
+            with_band("life_years_by_new_devices", year_row),
+        ]
+    assert first["outcome_week_start"] == dt.date(2025, 12, 29)
+    assert row["outcome_week_start"] == dt.date(2026, 11, 23)
+    assert row["lives_saved"] > row["lives_saved_initial_only"] > 0
+    assert "No se calcula: el plan no tiene configurado el coste de un desfibrilador" in text
+    assert "cardiomapa no usa un precio sin fuente" in text
+    assert "cost" not in found
+    assert "Las paradas en domicilio no se cuentan como alcanzables por un DEA público" in text
+    assert "Son estimaciones de un modelo, no un recuento de vidas salvadas" in text
+    parameters = found["parameters"][1:]
+    model = outcome_parameters(settings)
+    assert len(parameters) == len(model.items)
+    for cells, item in zip(parameters, model.to_records(), strict=True):
+        assert cells[0] == f"{item['label']} {item['key']}"
+        assert cells[3] == item["source"]
+        if item["low"] == item["high"]:
+            assert cells[2] == "fijo"
+    by_key = {cells[0].rsplit(" ", 1)[1]: cells for cells in parameters}
+    assert by_key["incidence_per_100k"][1:3] == ["18,6 por 100.000 hab. y año", "14,6–25"]
+    assert by_key["use_probability"][1:3] == ["0,25 probabilidad", "0,138–0,398"]
+    assert (
+        f"Vidas salvadas al año que estima el modelo al 23/11/2026: "
+        f"{shown('lives_saved', row['lives_saved'])}" in text
+    )
 
     # density: every reference, with the devices needed to pass it
     density = found["density"]
@@ -316,6 +384,49 @@ def test_text_from_the_data_stays_text(tmp_path: Path) -> None:
     assert "Plan &#34;x&#34; &lt;/style&gt;&lt;script&gt;alert(2)&lt;/script&gt;" in page
     style = page[page.index("<style>") : page.index("</style>")]
     assert "<" not in style.replace("<style>", "")
+
+
+def test_a_configured_cost_gives_the_cost_per_life_year(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(DATA_DIR, data)
+    profile = json.loads((data / "city.json").read_text(encoding="utf-8"))
+    profile["plan"] |= {"device_cost_eur": 1800, "device_lifetime_years": 6,
+                        "device_upkeep_eur_per_year": 120,
+                        "device_cost_source": "Presupuesto de prueba"}  # fmt: skip
+    (data / "city.json").write_text(json.dumps(profile, ensure_ascii=False), encoding="utf-8")
+    out = tmp_path / "informe.html"
+    code, _, stderr = run("report", "--year", "2026", "--as-of", AS_OF, "--out", str(out),
+                          "--data-dir", str(data))  # fmt: skip
+    assert code == 0, stderr
+    page = out.read_text(encoding="utf-8")
+    text = text_of(page)
+    ind = analyse(Settings(data_dir=data), from_files=True).indicators
+    per_device = 1800 / 6 + 120  # 420 € a year
+    assert "1.800 € por desfibrilador (compra e instalación) repartidos en 6 años" in text
+    assert "más 120 € al año de mantenimiento: 420 € al año por desfibrilador" in text
+    assert "Fuente del coste: Presupuesto de prueba" in text
+    assert "No se calcula" not in text
+    rows = dict(tables(page))["cost"][1:]
+    for cells, year in zip(rows, (2025, 2026), strict=True):
+        row = ind.year(year)
+        devices = int(row["plan_devices_in_place"])
+        assert devices >= 1
+        annual = devices * per_device
+        life_years = row["life_years_by_new_devices"]
+        assert row["cost_per_life_year_eur"] == pytest.approx(annual / life_years)
+        low, high = row["cost_per_life_year_eur_low"], row["cost_per_life_year_eur_high"]
+        assert low < annual / life_years < high
+        assert cells == [
+            f"{year} ({'cerrado' if year == 2025 else 'en curso'})",
+            es(devices),
+            f"{es(annual)} €",
+            shown("life_years_by_new_devices", life_years),
+            f"{es(annual / life_years)} € {es(low)} €–{es(high)} €",
+        ]
+    body = {cells[0]: cells[1:] for cells in dict(tables(page))["indicators"][1:]}
+    assert body["Coste por año de vida ganado"][1].startswith(
+        f"{es(ind.year(2026)['cost_per_life_year_eur'])} €"
+    )
 
 
 def _rename(path: Path, which: int | str, name: str) -> None:

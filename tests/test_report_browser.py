@@ -23,6 +23,7 @@ from playwright.sync_api import ConsoleMessage, Route, sync_playwright
 from typer.testing import CliRunner
 
 from geo.cli import app
+from tests.axe import assert_no_serious
 from tests.conftest import DATA_DIR
 from tests.servers import ARTIFACTS, CHROMIUM
 from tests.servers import CHROMIUM_FLAGS as FLAGS
@@ -73,6 +74,7 @@ class Seen:
     headings: list[str] = field(default_factory=list)
     overflow_px: int = 0
     print_overflow_px: int = 0
+    axe: list[str] = field(default_factory=list)
 
 
 def look_at(path: Path) -> Seen:
@@ -117,6 +119,8 @@ def look_at(path: Path) -> Seen:
             seen.overflow_px = page.evaluate(
                 "() => document.documentElement.scrollWidth - window.innerWidth"
             )
+            # axe-core: no serious or critical violation (it raises); the lesser ones are kept
+            seen.axe = [v["id"] for v in assert_no_serious(page, "the annual report")]
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "report-first-page.png"))
             page.screenshot(path=str(ARTIFACTS / "report-full-page.png"), full_page=True)
@@ -137,7 +141,8 @@ def test_the_report_renders_offline(report_file: Path) -> None:
     assert seen.problems == []
     assert seen.title.startswith("Informe de evaluación 2026 · ")
     assert seen.headings[0] == "Informe de evaluación 2026"
-    assert "10. Método y fuentes" in seen.headings
+    assert "3. Vidas salvadas estimadas" in seen.headings
+    assert "11. Método y fuentes" in seen.headings
     assert [chart["name"] for chart in seen.charts] == CHARTS
     for chart in seen.charts:
         assert chart["width"] > 300 and chart["height"] > 100, chart
