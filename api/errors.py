@@ -23,6 +23,7 @@ from geo.errors import (
     StorageError,
 )
 from geo.indicators import IndicatorInputError
+from geo.outcomes import OutcomeInputError
 from geo.registry import VersionMismatchError
 from geo.siting import SitingError
 from geo.tokens import AuthenticationError, ForbiddenError
@@ -49,6 +50,7 @@ ERROR_STATUS: tuple[tuple[type[CardiomapaError], int], ...] = (
     (MetricCRSError, 422),
     (SitingError, 422),
     (IndicatorInputError, 422),
+    (OutcomeInputError, 422),
     (RateLimitedError, 429),
     (StorageError, 503),
 )

@@ -16,7 +16,7 @@ import logging
 import threading
 from collections.abc import Callable
 from html import escape
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request
@@ -183,6 +183,7 @@ async def planners_page(
     hora: Annotated[int, Query(ge=0, le=23)] = 10,
     radio_m: Annotated[float, Query(ge=10, le=5000)] = DEFAULT_RADIUS_M,
     nuevos: Annotated[int, Query(ge=1, le=50)] = 10,
+    objetivo: Annotated[Literal["residentes", "vidas"], Query()] = "residentes",
 ) -> HTMLResponse:
     """El mapa de planificación (con token de planificación o administración)."""
     if await run_in_threadpool(_planner, request, store) is None:
@@ -193,7 +194,11 @@ async def planners_page(
     if day is not None:
         monday = week_start_of(today, city.timezone)
         at = (monday + dt.timedelta(days=day)).replace(hour=hora, minute=30).replace(tzinfo=None)
-    form = PlannerForm(action="/planificacion", day=day, hour=hora, radius_m=radio_m, new=nuevos)
+    objective = "lives" if objetivo == "vidas" else "residents"
+    form = PlannerForm(
+        action="/planificacion", day=day, hour=hora, radius_m=radio_m, new=nuevos,
+        objective=objective,
+    )  # fmt: skip
     html = await run_in_threadpool(planner_page, settings, at=at, form=form, reference_date=today)
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 

@@ -6,9 +6,10 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse, Response
 
 from api.deps import PrincipalDep, SettingsDep, StoreDep
-from api.devices import ERRORS, LimitQuery, OffsetQuery
+from api.devices import ERRORS, GEOJSON, GEOJSON_ERRORS, GeoJSONResponse, LimitQuery, OffsetQuery
 from api.schemas import (
     AuditEntry,
     AuditPage,
@@ -27,11 +28,19 @@ from geo.analysis import (
     coverage_analysis,
     gaps_analysis,
     indicators_analysis,
+    outcomes_analysis,
     siting_analysis,
     weekly_analysis,
 )
 from geo.coverage import DEFAULT_DETOUR_FACTOR, DEFAULT_RADIUS_M
-from geo.inputs import density_references, load_inputs, plan_registers, section_incomes
+from geo.errors import InputError
+from geo.inputs import (
+    density_references,
+    load_inputs,
+    outcome_parameters,
+    plan_registers,
+    section_incomes,
+)
 from geo.settings import Settings
 from geo.tokens import require_role
 
@@ -225,23 +234,67 @@ def siting(
     settings: SettingsDep,
     principal: PrincipalDep,
     new: Annotated[int, Query(ge=1, le=200, description="Nuevos desfibriladores.")] = 10,
-    radius_m: RadiusQuery = DEFAULT_RADIUS_M,
+    radius_m: Annotated[
+        float | None,
+        Query(
+            ge=10,
+            le=5000,
+            description="Distancia a pie que cuenta como cubierta (residents: 100 m por "
+            "defecto) o alcance del modelo de vidas (lives: el parámetro reach_m).",
+        ),
+    ] = None,
+    objective: Annotated[
+        Literal["residents", "lives"],
+        Query(
+            description="residents (residentes nuevos cubiertos) o lives (vidas salvadas al año "
+            "que estima el modelo)."
+        ),
+    ] = "residents",
     method: Annotated[Literal["exact", "greedy"], Query()] = "exact",
     candidates: Annotated[
         Literal["entities", "all"],
         Query(description="entities (entidades sin desfibrilador) o all (+ cohousing y rejilla)."),
     ] = "entities",
     target_share: Annotated[float | None, Query(ge=0, le=1)] = None,
+    target_lives: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            le=1000,
+            description="Con objective=lives: el mínimo de nuevos equipos para salvar estas "
+            "vidas al año en total (con los actuales).",
+        ),
+    ] = None,
     senior_weight: Annotated[float, Query(ge=0, le=100)] = 1.0,
     at: AtQuery = None,
+    week_of: Annotated[
+        Day | None,
+        Query(
+            description="Semana de referencia de los horarios (lives) o inicio del año en que "
+            "se comprueba el 24/7 (por defecto, hoy)."
+        ),
+    ] = None,
     time_limit_s: Annotated[float, Query(gt=0, le=60)] = 20.0,
     detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
 ) -> dict[str, Any]:
     require_role(principal, "planner", "admin")
+    lives = objective == "lives"
+    if not lives and target_lives is not None:
+        msg = "target_lives solo vale con objective=lives; con residents use target_share."
+        raise InputError(msg, code="conflicting_parameters", field="target_lives")
+    if lives and target_share is not None:
+        msg = "target_share es del objetivo residents; con objective=lives use target_lives."
+        raise InputError(msg, code="conflicting_parameters", field="target_share")
+    if lives and senior_weight != 1.0:
+        msg = (
+            "senior_weight es del objetivo residents; con objective=lives las tasas por edad ya "
+            "pesan a los mayores."
+        )
+        raise InputError(msg, code="conflicting_parameters", field="senior_weight")
     analysis = siting_analysis(
         _inputs(settings),
         new=new,
-        radius_m=radius_m,
+        radius_m=radius_m if (radius_m is not None or lives) else DEFAULT_RADIUS_M,
         method=method,
         candidates=candidates,
         target_share=target_share,
@@ -249,8 +302,102 @@ def siting(
         at=at,
         time_limit_s=time_limit_s,
         detour_factor=detour_factor,
+        reference_date=week_of,
+        objective=objective,
+        parameters=outcome_parameters(settings) if lives else None,
+        target_lives=target_lives,
     )
     return outputs.plain(analysis.document)
+
+
+@router.get(
+    "/outcomes",
+    summary="Vidas salvadas al año que estima el modelo: ciudad, zonas CEAS y desfibriladores",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "El documento (JSON) o una capa GeoJSON (EPSG:4326).",
+            "content": {"application/json": {}, GEOJSON: {}},
+        },
+        **GEOJSON_ERRORS,
+    },
+)
+def outcomes(
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    at: Annotated[
+        Instant | None,
+        Query(
+            description="Instante ISO 8601 (sin zona = hora local): como si toda hora fuera esa."
+        ),
+    ] = None,
+    always: Annotated[
+        bool, Query(description="Solo los desfibriladores disponibles 24/7 todo el año.")
+    ] = False,
+    week_of: Annotated[
+        Day | None, Query(description="Semana de referencia (por defecto, la actual).")
+    ] = None,
+    radius_m: Annotated[
+        float | None,
+        Query(
+            ge=10,
+            le=5000,
+            description="Distancia a pie a la que la probabilidad de uso llega a 0 (m); por "
+            "defecto, el alcance del modelo (reach_m).",
+        ),
+    ] = None,
+    detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
+    assume_unknown_open: bool = False,
+    fmt: Annotated[
+        Literal["json", "geojson"], Query(alias="format", description="json o geojson.")
+    ] = "json",
+    layer: Annotated[
+        Literal["zones", "devices"] | None,
+        Query(description="Con format=geojson: zones (por defecto) o devices."),
+    ] = None,
+) -> Response:
+    """Sin ``at`` ni ``always``, la semana tipo: cada hora pesa según cuándo ocurren las paradas.
+    Son estimaciones de un modelo con banda del 5 al 95 %, no un recuento de casos; las paradas
+    en domicilio no se cuentan."""
+    require_role(principal, "planner", "admin")
+    _check_outcome_query(at=at, always=always, week_of=week_of, fmt=fmt, layer=layer)
+    inputs = _inputs(settings)
+    mode = "instant" if at is not None else "always" if always else "weekly"
+    analysis = outcomes_analysis(
+        inputs,
+        outcome_parameters(settings),
+        mode=mode,
+        at=at,
+        week_of=week_of or inputs.city.today(),
+        radius_m=radius_m,
+        detour_factor=detour_factor,
+        assume_unknown_open=assume_unknown_open,
+    )
+    document = analysis.document
+    if fmt == "json":
+        return JSONResponse(outputs.plain(document))
+    chosen = layer or "zones"
+    frame = analysis.zones if chosen == "zones" else analysis.devices
+    header = {k: v for k, v in document.items() if k not in ("zones", "devices")}
+    return GeoJSONResponse(outputs.feature_collection(frame, layer=chosen, **header))
+
+
+def _check_outcome_query(
+    *, at: dt.datetime | None, always: bool, week_of: dt.date | None, fmt: str, layer: str | None
+) -> None:
+    """Parameters of /api/outcomes that do not go together: a 422 naming the one at fault."""
+    if at is not None and always:
+        msg = (
+            "at y always=true no van juntos: use at para un instante, always=true para solo los "
+            "disponibles 24/7, o ninguno para la semana tipo."
+        )
+        raise InputError(msg, code="conflicting_parameters", field="always")
+    if at is not None and week_of is not None:
+        msg = "week_of no se aplica con at (un instante ya fija su semana): quite uno de los dos."
+        raise InputError(msg, code="conflicting_parameters", field="week_of")
+    if layer is not None and fmt != "geojson":
+        msg = "layer solo se aplica con format=geojson (el JSON lleva zonas y desfibriladores)."
+        raise InputError(msg, code="conflicting_parameters", field="layer")
 
 
 @router.get(
@@ -271,7 +418,8 @@ def indicators(
     detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
 ) -> dict[str, Any]:
     """Desfibriladores iniciales, nuevos y totales; entidades cardioprotegidas; formación; usos;
-    cobertura al cierre de cada año; densidad frente a las referencias."""
+    cobertura al cierre de cada año; vidas salvadas al año estimadas, las que añaden los DEA del
+    plan y el coste por año de vida ganado; densidad frente a las referencias."""
     require_role(principal, "planner", "admin")
     inputs = _inputs(settings)
     training, uses = plan_registers(settings, inputs, from_files=False)
@@ -284,6 +432,7 @@ def indicators(
         as_of=day,
         radius_m=radius_m,
         detour_factor=detour_factor,
+        outcome_parameters=outcome_parameters(settings),
         year=year,
     )
     return outputs.plain(analysis.document)

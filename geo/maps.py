@@ -23,16 +23,18 @@ from typing import Any
 
 import folium
 import geopandas as gpd
+import pandas as pd
 from branca.element import Element, Figure, MacroElement
 from folium.template import Template
 
-from geo.analysis import PlannerView, planner_view
+from geo.analysis import OutcomesAnalysis, PlannerView, planner_view
 from geo.availability import WEEKDAY_NAMES, local_instant, week_in_words
 from geo.city import CityProfile
 from geo.coverage import DEFAULT_DETOUR_FACTOR, StraightLine
-from geo.inputs import load_inputs
+from geo.inputs import load_inputs, outcome_parameters
 from geo.nearest import STATE_TEXT, DeviceFinder
-from geo.outputs import data_notice
+from geo.outcomes import HOME_ARRESTS_NOTE
+from geo.outputs import DASH, data_notice, spanish_number
 from geo.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -188,10 +190,11 @@ def citizen_map(
 
 @dataclass(frozen=True)
 class PlannerForm:
-    """The selector the served planner page shows: hour of the week and radius.
+    """The selector the served planner page shows: hour of the week, radius, proposals.
 
     ``action`` is where the form is sent (``None`` in a shared file: the selector is shown
-    disabled with the parameters the map was made with).
+    disabled with the parameters the map was made with). ``objective``: what the proposal
+    maximises, ``residents`` (covered) or ``lives`` (saved per year, the outcome model).
     """
 
     action: str | None
@@ -199,6 +202,7 @@ class PlannerForm:
     hour: int
     radius_m: float
     new: int
+    objective: str = "residents"
 
 
 def planner_map(
@@ -234,7 +238,8 @@ def planner_map(
         "devices_available": result.devices_available,
         "devices_total": result.devices_total,
         "new": len(view.siting.chosen),
-        "share_after": view.siting.document["share_covered_after"],
+        "share_after": view.siting.document.get("share_covered_after"),
+        "proposal": _proposal_text(view),
     }
     options = {
         "title": title,
@@ -248,12 +253,37 @@ def planner_map(
             "radius_m": form.radius_m,
             "new": form.new,
             "days": list(WEEKDAY_NAMES),
+            "objective": form.objective,
+            "objectives": [[key, label] for key, label in OBJECTIVES.items()],
         },
         "legend": _PLANNER_LEGEND,
+        "outcomes": _outcomes_panel(view.outcomes) if view.outcomes is not None else None,
     }
+    if view.outcomes is not None:
+        options["legend"] = {**_PLANNER_LEGEND, "note": LIVES_LEGEND_NOTE}
     page = _Page("planner", fmap, options, None)
     fmap.add_child(page)
     return _html(fmap, page)
+
+
+#: The proposal's objectives, as the selector offers them.
+OBJECTIVES = {"residents": "residentes cubiertos", "lives": "vidas salvadas"}
+
+
+def _proposal_text(view: PlannerView) -> str:
+    """What the proposal achieves, in one sentence for the panel's summary."""
+    document = view.siting.document
+    count = len(view.siting.chosen)
+    if document.get("objective") != "lives":
+        return f"Con {count} nuevos: {_pct(document['share_covered_after'])}."
+    before, after = document["before"], document["after"]
+    basis = "a esa hora" if document.get("outcome_mode") == "instant" else "semana tipo"
+    return (
+        f"Con {count} nuevos elegidos por vidas salvadas ({basis}, alcance "
+        f"{spanish_number(document['radius_m'])} m): de {_lives(before['lives_saved'])} a "
+        f"{_lives(after['lives_saved'])} vidas al año (banda {_lives(after['lives_saved_low'])}"
+        f"–{_lives(after['lives_saved_high'])})."
+    )
 
 
 def _when_text(at: dt.datetime | None) -> str:
@@ -320,8 +350,18 @@ def _zones_layer(fmap: folium.Map, view: PlannerView) -> None:
         geometry=zones.geometry,
         crs=WGS84,
     )
+    fields = ["Zona CEAS", "Residentes", "Cubiertos", "Residentes 65+", "65+ cubiertos"]
+    if view.outcomes is not None:
+        figures = view.outcomes.zones.set_index("id")
+        lives = zones["id"].map(
+            lambda zone: (
+                _lives_band(figures.loc[zone], "lives_saved") if zone in figures.index else DASH
+            )
+        )
+        frame.insert(5, LIVES_FIELD, lives.to_numpy(dtype=object))
+        fields.append(LIVES_FIELD)
     folium.GeoJson(
-        _inert_frame(frame),
+        _html_frame(frame),
         name="Zonas CEAS por cobertura",
         style_function=lambda f: {
             "fillColor": f["properties"]["colour"],
@@ -330,9 +370,7 @@ def _zones_layer(fmap: folium.Map, view: PlannerView) -> None:
             "fillOpacity": 0.45,
         },
         highlight_function=lambda _f: {"weight": 3},
-        tooltip=folium.GeoJsonTooltip(
-            fields=["Zona CEAS", "Residentes", "Cubiertos", "Residentes 65+", "65+ cubiertos"]
-        ),
+        tooltip=folium.GeoJsonTooltip(fields=fields),
     ).add_to(fmap)
 
 
@@ -408,19 +446,153 @@ def _devices_layer(fmap: folium.Map, view: PlannerView) -> None:
         geometry=devices.geometry,
         crs=WGS84,
     )
-    folium.GeoJson(
-        _inert_frame(frame),
+    shown = ["Desfibrilador", "Horario", "En ese momento", "Estado"]
+    layer = folium.GeoJson(
+        _html_frame(_with_device_lives(frame, devices["id"], view.outcomes)),
         name="Desfibriladores",
-        marker=folium.CircleMarker(radius=6, weight=2, fill_opacity=0.9),
+        # fill=True: folium draws circle markers hollow by default (a ring, unlike the legend).
+        marker=folium.CircleMarker(radius=6, weight=2, fill=True, fill_opacity=0.9),
         style_function=lambda f: {
             "color": "#fff",
             "fillColor": f["properties"]["colour"],
             "weight": 2,
         },
-        tooltip=folium.GeoJsonTooltip(
-            fields=["Desfibrilador", "Horario", "En ese momento", "Estado"]
-        ),
-    ).add_to(fmap)
+        tooltip=folium.GeoJsonTooltip(fields=shown),
+    )
+    if view.outcomes is not None:
+        # A popup on click with the model's figures (folium's GeoJsonPopup needs no jQuery).
+        fields = [*shown, *DEVICE_LIVES_FIELDS.values()]
+        folium.GeoJsonPopup(
+            fields=fields, localize=False, max_width=340, class_name="cm-lives-popup"
+        ).add_to(layer)
+    layer.add_to(fmap)
+
+
+#: Lives figures of a device in its popup: result column → label.
+DEVICE_LIVES_FIELDS = {
+    "lives_saved": "Vidas salvadas al año (modelo)",
+    "marginal_lives": "Se perderían si se retirara",
+    "marginal_night_lives": "Se perderían si cerrara de 20:00 a 08:00",
+    "gain_if_24_7": "Se ganarían si abriera 24/7",
+}
+LIVES_FIELD = "Vidas salvadas al año (modelo)"
+LIVES_LEGEND_NOTE = (
+    "Vidas salvadas: estimaciones del modelo, sin las paradas en domicilio (ver el panel)."
+)
+NOT_COUNTED = "no cuenta (acceso, estado o verificación)"
+
+
+def _with_device_lives(
+    frame: gpd.GeoDataFrame, ids: Any, outcomes: OutcomesAnalysis | None
+) -> gpd.GeoDataFrame:
+    """``frame`` (one row per device, ids in ``ids``) with the popup's lives columns."""
+    if outcomes is None:
+        return frame
+    figures = outcomes.devices.set_index("device_id")
+    out = frame.copy()
+    for column, label in DEVICE_LIVES_FIELDS.items():
+        out[label] = [
+            _lives_band(figures.loc[key], column)
+            if key in figures.index and bool(figures.loc[key, "counted"])
+            else NOT_COUNTED
+            for key in ids
+        ]
+    return out
+
+
+def _lives(value: Any) -> str:
+    """Lives per year in Spanish with two significant figures (``0,0087``); ``—`` if missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    number = float(value)
+    if number == 0:
+        return "0"
+    decimals = min(5, max(0, 1 - math.floor(math.log10(abs(number)))))
+    if round(number, decimals) == 0:
+        return "menos de 0,00001"
+    return spanish_number(number, decimals)
+
+
+def _lives_band(row: Any, column: str) -> str:
+    """``"0,0087 (0,0051–0,013)"``: the central figure and its 5–95 % band."""
+    central = row[column]
+    if central is None or (isinstance(central, float) and math.isnan(central)):
+        return DASH
+    return f"{_lives(central)} ({_lives(row[f'{column}_low'])}–{_lives(row[f'{column}_high'])})"
+
+
+def _every(value: float) -> str:
+    """``"una cada 94 años"`` for lives per year under 1 (empty otherwise)."""
+    if not 0 < value < 1:
+        return ""
+    years = 1 / value
+    return f", una cada {spanish_number(years)} años" if years < 10_000 else ""
+
+
+#: How many devices each ranking in the panel lists.
+PANEL_TOP = 5
+
+
+def _outcomes_panel(outcomes: OutcomesAnalysis) -> dict[str, Any]:
+    """What the panel says about lives saved: every figure as Spanish text, ready to show."""
+    result = outcomes.result
+    city = result.city
+    lives = city["lives_saved"]
+    week = f" del {result.week_start:%d/%m/%Y}" if result.week_start else ""
+    summary = (
+        f"Los {city['devices_counted']} desfibriladores que cuentan salvan unas "
+        f"{_lives(lives)} vidas al año (banda del 5 al 95 %: {_lives(city['lives_saved_low'])}"
+        f"–{_lives(city['lives_saved_high'])}){_every(lives)}, de "
+        f"{spanish_number(city['public_arrests_per_year'], 1)} paradas al año fuera del "
+        f"domicilio."
+    )
+    basis = (
+        f"Semana tipo{week}: cada hora con los equipos abiertos entonces y más paradas de día. "
+        f"Alcance del modelo: {spanish_number(result.reach_m)} m a pie. No cambia con el día y "
+        "la hora elegidos arriba."
+    )
+    zones = [
+        [row["zone_name"], _lives_band(row, "lives_saved")]
+        for row in result.by_zone.to_dict("records")
+    ]
+    devices = outcomes.devices[outcomes.devices["counted"]]
+
+    def ranking(column: str) -> list[list[str]]:
+        top = devices[devices[column] > 0].sort_values(column, ascending=False, kind="stable")
+        return [
+            [str(row["name"] or row["device_id"]), _lives_band(row, column)]
+            for row in top.head(PANEL_TOP).to_dict("records")
+        ]
+
+    notes = [
+        "Son estimaciones de un modelo con parámetros publicados (banda del 5 al 95 %), no un "
+        "recuento de casos.",
+        HOME_ARRESTS_NOTE,
+        *(note for note in result.notes if note != HOME_ARRESTS_NOTE),
+    ]
+    return {
+        "title": "Vidas salvadas (estimación del modelo)",
+        "summary": summary,
+        "basis": basis,
+        "notes": notes,
+        "tables": [
+            {
+                "caption": "Vidas salvadas al año por zona CEAS",
+                "columns": ["Zona CEAS", "Vidas al año (banda)"],
+                "rows": zones,
+            },
+            {
+                "caption": "Los que más vidas perderían si se retiraran",
+                "columns": ["Desfibrilador", "Vidas al año (banda)"],
+                "rows": ranking("marginal_lives"),
+            },
+            {
+                "caption": "Los que más ganarían abriendo 24/7",
+                "columns": ["Desfibrilador", "Vidas al año (banda)"],
+                "rows": ranking("gain_if_24_7"),
+            },
+        ],
+    }
 
 
 def _sites_layer(fmap: folium.Map, sites: gpd.GeoDataFrame, name: str, *, kind: str) -> None:
@@ -453,9 +625,9 @@ def _sites_layer(fmap: folium.Map, sites: gpd.GeoDataFrame, name: str, *, kind: 
         folium.FeatureGroup(name=name).add_to(fmap)
         return
     folium.GeoJson(
-        _inert_frame(frame),
+        _html_frame(frame),
         name=name,
-        marker=folium.CircleMarker(radius=7 if kind == "entity" else 5),
+        marker=folium.CircleMarker(radius=7 if kind == "entity" else 5, fill=True),
         style_function=lambda f: {
             "color": "#222",
             "weight": 1,
@@ -470,12 +642,18 @@ def _proposal_layer(fmap: folium.Map, view: PlannerView) -> None:
     group = folium.FeatureGroup(name="Propuesta de nuevos desfibriladores")
     kinds = {"entity": "entidad", "cohousing": "cohousing", "grid": "punto de rejilla"}
     for site in view.siting.chosen.to_dict("records"):
-        text = (
-            f"n.º {site['step']}: {site['name']} ({kinds.get(site['kind'], site['kind'])}) — "
-            f"+{_int(site['residents_gained'])} residentes "
-            f"(+{_int(site['residents_65_plus_gained'])} de 65+); cobertura tras él: "
-            f"{_pct(site['share_covered_after'])}"
-        )
+        head = f"n.º {site['step']}: {site['name']} ({kinds.get(site['kind'], site['kind'])}) — "
+        if "lives_gained" in site:
+            text = (
+                f"{head}+{_lives(site['lives_gained'])} vidas al año; tras él: "
+                f"{_lives(site['lives_saved_after'])} vidas al año (modelo)"
+            )
+        else:
+            text = (
+                f"{head}+{_int(site['residents_gained'])} residentes "
+                f"(+{_int(site['residents_65_plus_gained'])} de 65+); cobertura tras él: "
+                f"{_pct(site['share_covered_after'])}"
+            )
         folium.Marker(
             [site["lat"], site["lon"]],
             icon=folium.DivIcon(
@@ -483,7 +661,7 @@ def _proposal_layer(fmap: folium.Map, view: PlannerView) -> None:
                 icon_size=(26, 26), icon_anchor=(13, 13),
             ),
             # No folium.Popup: its template needs jQuery, which the pages do not load.
-            tooltip=_inert(text),
+            tooltip=_markup_text(text),
         ).add_to(group)  # fmt: skip
     group.add_to(fmap)
 
@@ -505,6 +683,8 @@ def planner_page(
         new=form.new,
         reference_date=reference_date,
         detour_factor=DEFAULT_DETOUR_FACTOR,
+        parameters=outcome_parameters(settings),
+        objective=form.objective,
     )
     sources = (frame["source"].value_counts().to_dict() for frame in inputs.layers.frames.values())
     return planner_map(
@@ -585,7 +765,7 @@ def _context_layers(fmap: folium.Map, city: CityProfile, zones: gpd.GeoDataFrame
     _outline(fmap, city)
     frame = zones[["name", "geometry"]].to_crs(WGS84).rename(columns={"name": "Zona CEAS"})
     folium.GeoJson(
-        _inert_frame(frame),
+        _html_frame(frame),
         name="Zonas CEAS",
         style_function=lambda _f: {
             "color": "#6a51a3",
@@ -662,12 +842,40 @@ def _inert(text: str) -> str:
     return _JINJA_OPENERS.sub("{\u200b", text)
 
 
+def _markup_text(text: str) -> str:
+    """``text`` for folium's ``Tooltip``, which pastes it into a JavaScript template literal
+    that becomes HTML: escaped for HTML, with no backtick, ``$`` or backslash left to end the
+    literal or start an expression, and inert for Jinja."""
+    escaped = escape(text).replace("\\", "&#92;").replace("`", "&#96;").replace("$", "&#36;")
+    return _inert(escaped)
+
+
+def _html_frame(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """:func:`_inert_frame` with every text value escaped for HTML too: folium's GeoJSON
+    tooltips and popups put values into the page with ``innerHTML``, so a name such as
+    ``<img onerror=…>`` would otherwise run."""
+    out = _inert_frame(frame)
+    for column in _text_columns(out):
+        if column != "colour":
+            out[column] = out[column].map(lambda v: escape(v) if isinstance(v, str) else v)
+    return out
+
+
+def _text_columns(frame: gpd.GeoDataFrame) -> list[str]:
+    """Columns that may hold text: ``object`` or (pandas 3 infers it) ``str``."""
+    return [
+        column
+        for column in frame.columns
+        if column != frame.geometry.name
+        and (frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]))
+    ]
+
+
 def _inert_frame(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """``frame`` with :func:`_inert` applied to every text value (names come from users)."""
     out = frame.copy()
-    for column in out.columns:
-        if column != out.geometry.name and out[column].dtype == object:
-            out[column] = out[column].map(lambda v: _inert(v) if isinstance(v, str) else v)
+    for column in _text_columns(out):
+        out[column] = out[column].map(lambda v: _inert(v) if isinstance(v, str) else v)
     return out
 
 

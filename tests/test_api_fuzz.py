@@ -59,7 +59,12 @@ IDENTITIES = ("anonymous", *TOKENS)
 #: Generated requests per operation and identity.
 MAX_EXAMPLES = 20
 #: The analysis routes solve a coverage or siting problem per call: a few requests are enough.
-SLOW_EXAMPLES = {"GET /api/siting": 4, "GET /api/gaps": 4, "GET /api/coverage": 6}
+SLOW_EXAMPLES = {
+    "GET /api/siting": 4,
+    "GET /api/gaps": 4,
+    "GET /api/coverage": 6,
+    "GET /api/outcomes": 6,
+}
 #: Records of the tiny fixture layers, to pin generated path ids to.
 KNOWN_IDS = ("dea-1", "dea-2", "dea-3", "ent-1", "ent-2", "ceas-oeste", "ceas-este", "coh-1")
 #: Around the tiny fixture's devices, well inside the municipality.

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import geopandas as gpd
@@ -23,6 +24,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from geo.analysis import PlannerView
 from geo.city import CityProfile
 from geo.layers import Layers
 from geo.maps import DEVICE_COLUMNS, STATIC_DIR, citizen_data, self_contained
@@ -259,15 +261,21 @@ def test_a_planner_signs_in_sees_the_map_and_signs_out(client: TestClient, loade
     ):  # fmt: skip
         assert json.dumps(layer) in page.text  # in the layer control (folium escapes to ASCII)
     options = page_data(page.text, "cm-options")
-    assert options["form"] | {"days": None} == {
+    assert options["form"] | {"days": None, "objectives": None} == {
         "action": "/planificacion", "day": 0, "hour": 15, "radius_m": 300.0, "new": 10,
-        "days": None,
+        "days": None, "objective": "residents", "objectives": None,
     }  # fmt: skip
+    assert options["form"]["objectives"] == [
+        ["residents", "residentes cubiertos"], ["lives", "vidas salvadas"],
+    ]  # fmt: skip
+    assert options["summary"]["proposal"].startswith("Con 10 nuevos: ")
     assert options["summary"]["when"].startswith("lunes ")
     assert options["summary"]["when"].endswith(" 15:30")
     assert options["summary"]["radius_m"] == 300
     bad = client.get("/planificacion", params={"dia": "9"})
     assert bad.status_code == 422 and bad.json()["problems"][0]["field"] == "dia"
+    bad = client.get("/planificacion", params={"objetivo": "votos"})
+    assert bad.status_code == 422 and bad.json()["problems"][0]["field"] == "objetivo"
     client.post("/planificacion/salir", follow_redirects=False)
     assert client.get("/planificacion").status_code == 401
 
@@ -305,6 +313,144 @@ def test_planner_map_marks_entities_with_and_without_a_device(loaded_url: str) -
     assert list(view.siting.chosen["step"]) == [1, 2]
 
 
+# --- lives saved on the planners' map ------------------------------------------------------
+
+
+def test_planner_view_has_the_weekly_outcomes_only_with_the_parameters(loaded_url: str) -> None:
+    from geo.analysis import planner_view
+    from geo.inputs import load_inputs, outcome_parameters
+
+    settings = Settings(database_url=loaded_url)
+    inputs = load_inputs(settings, from_files=False)
+    common: dict[str, Any] = {"radius_m": 300, "at": dt.datetime(2026, 11, 23, 15, 30), "new": 1,
+              "reference_date": dt.date(2026, 11, 23), "detour_factor": 1.3}  # fmt: skip
+    assert planner_view(inputs, **common).outcomes is None
+    view = planner_view(inputs, **common, parameters=outcome_parameters(settings))
+    assert view.outcomes is not None
+    result = view.outcomes.result
+    # The week of the map's day, whatever hour it shows; at the model's own reach (200 m).
+    assert result.mode == "weekly" and result.at is None
+    assert result.week_start is not None and result.week_start.date() == dt.date(2026, 11, 23)
+    assert result.reach_m == 200
+    assert list(view.outcomes.devices["device_id"]) == ["dea-1", "dea-2", "dea-3"]
+
+
+def far_reaching_view(url: str) -> tuple[PlannerView, CityProfile]:
+    """The tiny fixture's planner view with the model's reach at 1 km (at 200 m nobody is in
+    reach of a device): every device saves someone."""
+    from geo.analysis import planner_view
+    from geo.inputs import load_inputs, outcome_parameters
+
+    settings = Settings(database_url=url)
+    inputs = load_inputs(settings, from_files=False)
+    parameters = outcome_parameters(settings).with_values({"reach_m": 1000.0})
+    view = planner_view(
+        inputs, radius_m=300, at=None, new=1, reference_date=dt.date(2026, 11, 23),
+        detour_factor=1.3, parameters=parameters,
+    )  # fmt: skip
+    return view, inputs.city
+
+
+def test_planner_map_gives_lives_saved_per_zone_and_device(loaded_url: str) -> None:
+    from geo.maps import DEVICE_LIVES_FIELDS, LIVES_FIELD, Basemap, PlannerForm, planner_map
+    from geo.outcomes import HOME_ARRESTS_NOTE
+
+    view, city = far_reaching_view(loaded_url)
+    html = planner_map(
+        view,
+        city=city, basemap=Basemap(None), form=PlannerForm(None, None, 10, 300, 1),
+    )  # fmt: skip
+    options = page_data(html, "cm-options")
+    lives = options["outcomes"]
+    assert lives["title"] == "Vidas salvadas (estimación del modelo)"
+    assert HOME_ARRESTS_NOTE in lives["notes"]
+    assert any("estimaciones de un modelo" in note for note in lives["notes"])
+    assert "domicilio" in options["legend"]["note"]
+    assert re.fullmatch(
+        r"Los 3 desfibriladores que cuentan salvan unas 0,\d+ vidas al año \(banda del 5 al "
+        r"95 %: 0,\d+–0,\d+\), una cada [\d.]+ años, de 0,6 paradas al año fuera del domicilio\.",
+        lives["summary"],
+    ), lives["summary"]
+    assert "Alcance del modelo: 1.000 m a pie" in lives["basis"]
+    zones, removed, opened = lives["tables"]
+    band = re.compile(r"0,\d+ \(0,\d+–0,\d+\)")
+    assert [row[0] for row in zones["rows"]] == ["Este", "Oeste"]
+    assert all(band.fullmatch(row[1]) for row in zones["rows"]), zones["rows"]
+    assert removed["caption"] == "Los que más vidas perderían si se retiraran"
+    assert {row[0] for row in removed["rows"]} == {
+        "DEA Residencia Uno", "DEA Plaza Mayor", "DEA Farmacia",
+    }  # fmt: skip
+    # Only the pharmacy is not open 24/7: it alone would gain by opening every hour.
+    assert [row[0] for row in opened["rows"]] == ["DEA Farmacia"]
+    # The zone tooltips and the device popups (folium writes their JSON with ASCII escapes).
+    for label in (LIVES_FIELD, *DEVICE_LIVES_FIELDS.values()):
+        assert json.dumps(label) in html, label
+    assert "bindPopup" in html
+    assert view.outcomes is not None
+    devices = view.outcomes.devices.set_index("device_id")
+    pharmacy = devices.loc["dea-3"]
+    from geo.maps import _lives_band
+
+    assert json.dumps(_lives_band(pharmacy, "gain_if_24_7")) in html
+    assert json.dumps("0 (0–0)") in html  # dea-1 gains nothing by opening 24/7: it already is
+
+
+def test_the_planner_map_proposes_by_lives_when_asked(client: TestClient, loaded_url: str) -> None:
+    client.post("/planificacion/sesion", data={"token": token(loaded_url, "planner")})
+    page = client.get("/planificacion", params={"objetivo": "vidas", "nuevos": "2"})
+    assert page.status_code == 200, page.text
+    options = page_data(page.text, "cm-options")
+    assert options["form"]["objective"] == "lives"
+    assert re.fullmatch(
+        r"Con 2 nuevos elegidos por vidas salvadas \(semana tipo, alcance 200 m\): de 0 a "
+        r"[\d,]+ vidas al año \(banda [\d,]+–[\d,]+\)\.",
+        options["summary"]["proposal"],
+    ), options["summary"]["proposal"]
+    assert "vidas al año (modelo)" in page.text  # the proposal's tooltips
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0.0087123, "0,0087"), (0.01234, "0,012"), (1.234, "1,2"), (12.34, "12"),
+        (1234.5, "1.234"), (0.0, "0"), (float("nan"), "—"), (None, "—"),
+        (0.000_000_3, "menos de 0,00001"), (0.000_04, "0,00004"),
+    ],
+)  # fmt: skip
+def test_lives_are_written_in_spanish_with_two_significant_figures(
+    value: float | None, text: str
+) -> None:
+    from geo.maps import _lives
+
+    assert _lives(value) == text
+
+
+def test_hostile_names_are_text_in_the_planner_map(loaded_url: str, tiny_layers: Layers) -> None:
+    """folium's tooltips and popups set ``innerHTML``: names must arrive escaped."""
+    hostile = "<img src=x onerror=alert(1)> `${1+1}`"
+    devices = tiny_layers["defibrillators"].copy()
+    devices.loc[devices["id"] == "dea-2", "name"] = hostile
+    entities = tiny_layers["entities"].copy()
+    entities.loc[entities["id"] == "ent-2", "name"] = "<b>Asociación</b>"
+    frames = {**tiny_layers.frames, "defibrillators": devices, "entities": entities}
+    with Store.open(loaded_url) as store:
+        store.load(Layers(frames), replace=True)
+    with TestClient(create_app(Settings(database_url=loaded_url, tile_url=""))) as client:
+        client.post("/planificacion/sesion", data={"token": token(loaded_url, "planner")})
+        html = client.get("/planificacion").text
+    assert "<img src=x" not in html and "<b>Asociaci" not in html
+    assert r"\u0026lt;img src=x onerror=alert(1)\u0026gt;" in html  # shown as text
+    assert r"\u0026lt;b\u0026gt;Asociaci\u00f3n" in html
+
+
+def test_marker_tooltip_text_cannot_leave_its_template_literal() -> None:
+    from geo.maps import _markup_text
+
+    text = _markup_text("<b>x</b> `${alert(1)}` \\u {{ 7*7 }}")
+    assert "<" not in text and "`" not in text and "$" not in text and "\\" not in text
+    assert "{\u200b{ 7*7 }}" in text
+
+
 # --- files to share --------------------------------------------------------------------------
 
 
@@ -335,6 +481,15 @@ def test_cli_writes_a_self_contained_map(loaded_url: str, tmp_path: Path, kind: 
         assert page_data(html, "cm-options")["data_url"] is None
     else:
         assert page_data(html, "cm-options")["form"]["action"] is None
+
+
+def test_cli_planner_map_proposes_by_lives(loaded_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "planner.html"
+    done = run_cli("map", "--kind", "planner", "--objective", "lives", "--new", "3",
+                   "--out", str(out), url=loaded_url)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "por vidas salvadas" in done.stdout
+    assert page_data(out.read_text(encoding="utf-8"), "cm-options")["form"]["objective"] == "lives"
 
 
 def test_cli_map_errors_name_the_option(loaded_url: str, tmp_path: Path) -> None:

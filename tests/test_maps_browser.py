@@ -20,9 +20,10 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import pytest
+from axe import assert_no_serious
 from conftest import BACKENDS, DATA_DIR, fresh_database
 from playwright.sync_api import (
     Browser,
@@ -33,6 +34,7 @@ from servers import ARTIFACTS, Server, Watched, open_page
 from geo.city import load_city_profile
 from geo.inputs import device_finder
 from geo.layers import Layers, read_layers
+from geo.outcomes import HOME_ARRESTS_NOTE
 from geo.store import Store
 from geo.tokens import issue_token
 
@@ -298,13 +300,98 @@ def test_planner_map_shows_every_layer_and_recomputes(site: Site, browser: Brows
     page.select_option("#cm-hour", "12")
     page.fill("#cm-radius", "300")
     page.fill("#cm-new", "5")
+    assert page.locator("#cm-objective").input_value() == "residentes"
     page.click("#cm-selector button[type=submit]")
-    page.wait_for_url("**/planificacion?dia=1&hora=12&radio_m=300&nuevos=5")
+    page.wait_for_url("**/planificacion?dia=1&hora=12&radio_m=300&nuevos=5&objetivo=residentes")
     wait_ready(page)
     summary = page.locator("#cm-summary").inner_text()
     assert summary.startswith("martes ") and "12:30, radio 300 m" in summary
+    assert summary.endswith("Con 5 nuevos: " + summary.rsplit("Con 5 nuevos: ", 1)[1])
     assert page.locator(".cm-badge.cm-proposal").count() == 5
     screenshot(page, f"planner-map-tuesday-{site.backend}.png")
+    # The same proposal by lives saved: chosen from the keyboard, said in the summary.
+    page.focus("#cm-objective")
+    page.select_option("#cm-objective", label="vidas salvadas")
+    page.keyboard.press("Tab")  # to «Recalcular», right after it
+    assert page.evaluate("() => document.activeElement.textContent") == "Recalcular"
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/planificacion?dia=1&hora=12&radio_m=300&nuevos=5&objetivo=vidas")
+    wait_ready(page)
+    assert page.locator("#cm-objective").input_value() == "vidas"
+    summary = page.locator("#cm-summary").inner_text()
+    assert "Con 5 nuevos elegidos por vidas salvadas (a esa hora, alcance 200 m): de " in summary
+    assert page.locator(".cm-badge.cm-proposal").count() == 5
+    page.locator(".cm-badge.cm-proposal").first.hover()
+    assert "vidas al año" in page.locator(".leaflet-tooltip").last.inner_text()
+    screenshot(page, f"planner-map-lives-{site.backend}.png")
+    assert watched.problems == []
+
+
+#: What has the keyboard focus, in a few words.
+FOCUSED = """() => {
+    const e = document.activeElement;
+    return e ? `${e.tagName} ${e.id || e.className || ""} ${e.textContent.slice(0, 20)}` : "";
+}"""
+
+
+def test_planner_map_gives_lives_saved_by_keyboard_and_in_device_popups(
+    site: Site, browser: Browser
+) -> None:
+    watched = open_page(browser)
+    page = watched.page
+    sign_in(page, site)
+    name = str(HEALTH_CENTRE["name"])
+    lat, lon = cast(float, HEALTH_CENTRE["lat"]), cast(float, HEALTH_CENTRE["lon"])
+    watched.problems[:] = [p for p in watched.problems if "401" not in p]  # the sign-in form
+    section = page.locator("#cm-lives")
+    assert section.locator("h2").inner_text() == "Vidas salvadas (estimación del modelo)"
+    text = section.inner_text()
+    assert "vidas al año (banda del 5 al 95 %:" in text
+    assert HOME_ARRESTS_NOTE in text and "no un recuento de casos" in text
+    assert "sin las paradas en domicilio" in page.locator("#cm-legend").inner_text()
+    # The per-zone and per-device tables open from the keyboard.
+    detail = page.locator("#cm-lives-detail")
+    assert detail.get_attribute("open") is None
+    reached: list[str] = []
+    for _ in range(120):
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate(FOCUSED))
+        if page.evaluate("() => document.activeElement.closest('#cm-lives-detail') !== null"):
+            break
+    else:
+        pytest.fail(f"Tab never reached the lives detail: {reached}")
+    page.keyboard.press("Enter")
+    assert detail.get_attribute("open") is not None
+    captions = detail.locator("caption").all_inner_texts()
+    assert captions == [
+        "Vidas salvadas al año por zona CEAS",
+        "Los que más vidas perderían si se retiraran",
+        "Los que más ganarían abriendo 24/7",
+    ]
+    zones = detail.locator("table").first.locator("tbody tr")
+    assert zones.count() == 8  # the sample's CEAS zones
+    assert name in detail.locator("table").nth(1).inner_text()
+    assert_no_serious(page, f"the planners' map with the lives tables open ({site.backend})")
+    # A device's popup: its lives saved, lost if removed or closed at night, gained if 24/7.
+    set_view(page, lat, lon, 18)
+    box = page.locator("#map, .folium-map").first.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    popup = page.locator(".cm-lives-popup")
+    popup.wait_for()
+    content = popup.inner_text()
+    for expected in (
+        name,
+        "Vidas salvadas al año (modelo)",
+        "Se perderían si se retirara",
+        "Se perderían si cerrara de 20:00 a 08:00",
+        "Se ganarían si abriera 24/7",
+    ):
+        assert expected in content, f"{expected!r} missing from the popup:\n{content}"
+    assert "0 (0–0)" in content  # open 24/7 already: nothing to gain
+    page.wait_for_timeout(300)  # the popup's fade-in
+    assert_no_serious(page, f"the planners' map with a device popup open ({site.backend})")
+    screenshot(page, f"planner-lives-popup-{site.backend}.png")
     assert watched.problems == []
 
 

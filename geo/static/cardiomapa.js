@@ -500,6 +500,37 @@
 
   /* ---------------------------------------------------------------- planners' map */
 
+  /** The panel's lives-saved section: every figure arrives as Spanish text (geo/maps.py). The
+   * tables repeat what the zone tooltips and device popups show, for keyboard and screen-reader
+   * users (map features cannot take the focus). */
+  function livesSection(lives) {
+    const tables = lives.tables.map((table) =>
+      table.rows.length
+        ? el(
+            "table",
+            { class: "cm-table" },
+            el("caption", {}, table.caption),
+            el("thead", {}, el("tr", {}, ...table.columns.map((name) => el("th", { scope: "col" }, name)))),
+            el("tbody", {}, ...table.rows.map((row) => el("tr", {}, ...row.map((cell) => el("td", {}, cell)))))
+          )
+        : el("p", { class: "cm-small" }, `${table.caption}: ninguno.`)
+    );
+    return el(
+      "section",
+      { id: "cm-lives", "aria-labelledby": "cm-lives-title" },
+      el("h2", { id: "cm-lives-title" }, lives.title),
+      el("p", { id: "cm-lives-summary" }, lives.summary),
+      ...lives.notes.map((note) => el("p", { class: "cm-small cm-lives-note" }, note)),
+      el(
+        "details",
+        { id: "cm-lives-detail" },
+        el("summary", {}, "Por zona y por desfibrilador"),
+        el("p", { class: "cm-small" }, lives.basis),
+        ...tables
+      )
+    );
+  }
+
   cardiomapa.planner = function (map, options) {
     map.fitBounds(options.bounds, { animate: false });
     const s = options.summary;
@@ -515,6 +546,12 @@
     }
     const radius = el("input", { name: "radio_m", id: "cm-radius", type: "number", min: "10", max: "5000", step: "10", value: String(form.radius_m), disabled: !form.action });
     const count = el("input", { name: "nuevos", id: "cm-new", type: "number", min: "1", max: "50", value: String(form.new), disabled: !form.action });
+    // What the proposal maximises (sent as objetivo=residentes|vidas).
+    const OBJECTIVE_VALUE = { residents: "residentes", lives: "vidas" };
+    const objective = el("select", { name: "objetivo", id: "cm-objective", disabled: !form.action });
+    for (const [key, label] of form.objectives) {
+      objective.append(el("option", { value: OBJECTIVE_VALUE[key], selected: form.objective === key }, label));
+    }
     const selector = el(
       "form",
       { id: "cm-selector", method: "get", action: form.action || "#" },
@@ -522,6 +559,7 @@
       el("label", { for: "cm-hour" }, "Hora"), hour,
       el("label", { for: "cm-radius" }, "Radio a pie (m)"), radius,
       el("label", { for: "cm-new" }, "Nuevos equipos"), count,
+      el("label", { for: "cm-objective" }, "Objetivo"), objective,
       form.action
         ? el("button", { type: "submit", class: "cm-button" }, "Recalcular")
         : el("p", { class: "cm-small" }, "Mapa exportado: parámetros fijos. Para cambiarlos use /planificacion o «cardiomapa map --kind planner».")
@@ -537,15 +575,18 @@
         { id: "cm-summary" },
         `${s.when}, radio ${num(s.radius_m)} m: ${num(s.covered)} de ${num(s.residents)} residentes cubiertos (${pct(s.share)}; 65+: ${pct(s.share_65)}). `,
         `${s.devices_available} de ${s.devices_total} desfibriladores cuentan. `,
-        `Con ${s.new} nuevos: ${pct(s.share_after)}.`
+        s.proposal
       ),
       el("p", { class: "cm-small" }, s.distance_model),
       selector,
+      options.outcomes ? livesSection(options.outcomes) : null,
       options.notice ? el("p", { class: "cm-small cm-notice" }, options.notice) : null
     );
     L.DomEvent.disableClickPropagation(panel);
     L.DomEvent.disableScrollPropagation(panel);
-    map.getContainer().append(panel);
+    // First in the container: the keyboard reaches the summary, the selector and the lives tables
+    // before the map's features (every feature with a tooltip takes the focus in turn).
+    map.getContainer().prepend(panel);
     mainLandmark(map, options.title);
 
     const legend = L.control({ position: "bottomright" });
@@ -557,6 +598,7 @@
       for (const [cls, label] of options.legend.symbols) {
         box.append(el("div", {}, el("i", { class: `cm-swatch cm-${cls}` }), ` ${label}`));
       }
+      if (options.legend.note) box.append(el("div", { class: "cm-legend-note" }, options.legend.note));
       return box;
     };
     legend.addTo(map);
