@@ -16,9 +16,12 @@ import geopandas as gpd
 import pandas as pd
 
 from geo import outputs
+from geo.arrests import blended_hour_weights, observed_years, risk_surface
 from geo.availability import available, device_availability
 from geo.coverage import (
+    DEFAULT_RADIUS_M,
     CoverageResult,
+    DistanceModel,
     StraightLine,
     WeeklyCoverage,
     coverage_by_income,
@@ -29,8 +32,15 @@ from geo.coverage import (
 from geo.coverage import coverage as run_coverage
 from geo.indicators import DensityReference, Indicators, compute_indicators, year_on_year
 from geo.inputs import AnalysisInputs, siting_candidates
-from geo.outcomes import OutcomeParameters, OutcomeResult, outcomes
+from geo.outcomes import (
+    OutcomeParameters,
+    OutcomeResult,
+    lives_siting_problem,
+    outcomes,
+    with_new_devices,
+)
 from geo.siting import (
+    SitingError,
     SitingResult,
     build_problem,
     solve_exact,
@@ -137,9 +147,36 @@ def outcomes_analysis(
     radius_m: float | None,
     detour_factor: float,
     assume_unknown_open: bool = False,
+    arrests: gpd.GeoDataFrame | None = None,
 ) -> OutcomesAnalysis:
-    """Lives saved per year for the city, per CEAS zone and per device (see geo.outcomes)."""
+    """Lives saved per year for the city, per CEAS zone and per device (see geo.outcomes).
+
+    With ``arrests`` (the private past-arrests layer, staff only), the hours of the week are
+    blended with the observed ones (weekly mode) and the residents' incidence with the observed
+    events (:mod:`geo.arrests`); the document then holds city totals of the blend only.
+    """
     metric = inputs.metric
+    weights, origin, factor, observed = None, "", None, None
+    if arrests is not None and not arrests.empty:
+        surface = risk_surface(
+            metric["population"], arrests, parameters, observed_years=observed_years(arrests)
+        )
+        factor = surface.factor
+        observed = {
+            "events": surface.events,
+            "years": surface.observed_years,
+            "unattributed": surface.unattributed,
+            "bandwidth_m": surface.bandwidth_m,
+            "prior_years": surface.prior_years,
+            "model_per_year": surface.model_per_year,
+            "observed_per_year": surface.observed_per_year,
+            "blended_per_year": surface.blended_per_year,
+        }
+        if mode == "weekly":
+            hours = blended_hour_weights(
+                arrests, day_night_ratio=parameters.central("day_night_ratio")
+            )
+            weights, origin = hours.weights, hours.origin
     result = outcomes(
         metric["population"],
         metric["defibrillators"],
@@ -152,8 +189,12 @@ def outcomes_analysis(
         zones=metric["ceas"],
         model=inputs.distance_model(detour_factor=detour_factor),
         assume_unknown_open=assume_unknown_open,
+        weights=weights,
+        weights_origin=origin,
+        risk_factor=factor,
     )
     document = {"city": inputs.city.name, "data_origin": inputs.origin, **result.to_dict()}
+    document["observed_arrests"] = observed
     figures = result.by_zone.drop(columns="zone_name").set_index("zone_id")
     zones = metric["ceas"][["id", "name", "geometry"]].join(figures, on="id").to_crs("EPSG:4326")
     devices = result.devices.to_crs("EPSG:4326")
@@ -237,7 +278,7 @@ def siting_analysis(
     inputs: AnalysisInputs,
     *,
     new: int,
-    radius_m: float,
+    radius_m: float | None,
     method: str,
     candidates: str,
     target_share: float | None,
@@ -246,13 +287,35 @@ def siting_analysis(
     time_limit_s: float,
     detour_factor: float,
     reference_date: dt.date | None = None,
+    objective: str = "residents",
+    parameters: OutcomeParameters | None = None,
+    target_lives: float | None = None,
 ) -> SitingAnalysis:
     """Where the next ``new`` devices protect the most residents (or reach ``target_share``).
 
     With ``at=None`` (24/7), ``reference_date`` fixes the year checked (default: today).
+    ``objective="lives"`` weighs each site by the expected lives per year it would add
+    (:func:`geo.outcomes.lives_siting_problem`, weekly model unless ``at``), with
+    ``target_lives`` (per year) as the goal instead of ``target_share``.
     """
     metric = inputs.metric
     model = inputs.distance_model(detour_factor=detour_factor)
+    if objective not in ("residents", "lives"):
+        msg = f"Objetivo {objective!r} desconocido; se admite residents o lives."
+        raise SitingError(msg)
+    if objective == "lives":
+        if parameters is None:
+            msg = "El objetivo lives necesita los parámetros del modelo de vidas salvadas."
+            raise SitingError(msg)
+        return _lives_siting(
+            inputs, parameters, new=new, radius_m=radius_m, method=method,
+            candidates=candidates, target_lives=target_lives, at=at,
+            time_limit_s=time_limit_s, model=model, reference_date=reference_date,
+        )  # fmt: skip
+    if target_lives is not None:
+        msg = "--target-lives solo tiene sentido con el objetivo lives."
+        raise SitingError(msg)
+    radius_m = DEFAULT_RADIUS_M if radius_m is None else radius_m
     sites = siting_candidates(
         candidates, inputs, radius_m=radius_m, at=at, model=model, reference_date=reference_date
     )
@@ -293,6 +356,7 @@ def siting_analysis(
         "radius_m": radius_m,
         "distance_model": model.name,
         "distance_model_description": model.describe(),
+        "objective": "residents",
         "senior_weight": senior_weight,
         "candidates": candidates,
         "candidates_count": len(sites),
@@ -303,6 +367,83 @@ def siting_analysis(
         "share_covered_after": after / residents if residents else 0.0,
         "sites": outputs.records(chosen),
         "zones": outputs.records(zones),
+    }
+    return SitingAnalysis(result, chosen, document)
+
+
+def _lives_siting(
+    inputs: AnalysisInputs,
+    parameters: OutcomeParameters,
+    *,
+    new: int,
+    radius_m: float | None,
+    method: str,
+    candidates: str,
+    target_lives: float | None,
+    at: dt.datetime | None,
+    time_limit_s: float,
+    model: DistanceModel,
+    reference_date: dt.date | None,
+) -> SitingAnalysis:
+    """Siting by expected lives saved; the figures after are recomputed with the new sites."""
+    metric = inputs.metric
+    week_of = reference_date or dt.datetime.now(tz=dt.UTC).date()
+    reach = parameters.central("reach_m") if radius_m is None else radius_m
+    mode = "weekly" if at is None else "instant"
+    sites = siting_candidates(
+        candidates, inputs, radius_m=reach, at=at, model=model, reference_date=reference_date
+    )
+    problem, before = lives_siting_problem(
+        metric["population"], metric["defibrillators"], sites, inputs.city, parameters,
+        mode=mode, at=at, week_of=week_of, reach_m=reach, zones=metric["ceas"], model=model,
+    )  # fmt: skip
+    if target_lives is not None:
+        needed = max(0.0, target_lives - before.lives_saved)
+        result = solve_target(
+            problem, weight_needed=needed, method=method, time_limit_s=time_limit_s
+        )
+    elif method == "exact":
+        result = solve_exact(problem, p=new, time_limit_s=time_limit_s)
+    else:
+        result = solve_greedy(problem, p=new)
+    chosen_ids = list(result.chosen)
+    placed = sites.set_index("id").loc[chosen_ids].reset_index()
+    after = outcomes(
+        metric["population"], with_new_devices(metric["defibrillators"], placed),
+        inputs.city, parameters, mode=mode, at=at, week_of=week_of, reach_m=reach,
+        zones=metric["ceas"], model=model,
+    )  # fmt: skip
+    chosen = _chosen_sites(sites, result, int(before.city["residents"]), 0)
+    chosen = chosen.drop(columns=["share_covered_after", "residents_covered_new"])
+    chosen = chosen.rename(columns={"weight_gained": "lives_gained"})
+    chosen["lives_saved_after"] = before.lives_saved + chosen["lives_gained"].cumsum()
+    zones = before.by_zone[["zone_id", "zone_name", "residents", "lives_saved"]].merge(
+        after.by_zone[["zone_id", "lives_saved"]], on="zone_id", suffixes=("", "_after")
+    )
+    figures = ("lives_saved", "lives_saved_low", "lives_saved_high")
+    document: dict[str, Any] = {
+        "mode": "target" if target_lives is not None else "budget",
+        "objective": "lives",
+        "method": result.method,
+        "status": result.status,
+        "gap": result.gap,
+        "solver_seconds": result.seconds,
+        "new_devices": len(result.chosen),
+        "target_lives": target_lives,
+        "outcome_mode": mode,
+        "week_start": before.week_start.isoformat() if before.week_start else None,
+        "radius_m": reach,
+        "distance_model": model.name,
+        "distance_model_description": model.describe(),
+        "candidates": candidates,
+        "candidates_count": len(sites),
+        "residents": before.city["residents"],
+        "before": {key: before.city[key] for key in figures},
+        "after": {key: after.city[key] for key in figures},
+        "lives_gained": after.lives_saved - before.lives_saved,
+        "sites": outputs.records(chosen),
+        "zones": outputs.records(zones),
+        "warnings": list(before.notes),
     }
     return SitingAnalysis(result, chosen, document)
 
@@ -340,6 +481,9 @@ class PlannerView:
     reach_m
         Straight-line radius that stands for the walking radius (``radius_m / detour``, or
         ``radius_m`` itself with a walking network: an upper bound of what is reached).
+    outcomes
+        Expected lives saved per year over the reference week (weekly mode, the model's own
+        reach), per CEAS zone and per device; ``None`` without the model's parameters.
     """
 
     coverage: CoverageAnalysis
@@ -351,6 +495,7 @@ class PlannerView:
     radius_m: float
     reach_m: float
     at: dt.datetime | None
+    outcomes: OutcomesAnalysis | None = None
 
 
 def planner_view(
@@ -361,8 +506,16 @@ def planner_view(
     new: int,
     reference_date: dt.date,
     detour_factor: float,
+    parameters: OutcomeParameters | None = None,
+    objective: str = "residents",
 ) -> PlannerView:
-    """Coverage, gaps, sites with and without a device and a greedy proposal of ``new`` sites."""
+    """Coverage, gaps, sites with and without a device and a greedy proposal of ``new`` sites.
+
+    With the outcome model's ``parameters``, also the lives saved per year over the week of
+    ``reference_date`` (:func:`outcomes_analysis`, weekly: the hour shown does not change it).
+    ``objective="lives"`` (needs ``parameters``) proposes the sites that add the most lives
+    (:func:`siting_analysis`, at the model's own reach) instead of the most residents covered.
+    """
     metric = inputs.metric
     model = inputs.distance_model(detour_factor=detour_factor)
     coverage = coverage_analysis(
@@ -393,14 +546,21 @@ def planner_view(
         available=available(availability, at=at, reference_date=reference_date)
     )
     siting = siting_analysis(
-        inputs, new=new, radius_m=radius_m, method="greedy", candidates="all",
-        target_share=None, senior_weight=1.0, at=at, time_limit_s=60.0,
-        detour_factor=detour_factor, reference_date=reference_date,
+        inputs, new=new, radius_m=radius_m if objective == "residents" else None,
+        method="greedy", candidates="all", target_share=None, senior_weight=1.0, at=at,
+        time_limit_s=60.0, detour_factor=detour_factor, reference_date=reference_date,
+        objective=objective, parameters=parameters,
     )  # fmt: skip
     reach_m = radius_m / model.detour_factor if isinstance(model, StraightLine) else radius_m
+    lives = None
+    if parameters is not None:
+        lives = outcomes_analysis(
+            inputs, parameters, mode="weekly", at=None, week_of=reference_date, radius_m=None,
+            detour_factor=detour_factor,
+        )  # fmt: skip
     return PlannerView(
         coverage, gaps, devices, sites["entities"], sites["cohousing"], siting, radius_m,
-        reach_m, at,
+        reach_m, at, lives,
     )  # fmt: skip
 
 
@@ -425,9 +585,15 @@ def indicators_analysis(
     as_of: dt.date,
     radius_m: float,
     detour_factor: float,
+    outcome_parameters: OutcomeParameters,
     year: int | None = None,
 ) -> IndicatorsAnalysis:
-    """The plan's indicators on ``as_of`` (see :mod:`geo.indicators`), for one year or all."""
+    """The plan's indicators on ``as_of`` (see :mod:`geo.indicators`), for one year or all.
+
+    ``outcome_parameters`` (:func:`geo.inputs.outcome_parameters`) give the lives saved per
+    year at each year end, what the plan's devices add and, with a device cost in the plan,
+    the cost per life-year gained.
+    """
     metric = inputs.metric
     model = inputs.distance_model(detour_factor=detour_factor)
     indicators = compute_indicators(
@@ -442,6 +608,7 @@ def indicators_analysis(
         as_of=as_of,
         radius_m=radius_m,
         model=model,
+        outcome_parameters=outcome_parameters,
     )
     document = {"data_origin": inputs.origin, **indicators.to_dict()}
     document["distance_model_description"] = model.describe()

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from geo import arrests as arrest_records
 from geo import outputs
 from geo.analysis import (
     CoverageAnalysis,
@@ -31,6 +32,7 @@ from geo.analysis import (
     coverage_analysis,
     gaps_analysis,
     indicators_analysis,
+    outcomes_analysis,
     siting_analysis,
     weekly_analysis,
 )
@@ -47,18 +49,29 @@ from geo.importers import IMPORTERS, ine_sections
 from geo.importers.base import ImportFormatError
 from geo.importers.run import ImportReport as DeviceImportReport
 from geo.importers.run import import_devices
-from geo.indicators import Indicators, format_value, indicator_rows
+from geo.indicators import (
+    BANDS,
+    INDICATOR_LABELS,
+    OUTCOME_INDICATORS,
+    Indicators,
+    format_band,
+    format_value,
+    indicator_rows,
+)
 from geo.inputs import (
     AnalysisInputs,
+    arrests_inputs,
     density_references,
     device_finder,
     load_inputs,
+    outcome_parameters,
     plan_registers,
     section_incomes,
 )
 from geo.layers import LAYERS, Layers, LayerSchema, read_layers
 from geo.maps import PlannerForm, basemap_of, citizen_map, planner_page, self_contained
 from geo.network import load_network
+from geo.outcomes import BAND_PERCENTILES, OutcomeParameters, OutcomeResult
 from geo.outputs import data_notice
 from geo.reminders import ReminderRun, run_summary, send_reminders
 from geo.settings import Settings
@@ -71,6 +84,7 @@ from geo.training import (
     PreparedImport,
     import_training,
     prepare_import,
+    read_csv_register,
     store_import,
 )
 
@@ -520,6 +534,246 @@ def _print_week(week: WeeklyCoverage) -> None:
     _print_warnings(week)
 
 
+ParametersOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--parameters",
+        help="Tabla CSV de parámetros del modelo de vidas (por defecto "
+        "data/reference/outcome_parameters.csv).",
+    ),
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Cambia un parámetro: clave=valor (sin rango) o clave=bajo:central:alto; "
+        "repetible. Ejemplo: --set share_public=0.4",
+    ),
+]
+
+
+def _parameters(
+    settings: Settings, path: Path | None, set_values: list[str] | None
+) -> OutcomeParameters:
+    """The outcome parameters, from the shipped table or ``--parameters``, with ``--set``."""
+    if path is not None and not path.is_file():
+        errors.print(f"[bold red]Error[/]: no existe el archivo de parámetros {path}.")
+        raise typer.Exit(code=2)
+    values: dict[str, float | tuple[float, float, float]] = {}
+    for text in set_values or ():
+        key, sep, value = text.partition("=")
+        try:
+            numbers = [float(part.replace(",", ".")) for part in value.split(":")]
+        except ValueError:
+            numbers = []
+        if not sep or len(numbers) not in (1, 3):
+            errors.print(
+                f"[bold red]Error[/]: --set {text!r}: se esperaba clave=valor o "
+                "clave=bajo:central:alto (p. ej. share_public=0.4).",
+                highlight=False,
+            )
+            raise typer.Exit(code=2)
+        values[key.strip()] = (
+            numbers[0] if len(numbers) == 1 else (numbers[0], numbers[1], numbers[2])
+        )
+    try:
+        parameters = outcome_parameters(settings, path)
+        return parameters.with_values(values) if values else parameters
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+
+
+class OutcomesBy(StrEnum):
+    ZONES = "zones"
+    DEVICES = "devices"
+    PARAMETERS = "parameters"
+
+
+def _lives(value: float) -> str:
+    """Lives per year, to two significant figures (they are estimates), Spanish separators."""
+    if not value or not np.isfinite(value):
+        return "0"
+    decimals = max(0, 1 - int(np.floor(np.log10(abs(value)))))
+    return outputs.spanish_number(value, decimals)
+
+
+def _band(row: Any, column: str = "lives_saved") -> str:
+    low, high = row[f"{column}_low"], row[f"{column}_high"]
+    return f"{_lives(row[column])} ({_lives(low)}–{_lives(high)})"
+
+
+@app.command("outcomes")
+def outcomes_(
+    radius_m: Annotated[
+        float | None,
+        typer.Option(
+            "--radius-m",
+            help="Alcance: distancia a pie a la que la probabilidad de uso llega a 0 "
+            "(por defecto, el parámetro reach_m: 200 m).",
+        ),
+    ] = None,
+    at: AtOption = None,
+    always: AlwaysOption = False,
+    weekly: Annotated[
+        bool,
+        typer.Option(
+            "--weekly",
+            help="Cada hora de la semana según cuándo ocurren las paradas (por defecto).",
+        ),
+    ] = False,
+    week_of: Annotated[
+        str | None,
+        typer.Option("--week-of", help="Fecha de la semana de referencia (por defecto, hoy)."),
+    ] = None,
+    by: Annotated[
+        OutcomesBy,
+        typer.Option("--by", help="Para csv y geojson: zones, devices o parameters (csv)."),
+    ] = OutcomesBy.ZONES,
+    top: Annotated[int, typer.Option("--top", min=1, help="Desfibriladores en la tabla.")] = 10,
+    output: FormatOption = Format.TABLE,
+    parameters_file: ParametersOption = None,
+    set_values: SetOption = None,
+    arrests: Annotated[
+        bool,
+        typer.Option(
+            "--arrests",
+            help="Mezclar las paradas pasadas guardadas (cardiomapa import arrests; capa "
+            "privada) con el modelo: su reparto horario y dónde ocurrieron.",
+        ),
+    ] = False,
+    data_dir: DataDirOption = None,
+    network: NetworkOption = None,
+    no_network: NoNetworkOption = False,
+    detour_factor: DetourOption = DEFAULT_DETOUR_FACTOR,
+    assume_unknown_open: UnknownOption = False,
+) -> None:
+    """Vidas salvadas al año estimadas: ciudad, zonas CEAS y cada desfibrilador, con banda."""
+    if sum((at is not None, always, weekly)) > 1:
+        errors.print("[bold red]Error[/]: use solo una de --at, --always y --weekly.")
+        raise typer.Exit(code=2)
+    if by is OutcomesBy.PARAMETERS and output is Format.GEOJSON:
+        errors.print("[bold red]Error[/]: --by parameters solo admite --format csv o json.")
+        raise typer.Exit(code=2)
+    instant = _instant(at)
+    reference = _day(week_of)
+    settings, inputs = _inputs(data_dir, network, no_network)
+    parameters = _parameters(settings, parameters_file, set_values)
+    mode = "instant" if instant is not None else "always" if always else "weekly"
+    try:
+        observed = arrests_inputs(settings) if arrests else None
+        if observed is not None and observed.empty:
+            errors.print(
+                "[bold red]Error[/]: --arrests: no hay paradas guardadas; impórtelas con "
+                "cardiomapa import arrests ARCHIVO.csv."
+            )
+            raise typer.Exit(code=1)
+        analysis = outcomes_analysis(
+            inputs,
+            parameters,
+            mode=mode,
+            at=instant,
+            week_of=reference,
+            radius_m=radius_m,
+            detour_factor=detour_factor,
+            assume_unknown_open=assume_unknown_open,
+            arrests=observed,
+        )
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    result = analysis.result
+    if output is Format.JSON:
+        _emit(outputs.dumps(analysis.document))
+    elif output is Format.CSV:
+        frames = {
+            OutcomesBy.ZONES: result.by_zone,
+            OutcomesBy.DEVICES: pd.DataFrame(result.devices.drop(columns="geometry")),
+            OutcomesBy.PARAMETERS: pd.DataFrame(result.parameters.to_records()),
+        }
+        _emit(outputs.to_csv(frames[by]))
+    elif output is Format.GEOJSON:
+        header = {k: v for k, v in analysis.document.items() if k not in ("zones", "devices")}
+        layer = analysis.devices if by is OutcomesBy.DEVICES else analysis.zones
+        _emit(outputs.dumps(outputs.feature_collection(layer, **header)))
+    else:
+        _print_outcomes(result, inputs, top)
+        _print_observed(analysis.document["observed_arrests"])
+    if output is not Format.TABLE:
+        for note in (*result.notes, *(str(issue) for issue in result.hours_issues)):
+            errors.print(f"[yellow]Aviso[/]: {note}", highlight=False)
+
+
+def _print_observed(observed: dict[str, Any] | None) -> None:
+    if observed is None:
+        return
+    console.print(
+        f"Con {observed['events']} paradas fuera del domicilio registradas en "
+        f"{observed['years']:g} años ({_lives(observed['observed_per_year'])} al año, frente a "
+        f"{_lives(observed['model_per_year'])} del modelo): reparto horario y riesgo mezclados "
+        f"con lo observado ({_lives(observed['blended_per_year'])} al año; el modelo pesa como "
+        f"{observed['prior_years']:g} años). Capa privada: no se publica.",
+        highlight=False,
+    )
+
+
+def _print_outcomes(result: OutcomeResult, inputs: AnalysisInputs, top: int) -> None:
+    city = result.city
+    when = {
+        "weekly": f"cada hora de la semana del {result.week_start:%Y-%m-%d}"
+        if result.week_start
+        else "semanal",
+        "always": "solo desfibriladores disponibles 24/7",
+        "instant": f"como si todo el año fuera el instante {result.at:%Y-%m-%d %H:%M}"
+        if result.at
+        else "",
+    }[result.mode]
+    console.print(
+        f"[bold]Vidas salvadas estimadas en {inputs.city.name}[/] — {when}\n"
+        f"Alcance: {result.reach_m:g} m a pie (uso pleno hasta {result.full_use_m:g} m) · "
+        f"{result.distance_model_description}\n"
+        f"Desfibriladores contados: {city['devices_counted']} de {city['devices_total']} · "
+        f"Datos: {inputs.origin}\n"
+        f"Paradas al año entre los residentes: {_lives(city['arrests_per_year'])}, "
+        f"fuera del domicilio {_lives(city['public_arrests_per_year'])}; con un DEA disponible "
+        f"al alcance: {_lives(city['arrests_in_reach'])}; usos esperados: "
+        f"{_lives(city['uses_per_year'])}\n"
+        f"[bold]Vidas salvadas al año: {_band(city)}[/] — banda del "
+        f"{BAND_PERCENTILES[0]:g} al {BAND_PERCENTILES[1]:g} % ({result.draws} simulaciones, "
+        f"semilla {result.seed}); {_lives(city['lives_saved_per_million'])} por millón de "
+        "habitantes",
+        highlight=False,
+    )
+    zones = Table("Zona CEAS", "Residentes", "Paradas/año", "Al alcance", "Vidas/año (banda)")
+    for row in result.by_zone.to_dict(orient="records"):
+        zones.add_row(
+            str(row["zone_name"]),
+            _int(row["residents"]),
+            _lives(row["arrests_per_year"]),
+            _lives(row["arrests_in_reach"]),
+            _band(row),
+        )
+    console.print(zones)
+    devices = result.devices[result.devices["counted"]]
+    for title, column in (
+        ("Lo que se perdería sin cada desfibrilador", "marginal_lives"),
+        ("Lo que añadiría cada uno abierto 24/7 (los horarios que más importan)", "gain_if_24_7"),
+    ):
+        ranked = devices.sort_values(column, ascending=False, kind="stable").head(top)
+        ranked = ranked[ranked[column] > 0]
+        if ranked.empty:
+            continue
+        table = Table("Desfibrilador", "Vidas/año (banda)", title=title, title_justify="left")
+        for row in ranked.to_dict(orient="records"):
+            table.add_row(f"{row['device_id']} {row['name'] or ''}".strip(), _band(row, column))
+        console.print(table)
+    console.print(
+        "Estimaciones de un modelo, no recuentos: parámetros y fuentes en "
+        "data/reference/outcome_parameters.csv (--by parameters --format csv).",
+        highlight=False,
+    )
+    for note in (*result.notes, *(str(issue) for issue in result.hours_issues)):
+        errors.print(f"[yellow]Aviso[/]: {note}", highlight=False)
+
+
 @app.command()
 def gaps(
     radius_m: RadiusOption = DEFAULT_RADIUS_M,
@@ -608,12 +862,59 @@ class Method(StrEnum):
     GREEDY = "greedy"
 
 
+class Objective(StrEnum):
+    RESIDENTS = "residents"
+    LIVES = "lives"
+
+
+class LivesPer(StrEnum):
+    YEAR = "year"
+    DECADE = "decade"
+
+
 @app.command()
 def site(
     new: Annotated[
         int, typer.Option("--new", min=1, help="Cuántos desfibriladores nuevos proponer.")
     ] = 10,
-    radius_m: RadiusOption = DEFAULT_RADIUS_M,
+    radius_m: Annotated[
+        float | None,
+        typer.Option(
+            "--radius-m",
+            help="Distancia a pie que cuenta como cubierta (residents: 100 m por defecto) o "
+            "alcance del modelo de vidas (lives: el parámetro reach_m, 200 m).",
+        ),
+    ] = None,
+    objective: Annotated[
+        Objective,
+        typer.Option(
+            "--objective",
+            help="residents (residentes nuevos cubiertos) o lives (vidas salvadas al año "
+            "estimadas: llegada, horarios y probabilidad de uso según la distancia).",
+        ),
+    ] = Objective.RESIDENTS,
+    target_lives: Annotated[
+        float | None,
+        typer.Option(
+            "--target-lives",
+            min=0.0,
+            help="Con --objective lives: el mínimo de nuevos desfibriladores para salvar "
+            "estas vidas (en total, con los actuales) por año o por década (--lives-per).",
+        ),
+    ] = None,
+    lives_per: Annotated[
+        LivesPer, typer.Option("--lives-per", help="year o decade, para --target-lives.")
+    ] = LivesPer.YEAR,
+    week_of: Annotated[
+        str | None,
+        typer.Option(
+            "--week-of",
+            help="Semana de referencia de los horarios (lives) o inicio del año en que se "
+            "comprueba el 24/7 (por defecto, hoy).",
+        ),
+    ] = None,
+    parameters_file: ParametersOption = None,
+    set_values: SetOption = None,
     method: Annotated[
         Method, typer.Option("--method", help="exact (óptimo probado) o greedy (orden voraz).")
     ] = Method.EXACT,
@@ -653,13 +954,30 @@ def site(
     if output is Format.CSV:
         errors.print("[bold red]Error[/]: site admite --format table, json o geojson.")
         raise typer.Exit(code=2)
+    lives = objective is Objective.LIVES
+    if not lives and (target_lives is not None or parameters_file or set_values):
+        errors.print(
+            "[bold red]Error[/]: --target-lives, --parameters y --set solo valen con "
+            "--objective lives."
+        )
+        raise typer.Exit(code=2)
+    if lives and (target_share is not None or senior_weight != 1.0):
+        errors.print(
+            "[bold red]Error[/]: --target-share y --senior-weight son del objetivo residents; "
+            "con --objective lives use --target-lives (las tasas por edad ya pesan a los "
+            "mayores)."
+        )
+        raise typer.Exit(code=2)
     instant = _instant(at)
-    _, inputs = _inputs(data_dir, network, no_network)
+    settings, inputs = _inputs(data_dir, network, no_network)
+    per_year = None
+    if target_lives is not None:
+        per_year = target_lives / 10 if lives_per is LivesPer.DECADE else target_lives
     try:
         analysis = siting_analysis(
             inputs,
             new=new,
-            radius_m=radius_m,
+            radius_m=radius_m if (radius_m is not None or lives) else DEFAULT_RADIUS_M,
             method=method.value,
             candidates=candidates,
             target_share=target_share,
@@ -667,6 +985,10 @@ def site(
             at=instant,
             time_limit_s=time_limit_s,
             detour_factor=detour_factor,
+            objective=objective.value,
+            parameters=_parameters(settings, parameters_file, set_values) if lives else None,
+            target_lives=per_year,
+            reference_date=_day(week_of) if week_of else None,
         )
     except CardiomapaError as exc:
         raise _fail(exc) from None
@@ -676,8 +998,56 @@ def site(
     elif output is Format.GEOJSON:
         header = {k: v for k, v in document.items() if k not in ("sites", "zones")}
         _emit(outputs.dumps(outputs.feature_collection(analysis.chosen, **header)))
+    elif lives:
+        _print_lives_siting(document, analysis.chosen, inputs, lives_per)
     else:
         _print_siting(document, analysis.chosen, inputs)
+
+
+def _print_lives_siting(
+    document: dict[str, Any], chosen: gpd.GeoDataFrame, inputs: AnalysisInputs, per: LivesPer
+) -> None:
+    status = {
+        "optimal": "óptimo probado",
+        "gap": "hueco relativo alcanzado",
+        "time_limit": "límite de tiempo alcanzado",
+        "greedy": "orden voraz (sin garantía de óptimo)",
+    }[str(document["status"])]
+    before, after = document["before"], document["after"]
+    goal = ""
+    if document["target_lives"] is not None:
+        wanted = document["target_lives"] * (10 if per is LivesPer.DECADE else 1)
+        unit = "por década" if per is LivesPer.DECADE else "al año"
+        goal = f"Objetivo: {_lives(wanted)} vidas {unit} en total\n"
+    console.print(
+        f"[bold]Propuesta de {document['new_devices']} nuevos desfibriladores en "
+        f"{inputs.city.name} por vidas salvadas[/] — método {document['method']}: {status}\n"
+        f"{goal}"
+        f"Alcance: {float(document['radius_m']):g} m a pie · "
+        f"{document['distance_model_description']}\n"
+        f"Candidatos: {document['candidates']} ({document['candidates_count']}) · "
+        f"Vidas salvadas al año: {_band(before)} → {_band(after)}",
+        highlight=False,
+    )
+    table = Table("#", "Emplazamiento", "Tipo", "+ vidas/año", "Vidas/año tras", "Lon", "Lat")
+    for row in chosen.itertuples():
+        table.add_row(
+            str(row.step),
+            f"{row.candidate_id} {row.name}",
+            str(row.kind),
+            _lives(float(row.lives_gained)),
+            _lives(float(row.lives_saved_after)),
+            f"{row.lon:.5f}",
+            f"{row.lat:.5f}",
+        )
+    console.print(table)
+    console.print(
+        "Cada nuevo desfibrilador se supone público y abierto 24/7; estimaciones de un modelo "
+        "(cardiomapa outcomes --by parameters --format csv para las fuentes).",
+        highlight=False,
+    )
+    for note in document["warnings"]:
+        errors.print(f"[yellow]Aviso[/]: {note}", highlight=False)
 
 
 def _print_siting(
@@ -748,6 +1118,13 @@ def map_(
     ] = None,
     radius_m: RadiusOption = DEFAULT_RADIUS_M,
     new: Annotated[int, typer.Option("--new", min=1, max=50, help="Propuestas (planner).")] = 10,
+    objective: Annotated[
+        Objective,
+        typer.Option(
+            "--objective",
+            help="planner: las propuestas maximizan residentes cubiertos o vidas salvadas.",
+        ),
+    ] = Objective.RESIDENTS,
 ) -> None:
     """Escribe un mapa interactivo en un archivo HTML para compartirlo (desde la base de datos)."""
     settings = _settings()
@@ -776,9 +1153,11 @@ def map_(
                     hour=instant.hour if instant else 0,
                     radius_m=radius_m,
                     new=new,
+                    objective=objective.value,
                 )
                 html = planner_page(settings, at=instant, form=form, reference_date=today)
-                what = f"radio {radius_m:g} m, {new} propuestas"
+                by = "por vidas salvadas" if objective is Objective.LIVES else "por residentes"
+                what = f"radio {radius_m:g} m, {new} propuestas {by}"
             out.write_text(self_contained(html), encoding="utf-8")
     except CardiomapaError as exc:
         raise _fail(exc) from None
@@ -820,6 +1199,7 @@ def indicators(
                 as_of=day or _city_today(settings),
                 radius_m=radius_m,
                 detour_factor=detour_factor,
+                outcome_parameters=outcome_parameters(settings),
                 year=year,
             )
     except CardiomapaError as exc:
@@ -839,14 +1219,20 @@ def _print_indicators(result: Indicators, year: int | None) -> None:
         f"radio {result.radius_m:g} m ({result.distance_model}).",
         highlight=False,
     )
-    rows = indicator_rows(result, year=year)
-    columns = [c for c in rows.columns if c not in ("indicator", "label")]
+    rows = indicator_rows(result, year=year).set_index("indicator")
+    columns = [c for c in rows.columns if c != "label"]
     table = Table("Indicador", *(_column_title(c, result) for c in columns))
-    for record in rows.to_dict("records"):
-        key = record["indicator"]
-        cells = [format_value(key, record[c], change=c.startswith("change_")) for c in columns]
-        table.add_row(record["label"], *cells)
+    for key in INDICATOR_LABELS:
+        if key in OUTCOME_INDICATORS:  # in the table of estimates, with their bands
+            continue
+        record = rows.loc[key]
+        change = (c.startswith("change_") for c in columns)
+        table.add_row(
+            str(record["label"]),
+            *(format_value(key, record[c], change=d) for c, d in zip(columns, change, strict=True)),
+        )
     console.print(table)
+    _print_lives(result, rows, [c for c in columns if not c.startswith("change_")])
     density = Table("Referencia", "DEA por 100.000 hab.", "Año", "Nuevos DEA para superarla")
     for ref in result.density.to_dict("records"):
         name = f"[bold]{ref['name']}[/]" if ref["is_city"] else ref["name"]
@@ -859,6 +1245,57 @@ def _print_indicators(result: Indicators, year: int | None) -> None:
     console.print(density)
     for note in result.notes:
         errors.print(f"[yellow]Nota[/]: {note}", highlight=False)
+
+
+def _print_lives(result: Indicators, rows: pd.DataFrame, columns: list[str]) -> None:
+    """The model's estimates with their bands, and how they were made."""
+    lives = result.lives
+    if lives is None:
+        return
+    low, high = BAND_PERCENTILES
+    shown = [c for c in columns if c == "to_date" or result.year(int(c))["status"] != "future"]
+    table = Table(
+        "Estimación",
+        *(_column_title(c, result) for c in shown),
+        title=f"Vidas salvadas estimadas: valor central y banda del {low:g} al {high:g} %",
+        title_justify="left",
+    )
+    for key in OUTCOME_INDICATORS:
+        cells = []
+        for column in shown:
+            if key in BANDS:
+                low_end, high_end = (rows.loc[end, column] for end in BANDS[key])
+                text = format_band(key, rows.loc[key, column], low_end, high_end)
+                cells.append(text.replace(" (", "\n("))
+            else:
+                cells.append(format_value(key, rows.loc[key, column]))
+        table.add_row(INDICATOR_LABELS[key], *cells)
+    console.print(table)
+    weeks = ", ".join(
+        f"{row.year}: semana del {row.outcome_week_start:%d/%m/%Y}"
+        for row in result.years.itertuples()
+        if row.status != "future"
+    )
+    plan = result.plan
+    cost = plan.annual_cost_per_device_eur
+    euros = "new_devices_annual_cost_eur"
+    console.print(
+        "Estimaciones del modelo semanal, no recuentos: cada hora de la semana que contiene el "
+        f"cierre del año (en el año en curso, la de la fecha de los datos; {weeks}); alcance "
+        f"{lives.reach_m:g} m a pie (uso pleno hasta {lives.full_use_m:g} m); "
+        f"{lives.draws} simulaciones, semilla {lives.seed}. DEA del plan: los instalados desde "
+        "su inicio que siguen en su sitio (también los pendientes de verificar, como en la "
+        f"cobertura). {lives.home_arrests}\n"
+        + (
+            "Coste: sin configurar (plan.device_cost_eur y device_cost_source en city.json)."
+            if cost is None
+            else f"Coste anual por DEA: {format_value(euros, cost)} "
+            f"({format_value(euros, plan.device_cost_eur)} en {plan.lifetime_years:g} años + "
+            f"{format_value(euros, plan.device_upkeep_eur_per_year)} al año de mantenimiento; "
+            f"fuente: {plan.device_cost_source})."
+        ),
+        highlight=False,
+    )
 
 
 def _column_title(column: str, result: Indicators) -> str:
@@ -916,6 +1353,7 @@ def report(
                 as_of=day or _city_today(settings),
                 radius_m=radius_m,
                 detour_factor=detour_factor,
+                outcome_parameters=outcome_parameters(settings),
                 year=year,
             )
             status.update("Redactando el informe: huecos, propuesta, gráficos y mapas…")
@@ -1042,7 +1480,8 @@ def import_(
         typer.Argument(
             metavar="FORMATO",
             help="Formato del archivo: osm (Overpass JSON u OpenAEDMap GeoJSON), euskadi, "
-            "madrid, jcyl-desa; ine-sections (secciones censales del INE, con --population).",
+            "madrid, jcyl-desa; ine-sections (secciones censales del INE, con --population); "
+            "arrests (paradas cardiacas atendidas, CSV: capa privada, solo para el personal).",
         ),
     ],
     file: Annotated[
@@ -1080,9 +1519,44 @@ def import_(
             "duplicado y no se importa.",
         ),
     ] = 25.0,
+    cell_m: Annotated[
+        float | None,
+        typer.Option(
+            "--cell-m",
+            min=arrest_records.MIN_CELL_M,
+            max=arrest_records.MAX_CELL_M,
+            help="Lado en metros de la cuadrícula a la que se agregan las posiciones de las "
+            f"paradas (arrests; por defecto {arrest_records.DEFAULT_CELL_M:g}): solo se guarda "
+            "el centro de la celda.",
+        ),
+    ] = None,
+    append: Annotated[
+        bool,
+        typer.Option(
+            "--append",
+            help="Añadir las paradas a las guardadas en vez de sustituirlas (arrests).",
+        ),
+    ] = False,
 ) -> None:
     """Importa desfibriladores de OpenStreetMap o de un registro oficial: todo o nada,
-    reimportar no duplica y los posibles duplicados se avisan sin importarlos."""
+    reimportar no duplica y los posibles duplicados se avisan sin importarlos.
+
+    Con arrests importa paradas cardiacas pasadas (capa privada, todo o nada; sustituye a las
+    guardadas salvo con --append): CSV en UTF-8 con cabecera occurred_at (hora local), lon, lat
+    (grados), place_type (domicilio, vía pública, otro…) y, opcionales, bystander_cpr, aed_used,
+    survived_30d, discharged_alive (sí/no), address, id, source. La posición se agrega al centro
+    de una celda de --cell-m metros; la exacta y la dirección no se guardan."""
+    if format_name == arrest_records.FORMAT:
+        if addresses is not None or population is not None:
+            raise _import_usage(
+                f"las opciones --addresses y --population no se aplican al formato {format_name}."
+            )
+        _import_arrests(file, dry_run=dry_run, cell_m=cell_m, append=append)
+        return
+    if cell_m is not None or append:
+        raise _import_usage(
+            f"las opciones --cell-m y --append solo se aplican al formato {arrest_records.FORMAT}."
+        )
     if format_name == ine_sections.FORMAT:
         if addresses is not None:
             raise _import_usage(f"la opción --addresses no se aplica al formato {format_name}.")
@@ -1094,7 +1568,7 @@ def import_(
         )
     parser = IMPORTERS.get(format_name)
     if parser is None:
-        formats = ", ".join(sorted([*IMPORTERS, ine_sections.FORMAT]))
+        formats = ", ".join(sorted([*IMPORTERS, ine_sections.FORMAT, arrest_records.FORMAT]))
         raise _import_usage(f"formato {format_name!r} desconocido; se admite: {formats}.")
     # Options an importer may take, by keyword: each is passed only to the importers whose
     # signature names it, and refused for the others. A new option: add it above and here.
@@ -1176,6 +1650,63 @@ def _import_sections(file: Path, population: Path | None, *, dry_run: bool) -> N
     )
     for note in result.notes:
         console.print(note, highlight=False, soft_wrap=True, markup=False)
+
+
+def _import_arrests(file: Path, *, dry_run: bool, cell_m: float | None, append: bool) -> None:
+    """``import arrests``: past cardiac arrests (PRIVATE), coarsened, into their own table."""
+    settings = _settings()
+    size = arrest_records.DEFAULT_CELL_M if cell_m is None else cell_m
+    try:
+        city = settings.load_city()
+        rows = read_csv_register(
+            file,
+            required=arrest_records.CSV_REQUIRED_COLUMNS,
+            optional=arrest_records.CSV_OPTIONAL_COLUMNS,
+        )
+        frame = arrest_records.parse_arrests(
+            rows,
+            file=file.name,
+            city=city,
+            now=dt.datetime.now(tz=ZoneInfo(city.timezone)),
+            source=f"csv:{file.name}",
+            cell_m=size,
+        )
+        stored = before = None
+        if not dry_run:
+            with Store.open(settings.database_url) as store:
+                if append:
+                    stored = store.append_arrests(frame, actor="cli")
+                else:
+                    before, stored = store.replace_arrests(frame, actor="cli")
+    except LayerValidationError as exc:
+        failure = _fail(exc)
+        errors.print("No se ha importado nada: la base de datos sigue como estaba.")
+        raise failure from None
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    if dry_run:
+        console.print("[bold]Simulación: no se ha guardado nada.[/]", highlight=False)
+    places = frame["place_type"].value_counts()
+    detail = " · ".join(
+        f"{label}: {int(places.get(code, 0))}"
+        for code, label in arrest_records.PLACE_LABELS.items()
+    )
+    first, last = frame["occurred_at"].min(), frame["occurred_at"].max()
+    console.print(
+        f"Paradas de {file.name}: {len(frame)} leídas ({detail}), del {first:%Y-%m-%d} al "
+        f"{last:%Y-%m-%d}. Posiciones agregadas a celdas de {size:g} m ({city.metric_crs}): "
+        "solo se guarda el centro de la celda, nunca la posición exacta ni la dirección.",
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+    )
+    if stored is not None:
+        what = f"sustituyen a las {before} anteriores" if before is not None else "añadidas"
+        console.print(f"Guardadas ({what}): {stored} paradas en total.", highlight=False)
+    console.print(
+        "Capa privada: solo la usan el personal y sus análisis; nunca se publica ni se exporta.",
+        highlight=False,
+    )
 
 
 def _importer_options(
