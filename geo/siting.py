@@ -357,13 +357,19 @@ def _solved_result(
     greedy: list[int],
     greedy_value: float,
     start: dt.datetime,
+    *,
+    scale: float = 1.0,
 ) -> SitingResult:
-    """The result of a budget solve: HiGHS's answer, or greedy's if the solve did no better."""
+    """The result of a budget solve: HiGHS's answer, or greedy's if the solve did no better.
+
+    ``scale``: what the objective was divided by (its bound is scaled back).
+    """
     if solved.x is None:
         return _exact_result(problem, greedy, "time_limit", None, greedy_value, start)
     chosen = np.flatnonzero(solved.x[:n] > 0.5)
     value = problem.value(chosen)
-    bound = -float(solved.mip_dual_bound) if solved.mip_dual_bound is not None else None
+    dual = solved.mip_dual_bound
+    bound = -float(dual) * scale if dual is not None else None
     if value < greedy_value:
         chosen, value = np.array(greedy, dtype=np.int64), greedy_value
     gap = _gap(value, bound)
@@ -377,8 +383,14 @@ def _solved_result(
     return _exact_result(problem, ordered, status, gap, value, start, bound=bound)
 
 
-def _value_model(problem: SitingProblem) -> tuple[list[LinearConstraint], np.ndarray, int]:
+def _value_model(
+    problem: SitingProblem,
+) -> tuple[list[LinearConstraint], np.ndarray, int, float]:
     """The survival-weighted covering constraints over [x (candidates), z (pairs)].
+
+    The pair values are returned divided by the largest (also returned): values such as lives
+    per year (10⁻⁷–10⁻³) sit at HiGHS's fixed absolute tolerances, which would otherwise end a
+    solve early and still call it optimal.
 
     zᵤⱼ ≤ xⱼ (a pair counts only if its site is chosen) and Σⱼ zᵤⱼ ≤ 1 (a unit counts once,
     at the value of one chosen site: the best, at the optimum). Returns the constraints, each
@@ -400,7 +412,8 @@ def _value_model(problem: SitingProblem) -> tuple[list[LinearConstraint], np.nda
     units, row = np.unique(unit, return_inverse=True)
     once = sparse.csr_array((np.ones(k), (row, n + index)), shape=(len(units), n + k))
     constraints = [LinearConstraint(link, -np.inf, 0), LinearConstraint(once, -np.inf, 1)]
-    return constraints, worth, n
+    scale = float(worth.max(initial=0.0)) or 1.0
+    return constraints, worth / scale, n, scale
 
 
 def _solve_exact_values(
@@ -413,7 +426,7 @@ def _solve_exact_values(
     if len(greedy) < p:
         # Fewer useful candidates than p: greedy takes every one that adds anything.
         return _exact_result(problem, greedy, "optimal", 0.0, greedy_value, start)
-    constraints, worth, n = _value_model(problem)
+    constraints, worth, n, scale = _value_model(problem)
     budget = sparse.csr_array(np.concatenate([np.ones(n), np.zeros(len(worth))])[None, :])
     solved = milp(
         np.concatenate([np.zeros(n), -worth]),
@@ -422,7 +435,7 @@ def _solve_exact_values(
         bounds=Bounds(0.0, 1.0),
         options={"time_limit": time_limit_s, "mip_rel_gap": mip_rel_gap, "disp": False},
     )
-    return _solved_result(problem, solved, n, greedy, greedy_value, start)
+    return _solved_result(problem, solved, n, greedy, greedy_value, start, scale=scale)
 
 
 def _gap(value: float, bound: float | None) -> float | None:
@@ -528,8 +541,9 @@ def solve_target(
         m, n = cover.shape
         constraints = [_link(cover)]
     else:
-        constraints, weight, n = _value_model(problem)
+        constraints, weight, n, scale = _value_model(problem)
         m = len(weight)
+        weight_needed = weight_needed / scale
     goal = sparse.csr_array(np.concatenate([np.zeros(n), weight])[None, :])
     solved = milp(
         np.concatenate([np.ones(n), np.zeros(m)]),
