@@ -34,7 +34,7 @@ from geo.coverage import DEFAULT_DETOUR_FACTOR, StraightLine
 from geo.inputs import load_inputs, outcome_parameters
 from geo.nearest import STATE_TEXT, DeviceFinder
 from geo.outcomes import HOME_ARRESTS_NOTE
-from geo.outputs import DASH, data_notice, spanish_number
+from geo.outputs import DASH, data_notice, estimate, spanish_number
 from geo.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -500,17 +500,7 @@ def _with_device_lives(
     return out
 
 
-def _lives(value: Any) -> str:
-    """Lives per year in Spanish with two significant figures (``0,0087``); ``—`` if missing."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return DASH
-    number = float(value)
-    if number == 0:
-        return "0"
-    decimals = min(5, max(0, 1 - math.floor(math.log10(abs(number)))))
-    if round(number, decimals) == 0:
-        return "menos de 0,00001"
-    return spanish_number(number, decimals)
+_lives = estimate  # lives per year: two significant figures, as in the CLI
 
 
 def _lives_band(row: Any, column: str) -> str:
@@ -565,8 +555,8 @@ def _outcomes_panel(outcomes: OutcomesAnalysis) -> dict[str, Any]:
         ]
 
     notes = [
-        "Son estimaciones de un modelo con parámetros publicados (banda del 5 al 95 %), no un "
-        "recuento de casos.",
+        "Son estimaciones de un modelo, con parámetros de la literatura y supuestos declarados "
+        "(banda del 5 al 95 %), no un recuento de casos.",
         HOME_ARRESTS_NOTE,
         *(note for note in result.notes if note != HOME_ARRESTS_NOTE),
     ]

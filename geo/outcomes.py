@@ -89,7 +89,6 @@ PARAMETER_KEYS = (
     "use_probability",
     "full_use_m",
     "reach_m",
-    "lay_speed_m_s",
     "survival_gain",
     "day_night_ratio",
     "life_years_per_survivor",
@@ -105,7 +104,7 @@ _SHARES = frozenset(
     }
 )
 #: Parameters that shape distances; fixed within a run (the band varies the others).
-_FIXED_IN_RUN = frozenset({"full_use_m", "reach_m", "lay_speed_m_s"})
+_FIXED_IN_RUN = frozenset({"full_use_m", "reach_m"})
 
 #: Day hours for ``day_night_ratio`` and the "closed at night" marginal: 08:00–20:00.
 DAY_START_HOUR, DAY_END_HOUR = 8, 20
@@ -219,6 +218,11 @@ class OutcomeParameters:
                     source=f"{item.source} — valor fijado por el usuario",
                 )
             )
+        full, reach = (next(i for i in updated if i.key == k) for k in ("full_use_m", "reach_m"))
+        if "full_use_m" not in values and reach.central < full.central:
+            # A shorter reach narrows the full use with it (u cannot be whole past the reach).
+            narrowed = replace(full, low=reach.central, central=reach.central, high=reach.central)
+            updated = [narrowed if item.key == "full_use_m" else item for item in updated]
         unknown = sorted(set(values) - set(PARAMETER_KEYS))
         if unknown:
             msg = (
@@ -233,6 +237,7 @@ class OutcomeParameters:
         """Parameters from CSV rows (``key``, ``central``, ``low``, ``high``, ``unit``,
         ``label``, ``source``, ``note``); errors name the file, the line and the field."""
         items = []
+        seen: dict[str, int] = {}
         for line, row in enumerate(rows, start=2):
             for column in ("key", "central", "low", "high", "source"):
                 if not (row.get(column) or "").strip():
@@ -256,6 +261,13 @@ class OutcomeParameters:
                 source=row["source"].strip(),
                 note=(row.get("note") or "").strip(),
             )
+            if item.key in seen:
+                msg = (
+                    f"{name}, línea {line}, campo key: {item.key} ya está en la línea "
+                    f"{seen[item.key]}; cada parámetro va una sola vez."
+                )
+                raise OutcomeInputError(msg)
+            seen[item.key] = line
             try:
                 _check_parameter(item)
             except OutcomeInputError as exc:
@@ -285,7 +297,7 @@ def _check_parameter(item: Parameter) -> None:
     if item.key not in _SHARES and item.low < 0:
         msg = f"{item.key}: no puede ser negativo (se leyó {item.low:g})."
         raise OutcomeInputError(msg)
-    if item.key in {"reach_m", "lay_speed_m_s", "day_night_ratio"} and item.low <= 0:
+    if item.key in {"reach_m", "day_night_ratio"} and item.low <= 0:
         msg = f"{item.key}: debe ser mayor que 0 (se leyó {item.low:g})."
         raise OutcomeInputError(msg)
     if item.key == "share_65_plus_population" and not 0 < item.low <= item.high < 1:
@@ -645,6 +657,30 @@ def weekly_coefficients(
     return coefficients(parameters, weekly, draws=draws, seed=seed)
 
 
+def lives_difference(before: OutcomeResult, after: OutcomeResult) -> tuple[float, float, float]:
+    """``after − before`` lives per year: central, low and high, with paired draws.
+
+    Both results must come from the same parameters, mode and seed (their draws are then the
+    same): the band is that of the difference, draw by draw, not two bands subtracted.
+    """
+    if before.basis is None or after.basis is None:
+        msg = "Hace falta la base de los dos resultados para la diferencia."
+        raise OutcomeInputError(msg)
+    if (before.mode, before.seed, before.draws, before.hour_weights_origin) != (
+        after.mode, after.seed, after.draws, after.hour_weights_origin
+    ) or before.parameters != after.parameters:  # fmt: skip
+        msg = "Los dos resultados no comparten parámetros, modo y semilla."
+        raise OutcomeInputError(msg)
+    if before.hour_weights_origin == "day_night_ratio":
+        coefs = weekly_coefficients(before.parameters, draws=before.draws, seed=before.seed)
+    else:  # one slice, or weights given: no day/night ratio
+        one = _Slices(np.zeros((0, 1), dtype=bool), np.ones(1), np.array([True]), False)
+        coefs = coefficients(before.parameters, one, draws=before.draws, seed=before.seed)
+    gain = (after.basis.unit_best.sum(axis=0) - before.basis.unit_best.sum(axis=0))[None]
+    low, high = _band(gain, coefs.lives)
+    return float(_central(gain, coefs.lives)[0]), float(low[0]), float(high[0])
+
+
 def _central(basis: np.ndarray, coefs: np.ndarray) -> np.ndarray:
     return np.einsum("nac,ac->n", basis, coefs[0])
 
@@ -811,10 +847,7 @@ def outcomes(
         if not (math.isfinite(reach_m) and reach_m > 0):
             msg = f"El alcance debe ser un número de metros mayor que 0 (recibido {reach_m:g})."
             raise CoverageInputError(msg)
-        values: dict[str, float | tuple[float, float, float]] = {"reach_m": float(reach_m)}
-        if reach_m < parameters.central("full_use_m"):
-            values["full_use_m"] = float(reach_m)  # full use cannot extend past the reach
-        parameters = parameters.with_values(values)
+        parameters = parameters.with_values({"reach_m": float(reach_m)})
     reach = parameters.central("reach_m")
     if not (math.isfinite(reach) and reach > 0):
         msg = f"El alcance debe ser un número de metros mayor que 0 (recibido {reach})."
@@ -841,7 +874,7 @@ def outcomes(
             demand, residents=demand.residents * risk_factor, seniors=demand.seniors * risk_factor
         )
     devices_xy, availability = _devices(devices, city, assume_unknown_open=assume_unknown_open)
-    week_of = week_of or dt.datetime.now(tz=dt.UTC).date()
+    week_of = week_of or city.today()
     instant = None if at is None else local_instant(at, city.timezone)
     slices, week_start, origin = _slices_for(
         availability, mode=mode, at=instant, week_of=week_of, weights=weights
@@ -994,6 +1027,12 @@ def _result(
     notes = list(_model_notes(model, demand.xy, reach_m))
     if parameters.central("home_use_factor") == 0:
         notes.append(HOME_ARRESTS_NOTE)
+    if risk_factor is not None:
+        notes.append(
+            "Riesgo mezclado con paradas observadas: el factor de cada unidad se calcula con los "
+            "valores centrales, así que la banda refleja los parámetros y no se estrecha con lo "
+            "observado."
+        )
     units = demand.units()
     units["arrests_per_year"] = unit_arrests
     units["lives_saved"] = _central(basis.unit_best, coefs.lives)
@@ -1152,7 +1191,7 @@ def lives_siting_problem(
         availability,
         mode=mode,
         at=instant,
-        week_of=week_of or dt.datetime.now(tz=dt.UTC).date(),
+        week_of=week_of or city.today(),
         weights=None,
     )
     counted = np.flatnonzero(availability.counted())

@@ -52,6 +52,23 @@ def spanish_number(value: Any, decimals: int = 0) -> str:
     return f"{MINUS}{text}" if rounded < 0 else text
 
 
+def significant_decimals(value: float, digits: int = 2) -> int:
+    """Decimals that show ``digits`` significant digits of ``value`` (0 for 0 or ≥ 10)."""
+    magnitude = abs(float(value))
+    if magnitude == 0 or not math.isfinite(magnitude):
+        return 0
+    return max(0, digits - 1 - math.floor(math.log10(magnitude)))
+
+
+def estimate(value: Any) -> str:
+    """A model estimate (lives per year…) to two significant digits: ``0,018``, ``0,0000042``,
+    ``1,2``, ``58``; ``0`` for zero, ``—`` if missing. The one format of the CLI and the maps."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    number = float(value)
+    return "0" if number == 0 else spanish_number(number, significant_decimals(number))
+
+
 def dumps(document: Any) -> str:
     """JSON text (UTF-8, not ASCII-escaped), indented for people."""
     return json.dumps(plain(document), ensure_ascii=False, indent=2)

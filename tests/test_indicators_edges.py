@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from api.app import create_app
 from geo.cli import app
 from geo.layers import Layers, read_layers
+from geo.outcomes import PARAMETER_KEYS
 from geo.settings import Settings
 from geo.store import Store
 from geo.tokens import issue_token
@@ -112,7 +113,7 @@ def test_the_api_answers_the_plans_indicators(loaded: tuple[str, dict[str, str]]
     assert years[2026]["outcome_week_start"] == "2026-11-23"
     assert years[2027]["lives_saved"] is None
     assert document["outcomes"]["reach_m"] == 200.0
-    assert len(document["outcomes"]["parameters"]) == 12
+    assert len(document["outcomes"]["parameters"]) == len(PARAMETER_KEYS)
     assert "home_use_factor = 0" in document["outcomes"]["home_arrests"]
     assert document["plan"]["device_cost_eur"] is None
 

@@ -115,7 +115,7 @@ def parameters(**ranges: tuple[float, float, float]) -> OutcomeParameters:
     rows = [
         {"key": key, "central": str(value), "low": str(value), "high": str(value),
          "source": "prueba"}
-        for key, value in {**FIXED, "lay_speed_m_s": 2.3}.items()
+        for key, value in FIXED.items()
     ]  # fmt: skip
     fixed = OutcomeParameters.from_rows(rows, name="prueba.csv")
     return fixed.with_values(ranges) if ranges else fixed

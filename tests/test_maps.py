@@ -414,7 +414,7 @@ def test_the_planner_map_proposes_by_lives_when_asked(client: TestClient, loaded
     [
         (0.0087123, "0,0087"), (0.01234, "0,012"), (1.234, "1,2"), (12.34, "12"),
         (1234.5, "1.234"), (0.0, "0"), (float("nan"), "—"), (None, "—"),
-        (0.000_000_3, "menos de 0,00001"), (0.000_04, "0,00004"),
+        (0.000_000_3, "0,00000030"), (0.000_04, "0,000040"),  # a positive never shows as 0
     ],
 )  # fmt: skip
 def test_lives_are_written_in_spanish_with_two_significant_figures(

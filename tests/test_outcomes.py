@@ -58,7 +58,6 @@ HAND: dict[str, Value] = {
     "use_probability": 0.25,
     "full_use_m": 100.0,
     "reach_m": 200.0,
-    "lay_speed_m_s": 2.0,
     "survival_gain": 0.3,
     "day_night_ratio": 1.0,
     "life_years_per_survivor": 10.0,
@@ -818,8 +817,13 @@ LINE_OF = {key: index + 2 for index, key in enumerate(HAND)}  # line 1 is the he
             r"full_use_m \(300 m\) no puede superar el alcance reach_m \(200 m\)",
         ),
         (
-            lambda table: table.remove(table[9]),  # survival_gain
+            lambda table: table.remove(next(r for r in table if r["key"] == "survival_gain")),
             "Faltan parámetros del modelo de vidas salvadas: survival_gain",
+        ),
+        (
+            lambda table: table.append({**table[3], "central": "0.9", "high": "0.9"}),
+            rf"prueba\.csv, línea {len(HAND) + 2}, campo key: share_public ya está en la línea "
+            rf"{LINE_OF['share_public']}",
         ),
         (
             lambda table: table.append({**table[0], "key": "coste_por_dea"}),
@@ -836,6 +840,7 @@ LINE_OF = {key: index + 2 for index, key in enumerate(HAND)}  # line 1 is the he
         "distance-range",
         "full-beyond-reach",
         "missing-key",
+        "duplicate-key",
         "unknown-key",
     ],
 )
