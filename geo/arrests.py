@@ -14,7 +14,9 @@ The layer is **private**: only the staff (the CLI, the staff's analyses) ever re
 served by a public route, a download, an export, the OGC API or a citizens' map. A position is
 *coarsened* on import to the centre of its square cell of ``cell_m`` metres (default 100 m) on a
 grid anchored at the origin of the city's metric CRS (EPSG:25830 for Palencia); only that centre
-is returned (and stored), never the raw position, and an address is never kept.
+is returned (and stored), never the raw position, and an address is never kept. Times are kept
+to the hour (the model needs the hour of the week and the year): a 100 m cell and an exact minute
+together would say too much about a home.
 
 Rows
 ----
@@ -126,7 +128,7 @@ FRAME_COLUMNS = ("occurred_at", "place_type", *OUTCOME_FIELDS, "cell_m", "source
 
 DEFAULT_CELL_M = 100.0
 #: Grids finer than this are not coarsening; coarser than this say nothing about where.
-MIN_CELL_M, MAX_CELL_M = 10.0, 5000.0
+MIN_CELL_M, MAX_CELL_M = 50.0, 5000.0
 DEFAULT_BANDWIDTH_M = 200.0
 #: The kernel is cut at this many bandwidths.
 KERNEL_CUTOFF = 3.0
@@ -224,7 +226,10 @@ def parse_arrests(
                                 "paradas"), cell_m)  # fmt: skip
     cells = gpd.GeoSeries(gpd.points_from_xy(centres[:, 0], centres[:, 1]), crs=city.metric_crs)
     data: dict[str, Any] = {
-        "occurred_at": pd.Series([r["occurred_at"] for r in parsed], dtype="datetime64[us]"),
+        # Kept to the hour: the model needs the hour of the week and the year, no more.
+        "occurred_at": pd.Series(
+            [r["occurred_at"] for r in parsed], dtype="datetime64[us]"
+        ).dt.floor("h"),
         "place_type": pd.Series([r["place_type"] for r in parsed], dtype="object"),
     }
     for name in OUTCOME_FIELDS:

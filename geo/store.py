@@ -1794,8 +1794,16 @@ class Store:
         """
         rows = _arrest_rows(frame)
         table = CARDIAC_ARRESTS
+        unkeyed = sum(1 for row in rows if not row["source_id"])
+        if unkeyed:
+            msg = (
+                f"{unkeyed} paradas no tienen id: al añadirlas no se sabría si ya están guardadas "
+                "y se contarían dos veces. Añada la columna id (la referencia del servicio de "
+                "emergencias) o importe sin añadir para sustituir las guardadas."
+            )
+            raise InputError(msg, code="arrest_without_id", field="id")
         with self._transaction() as connection:
-            keyed = {(row["source"], row["source_id"]) for row in rows if row["source_id"]}
+            keyed = {(row["source"], row["source_id"]) for row in rows}
             sources = sorted({source for source, _ in keyed})
             stored = connection.execute(
                 sa.select(table.c.source, table.c.source_id).where(

@@ -95,8 +95,9 @@ def test_the_fixture_parses_with_spanish_labels_booleans_and_times(city: CityPro
         "public", "home", "public", "other", "home", "public", "public", "other",
     ]  # fmt: skip
     assert frame["occurred_at"].dtype == "datetime64[us]"
-    assert frame["occurred_at"].iloc[3] == pd.Timestamp("2024-04-12 20:30")  # DD/MM/AAAA HH:MM
-    assert frame["occurred_at"].iloc[6] == pd.Timestamp("2024-07-01 16:45")  # +02:00 = local
+    # Kept to the hour (privacy): 20:30 → 20:00, 16:45 → 16:00.
+    assert frame["occurred_at"].iloc[3] == pd.Timestamp("2024-04-12 20:00")  # DD/MM/AAAA HH:MM
+    assert frame["occurred_at"].iloc[6] == pd.Timestamp("2024-07-01 16:00")  # +02:00 = local
     assert frame["bystander_cpr"].tolist()[:4] == [True, False, True, None]
     assert frame["survived_30d"].iloc[4] is None  # "desconocido"
     assert frame["discharged_alive"].tolist()[1:3] == [False, True]
@@ -275,7 +276,7 @@ X, Y = 373_000.0, 4_651_000.0
 HAND = {
     "incidence_per_100k": 20.0, "share_arrests_65_plus": 0.5, "share_65_plus_population": 0.2,
     "share_public": 0.4, "home_use_factor": 0.0, "use_probability": 0.25, "full_use_m": 100.0,
-    "reach_m": 200.0, "lay_speed_m_s": 2.0, "survival_gain": 0.3, "day_night_ratio": 1.0,
+    "reach_m": 200.0, "survival_gain": 0.3, "day_night_ratio": 1.0,
     "life_years_per_survivor": 10.0,
 }  # fmt: skip
 PUBLIC_PER_UNIT = 0.008
@@ -515,6 +516,17 @@ def test_cli_imports_and_reimports_replacing(db_url: str, tmp_path: Path) -> Non
     code, _, err = cli(db_url, "import", "arrests", str(more), "--append")
     assert code == 1 and "no se ha guardado nada" in " ".join(err.split())
     assert len(stored(db_url)) == 9
+    # Without ids an append could not tell a row already stored: refused, nothing written.
+    unkeyed = tmp_path / "sin_id.csv"
+    unkeyed.write_text(
+        "occurred_at,lon,lat,place_type,source\n2023-05-02T10:00,-4.5290,42.0096,calle,synthetic\n",
+        encoding="utf-8",
+    )
+    code, _, err = cli(db_url, "import", "arrests", str(unkeyed), "--append")
+    assert code == 1 and "no tienen id" in " ".join(err.split())
+    assert len(stored(db_url)) == 9
+    code, _, err = cli(db_url, "import", "arrests", str(more), "--cell-m", "10")
+    assert code == 2 and "--cell-m" in err
 
 
 def test_cli_refuses_a_bad_file_and_writes_nothing(db_url: str, tmp_path: Path) -> None:
