@@ -35,6 +35,7 @@ from geo.inputs import AnalysisInputs, siting_candidates
 from geo.outcomes import (
     OutcomeParameters,
     OutcomeResult,
+    lives_difference,
     lives_siting_problem,
     outcomes,
     with_new_devices,
@@ -148,18 +149,23 @@ def outcomes_analysis(
     detour_factor: float,
     assume_unknown_open: bool = False,
     arrests: gpd.GeoDataFrame | None = None,
+    arrests_years: float | None = None,
 ) -> OutcomesAnalysis:
     """Lives saved per year for the city, per CEAS zone and per device (see geo.outcomes).
 
     With ``arrests`` (the private past-arrests layer, staff only), the hours of the week are
     blended with the observed ones (weekly mode) and the residents' incidence with the observed
     events (:mod:`geo.arrests`); the document then holds city totals of the blend only.
+    ``arrests_years``: the years the arrests cover (default: the calendar years they span).
     """
     metric = inputs.metric
     weights, origin, factor, observed = None, "", None, None
     if arrests is not None and not arrests.empty:
         surface = risk_surface(
-            metric["population"], arrests, parameters, observed_years=observed_years(arrests)
+            metric["population"],
+            arrests,
+            parameters,
+            observed_years=observed_years(arrests) if arrests_years is None else arrests_years,
         )
         factor = surface.factor
         observed = {
@@ -387,7 +393,7 @@ def _lives_siting(
 ) -> SitingAnalysis:
     """Siting by expected lives saved; the figures after are recomputed with the new sites."""
     metric = inputs.metric
-    week_of = reference_date or dt.datetime.now(tz=dt.UTC).date()
+    week_of = reference_date or inputs.city.today()
     reach = parameters.central("reach_m") if radius_m is None else radius_m
     mode = "weekly" if at is None else "instant"
     sites = siting_candidates(
@@ -413,6 +419,7 @@ def _lives_siting(
         inputs.city, parameters, mode=mode, at=at, week_of=week_of, reach_m=reach,
         zones=metric["ceas"], model=model,
     )  # fmt: skip
+    gained, gained_low, gained_high = lives_difference(before, after)
     chosen = _chosen_sites(sites, result, int(before.city["residents"]), 0)
     chosen = chosen.drop(columns=["share_covered_after", "residents_covered_new"])
     chosen = chosen.rename(columns={"weight_gained": "lives_gained"})
@@ -440,7 +447,9 @@ def _lives_siting(
         "residents": before.city["residents"],
         "before": {key: before.city[key] for key in figures},
         "after": {key: after.city[key] for key in figures},
-        "lives_gained": after.lives_saved - before.lives_saved,
+        "lives_gained": gained,
+        "lives_gained_low": gained_low,
+        "lives_gained_high": gained_high,
         "sites": outputs.records(chosen),
         "zones": outputs.records(zones),
         "warnings": list(before.notes),

@@ -589,12 +589,7 @@ class OutcomesBy(StrEnum):
     PARAMETERS = "parameters"
 
 
-def _lives(value: float) -> str:
-    """Lives per year, to two significant figures (they are estimates), Spanish separators."""
-    if not value or not np.isfinite(value):
-        return "0"
-    decimals = max(0, 1 - int(np.floor(np.log10(abs(value)))))
-    return outputs.spanish_number(value, decimals)
+_lives = outputs.estimate  # lives per year: two significant figures (they are estimates)
 
 
 def _band(row: Any, column: str = "lives_saved") -> str:
@@ -641,6 +636,15 @@ def outcomes_(
             "privada) con el modelo: su reparto horario y dónde ocurrieron.",
         ),
     ] = False,
+    arrests_years: Annotated[
+        float | None,
+        typer.Option(
+            "--arrests-years",
+            min=0.1,
+            help="Con --arrests: años que cubren las paradas guardadas (por defecto, los años "
+            "naturales que abarcan; dé el periodo si el archivo no cubre años enteros).",
+        ),
+    ] = None,
     data_dir: DataDirOption = None,
     network: NetworkOption = None,
     no_network: NoNetworkOption = False,
@@ -677,6 +681,7 @@ def outcomes_(
             detour_factor=detour_factor,
             assume_unknown_open=assume_unknown_open,
             arrests=observed,
+            arrests_years=arrests_years,
         )
     except CardiomapaError as exc:
         raise _fail(exc) from None
@@ -1026,10 +1031,13 @@ def _print_lives_siting(
         f"Alcance: {float(document['radius_m']):g} m a pie · "
         f"{document['distance_model_description']}\n"
         f"Candidatos: {document['candidates']} ({document['candidates_count']}) · "
-        f"Vidas salvadas al año: {_band(before)} → {_band(after)}",
+        f"Vidas salvadas al año: {_band(before)} → {_band(after)}; añaden "
+        f"{_band(document, 'lives_gained')} (banda de la diferencia, simulación a simulación)",
         highlight=False,
     )
-    table = Table("#", "Emplazamiento", "Tipo", "+ vidas/año", "Vidas/año tras", "Lon", "Lat")
+    table = Table(
+        "#", "Emplazamiento", "Tipo", "+ vidas/año (central)", "Vidas/año tras", "Lon", "Lat"
+    )
     for row in chosen.itertuples():
         table.add_row(
             str(row.step),
@@ -1156,7 +1164,11 @@ def map_(
                     objective=objective.value,
                 )
                 html = planner_page(settings, at=instant, form=form, reference_date=today)
-                by = "por vidas salvadas" if objective is Objective.LIVES else "por residentes"
+                by = (
+                    "por vidas salvadas (alcance del modelo)"
+                    if objective is Objective.LIVES
+                    else "por residentes"
+                )
                 what = f"radio {radius_m:g} m, {new} propuestas {by}"
             out.write_text(self_contained(html), encoding="utf-8")
     except CardiomapaError as exc:

@@ -31,9 +31,10 @@ Definitions (each one is also written, in Spanish, in the report's method sectio
   year's last day — or the ``as_of`` day in the year in course —, at the model's own reach
   (``reach_m``), not the coverage radius. **Lives added by the plan's devices** is the same figure
   minus the one with only those of the standing devices that were already in place the day before
-  the plan started (so a device removed in the meantime changes neither term): what the devices
-  installed since the plan started add, cumulatively, at that year end. Its band comes from the
-  same Monte Carlo draws for both terms (paired), not from subtracting two bands.
+  the plan started (a device removed in the meantime leaves both terms: its loss is not charged
+  to the plan, though what the plan's devices add may grow, as they take over what it covered):
+  what the devices installed since the plan started add, cumulatively, at that year end. Its band
+  comes from the same Monte Carlo draws for both terms (paired), not from subtracting two bands.
 - **Cost per life-year gained** (only when the plan has a ``device_cost_eur``): the yearly cost
   of the plan's devices standing at the year end (purchase and installation spread evenly over
   the device's lifetime, no discounting, plus the yearly upkeep; a rejected record is left out)
@@ -67,7 +68,7 @@ from geo.outcomes import (
     outcomes,
     weekly_coefficients,
 )
-from geo.outputs import spanish_number
+from geo.outputs import significant_decimals, spanish_number
 
 #: Distance within which a device held by someone else still protects an entity's site.
 DEFAULT_ON_SITE_M = 30.0
@@ -313,9 +314,9 @@ def format_value(key: str, value: Any, *, change: bool = False, decimals: int | 
     """An indicator's value as Spanish text: ``1.234``, ``32,4``, ``12,3 %`` (``—`` if unknown).
 
     With ``change``, a signed difference: ``+3``, ``−1,2`` and shares in percentage points
-    (``+3,2 p. p.``). Lives and life-years show two significant digits, with 2 to 5 decimals
-    (``0,018``, ``0,00088``, ``1,20``; see :func:`estimate_decimals`) unless ``decimals`` is
-    given; euros show none (``12.345 €``).
+    (``+3,2 p. p.``). Lives and life-years show two significant digits, with at least 2
+    decimals (``0,018``, ``0,00088``, ``1,20``; a positive figure never shows as zero; see
+    :func:`estimate_decimals`) unless ``decimals`` is given; euros show none (``12.345 €``).
     """
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "—"
@@ -335,11 +336,9 @@ def format_value(key: str, value: Any, *, change: bool = False, decimals: int | 
 
 
 def estimate_decimals(value: float) -> int:
-    """Decimals that show two significant digits of a lives figure, between 2 and 5."""
-    magnitude = abs(float(value))
-    if magnitude == 0 or not math.isfinite(magnitude):
-        return 2
-    return max(2, min(5, 1 - math.floor(math.log10(magnitude))))
+    """Decimals that show two significant digits of a lives figure, at least 2 (a table's
+    column reads better aligned); a small figure never rounds to zero."""
+    return max(2, significant_decimals(value))
 
 
 def format_band(key: str, value: Any, low: Any, high: Any) -> str:

@@ -827,6 +827,7 @@ def _lives(ind: Indicators, year: int) -> dict[str, Any] | None:
             if item.fixed
             else f"{_parameter_number(item.low)}–{_parameter_number(item.high)}",
             "source": item.source,
+            "note": item.note,
         }
         for item in (lives.parameters[key] for key in PARAMETER_KEYS)
     ]

@@ -281,12 +281,13 @@ def test_report_from_the_database_holds_the_indicators(db_url: str, tmp_path: Pa
     assert len(parameters) == len(model.items)
     for cells, item in zip(parameters, model.to_records(), strict=True):
         assert cells[0] == f"{item['label']} {item['key']}"
-        assert cells[3] == item["source"]
+        # The note follows the source: it says what was derived or assumed.
+        assert cells[3] == f"{item['source']} {item['note']}".strip()
         if item["low"] == item["high"]:
             assert cells[2] == "fijo"
     by_key = {cells[0].rsplit(" ", 1)[1]: cells for cells in parameters}
     assert by_key["incidence_per_100k"][1:3] == ["18,6 por 100.000 hab. y año", "14,6–25"]
-    assert by_key["use_probability"][1:3] == ["0,25 probabilidad", "0,138–0,398"]
+    assert by_key["use_probability"][1:3] == ["0,33 probabilidad", "0,18–0,53"]
     assert (
         f"Vidas salvadas al año que estima el modelo al 23/11/2026: "
         f"{shown('lives_saved', row['lives_saved'])}" in text
