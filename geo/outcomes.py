@@ -77,7 +77,7 @@ from geo.coverage import (
     prepare_demand,
 )
 from geo.errors import CardiomapaError
-from geo.siting import SitingError, SitingProblem
+from geo.siting import SitingProblem, check_candidates
 
 #: Parameters the model needs, in the order reports list them.
 PARAMETER_KEYS = (
@@ -834,27 +834,101 @@ def outcomes(
     draws, seed
         Monte Carlo draws for the band, and the seed that makes it reproducible.
     """
+    model = model or StraightLine()
+    setup = _setup(
+        population, devices, city, parameters, mode=mode, at=at, week_of=week_of,
+        reach_m=reach_m, zones=zones, assume_unknown_open=assume_unknown_open,
+        weights=weights, weights_origin=weights_origin,
+    )  # fmt: skip
+    if draws < 10:
+        msg = f"Hacen falta al menos 10 simulaciones para la banda (recibidas {draws})."
+        raise OutcomeInputError(msg)
+    return _evaluate(setup, devices, model, draws=draws, seed=seed, risk_factor=risk_factor)[0]
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What :func:`outcomes` and :func:`lives_siting_problem` both start from."""
+
+    mode: str
+    parameters: OutcomeParameters
+    reach_m: float
+    full_use_m: float
+    demand: Demand
+    devices_xy: np.ndarray
+    availability: Availability
+    slices: _Slices  # every device's rows
+    counted: np.ndarray
+    at: dt.datetime | None
+    week_start: dt.datetime | None
+    origin: str
+
+    @property
+    def counted_slices(self) -> _Slices:
+        return replace(self.slices, open=self.slices.open[self.counted])
+
+
+def _setup(
+    population: gpd.GeoDataFrame,
+    devices: gpd.GeoDataFrame,
+    city: CityProfile,
+    parameters: OutcomeParameters,
+    *,
+    mode: str,
+    at: dt.datetime | None,
+    week_of: dt.date | None,
+    reach_m: float | None,
+    zones: gpd.GeoDataFrame | None,
+    assume_unknown_open: bool,
+    weights: np.ndarray | None,
+    weights_origin: str,
+) -> _Setup:
+    """The inputs checked: mode, reach, demand, devices and when each is open."""
     if mode not in {"weekly", "instant", "always"}:
         msg = f"Modo {mode!r} desconocido; se admite weekly, instant o always."
         raise OutcomeInputError(msg)
     if mode == "instant" and at is None:
         msg = "El modo instant necesita un instante (at)."
         raise OutcomeInputError(msg)
-    if draws < 10:
-        msg = f"Hacen falta al menos 10 simulaciones para la banda (recibidas {draws})."
-        raise OutcomeInputError(msg)
     if reach_m is not None:
         if not (math.isfinite(reach_m) and reach_m > 0):
             msg = f"El alcance debe ser un número de metros mayor que 0 (recibido {reach_m:g})."
             raise CoverageInputError(msg)
         parameters = parameters.with_values({"reach_m": float(reach_m)})
-    reach = parameters.central("reach_m")
-    if not (math.isfinite(reach) and reach > 0):
-        msg = f"El alcance debe ser un número de metros mayor que 0 (recibido {reach})."
-        raise CoverageInputError(msg)
-    full = min(parameters.central("full_use_m"), reach)
-    model = model or StraightLine()
+    reach = parameters.central("reach_m")  # > 0: the parameters are checked
     demand = prepare_demand(population, zones=zones)
+    devices_xy, availability = _devices(devices, city, assume_unknown_open=assume_unknown_open)
+    instant = None if at is None else local_instant(at, city.timezone)
+    slices, week_start, origin = _slices_for(
+        availability, mode=mode, at=instant, week_of=week_of or city.today(), weights=weights
+    )
+    return _Setup(
+        mode=mode,
+        parameters=parameters,
+        reach_m=reach,
+        full_use_m=min(parameters.central("full_use_m"), reach),
+        demand=demand,
+        devices_xy=devices_xy,
+        availability=availability,
+        slices=slices,
+        counted=np.flatnonzero(availability.counted()),
+        at=instant,
+        week_start=week_start,
+        origin=weights_origin or origin,
+    )
+
+
+def _evaluate(
+    setup: _Setup,
+    devices: gpd.GeoDataFrame,
+    model: DistanceModel,
+    *,
+    draws: int,
+    seed: int,
+    risk_factor: np.ndarray | None,
+) -> tuple[OutcomeResult, Coefficients]:
+    """The basis, the coefficients and the result for ``setup``."""
+    demand = setup.demand
     basis_demand = demand
     if risk_factor is not None:
         risk_factor = np.asarray(risk_factor, dtype=float)
@@ -873,50 +947,42 @@ def outcomes(
         basis_demand = replace(
             demand, residents=demand.residents * risk_factor, seniors=demand.seniors * risk_factor
         )
-    devices_xy, availability = _devices(devices, city, assume_unknown_open=assume_unknown_open)
-    week_of = week_of or city.today()
-    instant = None if at is None else local_instant(at, city.timezone)
-    slices, week_start, origin = _slices_for(
-        availability, mode=mode, at=instant, week_of=week_of, weights=weights
-    )
-    origin = weights_origin or origin
-    counted = np.flatnonzero(availability.counted())
-    counted_slices = replace(slices, open=slices.open[counted])
+    counted_slices = setup.counted_slices
     basis = compute_basis(
         basis_demand,
-        devices_xy[counted],
+        setup.devices_xy[setup.counted],
         counted_slices,
-        reach_m=reach,
-        full_use_m=full,
+        reach_m=setup.reach_m,
+        full_use_m=setup.full_use_m,
         model=model,
     )
-    coefs = coefficients(parameters, counted_slices, draws=draws, seed=seed)
+    coefs = coefficients(setup.parameters, counted_slices, draws=draws, seed=seed)
     result = _result(
         demand,
         devices,
-        counted,
+        setup.counted,
         basis,
         coefs,
-        parameters,
-        mode=mode,
-        at=instant,
-        week_start=week_start,
-        reach_m=reach,
-        full_use_m=full,
+        setup.parameters,
+        mode=setup.mode,
+        at=setup.at,
+        week_start=setup.week_start,
+        reach_m=setup.reach_m,
+        full_use_m=setup.full_use_m,
         model=model,
-        availability=availability,
+        availability=setup.availability,
         draws=draws,
         seed=seed,
-        origin=origin,
+        origin=setup.origin,
         risk_factor=risk_factor,
     )
     if risk_factor is None or not len(risk_factor):
-        return result
+        return result, coefs
     note = (
         "Las paradas de cada unidad de población van multiplicadas por un factor de riesgo "
         f"(de {risk_factor.min():.2f} a {risk_factor.max():.2f}), p. ej. por paradas observadas."
     )
-    return replace(result, notes=(*result.notes, note))
+    return replace(result, notes=(*result.notes, note)), coefs
 
 
 def _slices_for(
@@ -1171,36 +1237,22 @@ def lives_siting_problem(
     Returns the :class:`geo.siting.SitingProblem` (solved with :mod:`geo.siting`'s greedy or
     exact solvers as for coverage) and the baseline :class:`OutcomeResult`.
     """
-    if candidates.empty:
-        msg = "No hay emplazamientos candidatos."
-        raise SitingError(msg)
-    if "id" not in candidates or candidates["id"].duplicated().any():
-        msg = "Los candidatos necesitan un campo id único."
-        raise SitingError(msg)
+    check_candidates(candidates)
     model = model or StraightLine()
-    baseline = outcomes(
+    setup = _setup(
         population, devices, city, parameters, mode=mode, at=at, week_of=week_of,
-        reach_m=reach_m, zones=zones, model=model,
+        reach_m=reach_m, zones=zones, assume_unknown_open=False, weights=None, weights_origin="",
     )  # fmt: skip
-    parameters = baseline.parameters
-    reach, full = baseline.reach_m, baseline.full_use_m
-    demand = prepare_demand(population, zones=zones)
-    devices_xy, availability = _devices(devices, city)
-    instant = None if at is None else local_instant(at, city.timezone)
-    slices, _, _ = _slices_for(
-        availability,
-        mode=mode,
-        at=instant,
-        week_of=week_of or city.today(),
-        weights=None,
+    baseline, coefs = _evaluate(
+        setup, devices, model, draws=DEFAULT_DRAWS, seed=DEFAULT_SEED, risk_factor=None
     )
-    counted = np.flatnonzero(availability.counted())
-    coefs = coefficients(parameters, replace(slices, open=slices.open[counted]), draws=10)
+    reach, full, demand = setup.reach_m, setup.full_use_m, setup.demand
+    slices, counted = setup.slices, setup.counted
     candidate_xy = metric_xy(candidates, "candidatos")
     offer = pairs_within(demand.xy, candidate_xy, radius_m=reach, model=model)
     units, local = np.unique(offer.unit, return_inverse=True)
     best = _best_shape(
-        demand.xy[units], devices_xy[counted], slices.open[counted], reach, full, model
+        demand.xy[units], setup.devices_xy[counted], slices.open[counted], reach, full, model
     )
     classes = np.column_stack([slices.base * slices.day, slices.base * ~slices.day])
     slice_worth = _group_weights(demand)[units] @ (coefs.lives[0] @ classes.T)  # (U, S)

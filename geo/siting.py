@@ -564,6 +564,16 @@ def solve_target(
 # --- from layers ------------------------------------------------------------------------------
 
 
+def check_candidates(candidates: gpd.GeoDataFrame) -> None:
+    """Candidate sites can be posed: at least one, each with a unique ``id``."""
+    if candidates.empty:
+        msg = "No hay emplazamientos candidatos."
+        raise SitingError(msg)
+    if "id" not in candidates or candidates["id"].duplicated().any():
+        msg = "Los candidatos necesitan un campo id único."
+        raise SitingError(msg)
+
+
 def build_problem(
     population: gpd.GeoDataFrame,
     devices: gpd.GeoDataFrame,
@@ -593,12 +603,7 @@ def build_problem(
     if senior_weight < 1:
         msg = f"El peso de los mayores de 65 debe ser ≥ 1 (recibido {senior_weight})."
         raise SitingError(msg)
-    if candidates.empty:
-        msg = "No hay emplazamientos candidatos."
-        raise SitingError(msg)
-    if "id" not in candidates or candidates["id"].duplicated().any():
-        msg = "Los candidatos necesitan un campo id único."
-        raise SitingError(msg)
+    check_candidates(candidates)
     model = model or StraightLine()
     base = coverage(
         population,
