@@ -33,7 +33,16 @@ import numpy as np
 import pandas as pd
 import scipy
 import shapely
-from common import HOURS_POOL, best_of, machine_line, peak_memory_mb, ratio, yes
+from common import (
+    HOURS_POOL,
+    Scale,
+    best_of,
+    machine_line,
+    peak_memory_mb,
+    ratio,
+    synthetic_region,
+    yes,
+)
 
 from geo.availability import available_at, device_availability
 from geo.city import CityProfile, load_city_profile
@@ -79,21 +88,6 @@ class Case:
     slow_repeats: int  # for the slow baselines (sjoin_nearest, brute force)
 
 
-@dataclass(frozen=True)
-class Scale:
-    """Parameters of a synthetic region: towns with Gaussian spreads, devices near people."""
-
-    name: str
-    n_units: int
-    n_devices: int
-    n_towns: int
-    width_m: float
-    height_m: float
-    residents_per_unit: float
-    share_65_plus: float
-    seed: int
-
-
 CYL = Scale("cyl", 250_000, 800, 2_250, 380_000.0, 300_000.0, 9.6, 0.26, seed=2026)
 CYL_QUICK = Scale("cyl-q", 25_000, 80, 225, 120_000.0, 95_000.0, 9.6, 0.26, seed=2026)
 SPAIN = Scale("spain", 1_000_000, 50_000, 8_000, 1_000_000.0, 850_000.0, 48.0, 0.21, seed=34)
@@ -117,36 +111,11 @@ def palencia_case(*, repeats: int) -> Case:
 
 
 def synthetic_case(scale: Scale, *, repeats: int, slow_repeats: int) -> Case:
-    """Units clustered in towns over a region; devices placed next to units.
-
-    Town sizes follow a Zipf-like law (a few cities, many villages); each town's units are a
-    Gaussian around its centre whose spread grows with its size (150 m for a hamlet, up to
-    2.5 km for the largest city). Devices sit within a few tens of metres of a unit drawn with
-    probability proportional to residents, so they cluster where people live.
-    """
+    """Units clustered in towns over a region; devices placed next to units
+    (:func:`common.synthetic_region`)."""
     rng = np.random.default_rng(scale.seed)
-    x0, y0 = 150_000.0, 4_000_000.0
-    centre = np.column_stack(
-        [x0 + rng.uniform(0, scale.width_m, scale.n_towns),
-         y0 + rng.uniform(0, scale.height_m, scale.n_towns)]
-    )  # fmt: skip
-    weight = 1.0 / np.arange(1, scale.n_towns + 1) ** 0.9
-    town_units = rng.multinomial(scale.n_units - scale.n_towns, weight / weight.sum()) + 1
-    spread = np.clip(150.0 + 12.0 * np.sqrt(town_units), 150.0, 2_500.0)
-    town = np.repeat(np.arange(scale.n_towns), town_units)
-    xy = centre[town] + rng.normal(size=(scale.n_units, 2)) * spread[town, None]
-    residents = 1 + rng.poisson(scale.residents_per_unit - 1, scale.n_units)
-    population = gpd.GeoDataFrame(
-        {
-            "id": [f"{scale.name}-u{i:07d}" for i in range(scale.n_units)],
-            "residents": residents,
-            "residents_65_plus": rng.binomial(residents, scale.share_65_plus),
-        },
-        geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]),
-        crs=CRS,
-    )
-    host = rng.choice(scale.n_units, scale.n_devices, p=residents / residents.sum())
-    device_xy = xy[host] + rng.normal(scale=25.0, size=(scale.n_devices, 2))
+    population, device_xy = synthetic_region(scale, rng, crs=CRS)
+    residents = population["residents"].to_numpy()
     devices = synthetic_devices(device_xy, rng, prefix=scale.name)
     description = (
         f"synthetic: {scale.n_units:,} units, {int(residents.sum()):,} residents, "

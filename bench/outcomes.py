@@ -41,7 +41,16 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import scipy
-from common import HOURS_POOL, best_of, machine_line, peak_memory_mb, ratio, yes
+from common import (
+    HOURS_POOL,
+    Scale,
+    best_of,
+    machine_line,
+    peak_memory_mb,
+    ratio,
+    synthetic_region,
+    yes,
+)
 
 from geo.availability import device_availability
 from geo.city import CityProfile, load_city_profile
@@ -66,36 +75,6 @@ REL_TOL, ABS_TOL = 1e-9, 1e-12
 # --- data -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Scale:
-    """A synthetic region: towns with Gaussian spreads, devices next to people."""
-
-    name: str
-    n_units: int
-    n_devices: int
-    n_towns: int
-    width_m: float
-    height_m: float
-    residents_per_unit: float
-    share_65_plus: float
-    seed: int
-
-    def resized(self, n_units: int, n_devices: int) -> Scale:
-        """The same density of towns and people over an area proportional to ``n_units``."""
-        factor = n_units / self.n_units
-        return Scale(
-            f"{n_units // 1000}k",
-            n_units,
-            n_devices,
-            max(1, round(self.n_towns * factor)),
-            self.width_m * math.sqrt(factor),
-            self.height_m * math.sqrt(factor),
-            self.residents_per_unit,
-            self.share_65_plus,
-            self.seed,
-        )
-
-
 #: Spain: the same region as bench/coverage.py's ``spain`` case (48 M residents).
 SPAIN = Scale("spain", 1_000_000, 50_000, 8_000, 1_000_000.0, 850_000.0, 48.0, 0.21, seed=34)
 #: ``--quick``: Spain reduced fiftyfold in units and area, with 1,000 devices.
@@ -105,36 +84,13 @@ SPAIN_QUICK = replace(SPAIN.resized(20_000, 1_000), name="spain-q")
 def synthetic_layers(scale: Scale) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, str]:
     """Population units clustered in towns, devices next to them; both in EPSG:25830.
 
-    The layout of bench/coverage.py: Zipf-like town sizes (a few cities, many villages), each
-    town a Gaussian around its centre whose spread grows with its size (150 m to 2.5 km);
-    devices within a few tens of metres of a unit drawn in proportion to its residents. Hours
+    The region of :func:`common.synthetic_region` (that of bench/coverage.py). Hours
     come from ``common.HOURS_POOL`` (30 % 24/7; office, weekday mornings, shops, sports
     centres in the evenings and at weekends…); 5 % of the devices are private and 3 % out of
     service.
     """
     rng = np.random.default_rng(scale.seed)
-    x0, y0 = 150_000.0, 4_000_000.0
-    centre = np.column_stack(
-        [x0 + rng.uniform(0, scale.width_m, scale.n_towns),
-         y0 + rng.uniform(0, scale.height_m, scale.n_towns)]
-    )  # fmt: skip
-    weight = 1.0 / np.arange(1, scale.n_towns + 1) ** 0.9
-    town_units = rng.multinomial(scale.n_units - scale.n_towns, weight / weight.sum()) + 1
-    spread = np.clip(150.0 + 12.0 * np.sqrt(town_units), 150.0, 2_500.0)
-    town = np.repeat(np.arange(scale.n_towns), town_units)
-    xy = centre[town] + rng.normal(size=(scale.n_units, 2)) * spread[town, None]
-    residents = 1 + rng.poisson(scale.residents_per_unit - 1, scale.n_units)
-    population = gpd.GeoDataFrame(
-        {
-            "id": [f"{scale.name}-u{i:07d}" for i in range(scale.n_units)],
-            "residents": residents,
-            "residents_65_plus": rng.binomial(residents, scale.share_65_plus),
-        },
-        geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]),
-        crs=CRS,
-    )
-    host = rng.choice(scale.n_units, scale.n_devices, p=residents / residents.sum())
-    device_xy = xy[host] + rng.normal(scale=25.0, size=(scale.n_devices, 2))
+    population, device_xy = synthetic_region(scale, rng, crs=CRS)
     texts = np.array([text for text, _ in HOURS_POOL], dtype=object)
     share = np.array([p for _, p in HOURS_POOL])
     kind = rng.choice(
@@ -155,7 +111,7 @@ def synthetic_layers(scale: Scale) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, 
         crs=CRS,
     )
     description = (
-        f"synthetic: {scale.n_units:,} units, {int(residents.sum()):,} residents, "
+        f"synthetic: {scale.n_units:,} units, {int(population['residents'].sum()):,} residents, "
         f"{scale.n_devices:,} devices ({int((kind == 1).sum()):,} private, "
         f"{int((kind == 2).sum()):,} out of service), {scale.n_towns:,} towns over "
         f"{scale.width_m / 1000:.0f} × {scale.height_m / 1000:.0f} km"
