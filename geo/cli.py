@@ -356,7 +356,7 @@ def _describe_when(result: CoverageResult) -> str:
     return f"en el instante {result.at:%Y-%m-%d %H:%M} (hora local)"
 
 
-def _print_warnings(result: CoverageResult | WeeklyCoverage) -> None:
+def _print_warnings(result: CoverageResult | WeeklyCoverage | OutcomeResult) -> None:
     for note in result.notes:
         errors.print(f"[yellow]Aviso[/]: {note}", highlight=False)
     issues = result.hours_issues
@@ -703,8 +703,7 @@ def outcomes_(
         _print_outcomes(result, inputs, top)
         _print_observed(analysis.document["observed_arrests"])
     if output is not Format.TABLE:
-        for note in (*result.notes, *(str(issue) for issue in result.hours_issues)):
-            errors.print(f"[yellow]Aviso[/]: {note}", highlight=False)
+        _print_warnings(result)
 
 
 def _print_observed(observed: dict[str, Any] | None) -> None:
@@ -775,8 +774,7 @@ def _print_outcomes(result: OutcomeResult, inputs: AnalysisInputs, top: int) -> 
         "data/reference/outcome_parameters.csv (--by parameters --format csv).",
         highlight=False,
     )
-    for note in (*result.notes, *(str(issue) for issue in result.hours_issues)):
-        errors.print(f"[yellow]Aviso[/]: {note}", highlight=False)
+    _print_warnings(result)
 
 
 @app.command()

@@ -77,6 +77,7 @@ from geo.coverage import (
     prepare_demand,
 )
 from geo.errors import CardiomapaError
+from geo.outputs import plain, records
 from geo.siting import SitingProblem, check_candidates
 
 #: Parameters the model needs, in the order reports list them.
@@ -773,26 +774,14 @@ class OutcomeResult:
                 "seed": self.seed,
             },
             "hour_weights": self.hour_weights_origin,
-            "totals": {k: _rounded(v) for k, v in self.city.items()},
-            "zones": _records(self.by_zone),
-            "devices": _records(pd.DataFrame(self.devices.drop(columns="geometry"))),
+            "totals": plain(self.city),
+            "zones": records(self.by_zone),
+            "devices": records(self.devices),
             "warnings": [*self.notes, *(str(issue) for issue in self.hours_issues)],
         }
         if parameters:
             document["parameters"] = self.parameters.to_records()
         return document
-
-
-def _rounded(value: Any) -> Any:
-    if isinstance(value, float | np.floating):
-        return round(float(value), 6)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: _rounded(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
 
 def outcomes(
