@@ -55,7 +55,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo.availability import device_availability
 from geo.city import CarePlan, CityProfile
 from geo.coverage import DEFAULT_RADIUS_M, DistanceModel, StraightLine, coverage
 from geo.errors import CardiomapaError
@@ -550,15 +549,10 @@ class _Lives:
 
     def basis(self, standing: np.ndarray, week_of: dt.date) -> np.ndarray:
         """City sums of the basis (2 ages × 2 classes) for the devices ``standing``."""
-        chosen = self.devices[standing]
-        counted = device_availability(
-            chosen, timezone=self.city.timezone, country=self.city.country
-        ).counted()
-        if not counted.any():
-            return np.zeros((2, 2))
+        # Only the basis is read (the draws are self.coefs'): the fewest draws outcomes takes.
         result = outcomes(
-            self.population, chosen, self.city, self.parameters, mode="weekly",
-            week_of=week_of, model=self.model, draws=DEFAULT_DRAWS, seed=DEFAULT_SEED,
+            self.population, self.devices[standing], self.city, self.parameters,
+            mode="weekly", week_of=week_of, model=self.model, draws=10, seed=DEFAULT_SEED,
         )  # fmt: skip
         assert result.basis is not None and result.hour_weights_origin == "day_night_ratio"
         for note in result.notes:
