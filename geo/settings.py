@@ -7,11 +7,13 @@ or reads a file when imported.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from geo.city import PROFILE_FILE_NAME, CityProfile, load_city_profile
+from geo.clock import Clock, clock_from_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SAMPLE_DATA_DIR = PROJECT_DIR / "data"
@@ -59,6 +61,11 @@ class Settings(BaseSettings):
     auth_failure_limit, auth_failure_window_s
         Failed sign-ins or bearer tokens accepted per client address in each window (429
         above it, until the window slides past).
+    clock_start
+        Run the city's clock from this instant instead of the machine's (naive = the city's
+        local time): pages, availability "now" and "today" start there when the process starts
+        and then tick normally. For demos and for test servers pinned to a known week; unset in
+        production.
     tile_url, tile_attribution, tile_max_zoom
         The maps' basemap: an XYZ tile URL template (``{z}/{x}/{y}``, optionally ``{s}``) and
         its attribution. Empty ``tile_url``: no basemap (the city outline and the CEAS zones
@@ -93,6 +100,7 @@ class Settings(BaseSettings):
         "colaboradores de OpenStreetMap</a>"
     )
     tile_max_zoom: int = 19
+    clock_start: dt.datetime | None = None
 
     def base_url(self) -> str:
         """Where people reach the server: ``public_url``, else ``http://host:port``."""
@@ -105,6 +113,10 @@ class Settings(BaseSettings):
             return self.city_profile
         candidate = self.data_dir / PROFILE_FILE_NAME
         return candidate if candidate.exists() else SAMPLE_DATA_DIR / PROFILE_FILE_NAME
+
+    def clock(self, city: CityProfile) -> Clock:
+        """The clock this process runs on (see ``clock_start``)."""
+        return clock_from_settings(self.clock_start, timezone=city.timezone)
 
     def load_city(self) -> CityProfile:
         return load_city_profile(self.city_profile_path())

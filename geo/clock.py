@@ -1,0 +1,74 @@
+"""The city's "now": one injectable clock, so no answer (and no test) depends on the day it runs.
+
+Code that needs the current instant or the city's date takes a :class:`Clock` instead of calling
+``datetime.now()``. The app and the CLI build one from the settings at the edge
+(:func:`clock_from_settings`): the system clock, or, with ``CARDIOMAPA_CLOCK_START`` set, a clock
+that starts at that instant when the process starts and then runs at the normal pace (a demo, or
+a test server pinned to a known week).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+
+class Clock(Protocol):
+    """Gives the current instant (timezone-aware)."""
+
+    def now(self) -> dt.datetime: ...
+
+
+@dataclass(frozen=True)
+class SystemClock:
+    """The machine's clock."""
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(tz=dt.UTC)
+
+
+@dataclass(frozen=True)
+class FixedClock:
+    """Always the same instant (a naive ``at`` is UTC)."""
+
+    at: dt.datetime
+
+    def now(self) -> dt.datetime:
+        return self.at if self.at.tzinfo is not None else self.at.replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class ShiftedClock:
+    """Starts at ``start`` when built and then ticks with the machine (monotonic) clock."""
+
+    start: dt.datetime
+    _origin: float = field(default_factory=time.monotonic, repr=False, compare=False)
+
+    def now(self) -> dt.datetime:
+        start = self.start if self.start.tzinfo is not None else self.start.replace(tzinfo=dt.UTC)
+        return start + dt.timedelta(seconds=time.monotonic() - self._origin)
+
+
+SYSTEM_CLOCK = SystemClock()
+
+
+def local_now(clock: Clock, timezone: str) -> dt.datetime:
+    """The clock's instant in the city's time zone."""
+    return clock.now().astimezone(ZoneInfo(timezone))
+
+
+def local_today(clock: Clock, timezone: str) -> dt.date:
+    """The city's date by the clock (at 23:30 UTC it may already be tomorrow in Madrid)."""
+    return local_now(clock, timezone).date()
+
+
+def clock_from_settings(clock_start: dt.datetime | None, *, timezone: str) -> Clock:
+    """The system clock, or a :class:`ShiftedClock` from ``clock_start`` (naive = city time)."""
+    if clock_start is None:
+        return SYSTEM_CLOCK
+    if clock_start.tzinfo is None:
+        clock_start = clock_start.replace(tzinfo=ZoneInfo(timezone))
+    return ShiftedClock(clock_start)
