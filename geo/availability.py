@@ -51,6 +51,30 @@ class HoursIssue:
 
 
 @dataclass(frozen=True)
+class ReportFlag:
+    """A citizen's pending report that a device is missing or broken (not yet confirmed).
+
+    Attributes
+    ----------
+    device_id
+        The device reported.
+    kind
+        ``missing`` or ``broken``.
+    reported_at
+        When the report arrived (timezone-aware).
+    """
+
+    device_id: str
+    kind: str
+    reported_at: dt.datetime
+
+
+#: Kinds of citizen report that take a device out of the usable set until staff or its entity
+#: answer them.
+DOWNGRADING_REPORTS = frozenset({"missing", "broken"})
+
+
+@dataclass(frozen=True)
 class Availability:
     """Availability of a set of devices, aligned with the rows of the devices frame.
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ import numpy as np
 from pyproj import Transformer
 from scipy.spatial import cKDTree
 
-from geo.availability import PUBLIC_ACCESS, local_instant, open_state
+from geo.availability import PUBLIC_ACCESS, ReportFlag, local_instant, open_state
 from geo.city import CityProfile
 from geo.coverage import (
     WALKING_SPEED_M_PER_MIN,
@@ -114,8 +114,14 @@ class DeviceFinder:
     """
 
     def __init__(
-        self, devices: gpd.GeoDataFrame, city: CityProfile, *, model: DistanceModel | None = None
+        self,
+        devices: gpd.GeoDataFrame,
+        city: CityProfile,
+        *,
+        model: DistanceModel | None = None,
+        reports: Mapping[str, ReportFlag] | None = None,
     ) -> None:
+        self.reports = dict(reports or {})
         listed = (
             (devices["verification"] == "verified")
             & (devices["status"] == "active")
