@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from geo.city import CityProfile
+from geo.clock import local_today
 from geo.coverage import (
     DistanceModel,
     NetworkDistance,
@@ -96,7 +97,9 @@ def load_inputs(
     city = settings.load_city()
     network = None
     if from_files:
-        layers = read_layers(settings.data_dir, city)
+        layers = read_layers(
+            settings.data_dir, city, today=local_today(settings.clock(city), city.timezone)
+        )
         origin = f"archivos de {settings.data_dir}"
     else:
         with Store.open(settings.database_url) as store:

@@ -7,6 +7,7 @@ fixture). Fixtures are hand-written, synthetic files in the real formats (see th
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -48,6 +49,8 @@ EUSKADI_UTM = FIXTURES / "euskadi" / "euskadi_25830.geojson"
 EUSKADI_WGS84 = FIXTURES / "euskadi" / "euskadi_4326.geojson"
 
 runner = CliRunner()
+#: The city's date the imports run on (a pinned day, never the wall clock).
+TODAY = dt.date(2026, 12, 7)
 
 
 @pytest.fixture
@@ -60,7 +63,7 @@ def loaded(store: Store, city: CityProfile) -> Store:
 def run(store: Store, path: Path, city: CityProfile, *, fmt: str = "osm",
         dry_run: bool = False) -> ImportReport:  # fmt: skip
     parsed = IMPORTERS[fmt](path, city=city)
-    return import_devices(store, parsed, city, dry_run=dry_run, actor="prueba")
+    return import_devices(store, parsed, city, dry_run=dry_run, actor="prueba", today=TODAY)
 
 
 def audit_count(store: Store) -> int:
@@ -315,19 +318,19 @@ def test_fields_the_source_does_not_give_and_removal(store: Store, city: CityPro
                                                  "source_id": "R-1", **properties})  # fmt: skip
         return ParsedImport("madrid", "r.json", "registro-ficticio", "CC BY 4.0", 1, [record])
 
-    import_devices(store, parsed(), city, dry_run=False, actor="prueba")
+    import_devices(store, parsed(), city, dry_run=False, actor="prueba", today=TODAY)
     before = store.device("madrid-r-1")
     assert before is not None and before["verification"] == "verified"  # an official register
     store.update_device(before, {**before, "phone": "979 000 000", "status": "out_of_service"},
                         actor="planificación")  # fmt: skip
-    again = import_devices(store, parsed(), city, dry_run=False, actor="prueba")
+    again = import_devices(store, parsed(), city, dry_run=False, actor="prueba", today=TODAY)
     assert again.unchanged == 1
     device = store.device("madrid-r-1")
     assert device is not None
     assert (device["phone"], device["status"]) == ("979 000 000", "out_of_service")
 
     removed = import_devices(store, parsed(status="removed", removed_on="2026-10-01"), city,
-                             dry_run=False, actor="prueba")  # fmt: skip
+                             dry_run=False, actor="prueba", today=TODAY)  # fmt: skip
     assert removed.updated == 1
     device = store.device("madrid-r-1")
     assert device is not None
@@ -399,10 +402,10 @@ def test_a_duplicate_by_serial_number_and_the_radius(
     path = tmp_path / "near.json"
     path.write_text(json.dumps(near), encoding="utf-8")
     parsed = osm.parse(path)
-    report = import_devices(store, parsed, city, dry_run=True, actor="prueba")
+    report = import_devices(store, parsed, city, dry_run=True, actor="prueba", today=TODAY)
     assert [d.why for d in report.duplicates] == ["mismo número de serie"]
     assert report.duplicates[0].existing_id == "euskadi-eus-fict-0001"
-    wider = import_devices(store, parsed, city, dry_run=True, actor="prueba",
+    wider = import_devices(store, parsed, city, dry_run=True, actor="prueba", today=TODAY,
                            duplicate_radius_m=5.0)  # fmt: skip
     assert (wider.inserted, wider.duplicates) == (1, ())
 
