@@ -505,6 +505,94 @@ def test_cli_bad_usage_exits_2(empty_db: str) -> None:
     assert code == 2
 
 
+# --- upkeep dates ------------------------------------------------------------------------------
+
+#: The clock of the CLI in these tests: noon of TODAY in Palencia (CARDIOMAPA_CLOCK_START).
+PINNED = {"CARDIOMAPA_CLOCK_START": f"{TODAY.isoformat()}T12:00"}
+
+
+def test_a_future_check_is_skipped_naming_its_field_and_a_past_expiry_is_flagged(
+    store: Store, city: CityProfile
+) -> None:
+    records = [
+        DeviceRecord(1, -4.530, 42.011, {"name": "DEA Uno", "source_id": "R-1",
+                                          "check_date": "2027-01-15"}),
+        DeviceRecord(2, -4.531, 42.012, {"name": "DEA Dos", "source_id": "R-2",
+                                          "pads_expiry": "2026-12-06"}),
+        DeviceRecord(3, -4.532, 42.013, {"name": "DEA Tres", "source_id": "R-3",
+                                          "installed_on": "2026-05-01",
+                                          "check_date": "2026-04-30"}),
+    ]  # fmt: skip
+    parsed = ParsedImport("madrid", "r.json", "registro-ficticio", "CC BY 4.0", 3, records)
+    report = import_devices(store, parsed, city, dry_run=False, actor="prueba", today=TODAY)
+    assert (report.inserted, len(report.skipped)) == (1, 2)
+    future, before_install = report.skipped
+    assert (future.record, future.source_id, future.field) == (1, "R-1", "check_date")
+    assert future.reason.startswith('campo "check_date": la revisión del 15/01/2027 (2027-01-15)')
+    assert "hoy es 07/12/2026" in future.reason
+    assert (before_install.record, before_install.field) == (3, "check_date")
+    assert "anterior a la instalación" in before_install.reason
+    (flag,) = report.flagged
+    assert (flag.record, flag.source_id) == (2, "R-2")
+    assert flag.message == (
+        'campo "pads_expiry": Los parches caducaron el 06/12/2026: el desfibrilador aparece '
+        "como mantenimiento vencido hasta que los cambie."
+    )
+    stored = store.query_layer("defibrillators", where={"source": ["registro-ficticio"]})
+    assert list(stored["source_id"]) == ["R-2"]
+    assert stored["pads_expiry"].tolist() == [dt.date(2026, 12, 6)]
+
+
+def test_cli_import_names_the_record_and_field_of_a_future_check(
+    empty_db: str, tmp_path: Path
+) -> None:
+    document = json.loads(OVERPASS.read_text(encoding="utf-8"))
+    document["elements"][0]["tags"]["check_date"] = "2027-01-15"
+    path = tmp_path / "overpass.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    env = {"CARDIOMAPA_DATABASE_URL": empty_db, **PINNED}
+    result = runner.invoke(cli_app, ["import", "osm", str(path)], env=env)
+    assert result.exit_code == 0, result.stderr
+    assert "Importación osm de overpass.json" in result.stdout
+    assert (
+        'registro 1 (node/990000000001): campo "check_date": la revisión del 15/01/2027 '
+        "(2027-01-15) está en el futuro: hoy es 07/12/2026" in " ".join(result.stdout.split())
+    )
+    with Store.open(empty_db) as opened:
+        assert opened.device("osm-node-990000000001") is None
+
+
+def test_load_refuses_a_future_check_and_lists_past_expiries(db_url: str, tiny_dir: Path) -> None:
+    path = tiny_dir / "defibrillators.geojson"
+    document = json.loads(path.read_text(encoding="utf-8"))
+    document["features"][2]["properties"]["check_date"] = "2027-01-15"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    env = {"CARDIOMAPA_DATABASE_URL": db_url, **PINNED}
+    result = runner.invoke(cli_app, ["load", "--data-dir", str(tiny_dir)], env=env)
+    assert result.exit_code == 1
+    err = " ".join(result.stderr.split())
+    assert (
+        'defibrillators.geojson, elemento 2, campo "check_date": la revisión del 15/01/2027' in err
+    )
+    assert "No se ha cargado nada" in err
+    with Store.open(db_url) as opened:
+        assert opened.is_empty()
+
+    document["features"][2]["properties"]["check_date"] = "2026-06-01"
+    document["features"][1]["properties"]["pads_expiry"] = "2026-12-06"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    result = runner.invoke(cli_app, ["load", "--data-dir", str(tiny_dir)], env=env)
+    assert result.exit_code == 0, result.stderr
+    out = " ".join(result.stdout.split())
+    assert "Avisos (1), cargados igualmente:" in out
+    assert (
+        'defibrillators.geojson, elemento 1, campo "pads_expiry": Los parches caducaron el '
+        "06/12/2026" in out
+    )
+    with Store.open(db_url) as opened:
+        assert opened.counts()["defibrillators"] == 3
+
+
 def test_a_layer_file_with_a_repeated_source_id_is_refused(
     tiny_dir: Path, city: CityProfile
 ) -> None:
