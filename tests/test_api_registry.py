@@ -47,6 +47,17 @@ NEW_DEVICE: dict[str, Any] = {
 }
 
 
+#: Monday 7 December 2026, 12:00 in Palencia: "today" for the app in these tests (upkeep dates are
+#: checked against it), whatever the day they run.
+NOON = dt.datetime(2026, 12, 7, 11, 0, tzinfo=dt.UTC)
+
+
+def pin_clock(client: TestClient, at: dt.datetime = NOON) -> None:
+    """Run the app on a fixed clock (what ``app.state.clock`` holds once the app is built with
+    one; routes read it through ``api.deps.app_clock`` and ``city_today``)."""
+    client.app.state.clock = FixedClock(at)  # type: ignore[attr-defined]
+
+
 @pytest.fixture
 def api(db_url: str, tiny_layers: Layers) -> Iterator[Api]:
     with Store.open(db_url) as store:
@@ -68,6 +79,7 @@ def api(db_url: str, tiny_layers: Layers) -> Iterator[Api]:
             database_url=db_url, report_rate_limit=3, cors_origins=["https://mapa.example.org"]
         )
         with TestClient(create_app(settings)) as client:
+            pin_clock(client)
             yield Api(client, store, tokens)
 
 
@@ -537,15 +549,6 @@ def test_maintenance_lists_expiring_and_unchecked_devices(api: Api) -> None:
 
 # --- upkeep dates: against the city's date by the app's clock ----------------------------------
 
-#: Monday 7 December 2026, 12:00 in Palencia: what "today" is in these tests, whatever the day.
-NOON = dt.datetime(2026, 12, 7, 11, 0, tzinfo=dt.UTC)
-
-
-def pin(api: Api, at: dt.datetime = NOON) -> None:
-    """Run the app on a fixed clock (what ``app.state.clock`` holds once the app is built with
-    one; the routes read it through ``api.deps.city_today``)."""
-    api.client.app.state.clock = FixedClock(at)  # type: ignore[attr-defined]
-
 
 def written(api: Api) -> tuple[int, int, int]:
     """Devices, uses and audit entries stored: what a refused request must leave as it was."""
@@ -557,7 +560,6 @@ def written(api: Api) -> tuple[int, int, int]:
 
 
 def test_a_future_check_date_is_a_422_naming_the_field_and_nothing_is_written(api: Api) -> None:
-    pin(api)
     before, device = written(api), api.store.device("dea-1")
     body = {**NEW_DEVICE, "properties": {**NEW_DEVICE["properties"], "check_date": "2027-01-15"}}
     response = api.call("POST", "/api/defibrillators", "ent-1", json=body)
@@ -573,13 +575,12 @@ def test_a_future_check_date_is_a_422_naming_the_field_and_nothing_is_written(ap
     assert error(response).problems[0].field == "properties.check_date"  # type: ignore[index]
     assert written(api) == before and api.store.device("dea-1") == device
     # "today" is the city's date: at 23:30 UTC on the 7th it is already the 8th in Palencia
-    pin(api, dt.datetime(2026, 12, 7, 23, 30, tzinfo=dt.UTC))
+    pin_clock(api.client, dt.datetime(2026, 12, 7, 23, 30, tzinfo=dt.UTC))
     patch = {"properties": {"check_date": "2026-12-08"}}
     assert api.call("PATCH", "/api/defibrillators/dea-1", "ent-1", json=patch).status_code == 200
 
 
 def test_a_check_before_installation_is_refused_at_its_field(api: Api) -> None:
-    pin(api)
     before = written(api)
     changes = {"installed_on": "2026-05-01", "check_date": "2026-04-30"}
     body = {**NEW_DEVICE, "properties": {**NEW_DEVICE["properties"], **changes}}
@@ -605,7 +606,6 @@ EXPIRED_PADS = WarningPublic(
 
 
 def test_a_past_expiry_is_saved_with_a_warning(api: Api) -> None:
-    pin(api)
     saved = DeviceSaved.model_validate(register(api, pads_expiry="2026-12-06"))
     assert saved.warnings == [EXPIRED_PADS]
     assert saved.properties.pads_expiry == dt.date(2026, 12, 6)
@@ -627,7 +627,6 @@ def test_a_past_expiry_is_saved_with_a_warning(api: Api) -> None:
 
 
 def test_a_use_with_new_pads_updates_the_expiry_with_the_use(api: Api) -> None:
-    pin(api)
     before = api.store.device("dea-1")
     assert before is not None
     use = {"used_at": "2026-12-05T18:30:00+01:00", "pads_replaced": True,
@@ -667,7 +666,6 @@ BAD_PADS: list[tuple[str, dict[str, Any], str]] = [
 def test_a_use_with_bad_new_pads_writes_nothing(
     api: Api, case: str, change: dict[str, Any], code: str
 ) -> None:
-    pin(api)
     before, device = written(api), api.store.device("dea-1")
     use = {"used_at": "2026-12-05T18:30:00+01:00", **change}
     response = api.call("POST", "/api/defibrillators/dea-1/uses", "ent-1", json=use)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -75,12 +74,18 @@ class Portal:
         return str(new)
 
 
+#: Monday 7 December 2026, 12:00 in Palencia: the app's clock in these tests.
+NOON = dt.datetime(2026, 12, 7, 11, 0, tzinfo=dt.UTC)
+
+
 @pytest.fixture
 def app(db_url: str, tiny_layers: Layers) -> Iterator[tuple[TestClient, Store]]:
     with Store.open(db_url) as store:
         store.load(tiny_layers)
     settings = Settings(database_url=db_url, tile_url="", auth_failure_limit=5)
     with TestClient(create_app(settings)) as client, Store.open(db_url) as store:
+        # "today" for the portal's upkeep dates, whatever the day the tests run
+        client.app.state.clock = FixedClock(NOON)  # type: ignore[attr-defined]
         yield client, store
 
 
@@ -313,7 +318,7 @@ def test_checked_today_status_and_moving(portal: Portal) -> None:
     shown = portal.client.get(checked.headers["location"])
     assert "Revisión anotada con fecha de hoy." in shown.text
     record = portal.store.device(device_id)
-    assert record["check_date"] == dt.datetime.now(tz=ZoneInfo("Europe/Madrid")).date()
+    assert record["check_date"] == dt.date(2026, 12, 7)  # the app's clock, in Palencia
     assert record["pads_expiry"] == dt.date(2028, 1, 31)
     assert record["battery_expiry"] == dt.date(2029, 5, 1)
     status = portal.post(f"{url}/estado", {"status": "out_of_service"})
@@ -385,13 +390,6 @@ def test_reporting_a_use(portal: Portal) -> None:
 
 # --- upkeep dates: against the city's date by the app's clock ----------------------------------
 
-#: Monday 7 December 2026, 12:00 in Palencia: "today" in these tests, whatever the day they run.
-NOON = dt.datetime(2026, 12, 7, 11, 0, tzinfo=dt.UTC)
-
-
-def pin(portal: Portal) -> None:
-    portal.client.app.state.clock = FixedClock(NOON)  # type: ignore[attr-defined]
-
 
 def summary(html: str) -> str:
     match = re.search(r'<div class="cm-error-summary".*?</div>', html, re.S)
@@ -402,7 +400,6 @@ def summary(html: str) -> str:
 def test_a_future_check_date_is_refused_at_its_field_and_nothing_is_saved(
     portal: Portal,
 ) -> None:
-    pin(portal)
     before, audit = devices(portal.store), portal.store.audit_entries()[1]
     response = portal.post("/entidades/nuevo", {**FORM, "check_date": "2027-01-15"})
     assert response.status_code == 422
@@ -424,7 +421,6 @@ def test_a_future_check_date_is_refused_at_its_field_and_nothing_is_saved(
 
 
 def test_a_past_expiry_is_saved_and_the_portal_says_what_it_means(portal: Portal) -> None:
-    pin(portal)
     response = portal.post("/entidades/nuevo", {**FORM, "pads_expiry": "2026-12-06"})
     assert response.status_code == 303
     location = response.headers["location"]
@@ -450,7 +446,6 @@ def test_a_past_expiry_is_saved_and_the_portal_says_what_it_means(portal: Portal
 
 
 def test_reporting_a_use_with_new_pads_updates_their_expiry(portal: Portal) -> None:
-    pin(portal)
     url = "/entidades/desfibriladores/dea-1/uso"
     form = portal.client.get(url).text
     assert "¿Se pusieron parches nuevos después del uso?" in form and 'name="pads_expiry"' in form
