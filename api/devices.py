@@ -30,8 +30,8 @@ from api.schemas import (
     UseCreate,
 )
 from geo import export, registry
-from geo.availability import device_availability, local_instant
-from geo.coverage import NetworkDistance, available
+from geo.availability import available_at, device_availability, local_instant
+from geo.coverage import NetworkDistance
 from geo.errors import InputError, NotFoundError
 from geo.export import FILE_STEMS, MEDIA_TYPES, PUBLISHED_LAYERS, ExportFormat
 from geo.layers import (
@@ -40,7 +40,7 @@ from geo.layers import (
     VERIFICATION_VALUES,
     check_inside,
 )
-from geo.nearest import STATE_TEXT, NearbyDevice
+from geo.nearest import NearbyDevice
 from geo.store import Store, record_from_row
 from geo.tokens import Principal
 
@@ -167,8 +167,12 @@ def _nearby(device: NearbyDevice, lon: float, lat: float) -> NearbyDevicePublic:
         id=device.device_id,
         name=fields["name"],
         state=device.state,  # type: ignore[arg-type]
-        state_text=STATE_TEXT[device.state] + (" (24 h)" if device.always_open else ""),
+        state_text=device.state_text + (" (24 h)" if device.always_open else ""),
         available=device.available,
+        maintenance=device.maintenance,  # type: ignore[arg-type]
+        notice=device.notice,
+        pads_expiry=fields["pads_expiry"],
+        battery_expiry=fields["battery_expiry"],
         always_open=device.always_open,
         opens_at=device.next_change if device.state == "closed" else None,
         closes_at=device.next_change if device.state == "open" else None,
@@ -203,6 +207,7 @@ def list_devices(
     request: Request,
     store: StoreDep,
     city: CityDep,
+    finders: FindersDep,
     principal: MaybePrincipalDep,
     bbox: BboxQuery = None,
     status: Annotated[
@@ -238,8 +243,10 @@ def list_devices(
     visible = [registry.can_see(principal, row) for row in _rows(frame)]
     frame = frame[visible]
     if open_at is not None:
-        availability = device_availability(frame, timezone=city.timezone, country=city.country)
-        frame = frame[available(availability, at=open_at)]
+        availability = device_availability(
+            frame, timezone=city.timezone, calendar=city.calendar, reports=finders.get().reports
+        )
+        frame = frame[available_at(availability, open_at)]
     matched = len(frame)
     page = frame.iloc[offset : offset + limit]
     notes = store.private_notes(list(page["id"])) if principal is not None else {}

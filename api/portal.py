@@ -326,7 +326,7 @@ def _state_now(record: dict[str, Any], city: CityProfile) -> tuple[str, str]:
         return "unknown", "Horario sin indicar"
     try:
         is_open, change = open_state(
-            text, dt.datetime.now(tz=dt.UTC), timezone=city.timezone, country=city.country
+            text, dt.datetime.now(tz=dt.UTC), timezone=city.timezone, calendar=city.calendar
         )
     except ValueError:
         return "unknown", "Horario no válido"

@@ -436,7 +436,7 @@ def _map_layers(inputs: AnalysisInputs, indicators: Indicators) -> _MapLayers:
     )
     devices = metric["defibrillators"]
     availability = device_availability(
-        devices, timezone=inputs.city.timezone, country=inputs.city.country
+        devices, timezone=inputs.city.timezone, calendar=inputs.city.calendar
     )
     always = available(availability, at=None, reference_date=indicators.as_of)
     shown = (devices["status"] != "removed") & (devices["verification"] != "rejected")
