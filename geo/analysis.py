@@ -236,6 +236,7 @@ def gaps_analysis(
     """
     metric = inputs.metric
     model = inputs.distance_model(detour_factor=detour_factor)
+    reference_date = reference_date or inputs.city.today()
     result = run_coverage(
         metric["population"],
         metric["defibrillators"],
@@ -310,6 +311,7 @@ def siting_analysis(
     """
     metric = inputs.metric
     model = inputs.distance_model(detour_factor=detour_factor)
+    reference_date = reference_date or inputs.city.today()
     if objective not in ("residents", "lives"):
         msg = f"Objetivo {objective!r} desconocido; se admite residents o lives."
         raise SitingError(msg)
