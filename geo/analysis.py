@@ -627,6 +627,7 @@ def indicators_analysis(
         radius_m=radius_m,
         model=model,
         outcome_parameters=outcome_parameters,
+        count_overdue=inputs.count_overdue,
     )
     document = {"data_origin": inputs.origin, **indicators.to_dict()}
     document["distance_model_description"] = model.describe()

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import geopandas as gpd
 import pytest
+from fastapi.testclient import TestClient
 from shapely.geometry import Point
 from typer.testing import CliRunner
 
+from api.app import create_app
 from geo.availability import (
     ReportFlag,
     available_at,
@@ -32,6 +34,7 @@ from geo.maps import citizen_data
 from geo.nearest import DeviceFinder
 from geo.outcomes import outcomes
 from geo.settings import Settings
+from geo.store import Store
 from tests.conftest import DATA_DIR
 
 MADRID = "Europe/Madrid"
@@ -336,3 +339,37 @@ def test_nearest_map_coverage_and_outcomes_agree_on_the_usable_set(city: CityPro
     assert "pending" not in by_id
     # The usable device comes first; the others follow, flagged.
     assert answered[0].device_id == "ok"
+
+
+# --- the API, on both databases -------------------------------------------------------------
+
+
+@pytest.fixture
+def overdue_url(db_url: str, tiny_layers: Layers) -> str:
+    """The tiny layers with dea-1 (24/7) whose pads expired on 22 November 2026."""
+    frames = dict(tiny_layers.frames)
+    devices = frames["defibrillators"].copy()
+    devices.loc[devices["id"] == "dea-1", "pads_expiry"] = dt.date(2026, 11, 22)
+    frames["defibrillators"] = devices
+    with Store.open(db_url) as store:
+        store.load(Layers(frames))
+    return db_url
+
+
+def test_the_api_marks_overdue_maintenance(overdue_url: str) -> None:
+    where = {"lat": 42.01, "lon": -4.535, "limit": 3}
+    with TestClient(create_app(Settings(database_url=overdue_url))) as client:
+        monday = client.get("/api/nearest", params={**where, "at": "2026-11-23T10:00"}).json()
+        sunday = client.get("/api/nearest", params={**where, "at": "2026-11-22T10:00"}).json()
+        listed = client.get("/api/defibrillators", params={"open_at": "2026-11-23T10:00"}).json()
+    results = {r["id"]: r for r in monday["results"]}
+    assert results["dea-1"]["maintenance"] == "overdue"
+    assert results["dea-1"]["available"] is False
+    assert results["dea-1"]["state"] == "maintenance_overdue"
+    assert results["dea-1"]["state_text"] == "Abierto, pero con parches caducados el 22/11/2026"
+    assert monday["results"][0]["id"] != "dea-1"  # a usable device comes first
+    assert {r["maintenance"] for r in monday["results"] if r["id"] != "dea-1"} == {"ok"}
+    # On the last good day it is usable.
+    first = sunday["results"][0]
+    assert (first["id"], first["available"], first["maintenance"]) == ("dea-1", True, "ok")
+    assert "dea-1" not in {feature["id"] for feature in listed["features"]}
