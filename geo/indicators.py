@@ -354,10 +354,12 @@ def format_band(key: str, value: Any, low: Any, high: Any) -> str:
 def year_on_year(years: pd.DataFrame) -> pd.DataFrame:
     """Change of every indicator against the year before (``NaN`` for the first or a future year).
 
-    For shares the change is in percentage points (as a fraction: 0.05 = 5 points).
+    For shares the change is in percentage points (as a fraction: 0.05 = 5 points). Two sums
+    equal but for rounding (lives estimates summed in another order) change by exactly 0.
     """
     values = years[list(INDICATOR_LABELS)].astype(float)
-    change = values.diff()
+    same = np.isclose(values.to_numpy(), values.shift().to_numpy(), rtol=1e-9, atol=0.0)
+    change = values.diff().mask(same, 0.0)
     change.insert(0, "year", years["year"].to_numpy())
     return change.reset_index(drop=True)
 
