@@ -219,12 +219,14 @@ def report_limits(
 
 
 def duration_words(seconds: float) -> str:
-    """``90`` → ``2 min``, ``86400`` → ``24 h``, ``30`` → ``30 s`` (rounded up)."""
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{int(seconds // 3600)} h"
-    if seconds >= 60:
-        return f"{math.ceil(seconds / 60)} min"
-    return f"{math.ceil(seconds)} s"
+    """``30`` → ``30 s``, ``90`` → ``2 min``, ``5400`` → ``1 h 30 min``, ``86399`` → ``24 h``
+    (rounded up to the second below a minute, else to the minute)."""
+    if seconds < 60:
+        return f"{math.ceil(seconds)} s"
+    hours, minutes = divmod(math.ceil(seconds / 60), 60)
+    if hours and minutes:
+        return f"{hours} h {minutes} min"
+    return f"{hours} h" if hours else f"{minutes} min"
 
 
 def refused(refusal: ThrottleRefusal) -> RateLimitedError:

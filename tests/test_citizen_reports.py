@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from api.app import create_app
 from api.deps import FinderCache
+from api.security import duration_words
 from api.web import csrf_token
 from geo import registry
 from geo.availability import ReportFlag
@@ -485,11 +486,18 @@ def test_one_client_cannot_downgrade_many_devices_on_any_worker(
             assert refused.json()["code"] == "rate_limited"
             assert "2 desfibriladores distintos en 24 h" in refused.json()["message"]
             assert 0 < int(refused.headers["retry-after"]) <= 86_400
+            assert "Podrá avisar de otro en 24 h" in refused.json()["message"]
         assert report(two, "dea-3", "wrong_hours").status_code == 202  # not a downgrade
         with Store.open(db_url) as store:
             assert set(store.downgrading_reports()) == {"dea-1", "dea-2"}
         clock.shift(dt.timedelta(days=1, seconds=1))
         assert report(two, "dea-3").status_code == 202
+
+
+def test_waits_are_said_in_words() -> None:
+    assert [duration_words(s) for s in (30, 90, 600, 5400, 86_399, 86_400)] == [
+        "30 s", "2 min", "10 min", "1 h 30 min", "24 h", "24 h",
+    ]  # fmt: skip
 
 
 def test_the_report_rate_limit_is_shared_by_the_workers(
