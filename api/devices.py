@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 import geopandas as gpd
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -29,8 +29,9 @@ from api.schemas import (
     ReviewDecision,
     UseCreate,
 )
-from geo import export, registry
-from geo.availability import available_at, device_availability, local_instant
+from api.security import refused, report_limits
+from geo import export, notices, registry
+from geo.availability import DOWNGRADING_REPORTS, available_at, device_availability, local_instant
 from geo.coverage import NetworkDistance
 from geo.errors import InputError, NotFoundError
 from geo.export import FILE_STEMS, MEDIA_TYPES, PUBLISHED_LAYERS, ExportFormat
@@ -369,10 +370,19 @@ def record_use(
     responses=ERRORS,
 )
 def report_problem(
-    device_id: str, body: ReportCreate, request: Request, store: StoreDep, city: CityDep
+    device_id: str,
+    body: ReportCreate,
+    request: Request,
+    store: StoreDep,
+    city: CityDep,
+    settings: SettingsDep,
+    finders: FindersDep,
+    background: BackgroundTasks,
 ) -> ReportReceipt:
     client = request.client.host if request.client else "desconocido"
-    request.app.state.report_limiter.hit(client)
+    refusal = store.throttle(client, report_limits(settings, device_id=device_id, kind=body.kind))
+    if refusal is not None:
+        raise refused(refusal)
     report_id = registry.report_problem(
         store,
         city,
@@ -383,6 +393,10 @@ def report_problem(
         lon=body.lon,
         lat=body.lat,
     )
+    if body.kind in DOWNGRADING_REPORTS:
+        finders.invalidate()  # this worker at once; the others see the bumped revision
+    # After the answer, and after the report is stored: mail failing never loses the report.
+    background.add_task(notices.notify_staff, store, settings, city, report_id)
     return ReportReceipt(
         id=report_id,
         status="pending",

@@ -125,10 +125,13 @@ def load_inputs(
 
 
 def device_finder(store: Store, city: CityProfile) -> DeviceFinder:
-    """A nearest-device finder over the stored devices, on the stored walking network if any."""
+    """A nearest-device finder over the stored devices, on the stored walking network if any,
+    with the citizens' pending "missing"/"broken" reports (:meth:`Store.downgrading_reports`)."""
     network = store.read_network(crs=city.metric_crs)
     model = NetworkDistance(network) if network is not None else StraightLine()
-    return DeviceFinder(store.read_layer("defibrillators"), city, model=model)
+    return DeviceFinder(
+        store.read_layer("defibrillators"), city, model=model, reports=store.downgrading_reports()
+    )
 
 
 def plan_registers(
