@@ -336,8 +336,9 @@ def _int(value: float) -> str:
 
 
 def _metres(distance: float, *, none: str) -> str:
-    """``"a 1.250 m"``; ``none`` when there is no distance (NaN: nothing in reach)."""
-    return none if math.isnan(distance) else f"a {_int(round(distance))} m"
+    """``"a 1.250 m"``; ``none`` when there is no distance (NaN or infinite: no device counts,
+    or none in reach)."""
+    return none if not math.isfinite(distance) else f"a {_int(round(distance))} m"
 
 
 def _zones_layer(fmap: folium.Map, view: PlannerView) -> None:
