@@ -304,7 +304,7 @@ def record_use(
         msg = f"El desfibrilador {device_id!r} pertenece a otra entidad."
         raise ForbiddenError(msg)
     used_at: dt.datetime = values["used_at"]
-    current = now or dt.datetime.now(tz=dt.UTC)
+    current = now or store.clock.now()
     aware = used_at if used_at.tzinfo else used_at.replace(tzinfo=dt.UTC)
     if aware > current + dt.timedelta(minutes=5):
         msg = f"La fecha de uso {used_at:%Y-%m-%d %H:%M} está en el futuro."
