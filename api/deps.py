@@ -1,4 +1,5 @@
-"""What routes depend on: the store, the city, who is asking, and the nearest-device snapshot."""
+"""What routes depend on: the store, the city, the clock, who is asking, and the nearest-device
+snapshot."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.web import throttled_authenticate
 from geo.city import CityProfile
+from geo.clock import Clock
 from geo.inputs import device_finder
 from geo.nearest import DeviceFinder
 from geo.settings import Settings
@@ -75,6 +77,11 @@ async def _city(request: Request) -> CityProfile:
     return city
 
 
+async def _clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
 async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -87,6 +94,8 @@ async def _finders(request: Request) -> FinderCache:
 
 StoreDep = Annotated[Store, Depends(_store)]
 CityDep = Annotated[CityProfile, Depends(_city)]
+#: The clock every "now" and "today" of a request comes from (``settings.clock(city)``).
+ClockDep = Annotated[Clock, Depends(_clock)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 FindersDep = Annotated[FinderCache, Depends(_finders)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]

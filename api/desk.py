@@ -26,6 +26,7 @@ from api import pages, web
 from api.errors import ERROR_STATUS, RateLimitedError
 from geo import registry
 from geo.city import CityProfile
+from geo.clock import Clock, local_today
 from geo.contacts import validate_contact
 from geo.errors import CardiomapaError, InputError, NotFoundError
 from geo.maps import ACCESS_TEXT
@@ -125,6 +126,12 @@ def _store(request: Request) -> Store:
 def _city(request: Request) -> CityProfile:
     city: CityProfile = request.app.state.city
     return city
+
+
+def _today(request: Request) -> dt.date:
+    """The city's date by the app's clock."""
+    clock: Clock = request.app.state.clock
+    return local_today(clock, _city(request).timezone)
 
 
 def _frame(
@@ -392,7 +399,7 @@ def _queue(
         "defibrillators", where={"verification": ["pending"]}, with_version=True
     )
     entities = _entities(store)
-    today = city.today()
+    today = _today(request)
     devices = [
         _device_view(store, city, record_from_row(frame, i), entities, today=today)
         for i in range(len(frame))
@@ -464,7 +471,7 @@ def device_page(request: Request, device_id: str) -> Response:
         return _page(request, desk, "desk/forbidden.html.j2", status_code=404,
                      problem=f"No existe el desfibrilador {device_id!r}.",
                      title="No encontrado")  # fmt: skip
-    view = _device_view(store, city, record, _entities(store), today=city.today())
+    view = _device_view(store, city, record, _entities(store), today=_today(request))
     reports, _ = store.reports(device_id=device_id, limit=20)
     return _page(
         request, desk, "desk/device.html.j2", title=str(record["name"]), device=view,
@@ -670,8 +677,7 @@ def upkeep_page(request: Request) -> Response:
     desk = _session(request)
     if isinstance(desk, HTMLResponse):
         return desk
-    store, city = _store(request), _city(request)
-    today = city.today()
+    store, today = _store(request), _today(request)
     within = request.query_params.get("dias", "30")
     within_days = int(within) if within.isdigit() and int(within) <= 3650 else 30
     devices = store.query_layer("defibrillators", where={"verification": ["pending", "verified"]})
@@ -710,7 +716,7 @@ def upkeep_page(request: Request) -> Response:
 
 
 def _entity_views(store: Store) -> list[dict[str, Any]]:
-    now = dt.datetime.now(tz=dt.UTC).replace(tzinfo=None)
+    now = store.utcnow()
     contacts = store.contacts()
     invitations = store.invitations()
     views = []
