@@ -7,11 +7,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from weeks import ORDINARY
 
 from api.app import create_app
 from geo.layers import Layers
@@ -78,8 +78,13 @@ class Portal:
 def app(db_url: str, tiny_layers: Layers) -> Iterator[tuple[TestClient, Store]]:
     with Store.open(db_url) as store:
         store.load(tiny_layers)
-    settings = Settings(database_url=db_url, tile_url="", auth_failure_limit=5)
-    with TestClient(create_app(settings)) as client, Store.open(db_url) as store:
+    # An ordinary week: "this week's" hours, "today" and every expiry do not depend on the day
+    # the suite runs (a holiday would change the hours in words).
+    settings = Settings(
+        database_url=db_url, tile_url="", auth_failure_limit=5, clock_start=ORDINARY
+    )
+    app = create_app(settings)
+    with TestClient(app) as client, Store.open(db_url, clock=app.state.clock) as store:
         yield client, store
 
 
@@ -150,7 +155,7 @@ def test_cookie_is_secure_behind_https(app: tuple[TestClient, Store]) -> None:
 
 def test_expired_and_cross_site_invitations_are_refused(app: tuple[TestClient, Store]) -> None:
     client, store = app
-    past = dt.datetime.now(tz=dt.UTC) - dt.timedelta(days=8)
+    past = store.clock.now() - dt.timedelta(days=8)
     old = issue_invitation(store, entity_id="ent-1", actor="test", now=past)
     assert client.get(f"/entidades/invitacion/{old.code}").status_code == 401
     fresh = issue_invitation(store, entity_id="ent-1", actor="test")
@@ -312,7 +317,7 @@ def test_checked_today_status_and_moving(portal: Portal) -> None:
     shown = portal.client.get(checked.headers["location"])
     assert "Revisión anotada con fecha de hoy." in shown.text
     record = portal.store.device(device_id)
-    assert record["check_date"] == dt.datetime.now(tz=ZoneInfo("Europe/Madrid")).date()
+    assert record["check_date"] == ORDINARY.date()
     assert record["pads_expiry"] == dt.date(2028, 1, 31)
     assert record["battery_expiry"] == dt.date(2029, 5, 1)
     status = portal.post(f"{url}/estado", {"status": "out_of_service"})
