@@ -65,9 +65,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.city = city
     app.state.clock = clock
     app.state.settings = settings
-    app.state.report_limiter = RateLimiter(
-        limit=settings.report_rate_limit, window_s=settings.report_rate_window_s
-    )
     app.state.auth_limiter = RateLimiter(
         limit=settings.auth_failure_limit,
         window_s=settings.auth_failure_window_s,

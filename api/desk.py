@@ -25,6 +25,7 @@ from pyproj import Geod
 from api import pages, web
 from api.errors import ERROR_STATUS, RateLimitedError
 from geo import registry
+from geo.availability import DOWNGRADING_REPORTS
 from geo.city import CityProfile
 from geo.clock import Clock, local_today
 from geo.contacts import validate_contact
@@ -46,13 +47,7 @@ REPORTS_PAGE_SIZE = 50
 _GEOD = Geod(ellps="WGS84")
 
 ROLE_TEXT = {"planner": "Planificación", "admin": "Administración", "entity": "Entidad"}
-KIND_TEXT = {
-    "missing": "No está / ha desaparecido",
-    "broken": "Averiado o sin batería",
-    "moved": "Está en otro sitio",
-    "wrong_hours": "Horario incorrecto",
-    "other": "Otro problema",
-}
+KIND_TEXT = registry.REPORT_KIND_TEXT
 REPORT_STATUS_TEXT = {"pending": "Pendientes", "accepted": "Resueltos", "rejected": "Descartados"}
 VERIFICATION_TEXT = {"pending": "pendiente", "verified": "verificado", "rejected": "rechazado"}
 STATUS_TEXT = {
@@ -76,7 +71,8 @@ ACTION_TEXT = {
     "create": "alta", "update": "cambio", "insert": "alta", "delete": "baja",
     "verify": "verificación", "reject": "rechazo", "review": "revisión", "revoke": "revocación",
     "revoke_access": "revocación de acceso", "redeem": "uso de invitación", "send": "envío",
-    "import": "importación",
+    "import": "importación", "out_of_service": "fuera de servicio",
+    "back_in_service": "vuelta al servicio", "check": "revisión del equipo",
 }  # fmt: skip
 FIELD_TEXT = {
     "name": "nombre", "location_text": "ubicación", "address": "dirección", "access": "acceso",
@@ -88,6 +84,7 @@ FIELD_TEXT = {
     "geometry": "posición", "review_note": "nota de revisión", "version": "versión",
     "person": "persona", "email": "correo", "status_text": "estado", "message": "mensaje",
     "kind": "tipo", "reviewed_by": "revisado por", "reviewed_at": "revisado el",
+    "status_reason": "motivo",
 }  # fmt: skip
 
 
@@ -461,10 +458,32 @@ async def reject_device(request: Request, device_id: str) -> Response:
 
 @router.get("/gestion/desfibriladores/{device_id:path}", response_class=HTMLResponse)
 def device_page(request: Request, device_id: str) -> Response:
-    """Ficha de un desfibrilador para el personal: datos, avisos y cambios."""
+    """Ficha de un desfibrilador para el personal: datos, avisos, servicio y cambios."""
     desk = _session(request)
-    if isinstance(desk, HTMLResponse):
-        return desk
+    return desk if isinstance(desk, HTMLResponse) else _device_page(request, desk, device_id)
+
+
+#: Audit actions that change whether a device is in service, with what the desk says of them.
+SERVICE_ACTIONS = {"out_of_service": "Fuera de servicio", "back_in_service": "Vuelta al servicio"}
+
+
+def _last_service_change(store: Store, device_id: str) -> dict[str, Any] | None:
+    """The newest out-of-service / back-in-service entry of a device: when, who, why."""
+    entries, _ = store.audit_entries(record_type="device", record_id=device_id, limit=50)
+    for entry in entries:
+        if entry["action"] in SERVICE_ACTIONS:
+            return {
+                "what": SERVICE_ACTIONS[entry["action"]], "at": entry["at"],
+                "actor": entry["actor"], "reason": (entry["after"] or {}).get("status_reason"),
+            }  # fmt: skip
+    return None
+
+
+def _device_page(
+    request: Request, desk: Desk, device_id: str, *, problem: str | None = None,
+    status_code: int = 200, errors: Mapping[str, str] | None = None,
+    values: Mapping[str, str] | None = None,
+) -> HTMLResponse:  # fmt: skip
     store, city = _store(request), _city(request)
     record = store.device(device_id)
     if record is None:
@@ -473,11 +492,82 @@ def device_page(request: Request, device_id: str) -> Response:
                      title="No encontrado")  # fmt: skip
     view = _device_view(store, city, record, _entities(store), today=_today(request))
     reports, _ = store.reports(device_id=device_id, limit=20)
+    flagged = [_report_view(r) for r in reports
+               if r["status"] == "pending" and r["kind"] in DOWNGRADING_REPORTS]  # fmt: skip
     return _page(
         request, desk, "desk/device.html.j2", title=str(record["name"]), device=view,
-        reports=[_report_view(r) for r in reports],
+        status_code=status_code, problem=problem, errors=errors or {}, values=values or {},
+        reports=[_report_view(r) for r in reports], flagged=flagged,
+        service=_last_service_change(store, device_id),
         audit_url="/gestion/auditoria?" + urlencode({"tipo": "device", "registro": device_id}),
     )  # fmt: skip
+
+
+def _device_action(request: Request, device_id: str, run: Callable[[Desk, str], str]) -> Action:
+    """A form on the device page: ``run(desk, reason)`` writes and returns the flash."""
+
+    def action(desk: Desk, form: dict[str, str]) -> Response:
+        flash = run(desk, form.get("motivo", ""))
+        request.app.state.finders.invalidate()
+        path = quote(device_id, safe="")
+        return _redirect(f"/gestion/desfibriladores/{path}", flash)
+
+    return action
+
+
+async def _device_post(
+    request: Request, device_id: str, run: Callable[[Desk, str], str]
+) -> Response:
+    values: dict[str, str] = {}
+
+    def on_error(request: Request, desk: Desk, *, problem: str, status_code: int) -> HTMLResponse:
+        errors = {"motivo": problem} if status_code == 422 else {}
+        return _device_page(request, desk, device_id, problem=problem, status_code=status_code,
+                            errors=errors, values=values)  # fmt: skip
+
+    def remembered(desk: Desk, reason: str) -> str:
+        values["motivo"] = reason
+        return run(desk, reason)
+
+    return await _post(request, _device_action(request, device_id, remembered), on_error=on_error)
+
+
+@router.post("/gestion/desfibriladores/{device_id:path}/fuera-de-servicio")
+async def take_out_of_service(request: Request, device_id: str) -> Response:
+    """Deja un desfibrilador fuera de servicio, con un motivo (queda en la auditoría)."""
+
+    def run(desk: Desk, reason: str) -> str:
+        record = registry.set_in_service(_store(request), desk.principal, device_id,
+                                         in_service=False, reason=reason,
+                                         today=_today(request))  # fmt: skip
+        return f"«{record['name']}» queda fuera de servicio: el mapa ciudadano ya no lo ofrece."
+
+    return await _device_post(request, device_id, run)
+
+
+@router.post("/gestion/desfibriladores/{device_id:path}/en-servicio")
+async def back_in_service(request: Request, device_id: str) -> Response:
+    """Vuelve a poner en servicio un desfibrilador, con un motivo (queda en la auditoría)."""
+
+    def run(desk: Desk, reason: str) -> str:
+        record = registry.set_in_service(_store(request), desk.principal, device_id,
+                                         in_service=True, reason=reason,
+                                         today=_today(request))  # fmt: skip
+        return f"«{record['name']}» vuelve a estar en servicio."
+
+    return await _device_post(request, device_id, run)
+
+
+@router.post("/gestion/desfibriladores/{device_id:path}/comprobado")
+async def confirm_device(request: Request, device_id: str) -> Response:
+    """Anota que el equipo está y funciona (revisado hoy); resuelve sus avisos de falta o avería."""
+
+    def run(desk: Desk, reason: str) -> str:
+        record = registry.confirm_device(_store(request), desk.principal, device_id,
+                                         today=_today(request))  # fmt: skip
+        return f"«{record['name']}»: revisión anotada con fecha de hoy."
+
+    return await _device_post(request, device_id, run)
 
 
 # --- citizens' reports ------------------------------------------------------------------------
@@ -507,14 +597,17 @@ def _reports(
     items, matched = store.reports(
         status=[status], limit=REPORTS_PAGE_SIZE, offset=(page - 1) * REPORTS_PAGE_SIZE
     )
-    names = {}
+    names, statuses = {}, {}
     ids = sorted({str(item["device_id"]) for item in items})
     if ids:
         frame = store.query_layer("defibrillators", ids=ids)
         names = dict(zip(frame["id"], frame["name"], strict=True))
+        statuses = dict(zip(frame["id"], frame["status"], strict=True))
     views = [
         {**_report_view(item), "device_name": names.get(item["device_id"]),
-         "device_path": quote(str(item["device_id"]), safe="")}
+         "device_path": quote(str(item["device_id"]), safe=""),
+         "can_take_out": item["kind"] in DOWNGRADING_REPORTS
+         and statuses.get(item["device_id"]) == "active"}
         for item in items
     ]  # fmt: skip
     return _page(
@@ -542,10 +635,20 @@ async def review_report(request: Request, report_id: int) -> Response:
             msg = "Elija «Resolver» o «Descartar»."
             raise InputError(msg, code="invalid_choice", field="decision")
         note = form.get("nota", "").strip() or None
-        registry.review_report(_store(request), desk.principal, report_id, decision=decision,
-                               note=note)  # fmt: skip
+        out = decision == "accepted" and form.get("fuera_de_servicio") == "si"
+        store = _store(request)
+        report = store.report(report_id)
+        device = store.device(str(report["device_id"])) if report else None
+        # Only a device in service can be taken out; otherwise resolving just resolves.
+        out = out and device is not None and device["status"] == "active"
+        registry.review_report(store, desk.principal, report_id, decision=decision, note=note,
+                               out_of_service=out, today=_today(request))  # fmt: skip
+        request.app.state.finders.invalidate()
         done = "resuelto" if decision == "accepted" else "descartado"
-        return _redirect("/gestion/avisos", f"Aviso {report_id} {done}.")
+        flash = f"Aviso {report_id} {done}."
+        if out and device is not None:
+            flash += f" «{device['name']}» queda fuera de servicio."
+        return _redirect("/gestion/avisos", flash)
 
     return await _post(request, action, on_error=_reports)
 

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 import geopandas as gpd
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -37,9 +37,10 @@ from api.schemas import (
     ReviewDecision,
     UseCreate,
 )
-from geo import export, registry
-from geo.availability import device_availability, local_instant
-from geo.coverage import NetworkDistance, available
+from api.security import refused, report_limits
+from geo import export, notices, registry
+from geo.availability import DOWNGRADING_REPORTS, available_at, device_availability, local_instant
+from geo.coverage import NetworkDistance
 from geo.errors import InputError, NotFoundError
 from geo.export import FILE_STEMS, MEDIA_TYPES, PUBLISHED_LAYERS, ExportFormat
 from geo.layers import (
@@ -48,7 +49,7 @@ from geo.layers import (
     VERIFICATION_VALUES,
     check_inside,
 )
-from geo.nearest import STATE_TEXT, NearbyDevice
+from geo.nearest import NearbyDevice
 from geo.store import Store, record_from_row
 from geo.tokens import Principal
 
@@ -176,8 +177,12 @@ def _nearby(device: NearbyDevice, lon: float, lat: float) -> NearbyDevicePublic:
         id=device.device_id,
         name=fields["name"],
         state=device.state,  # type: ignore[arg-type]
-        state_text=STATE_TEXT[device.state] + (" (24 h)" if device.always_open else ""),
+        state_text=device.state_text + (" (24 h)" if device.always_open else ""),
         available=device.available,
+        maintenance=device.maintenance,  # type: ignore[arg-type]
+        notice=device.notice,
+        pads_expiry=fields["pads_expiry"],
+        battery_expiry=fields["battery_expiry"],
         always_open=device.always_open,
         opens_at=device.next_change if device.state == "closed" else None,
         closes_at=device.next_change if device.state == "open" else None,
@@ -212,6 +217,7 @@ def list_devices(
     request: Request,
     store: StoreDep,
     city: CityDep,
+    finders: FindersDep,
     principal: MaybePrincipalDep,
     bbox: BboxQuery = None,
     status: Annotated[
@@ -247,8 +253,10 @@ def list_devices(
     visible = [registry.can_see(principal, row) for row in _rows(frame)]
     frame = frame[visible]
     if open_at is not None:
-        availability = device_availability(frame, timezone=city.timezone, country=city.country)
-        frame = frame[available(availability, at=open_at)]
+        availability = device_availability(
+            frame, timezone=city.timezone, calendar=city.calendar, reports=finders.get().reports
+        )
+        frame = frame[available_at(availability, open_at)]
     matched = len(frame)
     page = frame.iloc[offset : offset + limit]
     notes = store.private_notes(list(page["id"])) if principal is not None else {}
@@ -371,10 +379,19 @@ def record_use(
     responses=ERRORS,
 )
 def report_problem(
-    device_id: str, body: ReportCreate, request: Request, store: StoreDep, city: CityDep
+    device_id: str,
+    body: ReportCreate,
+    request: Request,
+    store: StoreDep,
+    city: CityDep,
+    settings: SettingsDep,
+    finders: FindersDep,
+    background: BackgroundTasks,
 ) -> ReportReceipt:
     client = request.client.host if request.client else "desconocido"
-    request.app.state.report_limiter.hit(client)
+    refusal = store.throttle(client, report_limits(settings, device_id=device_id, kind=body.kind))
+    if refusal is not None:
+        raise refused(refusal)
     report_id = registry.report_problem(
         store,
         city,
@@ -385,6 +402,10 @@ def report_problem(
         lon=body.lon,
         lat=body.lat,
     )
+    if body.kind in DOWNGRADING_REPORTS:
+        finders.invalidate()  # this worker at once; the others see the bumped revision
+    # After the answer, and after the report is stored: mail failing never loses the report.
+    background.add_task(notices.notify_staff, store, settings, city, report_id)
     return ReportReceipt(
         id=report_id,
         status="pending",

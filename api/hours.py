@@ -68,7 +68,7 @@ def check_opening_hours(
         )
     week = week_of or city.today(clock)
     try:
-        words = week_in_words(text, week_of=week, timezone=city.timezone, country=city.country)
+        words = week_in_words(text, week_of=week, timezone=city.timezone, calendar=city.calendar)
     except ValueError:
         message = INVALID_MESSAGE.format(text=text)
         return OpeningHoursPublic(

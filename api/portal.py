@@ -326,7 +326,7 @@ def _state_now(record: dict[str, Any], city: CityProfile, now: dt.datetime) -> t
     if not text:
         return "unknown", "Horario sin indicar"
     try:
-        is_open, change = open_state(text, now, timezone=city.timezone, country=city.country)
+        is_open, change = open_state(text, now, timezone=city.timezone, calendar=city.calendar)
     except ValueError:
         return "unknown", "Horario no válido"
     if is_open:
@@ -701,13 +701,18 @@ async def checked_today(
     clock: ClockDep,
     finders: FindersDep,
 ) -> Response:
-    """«Revisado hoy»: records a check (and, optionally, new expiry dates) in one tap."""
+    """«Revisado hoy»: records a check (and, optionally, new expiry dates) in one tap.
+
+    The entity confirms the device: its pending "missing"/"broken" reports are resolved.
+    """
     changes_of = lambda form: {  # noqa: E731
         "check_date": city.today(clock).isoformat(),
         **{name: form[name].strip() for name in ("battery_expiry", "pads_expiry")
            if form.get(name, "").strip()},
     }  # fmt: skip
-    return await _quick_change(device_id, request, store, city, finders, changes_of, "revisado")
+    confirmed = registry.confirmation_note(ENTITY_CONFIRMS, city.today(clock))
+    return await _quick_change(device_id, request, store, city, finders, changes_of, "revisado",
+                               resolve=lambda form: confirmed)  # fmt: skip
 
 
 @router.post("/desfibriladores/{device_id}/estado", response_class=HTMLResponse)
@@ -730,13 +735,24 @@ async def change_status(
             changes["removed_on"] = None
         return changes
 
+    def resolve(form: dict[str, str]) -> str | None:
+        # Back in service: the entity says it is there and working.
+        if form.get("status", "") != "active":
+            return None
+        return registry.confirmation_note(ENTITY_CONFIRMS, city.today(clock),
+                                          what=registry.BACK_IN_SERVICE)  # fmt: skip
+
     return await _quick_change(device_id, request, store, city, finders, changes_of,
-                               "estado")  # fmt: skip
+                               "estado", resolve=resolve)  # fmt: skip
+
+
+#: Who confirms a device from the portal, in the notes it leaves on the reports it resolves.
+ENTITY_CONFIRMS = "La entidad"
 
 
 async def _quick_change(
     device_id: str, request: Request, store: Store, city: CityProfile, finders: Any,
-    changes_of: Any, message: str,
+    changes_of: Any, message: str, *, resolve: Any = None,
 ) -> Response:  # fmt: skip
     principal = await _session(request, store)
     if principal is None:
@@ -746,7 +762,12 @@ async def _quick_change(
         await run_in_threadpool(_own_device, store, principal, device_id)
         await run_in_threadpool(
             lambda: registry.update_device(
-                store, city, principal, device_id, changes=changes_of(form)
+                store,
+                city,
+                principal,
+                device_id,
+                changes=changes_of(form),
+                resolve_reports=resolve(form) if resolve is not None else None,
             )
         )
     except ForbiddenError as exc:

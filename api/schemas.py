@@ -283,9 +283,27 @@ class NearbyDevicePublic(BaseModel):
 
     id: str
     name: str
-    state: Literal["open", "closed", "restricted", "unknown_hours"]
-    state_text: str = Field(description="El estado en palabras.")
+    state: Literal[
+        "open", "closed", "restricted", "unknown_hours", "out_of_service", "reported",
+        "maintenance_overdue",
+    ] = Field(
+        description=(
+            "open: se puede usar; closed: cerrado por horario; restricted: no es de uso "
+            "público; unknown_hours: sin horario interpretable; out_of_service: fuera de "
+            "servicio; reported: avisado como desaparecido o averiado, sin confirmar; "
+            "maintenance_overdue: abierto pero con parches o batería caducados."
+        )
+    )  # fmt: skip
+    state_text: str = Field(description="El estado en palabras, con su motivo.")
     available: bool = Field(description="Se puede usar en ese momento.")
+    maintenance: Literal["ok", "overdue", "unknown"] = Field(
+        description="Parches y batería: en fecha (ok), caducados (overdue) o sin fecha (unknown)."
+    )
+    notice: str | None = Field(
+        default=None, description="Por qué no está simplemente abierto o cerrado (en palabras)."
+    )
+    pads_expiry: dt.date | None = None
+    battery_expiry: dt.date | None = None
     always_open: bool
     opens_at: dt.datetime | None = Field(description="Cuándo abre, si ahora está cerrado.")
     closes_at: dt.datetime | None = Field(description="Cuándo cierra, si ahora está abierto.")

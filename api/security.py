@@ -1,4 +1,9 @@
-"""Request-size limit, security headers and the rate limit on public writes."""
+"""Request-size limit, security headers and the rate limits on public writes.
+
+Citizens' reports are limited in the database (:meth:`geo.store.Store.throttle`), so the limits
+hold across every worker process: :func:`report_limits` says which, :func:`refused` words a
+refusal. :class:`RateLimiter` is one process's in-memory limiter.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,9 @@ from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import RateLimitedError
+from geo.availability import DOWNGRADING_REPORTS
+from geo.settings import Settings
+from geo.store import Throttle, ThrottleRefusal
 
 #: Sent with every answer.
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
@@ -179,3 +187,61 @@ class RateLimiter:
             )
             raise RateLimitedError(msg, retry_after_s=max(wait, 1))
         return events
+
+
+# --- citizens' reports (shared by every worker: counted in the database) -----------------------
+
+REPORTS_SCOPE = "reports"
+DOWNGRADES_SCOPE = "report_downgrades"
+
+
+def report_limits(
+    settings: Settings, *, device_id: str, kind: str
+) -> list[tuple[Throttle, str | None]]:
+    """The limits one citizen's report counts against, with its subject.
+
+    Every report counts against ``report_rate_limit`` per ``report_rate_window_s``; a
+    "missing"/"broken" one also against ``report_downgrade_limit`` distinct devices per
+    ``report_downgrade_window_s`` (reporting the same device again does not count twice).
+    """
+    limits: list[tuple[Throttle, str | None]] = [
+        (Throttle(REPORTS_SCOPE, settings.report_rate_limit, settings.report_rate_window_s), None)
+    ]
+    if kind in DOWNGRADING_REPORTS:
+        downgrades = Throttle(
+            DOWNGRADES_SCOPE,
+            settings.report_downgrade_limit,
+            settings.report_downgrade_window_s,
+            distinct=True,
+        )
+        limits.append((downgrades, device_id))
+    return limits
+
+
+def duration_words(seconds: float) -> str:
+    """``30`` → ``30 s``, ``90`` → ``2 min``, ``5400`` → ``1 h 30 min``, ``86399`` → ``24 h``
+    (rounded up to the second below a minute, else to the minute)."""
+    if seconds < 60:
+        return f"{math.ceil(seconds)} s"
+    hours, minutes = divmod(math.ceil(seconds / 60), 60)
+    if hours and minutes:
+        return f"{hours} h {minutes} min"
+    return f"{hours} h" if hours else f"{minutes} min"
+
+
+def refused(refusal: ThrottleRefusal) -> RateLimitedError:
+    """The 429 for a refused report, in Spanish, with ``Retry-After``."""
+    limit, wait = refusal.throttle, refusal.retry_after_s
+    window = duration_words(limit.window_s)
+    if limit.scope == DOWNGRADES_SCOPE:
+        msg = (
+            f"Desde esta dirección ya se han avisado como desaparecidos o averiados "
+            f"{limit.limit} desfibriladores distintos en {window}, el máximo admitido: el "
+            f"Ayuntamiento los revisará. Podrá avisar de otro en {duration_words(wait)}."
+        )
+    else:
+        msg = (
+            f"Demasiados avisos desde esta dirección: {limit.limit} cada {window}. "
+            f"Inténtelo de nuevo en {duration_words(wait)}."
+        )
+    return RateLimitedError(msg, retry_after_s=wait)

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse, Response
 
-from api.deps import CityDep, ClockDep, PrincipalDep, SettingsDep, StoreDep
+from api.deps import CityDep, ClockDep, FindersDep, PrincipalDep, SettingsDep, StoreDep
 from api.devices import ERRORS, GEOJSON, GEOJSON_ERRORS, GeoJSONResponse, LimitQuery, OffsetQuery
 from api.schemas import (
     AuditEntry,
@@ -88,12 +88,13 @@ def review_report(
     body: ReportReview,
     store: StoreDep,
     principal: PrincipalDep,
+    finders: FindersDep,
 ) -> ReportPublic:
-    return ReportPublic(
-        **registry.review_report(
-            store, principal, report_id, decision=body.decision, note=body.note
-        )
+    report = registry.review_report(
+        store, principal, report_id, decision=body.decision, note=body.note
     )
+    finders.invalidate()  # a reviewed "missing"/"broken" report no longer marks its device
+    return ReportPublic(**report)
 
 
 @router.get("/uses", response_model=UsePage, summary="Usos comunicados", responses=ERRORS)

@@ -94,7 +94,7 @@ def hours_in_words(text: str | None, city: CityProfile, *, today: dt.date) -> st
     if not text:
         return "Sin horario: indique cuándo se puede acceder."
     try:
-        return week_in_words(text, week_of=today, timezone=city.timezone, country=city.country)
+        return week_in_words(text, week_of=today, timezone=city.timezone, calendar=city.calendar)
     except (CardiomapaError, ValueError) as exc:
         return f"Horario no válido: {exc}"
 

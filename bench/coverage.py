@@ -290,7 +290,7 @@ class Timings:
 def open_devices(case: Case, city: CityProfile) -> tuple[gpd.GeoDataFrame, float]:
     """The devices open at ``MONDAY_10`` (geo.availability), and how long selecting them took."""
     start = time.perf_counter()
-    availability = device_availability(case.devices, timezone=city.timezone, country=city.country)
+    availability = device_availability(case.devices, timezone=city.timezone, calendar=city.calendar)
     mask = available_at(availability, MONDAY_10)
     elapsed = time.perf_counter() - start
     return case.devices[mask], elapsed

@@ -217,7 +217,7 @@ def run(
         args.repeats,
     )
     counted = np.flatnonzero(
-        device_availability(devices, timezone=city.timezone, country=city.country).counted()
+        device_availability(devices, timezone=city.timezone, calendar=city.calendar).counted()
     )
     marginal = result.devices["marginal_lives"].to_numpy()
     note = (

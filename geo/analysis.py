@@ -83,6 +83,7 @@ def coverage_analysis(
         model=inputs.distance_model(detour_factor=detour_factor),
         assume_unknown_open=assume_unknown_open,
         reference_date=reference_date,
+        **inputs.counting(),
     )
     income = coverage_by_income(result, incomes) if incomes is not None else None
     document = {"city": inputs.city.name, "data_origin": inputs.origin, **result.to_dict()}
@@ -120,6 +121,7 @@ def weekly_analysis(
         zones=metric["ceas"],
         model=inputs.distance_model(detour_factor=detour_factor),
         assume_unknown_open=assume_unknown_open,
+        **inputs.counting(),
     )
     return WeeklyAnalysis(week, week.to_dict(), outputs.zones_with_week(metric["ceas"], week))
 
@@ -198,6 +200,7 @@ def outcomes_analysis(
         weights=weights,
         weights_origin=origin,
         risk_factor=factor,
+        **inputs.counting(),
     )
     document = {"city": inputs.city.name, "data_origin": inputs.origin, **result.to_dict()}
     document["observed_arrests"] = observed
@@ -233,6 +236,7 @@ def gaps_analysis(
     """
     metric = inputs.metric
     model = inputs.distance_model(detour_factor=detour_factor)
+    reference_date = reference_date or inputs.city.today()
     result = run_coverage(
         metric["population"],
         metric["defibrillators"],
@@ -242,13 +246,14 @@ def gaps_analysis(
         zones=metric["ceas"],
         model=model,
         reference_date=reference_date,
+        **inputs.counting(),
     )
     areas = find_gaps(result, cell_m=cell_m)
     uncovered = {}
     for name in ("entities", "cohousing"):
         sites = sites_without_device(
             metric[name], metric["defibrillators"], inputs.city, radius_m=radius_m, at=at,
-            model=model, reference_date=reference_date,
+            model=model, reference_date=reference_date, **inputs.counting(),
         )  # fmt: skip
         uncovered[name] = sites[~sites["covered"]]
     header = outputs.result_header(result)
@@ -306,6 +311,7 @@ def siting_analysis(
     """
     metric = inputs.metric
     model = inputs.distance_model(detour_factor=detour_factor)
+    reference_date = reference_date or inputs.city.today()
     if objective not in ("residents", "lives"):
         msg = f"Objetivo {objective!r} desconocido; se admite residents o lives."
         raise SitingError(msg)
@@ -336,6 +342,7 @@ def siting_analysis(
         model=model,
         senior_weight=senior_weight,
         reference_date=reference_date,
+        **inputs.counting(),
     )
     residents = int(baseline["residents"].sum())
     covered = int(baseline["residents_covered"].sum())
@@ -402,6 +409,7 @@ def _lives_siting(
     problem, before = lives_siting_problem(
         metric["population"], metric["defibrillators"], sites, inputs.city, parameters,
         mode=mode, at=at, week_of=week_of, reach_m=reach, zones=metric["ceas"], model=model,
+        **inputs.counting(),
     )  # fmt: skip
     if target_lives is not None:
         needed = max(0.0, target_lives - before.lives_saved)
@@ -417,7 +425,7 @@ def _lives_siting(
     after = outcomes(
         metric["population"], with_new_devices(metric["defibrillators"], placed),
         inputs.city, parameters, mode=mode, at=at, week_of=week_of, reach_m=reach,
-        zones=metric["ceas"], model=model,
+        zones=metric["ceas"], model=model, **inputs.counting(),
     )  # fmt: skip
     gained, gained_low, gained_high = lives_difference(before, after)
     chosen = _chosen_sites(sites, result, int(before.city["residents"]), 0)
@@ -544,12 +552,13 @@ def planner_view(
             at=at,
             model=model,
             reference_date=reference_date,
+            **inputs.counting(),
         )
         for name in ("entities", "cohousing")
     }
     devices = metric["defibrillators"]
     availability = device_availability(
-        devices, timezone=inputs.city.timezone, country=inputs.city.country
+        devices, timezone=inputs.city.timezone, calendar=inputs.city.calendar, **inputs.counting()
     )
     devices = devices.assign(
         available=available(availability, at=at, reference_date=reference_date)
@@ -618,6 +627,7 @@ def indicators_analysis(
         radius_m=radius_m,
         model=model,
         outcome_parameters=outcome_parameters,
+        count_overdue=inputs.count_overdue,
     )
     document = {"data_origin": inputs.origin, **indicators.to_dict()}
     document["distance_model_description"] = model.describe()

@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays
 import pyproj
 import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
+from geo.calendar import NATIONAL_SPAIN, HolidayCalendar, LocalHoliday
 from geo.clock import SYSTEM_CLOCK, Clock, local_today
 from geo.errors import CityProfileError
 
@@ -112,6 +114,9 @@ class CityProfile:
         Where the boundary comes from (and whether it is approximate).
     plan
         The plan whose indicators are reported, if the profile has one.
+    calendar
+        Public holidays: what ``PH`` means in opening hours (national, regional and local days;
+        the profile's ``holidays`` section).
     """
 
     name: str
@@ -128,6 +133,7 @@ class CityProfile:
     centre_lat: float
     centre_lon: float
     plan: CarePlan | None = None
+    calendar: HolidayCalendar = NATIONAL_SPAIN
 
     def __post_init__(self) -> None:
         shapely.prepare(self.boundary)
@@ -206,7 +212,66 @@ def load_city_profile(path: Path) -> CityProfile:
         centre_lat=float(raw["centre"]["lat"]),
         centre_lon=float(raw["centre"]["lon"]),
         plan=_plan(raw.get("plan"), path),
+        calendar=_calendar(raw.get("holidays"), str(raw["country"]), path),
     )
+
+
+def _calendar(raw: object, country: str, path: Path) -> HolidayCalendar:
+    """The profile's ``holidays`` section: ``{"subdivision": "CL", "local": [{"date", "name",
+    "source"}…]}``; absent, the country's national days only."""
+    if raw is None:
+        return HolidayCalendar(country=country)
+    where = f'{path.name}, campo "holidays"'
+    if not isinstance(raw, dict):
+        msg = f'{where}: debe ser un objeto con "subdivision" y "local".'
+        raise CityProfileError(msg)
+    unknown = sorted(set(raw) - {"subdivision", "local", "note"})
+    if unknown:
+        msg = f"{where}: campo desconocido {unknown[0]!r}; se admite subdivision, local y note."
+        raise CityProfileError(msg)
+    subdivision = raw.get("subdivision")
+    if subdivision is not None:
+        known = _subdivisions(country)
+        if str(subdivision) not in known:
+            msg = (
+                f"{where}: subdivisión {subdivision!r} desconocida para {country}; se admite: "
+                f"{', '.join(sorted(known))}."
+            )
+            raise CityProfileError(msg)
+    local = raw.get("local", [])
+    if not isinstance(local, list):
+        msg = f'{where}: "local" debe ser una lista de {{"date", "name", "source"}}.'
+        raise CityProfileError(msg)
+    days = []
+    for index, item in enumerate(local):
+        place = f"{where}, local[{index}]"
+        if not isinstance(item, dict) or any(
+            not (isinstance(item.get(key), str) and item[key].strip())
+            for key in ("date", "name", "source")
+        ):
+            msg = (
+                f"{place}: cada día local necesita date (AAAA-MM-DD), name y source (dónde se "
+                "publicó, p. ej. el Boletín Oficial de la Provincia)."
+            )
+            raise CityProfileError(msg)
+        try:
+            day = dt.date.fromisoformat(item["date"])
+        except ValueError:
+            msg = f"{place}: fecha {item['date']!r} no válida; se espera AAAA-MM-DD."
+            raise CityProfileError(msg) from None
+        days.append(LocalHoliday(day, item["name"].strip(), item["source"].strip()))
+    return HolidayCalendar(
+        country=country,
+        subdivision=None if subdivision is None else str(subdivision),
+        local_days=tuple(sorted(days, key=lambda d: d.day)),
+    )
+
+
+def _subdivisions(country: str) -> frozenset[str]:
+    try:
+        return frozenset(holidays.country_holidays(country).subdivisions)
+    except NotImplementedError:
+        return frozenset()
 
 
 def _plan(raw: object, path: Path) -> CarePlan | None:

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -318,6 +319,18 @@ UnknownOption = Annotated[
 ]
 
 
+CountOverdueOption = Annotated[
+    bool,
+    typer.Option(
+        "--count-overdue",
+        help=(
+            "Contar también los desfibriladores con parches o batería caducados (el recuento "
+            "antiguo, para comparar)."
+        ),
+    ),
+]
+
+
 def _instant(text: str | None) -> dt.datetime | None:
     if text is None:
         return None
@@ -333,7 +346,7 @@ def _instant(text: str | None) -> dt.datetime | None:
 
 
 def _inputs(
-    data_dir: Path | None, network: Path | None, no_network: bool
+    data_dir: Path | None, network: Path | None, no_network: bool, *, count_overdue: bool = False
 ) -> tuple[Settings, AnalysisInputs]:
     settings = _settings(data_dir)
     try:
@@ -345,7 +358,7 @@ def _inputs(
         )
     except CardiomapaError as exc:
         raise _fail(exc) from None
-    return settings, inputs
+    return settings, replace(inputs, count_overdue=count_overdue)
 
 
 def _emit(text: str) -> None:
@@ -400,6 +413,7 @@ def coverage(
     network: NetworkOption = None,
     no_network: NoNetworkOption = False,
     detour_factor: DetourOption = DEFAULT_DETOUR_FACTOR,
+    count_overdue: CountOverdueOption = False,
     assume_unknown_open: UnknownOption = False,
 ) -> None:
     """Población a menos de RADIO metros a pie de un desfibrilador disponible."""
@@ -407,7 +421,7 @@ def coverage(
         errors.print("[bold red]Error[/]: use solo una de --at, --always y --weekly.")
         raise typer.Exit(code=2)
     instant = _instant(at)
-    settings, inputs = _inputs(data_dir, network, no_network)
+    settings, inputs = _inputs(data_dir, network, no_network, count_overdue=count_overdue)
     reference = _day(week_of, settings)
     try:
         if weekly:
@@ -462,6 +476,19 @@ def _emit_coverage(analysis: CoverageAnalysis, output: Format, inputs: AnalysisI
         _print_warnings(result)
 
 
+def _print_upkeep_gap(residents: int, *, counted: bool, weekly: bool = False) -> None:
+    """The residents only devices with expired pads or battery protect (the upkeep gap)."""
+    if not residents:
+        return
+    how = "contados como cubiertos (--count-overdue)" if counted else "no contados como cubiertos"
+    when = "de media en la semana, " if weekly else ""
+    console.print(
+        f"Protegidos solo por desfibriladores con mantenimiento vencido: "
+        f"[bold]{_int(residents)}[/] residentes ({when}{how})",
+        highlight=False,
+    )
+
+
 def _print_coverage(
     result: CoverageResult, income: pd.DataFrame | None, inputs: AnalysisInputs
 ) -> None:
@@ -479,6 +506,7 @@ def _print_coverage(
         f"({_pct(result.share_65_plus_covered)})",
         highlight=False,
     )
+    _print_upkeep_gap(result.residents_only_overdue, counted=result.count_overdue)
     if income is not None:
         table = Table(
             "Quintil", "Secc.", "€/persona", "Resid.", "Cubiertos", "%", "65+ cub.", "% 65+"
@@ -539,7 +567,14 @@ def _print_week(week: WeeklyCoverage) -> None:
         f"({_pct(summary['worst_slot']['share_covered'])})",
         highlight=False,
     )
-    table = Table("Hora", *(name[:3] for name in WEEKDAY_NAMES))
+    _print_upkeep_gap(week.residents_only_overdue, counted=week.count_overdue, weekly=True)
+    festive = week.slices["holiday"].to_numpy().reshape(7, 24)[:, 0]
+    days = [
+        f"{name[:3]} {(week.week_start + dt.timedelta(days=day)).day}"
+        + (" (festivo)" if festive[day] else "")
+        for day, name in enumerate(WEEKDAY_NAMES)
+    ]
+    table = Table("Hora", *days)
     shares = week.slices["share_covered"].to_numpy().reshape(7, 24)
     for hour in range(24):
         table.add_row(f"{hour:02d}:00", *(_pct(shares[day, hour]) for day in range(7)))
@@ -662,6 +697,7 @@ def outcomes_(
     network: NetworkOption = None,
     no_network: NoNetworkOption = False,
     detour_factor: DetourOption = DEFAULT_DETOUR_FACTOR,
+    count_overdue: CountOverdueOption = False,
     assume_unknown_open: UnknownOption = False,
 ) -> None:
     """Vidas salvadas al año estimadas: ciudad, zonas CEAS y cada desfibrilador, con banda."""
@@ -672,7 +708,7 @@ def outcomes_(
         errors.print("[bold red]Error[/]: --by parameters solo admite --format csv o json.")
         raise typer.Exit(code=2)
     instant = _instant(at)
-    settings, inputs = _inputs(data_dir, network, no_network)
+    settings, inputs = _inputs(data_dir, network, no_network, count_overdue=count_overdue)
     reference = _day(week_of, settings)
     parameters = _parameters(settings, parameters_file, set_values)
     mode = "instant" if instant is not None else "always" if always else "weekly"
@@ -805,13 +841,14 @@ def gaps(
     network: NetworkOption = None,
     no_network: NoNetworkOption = False,
     detour_factor: DetourOption = DEFAULT_DETOUR_FACTOR,
+    count_overdue: CountOverdueOption = False,
 ) -> None:
     """Huecos de cobertura: dónde vive la gente sin desfibrilador cerca, y entidades sin él."""
     if at is not None and always:
         errors.print("[bold red]Error[/]: use solo una de --at y --always.")
         raise typer.Exit(code=2)
     instant = _instant(at)
-    settings, inputs = _inputs(data_dir, network, no_network)
+    settings, inputs = _inputs(data_dir, network, no_network, count_overdue=count_overdue)
     try:
         analysis = gaps_analysis(
             inputs, radius_m=radius_m, at=instant, cell_m=cell_m, detour_factor=detour_factor,
@@ -966,6 +1003,7 @@ def site(
     network: NetworkOption = None,
     no_network: NoNetworkOption = False,
     detour_factor: DetourOption = DEFAULT_DETOUR_FACTOR,
+    count_overdue: CountOverdueOption = False,
 ) -> None:
     """Dónde instalar los próximos desfibriladores para proteger a más personas."""
     if output is Format.CSV:
@@ -986,7 +1024,7 @@ def site(
         )
         raise typer.Exit(code=2)
     instant = _instant(at)
-    settings, inputs = _inputs(data_dir, network, no_network)
+    settings, inputs = _inputs(data_dir, network, no_network, count_overdue=count_overdue)
     per_year = None
     if target_lives is not None:
         per_year = target_lives / 10 if lives_per is LivesPer.DECADE else target_lives
@@ -1206,13 +1244,14 @@ def indicators(
     network: NetworkOption = None,
     no_network: NoNetworkOption = False,
     detour_factor: DetourOption = DEFAULT_DETOUR_FACTOR,
+    count_overdue: CountOverdueOption = False,
 ) -> None:
     """Indicadores del plan por año: desfibriladores, entidades, formación, usos, cobertura."""
     if output is Format.GEOJSON:
         errors.print("[bold red]Error[/]: --format admite table, json o csv para los indicadores.")
         raise typer.Exit(code=2)
     day = _date(as_of, option="--as-of") if as_of else None
-    settings, inputs = _inputs(data_dir, network, no_network)
+    settings, inputs = _inputs(data_dir, network, no_network, count_overdue=count_overdue)
     try:
         with errors.status("Calculando los indicadores…"):
             training, uses = plan_registers(
@@ -1357,6 +1396,7 @@ def report(
     network: NetworkOption = None,
     no_network: NoNetworkOption = False,
     detour_factor: DetourOption = DEFAULT_DETOUR_FACTOR,
+    count_overdue: CountOverdueOption = False,
 ) -> None:
     """Informe de evaluación anual del plan (HTML autónomo y, con --pdf, PDF)."""
     # matplotlib and the templates load only for this command.
@@ -1367,7 +1407,7 @@ def report(
             errors.print(f"[bold red]Error[/]: la carpeta de {option} {path.parent} no existe.")
             raise typer.Exit(code=2)
     day = _date(as_of, option="--as-of") if as_of else None
-    settings, inputs = _inputs(data_dir, network, no_network)
+    settings, inputs = _inputs(data_dir, network, no_network, count_overdue=count_overdue)
     try:
         with errors.status("Calculando los indicadores…") as status:
             training, uses = plan_registers(

@@ -20,7 +20,8 @@ per-device mask of 168 hourly slices; no spatial join is repeated per hour.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import geopandas as gpd
@@ -34,6 +35,8 @@ from geo.availability import (
     HOURS_PER_WEEK,
     Availability,
     HoursIssue,
+    ReportFlag,
+    WeeklyAvailability,
     available,
     device_availability,
     local_instant,
@@ -327,6 +330,8 @@ class CoverageResult:
     ``share_65_plus_covered``.
     ``units`` is the population (metric CRS) with ``zone_id``, ``covered``, ``nearest_device_id``
     and ``nearest_distance_m`` (to the nearest available device; ``inf`` when none at all).
+    ``residents_only_overdue`` (and 65+) are the residents that only devices with overdue
+    maintenance reach: the upkeep gap (counted as covered only with ``count_overdue``).
     """
 
     mode: str
@@ -344,6 +349,9 @@ class CoverageResult:
     units: gpd.GeoDataFrame
     hours_issues: tuple[HoursIssue, ...]
     notes: tuple[str, ...] = ()
+    residents_only_overdue: int = 0
+    residents_65_plus_only_overdue: int = 0
+    count_overdue: bool = False
 
     @property
     def share_covered(self) -> float:
@@ -369,6 +377,9 @@ class CoverageResult:
             "residents_65_plus": self.residents_65_plus,
             "residents_65_plus_covered": self.residents_65_plus_covered,
             "share_65_plus_covered": round(self.share_65_plus_covered, 6),
+            "count_overdue": self.count_overdue,
+            "residents_only_overdue": self.residents_only_overdue,
+            "residents_65_plus_only_overdue": self.residents_65_plus_only_overdue,
             "zones": _records(self.by_zone),
             "warnings": [*self.notes, *(str(issue) for issue in self.hours_issues)],
         }
@@ -439,6 +450,8 @@ def coverage(
     model: DistanceModel | None = None,
     assume_unknown_open: bool = False,
     reference_date: dt.date | None = None,
+    count_overdue: bool = False,
+    reports: Mapping[str, ReportFlag] | None = None,
 ) -> CoverageResult:
     """Residents within ``radius_m`` of a device available at ``at`` (or always, if ``None``).
 
@@ -458,24 +471,42 @@ def coverage(
         Count devices with missing or unparseable hours as always open.
     reference_date
         With ``at=None``: "always" means open at every moment of the 366 days from the Monday of
-        this date's week (default: today), public holidays included.
+        this date's week, public holidays included, and in date on that day (required then).
+    count_overdue
+        Count devices whose pads or battery expired (the old count, for comparison). Either
+        way the result says how many residents only such devices protect.
+    reports
+        Pending citizen reports that a device is missing or broken: those do not count.
     """
     model = model or StraightLine()
     _check_radius(radius_m)
     demand = prepare_demand(population, zones=zones)
-    devices_xy, availability = _devices(devices, city, assume_unknown_open=assume_unknown_open)
+    devices_xy, availability = _devices(
+        devices,
+        city,
+        assume_unknown_open=assume_unknown_open,
+        count_overdue=count_overdue,
+        reports=reports,
+    )
     instant = None if at is None else local_instant(at, city.timezone)
-    open_now = available(availability, at=instant, reference_date=reference_date)
+    strict, lenient = (
+        available(
+            replace(availability, count_overdue=flag), at=instant, reference_date=reference_date
+        )
+        for flag in (False, True)
+    )
     return _coverage_with(
         demand,
         devices,
         devices_xy,
-        open_now,
+        lenient if count_overdue else strict,
         availability,
         model,
         radius_m,
         mode="always" if at is None else "instant",
         at=instant,
+        other=strict if count_overdue else lenient,
+        day=instant.date() if instant is not None else reference_date,
     )
 
 
@@ -490,10 +521,21 @@ def _coverage_with(
     *,
     mode: str,
     at: dt.datetime | None,
+    other: np.ndarray,
+    day: dt.date | None,
 ) -> CoverageResult:
     chosen = np.flatnonzero(available)
     index, distance = nearest(demand.xy, devices_xy[chosen], model=model)
     covered = distance <= radius_m
+    # The upkeep gap: residents whom only devices with expired pads or battery reach. ``other``
+    # is the count the other way round (overdue devices counted, or not).
+    only_overdue = np.zeros(len(covered), dtype=bool)
+    if (other != available).any():
+        _, other_distance = nearest(demand.xy, devices_xy[np.flatnonzero(other)], model=model)
+        other_covered = other_distance <= radius_m
+        only_overdue = (
+            covered & ~other_covered if availability.count_overdue else other_covered & ~covered
+        )
     units = demand.units()
     units["covered"] = covered
     units["nearest_device_id"] = _device_ids(devices, chosen, index)
@@ -513,7 +555,13 @@ def _coverage_with(
         by_zone=_zone_table(demand, covered),
         units=units,
         hours_issues=availability.issues,
-        notes=_model_notes(model, demand.xy, radius_m),
+        notes=(
+            *_model_notes(model, demand.xy, radius_m),
+            *(availability.overdue_warnings(day) if day is not None else ()),
+        ),
+        residents_only_overdue=int(demand.residents[only_overdue].sum()),
+        residents_65_plus_only_overdue=int(demand.seniors[only_overdue].sum()),
+        count_overdue=availability.count_overdue,
     )
 
 
@@ -533,15 +581,22 @@ def _model_notes(model: DistanceModel, xy: np.ndarray, radius_m: float) -> tuple
 
 
 def _devices(
-    devices: gpd.GeoDataFrame, city: CityProfile, *, assume_unknown_open: bool = False
+    devices: gpd.GeoDataFrame,
+    city: CityProfile,
+    *,
+    assume_unknown_open: bool = False,
+    count_overdue: bool = False,
+    reports: Mapping[str, ReportFlag] | None = None,
 ) -> tuple[np.ndarray, Availability]:
     """Device coordinates (metres) and who may count when, in the city's time zone."""
     xy = metric_xy(devices, "desfibriladores")
     availability = device_availability(
         devices,
         timezone=city.timezone,
-        country=city.country,
+        calendar=city.calendar,
         assume_unknown_open=assume_unknown_open,
+        count_overdue=count_overdue,
+        reports=reports,
     )
     return xy, availability
 
@@ -568,7 +623,8 @@ class WeeklyCoverage:
     """Coverage in each of the 168 hours of a reference week.
 
     ``slices`` has one row per hour: ``slot`` (0 = Monday 00:00–01:00), ``weekday`` (0 = Monday),
-    ``hour``, ``label``, ``devices_available``, ``residents_covered``, ``share_covered``,
+    ``hour``, ``label``, ``holiday`` (the hour falls on one of the city's holidays),
+    ``devices_available``, ``residents_covered``, ``share_covered``,
     ``residents_65_plus_covered``, ``share_65_plus_covered``, ``share_lost`` (of the residents
     the same devices would cover if all were open 24/7). ``zone_slices`` is the long table
     ``zone_id``, ``slot``, ``residents_covered``, ``share_covered``.
@@ -586,6 +642,8 @@ class WeeklyCoverage:
     zone_slices: pd.DataFrame
     hours_issues: tuple[HoursIssue, ...]
     notes: tuple[str, ...] = ()
+    residents_only_overdue: int = 0
+    count_overdue: bool = False
 
     @property
     def mean_share_covered(self) -> float:
@@ -620,6 +678,8 @@ class WeeklyCoverage:
                 _share(self.residents_covered_potential, self.residents), 6
             ),
             "mean_share_covered": round(self.mean_share_covered, 6),
+            "count_overdue": self.count_overdue,
+            "residents_only_overdue": self.residents_only_overdue,
             "share_lost_to_hours": round(self.share_lost_to_hours, 6),
             "share_lost_off_hours": round(self.share_lost_in(off_hours_slots()), 6),
             "worst_slot": {
@@ -650,23 +710,101 @@ def weekly_coverage(
     zones: gpd.GeoDataFrame | None = None,
     model: DistanceModel | None = None,
     assume_unknown_open: bool = False,
+    count_overdue: bool = False,
+    reports: Mapping[str, ReportFlag] | None = None,
 ) -> WeeklyCoverage:
     """Coverage in each hour of the week holding ``week_of``.
 
     The (unit, device) pairs in reach are found once; each device's availability is a mask of
     168 slices; per unit the masks of its devices are OR-ed, and units with the same combined
     mask are summed together, so the cost of the 168 slices is that of a few hundred masks.
+    A device counts in a slice only while its maintenance is in date (unless
+    ``count_overdue``); ``residents_only_overdue`` averages, over the week, the residents that
+    only devices with overdue maintenance reach.
     """
     model = model or StraightLine()
     _check_radius(radius_m)
     demand = prepare_demand(population, zones=zones)
-    devices_xy, availability = _devices(devices, city, assume_unknown_open=assume_unknown_open)
-    week = weekly_availability(availability, week_of=week_of)
+    devices_xy, availability = _devices(
+        devices,
+        city,
+        assume_unknown_open=assume_unknown_open,
+        count_overdue=count_overdue,
+        reports=reports,
+    )
     counted = np.flatnonzero(availability.counted())
     reach = pairs_within(demand.xy, devices_xy[counted], radius_m=radius_m, model=model)
+    week = weekly_availability(availability, week_of=week_of)
+    figures = _week_figures(demand, reach, week, counted)
+    other = weekly_availability(
+        replace(availability, count_overdue=not count_overdue), week_of=week_of
+    )
+    only_overdue = 0.0
+    if (other.slices != week.slices).any():
+        other_covered = _week_figures(demand, reach, other, counted).covered
+        gap = figures.covered - other_covered if count_overdue else other_covered - figures.covered
+        only_overdue = float(gap.mean())
+    residents = int(demand.residents.sum())
+    seniors = int(demand.seniors.sum())
+    potential = int(demand.residents[figures.reached].sum())
+    covered, covered_seniors = figures.covered, figures.covered_seniors
+    slot = np.arange(HOURS_PER_WEEK)
+    slices = pd.DataFrame(
+        {
+            "slot": slot,
+            "weekday": slot // 24,
+            "hour": slot % 24,
+            "label": [slice_label(int(s)) for s in slot],
+            "holiday": week.holidays,
+            "devices_available": week.slices[counted].sum(axis=0).astype(np.int64),
+            "residents_covered": covered,
+            "share_covered": covered / residents if residents else 0.0,
+            "residents_65_plus_covered": covered_seniors,
+            "share_65_plus_covered": covered_seniors / seniors if seniors else 0.0,
+            "share_lost": 1.0 - covered / potential if potential else 0.0,
+        }
+    )
+    days = [(week.week_start + dt.timedelta(days=d)).date() for d in range(7)]
+    overdue = [availability.overdue_warnings(day) for day in days]
+    return WeeklyCoverage(
+        week_start=week.week_start,
+        radius_m=float(radius_m),
+        distance_model=model.name,
+        distance_model_description=model.describe(),
+        residents=residents,
+        residents_65_plus=seniors,
+        residents_covered_always=int(demand.residents[figures.reached][figures.unit_always].sum()),
+        residents_covered_potential=potential,
+        slices=slices,
+        zone_slices=_zone_slices(
+            demand, figures.group_zone, figures.group_residents, figures.group_open
+        ),
+        hours_issues=availability.issues,
+        notes=(
+            *_model_notes(model, demand.xy, radius_m),
+            *dict.fromkeys(line for lines in overdue for line in lines),
+        ),
+        residents_only_overdue=round(only_overdue),
+        count_overdue=count_overdue,
+    )
+
+
+@dataclass(frozen=True)
+class _WeekFigures:
+    reached: np.ndarray
+    unit_always: np.ndarray
+    covered: np.ndarray
+    covered_seniors: np.ndarray
+    group_zone: np.ndarray
+    group_residents: np.ndarray
+    group_open: np.ndarray
+
+
+def _week_figures(
+    demand: Demand, reach: Reach, week: WeeklyAvailability, counted: np.ndarray
+) -> _WeekFigures:
     masks = np.packbits(week.slices[counted], axis=1)  # (devices, 21) uint8
     always = week.always[counted]
-
     reached, starts = np.unique(reach.unit, return_index=True)
     # A unit is covered in a slot when any device in its reach is open: OR of their masks.
     unit_masks = np.bitwise_or.reduceat(masks[reach.device], starts, axis=0)
@@ -684,41 +822,14 @@ def weekly_coverage(
     raw = distinct.view(np.uint8).reshape(n_groups, keys.shape[1])
     group_open = np.unpackbits(raw[:, : masks.shape[1]], axis=1)[:, :HOURS_PER_WEEK]
     group_open = group_open.astype(np.int64)
-    group_zone = _zone_from_bytes(raw[:, masks.shape[1] :])
-
-    covered = group_residents.astype(np.int64) @ group_open
-    covered_seniors = group_seniors.astype(np.int64) @ group_open
-    residents = int(demand.residents.sum())
-    seniors = int(demand.seniors.sum())
-    potential = int(demand.residents[reached].sum())
-    slot = np.arange(HOURS_PER_WEEK)
-    slices = pd.DataFrame(
-        {
-            "slot": slot,
-            "weekday": slot // 24,
-            "hour": slot % 24,
-            "label": [slice_label(int(s)) for s in slot],
-            "devices_available": week.slices[counted].sum(axis=0).astype(np.int64),
-            "residents_covered": covered,
-            "share_covered": covered / residents if residents else 0.0,
-            "residents_65_plus_covered": covered_seniors,
-            "share_65_plus_covered": covered_seniors / seniors if seniors else 0.0,
-            "share_lost": 1.0 - covered / potential if potential else 0.0,
-        }
-    )
-    return WeeklyCoverage(
-        week_start=week.week_start,
-        radius_m=float(radius_m),
-        distance_model=model.name,
-        distance_model_description=model.describe(),
-        residents=residents,
-        residents_65_plus=seniors,
-        residents_covered_always=int(demand.residents[reached][unit_always].sum()),
-        residents_covered_potential=potential,
-        slices=slices,
-        zone_slices=_zone_slices(demand, group_zone, group_residents, group_open),
-        hours_issues=availability.issues,
-        notes=_model_notes(model, demand.xy, radius_m),
+    return _WeekFigures(
+        reached=reached,
+        unit_always=unit_always,
+        covered=group_residents.astype(np.int64) @ group_open,
+        covered_seniors=group_seniors.astype(np.int64) @ group_open,
+        group_zone=_zone_from_bytes(raw[:, masks.shape[1] :]),
+        group_residents=group_residents,
+        group_open=group_open,
     )
 
 
@@ -768,6 +879,8 @@ def nearest_available(
     model: DistanceModel | None = None,
     max_distance_m: float = np.inf,
     reference_date: dt.date | None = None,
+    count_overdue: bool = False,
+    reports: Mapping[str, ReportFlag] | None = None,
 ) -> gpd.GeoDataFrame:
     """The nearest device available at ``at`` (24/7 if ``None``, see ``coverage``) for each point.
 
@@ -779,7 +892,7 @@ def nearest_available(
     """
     model = model or StraightLine()
     points_xy = metric_xy(points, "puntos")
-    devices_xy, availability = _devices(devices, city)
+    devices_xy, availability = _devices(devices, city, count_overdue=count_overdue, reports=reports)
     chosen = np.flatnonzero(available(availability, at=at, reference_date=reference_date))
     index, distance = nearest(
         points_xy, devices_xy[chosen], model=model, max_distance_m=max_distance_m
@@ -877,10 +990,13 @@ def sites_without_device(
     at: dt.datetime | None = None,
     model: DistanceModel | None = None,
     reference_date: dt.date | None = None,
+    count_overdue: bool = False,
+    reports: Mapping[str, ReportFlag] | None = None,
 ) -> gpd.GeoDataFrame:
     """Entities or cohousing sites, with whether an available device is within ``radius_m``.
 
-    ``at`` and ``reference_date`` mean what they mean for :func:`coverage`.
+    ``at``, ``reference_date``, ``count_overdue`` and ``reports`` mean what they mean for
+    :func:`coverage`.
 
     Returns
     -------
@@ -891,9 +1007,16 @@ def sites_without_device(
     """
     _check_radius(radius_m)
     nearby = nearest_available(
-        sites, devices, city, at=at, model=model, reference_date=reference_date
+        sites,
+        devices,
+        city,
+        at=at,
+        model=model,
+        reference_date=reference_date,
+        count_overdue=count_overdue,
+        reports=reports,
     )
-    working = devices[(devices["status"] == "active") & (devices["verification"] != "rejected")]
+    working = devices[(devices["status"] == "active") & (devices["verification"] == "verified")]
     holders = set(working["operator_entity_id"].dropna())
     result = nearby.rename(columns={"device_id": "nearest_device_id"}).drop(columns="walk_min")
     result["holds_device"] = result["id"].isin(holders)

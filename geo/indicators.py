@@ -354,10 +354,12 @@ def format_band(key: str, value: Any, low: Any, high: Any) -> str:
 def year_on_year(years: pd.DataFrame) -> pd.DataFrame:
     """Change of every indicator against the year before (``NaN`` for the first or a future year).
 
-    For shares the change is in percentage points (as a fraction: 0.05 = 5 points).
+    For shares the change is in percentage points (as a fraction: 0.05 = 5 points). Two sums
+    equal but for rounding (lives estimates summed in another order) change by exactly 0.
     """
     values = years[list(INDICATOR_LABELS)].astype(float)
-    change = values.diff()
+    same = np.isclose(values.to_numpy(), values.shift().to_numpy(), rtol=1e-9, atol=0.0)
+    change = values.diff().mask(same, 0.0)
     change.insert(0, "year", years["year"].to_numpy())
     return change.reset_index(drop=True)
 
@@ -377,6 +379,7 @@ def compute_indicators(
     model: DistanceModel | None = None,
     on_site_m: float = DEFAULT_ON_SITE_M,
     outcome_parameters: OutcomeParameters | None = None,
+    count_overdue: bool = False,
 ) -> Indicators:
     """Compute the plan's indicators for every plan year up to ``as_of``.
 
@@ -423,7 +426,9 @@ def compute_indicators(
     lives = (
         None
         if outcome_parameters is None
-        else _Lives(outcome_parameters, population, devices, dated, city, model, plan)
+        else _Lives(
+            outcome_parameters, population, devices, dated, city, model, plan, count_overdue
+        )
     )
 
     rows = []
@@ -443,7 +448,9 @@ def compute_indicators(
         train = trained[trained["held_on"].between(first, end)]
         use = used[used["used_on"].between(first, end)]
         standing = devices[_in_place(dated, end)]
-        shares = _coverage_shares(population, standing, city, radius_m, model, end, zones)
+        shares = _coverage_shares(
+            population, standing, city, radius_m, model, end, zones, count_overdue
+        )
         rows.append({
             "year": year, "period_end": end, "status": "closed" if end == last else "in_course",
             "devices_initial": int(initial.sum()), "devices_new": int(in_year.sum()),
@@ -491,7 +498,7 @@ def compute_indicators(
 
     area = _area_km2(city)
     zone_table = _zones(zones, population, devices, dated, initial, now, city, radius_m, model,
-                        as_of)  # fmt: skip
+                        as_of, count_overdue)  # fmt: skip
     entity_table = _entity_table(entities, devices, now, as_of, on_site_m)
     training_table = _training_by_kind(trained, plan, as_of)
     density = density_benchmark(
@@ -537,8 +544,10 @@ class _Lives:
         city: CityProfile,
         model: DistanceModel,
         plan: CarePlan,
+        count_overdue: bool = False,
     ) -> None:
         self.parameters = parameters
+        self.count_overdue = count_overdue
         self.population, self.devices, self.dated = population, devices, dated
         self.city, self.model, self.plan = city, model, plan
         self.initial = _in_place(dated, plan.start - dt.timedelta(days=1))
@@ -553,6 +562,7 @@ class _Lives:
         result = outcomes(
             self.population, self.devices[standing], self.city, self.parameters,
             mode="weekly", week_of=week_of, model=self.model, draws=10, seed=DEFAULT_SEED,
+            count_overdue=self.count_overdue,
         )  # fmt: skip
         assert result.basis is not None and result.hour_weights_origin == "day_night_ratio"
         for note in result.notes:
@@ -872,11 +882,13 @@ def _coverage_shares(
     model: DistanceModel,
     day: dt.date,
     zones: gpd.GeoDataFrame,
+    count_overdue: bool = False,
 ) -> dict[str, float]:
     always = coverage(population, devices, city, radius_m=radius_m, model=model,
-                      reference_date=day, zones=zones)  # fmt: skip
+                      reference_date=day, zones=zones, count_overdue=count_overdue)  # fmt: skip
     anytime = coverage(population, devices.assign(opening_hours="24/7"), city,
-                       radius_m=radius_m, model=model, reference_date=day, zones=zones)  # fmt: skip
+                       radius_m=radius_m, model=model, reference_date=day, zones=zones,
+                       count_overdue=count_overdue)  # fmt: skip
     return {
         "share_covered": always.share_covered,
         "share_65_plus_covered": always.share_65_plus_covered,
@@ -895,10 +907,11 @@ def _zones(
     radius_m: float,
     model: DistanceModel,
     as_of: dt.date,
+    count_overdue: bool = False,
 ) -> pd.DataFrame:
     standing = devices[_in_place(dated, as_of)]
     always = coverage(population, standing, city, radius_m=radius_m, model=model,
-                      reference_date=as_of, zones=zones)  # fmt: skip
+                      reference_date=as_of, zones=zones, count_overdue=count_overdue)  # fmt: skip
     anytime = coverage(
         population,
         standing.assign(opening_hours="24/7"),
@@ -907,6 +920,7 @@ def _zones(
         model=model,
         reference_date=as_of,
         zones=zones,
+        count_overdue=count_overdue,
     )
     located = gpd.sjoin(
         devices[["geometry"]].reset_index(drop=True),

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from geo.availability import ReportFlag
 from geo.city import CityProfile
 from geo.coverage import (
     DistanceModel,
@@ -66,6 +69,11 @@ class AnalysisInputs:
         The walking network, if one was given or is stored.
     origin
         Where the layers came from, for the output header (Spanish).
+    count_overdue
+        Count devices whose maintenance is overdue (the old count, for comparison).
+    reports
+        Pending citizen reports that a device is missing or broken (from the database): such
+        devices do not count until staff or their entity answer.
     """
 
     city: CityProfile
@@ -73,6 +81,12 @@ class AnalysisInputs:
     metric: Layers
     network: WalkingNetwork | None
     origin: str
+    count_overdue: bool = False
+    reports: Mapping[str, ReportFlag] = field(default_factory=dict)
+
+    def counting(self) -> dict[str, Any]:
+        """The keyword arguments every analysis passes on: which devices count."""
+        return {"count_overdue": self.count_overdue, "reports": self.reports}
 
     def distance_model(self, *, detour_factor: float) -> DistanceModel:
         """Walking network when there is one, else straight line × ``detour_factor``."""
@@ -111,10 +125,13 @@ def load_inputs(
 
 
 def device_finder(store: Store, city: CityProfile) -> DeviceFinder:
-    """A nearest-device finder over the stored devices, on the stored walking network if any."""
+    """A nearest-device finder over the stored devices, on the stored walking network if any,
+    with the citizens' pending "missing"/"broken" reports (:meth:`Store.downgrading_reports`)."""
     network = store.read_network(crs=city.metric_crs)
     model = NetworkDistance(network) if network is not None else StraightLine()
-    return DeviceFinder(store.read_layer("defibrillators"), city, model=model)
+    return DeviceFinder(
+        store.read_layer("defibrillators"), city, model=model, reports=store.downgrading_reports()
+    )
 
 
 def plan_registers(
@@ -279,6 +296,7 @@ def siting_candidates(
         at=at,
         model=model,
         reference_date=reference_date,
+        **inputs.counting(),
     )
     lacking = entities.loc[~entities["covered"], ["id", "name", "geometry"]].assign(kind="entity")
     if spec == "entities":

@@ -32,7 +32,7 @@ from geo.availability import WEEKDAY_NAMES, local_instant, week_in_words
 from geo.city import CityProfile
 from geo.coverage import DEFAULT_DETOUR_FACTOR, StraightLine
 from geo.inputs import load_inputs, outcome_parameters
-from geo.nearest import STATE_TEXT, DeviceFinder
+from geo.nearest import STATE_TEXT, STATES, DeviceFinder
 from geo.outcomes import HOME_ARRESTS_NOTE
 from geo.outputs import DASH, data_notice, estimate, spanish_number
 from geo.settings import Settings
@@ -53,7 +53,6 @@ STYLES = (
 )
 FAVICON = "favicon.svg"
 #: Device states in the order the legend lists them; the page codes them by position.
-STATES = ("open", "closed", "restricted", "unknown_hours")
 ACCESS_TEXT = {
     "yes": "uso público",
     "permissive": "uso público (lo permite el titular)",
@@ -66,7 +65,7 @@ ACCESS_TEXT = {
 #: Columns of each device row in the citizen page's data (``cardiomapa.js`` reads them by name).
 DEVICE_COLUMNS = (
     "id", "name", "lon", "lat", "state", "always_open", "next_change", "hours", "location_text",
-    "address", "access", "indoor", "level", "check_date", "phone",
+    "address", "access", "indoor", "level", "check_date", "phone", "maintenance", "state_text",
 )  # fmt: skip
 
 
@@ -114,10 +113,13 @@ def citizen_data(
                 schedules[hours] if hours is not None else None, fields["location_text"],
                 fields["address"], fields["access"], fields["indoor"], fields["level"],
                 fields["check_date"].isoformat() if fields["check_date"] else None,
-                fields["phone"],
+                fields["phone"], state.maintenance, state.text,
             ]
         )  # fmt: skip
+    # Maintenance falls overdue and report times age at midnight at the latest.
+    midnight = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(0), local.tzinfo)
     changes = [state.next_change for state in states if state.next_change is not None]
+    changes.append(midnight)
     return {
         "city": city.name,
         "timezone": city.timezone,
@@ -140,7 +142,9 @@ def citizen_data(
 
 def _hours_text(text: str, at: dt.datetime, city: CityProfile) -> str:
     try:
-        words = week_in_words(text, week_of=at.date(), timezone=city.timezone, country=city.country)
+        words = week_in_words(
+            text, week_of=at.date(), timezone=city.timezone, calendar=city.calendar
+        )
     except ValueError:
         return "horario no interpretable"
     return f"esta semana: {words}"

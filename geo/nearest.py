@@ -4,11 +4,14 @@
 coordinates, opening hours parsed once) and then answers many lookups cheaply, which is what the
 HTTP API does on every ``/api/nearest`` request. It is pure: GeoDataFrames in, dataclasses out.
 
-Which devices are listed: verified, active, fixed (not mobile) devices. Of those, a device is
-*available* at an instant when the public may use it (``access`` yes / permissive / customers)
-and its opening hours say it is open. The answer puts the nearest available devices first; after
-them, flagged, any device that is nearer but closed, restricted or of unknown hours — a citizen
-should know that the closest one is behind a locked door.
+Which devices are listed: verified, fixed (not mobile) devices that are in service or taken out
+of service for a while (``removed`` ones are gone). A device is *available* at an instant when it
+is usable by the one definition of :mod:`geo.availability`: in service, public, open under the
+city's holiday calendar, maintenance in date and no pending citizen report that it is missing or
+broken. The answer puts the nearest available devices first; after them, flagged, any device
+that is nearer but closed, restricted, out of service, reported, overdue for maintenance or of
+unknown hours — a citizen should know that the closest one is behind a locked door, and an AED
+with expired pads is usually better than none.
 """
 
 from __future__ import annotations
@@ -24,7 +27,13 @@ import numpy as np
 from pyproj import Transformer
 from scipy.spatial import cKDTree
 
-from geo.availability import PUBLIC_ACCESS, ReportFlag, local_instant, open_state
+from geo.availability import (
+    PUBLIC_ACCESS,
+    ReportFlag,
+    local_instant,
+    maintenance_on,
+    open_state,
+)
 from geo.city import CityProfile
 from geo.coverage import (
     WALKING_SPEED_M_PER_MIN,
@@ -39,7 +48,7 @@ from geo.coverage import (
 #: Fields of a device a citizen sees in the answer.
 PUBLIC_FIELDS = (
     "id", "name", "location_text", "address", "access", "opening_hours", "indoor", "level",
-    "phone", "check_date",
+    "phone", "check_date", "pads_expiry", "battery_expiry",
 )  # fmt: skip
 
 #: Each state in words (Spanish), as citizens read it.
@@ -48,7 +57,13 @@ STATE_TEXT = {
     "closed": "Cerrado ahora",
     "restricted": "Acceso restringido (no es de uso público)",
     "unknown_hours": "Horario desconocido",
+    "out_of_service": "Fuera de servicio",
+    "reported": "Avisado como averiado o desaparecido — sin confirmar",
+    "maintenance_overdue": "Abierto, con mantenimiento vencido",
 }
+#: The states, in the order the map's compact data indexes them.
+STATES = tuple(STATE_TEXT)
+REPORT_WORDS = {"missing": "desaparecido", "broken": "averiado"}
 
 #: How far a walking-network lookup searches (straight-line lookups have no limit).
 NETWORK_SEARCH_M = 3000.0
@@ -57,11 +72,31 @@ NETWORK_SEARCH_M = 3000.0
 @dataclass(frozen=True)
 class DeviceState:
     """A device's state at an instant: ``state`` as in :class:`NearbyDevice`, open 24/7 or not,
-    and when it next opens or closes (local time; ``None`` if never or unknown)."""
+    when it next opens or closes (local time; ``None`` if never or unknown), its maintenance
+    (``ok``, ``overdue``, ``unknown``) and, when it is not simply open or closed, why in Spanish
+    (``notice``: ``"parches caducados el 06/12/2026"``, ``"avisado como desaparecido hace 2 h —
+    sin confirmar"``)."""
 
     state: str
     always_open: bool
     next_change: dt.datetime | None
+    maintenance: str = "unknown"
+    notice: str | None = None
+    reported_at: dt.datetime | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.state == "open"
+
+    @property
+    def text(self) -> str:
+        """The state in words, with its reason (without "24 h", which callers add)."""
+        if self.state == "reported" and self.notice:
+            return self.notice
+        if self.state == "maintenance_overdue" and self.notice:
+            return f"Abierto, pero con {self.notice}"
+        words = STATE_TEXT[self.state]
+        return f"{words} · {self.notice}" if self.notice else words
 
 
 @dataclass(frozen=True)
@@ -71,10 +106,17 @@ class NearbyDevice:
     Attributes
     ----------
     state
-        ``open`` (available now), ``closed`` (hours say closed), ``restricted`` (not for public
-        use: access private / no / permit / unknown) or ``unknown_hours`` (no usable hours).
+        ``open`` (usable now), ``closed`` (hours say closed), ``restricted`` (not for public
+        use: access private / no / permit / unknown), ``out_of_service`` (taken out of service
+        by its entity or staff), ``reported`` (a citizen said it is missing or broken; not yet
+        confirmed), ``unknown_hours`` (no usable hours) or ``maintenance_overdue`` (open, but
+        its pads or battery expired).
     available
         ``state == "open"``.
+    maintenance
+        ``ok``, ``overdue`` or ``unknown`` (no expiry recorded), on the day asked.
+    notice
+        Why it is not simply open or closed, in Spanish (``None`` otherwise).
     always_open
         Open 24/7 (its hours never change).
     next_change
@@ -98,6 +140,9 @@ class NearbyDevice:
     lon: float
     lat: float
     fields: dict[str, Any]
+    maintenance: str = "unknown"
+    notice: str | None = None
+    state_text: str = ""
 
 
 class DeviceFinder:
@@ -124,7 +169,7 @@ class DeviceFinder:
         self.reports = dict(reports or {})
         listed = (
             (devices["verification"] == "verified")
-            & (devices["status"] == "active")
+            & devices["status"].isin(("active", "out_of_service"))
             & ~devices["is_mobile"].fillna(False).astype(bool)
         )
         frame = devices[listed.to_numpy(dtype=bool)].reset_index(drop=True)
@@ -143,6 +188,7 @@ class DeviceFinder:
             for row in frame[list(PUBLIC_FIELDS)].itertuples(index=False, name=None)
         ]
         self._public = frame["access"].isin(PUBLIC_ACCESS).to_numpy(dtype=bool)
+        self._in_service = (frame["status"] == "active").to_numpy(dtype=bool)
         # Lookups within the same minute share one evaluation per distinct schedule.
         self._states: dict[tuple[str, dt.datetime], tuple[bool, dt.datetime | None]] = {}
 
@@ -236,22 +282,36 @@ class DeviceFinder:
             if len(self._states) > 10_000:
                 self._states.clear()
             state = open_state(
-                hours, minute, timezone=self.city.timezone, country=self.city.country
+                hours, minute, timezone=self.city.timezone, calendar=self.city.calendar
             )
             self._states[key] = state
         return state
 
     def _state(self, index: int, minute: dt.datetime) -> DeviceState:
-        hours = self._fields[index]["opening_hours"]
+        fields = self._fields[index]
+        upkeep = maintenance_on(fields, minute.date())
+        overdue = upkeep.text if upkeep.state == "overdue" else None
+        report = self.reports.get(fields["id"])
         if not self._public[index]:
-            return DeviceState("restricted", False, None)
+            return DeviceState("restricted", False, None, upkeep.state, overdue)
+        if not self._in_service[index]:
+            return DeviceState("out_of_service", False, None, upkeep.state, overdue)
+        if report is not None:
+            words = REPORT_WORDS.get(report.kind, "con un problema")
+            notice = f"Avisado como {words} {_ago(report.reported_at, minute)} — sin confirmar"
+            return DeviceState("reported", False, None, upkeep.state, notice, report.reported_at)
+        hours = fields["opening_hours"]
         if hours is None:
-            return DeviceState("unknown_hours", False, None)
+            return DeviceState("unknown_hours", False, None, upkeep.state, overdue)
         try:
             is_open, change = self._open_state(hours, minute)
         except ValueError:
-            return DeviceState("unknown_hours", False, None)
-        return DeviceState("open" if is_open else "closed", is_open and change is None, change)
+            return DeviceState("unknown_hours", False, None, upkeep.state, overdue)
+        if not is_open:
+            return DeviceState("closed", False, change, upkeep.state, overdue)
+        if overdue is not None:
+            return DeviceState("maintenance_overdue", False, change, upkeep.state, overdue)
+        return DeviceState("open", change is None, change, upkeep.state)
 
     def _describe(self, index: int, distance_m: float, minute: dt.datetime) -> NearbyDevice:
         fields = self._fields[index]
@@ -259,15 +319,28 @@ class DeviceFinder:
         return NearbyDevice(
             device_id=fields["id"],
             state=state.state,
-            available=state.state == "open",
+            available=state.available,
             always_open=state.always_open,
             next_change=state.next_change,
+            maintenance=state.maintenance,
+            notice=state.notice,
+            state_text=state.text,
             distance_m=distance_m,
             walk_min=distance_m / WALKING_SPEED_M_PER_MIN,
             lon=self._lonlat[index][0],
             lat=self._lonlat[index][1],
             fields=fields,
         )
+
+
+def _ago(then: dt.datetime, now: dt.datetime) -> str:
+    """``"hace 5 min"``, ``"hace 3 h"``, ``"hace 2 días"`` (Spanish)."""
+    minutes = max(0, int((now - then).total_seconds() // 60))
+    if minutes < 60:
+        return f"hace {minutes} min"
+    if minutes < 48 * 60:
+        return f"hace {minutes // 60} h"
+    return f"hace {minutes // (24 * 60)} días"
 
 
 def _minute(instant: dt.datetime) -> dt.datetime:

@@ -59,6 +59,7 @@ from geo.availability import (
     HOURS_PER_WEEK,
     Availability,
     HoursIssue,
+    ReportFlag,
     available,
     local_instant,
     weekly_availability,
@@ -802,6 +803,8 @@ def outcomes(
     risk_factor: np.ndarray | None = None,
     draws: int = DEFAULT_DRAWS,
     seed: int = DEFAULT_SEED,
+    count_overdue: bool = False,
+    reports: Mapping[str, ReportFlag] | None = None,
 ) -> OutcomeResult:
     """Expected lives saved per year by ``devices`` for ``population`` (metric CRS layers).
 
@@ -822,17 +825,24 @@ def outcomes(
         arrests λᵢ, e.g. :func:`geo.arrests.risk_surface` from observed arrests; ``None``: 1.
     draws, seed
         Monte Carlo draws for the band, and the seed that makes it reproducible.
+    count_overdue, reports
+        As for :func:`geo.coverage.coverage`: devices with overdue maintenance count only with
+        ``count_overdue``; devices reported missing or broken never do.
     """
     model = model or StraightLine()
     setup = _setup(
         population, devices, city, parameters, mode=mode, at=at, week_of=week_of,
         reach_m=reach_m, zones=zones, assume_unknown_open=assume_unknown_open,
-        weights=weights, weights_origin=weights_origin,
+        weights=weights, weights_origin=weights_origin, count_overdue=count_overdue,
+        reports=reports,
     )  # fmt: skip
     if draws < 10:
         msg = f"Hacen falta al menos 10 simulaciones para la banda (recibidas {draws})."
         raise OutcomeInputError(msg)
-    return _evaluate(setup, devices, model, draws=draws, seed=seed, risk_factor=risk_factor)[0]
+    result = _evaluate(setup, devices, model, draws=draws, seed=seed, risk_factor=risk_factor)[0]
+    day = setup.at.date() if setup.at is not None else week_of
+    overdue = setup.availability.overdue_warnings(day) if day is not None else ()
+    return replace(result, notes=(*result.notes, *overdue)) if overdue else result
 
 
 @dataclass(frozen=True)
@@ -871,6 +881,8 @@ def _setup(
     assume_unknown_open: bool,
     weights: np.ndarray | None,
     weights_origin: str,
+    count_overdue: bool = False,
+    reports: Mapping[str, ReportFlag] | None = None,
 ) -> _Setup:
     """The inputs checked: mode, reach, demand, devices and when each is open."""
     if mode not in {"weekly", "instant", "always"}:
@@ -886,10 +898,23 @@ def _setup(
         parameters = parameters.with_values({"reach_m": float(reach_m)})
     reach = parameters.central("reach_m")  # > 0: the parameters are checked
     demand = prepare_demand(population, zones=zones)
-    devices_xy, availability = _devices(devices, city, assume_unknown_open=assume_unknown_open)
+    devices_xy, availability = _devices(
+        devices,
+        city,
+        assume_unknown_open=assume_unknown_open,
+        count_overdue=count_overdue,
+        reports=reports,
+    )
     instant = None if at is None else local_instant(at, city.timezone)
+    if week_of is None and instant is None:
+        msg = f"El modo {mode} necesita la semana de referencia (week_of)."
+        raise OutcomeInputError(msg)
     slices, week_start, origin = _slices_for(
-        availability, mode=mode, at=instant, week_of=week_of or city.today(), weights=weights
+        availability,
+        mode=mode,
+        at=instant,
+        week_of=week_of if week_of is not None else instant.date(),  # type: ignore[union-attr]
+        weights=weights,
     )
     return _Setup(
         mode=mode,
@@ -985,7 +1010,7 @@ def _slices_for(
     if mode == "instant":
         assert at is not None
         is_day = DAY_START_HOUR <= at.hour < DAY_END_HOUR
-        open_ = available(availability, at=at)[:, None]
+        open_ = available(availability, at=at, reference_date=at.date())[:, None]
         return _Slices(open_, np.ones(1), np.array([is_day]), False), None, "instant"
     week = weekly_availability(availability, week_of=week_of)
     if mode == "always":
@@ -1217,6 +1242,8 @@ def lives_siting_problem(
     reach_m: float | None = None,
     zones: gpd.GeoDataFrame | None = None,
     model: DistanceModel | None = None,
+    count_overdue: bool = False,
+    reports: Mapping[str, ReportFlag] | None = None,
 ) -> tuple[SitingProblem, OutcomeResult]:
     """The survival-weighted covering problem: each candidate's value at each unit is the
     expected lives per year (central parameters) a new public 24/7 device there would add,
@@ -1231,6 +1258,7 @@ def lives_siting_problem(
     setup = _setup(
         population, devices, city, parameters, mode=mode, at=at, week_of=week_of,
         reach_m=reach_m, zones=zones, assume_unknown_open=False, weights=None, weights_origin="",
+        count_overdue=count_overdue, reports=reports,
     )  # fmt: skip
     baseline, coefs = _evaluate(
         setup, devices, model, draws=DEFAULT_DRAWS, seed=DEFAULT_SEED, risk_factor=None

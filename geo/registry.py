@@ -10,7 +10,10 @@ Rules:
 - An entity registers devices for itself; they enter as ``pending`` until a planner or an
   administrator verifies them. It may update only its own devices; moving a verified device sends
   it back to ``pending``.
-- Citizens' problem reports go to a moderation queue; they never change a device.
+- Citizens' problem reports go to a moderation queue; they never change a device's record. A
+  pending "missing"/"broken" report marks it "sin confirmar" on the map until staff review it or
+  its entity confirms the device (a check: "Revisado hoy").
+- Staff (planners, administrators) may take a device out of service and back, with a reason.
 - Every update is conditional on the version it was read at, and retried from a fresh read when
   another writer got there first, so no acknowledged change is lost.
 """
@@ -26,6 +29,7 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 
+from geo.availability import DOWNGRADING_REPORTS
 from geo.city import CityProfile
 from geo.errors import ConflictError, InputError, LayerValidationError, NotFoundError, Problem
 from geo.layers import DEFIBRILLATORS, check_inside, parse_feature
@@ -133,6 +137,7 @@ def update_device(
     private: Mapping[str, str | None] | None = None,
     if_version: int | None = None,
     attempts: int = 20,
+    resolve_reports: str | None = None,
 ) -> dict[str, Any]:
     """Apply ``changes`` (and a new position) to a device the principal may edit.
 
@@ -141,6 +146,9 @@ def update_device(
     if_version
         The version the client read (``If-Match``); the update is refused if it changed since.
         Without it, a concurrent change is merged: the update is re-applied on a fresh read.
+    resolve_reports
+        The change confirms the device (a check): its pending "missing"/"broken" reports are
+        resolved with this note, in the same transaction.
 
     Raises
     ------
@@ -172,7 +180,8 @@ def update_device(
         }
         after = _validated(feature, city)
         try:
-            store.update_device(before, after, actor=principal.actor, private=_private(private))
+            store.update_device(before, after, actor=principal.actor, private=_private(private),
+                                resolve_reports=resolve_reports)  # fmt: skip
         except ConflictError:
             continue  # someone else wrote first: read again and re-apply
         stored = store.device(device_id)
@@ -273,14 +282,148 @@ def report_problem(
 
 
 def review_report(
-    store: Store, principal: Principal, report_id: int, *, decision: str, note: str | None
+    store: Store,
+    principal: Principal,
+    report_id: int,
+    *,
+    decision: str,
+    note: str | None,
+    out_of_service: bool = False,
+    today: dt.date | None = None,
 ) -> dict[str, Any]:
-    """Accept or reject a pending report (planners and administrators)."""
+    """Accept or reject a pending report (planners and administrators).
+
+    With ``out_of_service``, accepting a "missing"/"broken" report also takes its device out of
+    service (:func:`set_in_service`), the note (or the report's kind) being the reason.
+
+    Raises
+    ------
+    ConflictError
+        The report was already reviewed, or (after it is accepted) the device is not in service.
+    """
     require_role(principal, "planner", "admin")
     if decision not in ("accepted", "rejected"):
         msg = f"Decisión {decision!r} no admitida; se admite accepted o rejected."
         raise InputError(msg, code="invalid_choice", field="decision")
-    return store.review_report(report_id, status=decision, note=note, actor=principal.actor)
+    if out_of_service and decision != "accepted":
+        msg = "Solo al resolver un aviso se puede dejar el desfibrilador fuera de servicio."
+        raise InputError(msg, code="inconsistent_values", field="fuera_de_servicio")
+    report = store.review_report(report_id, status=decision, note=note, actor=principal.actor)
+    if out_of_service and report["kind"] in DOWNGRADING_REPORTS:
+        what = REPORT_KIND_TEXT.get(str(report["kind"]), str(report["kind"]))
+        reason = f"Aviso ciudadano {report_id} confirmado ({what})" + (f": {note}" if note else "")
+        set_in_service(store, principal, str(report["device_id"]), in_service=False,
+                       reason=reason, today=today)  # fmt: skip
+    return report
+
+
+#: Citizens' report kinds in Spanish (the public form's words).
+REPORT_KIND_TEXT = {
+    "missing": "No está / ha desaparecido",
+    "broken": "Averiado o sin batería",
+    "moved": "Está en otro sitio",
+    "wrong_hours": "Horario incorrecto",
+    "other": "Otro problema",
+}
+#: Longest reason for taking a device out of service or back.
+REASON_MAX_CHARS = 500
+#: A device's ``status`` in words.
+STATUS_TEXT = {"active": "en servicio", "out_of_service": "fuera de servicio",
+               "removed": "retirado"}  # fmt: skip
+BACK_IN_SERVICE = "volvió a poner el equipo en servicio"
+
+
+def confirmation_note(who: str, day: dt.date, *, what: str = "confirmó el equipo") -> str:
+    """The note a confirmation leaves on the reports it resolves, e.g. "La entidad confirmó el
+    equipo el 07/12/2026"."""
+    return f"{who} {what} el {day:%d/%m/%Y}"
+
+
+def set_in_service(
+    store: Store,
+    principal: Principal,
+    device_id: str,
+    *,
+    in_service: bool,
+    reason: str,
+    today: dt.date | None = None,
+    attempts: int = 20,
+) -> dict[str, Any]:
+    """Take a device out of service, or put it back, with a reason (planners, administrators).
+
+    The reason goes to the audit log with the change (``status_reason``). Putting a device back
+    in service says it is there and working: its pending "missing"/"broken" reports are resolved
+    in the same transaction.
+
+    Raises
+    ------
+    InputError
+        No reason, or a reason over :data:`REASON_MAX_CHARS` characters.
+    ConflictError
+        The device is not in the state the change starts from (``active`` to take it out,
+        ``out_of_service`` to put it back; a removed device stays removed).
+    """
+    require_role(principal, "planner", "admin")
+    reason = " ".join(reason.split())
+    if not reason:
+        msg = (
+            "Escriba el motivo: queda en el registro de cambios con su nombre y la fecha."
+            if not in_service
+            else "Escriba por qué vuelve a estar en servicio (queda en el registro de cambios)."
+        )
+        raise InputError(msg, code="missing_field", field="motivo")
+    if len(reason) > REASON_MAX_CHARS:
+        msg = f"El motivo es demasiado largo: como mucho {REASON_MAX_CHARS} caracteres."
+        raise InputError(msg, code="too_long", field="motivo")
+    start, end = ("out_of_service", "active") if in_service else ("active", "out_of_service")
+    for _ in range(attempts):
+        before = visible_device(store, principal, device_id)
+        if before["status"] != start:
+            state = STATUS_TEXT.get(str(before["status"]), str(before["status"]))
+            msg = f"El desfibrilador {device_id!r} está {state}: no se puede cambiar así."
+            raise ConflictError(msg)
+        after = {**before, "status": end, "status_reason": reason}
+        resolve = None
+        if in_service:
+            day = today or store.clock.now().date()  # callers pass the city's date
+            back = confirmation_note("El personal municipal", day, what=BACK_IN_SERVICE)
+            resolve = f"{back}: {reason}"
+        action = "back_in_service" if in_service else "out_of_service"
+        try:
+            store.update_device(before, after, actor=principal.actor, action=action,
+                                resolve_reports=resolve)  # fmt: skip
+        except ConflictError:
+            continue  # someone else wrote first: read again
+        stored = store.device(device_id)
+        assert stored is not None
+        return stored
+    msg = f"El desfibrilador {device_id!r} cambia demasiado a menudo; inténtelo de nuevo."
+    raise ConflictError(msg)
+
+
+def confirm_device(
+    store: Store, principal: Principal, device_id: str, *, today: dt.date, attempts: int = 20
+) -> dict[str, Any]:
+    """Staff record a check of a device today (e.g. its entity confirmed it by phone).
+
+    Sets ``check_date`` to ``today`` and resolves the device's pending "missing"/"broken"
+    reports ("El personal municipal confirmó el equipo el …"), in one audited write.
+    """
+    require_role(principal, "planner", "admin")
+    note = confirmation_note("El personal municipal", today)
+    for _ in range(attempts):
+        before = visible_device(store, principal, device_id)
+        after = {**before, "check_date": today}
+        try:
+            store.update_device(before, after, actor=principal.actor, action="check",
+                                resolve_reports=note)  # fmt: skip
+        except ConflictError:
+            continue
+        stored = store.device(device_id)
+        assert stored is not None
+        return stored
+    msg = f"El desfibrilador {device_id!r} cambia demasiado a menudo; inténtelo de nuevo."
+    raise ConflictError(msg)
 
 
 def record_use(

@@ -658,11 +658,42 @@ def send_reminders(
     return ReminderRun(plan, dry_run, tuple(sent), tuple(failed))
 
 
+def send_message(settings: Settings, message: EmailMessage, recipients: Sequence[str]) -> None:
+    """Send one message through the configured server: connect, send, quit.
+
+    For a single message (e.g. a staff notice); a run of reminders keeps one session instead.
+
+    Raises
+    ------
+    MailConfigError
+        ``smtp_url`` or ``mail_from`` is unset or malformed.
+    OSError, smtplib.SMTPException
+        The server cannot be reached or refuses the message (:func:`describe_failure`).
+    """
+    if not (settings.smtp_url or "").strip() or not (settings.mail_from or "").strip():
+        msg = "No se puede enviar correo: falta CARDIOMAPA_SMTP_URL o CARDIOMAPA_MAIL_FROM."
+        raise MailConfigError(msg)
+    assert settings.smtp_url is not None and settings.mail_from is not None
+    target = parse_smtp_url(settings.smtp_url, username=settings.smtp_username,
+                            password=settings.smtp_password)  # fmt: skip
+    client = connect(target)
+    try:
+        client.send_message(message, from_addr=_sender(settings.mail_from),
+                            to_addrs=list(recipients))  # fmt: skip
+    finally:
+        _quit(client)
+
+
 def _quit(client: smtplib.SMTP) -> None:
     try:
         client.quit()
     except (smtplib.SMTPException, OSError):
         client.close()
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A failure in Spanish, with the server's own words when it gave any."""
+    return _describe(exc)
 
 
 def _describe(exc: BaseException) -> str:

@@ -354,7 +354,8 @@ def zones_chart(zones: pd.DataFrame, *, radius_m: float) -> Markup:
 
 
 def weekly_chart(week: WeeklyCoverage) -> Markup:
-    """Share covered in each hour of the reference week, with the 24/7 and all-open levels."""
+    """Share covered in each hour of the reference week, with the 24/7 and all-open levels; the
+    city's holidays are shaded and starred."""
     slices = week.slices
     shares = slices["share_covered"].to_numpy(dtype=float)
     always = week.residents_covered_always / week.residents if week.residents else 0.0
@@ -364,6 +365,11 @@ def weekly_chart(week: WeeklyCoverage) -> Markup:
         ax = figure.add_subplot()
         for start, end in _runs(off_hours_slots()):
             ax.axvspan(start, end, color="#eeeeee", linewidth=0)
+        festive = np.flatnonzero(slices["holiday"].to_numpy(dtype=bool))
+        for index, (start, end) in enumerate(_runs(festive)):
+            ax.axvspan(
+                start, end, color="#fbe3c4", linewidth=0, label="Festivo" if index == 0 else None
+            )
         hours = np.arange(len(shares) + 1)
         ax.stairs(
             shares, hours, color=PROPOSAL_COLOUR, linewidth=1.4, label="Cubierta en cada hora"
@@ -386,7 +392,12 @@ def weekly_chart(week: WeeklyCoverage) -> Markup:
         top = max(potential, float(shares.max()) if len(shares) else 0.0, 0.01)
         ax.set_ylim(0, top * 1.25)
         ax.set_xticks(np.arange(0, 169, 24), [""] * 8)
-        ax.set_xticks(np.arange(12, 168, 24), [n[:3] for n in WEEKDAY_NAMES], minor=True)
+        days = [
+            f"{name[:3]} {(week.week_start + dt.timedelta(days=day)).day}"
+            + ("*" if slices["holiday"].iloc[day * 24] else "")
+            for day, name in enumerate(WEEKDAY_NAMES)
+        ]
+        ax.set_xticks(np.arange(12, 168, 24), days, minor=True)
         ax.tick_params(axis="x", which="minor", length=0)
         ax.yaxis.set_major_locator(MaxNLocator(5))
         _percent_axis(ax.yaxis, 0 if top >= 0.05 else 1)
@@ -436,7 +447,7 @@ def _map_layers(inputs: AnalysisInputs, indicators: Indicators) -> _MapLayers:
     )
     devices = metric["defibrillators"]
     availability = device_availability(
-        devices, timezone=inputs.city.timezone, country=inputs.city.country
+        devices, timezone=inputs.city.timezone, calendar=inputs.city.calendar
     )
     always = available(availability, at=None, reference_date=indicators.as_of)
     shown = (devices["status"] != "removed") & (devices["verification"] != "rejected")

@@ -8,8 +8,10 @@ or reads a file when imported.
 from __future__ import annotations
 
 import datetime as dt
+from email.utils import parseaddr
 from pathlib import Path
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from geo.city import PROFILE_FILE_NAME, CityProfile, load_city_profile
@@ -41,7 +43,16 @@ class Settings(BaseSettings):
     max_body_bytes
         Largest request body the API accepts (413 above it).
     report_rate_limit, report_rate_window_s
-        Problem reports accepted per client address in each window (429 above it).
+        Problem reports accepted per client address in each window (429 above it). Counted in
+        the database, so the limit holds across every worker process.
+    report_downgrade_limit, report_downgrade_window_s
+        Distinct devices one client address may report as missing or broken in each window
+        (429 above it): such a report marks the device "sin confirmar" on the citizens' map
+        until it is reviewed, so one client must not be able to do that to many devices.
+    staff_emails
+        Who gets an e-mail for each citizen's report (the city's staff), e.g.
+        ``CARDIOMAPA_STAFF_EMAILS='["dea@palencia.example", "guardia@palencia.example"]'``.
+        Sent through ``smtp_url`` from ``mail_from``; empty (the default): no e-mail.
     data_licence
         Licence of the records registered through the API, stated in downloads.
     public_url
@@ -49,8 +60,8 @@ class Settings(BaseSettings):
         links of e-mails and of invitations made from the command line. Unset: built from
         ``host`` and ``port``.
     smtp_url, smtp_username, smtp_password, mail_from
-        Outgoing mail for the maintenance reminders: ``smtp://host:port`` (plain, or STARTTLS
-        when the server offers it), ``smtp+starttls://host:port`` (STARTTLS required) or
+        Outgoing mail (maintenance reminders, staff notices): ``smtp://host:port`` (plain, or
+        STARTTLS when the server offers it), ``smtp+starttls://host:port`` (STARTTLS required) or
         ``smtps://host:port`` (TLS from the start); credentials in the URL
         (``smtp://user:password@host``) or in their own settings; ``mail_from`` is the sender
         address. Unset ``smtp_url``: no mail is sent.
@@ -83,6 +94,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024
     report_rate_limit: int = 5
     report_rate_window_s: float = 600.0
+    report_downgrade_limit: int = 3
+    report_downgrade_window_s: float = 86_400.0
+    staff_emails: list[str] = []
     data_licence: str = "CC-BY-4.0"
     public_url: str | None = None
     smtp_url: str | None = None
@@ -101,6 +115,22 @@ class Settings(BaseSettings):
     )
     tile_max_zoom: int = 19
     clock_start: dt.datetime | None = None
+
+    @field_validator("staff_emails")
+    @classmethod
+    def _addresses(cls, values: list[str]) -> list[str]:
+        cleaned = []
+        for value in values:
+            address = parseaddr(value.strip())[1]
+            local, _, domain = address.rpartition("@")
+            if not local or "." not in domain or any(c.isspace() for c in address):
+                msg = (
+                    f"CARDIOMAPA_STAFF_EMAILS: {value!r} no es una dirección de correo; se "
+                    "espera una lista JSON de direcciones, p. ej. '[\"dea@palencia.example\"]'."
+                )
+                raise ValueError(msg)
+            cleaned.append(value.strip())
+        return cleaned
 
     def base_url(self) -> str:
         """Where people reach the server: ``public_url``, else ``http://host:port``."""

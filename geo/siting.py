@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,7 @@ from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.spatial import cKDTree
 
+from geo.availability import ReportFlag
 from geo.city import CityProfile
 from geo.coverage import (
     DEFAULT_RADIUS_M,
@@ -587,6 +589,8 @@ def build_problem(
     model: DistanceModel | None = None,
     senior_weight: float = 1.0,
     reference_date: dt.date | None = None,
+    count_overdue: bool = False,
+    reports: Mapping[str, ReportFlag] | None = None,
 ) -> tuple[SitingProblem, pd.DataFrame]:
     """Pose the MCLP for the layers (all in a projected CRS; see ``geo.coverage.to_metric``).
 
@@ -615,6 +619,8 @@ def build_problem(
         zones=zones,
         model=model,
         reference_date=reference_date,
+        count_overdue=count_overdue,
+        reports=reports,
     )
     units = base.units
     open_units = np.flatnonzero(~units["covered"].to_numpy() & (units["residents"] > 0).to_numpy())

@@ -13,6 +13,8 @@ Geometry is stored in EPSG:4326. Metric work happens in :mod:`geo` on GeoDataFra
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import math
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -37,6 +39,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 
+from geo.availability import DOWNGRADING_REPORTS, ReportFlag
 from geo.clock import SYSTEM_CLOCK, Clock
 from geo.errors import (
     ConflictError,
@@ -373,12 +376,28 @@ AUDIT_LOG = sa.Table(
     sa.Index("ix_audit_log_record", "record_type", "record_id"),
 )
 
-#: A counter per layer, bumped by every write, so caches know when to refresh.
+#: A counter per layer, bumped by every write, so caches know when to refresh. The
+#: ``defibrillators`` counter is also bumped when a citizen's "missing"/"broken" report arrives or
+#: is answered: the nearest-device snapshot shows such reports.
 DATA_REVISIONS = sa.Table(
     "data_revisions",
     metadata,
     sa.Column("name", sa.String(32), primary_key=True),
     sa.Column("revision", sa.Integer(), nullable=False),
+)
+
+#: What each client did lately, for limits shared by every worker process (migration 0008). The
+#: client is a SHA-256 of its address; rows older than their window are deleted as others arrive.
+THROTTLE_EVENTS = sa.Table(
+    "throttle_events",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("scope", sa.String(32), nullable=False),
+    sa.Column("client_key", sa.String(64), nullable=False),
+    sa.Column("subject", sa.Text()),
+    sa.Column("at", sa.DateTime(), nullable=False),
+    sa.Index("ix_throttle_events_client", "scope", "client_key", "at"),
+    sa.Index("ix_throttle_events_at", "at"),
 )
 
 
@@ -514,6 +533,28 @@ def head_revision() -> str | None:
 
 
 # --- the repository ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """A limit on one client: at most ``limit`` events of ``scope`` in any ``window_s`` seconds.
+
+    With ``distinct``, what is limited is the number of distinct subjects (e.g. devices) of those
+    events: repeating a subject already counted in the window does not count again.
+    """
+
+    scope: str
+    limit: int
+    window_s: float
+    distinct: bool = False
+
+
+@dataclass(frozen=True)
+class ThrottleRefusal:
+    """Why :meth:`Store.throttle` refused: the limit reached and the seconds until it allows."""
+
+    throttle: Throttle
+    retry_after_s: int
 
 
 @dataclass(frozen=True)
@@ -912,12 +953,15 @@ class Store:
         actor: str,
         action: str = "update",
         private: Mapping[str, str | None] | None = None,
+        resolve_reports: str | None = None,
     ) -> int:
         """Replace a device read at ``before["version"]`` by ``after``, if nobody changed it since.
 
         The write is conditional on the version (optimistic concurrency): of two writers that
         read the same version, one wins and the other gets :class:`ConflictError` and must read
-        again. ``private`` replaces the private notes when given.
+        again. ``private`` replaces the private notes when given. ``resolve_reports``, when
+        given, is the note with which the device's pending "missing"/"broken" reports are
+        resolved in the same transaction (the device was confirmed: see :meth:`resolve_reports`).
 
         Returns
         -------
@@ -966,6 +1010,10 @@ class Store:
             new_after = {**after, "version": version + 1}
             _audit(connection, self.utcnow(), actor, action, "device", device_id, before, new_after)
             _bump_revision(connection, "defibrillators")
+            if resolve_reports is not None:
+                _resolve_reports(
+                    connection, device_id, note=resolve_reports, actor=actor, at=self.utcnow()
+                )
         return version + 1
 
     def upsert_devices(
@@ -1473,6 +1521,8 @@ class Store:
             _audit(
                 connection, self.utcnow(), actor, "create", "report", str(report_id), None, public
             )
+            if values["kind"] in DOWNGRADING_REPORTS:
+                _bump_revision(connection, "defibrillators")  # the map shows it at once
         return report_id
 
     def reports(
@@ -1491,6 +1541,13 @@ class Store:
         if device_id is not None:
             conditions.append(table.c.device_id == device_id)
         return self._page(table, conditions, table.c.id.desc(), limit, offset)
+
+    def report(self, report_id: int) -> dict[str, Any] | None:
+        """One citizen's report (with the reporter's contact: for staff only)."""
+        table = PROBLEM_REPORTS
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.select(table).where(table.c.id == report_id)).first()
+        return None if row is None else dict(row._mapping)
 
     def review_report(
         self, report_id: int, *, status: str, note: str | None, actor: str
@@ -1520,7 +1577,97 @@ class Store:
             after = connection.execute(sa.select(table).where(table.c.id == report_id)).one()
             _audit(connection, self.utcnow(), actor, "review", "report", str(report_id),
                    dict(before._mapping), dict(after._mapping))  # fmt: skip
+            if before.kind in DOWNGRADING_REPORTS:
+                _bump_revision(connection, "defibrillators")
         return dict(after._mapping)
+
+    def downgrading_reports(self) -> dict[str, ReportFlag]:
+        """The pending "missing"/"broken" reports, the earliest one per device.
+
+        These take a device out of the usable set until staff review them or the device's
+        entity confirms it (:data:`geo.availability.DOWNGRADING_REPORTS`).
+
+        Returns
+        -------
+        dict
+            ``{device_id: ReportFlag}``; ``reported_at`` is timezone-aware UTC.
+        """
+        table = PROBLEM_REPORTS
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(table.c.device_id, table.c.kind, table.c.created_at)
+                .where(table.c.status == "pending", table.c.kind.in_(sorted(DOWNGRADING_REPORTS)))
+                .order_by(table.c.created_at, table.c.id)
+            ).all()
+        flags: dict[str, ReportFlag] = {}
+        for device_id, kind, created_at in rows:
+            if device_id not in flags:
+                flags[device_id] = ReportFlag(device_id, kind, created_at.replace(tzinfo=dt.UTC))
+        return flags
+
+    def resolve_reports(self, device_id: str, *, note: str, actor: str) -> list[int]:
+        """Resolve (accept) the device's pending "missing"/"broken" reports, with ``note``.
+
+        For when the device is known to be there and working (its entity checked it, staff put
+        it back in service). Each report is audited; returns their ids.
+        """
+        with self._transaction() as connection:
+            return _resolve_reports(connection, device_id, note=note, actor=actor, at=self.utcnow())
+
+    def throttle(
+        self,
+        client: str,
+        limits: Sequence[tuple[Throttle, str | None]],
+        *,
+        now: dt.datetime | None = None,
+    ) -> ThrottleRefusal | None:
+        """Count one event of ``client`` under every ``(throttle, subject)``, if all allow it.
+
+        Atomic across processes: on PostgreSQL the client's events are locked (an advisory
+        lock on its key) while they are counted and written; SQLite writes one at a time. If
+        any limit is reached nothing is recorded and the first refusal is returned. Events
+        older than their window are deleted on the way.
+
+        Parameters
+        ----------
+        client
+            Who acts (its address); only a SHA-256 of it is stored.
+        limits
+            Each limit with the event's subject (needed by ``distinct`` limits).
+        now
+            The instant of the event (default: now).
+        """
+        key = hashlib.sha256(f"cardiomapa-throttle:{client}".encode()).hexdigest()
+        moment = _naive_utc(now) if now is not None else self.utcnow()
+        assert moment is not None
+        table = THROTTLE_EVENTS
+        with self._transaction() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(key, 0)))
+                )
+            for throttle, _ in limits:
+                start = moment - dt.timedelta(seconds=throttle.window_s)
+                connection.execute(
+                    table.delete().where(table.c.scope == throttle.scope, table.c.at <= start)
+                )
+            for throttle, subject in limits:
+                start = moment - dt.timedelta(seconds=throttle.window_s)
+                rows = connection.execute(
+                    sa.select(table.c.subject, table.c.at)
+                    .where(table.c.scope == throttle.scope, table.c.client_key == key,
+                           table.c.at > start)
+                    .order_by(table.c.at)
+                ).all()  # fmt: skip
+                wait = _throttle_wait(throttle, [(s, a) for s, a in rows], subject, moment)
+                if wait is not None:
+                    return ThrottleRefusal(throttle, wait)
+            connection.execute(
+                table.insert(),
+                [{"scope": t.scope, "client_key": key, "subject": subject, "at": moment}
+                 for t, subject in limits],
+            )  # fmt: skip
+        return None
 
     def insert_use(self, values: Mapping[str, Any], *, actor: str) -> int:
         """Record a use of a device; returns its id."""
@@ -1924,6 +2071,64 @@ class Store:
             return
         msg = f"No existe el desfibrilador {device_id!r}."
         raise NotFoundError(msg)
+
+
+def _throttle_wait(
+    throttle: Throttle,
+    events: Sequence[tuple[str | None, dt.datetime]],
+    subject: str | None,
+    moment: dt.datetime,
+) -> int | None:
+    """Seconds until ``throttle`` allows one more event (``None``: it allows it now).
+
+    ``events`` are the client's events of the throttle's scope within the window, oldest first.
+    """
+    window = dt.timedelta(seconds=throttle.window_s)
+    if throttle.distinct:
+        latest: dict[str | None, dt.datetime] = {}
+        for name, at in events:
+            latest[name] = at
+        if subject in latest or len(latest) < throttle.limit:
+            return None
+        # A subject stops counting when its latest event leaves the window.
+        ends = sorted(at + window for at in latest.values())
+        until = ends[len(latest) - throttle.limit]
+    else:
+        if len(events) < throttle.limit:
+            return None
+        until = events[len(events) - throttle.limit][1] + window
+    return max(1, math.ceil((until - moment).total_seconds()))
+
+
+def _resolve_reports(
+    connection: Connection, device_id: str, *, note: str, actor: str, at: dt.datetime
+) -> list[int]:
+    """Accept the device's pending "missing"/"broken" reports with ``note`` at ``at`` (naive
+    UTC); audited."""
+    table = PROBLEM_REPORTS
+    pending = connection.execute(
+        sa.select(table)
+        .where(
+            table.c.device_id == device_id,
+            table.c.status == "pending",
+            table.c.kind.in_(sorted(DOWNGRADING_REPORTS)),
+        )
+        .order_by(table.c.id)
+    ).all()
+    if not pending:
+        return []
+    now = at
+    for before in pending:
+        connection.execute(
+            table.update()
+            .where(table.c.id == before.id, table.c.status == "pending")
+            .values(status="accepted", reviewed_at=now, reviewed_by=actor, review_note=note)
+        )
+        after = connection.execute(sa.select(table).where(table.c.id == before.id)).one()
+        _audit(connection, now, actor, "review", "report", str(before.id),
+               dict(before._mapping), dict(after._mapping))  # fmt: skip
+    _bump_revision(connection, "defibrillators")
+    return [int(row.id) for row in pending]
 
 
 def _device_key(record: Mapping[str, Any]) -> tuple[str, str]:

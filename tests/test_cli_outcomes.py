@@ -157,10 +157,13 @@ def test_a_published_figure_is_reproduced_in_order_of_magnitude() -> None:
     # 21 million people, survival 24 % vs 9 % → lives saved per million inhabitants and year.
     published = 289 * (0.24 - 0.09) / 1.5 / 21
     assert published == pytest.approx(1.38, abs=0.01)
-    per_million = sample()["totals"]["lives_saved_per_million"]
+    totals = sample()["totals"]  # the week of 1 October 2026 (WEEK)
+    per_million = totals["lives_saved_per_million"]
     assert published / 10 <= per_million <= published * 10
-    # The README states the sample's figure and band: keep it true.
-    assert round(per_million, 2) == 0.32
+    # The README states the sample's figure and band for that week: keep it true.
+    assert round(per_million, 2) == 0.25
+    band = [round(totals[key] / 77157 * 1e6, 2) for key in ("lives_saved_low", "lives_saved_high")]
+    assert band == [0.14, 0.38]
 
 
 def test_past_arrests_blend_into_the_model(db_url: str) -> None:

@@ -143,14 +143,17 @@ def test_this_weeks_hours_are_the_clocks_week(db_url: str, tiny_layers: Layers) 
 def test_instants_keep_local_wall_time_across_a_change_of_time(
     db_url: str, tiny_layers: Layers, start: dt.datetime, offset: str, monday: str
 ) -> None:
-    """On Saturday evening every device with hours is closed until Monday morning, which is in
-    the other offset: the map refreshes at Monday 09:00 local, not an hour off."""
+    """On Saturday evening a weekday device is closed until Monday morning, which is in the
+    other offset: it opens at Monday 09:00 local, not an hour off."""
     with app_at(db_url, tiny_layers, start) as (client, _):
         document, row = map_row(client, DEVICE)
         assert document["at"].endswith(offset)
         assert minute_of(document["at"]) == minute_of(start.replace(tzinfo=MADRID).isoformat())
         assert row["state"] == "closed" and row["next_change"] == monday
-        assert document["refresh_at"] == monday  # the first change of any device
+        # The map asks again before Monday morning, at a time written in local time.
+        refresh = dt.datetime.fromisoformat(document["refresh_at"])
+        assert refresh.utcoffset() == refresh.astimezone(MADRID).utcoffset()
+        assert start.replace(tzinfo=MADRID) < refresh <= dt.datetime.fromisoformat(monday)
         answer, device = nearest_device(client, DEVICE)
         assert answer["at"].endswith(offset)
         assert device["opens_at"] == monday and device["available"] is False

@@ -190,3 +190,41 @@ def test_every_desk_page_on_a_phone(browser: Browser, site: Site) -> None:
     assert link.startswith(f"{site.base}/entidades/invitacion/ci_")
     check_page(watched, f"desk invitation ({site.backend})")
     page.context.close()
+
+
+def device_status(site: Site, device_id: str) -> str:
+    with Store.open(site.db_url) as store:
+        record = store.device(device_id)
+        assert record is not None
+        return str(record["status"])
+
+
+def test_staff_take_a_device_out_of_service_and_back_with_the_keyboard(
+    browser: Browser, site: Site
+) -> None:
+    watched = open_phone(browser)
+    page = watched.page
+    sign_in(page, site, site.planner)
+    page.goto(f"{site.base}/gestion/desfibriladores/dea-002")
+    page.get_by_role("heading", name="Servicio", exact=True).wait_for()
+    check_page(watched, f"desk device ({site.backend})", "desk-device.png")
+
+    tab_to(page, page.get_by_label("Motivo para dejarlo fuera de servicio"))
+    page.keyboard.type("La entidad lo ha enviado a reparar.")
+    tab_to(page, page.get_by_role("button", name="Dejar «DESA Piscina Campos Góticos» fuera"
+                                  " de servicio"))  # fmt: skip
+    page.keyboard.press("Enter")
+    page.get_by_role("status").filter(has_text="queda fuera de servicio").wait_for()
+    assert device_status(site, "dea-002") == "out_of_service"
+    assert "La entidad lo ha enviado a reparar." in page.content()  # the last change, and why
+    check_page(watched, f"desk device out of service ({site.backend})")
+
+    tab_to(page, page.get_by_label("Motivo para volver a ponerlo en servicio"))
+    page.keyboard.type("Reparado: la entidad envió el parte del técnico.")
+    tab_to(page, page.get_by_role("button", name="Volver a poner «DESA Piscina Campos Góticos»"
+                                  " en servicio"))  # fmt: skip
+    page.keyboard.press("Enter")
+    page.get_by_role("status").filter(has_text="vuelve a estar en servicio").wait_for()
+    assert device_status(site, "dea-002") == "active"
+    assert not watched.problems, watched.problems
+    page.context.close()

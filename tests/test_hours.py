@@ -52,7 +52,7 @@ def test_a_holiday_in_the_week_is_described(client: TestClient) -> None:
     answer = check(client, text="Mo-Fr 08:00-15:00; PH off", week_of="2026-01-06")
     assert (
         answer.words
-        == "lunes 08:00–15:00; martes cerrado; miércoles a viernes 08:00–15:00; "
+        == "lunes 08:00–15:00; martes 6 (festivo): cerrado; miércoles a viernes 08:00–15:00; "
         + ("sábado y domingo cerrado")
     )
 

@@ -192,12 +192,12 @@ def test_coverage_at_the_end_of_each_year(result) -> None:
     assert y2025["share_covered"] == pytest.approx(0.1)
     assert y2025["share_65_plus_covered"] == pytest.approx(30 / 210)
     assert y2025["share_covered_any_hours"] == pytest.approx(0.3)
-    # 2026: d5, pending moderation, stands at u3 since March and covers it, by the coverage
-    # engine's rule (d4 is out of service; d8 comes later)
+    # 2026: d5 stands at u3 since March but is pending moderation: not usable until staff
+    # verify it, so it covers nobody (d4 is out of service; d8 comes later)
     y2026 = result.year(2026)
-    assert y2026["share_covered"] == pytest.approx(0.4)
-    assert y2026["share_65_plus_covered"] == pytest.approx(90 / 210)
-    assert y2026["share_covered_any_hours"] == pytest.approx(0.6)
+    assert y2026["share_covered"] == pytest.approx(0.1)
+    assert y2026["share_65_plus_covered"] == pytest.approx(30 / 210)
+    assert y2026["share_covered_any_hours"] == pytest.approx(0.3)
 
 
 def test_zones(result) -> None:
@@ -217,9 +217,9 @@ def test_zones(result) -> None:
     assert zones.loc["z2", "devices_per_100k"] == pytest.approx(1 / 700 * 100_000)
     assert zones.loc["z1", "share_covered"] == pytest.approx(1 / 3)
     assert zones.loc["z1", "share_covered_any_hours"] == pytest.approx(1.0)
-    # d5 (pending) covers u3; it is not one of the zone's counted devices
-    assert zones.loc["z2", "share_covered"] == pytest.approx(300 / 700)
-    assert zones.loc["z2", "share_covered_any_hours"] == pytest.approx(300 / 700)
+    # d5 (pending) is not usable: it covers nobody until staff verify it
+    assert zones.loc["z2", "share_covered"] == pytest.approx(0.0)
+    assert zones.loc["z2", "share_covered_any_hours"] == pytest.approx(0.0)
 
 
 def test_plan_to_date(result) -> None:

@@ -13,12 +13,13 @@ GEO = Path(__file__).resolve().parent.parent / "geo"
 #: ``analysis``, ``registry``, ``tokens`` and ``training`` are edge services over the store, shared
 #: by the CLI and the API; ``report`` renders the annual report (HTML, PDF) like ``maps``;
 #: ``export`` writes the stored layers as files (the CLI's export, the API's downloads);
-#: ``contacts`` (entities' private contacts, CSV import) and ``reminders`` (planning over the
-#: store and sending by SMTP) are edge services too. The reminders' planning step itself,
-#: ``plan_reminders``, takes and returns frames and plain values.
+#: ``contacts`` (entities' private contacts, CSV import), ``reminders`` (planning over the
+#: store and sending by SMTP) and ``notices`` (staff e-mails about citizens' reports) are edge
+#: services too. The reminders' planning step itself, ``plan_reminders``, takes and returns
+#: frames and plain values.
 IMPURE = {
     "store", "cli", "settings", "maps", "migrations", "inputs", "analysis", "registry", "tokens",
-    "training", "report", "export", "contacts", "reminders",
+    "training", "report", "export", "contacts", "reminders", "notices",
 }  # fmt: skip
 FORBIDDEN = ("fastapi", "starlette", "sqlalchemy", "geoalchemy2", "alembic", "folium", "api")
 PURE_MODULES = sorted(

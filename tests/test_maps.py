@@ -68,6 +68,7 @@ def test_citizen_data_gives_each_device_its_state_and_hours_in_words(
         "always_open": True, "next_change": None, "hours": None,
         "location_text": "columna exterior del ayuntamiento", "address": None, "access": "yes",
         "indoor": False, "level": None, "check_date": "2026-06-01", "phone": None,
+        "maintenance": "ok", "state_text": "Disponible ahora",
     }  # fmt: skip
     assert data["state_text"][data["states"].index("closed")] == "Cerrado ahora"
     assert data["detour_factor"] == 1.3 and data["api_url"] is None

@@ -45,8 +45,19 @@ def test_unlisted_devices_are_never_answered(tiny_layers: Layers, city: CityProf
     devices = tiny_layers["defibrillators"].copy()
     devices.loc[devices["id"] == "dea-2", "verification"] = "pending"
     devices.loc[devices["id"] == "dea-1", "is_mobile"] = True
-    devices.loc[devices["id"] == "dea-3", "status"] = "out_of_service"
+    devices.loc[devices["id"] == "dea-3", "status"] = "removed"
     assert DeviceFinder(devices, city).nearest(-4.5288, 42.0096, at=MONDAY_MORNING) == []
+
+
+def test_a_device_out_of_service_is_answered_as_such(
+    tiny_layers: Layers, city: CityProfile
+) -> None:
+    devices = tiny_layers["defibrillators"].copy()
+    devices.loc[devices["id"] != "dea-3", "verification"] = "pending"
+    devices.loc[devices["id"] == "dea-3", "status"] = "out_of_service"
+    (found,) = DeviceFinder(devices, city).nearest(-4.5288, 42.0096, at=MONDAY_MORNING)
+    assert (found.device_id, found.state, found.available) == ("dea-3", "out_of_service", False)
+    assert found.state_text == "Fuera de servicio"
 
 
 def test_unknown_hours_and_restricted_access_are_flagged_after_open_ones(
@@ -79,7 +90,10 @@ def _brute_force(
     for row, geom in zip(frame[listed].itertuples(), metric.geometry[listed], strict=True):
         if row.access not in PUBLIC_ACCESS or row.opening_hours is None:
             continue
-        if not open_state(row.opening_hours, at, timezone=city.timezone, country=city.country)[0]:
+        if not open_state(row.opening_hours, at, timezone=city.timezone, calendar=city.calendar)[0]:
+            continue
+        expiries = [d for d in (row.pads_expiry, row.battery_expiry) if isinstance(d, dt.date)]
+        if any(day < at.date() for day in expiries):  # maintenance overdue: not usable
             continue
         distance = geom.distance(point) * StraightLine().detour_factor
         if best is None or distance < best[1]:
@@ -116,7 +130,7 @@ def test_every_listed_device_is_reachable_with_a_large_limit(
     finder = DeviceFinder(sample["defibrillators"], city)
     found = finder.nearest(city.centre_lon, city.centre_lat, at=MONDAY_MORNING, limit=len(finder))
     availability = device_availability(
-        sample["defibrillators"], timezone=city.timezone, country=city.country
+        sample["defibrillators"], timezone=city.timezone, calendar=city.calendar
     )
     assert len({d.device_id for d in found}) == len(found)
     distances = np.array([d.distance_m for d in found if d.available])

@@ -8,7 +8,10 @@
   "use strict";
 
   const cardiomapa = (window.cardiomapa = window.cardiomapa || {});
-  const STATE_CLASS = { open: "open", closed: "closed", restricted: "closed", unknown_hours: "unknown" };
+  const STATE_CLASS = {
+    open: "open", closed: "closed", restricted: "closed", unknown_hours: "unknown",
+    out_of_service: "closed", reported: "unknown", maintenance_overdue: "unknown",
+  };
   const LEGEND = [
     ["open", "Disponible ahora"],
     ["closed", "Cerrado ahora o de acceso restringido"],
@@ -238,7 +241,7 @@
       return el(
         "p",
         { class: `cm-state cm-${STATE_CLASS[state]}` },
-        data.state_text[row.state] + (change ? ` · ${change}` : "")
+        row.state_text + (change ? ` · ${change}` : "")
       );
     }
 
@@ -422,7 +425,7 @@
           id: row.id,
           name: row.name,
           state,
-          state_text: data.state_text[row.state] + (change ? ` · ${change}` : ""),
+          state_text: row.state_text + (change ? ` · ${change}` : ""),
           distance_m: distance,
           walk_min: distance / 75,
           lat: row.lat,
