@@ -303,6 +303,14 @@ class Availability:
         late = np.array([e is not None and e < day for e in self.expiry], dtype=bool)
         return self.counted() & late
 
+    def report_warnings(self) -> tuple[str, ...]:
+        """One Spanish line per device left out because a citizen reported it missing/broken."""
+        return tuple(
+            f"{self.device_ids[i]}: avisado por la ciudadanía como desaparecido o averiado, sin "
+            "confirmar; no se cuenta"
+            for i in np.flatnonzero(self.eligible & self.reported)
+        )
+
     def overdue_warnings(self, day: dt.date) -> tuple[str, ...]:
         """One Spanish line per counted device whose maintenance is overdue on ``day``."""
         action = "se cuenta igualmente (--count-overdue)" if self.count_overdue else "no se cuenta"

@@ -557,6 +557,7 @@ def _coverage_with(
         hours_issues=availability.issues,
         notes=(
             *_model_notes(model, demand.xy, radius_m),
+            *availability.report_warnings(),
             *(availability.overdue_warnings(day) if day is not None else ()),
         ),
         residents_only_overdue=int(demand.residents[only_overdue].sum()),
@@ -782,6 +783,7 @@ def weekly_coverage(
         hours_issues=availability.issues,
         notes=(
             *_model_notes(model, demand.xy, radius_m),
+            *availability.report_warnings(),
             *dict.fromkeys(line for lines in overdue for line in lines),
         ),
         residents_only_overdue=round(only_overdue),

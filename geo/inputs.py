@@ -106,22 +106,26 @@ def load_inputs(
 
     The walking network is ``network_file`` when given; otherwise, reading from the database,
     the stored network if there is one. ``use_network=False`` forces the straight-line model.
+    From the database come also the citizens' pending "missing"/"broken" reports: those
+    devices do not count until staff or their entity answer.
     """
     city = settings.load_city()
     network = None
+    reports: dict[str, ReportFlag] = {}
     if from_files:
         layers = read_layers(settings.data_dir, city)
         origin = f"archivos de {settings.data_dir}"
     else:
         with Store.open(settings.database_url) as store:
             layers = store.read_layers()
+            reports = store.downgrading_reports()
             if use_network and network_file is None:
                 network = store.read_network(crs=city.metric_crs)
         origin = "base de datos"
     if use_network and network_file is not None:
         network = load_network(network_file, crs=city.metric_crs)
     metric = Layers({name: to_metric(frame, city) for name, frame in layers.frames.items()})
-    return AnalysisInputs(city, layers, metric, network, origin)
+    return AnalysisInputs(city, layers, metric, network, origin, reports=reports)
 
 
 def device_finder(store: Store, city: CityProfile) -> DeviceFinder:

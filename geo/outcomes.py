@@ -842,7 +842,8 @@ def outcomes(
     result = _evaluate(setup, devices, model, draws=draws, seed=seed, risk_factor=risk_factor)[0]
     day = setup.at.date() if setup.at is not None else week_of
     overdue = setup.availability.overdue_warnings(day) if day is not None else ()
-    return replace(result, notes=(*result.notes, *overdue)) if overdue else result
+    left_out = (*setup.availability.report_warnings(), *overdue)
+    return replace(result, notes=(*result.notes, *left_out)) if left_out else result
 
 
 @dataclass(frozen=True)

@@ -287,7 +287,11 @@ def test_staff_take_a_device_out_of_service_and_back_with_a_reason(site: Site) -
     response = site.post(f"{url}/fuera-de-servicio", "planner", {"motivo": f"Robado {EVIL}"})
     assert response.status_code == 303 and response.headers["location"] == url
     assert site.store.device("dea-2")["status"] == "out_of_service"  # type: ignore[index]
-    assert "dea-2" not in site.nearest()  # at once
+    answered = site.nearest().get("dea-2")  # at once: listed only as out of service
+    assert answered is None or (answered["state"], answered["available"]) == (
+        "out_of_service",
+        False,
+    )
     page = site.client.get(url)
     assert "queda fuera de servicio" in text(page) and "Pedro Plan" in text(page)
     assert EVIL not in page.text and str(escape(EVIL)) in page.text

@@ -373,3 +373,31 @@ def test_the_api_marks_overdue_maintenance(overdue_url: str) -> None:
     first = sunday["results"][0]
     assert (first["id"], first["available"], first["maintenance"]) == ("dea-1", True, "ok")
     assert "dea-1" not in {feature["id"] for feature in listed["features"]}
+
+
+def test_analyses_from_the_database_leave_out_reported_devices(
+    db_url: str, tiny_layers: Layers
+) -> None:
+    with Store.open(db_url) as store:
+        store.load(tiny_layers)
+    env = {"CARDIOMAPA_DATABASE_URL": db_url}
+    args = ["coverage", "--at", "2026-11-23T11:00", "--radius-m", "2000", "--format", "json"]
+    before = json.loads(runner.invoke(app, args, env=env).stdout)
+    with Store.open(db_url) as store:
+        store.insert_report(
+            {"device_id": "dea-2", "kind": "missing", "message": "No está."},
+            actor="ciudadanía (aviso público)",
+        )
+    after = json.loads(runner.invoke(app, args, env=env).stdout)
+    assert after["devices_available"] == before["devices_available"] - 1
+    assert any(w.startswith("dea-2: avisado por la ciudadanía") for w in after["warnings"])
+    # A report of another kind (wrong hours) changes nothing.
+    with Store.open(db_url) as store:
+        store.insert_report(
+            {"device_id": "dea-1", "kind": "wrong_hours", "message": "Cierra antes."},
+            actor="ciudadanía (aviso público)",
+        )
+    assert (
+        json.loads(runner.invoke(app, args, env=env).stdout)["devices_available"]
+        == (after["devices_available"])
+    )
