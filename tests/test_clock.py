@@ -249,11 +249,7 @@ def test_settings_clock_starts_at_local_time_and_ticks() -> None:
 #: today without a clock).
 WALL_CLOCK = re.compile(r"datetime\.now\(|date\.today\(|\btime\.time\(|\.today\(\)")
 #: Reads still to be switched to a clock, in modules being rewritten elsewhere (file, text).
-PENDING = {
-    ("geo/availability.py", "reference_date or dt.datetime.now(tz=dt.UTC).date()"),
-    ("geo/outcomes.py", "week_of=week_of or city.today()"),
-    ("geo/analysis.py", "reference_date or inputs.city.today()"),
-}
+PENDING = {("geo/analysis.py", "reference_date or inputs.city.today()")}
 
 
 def test_only_the_clock_reads_the_wall_clock() -> None:
