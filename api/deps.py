@@ -3,6 +3,7 @@ snapshot."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from typing import Annotated
@@ -12,7 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.web import throttled_authenticate
 from geo.city import CityProfile
-from geo.clock import Clock
+from geo.clock import SYSTEM_CLOCK, Clock, local_today
 from geo.inputs import device_finder
 from geo.nearest import DeviceFinder
 from geo.settings import Settings
@@ -77,11 +78,6 @@ async def _city(request: Request) -> CityProfile:
     return city
 
 
-async def _clock(request: Request) -> Clock:
-    clock: Clock = request.app.state.clock
-    return clock
-
-
 async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -92,12 +88,36 @@ async def _finders(request: Request) -> FinderCache:
     return cache
 
 
+def app_clock(request: Request) -> Clock:
+    """The clock the app runs on: ``app.state.clock`` when the app sets one, else the system's.
+
+    The one place routes and pages get "now" and "today" from (see :func:`city_today`).
+    """
+    clock: Clock | None = getattr(request.app.state, "clock", None)
+    return clock if clock is not None else SYSTEM_CLOCK
+
+
+def city_today(request: Request) -> dt.date:
+    """The city's local date by the app's clock."""
+    city: CityProfile = request.app.state.city
+    return local_today(app_clock(request), city.timezone)
+
+
+async def _clock(request: Request) -> Clock:
+    return app_clock(request)
+
+
+async def _today(request: Request) -> dt.date:
+    return city_today(request)
+
+
 StoreDep = Annotated[Store, Depends(_store)]
 CityDep = Annotated[CityProfile, Depends(_city)]
-#: The clock every "now" and "today" of a request comes from (``settings.clock(city)``).
-ClockDep = Annotated[Clock, Depends(_clock)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 FindersDep = Annotated[FinderCache, Depends(_finders)]
+#: The clock every "now" and "today" of a request comes from (``settings.clock(city)``).
+ClockDep = Annotated[Clock, Depends(_clock)]
+TodayDep = Annotated[dt.date, Depends(_today)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 

@@ -18,12 +18,14 @@ from api.deps import (
     PrincipalDep,
     SettingsDep,
     StoreDep,
+    TodayDep,
 )
 from api.schemas import (
     DeviceCollection,
     DeviceCreate,
     DeviceFeature,
     DeviceProperties,
+    DeviceSaved,
     DeviceUpdate,
     EmergencyNotes,
     ErrorPublic,
@@ -36,18 +38,20 @@ from api.schemas import (
     ReportReceipt,
     ReviewDecision,
     UseCreate,
+    WarningPublic,
 )
 from api.security import refused, report_limits
 from geo import export, notices, registry
 from geo.availability import DOWNGRADING_REPORTS, available_at, device_availability, local_instant
 from geo.coverage import NetworkDistance
-from geo.errors import InputError, NotFoundError
+from geo.errors import InputError, NotFoundError, Problem
 from geo.export import FILE_STEMS, MEDIA_TYPES, PUBLISHED_LAYERS, ExportFormat
 from geo.layers import (
     DEFIBRILLATORS,
     DEVICE_STATUS_VALUES,
     VERIFICATION_VALUES,
     check_inside,
+    upkeep_warnings,
 )
 from geo.nearest import NearbyDevice
 from geo.store import Store, record_from_row
@@ -292,7 +296,7 @@ def get_device(
 
 @router.post(
     "/defibrillators",
-    response_model=DeviceFeature,
+    response_model=DeviceSaved,
     status_code=201,
     summary="Registrar un desfibrilador (entra como pendiente de verificación)",
     response_class=GeoJSONResponse,
@@ -304,7 +308,10 @@ def register_device(
     city: CityDep,
     finders: FindersDep,
     principal: PrincipalDep,
+    today: TodayDep,
 ) -> Response:
+    """Una última revisión (check_date) posterior a hoy o anterior a la instalación es un 422
+    que nombra el campo; una caducidad ya pasada se guarda y se avisa en ``warnings``."""
     record = registry.register_device(
         store,
         city,
@@ -313,16 +320,19 @@ def register_device(
         geometry=body.geometry.model_dump(),
         private=body.emergency.model_dump() if body.emergency else None,
         operator_entity_id=body.operator_entity_id,
+        today=today,
     )
     finders.invalidate()
-    response = _device_response(store, record, principal, status=201)
+    response = _device_response(
+        store, record, principal, status=201, warnings=_warnings(record, today)
+    )
     response.headers["Location"] = f"/api/defibrillators/{record['id']}"
     return response
 
 
 @router.patch(
     "/defibrillators/{device_id}",
-    response_model=DeviceFeature,
+    response_model=DeviceSaved,
     summary="Actualizar un desfibrilador propio (horario, ubicación, estado, mantenimiento)",
     response_class=GeoJSONResponse,
     responses=GEOJSON_ERRORS,
@@ -334,10 +344,13 @@ def update_device(
     city: CityDep,
     finders: FindersDep,
     principal: PrincipalDep,
+    today: TodayDep,
     if_match: Annotated[
         str | None, Header(description='Versión leída (ETag), p. ej. "3".', max_length=100)
     ] = None,
 ) -> Response:
+    """Las mismas reglas de fechas que al registrar; ``warnings`` describe el desfibrilador
+    guardado (toda caducidad ya pasada, la haya cambiado esta petición o no)."""
     changes = _properties(body.properties.model_dump(exclude_unset=True)) if body.properties else {}
     if "name" in changes and changes["name"] is None:
         raise InputError("El nombre no puede quedar vacío.", code="missing_field", field="name")
@@ -350,9 +363,10 @@ def update_device(
         geometry=body.geometry.model_dump() if body.geometry else None,
         private=body.emergency.model_dump() if body.emergency else None,
         if_version=_version(if_match),
+        today=today,
     )
     finders.invalidate()
-    return _device_response(store, record, principal)
+    return _device_response(store, record, principal, warnings=_warnings(record, today))
 
 
 @router.post(
@@ -362,9 +376,21 @@ def update_device(
     responses=ERRORS,
 )
 def record_use(
-    device_id: str, body: UseCreate, store: StoreDep, principal: PrincipalDep
+    device_id: str,
+    body: UseCreate,
+    store: StoreDep,
+    city: CityDep,
+    finders: FindersDep,
+    principal: PrincipalDep,
+    clock: ClockDep,
 ) -> dict[str, int]:
-    use_id = registry.record_use(store, principal, device_id, values=body.model_dump())
+    """Con ``pads_replaced`` true, ``pads_expiry`` pasa a ser la caducidad de los parches del
+    desfibrilador en la misma transacción que el uso (o no se guarda ninguno de los dos)."""
+    use_id = registry.record_use(
+        store, city, principal, device_id, values=body.model_dump(), now=clock.now()
+    )
+    if body.pads_replaced:
+        finders.invalidate()
     return {"id": use_id}
 
 
@@ -523,11 +549,30 @@ def _feature(
     )
 
 
+def _warnings(record: dict[str, Any], today: dt.date) -> list[Problem]:
+    """What needs attention about a device just saved (expiries already past)."""
+    return upkeep_warnings(record, today=today, file="petición")
+
+
 def _device_response(
-    store: Store, record: dict[str, Any], principal: Principal | None, *, status: int = 200
+    store: Store,
+    record: dict[str, Any],
+    principal: Principal | None,
+    *,
+    status: int = 200,
+    warnings: list[Problem] | None = None,
 ) -> Response:
+    """The device as a Feature; with ``warnings`` (a write's answer), as a :class:`DeviceSaved`."""
     notes = store.private_notes([record["id"]]) if principal is not None else {}
     feature = _feature(record, principal, notes)
+    if warnings is not None:
+        feature = DeviceSaved(
+            **dict(feature),
+            warnings=[
+                WarningPublic(field=f"properties.{w.field}", code=w.code, message=w.message)
+                for w in warnings
+            ],
+        )
     response = _geojson(feature.model_dump(mode="json"), status=status)
     response.headers["ETag"] = f'"{record["version"]}"'
     return response

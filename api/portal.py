@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from shapely.geometry import mapping
 
 from api import web
-from api.deps import CityDep, ClockDep, FindersDep, SettingsDep, StoreDep
+from api.deps import CityDep, ClockDep, FindersDep, SettingsDep, StoreDep, app_clock, city_today
 from api.errors import RateLimitedError, translate_validation_error
 from api.schemas import UseCreate
 from geo import registry
@@ -33,7 +33,7 @@ from geo.city import CityProfile
 from geo.clock import Clock, local_now
 from geo.contacts import validate_contact
 from geo.errors import CardiomapaError, LayerValidationError, NotFoundError
-from geo.layers import ACCESS_VALUES
+from geo.layers import ACCESS_VALUES, upkeep_warnings
 from geo.maps import ACCESS_TEXT
 from geo.outputs import data_notice
 from geo.settings import Settings
@@ -137,6 +137,7 @@ def _page(
         "csrf": web.csrf_token(token) if token and principal else "",
         "notice": data_notice(layer.sources for layer in store.summary()),
         "flash": DONE.get(request.query_params.get("hecho", "")),
+        "warnings": _saved_warnings(request, store, principal),
         "problem": None,
     }
     return web.render(template, status_code=status_code, **(base | context))
@@ -182,13 +183,40 @@ DONE = {
     "revisado": "Revisión anotada con fecha de hoy.",
     "estado": "Estado actualizado.",
     "uso": "Uso comunicado. Gracias: ayuda a medir cuántas personas se atienden.",
+    "uso-parches": (
+        "Uso comunicado y caducidad de los parches nuevos anotada. Gracias: ayuda a medir "
+        "cuántas personas se atienden."
+    ),
     "contacto": "Datos de contacto guardados.",
 }
 
 
-def _done(url: str, key: str) -> RedirectResponse:
+def _done(url: str, key: str, *, warn: str | None = None) -> RedirectResponse:
+    """See ``url`` with the message of ``key``; with ``warn`` (a device id), also what needs
+    attention about that device now (:func:`_saved_warnings`)."""
     assert key in DONE
-    return RedirectResponse(f"{url}?hecho={key}", status_code=303)
+    more = f"&aviso={warn}" if warn else ""
+    return RedirectResponse(f"{url}?hecho={key}{more}", status_code=303)
+
+
+def _saved_warnings(request: Request, store: Store, principal: Principal | None) -> list[str]:
+    """After a save (``?aviso=<device id>``): the expiries of that device already past.
+
+    Read from what is stored, so a link can only show what is true of the entity's own device.
+    """
+    device_id = request.query_params.get("aviso")
+    if not device_id or principal is None:
+        return []
+    record = store.device(device_id)
+    if record is None or record["operator_entity_id"] != principal.entity_id:
+        return []
+    return [w.message for w in upkeep_warnings(record, today=city_today(request), file="portal")]
+
+
+def _warn_about(request: Request, record: dict[str, Any]) -> str | None:
+    """The device's id if something needs attention about it after a save, for :func:`_done`."""
+    warnings = upkeep_warnings(record, today=city_today(request), file="portal")
+    return str(record["id"]) if warnings else None
 
 
 def _not_found(
@@ -470,10 +498,12 @@ def _parse_device_form(
     return properties, geometry, private, errors
 
 
-def _field_errors(city: CityProfile, properties: dict[str, Any]) -> dict[str, str]:
+def _field_errors(
+    city: CityProfile, properties: dict[str, Any], *, today: dt.date
+) -> dict[str, str]:
     """The other fields' problems of a form sent without a position (all shown at once)."""
     problems = registry.field_problems(
-        city, {name: value for name, value in properties.items() if value is not None}
+        city, {name: value for name, value in properties.items() if value is not None}, today=today
     )
     return _form_errors(LayerValidationError(problems)) if problems else {}
 
@@ -537,7 +567,7 @@ async def create_device(
     properties, geometry, private, errors = _parse_device_form(form)
     values = {**form}
     if geometry is None:
-        errors |= _field_errors(city, properties)
+        errors |= _field_errors(city, properties, today=city_today(request))
         return _form_page(
             request,
             store,
@@ -548,12 +578,13 @@ async def create_device(
             errors=errors,
             status_code=422,
         )
+    today = city_today(request)
     try:
-        await run_in_threadpool(
+        record = await run_in_threadpool(
             lambda: registry.register_device(
                 store, city, principal,
                 properties={k: v for k, v in properties.items() if v is not None},
-                geometry=geometry, private=private,
+                geometry=geometry, private=private, today=today,
             )
         )  # fmt: skip
     except CardiomapaError as exc:
@@ -562,7 +593,7 @@ async def create_device(
         return _form_page(request, store, city, principal, settings=settings, values=values,
                           errors=_form_errors(exc), status_code=422)  # fmt: skip
     finders.invalidate()
-    return _done("/entidades", "registrado")
+    return _done("/entidades", "registrado", warn=_warn_about(request, record))
 
 
 @router.get("/desfibriladores/{device_id}", response_class=HTMLResponse)
@@ -634,7 +665,7 @@ async def save_device(
     properties, geometry, private, errors = _parse_device_form(form)
     device = await run_in_threadpool(_device_view, store, city, clock, before)
     if geometry is None:
-        errors |= _field_errors(city, properties)
+        errors |= _field_errors(city, properties, today=city_today(request))
         return _form_page(
             request,
             store,
@@ -647,11 +678,13 @@ async def save_device(
             status_code=422,
         )
     version = form.get("version", "")
+    today = city_today(request)
     try:
-        await run_in_threadpool(
+        record = await run_in_threadpool(
             lambda: registry.update_device(
                 store, city, principal, device_id, changes=properties, geometry=geometry,
                 private=private, if_version=int(version) if version.isdigit() else None,
+                today=today,
             )
         )  # fmt: skip
     except registry.VersionMismatchError:
@@ -689,7 +722,9 @@ async def save_device(
         return _form_page(request, store, city, principal, settings=settings, values=form,
                           errors=_form_errors(exc), device=device, status_code=422)  # fmt: skip
     finders.invalidate()
-    return _done(f"/entidades/desfibriladores/{device_id}", "guardado")
+    return _done(
+        f"/entidades/desfibriladores/{device_id}", "guardado", warn=_warn_about(request, record)
+    )
 
 
 @router.post("/desfibriladores/{device_id}/revisado", response_class=HTMLResponse)
@@ -760,7 +795,7 @@ async def _quick_change(
     try:
         form = await _checked_form(request)
         await run_in_threadpool(_own_device, store, principal, device_id)
-        await run_in_threadpool(
+        record = await run_in_threadpool(
             lambda: registry.update_device(
                 store,
                 city,
@@ -768,8 +803,9 @@ async def _quick_change(
                 device_id,
                 changes=changes_of(form),
                 resolve_reports=resolve(form) if resolve is not None else None,
+                today=city_today(request),
             )
-        )
+        )  # fmt: skip
     except ForbiddenError as exc:
         return _forbidden(request, store, city, principal, exc)
     except CardiomapaError as exc:
@@ -781,7 +817,9 @@ async def _quick_change(
             back=f"/entidades/desfibriladores/{device_id}",
         )  # fmt: skip
     finders.invalidate()
-    return _done(f"/entidades/desfibriladores/{device_id}", message)
+    return _done(
+        f"/entidades/desfibriladores/{device_id}", message, warn=_warn_about(request, record)
+    )
 
 
 # --- uses -------------------------------------------------------------------------------------
@@ -796,6 +834,7 @@ USE_BOOLEANS = (
 USE_LABELS = {
     "used_at": "Fecha y hora del uso", "people_attended": "Personas atendidas",
     "shocks": "Descargas", "patient_age_years": "Edad", "patient_sex": "Sexo", "notes": "Notas",
+    "pads_replaced": "Parches", "pads_expiry": "Caducidad de los parches nuevos",
 }  # fmt: skip
 
 
@@ -828,7 +867,9 @@ async def new_use(
 
 
 @router.post("/desfibriladores/{device_id}/uso", response_class=HTMLResponse)
-async def save_use(device_id: str, request: Request, store: StoreDep, city: CityDep) -> Response:
+async def save_use(
+    device_id: str, request: Request, store: StoreDep, city: CityDep, finders: FindersDep
+) -> Response:
     principal = await _session(request, store)
     if principal is None:
         return _signed_out(request, store, city)
@@ -840,10 +881,11 @@ async def save_use(device_id: str, request: Request, store: StoreDep, city: City
     except NotFoundError as exc:
         return _not_found(request, store, city, principal, exc)
     raw: dict[str, Any] = {}
-    for name in ("people_attended", "shocks", "patient_age_years", "patient_sex", "notes"):
+    for name in ("people_attended", "shocks", "patient_age_years", "patient_sex", "notes",
+                 "pads_expiry"):  # fmt: skip
         if form.get(name, "").strip():
             raw[name] = form[name].strip()
-    for name in USE_BOOLEANS:
+    for name in (*USE_BOOLEANS, "pads_replaced"):
         if form.get(name) in ("true", "false"):
             raw[name] = form[name] == "true"
     used_at = form.get("used_at", "").strip()
@@ -866,13 +908,23 @@ async def save_use(device_id: str, request: Request, store: StoreDep, city: City
         }
         return _use_page(request, store, city, principal, device, values=form, errors=errors,
                          status_code=422)  # fmt: skip
+    now = app_clock(request).now()
     try:
         await run_in_threadpool(
-            lambda: registry.record_use(store, principal, device_id, values=values.model_dump())
+            lambda: registry.record_use(
+                store, city, principal, device_id, values=values.model_dump(), now=now
+            )
         )
     except CardiomapaError as exc:
-        return _use_page(request, store, city, principal, device, values=form,
-                         errors=web.field_errors(exc), status_code=422)  # fmt: skip
+        errors = {
+            name: f"{USE_LABELS[name]}: {message}" if name in USE_LABELS else message
+            for name, message in web.field_errors(exc).items()
+        }
+        return _use_page(request, store, city, principal, device, values=form, errors=errors,
+                         status_code=422)  # fmt: skip
+    if values.pads_replaced:
+        finders.invalidate()
+        return _done(f"/entidades/desfibriladores/{device_id}", "uso-parches")
     return _done(f"/entidades/desfibriladores/{device_id}", "uso")
 
 

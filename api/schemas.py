@@ -163,9 +163,21 @@ class DeviceFields(Strict):
     status: Annotated[str, Clean] | None = _enum(DEVICE_STATUS_VALUES, "Estado operativo.")
     installed_on: dt.date | None = None
     removed_on: dt.date | None = None
-    check_date: dt.date | None = Field(default=None, description="Última revisión.")
-    battery_expiry: dt.date | None = None
-    pads_expiry: dt.date | None = None
+    check_date: dt.date | None = Field(
+        default=None,
+        description="Última revisión: no posterior a hoy (fecha local de la ciudad) ni anterior "
+        "a installed_on (422, códigos date_in_future y dates_out_of_order).",
+    )
+    battery_expiry: dt.date | None = Field(
+        default=None,
+        description="Caducidad de la batería. Una fecha ya pasada se admite con un aviso en "
+        "warnings: el mantenimiento queda vencido.",
+    )
+    pads_expiry: dt.date | None = Field(
+        default=None,
+        description="Caducidad de los parches. Una fecha ya pasada se admite con un aviso en "
+        "warnings: el mantenimiento queda vencido.",
+    )
     is_mobile: bool | None = None
 
 
@@ -230,6 +242,27 @@ class DeviceFeature(BaseModel):
     id: str
     geometry: PointGeometry
     properties: DeviceProperties
+
+
+class WarningPublic(BaseModel):
+    """Something accepted that needs attention."""
+
+    field: str | None = Field(
+        description="Campo al que se refiere (p. ej. properties.pads_expiry)."
+    )
+    code: str = Field(description="Código estable del aviso (expired: caducidad ya pasada).")
+    message: str = Field(description="El aviso en español.")
+
+
+class DeviceSaved(DeviceFeature):
+    """A device just registered or updated, with what needs attention about it."""
+
+    warnings: list[WarningPublic] = Field(
+        default_factory=list,
+        description="Avisos sobre el desfibrilador guardado, sin impedir el cambio: cada "
+        "caducidad (parches, batería) ya pasada, código expired; el desfibrilador figura con "
+        "el mantenimiento vencido hasta que se cambien.",
+    )
 
 
 class Link(BaseModel):
@@ -395,6 +428,15 @@ class UseCreate(Strict):
     patient_sex: Literal["female", "male", "unknown"] | None = None
     patient_age_years: Annotated[int, Field(ge=0, le=120)] | None = None
     notes: LongText | None = None
+    pads_replaced: bool | None = Field(
+        default=None, description="Se pusieron parches nuevos después del uso."
+    )
+    pads_expiry: Day | None = Field(
+        default=None,
+        description="Caducidad de los parches nuevos (AAAA-MM-DD), que pasa a ser la del "
+        "desfibrilador en la misma operación. Obligatoria con pads_replaced true y solo con "
+        "ella; no puede haber pasado ya ni ser anterior o igual al día del uso.",
+    )
 
 
 class UsePublic(BaseModel):

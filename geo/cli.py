@@ -45,7 +45,7 @@ from geo.coverage import (
     CoverageResult,
     WeeklyCoverage,
 )
-from geo.errors import CardiomapaError, LayerValidationError, NotFoundError
+from geo.errors import CardiomapaError, LayerValidationError, NotFoundError, Problem
 from geo.importers import IMPORTERS, ine_sections
 from geo.importers.base import ImportFormatError
 from geo.importers.run import ImportReport as DeviceImportReport
@@ -69,7 +69,7 @@ from geo.inputs import (
     plan_registers,
     section_incomes,
 )
-from geo.layers import LAYERS, Layers, LayerSchema, read_layers
+from geo.layers import DEFIBRILLATORS, LAYERS, Layers, LayerSchema, read_layers, upkeep_warnings
 from geo.maps import PlannerForm, basemap_of, citizen_map, planner_page, self_contained
 from geo.network import load_network
 from geo.outcomes import BAND_PERCENTILES, OutcomeParameters, OutcomeResult
@@ -193,8 +193,33 @@ def load(
         raise _fail(exc) from None
     console.print(f"Capas cargadas desde {settings.data_dir}:")
     _print_counts(counts)
+    _print_layer_warnings(_layer_warnings(layers, today=_city_today(settings)))
     if imported is not None:
         _print_import(imported)
+
+
+def _layer_warnings(layers: Layers, *, today: dt.date) -> list[Problem]:
+    """What was loaded but needs attention: devices whose pads or battery already expired."""
+    if DEFIBRILLATORS.name not in layers.frames:
+        return []
+    devices = layers[DEFIBRILLATORS.name].drop(columns="geometry").to_dict("records")
+    return [
+        warning
+        for index, record in enumerate(devices)  # the file's feature order
+        for warning in upkeep_warnings(
+            record, today=today, file=DEFIBRILLATORS.file_name, index=index
+        )
+    ]
+
+
+def _print_layer_warnings(warnings: list[Problem]) -> None:
+    if not warnings:
+        return
+    console.print(f"Avisos ({len(warnings)}), cargados igualmente:", highlight=False)
+    for warning in warnings[:_SHOWN_SKIPS]:
+        console.print(f"  - {warning}", highlight=False, soft_wrap=True, markup=False)
+    if len(warnings) > _SHOWN_SKIPS:
+        console.print(f"  … y {len(warnings) - _SHOWN_SKIPS} más.", highlight=False)
 
 
 def _sample_register(settings: Settings, layers: Layers) -> PreparedImport | None:
@@ -214,7 +239,7 @@ def _validate(settings: Settings) -> Layers:
         def advance(schema: LayerSchema) -> None:
             progress.update(task, advance=1, description=f"Validando {schema.file_name}")
 
-        return read_layers(settings.data_dir, city, on_layer=advance)
+        return read_layers(settings.data_dir, city, on_layer=advance, today=_city_today(settings))
 
 
 def _store(store: Store, layers: Layers, *, replace: bool) -> dict[str, int]:
@@ -1658,6 +1683,7 @@ def import_(
                 city,
                 dry_run=dry_run,
                 actor="cli",
+                today=_city_today(settings),
                 duplicate_radius_m=duplicate_radius_m,
                 on_progress=advance,
             )

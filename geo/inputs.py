@@ -18,6 +18,7 @@ import pandas as pd
 
 from geo.availability import ReportFlag
 from geo.city import CityProfile
+from geo.clock import local_today
 from geo.coverage import (
     DistanceModel,
     NetworkDistance,
@@ -113,7 +114,9 @@ def load_inputs(
     network = None
     reports: dict[str, ReportFlag] = {}
     if from_files:
-        layers = read_layers(settings.data_dir, city)
+        layers = read_layers(
+            settings.data_dir, city, today=local_today(settings.clock(city), city.timezone)
+        )
         origin = f"archivos de {settings.data_dir}"
     else:
         with Store.open(settings.database_url) as store:

@@ -146,9 +146,24 @@ DEFIBRILLATORS = LayerSchema(
         ),
         Field("installed_on", Kind.DATE, "Date installed (YYYY-MM-DD)."),
         Field("removed_on", Kind.DATE, "Date removed (YYYY-MM-DD), if it was."),
-        Field("check_date", Kind.DATE, "Last time someone checked it was there and working."),
-        Field("battery_expiry", Kind.DATE, "Battery expiry date."),
-        Field("pads_expiry", Kind.DATE, "Electrode pads expiry date."),
+        Field(
+            "check_date",
+            Kind.DATE,
+            "Last time someone checked it was there and working: not after the city's today, "
+            "not before `installed_on`.",
+        ),
+        Field(
+            "battery_expiry",
+            Kind.DATE,
+            "Battery expiry date (one already past is accepted with a warning: maintenance "
+            "overdue).",
+        ),
+        Field(
+            "pads_expiry",
+            Kind.DATE,
+            "Electrode pads expiry date (one already past is accepted with a warning: maintenance "
+            "overdue).",
+        ),
         Field("is_mobile", Kind.BOOLEAN, "Carried around (patrol car, event).", default=False),
         _SOURCE,
         Field("source_id", Kind.TEXT, "Identifier of the record in its source."),
@@ -449,8 +464,16 @@ def parse_feature(
     *,
     file: str,
     index: int | None = None,
+    today: dt.date | None = None,
 ) -> tuple[dict[str, Any] | None, list[Problem]]:
     """Validate one GeoJSON feature against a layer schema.
+
+    Parameters
+    ----------
+    today
+        The city's local date (from the caller's clock, see :mod:`geo.clock`): a device's
+        ``check_date`` after it is refused. ``None`` skips only that rule (records already
+        accepted, read back); every edge that takes new data passes it.
 
     Returns
     -------
@@ -493,14 +516,20 @@ def parse_feature(
         record["geometry"] = _check_geometry(feature.get("geometry"), schema, city)
     except _Invalid as exc:
         problem(exc.message, "geometry", exc.code)
-    problems.extend(_check_record_rules(record, schema, file=file, index=index))
+    problems.extend(_check_record_rules(record, schema, city, file=file, index=index, today=today))
     return (None if problems else record), problems
 
 
 def _check_record_rules(
-    record: Mapping[str, Any], schema: LayerSchema, *, file: str, index: int | None
+    record: Mapping[str, Any],
+    schema: LayerSchema,
+    city: CityProfile,
+    *,
+    file: str,
+    index: int | None,
+    today: dt.date | None,
 ) -> list[Problem]:
-    """Rules that relate two fields of one record."""
+    """Rules that relate two fields of one record, or a field and the city's date."""
     problems = []
     if schema is POPULATION:
         residents, seniors = record.get("residents"), record.get("residents_65_plus")
@@ -522,10 +551,90 @@ def _check_record_rules(
                 field="removed_on",
                 code="dates_out_of_order",
             ))  # fmt: skip
+        problems.extend(_check_check_date(record, city, file=file, index=index, today=today))
     return problems
 
 
-def read_layer(path: Path, schema: LayerSchema, city: CityProfile) -> gpd.GeoDataFrame:
+def _day(value: dt.date) -> str:
+    """A date as people read it here and as files write it: ``15/01/2027 (2027-01-15)``."""
+    return f"{value:%d/%m/%Y} ({value.isoformat()})"
+
+
+def _check_check_date(
+    record: Mapping[str, Any],
+    city: CityProfile,
+    *,
+    file: str,
+    index: int | None,
+    today: dt.date | None,
+) -> list[Problem]:
+    """A last check cannot be in the future (it would silence the "unchecked" reminder) nor
+    before the device was installed."""
+    checked, installed = record.get("check_date"), record.get("installed_on")
+    if not isinstance(checked, dt.date):
+        return []
+    if today is not None and checked > today:
+        message = (
+            f"la revisión del {_day(checked)} está en el futuro: hoy es {today:%d/%m/%Y} en "
+            f"{city.name}; se admite la fecha de una revisión ya hecha, hoy o antes."
+        )
+        return [Problem(file, message, feature=index, field="check_date", code="date_in_future")]
+    if isinstance(installed, dt.date) and checked < installed:
+        message = (
+            f"la revisión del {_day(checked)} es anterior a la instalación, el "
+            f"{installed:%d/%m/%Y}; se admite una fecha desde la instalación hasta hoy."
+        )
+        return [
+            Problem(file, message, feature=index, field="check_date", code="dates_out_of_order")
+        ]
+    return []
+
+
+#: Expiry fields of a device, and how a warning says each has passed.
+_EXPIRED_TEXT = {
+    "pads_expiry": ("Los parches caducaron", "los cambie"),
+    "battery_expiry": ("La batería caducó", "la cambie"),
+}
+
+
+def upkeep_warnings(
+    record: Mapping[str, Any], *, today: dt.date, file: str, index: int | None = None
+) -> list[Problem]:
+    """Expiry dates of a valid device record that have already passed.
+
+    They are accepted (a device whose pads expired is still on the map and better than none),
+    but the device counts as overdue for maintenance from that day: whoever enters them is told
+    so. A removed device has nothing to maintain.
+
+    Parameters
+    ----------
+    record
+        A device record as :func:`parse_feature` returns it (dates as ``datetime.date``).
+    today
+        The city's local date; an expiry before it has passed.
+
+    Returns
+    -------
+    list of Problem
+        One per expiry already past, code ``expired``, naming its field.
+    """
+    if record.get("status") == "removed":
+        return []
+    warnings = []
+    for name, (subject, until) in _EXPIRED_TEXT.items():
+        day = record.get(name)
+        if isinstance(day, dt.date) and day < today:
+            message = (
+                f"{subject} el {day:%d/%m/%Y}: el desfibrilador aparece como mantenimiento "
+                f"vencido hasta que {until}."
+            )
+            warnings.append(Problem(file, message, feature=index, field=name, code="expired"))
+    return warnings
+
+
+def read_layer(
+    path: Path, schema: LayerSchema, city: CityProfile, *, today: dt.date | None = None
+) -> gpd.GeoDataFrame:
     """Read one layer file and validate every feature.
 
     Parameters
@@ -536,6 +645,8 @@ def read_layer(path: Path, schema: LayerSchema, city: CityProfile) -> gpd.GeoDat
         The layer it must hold.
     city
         Profile whose boundary every feature must fall inside.
+    today
+        The city's local date, for the rules that depend on it (see :func:`parse_feature`).
 
     Returns
     -------
@@ -547,14 +658,14 @@ def read_layer(path: Path, schema: LayerSchema, city: CityProfile) -> gpd.GeoDat
     LayerValidationError
         With every problem found in the file.
     """
-    records, problems = _read_records(path, schema, city)
+    records, problems = _read_records(path, schema, city, today=today)
     if problems:
         raise LayerValidationError(problems)
     return _to_frame(records, schema)
 
 
 def _read_records(
-    path: Path, schema: LayerSchema, city: CityProfile
+    path: Path, schema: LayerSchema, city: CityProfile, *, today: dt.date | None
 ) -> tuple[list[dict[str, Any]], list[Problem]]:
     name = path.name
     try:
@@ -583,7 +694,9 @@ def _read_records(
     first_index: dict[str, int] = {}
     first_source: dict[tuple[str, str], int] = {}
     for index, feature in enumerate(features):
-        record, feature_problems = parse_feature(feature, schema, city, file=name, index=index)
+        record, feature_problems = parse_feature(
+            feature, schema, city, file=name, index=index, today=today
+        )
         problems.extend(feature_problems)
         if record is None:
             continue
@@ -683,6 +796,7 @@ def read_layers(
     city: CityProfile,
     *,
     on_layer: Callable[[LayerSchema], None] | None = None,
+    today: dt.date | None = None,
 ) -> Layers:
     """Read and validate the five layer files of ``data_dir``.
 
@@ -692,6 +806,8 @@ def read_layers(
     ----------
     on_layer
         Called after each layer file is read (for progress bars).
+    today
+        The city's local date, for the rules that depend on it (see :func:`parse_feature`).
 
     Raises
     ------
@@ -701,7 +817,9 @@ def read_layers(
     frames: dict[str, gpd.GeoDataFrame] = {}
     problems: list[Problem] = []
     for schema in LAYERS:
-        records, layer_problems = _read_records(data_dir / schema.file_name, schema, city)
+        records, layer_problems = _read_records(
+            data_dir / schema.file_name, schema, city, today=today
+        )
         problems.extend(layer_problems)
         if not layer_problems:
             frames[schema.name] = _to_frame(records, schema)

@@ -14,6 +14,11 @@ Rules:
   pending "missing"/"broken" report marks it "sin confirmar" on the map until staff review it or
   its entity confirms the device (a check: "Revisado hoy").
 - Staff (planners, administrators) may take a device out of service and back, with a reason.
+- Upkeep dates are checked against the city's date, which the caller passes as ``today`` from
+  its clock (never read here): a last check in the future, or before installation, is refused;
+  an expiry already past is accepted, and :func:`geo.layers.upkeep_warnings` says so.
+- A use reported with new pads records the use and the device's new ``pads_expiry`` in one
+  transaction (:func:`record_use`).
 - Every update is conditional on the version it was read at, and retried from a fresh read when
   another writer got there first, so no acknowledged change is lost.
 """
@@ -24,6 +29,7 @@ import datetime as dt
 import uuid
 from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import pandas as pd
@@ -64,8 +70,11 @@ def register_device(
     geometry: Mapping[str, Any],
     private: Mapping[str, str | None] | None = None,
     operator_entity_id: str | None = None,
+    today: dt.date,
 ) -> dict[str, Any]:
     """Register a new device as ``pending``; returns the stored record (with ``version``).
+
+    ``today`` is the city's local date by the caller's clock (a check date after it is refused).
 
     Raises
     ------
@@ -101,14 +110,16 @@ def register_device(
             "source": REGISTRATION_SOURCE,
         },
     }
-    record = _validated(feature, city)
+    record = _validated(feature, city, today=today)
     store.insert_device(record, actor=principal.actor, private=_private(private))
     stored = store.device(device_id)
     assert stored is not None
     return stored
 
 
-def field_problems(city: CityProfile, properties: Mapping[str, Any]) -> list[Problem]:
+def field_problems(
+    city: CityProfile, properties: Mapping[str, Any], *, today: dt.date
+) -> list[Problem]:
     """What is wrong with a registration's fields alone, its position aside.
 
     For a form sent without a position: its other problems are reported with that one, all at
@@ -122,7 +133,7 @@ def field_problems(city: CityProfile, properties: Mapping[str, Any]) -> list[Pro
             "id": "dea-form", "verification": "pending", "source": REGISTRATION_SOURCE,
         },
     }  # fmt: skip
-    _, problems = parse_feature(feature, DEFIBRILLATORS, city, file="petición")
+    _, problems = parse_feature(feature, DEFIBRILLATORS, city, file="petición", today=today)
     return [problem for problem in problems if problem.field != "geometry"]
 
 
@@ -138,11 +149,14 @@ def update_device(
     if_version: int | None = None,
     attempts: int = 20,
     resolve_reports: str | None = None,
+    today: dt.date,
 ) -> dict[str, Any]:
     """Apply ``changes`` (and a new position) to a device the principal may edit.
 
     Parameters
     ----------
+    today
+        The city's local date by the caller's clock (a check date after it is refused).
     if_version
         The version the client read (``If-Match``); the update is refused if it changed since.
         Without it, a concurrent change is merged: the update is re-applied on a fresh read.
@@ -178,7 +192,7 @@ def update_device(
             "geometry": dict(geometry) if geometry is not None else _point(before["geometry"]),
             "properties": properties,
         }
-        after = _validated(feature, city)
+        after = _validated(feature, city, today=today)
         try:
             store.update_device(before, after, actor=principal.actor, private=_private(private),
                                 resolve_reports=resolve_reports)  # fmt: skip
@@ -428,18 +442,48 @@ def confirm_device(
 
 def record_use(
     store: Store,
+    city: CityProfile,
     principal: Principal,
     device_id: str,
     *,
     values: Mapping[str, Any],
-    now: dt.datetime | None = None,
+    now: dt.datetime,
+    attempts: int = 20,
 ) -> int:
     """Record a use of a device (its entity or staff), as the regional communication asks.
+
+    With ``pads_replaced`` true, ``pads_expiry`` (the new pads' expiry) becomes the device's:
+    the use and the device change are written in one transaction (the change audited and the
+    device's version bumped, as any update), or neither is. Rules for the new pads:
+
+    - ``pads_expiry`` is required when ``pads_replaced`` is true, and refused otherwise;
+    - it must not have passed (before the city's date of ``now``): new pads in date were put in,
+      so a past date is a typo, unlike the device form, which accepts an expired date with a
+      warning because it describes the pads the device has;
+    - it must be later than the day of the use (the city's local date of ``used_at``).
+
+    Parameters
+    ----------
+    values
+        The use, as :class:`api.schemas.UseCreate` holds it (``used_at`` without a zone is UTC).
+    now
+        The current instant by the caller's clock: a use later than it is refused, and the
+        city's date of it is "today" for the pads' expiry.
+
+    Returns
+    -------
+    int
+        The use's id.
 
     Raises
     ------
     InputError
-        A use in the future, shocks without a shock delivered, an impossible age…
+        A use in the future, shocks without a shock delivered, an impossible age, new pads
+        without an expiry or with one already past or not after the use…
+    LayerValidationError
+        The device with its new pads is not acceptable (another of its fields is wrong).
+    ConflictError
+        The device changes too often to be updated.
     """
     require_role(principal, "entity", "planner", "admin")
     record = visible_device(store, principal, device_id)
@@ -447,16 +491,73 @@ def record_use(
         msg = f"El desfibrilador {device_id!r} pertenece a otra entidad."
         raise ForbiddenError(msg)
     used_at: dt.datetime = values["used_at"]
-    current = now or store.clock.now()
     aware = used_at if used_at.tzinfo else used_at.replace(tzinfo=dt.UTC)
-    if aware > current + dt.timedelta(minutes=5):
+    if aware > now + dt.timedelta(minutes=5):
         msg = f"La fecha de uso {used_at:%Y-%m-%d %H:%M} está en el futuro."
         raise InputError(msg, code="date_in_future", field="used_at")
     shocks = values.get("shocks")
     if values.get("shock_delivered") is False and shocks:
         msg = "Se indicaron descargas pero shock_delivered es false."
         raise InputError(msg, code="inconsistent_values", field="shocks")
-    return store.insert_use({**values, "device_id": device_id}, actor=principal.actor)
+    use = {name: value for name, value in values.items() if name not in USE_PADS_FIELDS}
+    use["device_id"] = device_id
+    zone = ZoneInfo(city.timezone)
+    today = now.astimezone(zone).date()
+    pads_expiry = _new_pads_expiry(values, used_on=aware.astimezone(zone).date(), today=today)
+    if pads_expiry is None:
+        return store.insert_use(use, actor=principal.actor)
+    for _ in range(attempts):
+        before = visible_device(store, principal, device_id)
+        properties = _feature_properties(before) | {"pads_expiry": pads_expiry.isoformat()}
+        feature = {"type": "Feature", "geometry": _point(before["geometry"]),
+                   "properties": properties}  # fmt: skip
+        after = _validated(feature, city, today=today)
+        try:
+            return store.insert_use(use, actor=principal.actor, device_change=(before, after))
+        except ConflictError:
+            continue  # the device changed meanwhile: nothing was written; read it again
+    msg = f"El desfibrilador {device_id!r} cambia demasiado a menudo; inténtelo de nuevo."
+    raise ConflictError(msg)
+
+
+#: Fields of a use that are about the device's pads, not the use: never stored with the use.
+USE_PADS_FIELDS = ("pads_replaced", "pads_expiry")
+
+
+def _new_pads_expiry(
+    values: Mapping[str, Any], *, used_on: dt.date, today: dt.date
+) -> dt.date | None:
+    """The expiry of the pads put in after a use, checked (see :func:`record_use`), or ``None``."""
+    replaced, expiry = values.get("pads_replaced"), values.get("pads_expiry")
+    if replaced is not True:
+        if expiry is not None:
+            msg = (
+                "Se indicó la caducidad de unos parches nuevos sin decir que se cambiaron: "
+                "envíe pads_replaced true con ella, o no la envíe si no se cambiaron."
+            )
+            raise InputError(msg, code="inconsistent_values", field="pads_expiry")
+        return None
+    if not isinstance(expiry, dt.date):
+        msg = (
+            "Si se cambiaron los parches, indique la caducidad de los nuevos (AAAA-MM-DD), "
+            "la de su etiqueta: pasa a ser la de los parches del desfibrilador."
+        )
+        raise InputError(msg, code="missing_field", field="pads_expiry")
+    if expiry < today:
+        msg = (
+            f"La caducidad de los parches nuevos, {expiry:%d/%m/%Y} ({expiry.isoformat()}), ya "
+            f"ha pasado (hoy es {today:%d/%m/%Y}); se admite la fecha de su etiqueta, hoy o "
+            "posterior. Revise la fecha."
+        )
+        raise InputError(msg, code="date_in_past", field="pads_expiry")
+    if expiry <= used_on:
+        msg = (
+            f"La caducidad de los parches nuevos, {expiry:%d/%m/%Y} ({expiry.isoformat()}), no "
+            f"es posterior al día del uso ({used_on:%d/%m/%Y}); se admite una fecha posterior "
+            "al uso."
+        )
+        raise InputError(msg, code="dates_out_of_order", field="pads_expiry")
+    return expiry
 
 
 # --- maintenance -----------------------------------------------------------------------------
@@ -558,8 +659,10 @@ def _point(geometry: shapely.Geometry) -> dict[str, Any]:
     return dict(shapely.geometry.mapping(geometry))
 
 
-def _validated(feature: Mapping[str, Any], city: CityProfile) -> dict[str, Any]:
-    record, problems = parse_feature(dict(feature), DEFIBRILLATORS, city, file="petición")
+def _validated(feature: Mapping[str, Any], city: CityProfile, *, today: dt.date) -> dict[str, Any]:
+    record, problems = parse_feature(
+        dict(feature), DEFIBRILLATORS, city, file="petición", today=today
+    )
     if problems or record is None:
         raise LayerValidationError(problems)
     return record

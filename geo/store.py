@@ -975,46 +975,11 @@ class Store:
         ConflictError
             Someone changed it after ``before`` was read.
         """
-        table = TABLES["defibrillators"]
-        device_id, version = before["id"], int(before["version"])
-        values = {name: _plain(after[name]) for name in DEFIBRILLATORS.field_names if name != "id"}
-        values["geom"] = from_shape(after["geometry"], srid=SRID)
         with self._transaction() as connection:
-            changed = connection.execute(
-                table.update()
-                .where(table.c.id == device_id, table.c.version == version)
-                .values(**values, version=version + 1)
-            ).rowcount
-            if changed != 1:
-                exists = connection.execute(
-                    sa.select(table.c.version).where(table.c.id == device_id)
-                ).scalar()
-                if exists is None:
-                    msg = f"No existe el desfibrilador {device_id!r}."
-                    raise NotFoundError(msg)
-                msg = (
-                    f"El desfibrilador {device_id!r} cambió mientras tanto (versión {exists}, "
-                    f"se esperaba {version}); vuelva a leerlo y repita el cambio."
-                )
-                raise ConflictError(msg)
-            if private is not None:
-                connection.execute(
-                    DEVICE_PRIVATE_NOTES.delete().where(
-                        DEVICE_PRIVATE_NOTES.c.device_id == device_id
-                    )
-                )
-                if any(value is not None for value in private.values()):
-                    connection.execute(
-                        DEVICE_PRIVATE_NOTES.insert().values(device_id=device_id, **private)
-                    )
-            new_after = {**after, "version": version + 1}
-            _audit(connection, self.utcnow(), actor, action, "device", device_id, before, new_after)
-            _bump_revision(connection, "defibrillators")
-            if resolve_reports is not None:
-                _resolve_reports(
-                    connection, device_id, note=resolve_reports, actor=actor, at=self.utcnow()
-                )
-        return version + 1
+            return _update_device(
+                connection, before, after, actor=actor, action=action, private=private,
+                resolve_reports=resolve_reports, at=self.utcnow(),
+            )  # fmt: skip
 
     def upsert_devices(
         self,
@@ -1669,8 +1634,30 @@ class Store:
             )  # fmt: skip
         return None
 
-    def insert_use(self, values: Mapping[str, Any], *, actor: str) -> int:
-        """Record a use of a device; returns its id."""
+    def insert_use(
+        self,
+        values: Mapping[str, Any],
+        *,
+        actor: str,
+        device_change: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None,
+    ) -> int:
+        """Record a use of a device; returns its id.
+
+        Parameters
+        ----------
+        device_change
+            ``(before, after)``: a change to the device made with the use (new pads after it),
+            written in the same transaction as :meth:`update_device` writes it (conditional on
+            ``before["version"]``, version bumped, audited with the use's id). If it cannot be
+            written, neither is the use.
+
+        Raises
+        ------
+        NotFoundError
+            The device does not exist.
+        ConflictError
+            With ``device_change``: someone changed the device after ``before`` was read.
+        """
         row = {**values, "reported_by": actor, "reported_at": self.utcnow()}
         row["used_at"] = _naive_utc(row["used_at"])
         with self._transaction() as connection:
@@ -1679,6 +1666,12 @@ class Store:
             assert key is not None
             use_id = int(key[0])
             _audit(connection, self.utcnow(), actor, "create", "use", str(use_id), None, row)
+            if device_change is not None:
+                before, after = device_change
+                _update_device(
+                    connection, before, {**after, "use_id": use_id}, actor=actor,
+                    at=self.utcnow(),
+                )  # fmt: skip
         return use_id
 
     def uses(
@@ -2071,6 +2064,58 @@ class Store:
             return
         msg = f"No existe el desfibrilador {device_id!r}."
         raise NotFoundError(msg)
+
+
+def _update_device(
+    connection: Connection,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    *,
+    actor: str,
+    action: str = "update",
+    private: Mapping[str, str | None] | None = None,
+    resolve_reports: str | None = None,
+    at: dt.datetime,
+) -> int:
+    """:meth:`Store.update_device` inside an open transaction, stamped ``at`` (naive UTC);
+    returns the new version.
+
+    Fields of ``after`` that are not the layer's (a review note, the use that replaced the
+    pads) go only to the audit log.
+    """
+    table = TABLES["defibrillators"]
+    device_id, version = before["id"], int(before["version"])
+    values = {name: _plain(after[name]) for name in DEFIBRILLATORS.field_names if name != "id"}
+    values["geom"] = from_shape(after["geometry"], srid=SRID)
+    changed = connection.execute(
+        table.update()
+        .where(table.c.id == device_id, table.c.version == version)
+        .values(**values, version=version + 1)
+    ).rowcount
+    if changed != 1:
+        exists = connection.execute(
+            sa.select(table.c.version).where(table.c.id == device_id)
+        ).scalar()
+        if exists is None:
+            msg = f"No existe el desfibrilador {device_id!r}."
+            raise NotFoundError(msg)
+        msg = (
+            f"El desfibrilador {device_id!r} cambió mientras tanto (versión {exists}, "
+            f"se esperaba {version}); vuelva a leerlo y repita el cambio."
+        )
+        raise ConflictError(msg)
+    if private is not None:
+        connection.execute(
+            DEVICE_PRIVATE_NOTES.delete().where(DEVICE_PRIVATE_NOTES.c.device_id == device_id)
+        )
+        if any(value is not None for value in private.values()):
+            connection.execute(DEVICE_PRIVATE_NOTES.insert().values(device_id=device_id, **private))
+    new_after = {**after, "version": version + 1}
+    _audit(connection, at, actor, action, "device", device_id, before, new_after)
+    _bump_revision(connection, "defibrillators")
+    if resolve_reports is not None:
+        _resolve_reports(connection, device_id, note=resolve_reports, actor=actor, at=at)
+    return version + 1
 
 
 def _throttle_wait(

@@ -44,7 +44,13 @@ PENDING = "/api/defibrillators?verification=pending"
 
 
 def hot_value(name: str, writer: int, round_: int) -> str:
-    """A value no other request writes to the hot device (each field there has one writer)."""
+    """A value no other request writes to the hot device (each field there has one writer).
+
+    Installation dates run backwards from 2019 and the other dates forwards from 2020, so
+    whatever the interleaving a check is never before the installation (that would be refused).
+    """
+    if name == "installed_on":
+        return (dt.date(2019, 12, 31) - dt.timedelta(days=round_)).isoformat()
     if name in DATE_FIELDS:
         return (dt.date(2020, 1, 1) + dt.timedelta(days=round_)).isoformat()
     return f"w{writer}-r{round_}"

@@ -17,7 +17,16 @@ from fastapi.testclient import TestClient
 from pyproj import Geod
 
 from api.app import create_app
-from api.schemas import DeviceCollection, DeviceFeature, ErrorPublic, NearestPublic
+from api.schemas import (
+    DeviceCollection,
+    DeviceFeature,
+    DeviceSaved,
+    ErrorPublic,
+    NearestPublic,
+    WarningPublic,
+)
+from geo.clock import FixedClock
+from geo.errors import ConflictError
 from geo.layers import Layers
 from geo.settings import Settings
 from geo.store import Store
@@ -36,6 +45,17 @@ NEW_DEVICE: dict[str, Any] = {
     },
     "emergency": {"cabinet_code": "4711", "key_holder": "Portería"},
 }
+
+
+#: Monday 7 December 2026, 12:00 in Palencia: "today" for the app in these tests (upkeep dates are
+#: checked against it), whatever the day they run.
+NOON = dt.datetime(2026, 12, 7, 11, 0, tzinfo=dt.UTC)
+
+
+def pin_clock(client: TestClient, at: dt.datetime = NOON) -> None:
+    """Run the app on a fixed clock (what ``app.state.clock`` holds once the app is built with
+    one; routes read it through ``api.deps.app_clock`` and ``city_today``)."""
+    client.app.state.clock = FixedClock(at)  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -59,6 +79,7 @@ def api(db_url: str, tiny_layers: Layers) -> Iterator[Api]:
             database_url=db_url, report_rate_limit=3, cors_origins=["https://mapa.example.org"]
         )
         with TestClient(create_app(settings)) as client:
+            pin_clock(client)
             yield Api(client, store, tokens)
 
 
@@ -524,6 +545,150 @@ def test_maintenance_lists_expiring_and_unchecked_devices(api: Api) -> None:
     ]  # fmt: skip
     own = api.call("GET", "/api/maintenance", "ent-1", params=params).json()
     assert [i["id"] for i in own["items"]] == ["dea-1"]
+
+
+# --- upkeep dates: against the city's date by the app's clock ----------------------------------
+
+
+def written(api: Api) -> tuple[int, int, int]:
+    """Devices, uses and audit entries stored: what a refused request must leave as it was."""
+    return (
+        api.store.counts()["defibrillators"],
+        api.store.uses()[1],
+        api.store.audit_entries()[1],
+    )
+
+
+def test_a_future_check_date_is_a_422_naming_the_field_and_nothing_is_written(api: Api) -> None:
+    before, device = written(api), api.store.device("dea-1")
+    body = {**NEW_DEVICE, "properties": {**NEW_DEVICE["properties"], "check_date": "2027-01-15"}}
+    response = api.call("POST", "/api/defibrillators", "ent-1", json=body)
+    assert response.status_code == 422, response.text
+    answer = error(response)
+    assert answer.code == "date_in_future"
+    assert answer.problems and answer.problems[0].field == "properties.check_date"
+    message = answer.problems[0].message
+    assert "15/01/2027 (2027-01-15)" in message and "hoy es 07/12/2026 en Palencia" in message
+    patch = {"properties": {"check_date": "2027-01-15"}}
+    response = api.call("PATCH", "/api/defibrillators/dea-1", "ent-1", json=patch)
+    assert response.status_code == 422, response.text
+    assert error(response).problems[0].field == "properties.check_date"  # type: ignore[index]
+    assert written(api) == before and api.store.device("dea-1") == device
+    # "today" is the city's date: at 23:30 UTC on the 7th it is already the 8th in Palencia
+    pin_clock(api.client, dt.datetime(2026, 12, 7, 23, 30, tzinfo=dt.UTC))
+    patch = {"properties": {"check_date": "2026-12-08"}}
+    assert api.call("PATCH", "/api/defibrillators/dea-1", "ent-1", json=patch).status_code == 200
+
+
+def test_a_check_before_installation_is_refused_at_its_field(api: Api) -> None:
+    before = written(api)
+    changes = {"installed_on": "2026-05-01", "check_date": "2026-04-30"}
+    body = {**NEW_DEVICE, "properties": {**NEW_DEVICE["properties"], **changes}}
+    response = api.call("POST", "/api/defibrillators", "ent-1", json=body)
+    assert response.status_code == 422
+    answer = error(response)
+    assert answer.code == "dates_out_of_order"
+    assert answer.problems and answer.problems[0].field == "properties.check_date"
+    assert "anterior a la instalación, el 01/05/2026" in answer.problems[0].message
+    # dea-3 was installed on 15 June 2025
+    patch = {"properties": {"check_date": "2025-06-14"}}
+    response = api.call("PATCH", "/api/defibrillators/dea-3", "admin", json=patch)
+    assert response.status_code == 422 and error(response).code == "dates_out_of_order"
+    assert written(api) == before
+
+
+EXPIRED_PADS = WarningPublic(
+    field="properties.pads_expiry",
+    code="expired",
+    message="Los parches caducaron el 06/12/2026: el desfibrilador aparece como mantenimiento "
+    "vencido hasta que los cambie.",
+)
+
+
+def test_a_past_expiry_is_saved_with_a_warning(api: Api) -> None:
+    saved = DeviceSaved.model_validate(register(api, pads_expiry="2026-12-06"))
+    assert saved.warnings == [EXPIRED_PADS]
+    assert saved.properties.pads_expiry == dt.date(2026, 12, 6)
+    url = f"/api/defibrillators/{saved.id}"
+    # every write says so while it lasts, and stops once new pads are entered
+    changed = api.call("PATCH", url, "ent-1", json={"properties": {"phone": "979 000 000"}})
+    assert DeviceSaved.model_validate(changed.json()).warnings == [EXPIRED_PADS]
+    new_pads = {"properties": {"pads_expiry": "2028-06-30", "battery_expiry": "2026-01-31"}}
+    changed = api.call("PATCH", url, "ent-1", json=new_pads)
+    (battery,) = DeviceSaved.model_validate(changed.json()).warnings
+    assert (battery.field, battery.code) == ("properties.battery_expiry", "expired")
+    assert battery.message.startswith("La batería caducó el 31/01/2026")
+    assert "warnings" not in api.call("GET", url, "ent-1").json()  # a read is a plain Feature
+    # documented in the response model
+    schema = api.call("GET", "/openapi.json").json()
+    post = schema["paths"]["/api/defibrillators"]["post"]["responses"]["201"]["content"]
+    assert post["application/geo+json"]["schema"]["$ref"].endswith("/DeviceSaved")
+    assert "warnings" in schema["components"]["schemas"]["DeviceSaved"]["properties"]
+
+
+def test_a_use_with_new_pads_updates_the_expiry_with_the_use(api: Api) -> None:
+    before = api.store.device("dea-1")
+    assert before is not None
+    use = {"used_at": "2026-12-05T18:30:00+01:00", "pads_replaced": True,
+           "pads_expiry": "2029-03-31"}  # fmt: skip
+    response = api.call("POST", "/api/defibrillators/dea-1/uses", "ent-1", json=use)
+    assert response.status_code == 201, response.text
+    after = api.store.device("dea-1")
+    assert after is not None
+    assert after["pads_expiry"] == dt.date(2029, 3, 31)
+    assert after["version"] == before["version"] + 1
+    (stored_use,), _ = api.store.uses()
+    entries, _ = api.store.audit_entries(record_type="device", record_id="dea-1")
+    assert entries[0]["action"] == "update" and entries[0]["actor"] == stored_use["reported_by"]
+    assert entries[0]["before"]["pads_expiry"] == "2027-01-01"
+    assert entries[0]["after"]["pads_expiry"] == "2029-03-31"
+    assert entries[0]["after"]["use_id"] == response.json()["id"]
+    # a use without new pads leaves the device alone
+    plain = {"used_at": "2026-12-06T10:00:00Z", "pads_replaced": False}
+    assert (
+        api.call("POST", "/api/defibrillators/dea-1/uses", "ent-1", json=plain).status_code == 201
+    )
+    assert api.store.device("dea-1")["version"] == after["version"]  # type: ignore[index]
+
+
+BAD_PADS: list[tuple[str, dict[str, Any], str]] = [
+    ("no expiry", {"pads_replaced": True}, "missing_field"),
+    ("already past", {"pads_replaced": True, "pads_expiry": "2026-12-06"}, "date_in_past"),
+    ("not after the use", {"used_at": "2026-12-07T10:00:00+01:00", "pads_replaced": True,
+                           "pads_expiry": "2026-12-07"}, "dates_out_of_order"),
+    ("expiry without new pads", {"pads_expiry": "2029-03-31"}, "inconsistent_values"),
+    ("expiry with no new pads", {"pads_replaced": False, "pads_expiry": "2029-03-31"},
+     "inconsistent_values"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "change", "code"), BAD_PADS, ids=[case[0] for case in BAD_PADS])
+def test_a_use_with_bad_new_pads_writes_nothing(
+    api: Api, case: str, change: dict[str, Any], code: str
+) -> None:
+    before, device = written(api), api.store.device("dea-1")
+    use = {"used_at": "2026-12-05T18:30:00+01:00", **change}
+    response = api.call("POST", "/api/defibrillators/dea-1/uses", "ent-1", json=use)
+    assert response.status_code == 422, response.text
+    answer = error(response)
+    assert answer.code == code
+    assert answer.problems and answer.problems[0].field == "pads_expiry"
+    assert written(api) == before and api.store.device("dea-1") == device
+
+
+def test_a_use_whose_device_change_fails_is_not_written_either(api: Api) -> None:
+    """The use and the new pads are one transaction: a stale device version undoes both."""
+    read = api.store.device("dea-1")
+    assert read is not None
+    api.store.update_device(read, {**read, "phone": "979 111 111"}, actor="otra persona")
+    before = written(api)
+    use = {"device_id": "dea-1", "used_at": dt.datetime(2026, 12, 5, 17, 30), "people_attended": 1}
+    with pytest.raises(ConflictError):
+        api.store.insert_use(
+            use, actor="prueba", device_change=(read, {**read, "pads_expiry": dt.date(2029, 3, 31)})
+        )
+    assert written(api) == before
+    assert api.store.device("dea-1")["pads_expiry"] == dt.date(2027, 1, 1)  # type: ignore[index]
 
 
 # --- analysis: the CLI's answers over HTTP ------------------------------------------------------

@@ -56,9 +56,10 @@ def test_who_may_count() -> None:
         {"opening_hours": "24/7", "is_mobile": True},
     )
     availability = device_availability(frame, timezone=MADRID)
+    # Pending (index 8): not verified by staff yet, so not usable.
     assert availability.eligible.tolist() == [
         True, True, True, False, False, False, False, False, False, False,
-    ]  # fmt: skip  (pending: not verified by staff yet, so not usable)
+    ]  # fmt: skip
 
 
 def test_pharmacy_hours_at_instants() -> None:

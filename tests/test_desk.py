@@ -61,6 +61,7 @@ class Desk:
         return registry.register_device(
             self.store, self.city, principal, properties=values,
             geometry={"type": "Point", "coordinates": [-4.53, 42.012]},
+            today=dt.date(2026, 12, 7),
         )  # fmt: skip
 
 
@@ -281,6 +282,7 @@ def test_moved_verified_device_shows_old_and_new_position(desk: Desk) -> None:
     registry.update_device(
         desk.store, desk.city, entity, "dea-1", changes={},
         geometry={"type": "Point", "coordinates": [-4.535, 42.011]},
+        today=dt.date(2026, 12, 7),
     )  # fmt: skip
     assert desk.store.device("dea-1")["verification"] == "pending"  # type: ignore[index]
     desk.sign_in("planner")

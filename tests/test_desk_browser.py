@@ -62,10 +62,12 @@ def site(
                     properties={"name": name, "access": "yes", "opening_hours": "Mo-Fr 09:00-20:00",
                                 "location_text": "recepción", "address": f"Calle Mayor {n + 1}"},
                     geometry={"type": "Point", "coordinates": [-4.532 + n * 0.004, 42.010]},
+                    today=dt.date(2026, 12, 7),
                 )  # fmt: skip
             registry.update_device(  # a verified device its entity moved: pending again
                 store, city, entity, "dea-012", changes={},
                 geometry={"type": "Point", "coordinates": [-4.5262, 42.0075]},
+                today=dt.date(2026, 12, 7),
             )  # fmt: skip
             report_id = registry.report_problem(
                 store, city, "dea-001", kind="broken", message="La luz del equipo parpadea en rojo."

@@ -7,6 +7,7 @@ fixture). Fixtures are hand-written, synthetic files in the real formats (see th
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -48,6 +49,8 @@ EUSKADI_UTM = FIXTURES / "euskadi" / "euskadi_25830.geojson"
 EUSKADI_WGS84 = FIXTURES / "euskadi" / "euskadi_4326.geojson"
 
 runner = CliRunner()
+#: The city's date the imports run on (a pinned day, never the wall clock).
+TODAY = dt.date(2026, 12, 7)
 
 
 @pytest.fixture
@@ -60,7 +63,7 @@ def loaded(store: Store, city: CityProfile) -> Store:
 def run(store: Store, path: Path, city: CityProfile, *, fmt: str = "osm",
         dry_run: bool = False) -> ImportReport:  # fmt: skip
     parsed = IMPORTERS[fmt](path, city=city)
-    return import_devices(store, parsed, city, dry_run=dry_run, actor="prueba")
+    return import_devices(store, parsed, city, dry_run=dry_run, actor="prueba", today=TODAY)
 
 
 def audit_count(store: Store) -> int:
@@ -315,19 +318,19 @@ def test_fields_the_source_does_not_give_and_removal(store: Store, city: CityPro
                                                  "source_id": "R-1", **properties})  # fmt: skip
         return ParsedImport("madrid", "r.json", "registro-ficticio", "CC BY 4.0", 1, [record])
 
-    import_devices(store, parsed(), city, dry_run=False, actor="prueba")
+    import_devices(store, parsed(), city, dry_run=False, actor="prueba", today=TODAY)
     before = store.device("madrid-r-1")
     assert before is not None and before["verification"] == "verified"  # an official register
     store.update_device(before, {**before, "phone": "979 000 000", "status": "out_of_service"},
                         actor="planificación")  # fmt: skip
-    again = import_devices(store, parsed(), city, dry_run=False, actor="prueba")
+    again = import_devices(store, parsed(), city, dry_run=False, actor="prueba", today=TODAY)
     assert again.unchanged == 1
     device = store.device("madrid-r-1")
     assert device is not None
     assert (device["phone"], device["status"]) == ("979 000 000", "out_of_service")
 
     removed = import_devices(store, parsed(status="removed", removed_on="2026-10-01"), city,
-                             dry_run=False, actor="prueba")  # fmt: skip
+                             dry_run=False, actor="prueba", today=TODAY)  # fmt: skip
     assert removed.updated == 1
     device = store.device("madrid-r-1")
     assert device is not None
@@ -399,10 +402,10 @@ def test_a_duplicate_by_serial_number_and_the_radius(
     path = tmp_path / "near.json"
     path.write_text(json.dumps(near), encoding="utf-8")
     parsed = osm.parse(path)
-    report = import_devices(store, parsed, city, dry_run=True, actor="prueba")
+    report = import_devices(store, parsed, city, dry_run=True, actor="prueba", today=TODAY)
     assert [d.why for d in report.duplicates] == ["mismo número de serie"]
     assert report.duplicates[0].existing_id == "euskadi-eus-fict-0001"
-    wider = import_devices(store, parsed, city, dry_run=True, actor="prueba",
+    wider = import_devices(store, parsed, city, dry_run=True, actor="prueba", today=TODAY,
                            duplicate_radius_m=5.0)  # fmt: skip
     assert (wider.inserted, wider.duplicates) == (1, ())
 
@@ -500,6 +503,94 @@ def test_cli_bad_usage_exits_2(empty_db: str) -> None:
     assert code == 2 and "--addresses no se aplica al formato osm" in err
     code, _, _ = cli(empty_db, "import", "osm", "no-existe.json")
     assert code == 2
+
+
+# --- upkeep dates ------------------------------------------------------------------------------
+
+#: The clock of the CLI in these tests: noon of TODAY in Palencia (CARDIOMAPA_CLOCK_START).
+PINNED = {"CARDIOMAPA_CLOCK_START": f"{TODAY.isoformat()}T12:00"}
+
+
+def test_a_future_check_is_skipped_naming_its_field_and_a_past_expiry_is_flagged(
+    store: Store, city: CityProfile
+) -> None:
+    records = [
+        DeviceRecord(1, -4.530, 42.011, {"name": "DEA Uno", "source_id": "R-1",
+                                          "check_date": "2027-01-15"}),
+        DeviceRecord(2, -4.531, 42.012, {"name": "DEA Dos", "source_id": "R-2",
+                                          "pads_expiry": "2026-12-06"}),
+        DeviceRecord(3, -4.532, 42.013, {"name": "DEA Tres", "source_id": "R-3",
+                                          "installed_on": "2026-05-01",
+                                          "check_date": "2026-04-30"}),
+    ]  # fmt: skip
+    parsed = ParsedImport("madrid", "r.json", "registro-ficticio", "CC BY 4.0", 3, records)
+    report = import_devices(store, parsed, city, dry_run=False, actor="prueba", today=TODAY)
+    assert (report.inserted, len(report.skipped)) == (1, 2)
+    future, before_install = report.skipped
+    assert (future.record, future.source_id, future.field) == (1, "R-1", "check_date")
+    assert future.reason.startswith('campo "check_date": la revisión del 15/01/2027 (2027-01-15)')
+    assert "hoy es 07/12/2026" in future.reason
+    assert (before_install.record, before_install.field) == (3, "check_date")
+    assert "anterior a la instalación" in before_install.reason
+    (flag,) = report.flagged
+    assert (flag.record, flag.source_id) == (2, "R-2")
+    assert flag.message == (
+        'campo "pads_expiry": Los parches caducaron el 06/12/2026: el desfibrilador aparece '
+        "como mantenimiento vencido hasta que los cambie."
+    )
+    stored = store.query_layer("defibrillators", where={"source": ["registro-ficticio"]})
+    assert list(stored["source_id"]) == ["R-2"]
+    assert stored["pads_expiry"].tolist() == [dt.date(2026, 12, 6)]
+
+
+def test_cli_import_names_the_record_and_field_of_a_future_check(
+    empty_db: str, tmp_path: Path
+) -> None:
+    document = json.loads(OVERPASS.read_text(encoding="utf-8"))
+    document["elements"][0]["tags"]["check_date"] = "2027-01-15"
+    path = tmp_path / "overpass.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    env = {"CARDIOMAPA_DATABASE_URL": empty_db, **PINNED}
+    result = runner.invoke(cli_app, ["import", "osm", str(path)], env=env)
+    assert result.exit_code == 0, result.stderr
+    assert "Importación osm de overpass.json" in result.stdout
+    assert (
+        'registro 1 (node/990000000001): campo "check_date": la revisión del 15/01/2027 '
+        "(2027-01-15) está en el futuro: hoy es 07/12/2026" in " ".join(result.stdout.split())
+    )
+    with Store.open(empty_db) as opened:
+        assert opened.device("osm-node-990000000001") is None
+
+
+def test_load_refuses_a_future_check_and_lists_past_expiries(db_url: str, tiny_dir: Path) -> None:
+    path = tiny_dir / "defibrillators.geojson"
+    document = json.loads(path.read_text(encoding="utf-8"))
+    document["features"][2]["properties"]["check_date"] = "2027-01-15"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    env = {"CARDIOMAPA_DATABASE_URL": db_url, **PINNED}
+    result = runner.invoke(cli_app, ["load", "--data-dir", str(tiny_dir)], env=env)
+    assert result.exit_code == 1
+    err = " ".join(result.stderr.split())
+    assert (
+        'defibrillators.geojson, elemento 2, campo "check_date": la revisión del 15/01/2027' in err
+    )
+    assert "No se ha cargado nada" in err
+    with Store.open(db_url) as opened:
+        assert opened.is_empty()
+
+    document["features"][2]["properties"]["check_date"] = "2026-06-01"
+    document["features"][1]["properties"]["pads_expiry"] = "2026-12-06"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    result = runner.invoke(cli_app, ["load", "--data-dir", str(tiny_dir)], env=env)
+    assert result.exit_code == 0, result.stderr
+    out = " ".join(result.stdout.split())
+    assert "Avisos (1), cargados igualmente:" in out
+    assert (
+        'defibrillators.geojson, elemento 1, campo "pads_expiry": Los parches caducaron el '
+        "06/12/2026" in out
+    )
+    with Store.open(db_url) as opened:
+        assert opened.counts()["defibrillators"] == 3
 
 
 def test_a_layer_file_with_a_repeated_source_id_is_refused(

@@ -112,6 +112,8 @@ def test_empty_hours_are_neither_converted_nor_flagged(text: str | None) -> None
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "import"
 MADRID_FILE = FIXTURES / "madrid" / "dea_madrid_format.json"
+#: The city's date the imports run on (a pinned day, never the wall clock).
+TODAY = dt.date(2026, 12, 7)
 
 
 def test_madrid_records_are_mapped_reprojected_and_kept_verbatim(city: CityProfile) -> None:
@@ -669,11 +671,11 @@ def test_madrid_import_counts_and_reimport_is_idempotent(store: Store, city: Cit
     devices_before = 0
     parsed = IMPORTERS["madrid"](MADRID_FILE, city=city)
 
-    dry = import_devices(store, parsed, city, dry_run=True, actor="prueba")
+    dry = import_devices(store, parsed, city, dry_run=True, actor="prueba", today=TODAY)
     assert (dry.read, dry.inserted, dry.updated, dry.unchanged, len(dry.skipped)) == (5, 3, 0, 0, 2)
     assert store.counts()["defibrillators"] == devices_before  # the dry run wrote nothing
 
-    report = import_devices(store, parsed, city, dry_run=False, actor="prueba")
+    report = import_devices(store, parsed, city, dry_run=False, actor="prueba", today=TODAY)
     assert (report.inserted, report.updated, report.unchanged, len(report.skipped)) == (3, 0, 0, 2)
     assert [f.message for f in report.flagged] == [
         "horario «Horario del centro» no convertido: remite al horario de otro lugar."
@@ -687,7 +689,7 @@ def test_madrid_import_counts_and_reimport_is_idempotent(store: Store, city: Cit
     assert first.geometry.x == pytest.approx(-4.5286026, abs=1e-6)
 
     again = import_devices(store, madrid.parse(MADRID_FILE, city=city), city, dry_run=False,
-                           actor="prueba")  # fmt: skip
+                           actor="prueba", today=TODAY)  # fmt: skip
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 3)
     assert store.counts()["defibrillators"] == devices_before + 3
     assert first["access"] == "unknown"  # the register does not say: unknown when new
@@ -697,7 +699,7 @@ def test_madrid_import_counts_and_reimport_is_idempotent(store: Store, city: Cit
     assert device is not None
     store.update_device(device, {**device, "access": "customers"}, actor="planificación")
     third = import_devices(store, madrid.parse(MADRID_FILE, city=city), city, dry_run=False,
-                           actor="prueba")  # fmt: skip
+                           actor="prueba", today=TODAY)  # fmt: skip
     assert (third.updated, third.unchanged) == (0, 3)
     kept = store.device(str(first["id"]))
     assert kept is not None and kept["access"] == "customers"

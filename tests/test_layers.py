@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +12,15 @@ import pytest
 
 from geo.city import CityProfile
 from geo.errors import LayerValidationError, Problem
-from geo.layers import DEFIBRILLATORS, LAYERS, POPULATION, parse_feature, read_layer, read_layers
+from geo.layers import (
+    DEFIBRILLATORS,
+    LAYERS,
+    POPULATION,
+    parse_feature,
+    read_layer,
+    read_layers,
+    upkeep_warnings,
+)
 
 Document = dict[str, Any]
 
@@ -266,3 +275,86 @@ def test_parse_feature_validates_a_single_feature(city: CityProfile) -> None:
     assert problems == []
     assert record is not None
     assert record["is_mobile"] is False and record["tags"] == {}
+
+
+# --- upkeep dates -----------------------------------------------------------------------------
+
+#: The city's date these tests run on: passed in, never read from the wall clock.
+TODAY = dt.date(2026, 12, 7)
+
+
+def device(**properties: Any) -> dict[str, Any]:
+    return {
+        "type": "Feature",
+        "properties": {"id": "x", "name": "Nuevo", "access": "yes", "status": "active",
+                       "verification": "pending", "source": "entidad", **properties},
+        "geometry": {"type": "Point", "coordinates": [-4.53, 42.01]},
+    }  # fmt: skip
+
+
+def test_a_check_date_after_today_is_refused_at_its_field(city: CityProfile) -> None:
+    record, problems = parse_feature(
+        device(check_date="2027-01-15"), DEFIBRILLATORS, city, file="f.geojson", index=4,
+        today=TODAY,
+    )  # fmt: skip
+    assert record is None
+    (problem,) = problems
+    assert (problem.file, problem.feature, problem.field, problem.code) == (
+        "f.geojson", 4, "check_date", "date_in_future",
+    )  # fmt: skip
+    # what is wrong, the date read, what is accepted
+    assert "15/01/2027 (2027-01-15)" in problem.message and "en el futuro" in problem.message
+    assert "hoy es 07/12/2026 en Palencia" in problem.message and "hoy o antes" in problem.message
+    # today itself is fine, and without a today only that rule is left out
+    assert parse_feature(device(check_date="2026-12-07"), DEFIBRILLATORS, city, file="f",
+                         today=TODAY)[1] == []  # fmt: skip
+    assert parse_feature(device(check_date="2027-01-15"), DEFIBRILLATORS, city, file="f")[1] == []
+
+
+def test_a_check_date_before_installation_is_refused_at_its_field(city: CityProfile) -> None:
+    _, problems = parse_feature(
+        device(installed_on="2026-05-01", check_date="2026-04-30"), DEFIBRILLATORS, city,
+        file="f", today=TODAY,
+    )  # fmt: skip
+    (problem,) = problems
+    assert (problem.field, problem.code) == ("check_date", "dates_out_of_order")
+    assert "30/04/2026 (2026-04-30)" in problem.message and "01/05/2026" in problem.message
+    assert "desde la instalación hasta hoy" in problem.message
+    same_day = device(installed_on="2026-05-01", check_date="2026-05-01")
+    assert parse_feature(same_day, DEFIBRILLATORS, city, file="f", today=TODAY)[1] == []
+    # checked without a today too: it does not depend on the date
+    assert parse_feature(device(installed_on="2026-05-01", check_date="2026-04-30"),
+                         DEFIBRILLATORS, city, file="f")[1] != []  # fmt: skip
+
+
+def test_a_layer_file_with_a_future_check_names_file_element_and_field(
+    tiny_dir: Path, city: CityProfile
+) -> None:
+    edit(tiny_dir, DEFIBRILLATORS.file_name, set_property(2, "check_date", "2027-01-15"))
+    with pytest.raises(LayerValidationError) as caught:
+        read_layers(tiny_dir, city, today=TODAY)
+    (problem,) = caught.value.problems
+    assert str(problem).startswith(
+        'defibrillators.geojson, elemento 2, campo "check_date": la revisión del 15/01/2027'
+    )
+    assert read_layers(tiny_dir, city, today=dt.date(2027, 1, 15)).counts()["defibrillators"] == 3
+
+
+def test_expiries_already_past_are_accepted_with_a_warning(city: CityProfile) -> None:
+    record, problems = parse_feature(
+        device(pads_expiry="2026-12-06", battery_expiry="2026-12-07"), DEFIBRILLATORS, city,
+        file="f", index=1, today=TODAY,
+    )  # fmt: skip
+    assert problems == [] and record is not None
+    (warning,) = upkeep_warnings(record, today=TODAY, file="f", index=1)
+    assert (warning.feature, warning.field, warning.code) == (1, "pads_expiry", "expired")
+    assert warning.message == (
+        "Los parches caducaron el 06/12/2026: el desfibrilador aparece como mantenimiento "
+        "vencido hasta que los cambie."
+    )
+    # the battery expires today: still in date
+    both = upkeep_warnings({**record, "battery_expiry": dt.date(2026, 1, 31)}, today=TODAY,
+                           file="f")  # fmt: skip
+    assert [w.field for w in both] == ["pads_expiry", "battery_expiry"]
+    assert both[1].message.startswith("La batería caducó el 31/01/2026")
+    assert upkeep_warnings({**record, "status": "removed"}, today=TODAY, file="f") == []

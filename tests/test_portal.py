@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from fastapi.testclient import TestClient
 from weeks import ORDINARY
 
 from api.app import create_app
+from geo.clock import FixedClock
 from geo.layers import Layers
 from geo.settings import Settings
 from geo.store import Store
@@ -74,17 +76,18 @@ class Portal:
         return str(new)
 
 
+#: Monday 7 December 2026, 12:00 in Palencia: the app's clock in these tests.
+NOON = dt.datetime(2026, 12, 7, 11, 0, tzinfo=dt.UTC)
+
+
 @pytest.fixture
 def app(db_url: str, tiny_layers: Layers) -> Iterator[tuple[TestClient, Store]]:
     with Store.open(db_url) as store:
         store.load(tiny_layers)
-    # An ordinary week: "this week's" hours, "today" and every expiry do not depend on the day
-    # the suite runs (a holiday would change the hours in words).
-    settings = Settings(
-        database_url=db_url, tile_url="", auth_failure_limit=5, clock_start=ORDINARY
-    )
-    app = create_app(settings)
-    with TestClient(app) as client, Store.open(db_url, clock=app.state.clock) as store:
+    settings = Settings(database_url=db_url, tile_url="", auth_failure_limit=5)
+    with TestClient(create_app(settings)) as client, Store.open(db_url) as store:
+        # "today" for the portal's upkeep dates, whatever the day the tests run
+        client.app.state.clock = FixedClock(NOON)  # type: ignore[attr-defined]
         yield client, store
 
 
@@ -223,6 +226,9 @@ def test_sign_out(portal: Portal) -> None:
 
 
 def test_registration_is_pending_private_and_complete(portal: Portal) -> None:
+    # "This week's" hours in words of an ordinary week (the fixture's week, that of 7 December,
+    # has two holidays that change them).
+    portal.client.app.state.clock = FixedClock(ORDINARY.replace(tzinfo=ZoneInfo("Europe/Madrid")))  # type: ignore[attr-defined]
     device_id = portal.register()
     record = portal.store.device(device_id)
     assert record is not None
@@ -317,7 +323,7 @@ def test_checked_today_status_and_moving(portal: Portal) -> None:
     shown = portal.client.get(checked.headers["location"])
     assert "Revisión anotada con fecha de hoy." in shown.text
     record = portal.store.device(device_id)
-    assert record["check_date"] == ORDINARY.date()
+    assert record["check_date"] == dt.date(2026, 12, 7)  # the app's clock, in Palencia
     assert record["pads_expiry"] == dt.date(2028, 1, 31)
     assert record["battery_expiry"] == dt.date(2029, 5, 1)
     status = portal.post(f"{url}/estado", {"status": "out_of_service"})
@@ -385,6 +391,92 @@ def test_reporting_a_use(portal: Portal) -> None:
     assert total == 1 and items[0]["shocks"] == 2 and items[0]["emergency_called"] is True
     # 18:30 in Palencia in November is 17:30 UTC.
     assert items[0]["used_at"] == dt.datetime(2026, 11, 20, 17, 30)
+
+
+# --- upkeep dates: against the city's date by the app's clock ----------------------------------
+
+
+def summary(html: str) -> str:
+    match = re.search(r'<div class="cm-error-summary".*?</div>', html, re.S)
+    assert match, "no error summary"
+    return match.group(0)
+
+
+def test_a_future_check_date_is_refused_at_its_field_and_nothing_is_saved(
+    portal: Portal,
+) -> None:
+    before, audit = devices(portal.store), portal.store.audit_entries()[1]
+    response = portal.post("/entidades/nuevo", {**FORM, "check_date": "2027-01-15"})
+    assert response.status_code == 422
+    message = field_error(response.text, "check_date")
+    assert message.startswith("Última revisión: la revisión del 15/01/2027 (2027-01-15)")
+    assert "hoy es 07/12/2026" in message and "hoy o antes" in message
+    assert "la revisión del 15/01/2027" in summary(response.text)
+    assert 'value="2027-01-15"' in response.text and "Sala principal" in response.text
+    assert devices(portal.store) == before and portal.store.audit_entries()[1] == audit
+    # editing, and before the installation date
+    url = f"/entidades/desfibriladores/{portal.register()}"
+    stored = portal.store.device(url.rsplit("/", 1)[1])
+    version = _version(portal.client.get(url).text)
+    edit = {**FORM, "version": version, "installed_on": "2026-05-01", "check_date": "2026-04-30"}
+    response = portal.post(url, edit)
+    assert response.status_code == 422
+    assert "anterior a la instalación" in field_error(response.text, "check_date")
+    assert portal.store.device(url.rsplit("/", 1)[1]) == stored
+
+
+def test_a_past_expiry_is_saved_and_the_portal_says_what_it_means(portal: Portal) -> None:
+    response = portal.post("/entidades/nuevo", {**FORM, "pads_expiry": "2026-12-06"})
+    assert response.status_code == 303
+    location = response.headers["location"]
+    assert location.startswith("/entidades?hecho=registrado&aviso=")
+    device_id = location.rsplit("=", 1)[1]
+    assert portal.store.device(device_id)["pads_expiry"] == dt.date(2026, 12, 6)  # type: ignore[index]
+    shown = portal.client.get(location).text
+    assert (
+        "Los parches caducaron el 06/12/2026: el desfibrilador aparece como mantenimiento "
+        "vencido hasta que los cambie." in shown
+    )
+    # «Revisado hoy» with pads already expired says so too; new pads end the warning
+    url = f"/entidades/desfibriladores/{device_id}"
+    checked = portal.post(f"{url}/revisado", {})
+    assert "aviso=" in checked.headers["location"]
+    assert "Los parches caducaron" in portal.client.get(checked.headers["location"]).text
+    assert portal.store.device(device_id)["check_date"] == dt.date(2026, 12, 7)  # type: ignore[index]
+    renewed = portal.post(f"{url}/revisado", {"pads_expiry": "2028-12-31"})
+    assert "aviso=" not in renewed.headers["location"]
+    # a link only ever shows what is true of the entity's own device
+    assert "caducaron" not in portal.client.get(f"{url}?hecho=guardado&aviso={device_id}").text
+    assert "caducaron" not in portal.client.get("/entidades?aviso=dea-2").text
+
+
+def test_reporting_a_use_with_new_pads_updates_their_expiry(portal: Portal) -> None:
+    url = "/entidades/desfibriladores/dea-1/uso"
+    form = portal.client.get(url).text
+    assert "¿Se pusieron parches nuevos después del uso?" in form and 'name="pads_expiry"' in form
+    before = portal.store.device("dea-1")
+    missing = portal.post(url, {"used_at": "2026-12-05T18:30", "pads_replaced": "true"})
+    assert missing.status_code == 422
+    assert field_error(missing.text, "pads_expiry").startswith("Caducidad de los parches nuevos:")
+    past = portal.post(
+        url, {"used_at": "2026-12-05T18:30", "pads_replaced": "true", "pads_expiry": "2026-11-30"}
+    )
+    assert past.status_code == 422 and "ya ha pasado" in field_error(past.text, "pads_expiry")
+    assert 'value="2026-11-30"' in past.text  # what was typed is kept
+    assert portal.store.uses(device_id="dea-1")[1] == 0
+    assert portal.store.device("dea-1") == before
+    ok = portal.post(
+        url, {"used_at": "2026-12-05T18:30", "pads_replaced": "true", "pads_expiry": "2029-03-31"}
+    )
+    assert ok.status_code == 303
+    assert (
+        "caducidad de los parches nuevos anotada" in portal.client.get(ok.headers["location"]).text
+    )
+    after = portal.store.device("dea-1")
+    assert after is not None and before is not None
+    assert after["pads_expiry"] == dt.date(2029, 3, 31)
+    assert after["version"] == before["version"] + 1
+    assert portal.store.uses(device_id="dea-1")[1] == 1
 
 
 def test_contact_is_private_and_validated(portal: Portal) -> None:

@@ -7,7 +7,9 @@ every format:
 1. **Validate** each record as a GeoJSON Feature with :func:`geo.layers.parse_feature` against
    :data:`geo.layers.DEFIBRILLATORS`, so the API, the layer files and the imports accept exactly
    the same values. A record that fails (outside the municipality, a bad value) is *skipped* with
-   the validator's Spanish message; the rest of the file is still imported.
+   the validator's Spanish message; the rest of the file is still imported. Dates are checked
+   against the city's ``today`` the caller passes (a last check in the future is refused); an
+   expiry already past is imported and *flagged* (:func:`geo.layers.upkeep_warnings`).
 2. **Match** what is stored by ``(source, source_id)``. A known device with the same values is
    *unchanged*; with other values it is *updated* under its stored id (version bumped, audited).
    An import only owns the fields its format provides (the keys a parser puts in a record's
@@ -30,6 +32,7 @@ pipeline's policy: a ``verification`` a parser puts in a record is ignored): off
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import unicodedata
@@ -42,7 +45,7 @@ import shapely
 
 from geo.city import CityProfile
 from geo.importers.base import DeviceRecord, ParsedImport, Skip
-from geo.layers import DEFIBRILLATORS, WGS84, parse_feature
+from geo.layers import DEFIBRILLATORS, WGS84, parse_feature, upkeep_warnings
 from geo.store import Store, record_from_row
 
 #: How new devices of each format enter the registry. Official registers (regional health
@@ -129,6 +132,7 @@ def import_devices(
     *,
     dry_run: bool,
     actor: str,
+    today: dt.date,
     duplicate_radius_m: float = DEFAULT_DUPLICATE_RADIUS_M,
     on_progress: ProgressCallback | None = None,
 ) -> ImportReport:
@@ -145,6 +149,9 @@ def import_devices(
         Compute the same report, write nothing.
     actor
         Who imports, for the audit log.
+    today
+        The city's local date by the caller's clock: a record whose last check is later is
+        skipped; one with an expiry before it is imported and flagged.
     duplicate_radius_m
         A new record this close (metres) to a stored device of another source, with a name
         alike or the same serial number, is a probable duplicate.
@@ -170,7 +177,7 @@ def import_devices(
     ready: list[tuple[DeviceRecord, dict[str, Any]]] = []  # (record, validated row)
     total = len(parsed.records)
     for done, item in enumerate(parsed.records, start=1):
-        row, skip = _validated(item, parsed, city, stored, by_key, first_seen)
+        row, skip = _validated(item, parsed, city, stored, by_key, first_seen, today=today)
         if skip is not None:
             skipped.append(skip)
         else:
@@ -178,6 +185,10 @@ def import_devices(
             ready.append((item, row))
             source_id = item.properties.get("source_id")
             flagged.extend(Flag(item.record, source_id, flag) for flag in item.flags)
+            flagged.extend(
+                Flag(item.record, source_id, f'campo "{warning.field}": {warning.message}')
+                for warning in upkeep_warnings(row, today=today, file=parsed.file)
+            )
         if on_progress is not None:
             on_progress("Validando", done, total)
 
@@ -231,6 +242,8 @@ def _validated(
     stored: gpd.GeoDataFrame,
     by_key: Mapping[tuple[str, str], int],
     first_seen: dict[str, int],
+    *,
+    today: dt.date,
 ) -> tuple[dict[str, Any] | None, Skip | None]:
     """The device row to store for one record (merged with the stored device it matches), or
     why it is skipped."""
@@ -259,7 +272,7 @@ def _validated(
         "geometry": {"type": "Point", "coordinates": [item.lon, item.lat]},
         "properties": properties,
     }
-    record, problems = parse_feature(feature, DEFIBRILLATORS, city, file=parsed.file)
+    record, problems = parse_feature(feature, DEFIBRILLATORS, city, file=parsed.file, today=today)
     if record is None:
         reason = " ".join((f'campo "{p.field}": ' if p.field else "") + p.message for p in problems)
         return None, Skip(item.record, source_id, reason, problems[0].field if problems else None)
