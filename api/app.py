@@ -37,10 +37,11 @@ PUBLIC_LAYERS = {"entities": "entities", "ceas": "ceas", "cohousing": "cohousing
 def create_app(settings: Settings) -> FastAPI:
     """Build the app for ``settings``; the database is opened (and migrated) at start-up."""
     city = settings.load_city()
+    clock = settings.clock(city)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store.open(settings.database_url)
+        store = Store.open(settings.database_url, clock=clock)
         app.state.store = store
         app.state.finders = FinderCache(store, city)
         try:
@@ -62,6 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.city = city
+    app.state.clock = clock
     app.state.settings = settings
     app.state.auth_limiter = RateLimiter(
         limit=settings.auth_failure_limit,

@@ -1,4 +1,5 @@
-"""What routes depend on: the store, the city, who is asking, and the nearest-device snapshot."""
+"""What routes depend on: the store, the city, the clock, who is asking, and the nearest-device
+snapshot."""
 
 from __future__ import annotations
 
@@ -114,6 +115,7 @@ StoreDep = Annotated[Store, Depends(_store)]
 CityDep = Annotated[CityProfile, Depends(_city)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 FindersDep = Annotated[FinderCache, Depends(_finders)]
+#: The clock every "now" and "today" of a request comes from (``settings.clock(city)``).
 ClockDep = Annotated[Clock, Depends(_clock)]
 TodayDep = Annotated[dt.date, Depends(_today)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]

@@ -27,6 +27,7 @@ from api.errors import ERROR_STATUS, RateLimitedError
 from geo import registry
 from geo.availability import DOWNGRADING_REPORTS
 from geo.city import CityProfile
+from geo.clock import Clock, local_today
 from geo.contacts import validate_contact
 from geo.errors import CardiomapaError, InputError, NotFoundError
 from geo.maps import ACCESS_TEXT
@@ -122,6 +123,12 @@ def _store(request: Request) -> Store:
 def _city(request: Request) -> CityProfile:
     city: CityProfile = request.app.state.city
     return city
+
+
+def _today(request: Request) -> dt.date:
+    """The city's date by the app's clock."""
+    clock: Clock = request.app.state.clock
+    return local_today(clock, _city(request).timezone)
 
 
 def _frame(
@@ -389,7 +396,7 @@ def _queue(
         "defibrillators", where={"verification": ["pending"]}, with_version=True
     )
     entities = _entities(store)
-    today = city.today()
+    today = _today(request)
     devices = [
         _device_view(store, city, record_from_row(frame, i), entities, today=today)
         for i in range(len(frame))
@@ -483,7 +490,7 @@ def _device_page(
         return _page(request, desk, "desk/forbidden.html.j2", status_code=404,
                      problem=f"No existe el desfibrilador {device_id!r}.",
                      title="No encontrado")  # fmt: skip
-    view = _device_view(store, city, record, _entities(store), today=city.today())
+    view = _device_view(store, city, record, _entities(store), today=_today(request))
     reports, _ = store.reports(device_id=device_id, limit=20)
     flagged = [_report_view(r) for r in reports
                if r["status"] == "pending" and r["kind"] in DOWNGRADING_REPORTS]  # fmt: skip
@@ -532,7 +539,7 @@ async def take_out_of_service(request: Request, device_id: str) -> Response:
     def run(desk: Desk, reason: str) -> str:
         record = registry.set_in_service(_store(request), desk.principal, device_id,
                                          in_service=False, reason=reason,
-                                         today=_city(request).today())  # fmt: skip
+                                         today=_today(request))  # fmt: skip
         return f"«{record['name']}» queda fuera de servicio: el mapa ciudadano ya no lo ofrece."
 
     return await _device_post(request, device_id, run)
@@ -545,7 +552,7 @@ async def back_in_service(request: Request, device_id: str) -> Response:
     def run(desk: Desk, reason: str) -> str:
         record = registry.set_in_service(_store(request), desk.principal, device_id,
                                          in_service=True, reason=reason,
-                                         today=_city(request).today())  # fmt: skip
+                                         today=_today(request))  # fmt: skip
         return f"«{record['name']}» vuelve a estar en servicio."
 
     return await _device_post(request, device_id, run)
@@ -557,7 +564,7 @@ async def confirm_device(request: Request, device_id: str) -> Response:
 
     def run(desk: Desk, reason: str) -> str:
         record = registry.confirm_device(_store(request), desk.principal, device_id,
-                                         today=_city(request).today())  # fmt: skip
+                                         today=_today(request))  # fmt: skip
         return f"«{record['name']}»: revisión anotada con fecha de hoy."
 
     return await _device_post(request, device_id, run)
@@ -635,7 +642,7 @@ async def review_report(request: Request, report_id: int) -> Response:
         # Only a device in service can be taken out; otherwise resolving just resolves.
         out = out and device is not None and device["status"] == "active"
         registry.review_report(store, desk.principal, report_id, decision=decision, note=note,
-                               out_of_service=out, today=_city(request).today())  # fmt: skip
+                               out_of_service=out, today=_today(request))  # fmt: skip
         request.app.state.finders.invalidate()
         done = "resuelto" if decision == "accepted" else "descartado"
         flash = f"Aviso {report_id} {done}."
@@ -773,8 +780,7 @@ def upkeep_page(request: Request) -> Response:
     desk = _session(request)
     if isinstance(desk, HTMLResponse):
         return desk
-    store, city = _store(request), _city(request)
-    today = city.today()
+    store, today = _store(request), _today(request)
     within = request.query_params.get("dias", "30")
     within_days = int(within) if within.isdigit() and int(within) <= 3650 else 30
     devices = store.query_layer("defibrillators", where={"verification": ["pending", "verified"]})
@@ -813,7 +819,7 @@ def upkeep_page(request: Request) -> Response:
 
 
 def _entity_views(store: Store) -> list[dict[str, Any]]:
-    now = dt.datetime.now(tz=dt.UTC).replace(tzinfo=None)
+    now = store.utcnow()
     contacts = store.contacts()
     invitations = store.invitations()
     views = []

@@ -141,6 +141,7 @@ def page_links(request: Request, *, offset: int, limit: int, matched: int) -> li
 async def nearest(
     finders: FindersDep,
     city: CityDep,
+    clock: ClockDep,
     lat: Annotated[float, Query(ge=-90, le=90, description="Latitud (grados).")],
     lon: Annotated[float, Query(ge=-180, le=180, description="Longitud (grados).")],
     at: Annotated[
@@ -154,7 +155,7 @@ async def nearest(
     # once-a-second freshness check, a rebuild, and walking-network searches (Dijkstra) run in
     # the pool; a straight-line lookup takes ~0.1 ms and runs on the loop.
     check_inside(lon, lat, city, field="lat,lon")
-    instant = at or dt.datetime.now(tz=dt.UTC)
+    instant = at or clock.now()
     finder = finders.fresh()
     if finder is None:
         finder = await run_in_threadpool(finders.get)

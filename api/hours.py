@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from api.deps import CityDep
+from api.deps import CityDep, ClockDep
 from api.devices import ERRORS
 from geo.availability import week_in_words
 
@@ -59,14 +59,14 @@ WeekQuery = Annotated[
 
 @router.get("/opening-hours", responses=ERRORS)
 def check_opening_hours(
-    city: CityDep, text: TextQuery = "", week_of: WeekQuery = None
+    city: CityDep, clock: ClockDep, text: TextQuery = "", week_of: WeekQuery = None
 ) -> OpeningHoursPublic:
     """Check an opening_hours text and describe its week in Spanish words."""
     if not text.strip():
         return OpeningHoursPublic(
             text=text, valid=False, words=None, message=EMPTY_MESSAGE, always_open=False
         )
-    week = week_of or city.today()
+    week = week_of or city.today(clock)
     try:
         words = week_in_words(text, week_of=week, timezone=city.timezone, calendar=city.calendar)
     except ValueError:

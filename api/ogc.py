@@ -28,9 +28,10 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from shapely.geometry import mapping
 
-from api.deps import CityDep, SettingsDep, StoreDep
+from api.deps import CityDep, ClockDep, SettingsDep, StoreDep
 from api.devices import GeoJSONResponse, parse_bbox
 from geo.city import CityProfile
+from geo.clock import Clock
 from geo.errors import InputError
 from geo.export import PUBLISHED_LAYERS, export_frame
 from geo.layers import LAYERS_BY_NAME
@@ -398,6 +399,7 @@ def items(
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
+    clock: ClockDep,
 ) -> Response:
     params = _params(request, _ITEMS_QUERY)
     name = _schema_of(collectionId)
@@ -425,7 +427,7 @@ def items(
             features=[_feature(record) for record in _records(page)],
             numberMatched=matched,
             numberReturned=len(page),
-            timeStamp=_now(),
+            timeStamp=_timestamp(clock),
             links=links,
         )
     )
@@ -481,8 +483,10 @@ def _feature(record: dict[str, Any]) -> OgcFeature:
     )
 
 
-def _now() -> str:
-    return dt.datetime.now(tz=dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+def _timestamp(clock: Clock) -> str:
+    """The clock's instant in UTC to the second, ``…Z`` (OGC API Features' ``timeStamp``)."""
+    now = clock.now().astimezone(dt.UTC).replace(microsecond=0)
+    return now.isoformat().replace("+00:00", "Z")
 
 
 __all__ = ["router"]

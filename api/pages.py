@@ -23,10 +23,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.deps import CityDep, FinderCache, FindersDep, SettingsDep, StoreDep
+from api.deps import CityDep, ClockDep, FinderCache, FindersDep, SettingsDep, StoreDep
 from api.devices import ERRORS
 from api.web import check_origin, throttled_authenticate
-from geo.availability import local_instant, week_start_of
+from geo.availability import week_start_of
+from geo.clock import local_now, local_today
 from geo.coverage import DEFAULT_RADIUS_M
 from geo.errors import CardiomapaError
 from geo.maps import PlannerForm, basemap_of, citizen_data, citizen_map, planner_page
@@ -107,14 +108,11 @@ def _notice(store: Store) -> str:
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def citizens_page(
-    request: Request, finders: FindersDep, store: StoreDep, settings: SettingsDep
+    request: Request, finders: FindersDep, store: StoreDep, settings: SettingsDep, clock: ClockDep
 ) -> HTMLResponse:
     """El mapa ciudadano: desfibriladores por disponibilidad ahora y el más cercano."""
     finder = await _finder(finders)
-    city = finder.city
-    minute = local_instant(dt.datetime.now(tz=dt.UTC), city.timezone).replace(
-        second=0, microsecond=0
-    )
+    minute = local_now(clock, finder.city.timezone).replace(second=0, microsecond=0)
     cache: RenderCache[str] = request.app.state.citizen_page
 
     def render() -> str:
@@ -141,13 +139,11 @@ async def citizens_page(
     summary="Todos los desfibriladores del mapa ciudadano con su estado ahora (compacto)",
     responses=ERRORS,
 )
-async def map_devices(request: Request, finders: FindersDep) -> Response:
+async def map_devices(request: Request, finders: FindersDep, clock: ClockDep) -> Response:
     """Filas compactas (columnas en ``columns``) para dibujar decenas de miles de equipos; el
     mapa las vuelve a pedir en ``refresh_at``, cuando cambia el estado de alguno."""
     finder = await _finder(finders)
-    minute = local_instant(dt.datetime.now(tz=dt.UTC), finder.city.timezone).replace(
-        second=0, microsecond=0
-    )
+    minute = local_now(clock, finder.city.timezone).replace(second=0, microsecond=0)
     cache: RenderCache[bytes] = request.app.state.map_devices
 
     def render() -> bytes:
@@ -179,6 +175,7 @@ async def planners_page(
     store: StoreDep,
     settings: SettingsDep,
     city: CityDep,
+    clock: ClockDep,
     dia: Annotated[str, Query(pattern=r"^[0-6]?$", description="0 = lunes; vacío = 24/7")] = "",
     hora: Annotated[int, Query(ge=0, le=23)] = 10,
     radio_m: Annotated[float, Query(ge=10, le=5000)] = DEFAULT_RADIUS_M,
@@ -189,7 +186,7 @@ async def planners_page(
     if await run_in_threadpool(_planner, request, store) is None:
         return _login_page(city.name, status_code=401)
     day = int(dia) if dia else None
-    today = dt.datetime.now(tz=dt.UTC).date()
+    today = local_today(clock, city.timezone)
     at = None
     if day is not None:
         monday = week_start_of(today, city.timezone)

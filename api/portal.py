@@ -24,12 +24,13 @@ from pydantic import ValidationError
 from shapely.geometry import mapping
 
 from api import web
-from api.deps import CityDep, FindersDep, SettingsDep, StoreDep, app_clock, city_today
+from api.deps import CityDep, ClockDep, FindersDep, SettingsDep, StoreDep, app_clock, city_today
 from api.errors import RateLimitedError, translate_validation_error
 from api.schemas import UseCreate
 from geo import registry
 from geo.availability import open_state
 from geo.city import CityProfile
+from geo.clock import Clock, local_now
 from geo.contacts import validate_contact
 from geo.errors import CardiomapaError, LayerValidationError, NotFoundError
 from geo.layers import ACCESS_VALUES, upkeep_warnings
@@ -240,12 +241,12 @@ def _forbidden(
 
 
 @router.get("", response_class=HTMLResponse)
-async def home(request: Request, store: StoreDep, city: CityDep) -> HTMLResponse:
+async def home(request: Request, store: StoreDep, city: CityDep, clock: ClockDep) -> HTMLResponse:
     """Mis desfibriladores (or the sign-in page)."""
     principal = await _session(request, store)
     if principal is None:
         return _signed_out(request, store, city)
-    devices = await run_in_threadpool(_my_devices, store, city, principal)
+    devices = await run_in_threadpool(_my_devices, store, city, principal, clock)
     return _page(
         "portal/home.html.j2", request=request, store=store, city=city, principal=principal,
         current="/entidades", title="Mis desfibriladores", devices=devices,
@@ -345,17 +346,15 @@ async def outline(store: StoreDep, city: CityDep) -> Response:
 # --- my devices -------------------------------------------------------------------------------
 
 
-def _state_now(record: dict[str, Any], city: CityProfile) -> tuple[str, str]:
-    """(css class, words) for what a citizen would find now."""
+def _state_now(record: dict[str, Any], city: CityProfile, now: dt.datetime) -> tuple[str, str]:
+    """(css class, words) for what a citizen would find ``now``."""
     if record["status"] != "active":
         return "closed", STATUS_TEXT[record["status"]]
     text = record.get("opening_hours")
     if not text:
         return "unknown", "Horario sin indicar"
     try:
-        is_open, change = open_state(
-            text, dt.datetime.now(tz=dt.UTC), timezone=city.timezone, calendar=city.calendar
-        )
+        is_open, change = open_state(text, now, timezone=city.timezone, calendar=city.calendar)
     except ValueError:
         return "unknown", "Horario no válido"
     if is_open:
@@ -404,17 +403,20 @@ def _upkeep(
     return lines
 
 
-def _my_devices(store: Store, city: CityProfile, principal: Principal) -> list[dict[str, Any]]:
+def _my_devices(
+    store: Store, city: CityProfile, principal: Principal, clock: Clock
+) -> list[dict[str, Any]]:
     frame = store.query_layer(
         "defibrillators", where={"operator_entity_id": [principal.entity_id]}, with_version=True
     )
-    today = city.today()
+    now = local_now(clock, city.timezone)
+    today = now.date()
     due = registry.maintenance_due(frame, today=today)
     due_by_id = {row["id"]: row for row in due.to_dict("records")}
     devices = []
     for position in range(len(frame)):
         record = record_from_row(frame, position)
-        state_class, state_text = _state_now(record, city)
+        state_class, state_text = _state_now(record, city, now)
         devices.append({
             **record,
             "verification_text": VERIFICATION_TEXT[record["verification"]],
@@ -596,7 +598,12 @@ async def create_device(
 
 @router.get("/desfibriladores/{device_id}", response_class=HTMLResponse)
 async def edit_device(
-    device_id: str, request: Request, store: StoreDep, city: CityDep, settings: SettingsDep
+    device_id: str,
+    request: Request,
+    store: StoreDep,
+    city: CityDep,
+    clock: ClockDep,
+    settings: SettingsDep,
 ) -> HTMLResponse:
     principal = await _session(request, store)
     if principal is None:
@@ -606,7 +613,7 @@ async def edit_device(
     except NotFoundError as exc:
         return _not_found(request, store, city, principal, exc)
     private = store.private_notes([device_id]).get(device_id)
-    device = await run_in_threadpool(_device_view, store, city, principal, record)
+    device = await run_in_threadpool(_device_view, store, city, clock, record)
     values = _form_values(record, private)
     return _form_page(
         request, store, city, principal, settings=settings, values=values, device=device
@@ -614,12 +621,13 @@ async def edit_device(
 
 
 def _device_view(
-    store: Store, city: CityProfile, principal: Principal, record: dict[str, Any]
+    store: Store, city: CityProfile, clock: Clock, record: dict[str, Any]
 ) -> dict[str, Any]:
-    today = city.today()
+    now = local_now(clock, city.timezone)
+    today = now.date()
     frame = store.query_layer("defibrillators", ids=[record["id"]])
     due = registry.maintenance_due(frame, today=today)
-    state_class, state_text = _state_now(record, city)
+    state_class, state_text = _state_now(record, city, now)
     uses, _ = store.uses(device_id=record["id"], limit=20)
     return {
         **record,
@@ -640,6 +648,7 @@ async def save_device(
     request: Request,
     store: StoreDep,
     city: CityDep,
+    clock: ClockDep,
     finders: FindersDep,
     settings: SettingsDep,
 ) -> Response:
@@ -654,7 +663,7 @@ async def save_device(
     except NotFoundError as exc:
         return _not_found(request, store, city, principal, exc)
     properties, geometry, private, errors = _parse_device_form(form)
-    device = await run_in_threadpool(_device_view, store, city, principal, before)
+    device = await run_in_threadpool(_device_view, store, city, clock, before)
     if geometry is None:
         errors |= _field_errors(city, properties, today=city_today(request))
         return _form_page(
@@ -695,7 +704,7 @@ async def save_device(
             if stored.get(name, "") != form.get(name, "").strip()
         }
         values = {**form, "version": stored["version"]}
-        device = await run_in_threadpool(_device_view, store, city, principal, current)
+        device = await run_in_threadpool(_device_view, store, city, clock, current)
         return _form_page(
             request,
             store,
@@ -720,25 +729,35 @@ async def save_device(
 
 @router.post("/desfibriladores/{device_id}/revisado", response_class=HTMLResponse)
 async def checked_today(
-    device_id: str, request: Request, store: StoreDep, city: CityDep, finders: FindersDep
+    device_id: str,
+    request: Request,
+    store: StoreDep,
+    city: CityDep,
+    clock: ClockDep,
+    finders: FindersDep,
 ) -> Response:
     """«Revisado hoy»: records a check (and, optionally, new expiry dates) in one tap.
 
     The entity confirms the device: its pending "missing"/"broken" reports are resolved.
     """
     changes_of = lambda form: {  # noqa: E731
-        "check_date": city_today(request).isoformat(),
+        "check_date": city.today(clock).isoformat(),
         **{name: form[name].strip() for name in ("battery_expiry", "pads_expiry")
            if form.get(name, "").strip()},
     }  # fmt: skip
-    confirmed = registry.confirmation_note(ENTITY_CONFIRMS, city.today())
+    confirmed = registry.confirmation_note(ENTITY_CONFIRMS, city.today(clock))
     return await _quick_change(device_id, request, store, city, finders, changes_of, "revisado",
                                resolve=lambda form: confirmed)  # fmt: skip
 
 
 @router.post("/desfibriladores/{device_id}/estado", response_class=HTMLResponse)
 async def change_status(
-    device_id: str, request: Request, store: StoreDep, city: CityDep, finders: FindersDep
+    device_id: str,
+    request: Request,
+    store: StoreDep,
+    city: CityDep,
+    clock: ClockDep,
+    finders: FindersDep,
 ) -> Response:
     """Out of service, removed, or back in service."""
 
@@ -746,7 +765,7 @@ async def change_status(
         status = form.get("status", "")
         changes: dict[str, Any] = {"status": status}
         if status == "removed":
-            changes["removed_on"] = city_today(request).isoformat()
+            changes["removed_on"] = city.today(clock).isoformat()
         elif status == "active":
             changes["removed_on"] = None
         return changes
@@ -755,7 +774,7 @@ async def change_status(
         # Back in service: the entity says it is there and working.
         if form.get("status", "") != "active":
             return None
-        return registry.confirmation_note(ENTITY_CONFIRMS, city.today(),
+        return registry.confirmation_note(ENTITY_CONFIRMS, city.today(clock),
                                           what=registry.BACK_IN_SERVICE)  # fmt: skip
 
     return await _quick_change(device_id, request, store, city, finders, changes_of,
@@ -832,7 +851,9 @@ def _use_page(
 
 
 @router.get("/desfibriladores/{device_id}/uso", response_class=HTMLResponse)
-async def new_use(device_id: str, request: Request, store: StoreDep, city: CityDep) -> HTMLResponse:
+async def new_use(
+    device_id: str, request: Request, store: StoreDep, city: CityDep, clock: ClockDep
+) -> HTMLResponse:
     principal = await _session(request, store)
     if principal is None:
         return _signed_out(request, store, city)
@@ -840,7 +861,7 @@ async def new_use(device_id: str, request: Request, store: StoreDep, city: CityD
         device = await run_in_threadpool(_own_device, store, principal, device_id)
     except NotFoundError as exc:
         return _not_found(request, store, city, principal, exc)
-    now = app_clock(request).now().astimezone(ZoneInfo(city.timezone))
+    now = local_now(clock, city.timezone).replace(second=0, microsecond=0)
     values = {"used_at": now.strftime("%Y-%m-%dT%H:%M"), "people_attended": "1"}
     return _use_page(request, store, city, principal, device, values=values)
 

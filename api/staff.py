@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse, Response
 
-from api.deps import FindersDep, PrincipalDep, SettingsDep, StoreDep
+from api.deps import CityDep, ClockDep, FindersDep, PrincipalDep, SettingsDep, StoreDep
 from api.devices import ERRORS, GEOJSON, GEOJSON_ERRORS, GeoJSONResponse, LimitQuery, OffsetQuery
 from api.schemas import (
     AuditEntry,
@@ -32,6 +32,7 @@ from geo.analysis import (
     siting_analysis,
     weekly_analysis,
 )
+from geo.clock import local_today
 from geo.coverage import DEFAULT_DETOUR_FACTOR, DEFAULT_RADIUS_M
 from geo.errors import InputError
 from geo.inputs import (
@@ -153,6 +154,8 @@ def audit(
 def maintenance(
     store: StoreDep,
     principal: PrincipalDep,
+    city: CityDep,
+    clock: ClockDep,
     within_days: Annotated[int, Query(ge=0, le=3650, description="Caducan en estos días.")] = 30,
     unchecked_days: Annotated[
         int, Query(ge=1, le=3650, description="Sin revisar en más de estos días.")
@@ -162,7 +165,7 @@ def maintenance(
     """El personal municipal ve todos; una entidad, los suyos."""
     where = {} if principal.is_staff else {"operator_entity_id": [principal.entity_id]}
     devices = store.query_layer("defibrillators", where=where)
-    day = today or dt.datetime.now(tz=dt.UTC).date()
+    day = today or local_today(clock, city.timezone)
     due = registry.maintenance_due(
         devices, today=day, within_days=within_days, unchecked_days=unchecked_days
     )
@@ -184,6 +187,7 @@ def _inputs(settings: Settings) -> Any:
 def coverage(
     settings: SettingsDep,
     principal: PrincipalDep,
+    clock: ClockDep,
     radius_m: RadiusQuery = DEFAULT_RADIUS_M,
     at: AtQuery = None,
     weekly: Annotated[bool, Query(description="Perfil de las 168 horas de la semana.")] = False,
@@ -194,7 +198,7 @@ def coverage(
 ) -> dict[str, Any]:
     require_role(principal, "planner", "admin")
     inputs = _inputs(settings)
-    reference = week_of or dt.datetime.now(tz=dt.UTC).date()
+    reference = week_of or local_today(clock, inputs.city.timezone)
     if weekly:
         week = weekly_analysis(
             inputs, radius_m=radius_m, week_of=reference, detour_factor=detour_factor,
@@ -217,15 +221,18 @@ def coverage(
 def gaps(
     settings: SettingsDep,
     principal: PrincipalDep,
+    clock: ClockDep,
     radius_m: RadiusQuery = DEFAULT_RADIUS_M,
     at: AtQuery = None,
     cell_m: Annotated[float | None, Query(ge=10, le=5000, description="Lado de celda (m).")] = None,
     detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
 ) -> dict[str, Any]:
     require_role(principal, "planner", "admin")
+    inputs = _inputs(settings)
     analysis = gaps_analysis(
-        _inputs(settings), radius_m=radius_m, at=at, cell_m=cell_m, detour_factor=detour_factor
-    )
+        inputs, radius_m=radius_m, at=at, cell_m=cell_m, detour_factor=detour_factor,
+        reference_date=local_today(clock, inputs.city.timezone),
+    )  # fmt: skip
     return outputs.plain(analysis.document)
 
 
@@ -234,6 +241,7 @@ def gaps(
 def siting(
     settings: SettingsDep,
     principal: PrincipalDep,
+    clock: ClockDep,
     new: Annotated[int, Query(ge=1, le=200, description="Nuevos desfibriladores.")] = 10,
     radius_m: Annotated[
         float | None,
@@ -292,8 +300,9 @@ def siting(
             "pesan a los mayores."
         )
         raise InputError(msg, code="conflicting_parameters", field="senior_weight")
+    inputs = _inputs(settings)
     analysis = siting_analysis(
-        _inputs(settings),
+        inputs,
         new=new,
         radius_m=radius_m if (radius_m is not None or lives) else DEFAULT_RADIUS_M,
         method=method,
@@ -303,7 +312,7 @@ def siting(
         at=at,
         time_limit_s=time_limit_s,
         detour_factor=detour_factor,
-        reference_date=week_of,
+        reference_date=week_of or local_today(clock, inputs.city.timezone),
         objective=objective,
         parameters=outcome_parameters(settings) if lives else None,
         target_lives=target_lives,
@@ -326,6 +335,7 @@ def siting(
 def outcomes(
     settings: SettingsDep,
     principal: PrincipalDep,
+    clock: ClockDep,
     at: Annotated[
         Instant | None,
         Query(
@@ -369,7 +379,7 @@ def outcomes(
         outcome_parameters(settings),
         mode=mode,
         at=at,
-        week_of=week_of or inputs.city.today(),
+        week_of=week_of or local_today(clock, inputs.city.timezone),
         radius_m=radius_m,
         detour_factor=detour_factor,
         assume_unknown_open=assume_unknown_open,
@@ -409,6 +419,7 @@ def _check_outcome_query(
 def indicators(
     settings: SettingsDep,
     principal: PrincipalDep,
+    clock: ClockDep,
     year: Annotated[
         int | None, Query(ge=1900, le=2200, description="Solo este año del plan.")
     ] = None,
@@ -423,8 +434,9 @@ def indicators(
     plan y el coste por año de vida ganado; densidad frente a las referencias."""
     require_role(principal, "planner", "admin")
     inputs = _inputs(settings)
-    training, uses = plan_registers(settings, inputs, from_files=False)
-    day = as_of or inputs.city.today()
+    today = local_today(clock, inputs.city.timezone)
+    training, uses = plan_registers(settings, inputs, from_files=False, today=today)
+    day = as_of or today
     analysis = indicators_analysis(
         inputs,
         training=training,

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Response
 
-from api.deps import CityDep, PrincipalDep, StoreDep
+from api.deps import CityDep, ClockDep, PrincipalDep, StoreDep
 from api.devices import ERRORS, LimitQuery, OffsetQuery
 from api.schemas import (
     FIRST_YEAR,
@@ -46,9 +46,10 @@ def record_training(
     response: Response,
     store: StoreDep,
     city: CityDep,
+    clock: ClockDep,
     principal: PrincipalDep,
 ) -> TrainingPublic:
-    row = training.record_training(store, principal, body.model_dump(), today=city.today())
+    row = training.record_training(store, principal, body.model_dump(), today=city.today(clock))
     response.headers["Location"] = f"/api/training/{row['id']}"
     return _public(row)
 
@@ -105,6 +106,7 @@ def import_training(
     body: Annotated[bytes, Body(media_type="text/csv", description="El registro en CSV.")],
     store: StoreDep,
     city: CityDep,
+    clock: ClockDep,
     principal: PrincipalDep,
     dry_run: Annotated[bool, Query(description="Solo validar y contar; no guardar.")] = False,
     source: Annotated[
@@ -120,7 +122,7 @@ def import_training(
     report = training.import_training(
         store,
         body,
-        today=city.today(),
+        today=city.today(clock),
         actor=principal.actor,
         name=IMPORT_FILE,
         source=source or IMPORT_SOURCE,

@@ -14,7 +14,6 @@ from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
-from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import numpy as np
@@ -38,7 +37,7 @@ from geo.analysis import (
     weekly_analysis,
 )
 from geo.availability import WEEKDAY_NAMES
-from geo.clock import local_today
+from geo.clock import Clock, local_now, local_today
 from geo.contacts import import_contacts
 from geo.coverage import (
     DEFAULT_DETOUR_FACTOR,
@@ -77,7 +76,7 @@ from geo.outcomes import BAND_PERCENTILES, OutcomeParameters, OutcomeResult
 from geo.outputs import data_notice
 from geo.reminders import ReminderRun, run_summary, send_reminders
 from geo.settings import Settings
-from geo.store import InvitationRecord, Store, TokenRecord
+from geo.store import InvitationRecord, Store, TokenRecord, utcnow
 from geo.tokens import INVITATION_DAYS, IssuedInvitation, issue_invitation, issue_token
 from geo.training import (
     KIND_LABELS,
@@ -126,6 +125,16 @@ def _settings(data_dir: Path | None = None) -> Settings:
     return settings.model_copy(update={"data_dir": data_dir})
 
 
+def _clock(settings: Settings) -> Clock:
+    """The clock this command runs on: the machine's, or ``CARDIOMAPA_CLOCK_START``'s."""
+    return settings.clock(settings.load_city())
+
+
+def _open_store(settings: Settings) -> Store:
+    """The configured database, stamping what it writes by the command's clock."""
+    return Store.open(settings.database_url, clock=_clock(settings))
+
+
 def _fail(exc: CardiomapaError) -> typer.Exit:
     errors.print(f"[bold red]Error[/] [dim]({exc.code})[/]: {exc}", highlight=False)
     return typer.Exit(code=1)
@@ -135,7 +144,7 @@ def _on_store(work: Callable[[Store], T]) -> T:
     """Run ``work`` on the configured database; a domain error ends the command in Spanish."""
     settings = _settings()
     try:
-        with Store.open(settings.database_url) as store:
+        with _open_store(settings) as store:
             return work(store)
     except CardiomapaError as exc:
         raise _fail(exc) from None
@@ -166,7 +175,7 @@ def load(
     """Valida los archivos de capas y los carga en la base de datos en una sola transacción."""
     settings = _settings(data_dir)
     try:
-        store = Store.open(settings.database_url)
+        store = _open_store(settings)
         with store:
             if if_empty and not store.is_empty():
                 console.print("La base de datos ya tiene capas cargadas; no se carga nada.")
@@ -273,7 +282,7 @@ def serve(
 
     settings = _settings()
     try:
-        Store.open(settings.database_url).close()  # fail here, in Spanish, not in the server
+        _open_store(settings).close()  # fail here, in Spanish, not in the server
     except CardiomapaError as exc:
         raise _fail(exc) from None
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
@@ -437,8 +446,8 @@ def coverage(
         errors.print("[bold red]Error[/]: use solo una de --at, --always y --weekly.")
         raise typer.Exit(code=2)
     instant = _instant(at)
-    reference = _day(week_of)
     settings, inputs = _inputs(data_dir, network, no_network, count_overdue=count_overdue)
+    reference = _day(week_of, settings)
     try:
         if weekly:
             week = weekly_analysis(
@@ -464,9 +473,12 @@ def coverage(
     _emit_coverage(analysis, output, inputs)
 
 
-def _day(text: str | None, *, option: str = "--week-of") -> dt.date:
-    if text is None:
-        return dt.datetime.now(tz=dt.UTC).date()
+def _day(text: str | None, settings: Settings, *, option: str = "--week-of") -> dt.date:
+    """The date given as ``text``, or the city's today by the command's clock."""
+    return _city_today(settings) if text is None else _date(text, option=option)
+
+
+def _date(text: str, *, option: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
@@ -721,8 +733,8 @@ def outcomes_(
         errors.print("[bold red]Error[/]: --by parameters solo admite --format csv o json.")
         raise typer.Exit(code=2)
     instant = _instant(at)
-    reference = _day(week_of)
     settings, inputs = _inputs(data_dir, network, no_network, count_overdue=count_overdue)
+    reference = _day(week_of, settings)
     parameters = _parameters(settings, parameters_file, set_values)
     mode = "instant" if instant is not None else "always" if always else "weekly"
     try:
@@ -861,11 +873,12 @@ def gaps(
         errors.print("[bold red]Error[/]: use solo una de --at y --always.")
         raise typer.Exit(code=2)
     instant = _instant(at)
-    _, inputs = _inputs(data_dir, network, no_network, count_overdue=count_overdue)
+    settings, inputs = _inputs(data_dir, network, no_network, count_overdue=count_overdue)
     try:
         analysis = gaps_analysis(
-            inputs, radius_m=radius_m, at=instant, cell_m=cell_m, detour_factor=detour_factor
-        )
+            inputs, radius_m=radius_m, at=instant, cell_m=cell_m, detour_factor=detour_factor,
+            reference_date=_city_today(settings),
+        )  # fmt: skip
     except CardiomapaError as exc:
         raise _fail(exc) from None
     header = outputs.result_header(analysis.result)
@@ -1055,7 +1068,7 @@ def site(
             objective=objective.value,
             parameters=_parameters(settings, parameters_file, set_values) if lives else None,
             target_lives=per_year,
-            reference_date=_day(week_of) if week_of else None,
+            reference_date=_day(week_of, settings),
         )
     except CardiomapaError as exc:
         raise _fail(exc) from None
@@ -1202,16 +1215,17 @@ def map_(
     if not out.parent.is_dir():
         errors.print(f"[bold red]Error[/]: la carpeta de --out {out.parent} no existe.")
         raise typer.Exit(code=2)
-    today = dt.datetime.now(tz=dt.UTC).date()
+    clock = _clock(settings)
+    today = _city_today(settings)
     try:
         with errors.status("Dibujando el mapa…"):
             if kind is MapKind.CITIZEN:
-                with Store.open(settings.database_url) as store:
+                with _open_store(settings) as store:
                     finder = device_finder(store, settings.load_city())
                     html = citizen_map(
                         finder,
                         zones=store.read_layer("ceas"),
-                        at=instant or dt.datetime.now(tz=dt.UTC),
+                        at=instant or clock.now(),
                         basemap=basemap_of(settings),
                         notice=data_notice(layer.sources for layer in store.summary()),
                     )
@@ -1261,11 +1275,13 @@ def indicators(
     if output is Format.GEOJSON:
         errors.print("[bold red]Error[/]: --format admite table, json o csv para los indicadores.")
         raise typer.Exit(code=2)
-    day = _day(as_of, option="--as-of") if as_of else None
+    day = _date(as_of, option="--as-of") if as_of else None
     settings, inputs = _inputs(data_dir, network, no_network, count_overdue=count_overdue)
     try:
         with errors.status("Calculando los indicadores…"):
-            training, uses = plan_registers(settings, inputs, from_files=data_dir is not None)
+            training, uses = plan_registers(
+                settings, inputs, from_files=data_dir is not None, today=_city_today(settings)
+            )
             analysis = indicators_analysis(
                 inputs,
                 training=training,
@@ -1415,12 +1431,13 @@ def report(
         if path is not None and not path.parent.is_dir():
             errors.print(f"[bold red]Error[/]: la carpeta de {option} {path.parent} no existe.")
             raise typer.Exit(code=2)
-    day = _day(as_of, option="--as-of") if as_of else None
+    day = _date(as_of, option="--as-of") if as_of else None
     settings, inputs = _inputs(data_dir, network, no_network, count_overdue=count_overdue)
-    timezone = ZoneInfo(inputs.city.timezone)
     try:
         with errors.status("Calculando los indicadores…") as status:
-            training, uses = plan_registers(settings, inputs, from_files=data_dir is not None)
+            training, uses = plan_registers(
+                settings, inputs, from_files=data_dir is not None, today=_city_today(settings)
+            )
             analysis = indicators_analysis(
                 inputs,
                 training=training,
@@ -1441,7 +1458,7 @@ def report(
                 detour_factor=detour_factor,
                 notice=data_notice(layer_sources(inputs.layers, training)),
                 training=training,
-                generated_at=dt.datetime.now(tz=timezone),
+                generated_at=local_now(_clock(settings), inputs.city.timezone),
             )
             out.write_text(html, encoding="utf-8")
     except CardiomapaError as exc:
@@ -1516,7 +1533,7 @@ def export_(
     settings = _settings()
     try:
         with (
-            Store.open(settings.database_url) as store,
+            _open_store(settings) as store,
             errors.status(f"Exportando {layer} a {out.name}…"),
         ):
             result = export.export_layer(
@@ -1654,7 +1671,7 @@ def import_(
         city = settings.load_city()
         with errors.status(f"Leyendo {file.name}…"):
             parsed = parser(file, city=city, **options)
-        with Store.open(settings.database_url) as store, _progress() as progress:
+        with _open_store(settings) as store, _progress() as progress:
             task = progress.add_task("Validando", total=max(len(parsed.records), 1))
 
             def advance(stage: str, done: int, total: int) -> None:
@@ -1687,7 +1704,7 @@ def _import_sections(file: Path, population: Path | None, *, dry_run: bool) -> N
         with errors.status(f"Leyendo {file.name}…"):
             result = ine_sections.parse(file, city=city, population=population)
         if not dry_run:
-            with Store.open(settings.database_url) as store:
+            with _open_store(settings) as store:
                 store.replace_layer(
                     "population", result.frame, actor="cli", source=ine_sections.SOURCE
                 )
@@ -1744,13 +1761,13 @@ def _import_arrests(file: Path, *, dry_run: bool, cell_m: float | None, append: 
             rows,
             file=file.name,
             city=city,
-            now=dt.datetime.now(tz=ZoneInfo(city.timezone)),
+            now=local_now(settings.clock(city), city.timezone),
             source=f"csv:{file.name}",
             cell_m=size,
         )
         stored = before = None
         if not dry_run:
-            with Store.open(settings.database_url) as store:
+            with _open_store(settings) as store:
                 if append:
                     stored = store.append_arrests(frame, actor="cli")
                 else:
@@ -1877,7 +1894,7 @@ def network_load(
         city = settings.load_city()
         with console.status(f"Leyendo {file.name}…"):
             walking = load_network(file, crs=city.metric_crs)
-        with Store.open(settings.database_url) as store, _progress() as progress:
+        with _open_store(settings) as store, _progress() as progress:
             task = progress.add_task("Guardando", total=walking.n_nodes + walking.n_edges)
             nodes, edges = store.save_network(
                 walking, on_rows=lambda _name, rows: progress.update(task, advance=rows)
@@ -1896,7 +1913,7 @@ def network_info() -> None:
     settings = _settings()
     try:
         city = settings.load_city()
-        with Store.open(settings.database_url) as store:
+        with _open_store(settings) as store:
             walking = store.read_network(crs=city.metric_crs)
     except CardiomapaError as exc:
         raise _fail(exc) from None
@@ -1941,7 +1958,7 @@ def token_create(
         raise typer.Exit(code=2)
     expires = None
     if expires_days is not None:
-        expires = dt.datetime.now(tz=dt.UTC) + dt.timedelta(days=expires_days)
+        expires = _clock(_settings()).now() + dt.timedelta(days=expires_days)
     issued = _on_store(
         lambda store: issue_token(
             store, role=role or "entity", entity_id=entity, label=label, expires_at=expires
@@ -1963,7 +1980,7 @@ def token_list() -> None:
     """Lista los tokens emitidos (nunca sus secretos)."""
     tokens = _on_store(Store.tokens)
     table = Table("Id", "Rol", "Entidad", "Etiqueta", "Creado (UTC)", "Caduca", "Estado")
-    now = dt.datetime.now(tz=dt.UTC).replace(tzinfo=None)
+    now = utcnow(_clock(_settings()))
     for token in tokens:
         if token.revoked_at is not None:
             state = f"revocado {token.revoked_at:%Y-%m-%d}"
@@ -1999,7 +2016,7 @@ app.add_typer(training_app, name="training")
 
 
 def _city_today(settings: Settings) -> dt.date:
-    """Today in the city's time zone, by the settings' clock (``CARDIOMAPA_CLOCK_START``)."""
+    """Today in the city's time zone, by the command's clock."""
     city = settings.load_city()
     return local_today(settings.clock(city), city.timezone)
 
@@ -2049,7 +2066,7 @@ def training_import(
     settings = _settings()
     day = _reference_day(today, settings)
     try:
-        with Store.open(settings.database_url) as store:
+        with _open_store(settings) as store:
             report = import_training(
                 store, file, today=day, actor="cli", source=source, dry_run=dry_run
             )
@@ -2171,7 +2188,7 @@ def entity_list() -> None:
         return store.query_layer("entities"), store.contacts(), store.tokens(), store.invitations()
 
     entities, contacts, tokens, invitations = _on_store(work)
-    now = dt.datetime.now(tz=dt.UTC).replace(tzinfo=None)
+    now = utcnow(_clock(_settings()))
     table = Table("Id", "Nombre", "Correo de contacto", "Tokens activos", "Último uso (UTC)",
                   "Invitaciones abiertas")  # fmt: skip
     for entity_id, name in sorted(zip(entities["id"], entities["name"], strict=True)):
@@ -2220,7 +2237,7 @@ def contacts_import(
     algún error."""
     settings = _settings()
     try:
-        with Store.open(settings.database_url) as store:
+        with _open_store(settings) as store:
             report = import_contacts(store, file, actor="cli", dry_run=dry_run)
     except LayerValidationError as exc:
         failure = _fail(exc)
@@ -2297,7 +2314,7 @@ def reminders_send(
     settings = _settings()
     day = _reference_day(today, settings)
     try:
-        with Store.open(settings.database_url) as store:
+        with _open_store(settings) as store:
             run = send_reminders(
                 store, settings, today=day, dry_run=dry_run, within_days=within_days,
                 unchecked_days=unchecked_days, repeat_days=repeat_days,

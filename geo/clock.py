@@ -17,7 +17,12 @@ from zoneinfo import ZoneInfo
 
 
 class Clock(Protocol):
-    """Gives the current instant (timezone-aware)."""
+    """Gives the current instant (timezone-aware, in UTC).
+
+    UTC so that a duration added to it is exact: ``now() + timedelta(days=7)`` on an aware
+    local time would be wall-clock arithmetic (an hour short across a change of time). Read a
+    wall clock with :func:`local_now`.
+    """
 
     def now(self) -> dt.datetime: ...
 
@@ -32,12 +37,12 @@ class SystemClock:
 
 @dataclass(frozen=True)
 class FixedClock:
-    """Always the same instant (a naive ``at`` is UTC)."""
+    """Always the same instant (a naive ``at`` is UTC), given in UTC."""
 
     at: dt.datetime
 
     def now(self) -> dt.datetime:
-        return self.at if self.at.tzinfo is not None else self.at.replace(tzinfo=dt.UTC)
+        return _utc(self.at)
 
 
 @dataclass(frozen=True)
@@ -48,8 +53,12 @@ class ShiftedClock:
     _origin: float = field(default_factory=time.monotonic, repr=False, compare=False)
 
     def now(self) -> dt.datetime:
-        start = self.start if self.start.tzinfo is not None else self.start.replace(tzinfo=dt.UTC)
-        return start + dt.timedelta(seconds=time.monotonic() - self._origin)
+        return _utc(self.start) + dt.timedelta(seconds=time.monotonic() - self._origin)
+
+
+def _utc(at: dt.datetime) -> dt.datetime:
+    """``at`` in UTC (a naive ``at`` is taken as UTC)."""
+    return at.astimezone(dt.UTC) if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
 
 
 SYSTEM_CLOCK = SystemClock()

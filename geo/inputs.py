@@ -142,13 +142,14 @@ def device_finder(store: Store, city: CityProfile) -> DeviceFinder:
 
 
 def plan_registers(
-    settings: Settings, inputs: AnalysisInputs, *, from_files: bool
+    settings: Settings, inputs: AnalysisInputs, *, from_files: bool, today: dt.date
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The training register and the reported uses of devices, for the plan's indicators.
 
     From the database (:meth:`Store.training_frame`, :meth:`Store.uses_frame`); with
     ``from_files``, the training register is ``<data dir>/training.csv`` if there is one (checked
-    against ``inputs``' entities), and no uses: they are only ever reported to the database.
+    against ``inputs``' entities, none held after ``today``, the city's date), and no uses: they
+    are only ever reported to the database.
 
     Raises
     ------
@@ -173,7 +174,7 @@ def plan_registers(
         read_training_csv(path),
         file=path.name,
         entity_ids=set(inputs.layers["entities"]["id"]),
-        today=dt.datetime.now(tz=dt.UTC).date() + dt.timedelta(days=1),
+        today=today,
         source=f"csv:{path.name}",
     )
     training = pd.DataFrame(rows, columns=columns)

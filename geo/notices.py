@@ -141,7 +141,7 @@ def notify_staff(
         return False
     message = report_message(
         report, device, city=city, mail_from=settings.mail_from, recipients=recipients,
-        base_url=settings.base_url(), now=now or dt.datetime.now(tz=dt.UTC),
+        base_url=settings.base_url(), now=now or store.clock.now(),
     )  # fmt: skip
     try:
         send_message(settings, message, recipients)

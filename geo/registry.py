@@ -399,7 +399,7 @@ def set_in_service(
         after = {**before, "status": end, "status_reason": reason}
         resolve = None
         if in_service:
-            day = today or dt.datetime.now(tz=dt.UTC).date()
+            day = today or store.clock.now().date()  # callers pass the city's date
             back = confirmation_note("El personal municipal", day, what=BACK_IN_SERVICE)
             resolve = f"{back}: {reason}"
         action = "back_in_service" if in_service else "out_of_service"

@@ -586,7 +586,7 @@ def send_reminders(
     MailConfigError
         Not a dry run, and ``smtp_url`` or ``mail_from`` is unset or malformed (nothing sent).
     """
-    current = now or dt.datetime.now(tz=dt.UTC)
+    current = now or store.clock.now()
     target: SmtpTarget | None = None
     if not dry_run:
         problem = mail_settings_problem(settings)

@@ -40,6 +40,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 
 from geo.availability import DOWNGRADING_REPORTS, ReportFlag
+from geo.clock import SYSTEM_CLOCK, Clock
 from geo.errors import (
     ConflictError,
     DatabaseNotEmptyError,
@@ -572,15 +573,24 @@ class Store:
     Build it with :meth:`open` (which also migrates the schema) or from an existing engine.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.engine = engine
+        self.clock = clock
 
     @classmethod
-    def open(cls, url: str) -> Store:
-        """Connect to ``url`` and bring its schema up to date."""
+    def open(cls, url: str, *, clock: Clock = SYSTEM_CLOCK) -> Store:
+        """Connect to ``url`` and bring its schema up to date.
+
+        ``clock`` stamps every time the store writes (created, reviewed, revoked, audited…):
+        the app and the CLI pass the clock they run on.
+        """
         engine = create_db_engine(url)
         migrate(engine)
-        return cls(engine)
+        return cls(engine, clock=clock)
+
+    def utcnow(self) -> dt.datetime:
+        """Now by the store's clock, as the naive UTC timestamp both databases store."""
+        return utcnow(self.clock)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -783,7 +793,16 @@ class Store:
             for batch in _batches(_rows(frame, schema), 1000):
                 connection.execute(table.insert(), batch)
             summary = {"rows": len(frame), "source": source}
-            _audit(connection, actor, "replace", "layer", name, {"rows": before}, summary)
+            _audit(
+                connection,
+                self.utcnow(),
+                actor,
+                "replace",
+                "layer",
+                name,
+                {"rows": before},
+                summary,
+            )
             _bump_revision(connection, name)
         return before, len(frame)
 
@@ -923,7 +942,7 @@ class Store:
                     DEVICE_PRIVATE_NOTES.insert().values(device_id=record["id"], **private)
                 )
             after = {**record, "version": 1}
-            _audit(connection, actor, "create", "device", record["id"], None, after)
+            _audit(connection, self.utcnow(), actor, "create", "device", record["id"], None, after)
             _bump_revision(connection, "defibrillators")
 
     def update_device(
@@ -959,7 +978,7 @@ class Store:
         with self._transaction() as connection:
             return _update_device(
                 connection, before, after, actor=actor, action=action, private=private,
-                resolve_reports=resolve_reports,
+                resolve_reports=resolve_reports, at=self.utcnow(),
             )  # fmt: skip
 
     def upsert_devices(
@@ -1042,8 +1061,8 @@ class Store:
                             msg = f"Ya existe un desfibrilador con id {row['id']!r}."
                             raise ConflictError(msg)
                         connection.execute(table.insert().values(**row, version=1))
-                        _audit(connection, actor, "create", "device", row["id"], None,
-                               {**after, "version": 1})  # fmt: skip
+                        _audit(connection, self.utcnow(), actor, "create", "device", row["id"],
+                               None, {**after, "version": 1})  # fmt: skip
                     elif change == "updated":
                         assert before is not None
                         self._update_imported(connection, before, record, row, after, actor)
@@ -1059,8 +1078,8 @@ class Store:
             raise ConflictError(msg) from exc
         return counts
 
-    @staticmethod
     def _update_imported(
+        self,
         connection: Connection,
         before: Mapping[str, Any],
         record: Mapping[str, Any],
@@ -1084,7 +1103,7 @@ class Store:
                 "importación."
             )
             raise ConflictError(msg)
-        _audit(connection, actor, "update", "device", device_id, before,
+        _audit(connection, self.utcnow(), actor, "update", "device", device_id, before,
                {**after, "version": version + 1})  # fmt: skip
 
     # tokens -------------------------------------------------------------------------------
@@ -1115,7 +1134,7 @@ class Store:
                     role=role,
                     entity_id=entity_id,
                     label=label,
-                    created_at=utcnow(),
+                    created_at=self.utcnow(),
                     expires_at=_naive_utc(expires_at),
                 )
             ).inserted_primary_key
@@ -1123,7 +1142,7 @@ class Store:
             new_id = int(token_id[0])
             after = {"role": role, "entity_id": entity_id, "label": label,
                      "expires_at": expires_at}  # fmt: skip
-            _audit(connection, actor, "create", "token", str(new_id), None, after)
+            _audit(connection, self.utcnow(), actor, "create", "token", str(new_id), None, after)
         return new_id
 
     def token(self, token_id: int) -> TokenRecord | None:
@@ -1148,11 +1167,11 @@ class Store:
                 msg = f"No existe el token {token_id}."
                 raise NotFoundError(msg)
             if row.revoked_at is None:
-                now = utcnow()
+                now = self.utcnow()
                 connection.execute(
                     API_TOKENS.update().where(API_TOKENS.c.id == token_id).values(revoked_at=now)
                 )
-                _audit(connection, actor, "revoke", "token", str(token_id), None,
+                _audit(connection, self.utcnow(), actor, "revoke", "token", str(token_id), None,
                        {"revoked_at": now})  # fmt: skip
         revoked = self.token(token_id)
         assert revoked is not None
@@ -1160,7 +1179,7 @@ class Store:
 
     def touch_token(self, token_id: int, *, at: dt.datetime | None = None) -> None:
         """Note that a token was just accepted (written at most once a minute per token)."""
-        now = _naive_utc(at) or utcnow()
+        now = _naive_utc(at) or self.utcnow()
         table = API_TOKENS
         with self._transaction() as connection:
             connection.execute(
@@ -1193,7 +1212,7 @@ class Store:
         tuple of int
             Tokens revoked, invitations revoked.
         """
-        now = utcnow()
+        now = self.utcnow()
         with self._transaction() as connection:
             tokens = [
                 row.id
@@ -1223,7 +1242,7 @@ class Store:
                     .where(ENTITY_INVITATIONS.c.id.in_(invitations))
                     .values(revoked_at=now)
                 )
-            _audit(connection, actor, "revoke_access", "entity", entity_id, None,
+            _audit(connection, self.utcnow(), actor, "revoke_access", "entity", entity_id, None,
                    {"tokens": tokens, "invitations": invitations, "revoked_at": now})  # fmt: skip
         return len(tokens), len(invitations)
 
@@ -1239,14 +1258,14 @@ class Store:
                 ENTITY_INVITATIONS.insert().values(
                     entity_id=entity_id,
                     secret_hash=secret_hash,
-                    created_at=utcnow(),
+                    created_at=self.utcnow(),
                     created_by=actor,
                     expires_at=_naive_utc(expires_at),
                 )
             ).inserted_primary_key
             assert key is not None
             new_id = int(key[0])
-            _audit(connection, actor, "create", "invitation", str(new_id), None,
+            _audit(connection, self.utcnow(), actor, "create", "invitation", str(new_id), None,
                    {"entity_id": entity_id, "expires_at": expires_at})  # fmt: skip
         return new_id
 
@@ -1281,11 +1300,11 @@ class Store:
                 msg = f"No existe la invitación {invitation_id}."
                 raise NotFoundError(msg)
             if row.used_at is None and row.revoked_at is None:
-                now = utcnow()
+                now = self.utcnow()
                 connection.execute(
                     table.update().where(table.c.id == invitation_id).values(revoked_at=now)
                 )
-                _audit(connection, actor, "revoke", "invitation", str(invitation_id), None,
+                _audit(connection, now, actor, "revoke", "invitation", str(invitation_id), None,
                        {"entity_id": row.entity_id, "revoked_at": now})  # fmt: skip
         revoked = self.invitation(invitation_id)
         assert revoked is not None
@@ -1310,7 +1329,7 @@ class Store:
             The invitation was used, revoked or expired meanwhile.
         """
         table = ENTITY_INVITATIONS
-        now = utcnow()
+        now = self.utcnow()
         with self._transaction() as connection:
             row = connection.execute(sa.select(table).where(table.c.id == invitation_id)).one()
             used = connection.execute(
@@ -1341,9 +1360,9 @@ class Store:
             connection.execute(
                 table.update().where(table.c.id == invitation_id).values(token_id=token_id)
             )
-            _audit(connection, actor, "redeem", "invitation", str(invitation_id), None,
-                   {"entity_id": row.entity_id, "token_id": token_id})  # fmt: skip
-            _audit(connection, actor, "create", "token", str(token_id), None,
+            _audit(connection, self.utcnow(), actor, "redeem", "invitation", str(invitation_id),
+                   None, {"entity_id": row.entity_id, "token_id": token_id})  # fmt: skip
+            _audit(connection, self.utcnow(), actor, "create", "token", str(token_id), None,
                    {"role": "entity", "entity_id": row.entity_id, "label": label,
                     "expires_at": expires_at})  # fmt: skip
         return token_id
@@ -1378,7 +1397,7 @@ class Store:
         """
         table = ENTITY_CONTACTS
         result: dict[str, str] = {}
-        now = utcnow()
+        now = self.utcnow()
         with self._transaction() as connection:
             _require_entities(connection, [str(row["entity_id"]) for row in rows])
             for row in rows:
@@ -1406,7 +1425,16 @@ class Store:
                     )
                     result[entity_id] = "update"
                 old = None if before is None else {n: getattr(before, n) for n in CONTACT_FIELDS}
-                _audit(connection, actor, result[entity_id], "contact", entity_id, old, values)
+                _audit(
+                    connection,
+                    self.utcnow(),
+                    actor,
+                    result[entity_id],
+                    "contact",
+                    entity_id,
+                    old,
+                    values,
+                )
         return result
 
     # maintenance reminders ------------------------------------------------------------------
@@ -1427,7 +1455,7 @@ class Store:
         ``recipient``), in one transaction."""
         if not rows:
             return
-        now = _naive_utc(at) or utcnow()
+        now = _naive_utc(at) or self.utcnow()
         values = [
             {"entity_id": r["entity_id"], "device_id": r["device_id"], "reason": r["reason"],
              "recipient": r["recipient"], "sent_at": now}
@@ -1442,20 +1470,22 @@ class Store:
                     "items": [{"device_id": v["device_id"], "reason": v["reason"]} for v in mine],
                     "sent_at": now,
                 }
-                _audit(connection, actor, "send", "reminder", entity_id, None, after)
+                _audit(connection, self.utcnow(), actor, "send", "reminder", entity_id, None, after)
 
     # reports, uses, audit -------------------------------------------------------------------
 
     def insert_report(self, values: Mapping[str, Any], *, actor: str) -> int:
         """Queue a citizen's report about a device (status ``pending``); returns its id."""
-        row = {**values, "status": "pending", "created_at": utcnow()}
+        row = {**values, "status": "pending", "created_at": self.utcnow()}
         with self._transaction() as connection:
             self._require_device(connection, str(values["device_id"]))
             key = connection.execute(PROBLEM_REPORTS.insert().values(**row)).inserted_primary_key
             assert key is not None
             report_id = int(key[0])
             public = {k: v for k, v in row.items() if k != "contact"}
-            _audit(connection, actor, "create", "report", str(report_id), None, public)
+            _audit(
+                connection, self.utcnow(), actor, "create", "report", str(report_id), None, public
+            )
             if values["kind"] in DOWNGRADING_REPORTS:
                 _bump_revision(connection, "defibrillators")  # the map shows it at once
         return report_id
@@ -1495,7 +1525,7 @@ class Store:
             No such report, or it was already reviewed.
         """
         table = PROBLEM_REPORTS
-        now = utcnow()
+        now = self.utcnow()
         with self._transaction() as connection:
             before = connection.execute(sa.select(table).where(table.c.id == report_id)).first()
             if before is None:
@@ -1510,7 +1540,7 @@ class Store:
                 msg = f"El aviso {report_id} ya fue revisado ({before.status})."
                 raise ConflictError(msg)
             after = connection.execute(sa.select(table).where(table.c.id == report_id)).one()
-            _audit(connection, actor, "review", "report", str(report_id),
+            _audit(connection, self.utcnow(), actor, "review", "report", str(report_id),
                    dict(before._mapping), dict(after._mapping))  # fmt: skip
             if before.kind in DOWNGRADING_REPORTS:
                 _bump_revision(connection, "defibrillators")
@@ -1547,7 +1577,7 @@ class Store:
         it back in service). Each report is audited; returns their ids.
         """
         with self._transaction() as connection:
-            return _resolve_reports(connection, device_id, note=note, actor=actor)
+            return _resolve_reports(connection, device_id, note=note, actor=actor, at=self.utcnow())
 
     def throttle(
         self,
@@ -1573,7 +1603,7 @@ class Store:
             The instant of the event (default: now).
         """
         key = hashlib.sha256(f"cardiomapa-throttle:{client}".encode()).hexdigest()
-        moment = _naive_utc(now) if now is not None else utcnow()
+        moment = _naive_utc(now) if now is not None else self.utcnow()
         assert moment is not None
         table = THROTTLE_EVENTS
         with self._transaction() as connection:
@@ -1628,17 +1658,20 @@ class Store:
         ConflictError
             With ``device_change``: someone changed the device after ``before`` was read.
         """
-        row = {**values, "reported_by": actor, "reported_at": utcnow()}
+        row = {**values, "reported_by": actor, "reported_at": self.utcnow()}
         row["used_at"] = _naive_utc(row["used_at"])
         with self._transaction() as connection:
             self._require_device(connection, str(values["device_id"]))
             key = connection.execute(DEVICE_USES.insert().values(**row)).inserted_primary_key
             assert key is not None
             use_id = int(key[0])
-            _audit(connection, actor, "create", "use", str(use_id), None, row)
+            _audit(connection, self.utcnow(), actor, "create", "use", str(use_id), None, row)
             if device_change is not None:
                 before, after = device_change
-                _update_device(connection, before, {**after, "use_id": use_id}, actor=actor)
+                _update_device(
+                    connection, before, {**after, "use_id": use_id}, actor=actor,
+                    at=self.utcnow(),
+                )  # fmt: skip
         return use_id
 
     def uses(
@@ -1692,11 +1725,13 @@ class Store:
                     "no se ha guardado nada."
                 )
                 raise ConflictError(msg)
-            row |= {"created_at": utcnow(), "created_by": actor}
+            row |= {"created_at": self.utcnow(), "created_by": actor}
             new = connection.execute(TRAINING_ACTIONS.insert().values(**row)).inserted_primary_key
             assert new is not None
             training_id = int(new[0])
-            _audit(connection, actor, "create", "training", str(training_id), None, row)
+            _audit(
+                connection, self.utcnow(), actor, "create", "training", str(training_id), None, row
+            )
         return training_id
 
     def upsert_trainings(
@@ -1743,7 +1778,7 @@ class Store:
         with self._transaction() as connection:
             _require_entities(connection, [row["entity_id"] for row in prepared])
             stored = _trainings_by_key(connection, prepared)
-            now = utcnow()
+            now = self.utcnow()
             for row in prepared:
                 before = stored.get((row["source"], row["source_id"]))
                 change = _change(before, row)
@@ -1752,15 +1787,24 @@ class Store:
                     new = {**row, "created_at": now, "created_by": actor}
                     added = connection.execute(table.insert().values(**new)).inserted_primary_key
                     assert added is not None
-                    _audit(connection, actor, "create", "training", str(added[0]), None, new)
+                    _audit(
+                        connection,
+                        self.utcnow(),
+                        actor,
+                        "create",
+                        "training",
+                        str(added[0]),
+                        None,
+                        new,
+                    )
                 elif change == "updated":
                     assert before is not None
                     connection.execute(
                         table.update().where(table.c.id == before["id"]).values(**row)
                     )
                     after = {**before, **row}
-                    _audit(connection, actor, "update", "training", str(before["id"]),
-                           before, after)  # fmt: skip
+                    _audit(connection, self.utcnow(), actor, "update", "training",
+                           str(before["id"]), before, after)  # fmt: skip
         return counts
 
     def training_actions(
@@ -1821,7 +1865,7 @@ class Store:
                 msg = f"No existe la formación {training_id}."
                 raise NotFoundError(msg)
             connection.execute(table.delete().where(table.c.id == training_id))
-            _audit(connection, actor, "delete", "training", str(training_id),
+            _audit(connection, self.utcnow(), actor, "delete", "training", str(training_id),
                    dict(before._mapping), None)  # fmt: skip
 
     def training_frame(self) -> pd.DataFrame:
@@ -1907,9 +1951,9 @@ class Store:
                 ).scalar_one()
             )
             connection.execute(CARDIAC_ARRESTS.delete())
-            _insert_arrests(connection, rows, actor)
+            _insert_arrests(connection, rows, actor, at=self.utcnow())
             after = {"rows": len(rows), "sources": sorted({row["source"] for row in rows})}
-            _audit(connection, actor, "replace", "arrests", CARDIAC_ARRESTS.name,
+            _audit(connection, self.utcnow(), actor, "replace", "arrests", CARDIAC_ARRESTS.name,
                    {"rows": before}, after)  # fmt: skip
         return before, len(rows)
 
@@ -1956,13 +2000,13 @@ class Store:
                     "añadir para sustituir las paradas guardadas."
                 )
                 raise ConflictError(msg)
-            _insert_arrests(connection, rows, actor)
+            _insert_arrests(connection, rows, actor, at=self.utcnow())
             total = int(
                 connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
             )
             after = {"rows": total, "added": len(rows),
                      "sources": sorted({row["source"] for row in rows})}  # fmt: skip
-            _audit(connection, actor, "append", "arrests", table.name,
+            _audit(connection, self.utcnow(), actor, "append", "arrests", table.name,
                    {"rows": total - len(rows)}, after)  # fmt: skip
         return total
 
@@ -2031,8 +2075,10 @@ def _update_device(
     action: str = "update",
     private: Mapping[str, str | None] | None = None,
     resolve_reports: str | None = None,
+    at: dt.datetime,
 ) -> int:
-    """:meth:`Store.update_device` inside an open transaction; returns the new version.
+    """:meth:`Store.update_device` inside an open transaction, stamped ``at`` (naive UTC);
+    returns the new version.
 
     Fields of ``after`` that are not the layer's (a review note, the use that replaced the
     pads) go only to the audit log.
@@ -2065,10 +2111,10 @@ def _update_device(
         if any(value is not None for value in private.values()):
             connection.execute(DEVICE_PRIVATE_NOTES.insert().values(device_id=device_id, **private))
     new_after = {**after, "version": version + 1}
-    _audit(connection, actor, action, "device", device_id, before, new_after)
+    _audit(connection, at, actor, action, "device", device_id, before, new_after)
     _bump_revision(connection, "defibrillators")
     if resolve_reports is not None:
-        _resolve_reports(connection, device_id, note=resolve_reports, actor=actor)
+        _resolve_reports(connection, device_id, note=resolve_reports, actor=actor, at=at)
     return version + 1
 
 
@@ -2099,8 +2145,11 @@ def _throttle_wait(
     return max(1, math.ceil((until - moment).total_seconds()))
 
 
-def _resolve_reports(connection: Connection, device_id: str, *, note: str, actor: str) -> list[int]:
-    """Accept the device's pending "missing"/"broken" reports with ``note``; audited."""
+def _resolve_reports(
+    connection: Connection, device_id: str, *, note: str, actor: str, at: dt.datetime
+) -> list[int]:
+    """Accept the device's pending "missing"/"broken" reports with ``note`` at ``at`` (naive
+    UTC); audited."""
     table = PROBLEM_REPORTS
     pending = connection.execute(
         sa.select(table)
@@ -2113,7 +2162,7 @@ def _resolve_reports(connection: Connection, device_id: str, *, note: str, actor
     ).all()
     if not pending:
         return []
-    now = utcnow()
+    now = at
     for before in pending:
         connection.execute(
             table.update()
@@ -2121,7 +2170,7 @@ def _resolve_reports(connection: Connection, device_id: str, *, note: str, actor
             .values(status="accepted", reviewed_at=now, reviewed_by=actor, review_note=note)
         )
         after = connection.execute(sa.select(table).where(table.c.id == before.id)).one()
-        _audit(connection, actor, "review", "report", str(before.id),
+        _audit(connection, now, actor, "review", "report", str(before.id),
                dict(before._mapping), dict(after._mapping))  # fmt: skip
     _bump_revision(connection, "defibrillators")
     return [int(row.id) for row in pending]
@@ -2224,8 +2273,10 @@ def _arrest_rows(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
     return rows
 
 
-def _insert_arrests(connection: Connection, rows: Sequence[Mapping[str, Any]], actor: str) -> None:
-    stamp = {"created_at": utcnow(), "created_by": actor}
+def _insert_arrests(
+    connection: Connection, rows: Sequence[Mapping[str, Any]], actor: str, *, at: dt.datetime
+) -> None:
+    stamp = {"created_at": at, "created_by": actor}
     for batch in _batches(iter([{**row, **stamp} for row in rows]), 1000):
         connection.execute(CARDIAC_ARRESTS.insert(), batch)
 
@@ -2330,9 +2381,9 @@ class InvitationRecord:
     token_id: int | None
 
 
-def utcnow() -> dt.datetime:
-    """Now, as the naive UTC timestamp both databases store."""
-    return dt.datetime.now(tz=dt.UTC).replace(tzinfo=None)
+def utcnow(clock: Clock = SYSTEM_CLOCK) -> dt.datetime:
+    """Now by ``clock``, as the naive UTC timestamp both databases store."""
+    return clock.now().astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def _naive_utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -2363,6 +2414,7 @@ def _jsonable(value: Any) -> Any:
 
 def _audit(
     connection: Connection,
+    at: dt.datetime,
     actor: str,
     action: str,
     record_type: str,
@@ -2372,7 +2424,7 @@ def _audit(
 ) -> None:
     connection.execute(
         AUDIT_LOG.insert().values(
-            at=utcnow(),
+            at=at,
             actor=actor,
             action=action,
             record_type=record_type,

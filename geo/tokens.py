@@ -143,7 +143,7 @@ def authenticate(
     if record.revoked_at is not None:
         msg = f"Este token fue revocado el {record.revoked_at:%Y-%m-%d %H:%M} UTC."
         raise AuthenticationError(msg)
-    current = now or dt.datetime.now(tz=dt.UTC).replace(tzinfo=None)
+    current = now or store.utcnow()
     if record.expires_at is not None and record.expires_at <= current:
         msg = f"Este token caducó el {record.expires_at:%Y-%m-%d %H:%M} UTC."
         raise AuthenticationError(msg)
@@ -187,7 +187,7 @@ def issue_invitation(
 ) -> IssuedInvitation:
     """A one-use sign-in link for an entity, valid for ``days``."""
     secret = secrets.token_urlsafe(32)
-    current = now or dt.datetime.now(tz=dt.UTC)
+    current = now or store.clock.now()
     invitation_id = store.insert_invitation(
         entity_id=entity_id,
         secret_hash=hash_secret(secret),
@@ -219,7 +219,7 @@ def check_invitation(
     if not hmac.compare_digest(expected, hash_secret(match["secret"])) or record is None:
         msg = "Este enlace de invitación no es válido."
         raise AuthenticationError(msg)
-    current = now or dt.datetime.now(tz=dt.UTC).replace(tzinfo=None)
+    current = now or store.utcnow()
     if record.used_at is not None:
         msg = (
             f"Este enlace ya se usó el {record.used_at:%d/%m/%Y a las %H:%M} UTC. Cada enlace "
@@ -252,7 +252,7 @@ def redeem_invitation(
     """
     record = check_invitation(store, code, now=now)
     secret = secrets.token_urlsafe(32)
-    current = now or dt.datetime.now(tz=dt.UTC)
+    current = now or store.clock.now()
     try:
         token_id = store.redeem_invitation(
             record.id,

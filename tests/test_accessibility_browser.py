@@ -17,6 +17,7 @@ from axe import assert_no_serious, describe
 from conftest import BACKENDS, DATA_DIR, fresh_database
 from playwright.sync_api import Browser, Page
 from servers import ARTIFACTS, Server
+from weeks import ORDINARY, clock_env
 
 from geo.city import load_city_profile
 from geo.layers import read_layers
@@ -50,7 +51,10 @@ def site(
         with Store.open(url) as store:
             store.load(read_layers(DATA_DIR, city))
             secret = issue_token(store, role="planner", label="accessibility tests").secret
-        server = Server(url, folder / "server.log", env={"CARDIOMAPA_TILE_URL": ""})
+        # An ordinary Monday at 10:00: the pages show the same states in any week.
+        server = Server(
+            url, folder / "server.log", env={"CARDIOMAPA_TILE_URL": "", **clock_env(ORDINARY)}
+        )
         try:
             yield Site(request.param, server.base, secret)
         finally:

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from markupsafe import escape
+from weeks import ORDINARY, clock_at
 
 from api.app import create_app
 from api.web import csrf_token
@@ -66,7 +67,9 @@ class Desk:
 
 @pytest.fixture
 def desk(db_url: str, tiny_layers: Layers, city: CityProfile) -> Iterator[Desk]:
-    with Store.open(db_url) as store:
+    # An ordinary week: upkeep, "today" and which devices count do not depend on the run (the
+    # tiny devices' pads expire on 1 January 2027).
+    with Store.open(db_url, clock=clock_at(ORDINARY - dt.timedelta(hours=1))) as store:
         store.load(tiny_layers)
         tokens = {
             "admin": issue_token(store, role="admin", label="Ana Admin").secret,
@@ -74,7 +77,8 @@ def desk(db_url: str, tiny_layers: Layers, city: CityProfile) -> Iterator[Desk]:
             "ent-1": issue_token(store, role="entity", entity_id="ent-1").secret,
             "ent-2": issue_token(store, role="entity", entity_id="ent-2").secret,
         }
-        with TestClient(create_app(Settings(database_url=db_url))) as client:
+        settings = Settings(database_url=db_url, clock_start=ORDINARY)
+        with TestClient(create_app(settings)) as client:
             yield Desk(client, store, city, tokens)
 
 

@@ -17,6 +17,7 @@ from axe import assert_no_serious
 from conftest import BACKENDS, DATA_DIR, fresh_database
 from playwright.sync_api import Browser, Locator, Page
 from servers import ARTIFACTS, Server, Watched, open_page
+from weeks import ORDINARY, clock_at, clock_env
 
 from geo import registry
 from geo.city import load_city_profile
@@ -48,7 +49,7 @@ def site(
     folder = tmp_path_factory.mktemp(f"desk-{request.param}")
     with fresh_database(request, folder) as url:
         city = load_city_profile(DATA_DIR / "city.json")
-        with Store.open(url) as store:
+        with Store.open(url, clock=clock_at(ORDINARY - dt.timedelta(hours=1))) as store:
             store.load(read_layers(DATA_DIR, city))
             planner = issue_token(store, role="planner", label="Marta (planificación)").secret
             admin = issue_token(store, role="admin", label="Jorge (administración)").secret
@@ -71,7 +72,10 @@ def site(
             report_id = registry.report_problem(
                 store, city, "dea-001", kind="broken", message="La luz del equipo parpadea en rojo."
             )
-        server = Server(url, folder / "server.log", env={"CARDIOMAPA_TILE_URL": ""})
+        # An ordinary week; the data above was written an hour before it (upkeep, "now").
+        server = Server(
+            url, folder / "server.log", env={"CARDIOMAPA_TILE_URL": "", **clock_env(ORDINARY)}
+        )
         try:
             yield Site(request.param, url, server.base, planner, admin, report_id)
         finally:

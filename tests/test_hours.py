@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from weeks import ORDINARY
 
 from api.app import create_app
 from api.hours import OpeningHoursPublic
@@ -19,8 +20,11 @@ WEEK = "2026-03-04"
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    # The route reads no data: an empty SpatiaLite file is enough.
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'cardiomapa.sqlite'}"))
+    # The route reads no data: an empty SpatiaLite file is enough. The clock is pinned to an
+    # ordinary week, the one "this week" means without week_of.
+    app = create_app(
+        Settings(database_url=f"sqlite:///{tmp_path / 'cardiomapa.sqlite'}", clock_start=ORDINARY)
+    )
     with TestClient(app) as running:
         yield running
 
@@ -81,7 +85,13 @@ def test_empty_hours_are_not_valid(client: TestClient, params: dict[str, str]) -
 
 
 def test_week_of_defaults_to_this_week(client: TestClient) -> None:
-    assert check(client, text="Mo-Fr 08:00-15:00").valid
+    """Without week_of, the week described is the one the app's clock is in."""
+    answer = check(client, text="Mo-Fr 08:00-15:00; Sa 10:00-14:00")
+    assert answer.valid
+    assert answer == check(
+        client, text="Mo-Fr 08:00-15:00; Sa 10:00-14:00", week_of=ORDINARY.date().isoformat()
+    )
+    assert answer.words == "lunes a viernes 08:00–15:00; sábado 10:00–14:00; domingo cerrado"
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from axe import assert_no_serious
 from conftest import BACKENDS, DATA_DIR, fresh_database
 from playwright.sync_api import Browser, Page
 from servers import ARTIFACTS, Server, Watched, free_port, open_page
+from weeks import ORDINARY, clock_at, clock_env
 
 from geo.city import load_city_profile
 from geo.layers import read_layers
@@ -72,7 +73,7 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
     """The sample in a fresh database, a real server and a real SMTP server on localhost."""
     with fresh_database(request, tmp_path) as url:
         city = load_city_profile(DATA_DIR / "city.json")
-        with Store.open(url) as store:
+        with Store.open(url, clock=clock_at(ORDINARY)) as store:
             store.load(read_layers(DATA_DIR, city))
             planner = issue_token(store, role="planner", label="Marta (planificación)").secret
             store.set_contacts(
@@ -83,7 +84,10 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
         port = free_port()
         controller = Controller(mailbox, hostname="127.0.0.1", port=port, ready_timeout=10)
         controller.start()
-        server = Server(url, tmp_path / "server.log", env={"CARDIOMAPA_TILE_URL": ""})
+        # An ordinary week: the hours in words are this week's, and a holiday would change them.
+        server = Server(
+            url, tmp_path / "server.log", env={"CARDIOMAPA_TILE_URL": "", **clock_env(ORDINARY)}
+        )
         try:
             smtp = f"smtp://127.0.0.1:{port}"
             yield Site(request.param, url, server.base, planner, smtp, mailbox, tmp_path)
@@ -139,7 +143,7 @@ def reminders(site: Site, *extra: str) -> subprocess.CompletedProcess[str]:
     script = Path(sys.executable).parent / "cardiomapa"
     env = {**os.environ, "CARDIOMAPA_DATABASE_URL": site.db_url,
            "CARDIOMAPA_SMTP_URL": site.smtp_url, "CARDIOMAPA_MAIL_FROM": "dea@palencia.example",
-           "CARDIOMAPA_PUBLIC_URL": site.base}  # fmt: skip
+           "CARDIOMAPA_PUBLIC_URL": site.base, **clock_env(ORDINARY)}  # fmt: skip
     return subprocess.run(
         [str(script), "reminders", "send", *extra],
         env=env, capture_output=True, text=True, timeout=120, check=False,
@@ -149,7 +153,7 @@ def reminders(site: Site, *extra: str) -> subprocess.CompletedProcess[str]:
 def test_the_whole_loop(browser: Browser, site: Site) -> None:
     started = time.monotonic()
     # 1. An administrator's invitation link signs the entity in.
-    with Store.open(site.db_url) as store:
+    with Store.open(site.db_url, clock=clock_at(ORDINARY)) as store:
         link = issue_invitation(store, entity_id=ENTITY, actor="test").url(site.base)
     entity = open_phone(browser)
     page = entity.page
@@ -269,7 +273,7 @@ def tab_to(page: Page, target: Any, *, limit: int = 300) -> None:
 
 def test_registering_with_the_keyboard_alone(browser: Browser, site: Site) -> None:
     """Errors are announced and tied to their fields; the whole form works without a mouse."""
-    with Store.open(site.db_url) as store:
+    with Store.open(site.db_url, clock=clock_at(ORDINARY)) as store:
         link = issue_invitation(store, entity_id=ENTITY, actor="test").url(site.base)
     watched = open_phone(browser)
     page = watched.page

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import geopandas as gpd
 import pytest
 from fastapi.testclient import TestClient
+from weeks import ORDINARY, clock_env
 
 from api.app import create_app
 from geo.analysis import PlannerView
@@ -106,7 +107,9 @@ def loaded_url(db_url: str, tiny_layers: Layers) -> str:
 
 @pytest.fixture
 def client(loaded_url: str) -> Iterator[TestClient]:
-    settings = Settings(database_url=loaded_url, tile_url="")
+    # Apps here run on an ordinary week: which tiny devices count must not depend on the run
+    # (their pads expire on 1 January 2027).
+    settings = Settings(database_url=loaded_url, tile_url="", clock_start=ORDINARY)
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 
@@ -157,7 +160,9 @@ def test_a_device_name_cannot_inject_script_into_the_page(
     devices.loc[devices["id"] == "dea-2", "name"] = hostile
     with Store.open(loaded_url) as store:
         store.load(Layers({**tiny_layers.frames, "defibrillators": devices}), replace=True)
-    with TestClient(create_app(Settings(database_url=loaded_url, tile_url=""))) as client:
+    with TestClient(
+        create_app(Settings(database_url=loaded_url, tile_url="", clock_start=ORDINARY))
+    ) as client:
         html = client.get("/").text
     assert 'alert("x")' not in html and "<b>" not in html
     assert rows_by_id(page_data(html))["dea-2"]["name"] == hostile  # intact once parsed
@@ -172,7 +177,7 @@ def test_template_syntax_in_names_is_shown_not_run(loaded_url: str, tiny_layers:
     frames = {**tiny_layers.frames, "defibrillators": devices, "entities": entities}
     with Store.open(loaded_url) as store:
         store.load(Layers(frames), replace=True)
-    settings = Settings(database_url=loaded_url, tile_url="")
+    settings = Settings(database_url=loaded_url, tile_url="", clock_start=ORDINARY)
     with TestClient(create_app(settings)) as client:
         citizen = client.get("/")
         client.post("/planificacion/sesion", data={"token": token(loaded_url, "planner")})
@@ -194,7 +199,9 @@ def test_basemap_tiles_come_only_from_the_configured_server(loaded_url: str) -> 
     policy = response.headers["content-security-policy"]
     assert "img-src 'self' data: https: http://*.tiles.example.org;" in policy
     assert "http://{s}.tiles.example.org/{z}/{x}/{y}.png" in response.text
-    with TestClient(create_app(Settings(database_url=loaded_url, tile_url=""))) as client:
+    with TestClient(
+        create_app(Settings(database_url=loaded_url, tile_url="", clock_start=ORDINARY))
+    ) as client:
         html = client.get("/").text
     assert "tileLayer" not in html  # no basemap: zones and outline only
     assert "Zona CEAS" in html  # the zones tooltip
@@ -436,7 +443,9 @@ def test_hostile_names_are_text_in_the_planner_map(loaded_url: str, tiny_layers:
     frames = {**tiny_layers.frames, "defibrillators": devices, "entities": entities}
     with Store.open(loaded_url) as store:
         store.load(Layers(frames), replace=True)
-    with TestClient(create_app(Settings(database_url=loaded_url, tile_url=""))) as client:
+    with TestClient(
+        create_app(Settings(database_url=loaded_url, tile_url="", clock_start=ORDINARY))
+    ) as client:
         client.post("/planificacion/sesion", data={"token": token(loaded_url, "planner")})
         html = client.get("/planificacion").text
     assert "<img src=x" not in html and "<b>Asociaci" not in html
@@ -456,7 +465,12 @@ def test_marker_tooltip_text_cannot_leave_its_template_literal() -> None:
 
 
 def run_cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CARDIOMAPA_DATABASE_URL": url, "CARDIOMAPA_TILE_URL": ""}
+    env = {
+        **os.environ,
+        "CARDIOMAPA_DATABASE_URL": url,
+        "CARDIOMAPA_TILE_URL": "",
+        **clock_env(ORDINARY),
+    }
     script = Path(sys.executable).parent / "cardiomapa"
     return subprocess.run(
         [str(script), *args], env=env, capture_output=True, text=True, timeout=300, check=False

@@ -30,6 +30,7 @@ from playwright.sync_api import (
     Page,
 )
 from servers import ARTIFACTS, Server, Watched, open_page
+from weeks import ORDINARY, clock_env
 
 from geo.city import load_city_profile
 from geo.inputs import device_finder
@@ -74,7 +75,10 @@ def site(
             store.load(read_layers(DATA_DIR, city))
             secret = issue_token(store, role="planner", label="browser tests").secret
             listed = len(device_finder(store, city))
-        server = Server(url, folder / "server.log", env={"CARDIOMAPA_TILE_URL": ""})
+        # An ordinary Monday at 10:00: which devices are open "now" does not depend on the run.
+        server = Server(
+            url, folder / "server.log", env={"CARDIOMAPA_TILE_URL": "", **clock_env(ORDINARY)}
+        )
         try:
             yield Site(request.param, url, server.base, secret, listed)
         finally:
@@ -505,7 +509,9 @@ def test_basemap_tiles_come_from_the_configured_server(
     tiles = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Tiles)
     threading.Thread(target=tiles.serve_forever, daemon=True).start()
     tile_url = f"http://127.0.0.1:{tiles.server_address[1]}/{{z}}/{{x}}/{{y}}.png"
-    server = Server(url, tmp_path / "server.log", env={"CARDIOMAPA_TILE_URL": tile_url})
+    server = Server(
+        url, tmp_path / "server.log", env={"CARDIOMAPA_TILE_URL": tile_url, **clock_env(ORDINARY)}
+    )
     try:
         watched = open_page(browser)
         page = watched.page

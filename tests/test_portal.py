@@ -7,10 +7,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from weeks import ORDINARY
 
 from api.app import create_app
 from geo.clock import FixedClock
@@ -156,7 +158,7 @@ def test_cookie_is_secure_behind_https(app: tuple[TestClient, Store]) -> None:
 
 def test_expired_and_cross_site_invitations_are_refused(app: tuple[TestClient, Store]) -> None:
     client, store = app
-    past = dt.datetime.now(tz=dt.UTC) - dt.timedelta(days=8)
+    past = store.clock.now() - dt.timedelta(days=8)
     old = issue_invitation(store, entity_id="ent-1", actor="test", now=past)
     assert client.get(f"/entidades/invitacion/{old.code}").status_code == 401
     fresh = issue_invitation(store, entity_id="ent-1", actor="test")
@@ -224,6 +226,9 @@ def test_sign_out(portal: Portal) -> None:
 
 
 def test_registration_is_pending_private_and_complete(portal: Portal) -> None:
+    # "This week's" hours in words of an ordinary week (the fixture's week, that of 7 December,
+    # has two holidays that change them).
+    portal.client.app.state.clock = FixedClock(ORDINARY.replace(tzinfo=ZoneInfo("Europe/Madrid")))  # type: ignore[attr-defined]
     device_id = portal.register()
     record = portal.store.device(device_id)
     assert record is not None

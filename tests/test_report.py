@@ -180,10 +180,11 @@ def load_sample(db_url: str) -> None:
 
 def analyse(settings: Settings, *, from_files: bool) -> IndicatorsAnalysis:
     inputs = load_inputs(settings, from_files=from_files)
-    training, uses = plan_registers(settings, inputs, from_files=from_files)
+    today = dt.date.fromisoformat(AS_OF)
+    training, uses = plan_registers(settings, inputs, from_files=from_files, today=today)
     return indicators_analysis(
         inputs, training=training, uses=uses, references=density_references(settings),
-        as_of=dt.date.fromisoformat(AS_OF), radius_m=100.0, detour_factor=1.3, year=2026,
+        as_of=today, radius_m=100.0, detour_factor=1.3, year=2026,
         outcome_parameters=outcome_parameters(settings),
     )  # fmt: skip
 
