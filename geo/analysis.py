@@ -228,15 +228,15 @@ def gaps_analysis(
     at: dt.datetime | None,
     cell_m: float | None,
     detour_factor: float,
-    reference_date: dt.date | None = None,
+    reference_date: dt.date,
 ) -> GapsAnalysis:
     """Where people live without a device in reach, and which sites lack one.
 
-    With ``at=None`` (24/7), ``reference_date`` fixes the year checked (default: today).
+    With ``at=None`` (24/7), ``reference_date`` fixes the year checked (the edge passes the
+    city's today by its clock).
     """
     metric = inputs.metric
     model = inputs.distance_model(detour_factor=detour_factor)
-    reference_date = reference_date or inputs.city.today()
     result = run_coverage(
         metric["population"],
         metric["defibrillators"],
@@ -297,21 +297,21 @@ def siting_analysis(
     at: dt.datetime | None,
     time_limit_s: float,
     detour_factor: float,
-    reference_date: dt.date | None = None,
+    reference_date: dt.date,
     objective: str = "residents",
     parameters: OutcomeParameters | None = None,
     target_lives: float | None = None,
 ) -> SitingAnalysis:
     """Where the next ``new`` devices protect the most residents (or reach ``target_share``).
 
-    With ``at=None`` (24/7), ``reference_date`` fixes the year checked (default: today).
+    With ``at=None`` (24/7), ``reference_date`` fixes the year checked (the edge passes the
+    city's today by its clock).
     ``objective="lives"`` weighs each site by the expected lives per year it would add
     (:func:`geo.outcomes.lives_siting_problem`, weekly model unless ``at``), with
     ``target_lives`` (per year) as the goal instead of ``target_share``.
     """
     metric = inputs.metric
     model = inputs.distance_model(detour_factor=detour_factor)
-    reference_date = reference_date or inputs.city.today()
     if objective not in ("residents", "lives"):
         msg = f"Objetivo {objective!r} desconocido; se admite residents o lives."
         raise SitingError(msg)
@@ -396,11 +396,11 @@ def _lives_siting(
     at: dt.datetime | None,
     time_limit_s: float,
     model: DistanceModel,
-    reference_date: dt.date | None,
+    reference_date: dt.date,
 ) -> SitingAnalysis:
     """Siting by expected lives saved; the figures after are recomputed with the new sites."""
     metric = inputs.metric
-    week_of = reference_date or inputs.city.today()
+    week_of = reference_date
     reach = parameters.central("reach_m") if radius_m is None else radius_m
     mode = "weekly" if at is None else "instant"
     sites = siting_candidates(

@@ -22,7 +22,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from geo.calendar import NATIONAL_SPAIN, HolidayCalendar, LocalHoliday
-from geo.clock import SYSTEM_CLOCK, Clock, local_today
+from geo.clock import Clock, local_today
 from geo.errors import CityProfileError
 
 PROFILE_FILE_NAME = "city.json"
@@ -138,13 +138,9 @@ class CityProfile:
     def __post_init__(self) -> None:
         shapely.prepare(self.boundary)
 
-    def today(self, clock: Clock = SYSTEM_CLOCK) -> dt.date:
-        """Today's date by ``clock`` in the city's time zone (at 23:30 UTC it may already be
-        tomorrow).
-
-        Always pass the clock the process runs on (``app.state.clock``, the CLI's clock): the
-        default, the machine's clock, only remains until every caller passes one.
-        """
+    def today(self, clock: Clock) -> dt.date:
+        """Today's date by ``clock`` (the one the process runs on: ``app.state.clock``, the
+        CLI's clock) in the city's time zone (at 23:30 UTC it may already be tomorrow)."""
         return local_today(clock, self.timezone)
 
 

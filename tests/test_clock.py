@@ -248,8 +248,8 @@ def test_settings_clock_starts_at_local_time_and_ticks() -> None:
 #: ``datetime.now()``, ``date.today()``, ``time.time()`` and a bare ``.today()`` (the city's
 #: today without a clock).
 WALL_CLOCK = re.compile(r"datetime\.now\(|date\.today\(|\btime\.time\(|\.today\(\)")
-#: Reads still to be switched to a clock, in modules being rewritten elsewhere (file, text).
-PENDING = {("geo/analysis.py", "reference_date or inputs.city.today()")}
+#: Reads still to be switched to a clock (file, text): none.
+PENDING: set[tuple[str, str]] = set()
 
 
 def test_only_the_clock_reads_the_wall_clock() -> None:
