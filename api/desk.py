@@ -540,7 +540,10 @@ async def take_out_of_service(request: Request, device_id: str) -> Response:
         record = registry.set_in_service(_store(request), desk.principal, device_id,
                                          in_service=False, reason=reason,
                                          today=_today(request))  # fmt: skip
-        return f"«{record['name']}» queda fuera de servicio: el mapa ciudadano ya no lo ofrece."
+        return (
+            f"«{record['name']}» queda fuera de servicio: el mapa ciudadano lo muestra así y "
+            "ya no lo cuenta como disponible."
+        )
 
     return await _device_post(request, device_id, run)
 
