@@ -16,12 +16,14 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, cast
 
+import httpx
 import pytest
 from axe import assert_no_serious
 from conftest import BACKENDS, DATA_DIR, fresh_database
@@ -242,10 +244,24 @@ def test_a_citizen_reports_a_problem_from_the_popup(site: Site, browser: Browser
     assert "El equipo municipal lo revisará" in result.inner_text()
     with Store.open(site.db_url) as store:
         reports, _count = store.reports(device_id=HEALTH_CENTRE["id"], limit=10, offset=0)
-    assert [(r["kind"], r["message"]) for r in reports][-1] == (
+    assert (reports[0]["kind"], reports[0]["message"]) == (
         "broken", "La luz de estado parpadea en rojo.",
     )  # fmt: skip
+    # Unconfirmed, the report marks the device on the map at once; dismissed, it is usable again
+    # (and the module's other tests find the site as it was).
+    assert _map_state(site, str(HEALTH_CENTRE["id"])) == "reported"
+    with Store.open(site.db_url) as store:
+        store.review_report(reports[0]["id"], status="rejected", note="prueba", actor="tests")
+    time.sleep(1.1)  # the server checks the registry's revision once a second
+    assert _map_state(site, str(HEALTH_CENTRE["id"])) == "open"
     assert watched.problems == []
+
+
+def _map_state(site: Site, device_id: str) -> str:
+    data = httpx.get(f"{site.base}/api/map/devices", timeout=30).json()
+    column = data["columns"]
+    row = next(r for r in data["rows"] if r[column.index("id")] == device_id)
+    return str(data["states"][row[column.index("state")]])
 
 
 def test_a_point_outside_the_municipality_gets_a_clear_message(
