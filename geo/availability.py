@@ -284,8 +284,8 @@ class Availability:
     timezone: str
     calendar: HolidayCalendar
     assume_unknown_open: bool
-    expiry: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
-    reported: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    expiry: np.ndarray
+    reported: np.ndarray
     count_overdue: bool = False
 
     def counted(self) -> np.ndarray:
