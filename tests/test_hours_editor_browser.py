@@ -22,6 +22,7 @@ from playwright.sync_api import (
     ConsoleMessage,
     Locator,
     Page,
+    Request,
     Route,
 )
 from servers import ARTIFACTS, Server
@@ -112,9 +113,13 @@ def open_harness(
 
     page.on("console", on_console)
     page.on("pageerror", lambda error: opened.problems.append(f"page error: {error}"))
-    page.on(
-        "requestfailed", lambda r: opened.problems.append(f"request failed: {r.url} {r.failure}")
-    )
+
+    def on_failed(request: Request) -> None:
+        # The editor aborts a check that a newer keystroke superseded: not a failure.
+        if request.failure != "net::ERR_ABORTED":
+            opened.problems.append(f"request failed: {request.url} {request.failure}")
+
+    page.on("requestfailed", on_failed)
     headers = {name.decode(): value.decode() for name, value in html_headers(None)}
 
     def fulfil(route: Route) -> None:
