@@ -32,7 +32,7 @@ import datetime as dt
 import itertools
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -179,6 +179,11 @@ class CityHours:
                 self._holiday = opening_hours.OpeningHours(  # the library's national days
                     text, timezone=self.zone, country=calendar.country
                 )
+
+    @property
+    def ordinary(self) -> opening_hours.OpeningHours:
+        """The rules as on an ordinary day (``PH`` matching no day)."""
+        return self._ordinary
 
     def _on(self, day: dt.date) -> opening_hours.OpeningHours:
         return self._holiday if self.calendar.is_holiday(day) else self._ordinary
@@ -336,13 +341,33 @@ class WeeklyAvailability:
         ``bool`` array (devices,): available at every moment of the 366 days from ``week_start``.
     holidays
         ``bool`` array (168,): the slice falls on one of the city's holidays.
+    open_slices, open_always
+        The same by opening hours alone, before maintenance (see :meth:`recounted`).
+    week_of
+        The reference day ("always" needs maintenance in date then).
     """
 
     availability: Availability
     week_start: dt.datetime
     slices: np.ndarray
     always: np.ndarray
-    holidays: np.ndarray = field(default_factory=lambda: np.zeros(HOURS_PER_WEEK, dtype=bool))
+    holidays: np.ndarray
+    open_slices: np.ndarray
+    open_always: np.ndarray
+    week_of: dt.date
+
+    def recounted(self, *, count_overdue: bool) -> WeeklyAvailability:
+        """The same week with overdue maintenance counted or not, without evaluating the hours
+        again."""
+        if count_overdue == self.availability.count_overdue:
+            return self
+        return _masked(
+            replace(self.availability, count_overdue=count_overdue),
+            self.week_start,
+            self.open_slices,
+            self.open_always,
+            self.week_of,
+        )
 
 
 def _zone(timezone: str) -> ZoneInfo:
@@ -442,6 +467,11 @@ def _text(value: object) -> str | None:
 def available_at(availability: Availability, at: dt.datetime) -> np.ndarray:
     """Devices usable at the instant ``at`` (a ``bool`` array in frame order)."""
     instant = local_instant(at, availability.timezone)
+    return _open_at(availability, instant) & availability.in_date(instant.date())
+
+
+def _open_at(availability: Availability, instant: dt.datetime) -> np.ndarray:
+    """Counted devices open by their hours at ``instant``, before maintenance."""
     result = np.zeros(len(availability.device_ids), dtype=bool)
     cache: dict[str, bool] = {}
     counted = availability.counted()
@@ -456,7 +486,7 @@ def available_at(availability: Availability, at: dt.datetime) -> np.ndarray:
                 instant
             )
         result[index] = cache[text]
-    return result & availability.in_date(instant.date())
+    return result
 
 
 def available(
@@ -473,6 +503,26 @@ def available(
         msg = "available(at=None) needs the reference_date the 366 days start from"
         raise ValueError(msg)
     return weekly_availability(availability, week_of=reference_date).always
+
+
+def available_both_ways(
+    availability: Availability, *, at: dt.datetime | None, reference_date: dt.date | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`available` with overdue maintenance left out and counted, from one evaluation of
+    the hours: ``(strict, lenient)``, whatever ``availability.count_overdue`` says."""
+    strict, lenient = (
+        replace(availability, count_overdue=False),
+        replace(availability, count_overdue=True),
+    )
+    if at is not None:
+        instant = local_instant(at, availability.timezone)
+        open_ = _open_at(availability, instant)
+        return open_ & strict.in_date(instant.date()), open_ & lenient.in_date(instant.date())
+    if reference_date is None:
+        msg = "available(at=None) needs the reference_date the 366 days start from"
+        raise ValueError(msg)
+    week = weekly_availability(availability, week_of=reference_date)
+    return week.recounted(count_overdue=False).always, week.recounted(count_overdue=True).always
 
 
 def week_start_of(day: dt.date, timezone: str) -> dt.datetime:
@@ -504,15 +554,29 @@ def weekly_availability(availability: Availability, *, week_of: dt.date) -> Week
             hours = city_hours(text, availability.timezone, availability.calendar)
             cache[text] = (_week_slices(hours, start), _always_open(hours, start))
         slices[index], always[index] = cache[text]
+    return _masked(availability, start, slices, always, week_of)
+
+
+def _masked(
+    availability: Availability,
+    start: dt.datetime,
+    open_slices: np.ndarray,
+    open_always: np.ndarray,
+    week_of: dt.date,
+) -> WeeklyAvailability:
+    """The week's hours-only masks with maintenance applied per slice's day."""
     days = [(start + dt.timedelta(days=day)).date() for day in range(7)]
     in_date = np.repeat(np.column_stack([availability.in_date(day) for day in days]), 24, axis=1)
     holidays = np.repeat([availability.calendar.is_holiday(day) for day in days], 24)
     return WeeklyAvailability(
         availability,
         start,
-        slices & in_date,
-        always & availability.in_date(week_of),
+        open_slices & in_date,
+        open_always & availability.in_date(week_of),
         holidays.astype(bool),
+        open_slices,
+        open_always,
+        week_of,
     )
 
 
@@ -585,7 +649,6 @@ def week_in_words(
         ``text`` is not valid opening_hours syntax.
     """
     hours = city_hours(text, timezone, calendar)
-    ordinary = city_hours(text, timezone, HolidayCalendar(country=None))
     start = week_start_of(week_of, timezone)
     if _always_open(hours, start):
         return "abierto las 24 horas, todos los días"
@@ -596,7 +659,8 @@ def week_in_words(
         end = begin + dt.timedelta(days=1)
         spans = _spans(hours, begin, end)
         days.append(spans)
-        festive.append(calendar.is_holiday(begin.date()) and spans != _spans(ordinary, begin, end))
+        changed = spans != _spans(hours.ordinary, begin, end)
+        festive.append(calendar.is_holiday(begin.date()) and changed)
     if not any(days):
         return "cerrado toda la semana"
     groups: list[tuple[int, int, tuple[str, ...]]] = []
@@ -623,7 +687,9 @@ def week_in_words(
     return "; ".join(parts)
 
 
-def _spans(hours: CityHours, begin: dt.datetime, end: dt.datetime) -> tuple[str, ...]:
+def _spans(
+    hours: CityHours | opening_hours.OpeningHours, begin: dt.datetime, end: dt.datetime
+) -> tuple[str, ...]:
     spans: list[str] = []
     for opens, closes, state, _comment in hours.intervals(begin, end):
         if state == _OPEN:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import geopandas as gpd
@@ -38,6 +38,7 @@ from geo.availability import (
     ReportFlag,
     WeeklyAvailability,
     available,
+    available_both_ways,
     device_availability,
     local_instant,
     slice_label,
@@ -489,12 +490,7 @@ def coverage(
         reports=reports,
     )
     instant = None if at is None else local_instant(at, city.timezone)
-    strict, lenient = (
-        available(
-            replace(availability, count_overdue=flag), at=instant, reference_date=reference_date
-        )
-        for flag in (False, True)
-    )
+    strict, lenient = available_both_ways(availability, at=instant, reference_date=reference_date)
     return _coverage_with(
         demand,
         devices,
@@ -737,9 +733,7 @@ def weekly_coverage(
     reach = pairs_within(demand.xy, devices_xy[counted], radius_m=radius_m, model=model)
     week = weekly_availability(availability, week_of=week_of)
     figures = _week_figures(demand, reach, week, counted)
-    other = weekly_availability(
-        replace(availability, count_overdue=not count_overdue), week_of=week_of
-    )
+    other = week.recounted(count_overdue=not count_overdue)
     only_overdue = 0.0
     if (other.slices != week.slices).any():
         other_covered = _week_figures(demand, reach, other, counted).covered
