@@ -24,6 +24,7 @@ from api.schemas import (
     LayerPublic,
 )
 from api.security import BodyLimitMiddleware, RateLimiter, SecurityHeadersMiddleware
+from geo import changes
 from geo.errors import NotFoundError
 from geo.maps import STATIC_DIR
 from geo.outputs import data_notice, plain
@@ -41,12 +42,16 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # One Store (engine and pool) per process, opened and migrated here, at start-up; a
+        # request never opens one, nor migrates.
         store = Store.open(settings.database_url, clock=clock)
+        watch = changes.watch(store.engine)
         app.state.store = store
-        app.state.finders = FinderCache(store, city)
+        app.state.finders = FinderCache(store, city, watch=watch)
         try:
             yield
         finally:
+            watch.close()
             store.close()
 
     app = FastAPI(
@@ -131,6 +136,17 @@ def create_app(settings: Settings) -> FastAPI:
         _add_layer_routes(app, segment, layer)
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app for uvicorn's factory mode, with settings from the environment (``CARDIOMAPA_*``).
+
+    Each worker process calls it once: ``cardiomapa serve --workers N`` does, and so may any
+    process manager (``uvicorn --factory api.app:app_from_environment --workers N``). Run
+    ``cardiomapa migrate`` first when several workers start on a database that is not up to date
+    (they would otherwise upgrade it one at a time while the others wait).
+    """
+    return create_app(Settings())
 
 
 def _add_layer_routes(app: FastAPI, segment: str, layer: str) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.web import throttled_authenticate
+from geo.changes import ChangeWatch
 from geo.city import CityProfile
 from geo.clock import SYSTEM_CLOCK, Clock, local_today
 from geo.inputs import device_finder
@@ -24,34 +24,36 @@ _bearer = HTTPBearer(auto_error=False, description="Token emitido con `cardiomap
 
 
 class FinderCache:
-    """One :class:`DeviceFinder` per version of the defibrillators layer.
+    """One :class:`DeviceFinder` per version of the defibrillators layer, fresh on every request.
 
-    The layer's revision counter is read at most every ``check_every_s`` seconds (writes made by
-    this process call :meth:`invalidate` and are seen at once; writes by another process or the
-    CLI within ``check_every_s``).
+    ``watch`` (:func:`geo.changes.watch`) tells from memory whether anything was committed since
+    the last look, by this process or any other; only then is the layer's revision read, and the
+    finder rebuilt if the layer changed. So a write through any worker is seen by the next request
+    on every worker, without a database round trip per request.
     """
 
-    def __init__(self, store: Store, city: CityProfile, *, check_every_s: float = 1.0) -> None:
+    def __init__(self, store: Store, city: CityProfile, *, watch: ChangeWatch) -> None:
         self.store = store
         self.city = city
-        self.check_every_s = check_every_s
+        self.watch = watch
         self._lock = threading.Lock()
         self._finder: DeviceFinder | None = None
         self._revision = -1
-        self._checked = -float("inf")
+        self._seen: int | None = None
 
     def invalidate(self) -> None:
-        self._checked = -float("inf")
+        """Look again at the next request (this process wrote)."""
+        self._seen = None
 
     def fresh(self) -> DeviceFinder | None:
-        """The current finder if its revision was checked within ``check_every_s`` (no I/O)."""
+        """The current finder if nothing was committed since it was checked (no database I/O)."""
         finder = self._finder
-        if finder is not None and time.monotonic() - self._checked < self.check_every_s:
+        if finder is not None and self._seen is not None and self.watch.version() == self._seen:
             return finder
         return None
 
     def get(self) -> DeviceFinder:
-        """The finder, after checking the layer's revision if it is due (and rebuilding)."""
+        """The finder, after reading the layer's revision if anything changed (and rebuilding)."""
         finder = self.fresh()
         if finder is not None:
             return finder
@@ -59,11 +61,12 @@ class FinderCache:
             finder = self.fresh()  # another thread may have checked while this one waited
             if finder is not None:
                 return finder
+            seen = self.watch.version()  # before the revision: a commit in between is seen next
             revision = self.store.revision("defibrillators")
             if self._finder is None or revision != self._revision:
                 self._finder = device_finder(self.store, self.city)
                 self._revision = revision
-            self._checked = time.monotonic()
+            self._seen = seen
             return self._finder
 
 

@@ -196,7 +196,9 @@ async def planners_page(
         action="/planificacion", day=day, hour=hora, radius_m=radio_m, new=nuevos,
         objective=objective,
     )  # fmt: skip
-    html = await run_in_threadpool(planner_page, settings, at=at, form=form, reference_date=today)
+    html = await run_in_threadpool(
+        planner_page, settings, store, at=at, form=form, reference_date=today
+    )
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 

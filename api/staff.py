@@ -36,6 +36,7 @@ from geo.clock import local_today
 from geo.coverage import DEFAULT_DETOUR_FACTOR, DEFAULT_RADIUS_M
 from geo.errors import InputError
 from geo.inputs import (
+    AnalysisInputs,
     density_references,
     load_inputs,
     outcome_parameters,
@@ -43,6 +44,7 @@ from geo.inputs import (
     section_incomes,
 )
 from geo.settings import Settings
+from geo.store import Store
 from geo.tokens import require_role
 
 router = APIRouter(prefix="/api", tags=["planificación"])
@@ -178,14 +180,16 @@ def maintenance(
 # --- analysis (same parameters and answers as the CLI's --format json) -------------------------
 
 
-def _inputs(settings: Settings) -> Any:
-    return load_inputs(settings, from_files=False)
+def _inputs(settings: Settings, store: Store) -> AnalysisInputs:
+    """The analysis inputs, read through the app's one Store (a request never opens another)."""
+    return load_inputs(settings, store=store)
 
 
 @router.get("/coverage", summary="Cobertura por zona CEAS (como `cardiomapa coverage`)",
             responses=ERRORS)  # fmt: skip
 def coverage(
     settings: SettingsDep,
+    store: StoreDep,
     principal: PrincipalDep,
     clock: ClockDep,
     radius_m: RadiusQuery = DEFAULT_RADIUS_M,
@@ -197,7 +201,7 @@ def coverage(
     assume_unknown_open: bool = False,
 ) -> dict[str, Any]:
     require_role(principal, "planner", "admin")
-    inputs = _inputs(settings)
+    inputs = _inputs(settings, store)
     reference = week_of or local_today(clock, inputs.city.timezone)
     if weekly:
         week = weekly_analysis(
@@ -220,6 +224,7 @@ def coverage(
 @router.get("/gaps", summary="Huecos de cobertura (como `cardiomapa gaps`)", responses=ERRORS)
 def gaps(
     settings: SettingsDep,
+    store: StoreDep,
     principal: PrincipalDep,
     clock: ClockDep,
     radius_m: RadiusQuery = DEFAULT_RADIUS_M,
@@ -228,7 +233,7 @@ def gaps(
     detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
 ) -> dict[str, Any]:
     require_role(principal, "planner", "admin")
-    inputs = _inputs(settings)
+    inputs = _inputs(settings, store)
     analysis = gaps_analysis(
         inputs, radius_m=radius_m, at=at, cell_m=cell_m, detour_factor=detour_factor,
         reference_date=local_today(clock, inputs.city.timezone),
@@ -240,6 +245,7 @@ def gaps(
             responses=ERRORS)  # fmt: skip
 def siting(
     settings: SettingsDep,
+    store: StoreDep,
     principal: PrincipalDep,
     clock: ClockDep,
     new: Annotated[int, Query(ge=1, le=200, description="Nuevos desfibriladores.")] = 10,
@@ -300,7 +306,7 @@ def siting(
             "pesan a los mayores."
         )
         raise InputError(msg, code="conflicting_parameters", field="senior_weight")
-    inputs = _inputs(settings)
+    inputs = _inputs(settings, store)
     analysis = siting_analysis(
         inputs,
         new=new,
@@ -334,6 +340,7 @@ def siting(
 )
 def outcomes(
     settings: SettingsDep,
+    store: StoreDep,
     principal: PrincipalDep,
     clock: ClockDep,
     at: Annotated[
@@ -372,7 +379,7 @@ def outcomes(
     en domicilio no se cuentan."""
     require_role(principal, "planner", "admin")
     _check_outcome_query(at=at, always=always, week_of=week_of, fmt=fmt, layer=layer)
-    inputs = _inputs(settings)
+    inputs = _inputs(settings, store)
     mode = "instant" if at is not None else "always" if always else "weekly"
     analysis = outcomes_analysis(
         inputs,
@@ -418,6 +425,7 @@ def _check_outcome_query(
 )
 def indicators(
     settings: SettingsDep,
+    store: StoreDep,
     principal: PrincipalDep,
     clock: ClockDep,
     year: Annotated[
@@ -433,9 +441,9 @@ def indicators(
     cobertura al cierre de cada año; vidas salvadas al año estimadas, las que añaden los DEA del
     plan y el coste por año de vida ganado; densidad frente a las referencias."""
     require_role(principal, "planner", "admin")
-    inputs = _inputs(settings)
+    inputs = _inputs(settings, store)
     today = local_today(clock, inputs.city.timezone)
-    training, uses = plan_registers(settings, inputs, from_files=False, today=today)
+    training, uses = plan_registers(settings, inputs, store=store, today=today)
     day = as_of or today
     analysis = indicators_analysis(
         inputs,

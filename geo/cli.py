@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
@@ -76,7 +77,15 @@ from geo.outcomes import BAND_PERCENTILES, OutcomeParameters, OutcomeResult
 from geo.outputs import data_notice
 from geo.reminders import ReminderRun, run_summary, send_reminders
 from geo.settings import Settings
-from geo.store import InvitationRecord, Store, TokenRecord, utcnow
+from geo.store import (
+    InvitationRecord,
+    Store,
+    TokenRecord,
+    create_db_engine,
+    schema_revision,
+    utcnow,
+)
+from geo.store import migrate as migrate_schema
 from geo.tokens import INVITATION_DAYS, IssuedInvitation, issue_invitation, issue_token
 from geo.training import (
     KIND_LABELS,
@@ -133,6 +142,16 @@ def _clock(settings: Settings) -> Clock:
 def _open_store(settings: Settings) -> Store:
     """The configured database, stamping what it writes by the command's clock."""
     return Store.open(settings.database_url, clock=_clock(settings))
+
+
+@contextmanager
+def _store_unless_files(settings: Settings, *, from_files: bool) -> Iterator[Store | None]:
+    """The configured database for the length of a block, or None when reading the files."""
+    if from_files:
+        yield None
+        return
+    with _open_store(settings) as store:
+        yield store
 
 
 def _fail(exc: CardiomapaError) -> typer.Exit:
@@ -274,18 +293,57 @@ def layers() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Dirección en la que escuchar.")] = None,
     port: Annotated[int | None, typer.Option(help="Puerto.")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Procesos que atienden peticiones (uno por núcleo, en producción sobre PostGIS).",
+        ),
+    ] = 1,
 ) -> None:
     """Sirve la aplicación web (mapa y API)."""
     import uvicorn
 
-    from api.app import create_app
-
     settings = _settings()
     try:
-        _open_store(settings).close()  # fail here, in Spanish, not in the server
+        # Migrated here, once, before any worker starts; workers find the schema at head.
+        _open_store(settings).close()  # and any failure is told here, in Spanish
     except CardiomapaError as exc:
         raise _fail(exc) from None
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+    # Each worker builds its own app (and its one Store) from the same environment.
+    uvicorn.run(
+        "api.app:app_from_environment",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Pone al día el esquema de la base de datos (lo crea si está vacía).
+
+    `serve` y los demás comandos lo hacen al empezar; ejecútelo antes de arrancar varios
+    procesos con otro gestor (p. ej. `uvicorn --factory api.app:app_from_environment`).
+    """
+    settings = _settings()
+    try:
+        engine = create_db_engine(settings.database_url)
+        try:
+            before = schema_revision(engine)
+            migrate_schema(engine)
+            after = schema_revision(engine)
+        finally:
+            engine.dispose()
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    if before == after:
+        console.print(f"El esquema ya estaba al día (versión {after}).")
+    else:
+        console.print(f"Esquema actualizado: versión {before or 'vacía'} → {after}.")
 
 
 # --- analysis ---------------------------------------------------------------------------------
@@ -375,12 +433,10 @@ def _inputs(
 ) -> tuple[Settings, AnalysisInputs]:
     settings = _settings(data_dir)
     try:
-        inputs = load_inputs(
-            settings,
-            from_files=data_dir is not None,
-            network_file=network,
-            use_network=not no_network,
-        )
+        with _store_unless_files(settings, from_files=data_dir is not None) as store:
+            inputs = load_inputs(
+                settings, store=store, network_file=network, use_network=not no_network
+            )
     except CardiomapaError as exc:
         raise _fail(exc) from None
     return settings, replace(inputs, count_overdue=count_overdue)
@@ -738,7 +794,10 @@ def outcomes_(
     parameters = _parameters(settings, parameters_file, set_values)
     mode = "instant" if instant is not None else "always" if always else "weekly"
     try:
-        observed = arrests_inputs(settings) if arrests else None
+        observed = None
+        if arrests:
+            with _open_store(settings) as store:
+                observed = arrests_inputs(store, inputs.city)
         if observed is not None and observed.empty:
             errors.print(
                 "[bold red]Error[/]: --arrests: no hay paradas guardadas; impórtelas con "
@@ -1239,7 +1298,10 @@ def map_(
                     new=new,
                     objective=objective.value,
                 )
-                html = planner_page(settings, at=instant, form=form, reference_date=today)
+                with _open_store(settings) as store:
+                    html = planner_page(
+                        settings, store, at=instant, form=form, reference_date=today
+                    )
                 by = (
                     "por vidas salvadas (alcance del modelo)"
                     if objective is Objective.LIVES
@@ -1279,9 +1341,10 @@ def indicators(
     settings, inputs = _inputs(data_dir, network, no_network, count_overdue=count_overdue)
     try:
         with errors.status("Calculando los indicadores…"):
-            training, uses = plan_registers(
-                settings, inputs, from_files=data_dir is not None, today=_city_today(settings)
-            )
+            with _store_unless_files(settings, from_files=data_dir is not None) as store:
+                training, uses = plan_registers(
+                    settings, inputs, store=store, today=_city_today(settings)
+                )
             analysis = indicators_analysis(
                 inputs,
                 training=training,
@@ -1435,9 +1498,10 @@ def report(
     settings, inputs = _inputs(data_dir, network, no_network, count_overdue=count_overdue)
     try:
         with errors.status("Calculando los indicadores…") as status:
-            training, uses = plan_registers(
-                settings, inputs, from_files=data_dir is not None, today=_city_today(settings)
-            )
+            with _store_unless_files(settings, from_files=data_dir is not None) as store:
+                training, uses = plan_registers(
+                    settings, inputs, store=store, today=_city_today(settings)
+                )
             analysis = indicators_analysis(
                 inputs,
                 training=training,

@@ -99,31 +99,31 @@ class AnalysisInputs:
 def load_inputs(
     settings: Settings,
     *,
-    from_files: bool,
+    store: Store | None,
     network_file: Path | None = None,
     use_network: bool = True,
 ) -> AnalysisInputs:
-    """Read the layers from ``settings.data_dir`` (``from_files``) or from the database.
+    """Read the layers from the open ``store``, or from ``settings.data_dir`` when it is None.
 
     The walking network is ``network_file`` when given; otherwise, reading from the database,
     the stored network if there is one. ``use_network=False`` forces the straight-line model.
     From the database come also the citizens' pending "missing"/"broken" reports: those
-    devices do not count until staff or their entity answer.
+    devices do not count until staff or their entity answer. The store is the caller's (the
+    app's, one per process; the command's): this never opens one.
     """
     city = settings.load_city()
     network = None
     reports: dict[str, ReportFlag] = {}
-    if from_files:
+    if store is None:
         layers = read_layers(
             settings.data_dir, city, today=local_today(settings.clock(city), city.timezone)
         )
         origin = f"archivos de {settings.data_dir}"
     else:
-        with Store.open(settings.database_url) as store:
-            layers = store.read_layers()
-            reports = store.downgrading_reports()
-            if use_network and network_file is None:
-                network = store.read_network(crs=city.metric_crs)
+        layers = store.read_layers()
+        reports = store.downgrading_reports()
+        if use_network and network_file is None:
+            network = store.read_network(crs=city.metric_crs)
         origin = "base de datos"
     if use_network and network_file is not None:
         network = load_network(network_file, crs=city.metric_crs)
@@ -142,23 +142,22 @@ def device_finder(store: Store, city: CityProfile) -> DeviceFinder:
 
 
 def plan_registers(
-    settings: Settings, inputs: AnalysisInputs, *, from_files: bool, today: dt.date
+    settings: Settings, inputs: AnalysisInputs, *, store: Store | None, today: dt.date
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The training register and the reported uses of devices, for the plan's indicators.
 
-    From the database (:meth:`Store.training_frame`, :meth:`Store.uses_frame`); with
-    ``from_files``, the training register is ``<data dir>/training.csv`` if there is one (checked
-    against ``inputs``' entities, none held after ``today``, the city's date), and no uses: they
-    are only ever reported to the database.
+    From the open ``store`` (:meth:`Store.training_frame`, :meth:`Store.uses_frame`); without
+    one, the training register is ``<data dir>/training.csv`` if there is one (checked against
+    ``inputs``' entities, none held after ``today``, the city's date), and no uses: they are only
+    ever reported to the database.
 
     Raises
     ------
     RecordValidationError
         ``training.csv`` is malformed (every problem with its line and column).
     """
-    if not from_files:
-        with Store.open(settings.database_url) as store:
-            return store.training_frame(), store.uses_frame()
+    if store is not None:
+        return store.training_frame(), store.uses_frame()
     uses = pd.DataFrame(
         {
             "device_id": pd.Series(dtype="object"),
@@ -356,13 +355,10 @@ def read_candidates(path: Path, city: CityProfile) -> gpd.GeoDataFrame:
     return candidates.to_crs(city.metric_crs)
 
 
-def arrests_inputs(settings: Settings) -> gpd.GeoDataFrame:
+def arrests_inputs(store: Store, city: CityProfile) -> gpd.GeoDataFrame:
     """The stored past arrests in the city's metric CRS, for the staff's analyses.
 
     PRIVATE (:meth:`Store.arrests_frame`): what reads this is never served publicly. Empty when
     none was imported (``cardiomapa import arrests``).
     """
-    city = settings.load_city()
-    with Store.open(settings.database_url) as store:
-        frame = store.arrests_frame()
-    return to_metric(frame, city)
+    return to_metric(store.arrests_frame(), city)

@@ -36,6 +36,7 @@ from geo.nearest import STATE_TEXT, STATES, DeviceFinder
 from geo.outcomes import HOME_ARRESTS_NOTE
 from geo.outputs import DASH, data_notice, estimate, spanish_number
 from geo.settings import Settings
+from geo.store import Store
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 WGS84 = "EPSG:4326"
@@ -663,14 +664,15 @@ def _proposal_layer(fmap: folium.Map, view: PlannerView) -> None:
 
 def planner_page(
     settings: Settings,
+    store: Store,
     *,
     at: dt.datetime | None,
     form: PlannerForm,
     reference_date: dt.date,
     static_url: str = "/static",
 ) -> str:
-    """The planners' map for ``form``'s radius and count at ``at``, from the database."""
-    inputs = load_inputs(settings, from_files=False)
+    """The planners' map for ``form``'s radius and count at ``at``, from the open ``store``."""
+    inputs = load_inputs(settings, store=store)
     view = planner_view(
         inputs,
         radius_m=form.radius_m,

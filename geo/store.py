@@ -483,8 +483,19 @@ def alembic_config() -> Config:
     return config
 
 
+#: The PostgreSQL channel a write to a layer notifies, with the layer's name as payload.
+CHANGES_CHANNEL = "cardiomapa_changes"
+
+#: The PostgreSQL advisory lock held while the schema is upgraded (any constant of our own).
+_MIGRATION_LOCK = 0x63617264  # "card"
+
+
 def migrate(engine: Engine) -> None:
     """Bring the database schema to the newest version (creating it if empty).
+
+    Run at start-up (:meth:`Store.open`) or by ``cardiomapa migrate``, never in a request:
+    Alembic's context is not thread-safe. Processes starting at once upgrade one at a time
+    (SQLite's write lock, PostgreSQL's advisory lock).
 
     Raises
     ------
@@ -492,12 +503,22 @@ def migrate(engine: Engine) -> None:
         When the database cannot be reached or lacks its spatial extension.
     """
     config = alembic_config()
+    head = head_revision()
     try:
-        with engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                _require_postgis(connection)
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        if schema_revision(engine) == head:
+            return  # the common case at start-up: nothing to do, no Alembic command run
+        with engine.connect() as connection:
+            connection.execution_options(**{_WRITE_OPTION: True})  # SQLite: BEGIN IMMEDIATE
+            with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    # Several workers or commands starting at once upgrade one at a time; the
+                    # others find the schema at head once the lock is theirs.
+                    connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+                    _require_postgis(connection)
+                if MigrationContext.configure(connection).get_current_revision() == head:
+                    return
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
     except OperationalError as exc:
         msg = f"No se puede abrir la base de datos {engine.url.render_as_string()}: {exc.orig}"
         raise StorageError(msg) from exc
@@ -2441,3 +2462,7 @@ def _bump_revision(connection: Connection, name: str) -> None:
         .where(DATA_REVISIONS.c.name == name)
         .values(revision=DATA_REVISIONS.c.revision + 1)
     )
+    if connection.dialect.name == "postgresql":
+        # Delivered at commit to every worker listening (geo.changes.PostgresWatch); SQLite's
+        # workers notice a commit through ``PRAGMA data_version`` instead.
+        connection.execute(sa.select(sa.func.pg_notify(CHANGES_CHANNEL, name)))

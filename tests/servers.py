@@ -9,9 +9,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -19,6 +20,8 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request
 
 from geo.store import Store
+
+T = TypeVar("T")
 
 #: Debian's Chromium (``make test`` installs it), headless, as root, with nothing phoning home.
 CHROMIUM = Path("/usr/bin/chromium")
@@ -31,6 +34,20 @@ CHROMIUM_FLAGS = [
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
+def eventually(read: Callable[[], T], done: Callable[[T], bool], *, within_s: float = 5.0) -> T:
+    """``read()`` until ``done`` holds of its value (``within_s`` at most); the last value read.
+
+    For what another process is told asynchronously (PostgreSQL's notifications reach a
+    worker's listener a few milliseconds after the commit).
+    """
+    deadline = time.monotonic() + within_s
+    while True:
+        value = read()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.01)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -40,10 +57,13 @@ def free_port() -> int:
 class Server:
     """``cardiomapa serve`` in its own process; its log goes to a file (a pipe would fill up).
 
-    ``env`` adds settings (``CARDIOMAPA_…``) to the process environment.
+    ``env`` adds settings (``CARDIOMAPA_…``) to the process environment; ``workers`` > 1 serves
+    through that many uvicorn worker processes (``serve --workers``).
     """
 
-    def __init__(self, db_url: str, log: Path, *, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, db_url: str, log: Path, *, env: dict[str, str] | None = None, workers: int = 1
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -51,7 +71,7 @@ class Server:
         environment = {**os.environ, "CARDIOMAPA_DATABASE_URL": db_url, **(env or {})}
         with log.open("w") as output:
             self.process = subprocess.Popen(
-                [str(script), "serve", "--port", str(self.port)],
+                [str(script), "serve", "--port", str(self.port), "--workers", str(workers)],
                 env=environment,
                 stdout=output,
                 stderr=subprocess.STDOUT,

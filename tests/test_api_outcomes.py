@@ -72,8 +72,10 @@ def test_the_weekly_document_is_the_analysis_document(api: Api, db_url: str) -> 
     assert response.headers["content-type"] == "application/json"
     document = response.json()
     settings = Settings(database_url=db_url)
+    with Store.open(db_url) as store:
+        inputs = load_inputs(settings, store=store)
     expected = outcomes_analysis(
-        load_inputs(settings, from_files=False), outcome_parameters(settings), mode="weekly",
+        inputs, outcome_parameters(settings), mode="weekly",
         at=None, week_of=dt.date(2026, 11, 23), radius_m=1000, detour_factor=1.3,
     ).document  # fmt: skip
     assert document == outputs.plain(expected)

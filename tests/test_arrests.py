@@ -557,7 +557,8 @@ def test_cli_options_of_arrests_are_refused_elsewhere(db_url: str) -> None:
 
 def test_the_staff_loader_reads_them_in_metres(db_url: str) -> None:
     assert cli(db_url, "import", "arrests", str(FIXTURE))[0] == 0
-    frame = arrests_inputs(Settings(database_url=db_url))
+    with Store.open(db_url) as store:
+        frame = arrests_inputs(store, Settings(database_url=db_url).load_city())
     assert frame.crs == CRS and len(frame) == 8
     np.testing.assert_allclose(shapely.get_coordinates(frame.geometry.values) % 100, 50.0,
                                atol=1e-6)  # fmt: skip

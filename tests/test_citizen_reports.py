@@ -15,6 +15,7 @@ import logging
 import re
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,13 +30,14 @@ from api.app import create_app
 from api.deps import FinderCache
 from api.security import duration_words
 from api.web import csrf_token
-from geo import registry
+from geo import changes, registry
 from geo.availability import ReportFlag
 from geo.city import CityProfile
 from geo.layers import Layers
 from geo.settings import Settings
 from geo.store import Store, Throttle
 from geo.tokens import ForbiddenError, authenticate, issue_invitation, issue_token
+from tests.servers import eventually
 from tests.smtp_server import Mailbox, free_port, smtp_server
 
 #: Wednesday 9 December 2026, 10:00 in Palencia (CET, UTC+1): no holiday, every tiny device open.
@@ -169,20 +171,24 @@ def test_only_downgrading_reports_and_their_reviews_bump_the_devices_revision(
 def test_another_worker_sees_a_report_and_its_review_through_the_database(
     db_url: str, tiny_layers: Layers, city: CityProfile
 ) -> None:
-    with Store.open(db_url) as first, Store.open(db_url) as second:
+    with (
+        Store.open(db_url) as first,
+        Store.open(db_url) as second,
+        closing(changes.watch(second.engine)) as watch,
+    ):
         first.load(tiny_layers)
         # Another worker process: its own store (pool) and snapshot cache.
-        other = FinderCache(second, city, check_every_s=0)
+        other = FinderCache(second, city, watch=watch)
         before = other.get()
         assert before.reports == {}
         report_id = first.insert_report(
             {"device_id": "dea-2", "kind": "missing", "message": "x"}, actor="test"
         )
-        seen = other.get()
-        assert seen is not before and set(seen.reports) == {"dea-2"}
-        assert seen.reports["dea-2"].kind == "missing"
+        # SQLite: at once; PostGIS: once the commit's notification reaches the listener (ms).
+        seen = eventually(other.get, lambda finder: set(finder.reports) == {"dea-2"})
+        assert seen is not before and seen.reports["dea-2"].kind == "missing"
         first.review_report(report_id, status="rejected", note=None, actor="test")
-        assert other.get().reports == {}
+        assert eventually(other.get, lambda finder: finder.reports == {}).reports == {}
 
 
 def test_throttle_counts_events_and_distinct_subjects(store: Store) -> None:

@@ -261,7 +261,7 @@ def test_24h_gaps_and_siting_check_the_year_of_their_reference_date() -> None:
     from geo.inputs import load_inputs
     from geo.settings import Settings
 
-    inputs = load_inputs(Settings(data_dir=TINY_DIR), from_files=True)
+    inputs = load_inputs(Settings(data_dir=TINY_DIR), store=None)
     metric = dict(inputs.metric.frames)
     metric["defibrillators"] = metric["defibrillators"].assign(
         opening_hours="2020-2027 00:00-24:00"

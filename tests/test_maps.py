@@ -305,7 +305,8 @@ def test_planner_map_marks_entities_with_and_without_a_device(loaded_url: str) -
     from geo.analysis import planner_view
     from geo.inputs import load_inputs
 
-    inputs = load_inputs(Settings(database_url=loaded_url), from_files=False)
+    with Store.open(loaded_url) as store:
+        inputs = load_inputs(Settings(database_url=loaded_url), store=store)
     view = planner_view(
         inputs, radius_m=300, at=None, new=2, reference_date=dt.date(2026, 11, 23),
         detour_factor=1.3,
@@ -329,7 +330,8 @@ def test_planner_view_has_the_weekly_outcomes_only_with_the_parameters(loaded_ur
     from geo.inputs import load_inputs, outcome_parameters
 
     settings = Settings(database_url=loaded_url)
-    inputs = load_inputs(settings, from_files=False)
+    with Store.open(loaded_url) as store:
+        inputs = load_inputs(settings, store=store)
     common: dict[str, Any] = {"radius_m": 300, "at": dt.datetime(2026, 11, 23, 15, 30), "new": 1,
               "reference_date": dt.date(2026, 11, 23), "detour_factor": 1.3}  # fmt: skip
     assert planner_view(inputs, **common).outcomes is None
@@ -350,7 +352,8 @@ def far_reaching_view(url: str) -> tuple[PlannerView, CityProfile]:
     from geo.inputs import load_inputs, outcome_parameters
 
     settings = Settings(database_url=url)
-    inputs = load_inputs(settings, from_files=False)
+    with Store.open(url) as store:
+        inputs = load_inputs(settings, store=store)
     parameters = outcome_parameters(settings).with_values({"reach_m": 1000.0})
     view = planner_view(
         inputs, radius_m=300, at=None, new=1, reference_date=dt.date(2026, 11, 23),

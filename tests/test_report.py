@@ -7,6 +7,7 @@ test computes itself and formatted here, independently of the report's own forma
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import html as htmllib
 import json
@@ -179,9 +180,11 @@ def load_sample(db_url: str) -> None:
 
 
 def analyse(settings: Settings, *, from_files: bool) -> IndicatorsAnalysis:
-    inputs = load_inputs(settings, from_files=from_files)
     today = dt.date.fromisoformat(AS_OF)
-    training, uses = plan_registers(settings, inputs, from_files=from_files, today=today)
+    with contextlib.ExitStack() as stack:
+        store = None if from_files else stack.enter_context(Store.open(settings.database_url))
+        inputs = load_inputs(settings, store=store)
+        training, uses = plan_registers(settings, inputs, store=store, today=today)
     return indicators_analysis(
         inputs, training=training, uses=uses, references=density_references(settings),
         as_of=today, radius_m=100.0, detour_factor=1.3, year=2026,
@@ -312,7 +315,8 @@ def test_report_from_the_database_holds_the_indicators(db_url: str, tmp_path: Pa
     ]  # fmt: skip
 
     # gaps
-    inputs = load_inputs(settings, from_files=False)
+    with Store.open(settings.database_url) as store:
+        inputs = load_inputs(settings, store=store)
     gaps = gaps_analysis(inputs, radius_m=100.0, at=None, cell_m=None, detour_factor=1.3,
                          reference_date=ind.as_of)  # fmt: skip
     uncovered = gaps.result.residents - gaps.result.residents_covered

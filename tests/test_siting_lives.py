@@ -127,7 +127,7 @@ def test_negative_pair_values_are_refused() -> None:
 @pytest.fixture(scope="module")
 def sample():  # type: ignore[no-untyped-def]
     settings_ = Settings()
-    inputs = load_inputs(settings_.model_copy(update={"data_dir": DATA_DIR}), from_files=True)
+    inputs = load_inputs(settings_.model_copy(update={"data_dir": DATA_DIR}), store=None)
     return inputs, outcome_parameters(settings_)
 
 

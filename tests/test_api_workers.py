@@ -1,0 +1,154 @@
+"""Several planners at once, several worker processes, one Store per process.
+
+A request never opens a Store or runs a migration (Alembic's context is not thread-safe: with a
+Store per request, two concurrent analyses could answer 500). Workers started by
+``cardiomapa serve --workers N`` share the database and see each other's writes at the next
+request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+import geo.store
+from api.app import create_app
+from api.pages import COOKIE
+from geo.layers import Layers
+from geo.settings import Settings
+from geo.store import Store
+from geo.tokens import issue_token
+from tests.servers import Server, eventually
+from tests.weeks import ORDINARY, clock_at, clock_env
+
+#: What a planner asks for (on the tiny fixture), each answered by a whole analysis.
+ANALYSES: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("/api/coverage", {"radius_m": 300}),
+    ("/api/coverage", {"weekly": "true", "week_of": "2026-11-23"}),
+    ("/api/gaps", {"radius_m": 300}),
+    ("/api/siting", {"new": 2, "radius_m": 300}),
+    ("/api/outcomes", {"week_of": "2026-11-23", "radius_m": 1000}),
+    ("/api/indicators", {"year": 2026}),
+    ("/planificacion", {"nuevos": 2}),
+)
+#: Right next to dea-2 of the tiny fixture (public, 24/7).
+HERE = {"lat": 42.0096, "lon": -4.5288, "limit": 3}
+
+
+@pytest.fixture
+def planner(db_url: str, tiny_layers: Layers) -> str:
+    """The tiny layers loaded; a planner's bearer secret."""
+    with Store.open(db_url, clock=clock_at(ORDINARY)) as store:
+        store.load(tiny_layers)
+        return issue_token(store, role="planner").secret
+
+
+@pytest.fixture
+def two_workers(db_url: str, planner: str, tmp_path: Path) -> Iterator[Server]:
+    server = Server(db_url, tmp_path / "server.log", env=clock_env(ORDINARY), workers=2)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def ask(base: str, secret: str, path: str, params: dict[str, Any]) -> httpx.Response:
+    """One planner's request, on a connection of its own (so the workers share them out)."""
+    with httpx.Client(
+        base_url=base,
+        headers={"Authorization": f"Bearer {secret}"},
+        cookies={COOKIE: secret},
+        timeout=300,
+    ) as client:
+        return client.get(path, params=params)
+
+
+def test_sixteen_concurrent_analyses_on_two_workers_all_answer(
+    two_workers: Server, planner: str
+) -> None:
+    requests = [ANALYSES[i % len(ANALYSES)] for i in range(21)]
+    with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+        answers = list(pool.map(lambda item: ask(two_workers.base, planner, *item), requests))
+    failed = [
+        (path, response.status_code, response.text[:300])
+        for (path, _), response in zip(requests, answers, strict=True)
+        if response.status_code != 200
+    ]
+    assert not failed, failed
+    log = two_workers.log.read_text()
+    assert "Traceback" not in log, log
+
+
+def test_a_write_through_one_worker_is_seen_by_the_next_request_on_every_other(
+    two_workers: Server,
+) -> None:
+    def states() -> list[str]:
+        """dea-2's state as 12 fresh connections see it (the kernel shares them out)."""
+        answers = []
+        for _ in range(12):
+            response = httpx.get(f"{two_workers.base}/api/nearest", params=HERE, timeout=60)
+            assert response.status_code == 200, response.text
+            answers.append(
+                next(item["state"] for item in response.json()["results"] if item["id"] == "dea-2")
+            )
+        return answers
+
+    assert set(states()) == {"open"}
+    reported = httpx.post(
+        f"{two_workers.base}/api/defibrillators/dea-2/reports",
+        json={"kind": "missing", "message": "No está en su armario"},
+        timeout=60,
+    )
+    assert reported.status_code == 202, reported.text
+    # SQLite: at the very next request. PostGIS: as soon as the commit's notification reaches
+    # each worker's listener, a few milliseconds; the first batch must already agree.
+    seen = eventually(states, lambda answers: set(answers) == {"reported"}, within_s=2)
+    assert set(seen) == {"reported"}
+
+
+def test_requests_never_open_a_store_nor_migrate(
+    db_url: str, planner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(database_url=db_url, clock_start=ORDINARY)
+    with TestClient(create_app(settings)) as client:
+        # Started: from here on, opening a Store or migrating is a fault.
+        def forbidden(*args: object, **kwargs: object) -> None:
+            msg = "a request opened a Store or ran a migration"
+            raise AssertionError(msg)
+
+        monkeypatch.setattr(Store, "open", forbidden)
+        monkeypatch.setattr(geo.store, "migrate", forbidden)
+        monkeypatch.setattr(geo.store.command, "upgrade", forbidden)
+        client.cookies.set(COOKIE, planner)
+        for path, params in ANALYSES:
+            response = client.get(
+                path,
+                params=params,
+                headers={"Authorization": f"Bearer {planner}"},
+            )
+            assert response.status_code == 200, (path, response.text[:300])
+
+
+def test_migrate_brings_an_empty_database_to_head_then_has_nothing_to_do(db_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from geo.cli import app
+
+    runner = CliRunner()
+    env = {"CARDIOMAPA_DATABASE_URL": db_url}
+    first = runner.invoke(app, ["migrate"], env=env)
+    assert first.exit_code == 0, first.output
+    assert "Esquema actualizado" in first.output
+    engine = geo.store.create_db_engine(db_url)
+    try:
+        assert geo.store.schema_revision(engine) == geo.store.head_revision()
+    finally:
+        engine.dispose()
+    again = runner.invoke(app, ["migrate"], env=env)
+    assert again.exit_code == 0 and "ya estaba al día" in again.output
