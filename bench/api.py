@@ -77,6 +77,8 @@ METRES_PER_DEGREE_LAT = 111_320.0
 TARGET_RPS = 1_000.0
 TARGET_P99_MS = 25.0
 TARGET_RATIO = 0.50
+#: Issue target: two workers on 2 cores against one.
+TARGET_SCALING = 1.6
 MARK = "BENCH_JSON "
 
 #: wrk script: cycles through PATHS (one Lua state per wrk thread) and prints its figures as JSON.
@@ -272,16 +274,20 @@ def serve(
     cpu: int | None,
     log: Path,
     settings: dict[str, str] | None = None,
+    workers: int = 1,
     timeout_s: float = 120.0,
 ) -> Iterator[Server]:
-    """Run ``cardiomapa serve`` on a free port until the block ends; wait until it answers.
+    """Run ``cardiomapa serve`` on a free port until the block ends; wait until every worker
+    answers.
 
-    ``settings`` are extra ``CARDIOMAPA_*`` variables; ``cpu`` pins the server to one core.
+    ``settings`` are extra ``CARDIOMAPA_*`` variables; ``cpu`` pins the server to one core;
+    ``workers`` is ``serve --workers``.
     """
     port = _free_port()
+    command = [str(CARDIOMAPA), "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log.open("w") as out:
         process = subprocess.Popen(
-            _pinned([str(CARDIOMAPA), "serve", "--host", "127.0.0.1", "--port", str(port)], cpu),
+            _pinned([*command, "--workers", str(workers)], cpu),
             env=_env(database_url, settings),
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -301,6 +307,11 @@ def serve(
                     break
             if time.monotonic() > deadline:
                 msg = f"cardiomapa serve did not answer within {timeout_s:g} s:\n{log.read_text()}"
+                raise RuntimeError(msg)
+            time.sleep(0.2)
+        while workers > 1 and log.read_text().count("Application startup complete") < workers:
+            if time.monotonic() > deadline:
+                msg = f"not every worker started within {timeout_s:g} s:\n{log.read_text()}"
                 raise RuntimeError(msg)
             time.sleep(0.2)
         yield Server(process.pid, base)
@@ -396,9 +407,25 @@ class Run:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` and all its threads so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time so far of process ``pid``, all its threads and its living
+    descendants (the workers of ``serve --workers``)."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, tail = stat.read_text().rsplit(")", 1)
+        except OSError:  # the process ended meanwhile
+            continue
+        fields = tail.split()
+        child = int(head.split(" (", 1)[0])
+        parents[child] = int(fields[1])
+        ticks[child] = int(fields[11]) + int(fields[12])
+    tree, grew = {pid}, True
+    while grew:
+        more = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return sum(ticks.get(member, 0) for member in tree) / os.sysconf("SC_CLK_TCK")
 
 
 def _busy_seconds() -> float:
@@ -556,11 +583,17 @@ def main(argv: list[str] | None = None) -> int:
         help="redo a round when other processes used more CPUs than this meanwhile (max 3 tries)",
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and wrk to CPUs")
+    parser.add_argument(
+        "--workers",
+        default="1,2",
+        help="worker counts to compare on /api/nearest, unpinned (comma-separated; '' skips)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary files and logs")
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.rounds, args.cases = 5.0, 1, "sample"
     backends = [b for b in args.backends.split(",") if b]
+    worker_counts = [int(w) for w in args.workers.split(",") if w]
     cases = [c for c in args.cases.split(",") if c]
     for name, chosen, allowed in (("backend", backends, BACKENDS), ("case", cases, CASES)):
         if wrong := [c for c in chosen if c not in allowed]:
@@ -586,6 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     postgis = PostgisDatabases(args.postgres_url)
     results: list[tuple[str, str, Run, Run]] = []
+    scalings: list[tuple[str, str, dict[int, Run]]] = []
     try:
         for case in cases:
             if case == "sample":
@@ -623,9 +657,14 @@ def main(argv: list[str] | None = None) -> int:
 
                         def measure(endpoint: str, seconds: float, srv: Server = srv) -> Run:
                             return run_wrk(
-                                wrk, srv, scripts[endpoint], seconds=seconds,
-                                connections=args.connections, threads=args.threads, cpu=cpus[1],
-                            )  # fmt: skip
+                                wrk,
+                                srv,
+                                scripts[endpoint],
+                                seconds=seconds,
+                                connections=args.connections,
+                                threads=args.threads,
+                                cpu=cpus[1],
+                            )
 
                         for endpoint in runs:
                             measure(endpoint, args.warmup)
@@ -637,6 +676,17 @@ def main(argv: list[str] | None = None) -> int:
                                         max_other_cpu=args.max_other_cpu,
                                     )
                                 )
+                    scaling = {
+                        workers: measure_workers(
+                            args,
+                            wrk,
+                            url,
+                            scripts,
+                            workers=workers,
+                            log=work / f"serve-{case}-{backend}-{workers}w.log",
+                        )
+                        for workers in worker_counts
+                    }
                 finally:
                     if backend == "postgis":
                         postgis.drop(url)
@@ -656,6 +706,9 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
                 results.append((case, backend, nearest, health))
+                if scaling:
+                    print(f"{label} workers " + scaling_line(scaling), flush=True)
+                    scalings.append((case, backend, scaling))
     finally:
         if args.keep:
             print(f"# files and server logs kept in {work}")
@@ -671,7 +724,59 @@ def main(argv: list[str] | None = None) -> int:
             f"{nearest.p99_ms:.1f} ms); ≥ {TARGET_RATIO:.0%} of health: "
             f"{_met(share >= TARGET_RATIO)} ({share:.0%})"
         )
+    for case, backend, scaling in scalings:
+        if 1 in scaling and 2 in scaling:
+            gain = scaling[2].rps / scaling[1].rps
+            print(
+                f"# target ({case}, {backend}): 2 workers ≥ {TARGET_SCALING:g}× one: "
+                f"{_met(gain >= TARGET_SCALING)} ({gain:.2f}×)"
+            )
     return 0
+
+
+def measure_workers(
+    args: argparse.Namespace,
+    wrk: str,
+    url: str,
+    scripts: dict[str, Path],
+    *,
+    workers: int,
+    log: Path,
+) -> Run:
+    """``/api/nearest`` throughput with ``serve --workers N``, nothing pinned (the workers and
+    wrk share the machine's cores alike for every N); the median of ``args.rounds`` rounds."""
+    with serve(url, cpu=None, log=log, workers=workers) as srv:
+        run_wrk(wrk, srv, scripts["nearest"], seconds=args.warmup,
+                connections=args.connections, threads=args.threads, cpu=None)  # fmt: skip
+        return median_run(
+            [
+                quiet_run(
+                    lambda: run_wrk(
+                        wrk,
+                        srv,
+                        scripts["nearest"],
+                        seconds=args.duration,
+                        connections=args.connections,
+                        threads=args.threads,
+                        cpu=None,
+                    ),
+                    max_other_cpu=args.max_other_cpu,
+                )
+                for _ in range(args.rounds)
+            ]
+        )
+
+
+def scaling_line(scaling: dict[int, Run]) -> str:
+    """One worker count after another, each throughput with its ratio to the first."""
+    first = next(iter(scaling.values()))
+    return (
+        "  ".join(
+            f"{workers}: nearest {figures(run)} ({ratio(run.rps, first.rps)})"
+            for workers, run in scaling.items()
+        )
+        + "  (unpinned)"
+    )
 
 
 def _met(flag: bool) -> str:
