@@ -48,14 +48,18 @@ T = TypeVar("T")
 class RenderCache(Generic[T]):
     """The last thing rendered and what it was rendered from (one per process).
 
-    A key that has not changed gets the cached value. When it changes (a new minute, new data):
-    with ``serve_stale`` the value is rendered again in the background while callers keep getting
-    the previous one, so no visitor waits (the citizens' page: about 1 s with 50,000 devices; it
-    reloads its device states itself when they change); without it, the first caller renders and
-    the others wait for that one render. The very first value is always rendered while waiting.
+    A key that has not changed gets the cached value. When it changes: if ``serve_stale`` says
+    the previous value may still be served (the citizens' page: when only the minute changed; it
+    reloads its device states itself when they change by the clock), it is rendered again in the
+    background while callers keep getting the previous one, so no visitor waits (about 1 s with
+    50,000 devices); otherwise (new data: a write through any worker) the first caller renders
+    and the others wait for that one render. The very first value is always rendered while
+    waiting.
     """
 
-    def __init__(self, *, serve_stale: bool) -> None:
+    def __init__(
+        self, *, serve_stale: Callable[[tuple[Any, ...], tuple[Any, ...]], bool] | None = None
+    ) -> None:
         self.serve_stale = serve_stale
         self._lock = threading.Lock()  # guards the fields below
         self._render_lock = threading.Lock()  # one render at a time
@@ -65,9 +69,14 @@ class RenderCache(Generic[T]):
 
     def get(self, key: tuple[Any, ...], render: Callable[[], T]) -> T:
         with self._lock:
-            if self._value is not None and (key == self._key or self._refreshing):
+            stale_ok = (
+                self._key is not None
+                and self.serve_stale is not None
+                and self.serve_stale(self._key, key)
+            )
+            if self._value is not None and (key == self._key or (self._refreshing and stale_ok)):
                 return self._value
-            if self._value is not None and self.serve_stale:
+            if self._value is not None and stale_ok:
                 self._refreshing = True
                 threading.Thread(
                     target=self._refresh, args=(key, render), name="page-render", daemon=True
@@ -104,6 +113,12 @@ async def _finder(finders: FinderCache) -> DeviceFinder:
 
 def _notice(store: Store) -> str:
     return data_notice(layer.sources for layer in store.summary())
+
+
+def same_data(cached: tuple[Any, ...], wanted: tuple[Any, ...]) -> bool:
+    """Whether a page rendered for key ``cached`` shows the same data as ``wanted`` would: the
+    same device snapshot (the key's first item, by identity) and the same zones (its last)."""
+    return cached[0] is wanted[0] and cached[-1] == wanted[-1]
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)

@@ -540,7 +540,7 @@ def test_zones_are_context_in_any_crs(tiny_layers: Layers, city: CityProfile) ->
 def test_page_cache_serves_the_last_page_while_the_next_one_renders() -> None:
     from api.pages import RenderCache
 
-    cache = RenderCache[str](serve_stale=True)
+    cache = RenderCache[str](serve_stale=lambda cached, wanted: True)
     release = threading.Event()
     renders: list[str] = []
 
@@ -571,7 +571,7 @@ def test_page_cache_keeps_the_last_good_page_when_a_render_fails(
 ) -> None:
     from api.pages import RenderCache
 
-    cache = RenderCache[str](serve_stale=True)
+    cache = RenderCache[str](serve_stale=lambda cached, wanted: True)
     cache.get(("a",), lambda: "page a")
 
     def broken() -> str:
@@ -595,7 +595,7 @@ def test_page_cache_keeps_the_last_good_page_when_a_render_fails(
 def test_render_cache_without_stale_values_renders_once_for_concurrent_callers() -> None:
     from api.pages import RenderCache
 
-    cache = RenderCache[str](serve_stale=False)
+    cache = RenderCache[str]()
     assert cache.get(("a",), lambda: "a") == "a"
     calls: list[int] = []
 
@@ -608,3 +608,27 @@ def test_render_cache_without_stale_values_renders_once_for_concurrent_callers()
         answers = list(pool.map(lambda _i: cache.get(("b",), slow), range(8)))
     assert answers == ["b"] * 8  # nobody got the stale "a"
     assert len(calls) == 1
+
+
+def test_the_citizens_page_is_never_stale_after_new_data() -> None:
+    """Only the minute changed: the last page, while the next renders. New devices (another
+    snapshot) or new zones: the first caller waits for the new page."""
+    from api.pages import RenderCache, same_data
+
+    cache = RenderCache[str](serve_stale=same_data)
+    snapshot, newer = object(), object()
+    assert cache.get((snapshot, 1, 7), lambda: "10:00") == "10:00"
+    release = threading.Event()
+
+    def next_minute() -> str:
+        assert release.wait(10)
+        return "10:01"
+
+    assert cache.get((snapshot, 2, 7), next_minute) == "10:00"  # stale, without waiting
+    release.set()
+    for _ in range(200):
+        if not cache._refreshing:
+            break
+        time.sleep(0.01)
+    assert cache.get((newer, 2, 7), lambda: "new devices") == "new devices"
+    assert cache.get((newer, 2, 8), lambda: "new zones") == "new zones"
