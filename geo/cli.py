@@ -285,7 +285,14 @@ def serve(
         _open_store(settings).close()  # fail here, in Spanish, not in the server
     except CardiomapaError as exc:
         raise _fail(exc) from None
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+    # uvicorn's own X-Forwarded-* handling off (it trusts 127.0.0.1 by default, so any local
+    # client could pick its address): the app believes only CARDIOMAPA_TRUSTED_PROXIES.
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        proxy_headers=False,
+    )
 
 
 # --- analysis ---------------------------------------------------------------------------------
