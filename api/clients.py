@@ -15,6 +15,8 @@ which budget a request counts against (an IPv6 client is its /64).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 from collections.abc import Sequence
 
@@ -126,8 +128,15 @@ class TrustedProxyMiddleware:
         await self.app(scope, receive, send)
 
 
-def client_key(request: Request) -> str:
+def client_key(request: Request, *, secret: str | None = None) -> str:
     """The budget the request's client counts against in every throttle: its address as the app
-    sees it (after :class:`TrustedProxyMiddleware`), an IPv6 client's /64."""
+    sees it (after :class:`TrustedProxyMiddleware`), an IPv6 client's /64.
+
+    With ``secret`` (``CARDIOMAPA_CLIENT_KEY_SECRET``), a keyed hash of that instead, so what the
+    throttle stores cannot be turned back into an address by hashing every IPv4 address.
+    """
     client = request.scope.get("client")
-    return throttle_client(str(client[0])) if client else UNKNOWN_CLIENT
+    key = throttle_client(str(client[0])) if client else UNKNOWN_CLIENT
+    if secret:
+        return hmac.new(secret.encode(), key.encode(), hashlib.sha256).hexdigest()
+    return key

@@ -416,7 +416,7 @@ def report_problem(
     background: BackgroundTasks,
 ) -> ReportReceipt:
     limits = report_limits(settings, device_id=device_id, kind=body.kind)
-    refusal = store.throttle(client_key(request), limits)
+    refusal = store.throttle(client_key(request, secret=settings.client_key_secret), limits)
     if refusal is not None:
         raise refused(refusal)
     report_id = registry.report_problem(

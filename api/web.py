@@ -226,8 +226,9 @@ def guarded(request: Request, store: Store, attempt: Callable[[], T]) -> T:
     AuthenticationError
         From ``attempt``.
     """
-    key = client_key(request)
-    limits = auth_limits(_settings(request))
+    settings = _settings(request)
+    key = client_key(request, secret=settings.client_key_secret)
+    limits = auth_limits(settings)
     refusal = store.throttle_check(key, limits)
     if refusal is not None:
         raise refused(refusal)

@@ -83,6 +83,11 @@ class Settings(BaseSettings):
         ``CARDIOMAPA_TRUSTED_PROXIES=127.0.0.1,10.0.0.0/8``. A request from one of them counts
         against the right-most forwarded address that is not itself a trusted proxy. Empty
         (the default): forwarded headers are ignored and the client is the socket peer.
+    client_key_secret
+        Key of the hash the rate limits store for each client address (any long random
+        string, the same for every process). Unset: a plain SHA-256 of the address, which
+        anyone holding the database can reverse by hashing every IPv4 address. Changing it
+        restarts every count.
     clock_start
         Run the city's clock from this instant instead of the machine's (naive = the city's
         local time): pages, availability "now" and "today" start there when the process starts
@@ -120,6 +125,7 @@ class Settings(BaseSettings):
     auth_failure_limit: int = 10
     auth_failure_window_s: float = 60.0
     trusted_proxies: Annotated[list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode] = []
+    client_key_secret: str | None = None
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = (
         '&copy; <a href="https://www.openstreetmap.org/copyright">'

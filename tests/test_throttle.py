@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import hmac
 from collections.abc import Callable, Iterator
 from itertools import count
 from pathlib import Path
@@ -38,6 +39,7 @@ LIMIT = 8
 #: Long enough that no failure leaves the window while a slow machine runs the test.
 WINDOW_S = 3600
 SECRET = "x" * 43  # the shape of a token's secret, never issued
+KEY_SECRET = "una clave larga y aleatoria del servidor"
 
 
 def settings_env(**more: str) -> dict[str, str]:
@@ -115,6 +117,10 @@ def auth_rows(db_url: str) -> list[tuple[str, dt.datetime]]:
         return [(key, at) for key, at in connection.execute(query)]
 
 
+def keyed(address: str) -> str:
+    return hmac.new(KEY_SECRET.encode(), address.encode(), hashlib.sha256).hexdigest()
+
+
 def stored_key(client: str) -> str:
     return hashlib.sha256(f"cardiomapa-throttle:{client}".encode()).hexdigest()
 
@@ -172,7 +178,8 @@ def test_every_failed_credential_counts_once_across_processes_and_headers(
 def test_a_trusted_proxy_makes_the_forwarded_address_the_client(
     db_url: str, start_server: Callable[..., Server], secrets: dict[str, str]
 ) -> None:
-    servers = [start_server(CARDIOMAPA_TRUSTED_PROXIES="127.0.0.1") for _ in range(2)]
+    env = {"CARDIOMAPA_TRUSTED_PROXIES": "127.0.0.1", "CARDIOMAPA_CLIENT_KEY_SECRET": KEY_SECRET}
+    servers = [start_server(**env) for _ in range(2)]
     clients = [httpx.Client(base_url=s.base, follow_redirects=False, timeout=30) for s in servers]
     attacker, neighbour = "203.0.113.7", "203.0.113.8"
     forged_left = (f"198.51.100.{n % 250}, {attacker}" for n in count(1))
@@ -210,9 +217,9 @@ def test_a_trusted_proxy_makes_the_forwarded_address_the_client(
         assert wrong.status_code == 401
         assert client.get("/api/uses", headers=bearer).status_code == 200
 
-    keys = [key for key, _ in auth_rows(db_url)]
-    assert keys.count(stored_key(attacker)) == LIMIT
-    assert keys.count(stored_key(neighbour)) == 2
+    keys = [key for key, _ in auth_rows(db_url)]  # keyed with the server's secret
+    assert keys.count(stored_key(keyed(attacker))) == LIMIT
+    assert keys.count(stored_key(keyed(neighbour))) == 2
     for client in clients:
         client.close()
 
@@ -264,6 +271,14 @@ def test_an_ipv6_client_counts_as_its_64() -> None:
     assert throttle_client("2001:db8:1:3::1") != throttle_client("2001:db8:1:2::1")
     assert throttle_client("192.0.2.1") == "192.0.2.1"
     assert throttle_client("testclient") == "testclient"  # not an address: itself
+
+
+def test_a_secret_keys_the_client_key() -> None:
+    request = Request({"type": "http", "client": ("2001:db8::1", 1), "headers": []})
+    assert client_key(request) == "2001:db8::/64"
+    assert client_key(request, secret=KEY_SECRET) == keyed("2001:db8::/64")
+    assert client_key(request, secret="otra") != keyed("2001:db8::/64")
+    assert client_key(Request({"type": "http", "headers": []})) == "desconocido"
 
 
 async def _echo(request: Request) -> JSONResponse:
