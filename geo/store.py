@@ -387,7 +387,8 @@ DATA_REVISIONS = sa.Table(
 )
 
 #: What each client did lately, for limits shared by every worker process (migration 0008). The
-#: client is a SHA-256 of its address; rows older than their window are deleted as others arrive.
+#: client is a SHA-256 of its key (its address, or a keyed hash of the address);
+#: rows older than their window are deleted as others arrive.
 THROTTLE_EVENTS = sa.Table(
     "throttle_events",
     metadata,
@@ -1597,7 +1598,7 @@ class Store:
         Parameters
         ----------
         client
-            Who acts (its address); only a SHA-256 of it is stored.
+            Who acts (its address, or a keyed hash of it); only a SHA-256 of it is stored.
         limits
             Each limit with the event's subject (needed by ``distinct`` limits).
         now
