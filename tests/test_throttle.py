@@ -15,6 +15,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import hmac
+import ipaddress
 from collections.abc import Callable, Iterator
 from itertools import count
 from pathlib import Path
@@ -226,7 +227,7 @@ def test_a_trusted_proxy_makes_the_forwarded_address_the_client(
 
 # --- the client key ---------------------------------------------------------------------------
 
-LOCAL = Settings(trusted_proxies=["127.0.0.1", "10.0.0.0/8"]).trusted_proxies
+LOCAL = (ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("10.0.0.0/8"))
 
 
 @pytest.mark.parametrize(
@@ -297,7 +298,7 @@ def test_the_middleware_sets_client_and_scheme_only_for_trusted_peers(
     trusted: list[str], peer: str, expected: dict[str, str]
 ) -> None:
     app = Starlette(routes=[Route("/", _echo)])
-    wrapped = TrustedProxyMiddleware(app, trusted=Settings(trusted_proxies=trusted).trusted_proxies)
+    wrapped = TrustedProxyMiddleware(app, trusted=[ipaddress.ip_network(t) for t in trusted])
     transport = httpx.ASGITransport(app=wrapped, client=(peer, 1234))
 
     async def ask() -> dict[str, str]:
@@ -310,6 +311,7 @@ def test_the_middleware_sets_client_and_scheme_only_for_trusted_peers(
 
 
 def test_trusted_proxies_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CARDIOMAPA_TRUSTED_PROXIES", raising=False)
     assert Settings().trusted_proxies == []
     monkeypatch.setenv("CARDIOMAPA_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8,fd00::/8")
     assert [str(n) for n in Settings().trusted_proxies] == [
