@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from shapely.geometry import mapping
 
 from api import desk, devices, errors, hours, ogc, pages, portal, staff, training
+from api.clients import TrustedProxyMiddleware
 from api.deps import CityDep, FinderCache, StoreDep
 from api.devices import ERRORS, BboxQuery, LimitQuery, OffsetQuery, page_links, parse_bbox
 from api.schemas import (
@@ -23,7 +24,7 @@ from api.schemas import (
     LayerFeature,
     LayerPublic,
 )
-from api.security import BodyLimitMiddleware, RateLimiter, SecurityHeadersMiddleware
+from api.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from geo import changes
 from geo.errors import NotFoundError
 from geo.maps import STATIC_DIR
@@ -70,11 +71,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.city = city
     app.state.clock = clock
     app.state.settings = settings
-    app.state.auth_limiter = RateLimiter(
-        limit=settings.auth_failure_limit,
-        window_s=settings.auth_failure_window_s,
-        what="intentos de acceso fallidos",
-    )
     errors.install(app)
     app.add_middleware(
         CORSMiddleware,
@@ -85,6 +81,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware, tile_url=settings.tile_url or None)
+    # Outermost: every route and middleware sees the client a trusted proxy forwards.
+    app.add_middleware(TrustedProxyMiddleware, trusted=settings.trusted_proxies)
     app.state.citizen_page = pages.RenderCache[str](serve_stale=pages.same_data)
     app.state.map_devices = pages.RenderCache[bytes]()
     app.include_router(pages.router)

@@ -215,9 +215,13 @@ def _redirect(url: str, flash: str) -> RedirectResponse:
 def _session(request: Request) -> Desk | HTMLResponse:
     """The signed-in staff member, or the sign-in page (saying why when a session ended)."""
     token = SESSION.token(request)
-    principal = SESSION.principal(request, _store(request))
     if token is None:
         return _signin(request)
+    try:
+        principal = SESSION.principal(request, _store(request))
+    except RateLimitedError as exc:  # the cookie is kept: it may be valid
+        return _signin(request, status_code=429, problem=str(exc),
+                       headers={"Retry-After": str(exc.retry_after_s)})  # fmt: skip
     if principal is None:
         problem = (
             "Su sesión ha terminado: el token ya no es válido (revocado o caducado) o no es de "

@@ -10,6 +10,7 @@ from fastapi import APIRouter, BackgroundTasks, Header, Path, Query, Request, Re
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from api.clients import client_key
 from api.deps import (
     CityDep,
     ClockDep,
@@ -414,8 +415,8 @@ def report_problem(
     finders: FindersDep,
     background: BackgroundTasks,
 ) -> ReportReceipt:
-    client = request.client.host if request.client else "desconocido"
-    refusal = store.throttle(client, report_limits(settings, device_id=device_id, kind=body.kind))
+    limits = report_limits(settings, device_id=device_id, kind=body.kind)
+    refusal = store.throttle(client_key(request, secret=settings.client_key_secret), limits)
     if refusal is not None:
         raise refused(refusal)
     report_id = registry.report_problem(

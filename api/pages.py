@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from html import escape
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from urllib.parse import parse_qs
@@ -25,16 +25,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import CityDep, ClockDep, FinderCache, FindersDep, SettingsDep, StoreDep
 from api.devices import ERRORS
+from api.errors import RateLimitedError
 from api.web import check_origin, throttled_authenticate
 from geo.availability import week_start_of
 from geo.clock import local_now, local_today
 from geo.coverage import DEFAULT_RADIUS_M
-from geo.errors import CardiomapaError
 from geo.maps import PlannerForm, basemap_of, citizen_data, citizen_map, planner_page
 from geo.nearest import DeviceFinder
 from geo.outputs import data_notice
 from geo.store import Store
-from geo.tokens import AuthenticationError, Principal, authenticate
+from geo.tokens import AuthenticationError, Principal
 
 router = APIRouter()
 logger = logging.getLogger(__name__)
@@ -174,12 +174,20 @@ async def map_devices(request: Request, finders: FindersDep, clock: ClockDep) ->
 
 
 def _planner(request: Request, store: Store) -> Principal | None:
+    """Who the planners' cookie stands for, or ``None``; a cookie that is not a valid token
+    counts as a failed credential.
+
+    Raises
+    ------
+    RateLimitedError
+        The client is over the failed-credential limit.
+    """
     token = request.cookies.get(COOKIE)
     if not token:
         return None
     try:
-        principal = authenticate(store, token)
-    except CardiomapaError:
+        principal = throttled_authenticate(request, store, token)
+    except AuthenticationError:
         return None
     return principal if principal.role in PLANNER_ROLES else None
 
@@ -198,8 +206,16 @@ async def planners_page(
     objetivo: Annotated[Literal["residentes", "vidas"], Query()] = "residentes",
 ) -> HTMLResponse:
     """El mapa de planificación (con token de planificación o administración)."""
-    if await run_in_threadpool(_planner, request, store) is None:
-        return _login_page(city.name, status_code=401)
+    try:
+        principal = await run_in_threadpool(_planner, request, store)
+    except RateLimitedError as exc:
+        return _login_page(city.name, status_code=429, problem=str(exc),
+                           headers={"Retry-After": str(exc.retry_after_s)})  # fmt: skip
+    if principal is None:
+        response = _login_page(city.name, status_code=401)
+        if COOKIE in request.cookies:  # ended: not sent (and counted) again
+            response.delete_cookie(COOKIE, path=COOKIE_PATH)
+        return response
     day = int(dia) if dia else None
     today = local_today(clock, city.timezone)
     at = None
@@ -227,6 +243,9 @@ async def planner_login(request: Request, store: StoreDep, city: CityDep) -> Res
         return _login_page(city.name, status_code=401, problem="Escriba su token.")
     try:
         principal = await run_in_threadpool(throttled_authenticate, request, store, token)
+    except RateLimitedError as exc:
+        return _login_page(city.name, status_code=429, problem=str(exc),
+                           headers={"Retry-After": str(exc.retry_after_s)})  # fmt: skip
     except AuthenticationError as exc:
         return _login_page(city.name, status_code=401, problem=str(exc))
     if principal.role not in PLANNER_ROLES:
@@ -248,7 +267,10 @@ async def planner_logout(request: Request) -> Response:
     return response
 
 
-def _login_page(city: str, *, status_code: int, problem: str | None = None) -> HTMLResponse:
+def _login_page(
+    city: str, *, status_code: int, problem: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> HTMLResponse:  # fmt: skip
     message = f'<p class="cm-error" role="alert">{escape(problem)}</p>' if problem else ""
     html = f"""<!DOCTYPE html>
 <html lang="es"><head><meta charset="utf-8">
@@ -268,4 +290,6 @@ su token (lo emite la administración con <code>cardiomapa token create --role p
 </form>
 <p><a href="/">Volver al mapa de desfibriladores</a></p>
 </main></body></html>"""
-    return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(
+        html, status_code=status_code, headers={"Cache-Control": "no-store", **(headers or {})}
+    )

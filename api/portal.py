@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -145,8 +146,9 @@ def _page(
 
 def _signed_out(
     request: Request, store: Store, city: CityProfile, *, problem: str | None = None,
-    status_code: int = 401,
+    status_code: int = 401, end: bool = True, headers: Mapping[str, str] | None = None,
 ) -> HTMLResponse:  # fmt: skip
+    """The sign-in page; ``end``: also end the session a cookie held."""
     had_cookie = SESSION.token(request) is not None
     if had_cookie and problem is None:
         problem = "Su sesión ha terminado (caducó o se revocó el acceso). Vuelva a entrar."
@@ -154,13 +156,31 @@ def _signed_out(
         "portal/login.html.j2", request=request, store=store, city=city, principal=None,
         status_code=status_code, title="Entrar", problem=problem,
     )  # fmt: skip
-    if had_cookie:
+    if headers:
+        response.headers.update(headers)
+    if had_cookie and end:
         SESSION.end(response)
     return response
 
 
-async def _session(request: Request, store: Store) -> Principal | None:
-    return await run_in_threadpool(SESSION.principal, request, store)
+async def _session(request: Request, store: Store, city: CityProfile) -> Principal | HTMLResponse:
+    """The entity signed in, or the page to show instead: sign-in (no session, or it ended) or
+    429 (the client is over the failed-credential limit; the cookie is kept)."""
+    try:
+        principal = await run_in_threadpool(SESSION.principal, request, store)
+    except RateLimitedError as exc:
+        return _refused(request, store, city, exc)
+    return principal if principal is not None else _signed_out(request, store, city)
+
+
+def _refused(
+    request: Request, store: Store, city: CityProfile, exc: RateLimitedError
+) -> HTMLResponse:
+    """The sign-in page saying why nothing is accepted now (429, ``Retry-After``)."""
+    return _signed_out(
+        request, store, city, problem=str(exc), status_code=429, end=False,
+        headers={"Retry-After": str(exc.retry_after_s)},
+    )  # fmt: skip
 
 
 async def _checked_form(request: Request) -> dict[str, str]:
@@ -243,9 +263,9 @@ def _forbidden(
 @router.get("", response_class=HTMLResponse)
 async def home(request: Request, store: StoreDep, city: CityDep, clock: ClockDep) -> HTMLResponse:
     """Mis desfibriladores (or the sign-in page)."""
-    principal = await _session(request, store)
-    if principal is None:
-        return _signed_out(request, store, city)
+    principal = await _session(request, store, city)
+    if isinstance(principal, HTMLResponse):
+        return principal
     devices = await run_in_threadpool(_my_devices, store, city, principal, clock)
     return _page(
         "portal/home.html.j2", request=request, store=store, city=city, principal=principal,
@@ -267,7 +287,7 @@ async def sign_in(request: Request, store: StoreDep, city: CityDep) -> Response:
     try:
         principal = await run_in_threadpool(web.throttled_authenticate, request, store, token)
     except RateLimitedError as exc:
-        return _signed_out(request, store, city, problem=str(exc), status_code=429)
+        return _refused(request, store, city, exc)
     except AuthenticationError as exc:
         return _signed_out(request, store, city, problem=str(exc))
     if principal.role != "entity":
@@ -286,12 +306,12 @@ async def invitation(code: str, request: Request, store: StoreDep, city: CityDep
     """The link of an invitation: says who it is for; a button uses it (a GET never does, so a
     mail scanner following links cannot spend it)."""
     try:
-        web.auth_limiter(request).check(web.client_key(request))
-        record = await run_in_threadpool(check_invitation, store, code)
+        record = await run_in_threadpool(
+            web.guarded, request, store, lambda: check_invitation(store, code)
+        )
     except RateLimitedError as exc:
-        return _signed_out(request, store, city, problem=str(exc), status_code=429)
+        return _refused(request, store, city, exc)
     except AuthenticationError as exc:
-        web.auth_limiter(request).hit(web.client_key(request))
         return _signed_out(request, store, city, problem=str(exc))
     return _page(
         "portal/invitation.html.j2", request=request, store=store, city=city, principal=None,
@@ -304,14 +324,14 @@ async def invitation(code: str, request: Request, store: StoreDep, city: CityDep
 async def use_invitation(code: str, request: Request, store: StoreDep, city: CityDep) -> Response:
     try:
         web.check_origin(request)
-        web.auth_limiter(request).check(web.client_key(request))
-        issued = await run_in_threadpool(redeem_invitation, store, code)
+        issued = await run_in_threadpool(
+            web.guarded, request, store, lambda: redeem_invitation(store, code)
+        )
     except ForbiddenError as exc:
         return _signed_out(request, store, city, problem=str(exc), status_code=403)
     except RateLimitedError as exc:
-        return _signed_out(request, store, city, problem=str(exc), status_code=429)
+        return _refused(request, store, city, exc)
     except AuthenticationError as exc:
-        web.auth_limiter(request).hit(web.client_key(request))
         return _signed_out(request, store, city, problem=str(exc))
     response = _done("/entidades", "entrada")
     SESSION.start(response, request, issued.secret)
@@ -545,9 +565,9 @@ def _form_page(
 async def new_device(
     request: Request, store: StoreDep, city: CityDep, settings: SettingsDep
 ) -> HTMLResponse:
-    principal = await _session(request, store)
-    if principal is None:
-        return _signed_out(request, store, city)
+    principal = await _session(request, store, city)
+    if isinstance(principal, HTMLResponse):
+        return principal
     return _form_page(
         request, store, city, principal, settings=settings, values=_form_values(None, None)
     )
@@ -557,9 +577,9 @@ async def new_device(
 async def create_device(
     request: Request, store: StoreDep, city: CityDep, finders: FindersDep, settings: SettingsDep
 ) -> Response:
-    principal = await _session(request, store)
-    if principal is None:
-        return _signed_out(request, store, city)
+    principal = await _session(request, store, city)
+    if isinstance(principal, HTMLResponse):
+        return principal
     try:
         form = await _checked_form(request)
     except ForbiddenError as exc:
@@ -605,9 +625,9 @@ async def edit_device(
     clock: ClockDep,
     settings: SettingsDep,
 ) -> HTMLResponse:
-    principal = await _session(request, store)
-    if principal is None:
-        return _signed_out(request, store, city)
+    principal = await _session(request, store, city)
+    if isinstance(principal, HTMLResponse):
+        return principal
     try:
         record = await run_in_threadpool(_own_device, store, principal, device_id)
     except NotFoundError as exc:
@@ -652,9 +672,9 @@ async def save_device(
     finders: FindersDep,
     settings: SettingsDep,
 ) -> Response:
-    principal = await _session(request, store)
-    if principal is None:
-        return _signed_out(request, store, city)
+    principal = await _session(request, store, city)
+    if isinstance(principal, HTMLResponse):
+        return principal
     try:
         form = await _checked_form(request)
         before = await run_in_threadpool(_own_device, store, principal, device_id)
@@ -789,9 +809,9 @@ async def _quick_change(
     device_id: str, request: Request, store: Store, city: CityProfile, finders: Any,
     changes_of: Any, message: str, *, resolve: Any = None,
 ) -> Response:  # fmt: skip
-    principal = await _session(request, store)
-    if principal is None:
-        return _signed_out(request, store, city)
+    principal = await _session(request, store, city)
+    if isinstance(principal, HTMLResponse):
+        return principal
     try:
         form = await _checked_form(request)
         await run_in_threadpool(_own_device, store, principal, device_id)
@@ -854,9 +874,9 @@ def _use_page(
 async def new_use(
     device_id: str, request: Request, store: StoreDep, city: CityDep, clock: ClockDep
 ) -> HTMLResponse:
-    principal = await _session(request, store)
-    if principal is None:
-        return _signed_out(request, store, city)
+    principal = await _session(request, store, city)
+    if isinstance(principal, HTMLResponse):
+        return principal
     try:
         device = await run_in_threadpool(_own_device, store, principal, device_id)
     except NotFoundError as exc:
@@ -870,9 +890,9 @@ async def new_use(
 async def save_use(
     device_id: str, request: Request, store: StoreDep, city: CityDep, finders: FindersDep
 ) -> Response:
-    principal = await _session(request, store)
-    if principal is None:
-        return _signed_out(request, store, city)
+    principal = await _session(request, store, city)
+    if isinstance(principal, HTMLResponse):
+        return principal
     try:
         form = await _checked_form(request)
         device = await run_in_threadpool(_own_device, store, principal, device_id)
@@ -933,9 +953,9 @@ async def save_use(
 
 @router.get("/contacto", response_class=HTMLResponse)
 async def contact(request: Request, store: StoreDep, city: CityDep) -> HTMLResponse:
-    principal = await _session(request, store)
-    if principal is None:
-        return _signed_out(request, store, city)
+    principal = await _session(request, store, city)
+    if isinstance(principal, HTMLResponse):
+        return principal
     assert principal.entity_id is not None
     stored = store.contact(principal.entity_id) or {}
     values = {name: stored.get(name) or "" for name in ("person", "email", "phone")}
@@ -947,9 +967,9 @@ async def contact(request: Request, store: StoreDep, city: CityDep) -> HTMLRespo
 
 @router.post("/contacto", response_class=HTMLResponse)
 async def save_contact(request: Request, store: StoreDep, city: CityDep) -> Response:
-    principal = await _session(request, store)
-    if principal is None:
-        return _signed_out(request, store, city)
+    principal = await _session(request, store, city)
+    if isinstance(principal, HTMLResponse):
+        return principal
     assert principal.entity_id is not None
     try:
         form = await _checked_form(request)

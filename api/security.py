@@ -1,17 +1,14 @@
-"""Request-size limit, security headers and the rate limits on public writes.
+"""Request-size limit, security headers and the rate limits on public writes and credentials.
 
-Citizens' reports are limited in the database (:meth:`geo.store.Store.throttle`), so the limits
-hold across every worker process: :func:`report_limits` says which, :func:`refused` words a
-refusal. :class:`RateLimiter` is one process's in-memory limiter.
+Citizens' reports and failed credentials are limited in the database
+(:meth:`geo.store.Store.throttle`), so the limits hold across every worker process:
+:func:`report_limits` and :func:`auth_limits` say which, :func:`refused` words a refusal.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import threading
-import time
-from collections import deque
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException
@@ -134,65 +131,12 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, with_headers)
 
 
-class RateLimiter:
-    """At most ``limit`` events per key in any ``window_s`` seconds (a sliding window, in memory).
-
-    One process's view: with several worker processes each keeps its own count, so the effective
-    limit is per worker.
-    """
-
-    def __init__(self, *, limit: int, window_s: float, what: str = "avisos") -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self.what = what
-        self._events: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def hit(self, key: str, *, now: float | None = None) -> None:
-        """Count one event for ``key``.
-
-        Raises
-        ------
-        RateLimitedError
-            When ``key`` already used its allowance in the window.
-        """
-        moment = time.monotonic() if now is None else now
-        with self._lock:
-            events = self._refused_if_full(key, moment)
-            events.append(moment)
-            if len(self._events) > 100_000:  # forget idle clients rather than grow forever
-                for stale in [k for k, v in self._events.items() if not v]:
-                    del self._events[stale]
-
-    def check(self, key: str, *, now: float | None = None) -> None:
-        """Refuse ``key`` if it has used its allowance, without counting an event.
-
-        Raises
-        ------
-        RateLimitedError
-        """
-        moment = time.monotonic() if now is None else now
-        with self._lock:
-            self._refused_if_full(key, moment)
-
-    def _refused_if_full(self, key: str, moment: float) -> deque[float]:
-        events = self._events.setdefault(key, deque())
-        while events and events[0] <= moment - self.window_s:
-            events.popleft()
-        if len(events) >= self.limit:
-            wait = math.ceil(events[0] + self.window_s - moment)
-            msg = (
-                f"Demasiados {self.what} desde esta dirección: {self.limit} cada "
-                f"{self.window_s:g} s. Inténtelo de nuevo en {wait} s."
-            )
-            raise RateLimitedError(msg, retry_after_s=max(wait, 1))
-        return events
-
-
-# --- citizens' reports (shared by every worker: counted in the database) -----------------------
+# --- limits shared by every worker (counted in the database) ----------------------------------
 
 REPORTS_SCOPE = "reports"
 DOWNGRADES_SCOPE = "report_downgrades"
+#: Failed credentials of every kind: bearer tokens, session cookies, sign-in forms, invitations.
+AUTH_FAILURES_SCOPE = "auth_failures"
 
 
 def report_limits(
@@ -218,6 +162,14 @@ def report_limits(
     return limits
 
 
+def auth_limits(settings: Settings) -> list[tuple[Throttle, str | None]]:
+    """The one budget every failed credential of a client counts against."""
+    throttle = Throttle(
+        AUTH_FAILURES_SCOPE, settings.auth_failure_limit, settings.auth_failure_window_s
+    )
+    return [(throttle, None)]
+
+
 def duration_words(seconds: float) -> str:
     """``30`` → ``30 s``, ``90`` → ``2 min``, ``5400`` → ``1 h 30 min``, ``86399`` → ``24 h``
     (rounded up to the second below a minute, else to the minute)."""
@@ -230,7 +182,7 @@ def duration_words(seconds: float) -> str:
 
 
 def refused(refusal: ThrottleRefusal) -> RateLimitedError:
-    """The 429 for a refused report, in Spanish, with ``Retry-After``."""
+    """The 429 for a refused report or credential, in Spanish, with ``Retry-After``."""
     limit, wait = refusal.throttle, refusal.retry_after_s
     window = duration_words(limit.window_s)
     if limit.scope == DOWNGRADES_SCOPE:
@@ -238,6 +190,12 @@ def refused(refusal: ThrottleRefusal) -> RateLimitedError:
             f"Desde esta dirección ya se han avisado como desaparecidos o averiados "
             f"{limit.limit} desfibriladores distintos en {window}, el máximo admitido: el "
             f"Ayuntamiento los revisará. Podrá avisar de otro en {duration_words(wait)}."
+        )
+    elif limit.scope == AUTH_FAILURES_SCOPE:
+        msg = (
+            f"Demasiados intentos de acceso fallidos desde esta dirección: {limit.limit} cada "
+            f"{window}. Por seguridad no se admite ninguna clave, sesión ni invitación desde "
+            f"ella hasta dentro de {duration_words(wait)}; inténtelo de nuevo entonces."
         )
     else:
         msg = (

@@ -14,10 +14,14 @@ keyed hash of the session's token, which a cross-site page cannot read or comput
 browser's ``Origin`` header, when it names an origin, must be this server's. A sign-in form (no
 session yet) needs the matching ``Origin``.
 
-Throttling. Failed sign-ins (tokens, invitation links) count against the client's address; past
-``auth_failure_limit`` in ``auth_failure_window_s`` the client gets 429 until the window slides
-(a minute by default), so a brute-force loop stalls and the holder of a valid credential is kept
-out for a minute at most.
+Throttling. Every failed credential counts against the client's address in one budget shared
+by every worker process (kept in the database): a wrong bearer token, a session cookie that is
+forged, unknown, revoked or expired, a wrong token in a sign-in form, a wrong, used or expired
+invitation link. Past ``auth_failure_limit`` in ``auth_failure_window_s`` every request from that
+address that presents a credential gets 429 (with ``Retry-After``) until the window slides (a
+minute by default), so a brute-force loop stalls and the holder of a valid credential is kept out
+for a minute at most. A request without any credential is never counted nor refused. The address
+is the socket peer, or behind a trusted proxy the one it forwards (:mod:`api.clients`).
 """
 
 from __future__ import annotations
@@ -26,20 +30,22 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
-from api.security import RateLimiter
+from api.clients import client_key
+from api.security import auth_limits, refused
 from geo.availability import week_in_words
 from geo.city import CityProfile
 from geo.errors import CardiomapaError, LayerValidationError, Problem
 from geo.outputs import spanish_number
+from geo.settings import Settings
 from geo.store import Store
 from geo.tokens import AuthenticationError, ForbiddenError, Principal, authenticate
 
@@ -115,12 +121,20 @@ class Session:
         return request.cookies.get(self.cookie) or None
 
     def principal(self, request: Request, store: Store) -> Principal | None:
-        """Who the cookie stands for, or ``None`` (no cookie, revoked, expired, wrong role)."""
+        """Who the cookie stands for, or ``None`` (no cookie, revoked, expired, wrong role).
+
+        A cookie that is not a valid token counts as a failed credential.
+
+        Raises
+        ------
+        RateLimitedError
+            The client is over the failed-credential limit (:func:`throttled_authenticate`).
+        """
         token = self.token(request)
         if token is None:
             return None
         try:
-            principal = authenticate(store, token)
+            principal = throttled_authenticate(request, store, token)
         except AuthenticationError:
             return None
         return principal if principal.role in self.roles else None
@@ -191,26 +205,50 @@ async def read_form(request: Request) -> dict[str, str]:
 # --- throttling -------------------------------------------------------------------------------
 
 
-def client_key(request: Request) -> str:
-    return request.client.host if request.client else "desconocido"
+T = TypeVar("T")
 
 
-def auth_limiter(request: Request) -> RateLimiter:
-    limiter: RateLimiter = request.app.state.auth_limiter
-    return limiter
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def guarded(request: Request, store: Store, attempt: Callable[[], T]) -> T:
+    """Run ``attempt`` (which checks a credential) under the failed-credential limit.
+
+    Refused at once if the client is over the limit; an :class:`AuthenticationError` from
+    ``attempt`` is counted (then raised again). Blocking: call it from the thread pool.
+
+    Raises
+    ------
+    RateLimitedError
+        The client is over the limit (429 with ``Retry-After``).
+    AuthenticationError
+        From ``attempt``.
+    """
+    settings = _settings(request)
+    key = client_key(request, secret=settings.client_key_secret)
+    limits = auth_limits(settings)
+    refusal = store.throttle_check(key, limits)
+    if refusal is not None:
+        raise refused(refusal)
+    try:
+        return attempt()
+    except AuthenticationError:
+        # Nothing is recorded past the limit (the client is refused anyway): the table holds at
+        # most ``auth_failure_limit`` rows per client and window.
+        store.throttle(key, limits)
+        raise
 
 
 def throttled_authenticate(request: Request, store: Store, presented: str | None) -> Principal:
-    """:func:`geo.tokens.authenticate`, counting failures per client (429 past the limit)."""
-    limiter = auth_limiter(request)
-    key = client_key(request)
-    limiter.check(key)
-    try:
+    """:func:`geo.tokens.authenticate` under the failed-credential limit (:func:`guarded`).
+
+    A missing token is no guess: it is neither refused nor counted.
+    """
+    if not presented:
         return authenticate(store, presented)
-    except AuthenticationError:
-        if presented:  # a missing token is no guess
-            limiter.hit(key)
-        raise
+    return guarded(request, store, lambda: authenticate(store, presented))
 
 
 # --- errors next to their fields --------------------------------------------------------------

@@ -312,13 +312,16 @@ def serve(
         _open_store(settings).close()  # and any failure is told here, in Spanish
     except CardiomapaError as exc:
         raise _fail(exc) from None
-    # Each worker builds its own app (and its one Store) from the same environment.
+    # Each worker builds its own app (and its one Store) from the same environment. uvicorn's
+    # own X-Forwarded-* handling is off (it trusts 127.0.0.1 by default, so any local client
+    # could pick its address): the app believes only CARDIOMAPA_TRUSTED_PROXIES.
     uvicorn.run(
         "api.app:app_from_environment",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
         workers=workers,
+        proxy_headers=False,
     )
 
 

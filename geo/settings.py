@@ -8,11 +8,14 @@ or reads a file when imported.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
+import json
 from email.utils import parseaddr
 from pathlib import Path
+from typing import Annotated, Any
 
 from pydantic import field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from geo.city import PROFILE_FILE_NAME, CityProfile, load_city_profile
 from geo.clock import Clock, clock_from_settings
@@ -70,8 +73,21 @@ class Settings(BaseSettings):
         check older than ``reminder_unchecked_days``; the same device and reason is not sent
         again within ``reminder_repeat_days``.
     auth_failure_limit, auth_failure_window_s
-        Failed sign-ins or bearer tokens accepted per client address in each window (429
-        above it, until the window slides past).
+        Failed credentials accepted per client address in each window, all kinds together
+        (bearer tokens, session cookies, sign-in forms, invitation links); above it every
+        request that presents a credential gets 429 until the window slides past. Counted in
+        the database, so the limit holds across every worker process.
+    trusted_proxies
+        Reverse proxies whose ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are believed:
+        addresses or networks, as a JSON list or separated by commas, e.g.
+        ``CARDIOMAPA_TRUSTED_PROXIES=127.0.0.1,10.0.0.0/8``. A request from one of them counts
+        against the right-most forwarded address that is not itself a trusted proxy. Empty
+        (the default): forwarded headers are ignored and the client is the socket peer.
+    client_key_secret
+        Key of the hash the rate limits store for each client address (any long random
+        string, the same for every process). Unset: a plain SHA-256 of the address, which
+        anyone holding the database can reverse by hashing every IPv4 address. Changing it
+        restarts every count.
     clock_start
         Run the city's clock from this instant instead of the machine's (naive = the city's
         local time): pages, availability "now" and "today" start there when the process starts
@@ -108,6 +124,8 @@ class Settings(BaseSettings):
     reminder_repeat_days: int = 7
     auth_failure_limit: int = 10
     auth_failure_window_s: float = 60.0
+    trusted_proxies: Annotated[list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode] = []
+    client_key_secret: str | None = None
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = (
         '&copy; <a href="https://www.openstreetmap.org/copyright">'
@@ -131,6 +149,32 @@ class Settings(BaseSettings):
                 raise ValueError(msg)
             cleaned.append(value.strip())
         return cleaned
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else text.split(",")
+        if not isinstance(value, list | tuple):
+            return value
+        networks = []
+        for item in value:
+            if not isinstance(item, str):
+                networks.append(item)
+                continue
+            if not item.strip():
+                continue
+            try:
+                networks.append(ipaddress.ip_network(item.strip(), strict=False))
+            except ValueError:
+                msg = (
+                    f"CARDIOMAPA_TRUSTED_PROXIES: {item!r} no es una dirección IP ni una red; se "
+                    "esperan direcciones o redes CIDR separadas por comas, p. ej. "
+                    "'127.0.0.1,10.0.0.0/8'."
+                )
+                raise ValueError(msg) from None
+        return networks
 
     def base_url(self) -> str:
         """Where people reach the server: ``public_url``, else ``http://host:port``."""

@@ -387,7 +387,8 @@ DATA_REVISIONS = sa.Table(
 )
 
 #: What each client did lately, for limits shared by every worker process (migration 0008). The
-#: client is a SHA-256 of its address; rows older than their window are deleted as others arrive.
+#: client is a SHA-256 of its key (its address, or a keyed hash of the address);
+#: rows older than their window are deleted as others arrive.
 THROTTLE_EVENTS = sa.Table(
     "throttle_events",
     metadata,
@@ -1612,18 +1613,19 @@ class Store:
         Atomic across processes: on PostgreSQL the client's events are locked (an advisory
         lock on its key) while they are counted and written; SQLite writes one at a time. If
         any limit is reached nothing is recorded and the first refusal is returned. Events
-        older than their window are deleted on the way.
+        older than their window are deleted on the way (every client's, in the scopes of
+        ``limits``), so the table holds no more than the events of each scope's last window.
 
         Parameters
         ----------
         client
-            Who acts (its address); only a SHA-256 of it is stored.
+            Who acts (its address, or a keyed hash of it); only a SHA-256 of it is stored.
         limits
             Each limit with the event's subject (needed by ``distinct`` limits).
         now
             The instant of the event (default: now).
         """
-        key = hashlib.sha256(f"cardiomapa-throttle:{client}".encode()).hexdigest()
+        key = _throttle_key(client)
         moment = _naive_utc(now) if now is not None else self.utcnow()
         assert moment is not None
         table = THROTTLE_EVENTS
@@ -1637,23 +1639,33 @@ class Store:
                 connection.execute(
                     table.delete().where(table.c.scope == throttle.scope, table.c.at <= start)
                 )
-            for throttle, subject in limits:
-                start = moment - dt.timedelta(seconds=throttle.window_s)
-                rows = connection.execute(
-                    sa.select(table.c.subject, table.c.at)
-                    .where(table.c.scope == throttle.scope, table.c.client_key == key,
-                           table.c.at > start)
-                    .order_by(table.c.at)
-                ).all()  # fmt: skip
-                wait = _throttle_wait(throttle, [(s, a) for s, a in rows], subject, moment)
-                if wait is not None:
-                    return ThrottleRefusal(throttle, wait)
+            refusal = _throttle_refusal(connection, key, limits, moment)
+            if refusal is not None:
+                return refusal
             connection.execute(
                 table.insert(),
                 [{"scope": t.scope, "client_key": key, "subject": subject, "at": moment}
                  for t, subject in limits],
             )  # fmt: skip
         return None
+
+    def throttle_check(
+        self,
+        client: str,
+        limits: Sequence[tuple[Throttle, str | None]],
+        *,
+        now: dt.datetime | None = None,
+    ) -> ThrottleRefusal | None:
+        """Would :meth:`throttle` refuse ``client`` now? Reads only: nothing is counted.
+
+        For limits on failures (wrong passwords): every attempt is checked first, and only the
+        failed ones are counted afterwards with :meth:`throttle`.
+        """
+        key = _throttle_key(client)
+        moment = _naive_utc(now) if now is not None else self.utcnow()
+        assert moment is not None
+        with self.engine.connect() as connection:
+            return _throttle_refusal(connection, key, limits, moment)
 
     def insert_use(
         self,
@@ -2137,6 +2149,32 @@ def _update_device(
     if resolve_reports is not None:
         _resolve_reports(connection, device_id, note=resolve_reports, actor=actor, at=at)
     return version + 1
+
+
+def _throttle_key(client: str) -> str:
+    """What the throttle stores for a client: a SHA-256 of it, never the address itself."""
+    return hashlib.sha256(f"cardiomapa-throttle:{client}".encode()).hexdigest()
+
+
+def _throttle_refusal(
+    connection: Connection,
+    key: str,
+    limits: Sequence[tuple[Throttle, str | None]],
+    moment: dt.datetime,
+) -> ThrottleRefusal | None:
+    """The first of ``limits`` the client ``key`` has reached at ``moment``, if any."""
+    table = THROTTLE_EVENTS
+    for throttle, subject in limits:
+        start = moment - dt.timedelta(seconds=throttle.window_s)
+        rows = connection.execute(
+            sa.select(table.c.subject, table.c.at)
+            .where(table.c.scope == throttle.scope, table.c.client_key == key, table.c.at > start)
+            .order_by(table.c.at)
+        ).all()
+        wait = _throttle_wait(throttle, [(s, a) for s, a in rows], subject, moment)
+        if wait is not None:
+            return ThrottleRefusal(throttle, wait)
+    return None
 
 
 def _throttle_wait(
