@@ -57,8 +57,9 @@ def start_server(db_url: str, tmp_path: Path) -> Iterator[Callable[..., Server]]
     """Start servers on the test's database (one after the other: the first migrates it)."""
     started: list[Server] = []
 
-    def start(**env: str) -> Server:
-        server = Server(db_url, tmp_path / f"server-{len(started)}.log", env=settings_env(**env))
+    def start(workers: int = 1, **env: str) -> Server:
+        log = tmp_path / f"server-{len(started)}.log"
+        server = Server(db_url, log, env=settings_env(**env), workers=workers)
         started.append(server)
         return server
 
@@ -174,6 +175,26 @@ def test_every_failed_credential_counts_once_across_processes_and_headers(
     assert {key for key, _ in rows} == {stored_key("127.0.0.1")}
     for client in clients:
         client.close()
+
+
+def test_the_budget_holds_across_the_workers_of_one_server(
+    db_url: str, start_server: Callable[..., Server], secrets: dict[str, str]
+) -> None:
+    """``serve --workers 2``: every attempt on a connection of its own, so the kernel shares
+    them out between the two worker processes; one budget all the same."""
+    server = start_server(workers=2)
+    rotating = (f"10.9.{n % 250}.7" for n in count(1))
+    kinds = attempts(secrets)
+
+    def once(n: int) -> httpx.Response:
+        _name, call = kinds[n % len(kinds)]
+        with httpx.Client(base_url=server.base, follow_redirects=False, timeout=30) as client:
+            return call(client, {"X-Forwarded-For": next(rotating)})
+
+    assert [once(n).status_code for n in range(LIMIT)] == [401] * LIMIT
+    for n in range(3 * len(kinds)):
+        assert_refused(once(n), kinds[n % len(kinds)][0])
+    assert len(auth_rows(db_url)) == LIMIT
 
 
 def test_a_trusted_proxy_makes_the_forwarded_address_the_client(
