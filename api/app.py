@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from html import escape
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from shapely.geometry import mapping
@@ -83,7 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware, tile_url=settings.tile_url or None)
     # Outermost: every route and middleware sees the client a trusted proxy forwards.
     app.add_middleware(TrustedProxyMiddleware, trusted=settings.trusted_proxies)
-    app.state.citizen_page = pages.RenderCache[str](serve_stale=pages.same_data)
+    app.state.citizen_page = pages.RenderCache[pages.MapPage](serve_stale=pages.same_data)
     app.state.map_devices = pages.RenderCache[bytes]()
     app.include_router(pages.router)
     app.include_router(desk.router)
@@ -113,14 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title=f"cardiomapa — API de {city.name}",
-            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
-            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
-            swagger_favicon_url="/static/favicon.svg",
-            swagger_ui_parameters={"validatorUrl": None},  # no badge from validator.swagger.io
-        )
+        return HTMLResponse(_docs_page(f"cardiomapa — API de {city.name}", "/openapi.json"))
 
     @app.get("/api/health", summary="El servidor responde (sin tocar la base de datos)")
     async def health() -> dict[str, str]:
@@ -145,6 +138,26 @@ def app_from_environment() -> FastAPI:
     (they would otherwise upgrade it one at a time while the others wait).
     """
     return create_app(Settings())
+
+
+def _docs_page(title: str, openapi_url: str) -> str:
+    """Swagger UI from the vendored files, started by ``api-docs.js``: FastAPI's
+    ``get_swagger_ui_html`` starts it with an inline script, which the pages' policy forbids."""
+    return f"""<!DOCTYPE html>
+<html lang="es">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)}</title>
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/static/vendor/swagger-ui/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui" data-openapi-url="{escape(openapi_url)}"></div>
+<script src="/static/vendor/swagger-ui/swagger-ui-bundle.js"></script>
+<script src="/static/api-docs.js"></script>
+</body>
+</html>"""
 
 
 def _add_layer_routes(app: FastAPI, segment: str, layer: str) -> None:

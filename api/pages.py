@@ -15,6 +15,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from html import escape
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from urllib.parse import parse_qs
@@ -26,6 +27,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from api.deps import CityDep, ClockDep, FinderCache, FindersDep, SettingsDep, StoreDep
 from api.devices import ERRORS
 from api.errors import RateLimitedError
+from api.security import page_headers
 from api.web import check_origin, throttled_authenticate
 from geo.availability import week_start_of
 from geo.clock import local_now, local_today
@@ -43,6 +45,15 @@ COOKIE_PATH = "/planificacion"
 SESSION_S = 8 * 3600
 PLANNER_ROLES = ("planner", "admin")
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class MapPage:
+    """A rendered map page and its own headers: the Content-Security-Policy that allows its
+    inline scripts by their hashes (computed once per render, so the cached page keeps them)."""
+
+    html: str
+    headers: dict[str, str]
 
 
 class RenderCache(Generic[T]):
@@ -128,10 +139,10 @@ async def citizens_page(
     """El mapa ciudadano: desfibriladores por disponibilidad ahora y el más cercano."""
     finder = await _finder(finders)
     minute = local_now(clock, finder.city.timezone).replace(second=0, microsecond=0)
-    cache: RenderCache[str] = request.app.state.citizen_page
+    cache: RenderCache[MapPage] = request.app.state.citizen_page
 
-    def render() -> str:
-        return citizen_map(
+    def render() -> MapPage:
+        html = citizen_map(
             finder,
             zones=store.read_layer("ceas"),
             at=minute,
@@ -140,12 +151,14 @@ async def citizens_page(
             api_url="/api",
             notice=_notice(store),
         )
+        return MapPage(html, page_headers(settings.tile_url or None, html))
 
-    def page() -> str:
+    def page() -> MapPage:
         # The finder itself in the key (compared by identity): a new snapshot is new data.
         return cache.get((finder, minute, store.revision("ceas")), render)
 
-    return HTMLResponse(await run_in_threadpool(page), headers={"Cache-Control": "no-cache"})
+    rendered = await run_in_threadpool(page)
+    return HTMLResponse(rendered.html, headers={"Cache-Control": "no-cache", **rendered.headers})
 
 
 @router.get(
@@ -230,7 +243,8 @@ async def planners_page(
     html = await run_in_threadpool(
         planner_page, settings, store, at=at, form=form, reference_date=today
     )
-    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+    headers = page_headers(settings.tile_url or None, html)
+    return HTMLResponse(html, headers={"Cache-Control": "no-store", **headers})
 
 
 @router.post("/planificacion/sesion", include_in_schema=False)

@@ -1,8 +1,16 @@
 /* cardiomapa — the staff desk (/gestion): one small map of the pending devices.
    Only an enhancement: every position is also written in its card, and the page works
-   without this script. Positions come from the page's JSON block (no inline script). */
+   without this script. Positions come from the page's JSON block (no inline script).
+   Names are as the entities typed them: they reach the map only as text nodes, never as HTML
+   (Leaflet reads a string given to bindTooltip as HTML). */
 (function () {
   "use strict";
+  /** A tooltip's content as an element holding ``text`` as text. */
+  function asText(text) {
+    var span = document.createElement("span");
+    span.textContent = text;
+    return span;
+  }
   var box = document.getElementById("desk-map");
   var data = document.getElementById("desk-map-data");
   if (!box || !data || typeof L === "undefined") { return; }
@@ -25,10 +33,10 @@
       bounds.push(before);
       L.polyline([before, here], { color: "#8a4b00", weight: 2, dashArray: "4 4", interactive: false }).addTo(map);
       L.circleMarker(before, { className: "cm-desk-old", radius: 7, color: "#5f6368", weight: 2, fillColor: "#fff", fillOpacity: 1 })
-        .bindTooltip(p.n + ". " + p.name + " (posición anterior)").addTo(map);
+        .bindTooltip(asText(p.n + ". " + p.name + " (posición anterior)")).addTo(map);
     }
     L.circleMarker(here, { className: "cm-desk-new", radius: 9, color: "#8a4b00", weight: 2, fillColor: "#ffb300", fillOpacity: 0.9 })
-      .bindTooltip(String(p.n), { permanent: true, direction: "right", className: "cm-desk-label" })
+      .bindTooltip(asText(String(p.n)), { permanent: true, direction: "right", className: "cm-desk-label" })
       .on("click", function () {
         var card = document.getElementById("pendiente-" + p.n);
         if (card) { card.scrollIntoView({ behavior: "smooth" }); }
