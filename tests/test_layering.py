@@ -19,7 +19,7 @@ GEO = Path(__file__).resolve().parent.parent / "geo"
 #: frames and plain values.
 IMPURE = {
     "store", "cli", "settings", "maps", "migrations", "inputs", "analysis", "registry", "tokens",
-    "training", "report", "export", "contacts", "reminders", "notices",
+    "training", "report", "export", "contacts", "reminders", "notices", "backup",
 }  # fmt: skip
 FORBIDDEN = ("fastapi", "starlette", "sqlalchemy", "geoalchemy2", "alembic", "folium", "api")
 PURE_MODULES = sorted(
