@@ -85,10 +85,15 @@ def database_kind(url: str) -> str:
 
 
 def default_backup_path(folder: Path, url: str, *, at: dt.datetime, label: str = "") -> Path:
-    """``folder/cardiomapa-<UTC instant>[-label].<sqlite|dump>``: a new name for each backup."""
-    stamp = at.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    suffix = f"-{label}" if label else ""
-    return folder / f"cardiomapa-{stamp}{suffix}{SUFFIXES[database_kind(url)]}"
+    """``folder/cardiomapa-<UTC instant>[-label][-n].<sqlite|dump>``: a name no file has yet."""
+    stamp = at.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    stem = f"cardiomapa-{stamp}" + (f"-{label}" if label else "")
+    suffix = SUFFIXES[database_kind(url)]
+    path, n = folder / f"{stem}{suffix}", 1
+    while path.exists():
+        n += 1
+        path = folder / f"{stem}-{n}{suffix}"
+    return path
 
 
 def backup_database(

@@ -1607,7 +1607,7 @@ class Store:
     def insert_report(self, values: Mapping[str, Any], *, actor: str) -> int:
         """Queue a citizen's report about a device (status ``pending``); returns its id."""
         row = {**values, "status": "pending", "created_at": self.utcnow()}
-        with self._transaction() as connection:
+        with _device_must_exist(values["device_id"]), self._transaction() as connection:
             self._require_device(connection, str(values["device_id"]))
             key = connection.execute(PROBLEM_REPORTS.insert().values(**row)).inserted_primary_key
             assert key is not None
@@ -1790,7 +1790,7 @@ class Store:
         """
         row = {**values, "reported_by": actor, "reported_at": self.utcnow()}
         row["used_at"] = _naive_utc(row["used_at"])
-        with self._transaction() as connection:
+        with _device_must_exist(values["device_id"]), self._transaction() as connection:
             self._require_device(connection, str(values["device_id"]))
             key = connection.execute(DEVICE_USES.insert().values(**row)).inserted_primary_key
             assert key is not None
@@ -2194,6 +2194,25 @@ class Store:
             return
         msg = f"No existe el desfibrilador {device_id!r}."
         raise NotFoundError(msg)
+
+
+@contextmanager
+def _device_must_exist(device_id: object) -> Iterator[None]:
+    """The foreign key to the device (migration 0009) refused the row: the device was deleted
+    after it was checked. Nothing was written; say so as a missing device."""
+    try:
+        yield
+    except IntegrityError as exc:
+        if not _foreign_key_violation(exc):
+            raise
+        msg = f"No existe el desfibrilador {str(device_id)!r}; no se ha guardado nada."
+        raise NotFoundError(msg) from exc
+
+
+def _foreign_key_violation(exc: IntegrityError) -> bool:
+    """SQLite says "FOREIGN KEY constraint failed"; PostgreSQL's SQLSTATE is 23503."""
+    code = getattr(exc.orig, "sqlstate", None)
+    return code == "23503" or "FOREIGN KEY constraint failed" in str(exc.orig)
 
 
 def _update_device(
