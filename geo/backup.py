@@ -132,13 +132,13 @@ def backup_database(
     return BackupInfo(path, info.kind, info.revision, path.stat().st_size)
 
 
-def inspect_backup(path: Path) -> BackupInfo:
-    """What kind of backup ``path`` is and the schema revision it holds.
+def backup_kind(path: Path) -> str:
+    """``"sqlite"`` or ``"postgresql"``: which database the backup ``path`` is of, by its header.
 
     Raises
     ------
     BackupError
-        The file is missing, not a backup of either database, or not a cardiomapa database.
+        The file is missing or is not a backup of either database.
     """
     path = Path(path)
     try:
@@ -154,25 +154,40 @@ def inspect_backup(path: Path) -> BackupInfo:
             "un volcado de pg_dump en formato custom."
         )
         raise BackupError(msg)
-    kind = kinds[0]
-    revision = _sqlite_revision(path) if kind == SQLITE else _dump_revision(path)
-    return BackupInfo(path, kind, revision, path.stat().st_size)
+    return kinds[0]
 
 
-def check_restorable(url: str, info: BackupInfo) -> None:
-    """Refuse a backup of the other kind of database, or of a schema this code does not know.
+def inspect_backup(path: Path) -> BackupInfo:
+    """What kind of backup ``path`` is and the schema revision it holds.
 
     Raises
     ------
     BackupError
+        The file is missing, not a backup of either database, or not a cardiomapa database.
     """
-    kind = database_kind(url)
-    if info.kind != kind:
+    path = Path(path)
+    kind = backup_kind(path)
+    revision = _sqlite_revision(path) if kind == SQLITE else _dump_revision(path)
+    return BackupInfo(path, kind, revision, path.stat().st_size)
+
+
+def check_restorable(url: str, path: Path) -> BackupInfo:
+    """What the backup ``path`` holds, if it can be restored into the database ``url``.
+
+    Raises
+    ------
+    BackupError
+        A backup of the other kind of database (checked first, by the file's header), not a
+        cardiomapa backup, or of a schema revision this code does not know (a newer one).
+    """
+    kind, found = database_kind(url), backup_kind(path)
+    if found != kind:
         msg = (
-            f"{info.path} es una copia de {KIND_LABELS[info.kind]}, pero la base de datos "
-            f"configurada es {KIND_LABELS[kind]}: no se puede restaurar en ella."
+            f"{path} es una copia de {KIND_LABELS[found]}, pero la base de datos configurada "
+            f"es {KIND_LABELS[kind]}: no se puede restaurar en ella."
         )
         raise BackupError(msg)
+    info = inspect_backup(path)
     try:
         known = ScriptDirectory.from_config(alembic_config()).get_revision(info.revision)
     except CommandError:
@@ -184,6 +199,7 @@ def check_restorable(url: str, info: BackupInfo) -> None:
             "una versión más nueva. Actualice cardiomapa antes de restaurarla."
         )
         raise BackupError(msg)
+    return info
 
 
 def restore_database(
@@ -198,8 +214,7 @@ def restore_database(
     BackupError
         See :func:`check_restorable`; or the restore failed (the database is left as it was).
     """
-    info = inspect_backup(path)
-    check_restorable(url, info)
+    info = check_restorable(url, path)
     if info.kind == SQLITE:
         _sqlite_restore(url, info.path, on_progress)
     else:

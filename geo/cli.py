@@ -162,14 +162,26 @@ def _progress() -> Progress:
 
 
 BackupDirOption = Annotated[
-    Path,
+    Path | None,
     typer.Option(
         "--backup-dir",
         envvar="CARDIOMAPA_BACKUP_DIR",
-        help="Carpeta de las copias de seguridad automáticas.",
+        help="Carpeta de las copias de seguridad. Por defecto, backups/ junto al archivo SQLite "
+        "(var/backups con el predeterminado) o var/backups con PostgreSQL.",
     ),
 ]
-DEFAULT_BACKUP_DIR = Path("var/backups")
+
+
+def _backup_folder(settings: Settings, chosen: Path | None) -> Path:
+    """``--backup-dir``, else ``backups/`` beside the SQLite file, else ``var/backups``."""
+    if chosen is not None:
+        return chosen
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(settings.database_url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return Path(str(parsed.database)).parent / "backups"
+    return Path("var/backups")
 
 
 @app.command()
@@ -192,7 +204,7 @@ def load(
         bool,
         typer.Option("--no-backup", help="Con --replace, no escribir la copia de seguridad."),
     ] = False,
-    backup_dir: BackupDirOption = DEFAULT_BACKUP_DIR,
+    backup_dir: BackupDirOption = None,
 ) -> None:
     """Valida los archivos de capas y los carga en la base de datos en una sola transacción."""
     settings = _settings(data_dir)
@@ -207,7 +219,9 @@ def load(
             layers = _validate(settings)
             register = _sample_register(settings, layers)  # checked before anything is written
             if replace and not no_backup and not store.is_empty():
-                _backup_before(settings, backup_dir, label="antes-de-cargar")
+                _backup_before(
+                    settings, _backup_folder(settings, backup_dir), label="antes-de-cargar"
+                )
             counts = _store(store, layers, replace=replace, kept=kept)
             imported = None if register is None else store_import(store, register, actor="cli")
     except LayerValidationError as exc:
@@ -297,7 +311,7 @@ def backup_(
             dir_okay=False,
         ),
     ] = None,
-    backup_dir: BackupDirOption = DEFAULT_BACKUP_DIR,
+    backup_dir: BackupDirOption = None,
 ) -> None:
     """Copia de seguridad de toda la base de datos; puede hacerse con el servidor en marcha.
 
@@ -309,7 +323,7 @@ def backup_(
     settings = _settings()
     try:
         target = file or backup.default_backup_path(
-            backup_dir, settings.database_url, at=_clock(settings).now()
+            _backup_folder(settings, backup_dir), settings.database_url, at=_clock(settings).now()
         )
         if target.exists():
             raise backup.BackupError(f"{target} ya existe: elija otro archivo, no se sustituye.")
@@ -339,7 +353,7 @@ def restore(
             "--no-backup", help="No escribir antes una copia de lo que hay en la base de datos."
         ),
     ] = False,
-    backup_dir: BackupDirOption = DEFAULT_BACKUP_DIR,
+    backup_dir: BackupDirOption = None,
 ) -> None:
     """Sustituye TODO el contenido de la base de datos por una copia de seguridad.
 
@@ -351,8 +365,7 @@ def restore(
 
     settings = _settings()
     try:
-        info = backup.inspect_backup(file)
-        backup.check_restorable(settings.database_url, info)
+        info = backup.check_restorable(settings.database_url, file)
         target = _plain_url(settings.database_url)
         console.print(
             f"Copia {info.path}: {backup.KIND_LABELS[info.kind]}, esquema en la revisión "
@@ -366,7 +379,9 @@ def restore(
             errors.print("No se ha restaurado nada.")
             raise typer.Exit(code=1)
         if not no_backup:
-            _backup_before(settings, backup_dir, label="antes-de-restaurar")
+            _backup_before(
+                settings, _backup_folder(settings, backup_dir), label="antes-de-restaurar"
+            )
         with errors.status(f"Restaurando {info.path} en {target}…"):
             backup.restore_database(settings.database_url, info.path)
     except CardiomapaError as exc:

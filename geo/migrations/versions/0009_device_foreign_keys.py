@@ -188,6 +188,13 @@ def downgrade() -> None:
         ).all()
         if rows:
             bind.execute(table.insert(), [_row(table, dict(row.data)) for row in rows])
+            if bind.dialect.name == "postgresql":  # explicit ids: move the sequence past them
+                bind.execute(
+                    sa.text(
+                        f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                        f"(SELECT MAX(id) FROM {name}))"
+                    )
+                )
     op.drop_table(QUARANTINE)
 
 
