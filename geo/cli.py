@@ -180,19 +180,54 @@ def _progress() -> Progress:
     )
 
 
+BackupDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--backup-dir",
+        envvar="CARDIOMAPA_BACKUP_DIR",
+        help="Carpeta de las copias de seguridad. Por defecto, backups/ junto al archivo SQLite "
+        "(var/backups con el predeterminado) o var/backups con PostgreSQL.",
+    ),
+]
+
+
+def _backup_folder(settings: Settings, chosen: Path | None) -> Path:
+    """``--backup-dir``, else ``backups/`` beside the SQLite file, else ``var/backups``."""
+    if chosen is not None:
+        return chosen
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(settings.database_url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return Path(str(parsed.database)).parent / "backups"
+    return Path("var/backups")
+
+
 @app.command()
 def load(
     data_dir: DataDirOption = None,
     replace: Annotated[
-        bool, typer.Option("--replace", help="Sustituir las capas que ya haya en la base de datos.")
+        bool,
+        typer.Option(
+            "--replace",
+            help="Sustituir lo que cargó una carga anterior. Se conserva lo que escribió la "
+            "gente (registros de entidades, ediciones, notas, usos, avisos…); antes se escribe "
+            "una copia de seguridad.",
+        ),
     ] = False,
     if_empty: Annotated[
         bool,
         typer.Option("--if-empty", help="Cargar solo si la base de datos está vacía."),
     ] = False,
+    no_backup: Annotated[
+        bool,
+        typer.Option("--no-backup", help="Con --replace, no escribir la copia de seguridad."),
+    ] = False,
+    backup_dir: BackupDirOption = None,
 ) -> None:
     """Valida los archivos de capas y los carga en la base de datos en una sola transacción."""
     settings = _settings(data_dir)
+    kept: dict[str, list[str]] = {}
     try:
         store = _open_store(settings)
         with store:
@@ -202,7 +237,11 @@ def load(
                 return
             layers = _validate(settings)
             register = _sample_register(settings, layers)  # checked before anything is written
-            counts = _store(store, layers, replace=replace)
+            if replace and not no_backup and not store.is_empty():
+                _backup_before(
+                    settings, _backup_folder(settings, backup_dir), label="antes-de-cargar"
+                )
+            counts = _store(store, layers, replace=replace, kept=kept)
             imported = None if register is None else store_import(store, register, actor="cli")
     except LayerValidationError as exc:
         failure = _fail(exc)
@@ -212,9 +251,172 @@ def load(
         raise _fail(exc) from None
     console.print(f"Capas cargadas desde {settings.data_dir}:")
     _print_counts(counts)
+    _print_kept(kept)
     _print_layer_warnings(_layer_warnings(layers, today=_city_today(settings)))
     if imported is not None:
         _print_import(imported)
+
+
+def _print_kept(kept: dict[str, list[str]]) -> None:
+    """What a load --replace kept of what people wrote, and the file rows it did not load."""
+    lines = (
+        ("devices", "Desfibriladores conservados como estaban (los registró, importó o editó "
+         "alguien, o tienen notas, usos, avisos o recordatorios)"),
+        ("skipped", "Filas de defibrillators.geojson no cargadas porque son uno de esos "
+         "desfibriladores (mismo id o misma procedencia)"),
+        ("entities", "Entidades conservadas aunque el archivo no las trae (las nombran "
+         "desfibriladores, tokens, contactos, invitaciones, formación o recordatorios)"),
+    )  # fmt: skip
+    for key, label in lines:
+        ids = kept.get(key) or []
+        if not ids:
+            continue
+        shown = ", ".join(ids[:_SHOWN_SKIPS]) + (" …" if len(ids) > _SHOWN_SKIPS else "")
+        console.print(f"{label}: {len(ids)}: {shown}", highlight=False, soft_wrap=True)
+
+
+def _backup_before(settings: Settings, folder: Path, *, label: str) -> Path | None:
+    """A backup of the configured database before a command replaces what it holds.
+
+    Returns its path, or ``None`` when the database holds no cardiomapa schema yet (nothing to
+    lose). Raises :class:`geo.backup.BackupError` if it cannot be written: the command stops
+    before changing anything.
+    """
+    from geo import backup
+
+    if not _has_schema(settings.database_url):
+        return None
+    target = backup.default_backup_path(
+        folder, settings.database_url, at=_clock(settings).now(), label=label
+    )
+    with errors.status(f"Escribiendo una copia de seguridad en {target}…"):
+        info = backup.backup_database(settings.database_url, target)
+    console.print(
+        f"Copia de seguridad escrita en {info.path} ({_size(info.size_bytes)}).",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return info.path
+
+
+def _has_schema(url: str) -> bool:
+    from sqlalchemy.engine import make_url
+
+    from geo.store import create_db_engine, schema_revision
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
+        return False
+    engine = create_db_engine(url)
+    try:
+        return schema_revision(engine) is not None
+    finally:
+        engine.dispose()
+
+
+def _size(size_bytes: int) -> str:
+    if size_bytes < 1024 * 1024:
+        return f"{size_bytes / 1024:.0f} KB"
+    return f"{size_bytes / 1024 / 1024:.1f} MB".replace(".", ",")
+
+
+@app.command("backup")
+def backup_(
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Archivo que se escribe (no debe existir). Por defecto, uno nuevo con la "
+            "fecha en --backup-dir.",
+            dir_okay=False,
+        ),
+    ] = None,
+    backup_dir: BackupDirOption = None,
+) -> None:
+    """Copia de seguridad de toda la base de datos; puede hacerse con el servidor en marcha.
+
+    SQLite: una copia del archivo con la API de copia en línea de SQLite. PostgreSQL: pg_dump
+    en formato custom (con PostGIS).
+    """
+    from geo import backup
+
+    settings = _settings()
+    try:
+        target = file or backup.default_backup_path(
+            _backup_folder(settings, backup_dir), settings.database_url, at=_clock(settings).now()
+        )
+        if target.exists():
+            raise backup.BackupError(f"{target} ya existe: elija otro archivo, no se sustituye.")
+        kind = backup.KIND_LABELS[backup.database_kind(settings.database_url)]
+        with errors.status(f"Copiando la base de datos ({kind}) a {target}…"):
+            info = backup.backup_database(settings.database_url, target)
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    console.print(
+        f"Copia de seguridad escrita en {info.path}: {kind}, esquema en la revisión "
+        f"{info.revision}, {_size(info.size_bytes)}.",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def restore(
+    file: Annotated[
+        Path,
+        typer.Argument(help="Copia que se restaura (de `cardiomapa backup`).", dir_okay=False),
+    ],
+    yes: Annotated[bool, typer.Option("--yes", help="No pedir confirmación.")] = False,
+    no_backup: Annotated[
+        bool,
+        typer.Option(
+            "--no-backup", help="No escribir antes una copia de lo que hay en la base de datos."
+        ),
+    ] = False,
+    backup_dir: BackupDirOption = None,
+) -> None:
+    """Sustituye TODO el contenido de la base de datos por una copia de seguridad.
+
+    Todo o nada: si algo falla, la base de datos sigue como estaba. Rechaza una copia del otro
+    tipo de base de datos o de un esquema más nuevo que esta versión. Detenga el servidor antes
+    (o reinícielo después).
+    """
+    from geo import backup
+
+    settings = _settings()
+    try:
+        info = backup.check_restorable(settings.database_url, file)
+        target = _plain_url(settings.database_url)
+        console.print(
+            f"Copia {info.path}: {backup.KIND_LABELS[info.kind]}, esquema en la revisión "
+            f"{info.revision}, {_size(info.size_bytes)}.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if not yes and not typer.confirm(
+            f"Se sustituirá todo el contenido de {target} por esta copia. ¿Continuar?"
+        ):
+            errors.print("No se ha restaurado nada.")
+            raise typer.Exit(code=1)
+        if not no_backup:
+            _backup_before(
+                settings, _backup_folder(settings, backup_dir), label="antes-de-restaurar"
+            )
+        with errors.status(f"Restaurando {info.path} en {target}…"):
+            backup.restore_database(settings.database_url, info.path)
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    console.print(
+        f"Restaurada {info.path} en {target}. Reinicie el servidor si estaba en marcha.",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _plain_url(url: str) -> str:
+    """The database URL without its password, to show."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _layer_warnings(layers: Layers, *, today: dt.date) -> list[Problem]:
@@ -261,14 +463,16 @@ def _validate(settings: Settings) -> Layers:
         return read_layers(settings.data_dir, city, on_layer=advance, today=_city_today(settings))
 
 
-def _store(store: Store, layers: Layers, *, replace: bool) -> dict[str, int]:
+def _store(
+    store: Store, layers: Layers, *, replace: bool, kept: dict[str, list[str]]
+) -> dict[str, int]:
     with _progress() as progress:
         task = progress.add_task("Cargando", total=sum(layers.counts().values()))
 
         def advance(name: str, rows: int) -> None:
             progress.update(task, advance=rows, description=f"Cargando {name}")
 
-        return store.load(layers, replace=replace, on_rows=advance)
+        return store.load(layers, replace=replace, on_rows=advance, kept=kept)
 
 
 def _print_counts(counts: dict[str, int]) -> None:

@@ -17,6 +17,7 @@ import hashlib
 import math
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -169,6 +170,12 @@ def _choice(column: str, values: tuple[str, ...]) -> sa.CheckConstraint:
     return sa.CheckConstraint(f"{column} IN ({allowed})", name=column)
 
 
+def _device_key_of() -> sa.ForeignKey:
+    """A device's uses and reports point at a device that exists (migration 0009): deleting a
+    device that has them is refused by the database."""
+    return sa.ForeignKey(f"{TABLE_NAMES['defibrillators']}.id")
+
+
 ROLES = ("entity", "planner", "admin")
 REPORT_KINDS = ("missing", "broken", "moved", "wrong_hours", "other")
 REVIEW_STATUS = ("pending", "accepted", "rejected")
@@ -255,7 +262,7 @@ PROBLEM_REPORTS = sa.Table(
     "problem_reports",
     metadata,
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-    sa.Column("device_id", sa.Text(), nullable=False, index=True),
+    sa.Column("device_id", sa.Text(), _device_key_of(), nullable=False, index=True),
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("message", sa.Text(), nullable=False),
     sa.Column("contact", sa.Text()),
@@ -275,7 +282,7 @@ DEVICE_USES = sa.Table(
     "device_uses",
     metadata,
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-    sa.Column("device_id", sa.Text(), nullable=False, index=True),
+    sa.Column("device_id", sa.Text(), _device_key_of(), nullable=False, index=True),
     sa.Column("used_at", sa.DateTime(), nullable=False),
     sa.Column("people_attended", sa.Integer(), nullable=False),
     sa.Column("emergency_called", sa.Boolean()),
@@ -361,6 +368,20 @@ ARREST_COLUMNS = (
     "discharged_alive", "cell_m", "source", "source_id",
 )  # fmt: skip
 
+#: Uses and reports that pointed at a device that no longer existed when migration 0009 added
+#: the foreign keys: kept whole (``data``, JSON), never deleted, for someone to decide about.
+QUARANTINED_RECORDS = sa.Table(
+    "quarantined_records",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("record_type", sa.String(32), nullable=False),
+    sa.Column("record_id", sa.Text(), nullable=False),
+    sa.Column("device_id", sa.Text(), nullable=False),
+    sa.Column("data", _JSON, nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("quarantined_at", sa.DateTime(), nullable=False),
+)
+
 #: Every change made through the registry: who, when, the record before and after.
 AUDIT_LOG = sa.Table(
     "audit_log",
@@ -400,6 +421,18 @@ THROTTLE_EVENTS = sa.Table(
     sa.Index("ix_throttle_events_client", "scope", "client_key", "at"),
     sa.Index("ix_throttle_events_at", "at"),
 )
+
+
+#: What points at a device without being part of it: a load never deletes a device they name.
+DEVICE_REFERENCES = (DEVICE_PRIVATE_NOTES, DEVICE_USES, PROBLEM_REPORTS, REMINDERS_SENT)
+#: What names an entity by id (not foreign keys, on purpose): a load keeps the entities named.
+ENTITY_REFERENCES = (
+    API_TOKENS, ENTITY_CONTACTS, ENTITY_INVITATIONS, TRAINING_ACTIONS, REMINDERS_SENT,
+)  # fmt: skip
+#: What a load locks on PostgreSQL: the layers and every table whose writers it must not race.
+LOAD_LOCKED_TABLES = (*TABLES.values(), *DEVICE_REFERENCES, *ENTITY_REFERENCES[:-1], AUDIT_LOG)
+#: How long a load on PostgreSQL tries to lock the tables before giving up, in seconds.
+LOAD_LOCK_WAIT_S = 60.0
 
 
 # --- engines ----------------------------------------------------------------------------------
@@ -736,20 +769,44 @@ class Store:
         replace: bool = False,
         batch_size: int = 1000,
         on_rows: Callable[[str, int], None] | None = None,
+        kept: dict[str, list[str]] | None = None,
+        actor: str = "cli",
     ) -> dict[str, int]:
         """Store validated layers in one transaction: all of them or, on any error, none.
+
+        With ``replace``, what a previous load wrote is replaced, and what people wrote is kept
+        (:func:`_device_kept`, :func:`_entity_kept`): a device someone registered, imported,
+        edited or wrote about (a use, a report, a private note, a reminder) stays as it is
+        stored, and a row of ``layers`` with its id or its ``(source, source_id)`` is not
+        loaded; an entity still named by what stays (its devices, tokens, contacts,
+        invitations, training, reminders) is updated from ``layers`` or, when ``layers`` lacks
+        it, kept. The registers (tokens,
+        notes, uses, reports, training, contacts, arrests, audit…) are never touched. The
+        other layers (CEAS zones, cohousing, population) are replaced whole.
+
+        The transaction holds the write lock from its start (SQLite ``BEGIN IMMEDIATE``; on
+        PostgreSQL the tables are locked against writers, readers go on), so a write that
+        commits while the load runs waits for it and then applies to what it loaded; none is
+        lost. The load itself is audited (one entry, ``record_type="layers"``).
 
         Parameters
         ----------
         layers
             Validated layers, as :func:`geo.layers.read_layers` returns them.
         replace
-            Delete what the database holds first. Without it, loading into a database that
+            Replace what a previous load wrote. Without it, loading into a database that
             already holds rows is refused.
         batch_size
             Rows per INSERT statement.
         on_rows
             Called with ``(layer name, rows written)`` after each batch, for progress bars.
+        kept
+            When given, receives ids by outcome: ``devices`` (stored devices kept as they
+            were), ``skipped`` (ids of rows of ``layers`` not loaded because they are one of
+            those devices) and ``entities`` (stored entities kept although ``layers`` lacks
+            them).
+        actor
+            Who loads, for the audit log.
 
         Returns
         -------
@@ -762,8 +819,10 @@ class Store:
             If the database holds rows and ``replace`` is false.
         """
         written: dict[str, int] = {}
-        with self._transaction() as connection:
-            present = {name: n for name, n in _counts(connection).items() if n}
+        outcome: dict[str, list[str]] = {"devices": [], "skipped": [], "entities": []}
+        with self._load_transaction() as connection:
+            before = _counts(connection)
+            present = {name: n for name, n in before.items() if n}
             if present and not replace:
                 detail = ", ".join(f"{name} ({n})" for name, n in present.items())
                 msg = (
@@ -771,20 +830,91 @@ class Store:
                     "sustituirlas; no se ha modificado nada."
                 )
                 raise DatabaseNotEmptyError(msg)
-            for table in reversed(list(TABLES.values())):
-                connection.execute(table.delete())
+            devices, entities = TABLES["defibrillators"], TABLES["entities"]
+            for name in ("population", "cohousing"):
+                connection.execute(TABLES[name].delete())
+            kept_devices = connection.execute(
+                sa.select(devices.c.id, devices.c.source, devices.c.source_id)
+                .where(_device_kept())
+                .order_by(devices.c.id)
+            ).all()
+            connection.execute(devices.delete().where(sa.not_(_device_kept())))
+            connection.execute(entities.delete().where(sa.not_(_entity_kept())))
+            connection.execute(TABLES["ceas"].delete())
+            pinned_entities = set(connection.execute(sa.select(entities.c.id)).scalars())
+            kept_ids = {row.id for row in kept_devices}
+            kept_keys = {(r.source, r.source_id) for r in kept_devices if r.source_id is not None}
+            outcome["devices"] = sorted(kept_ids)
             for name, table in TABLES.items():
                 if name not in layers.frames:
                     continue
                 written[name] = 0
-                for batch in _batches(_rows(layers[name], LAYERS_BY_NAME[name]), batch_size):
+                frame = layers[name]
+                if name == "defibrillators":
+                    skip = frame["id"].isin(kept_ids) | pd.Series(
+                        [(s, i) in kept_keys for s, i in zip(frame["source"], frame["source_id"],
+                                                             strict=True)],
+                        index=frame.index,
+                    )  # fmt: skip
+                    outcome["skipped"] = sorted(str(i) for i in frame.loc[skip, "id"])
+                    frame = frame.loc[~skip]
+                elif name == "entities":
+                    pinned = frame["id"].isin(pinned_entities)
+                    for row in _rows(frame.loc[pinned], LAYERS_BY_NAME[name]):
+                        connection.execute(table.update().where(table.c.id == row["id"]), row)
+                    written[name] += int(pinned.sum())
+                    outcome["entities"] = sorted(pinned_entities - set(frame["id"]))
+                    frame = frame.loc[~pinned]
+                for batch in _batches(_rows(frame, LAYERS_BY_NAME[name]), batch_size):
                     connection.execute(table.insert(), batch)
                     written[name] += len(batch)
                     if on_rows is not None:
                         on_rows(name, len(batch))
+            if "entities" not in layers.frames:
+                outcome["entities"] = sorted(pinned_entities)
+            _audit(connection, self.utcnow(), actor, "replace" if present else "load", "layers",
+                   "load", before, {"written": written, **outcome})  # fmt: skip
             for name in TABLES:
                 _bump_revision(connection, name)
+        if kept is not None:
+            kept.update(outcome)
         return written
+
+    @contextmanager
+    def _load_transaction(self) -> Iterator[Connection]:
+        """A write transaction that keeps every other writer out until it ends.
+
+        SQLite: ``BEGIN IMMEDIATE`` already does. PostgreSQL: the layers and the registers that
+        point at them are locked ``SHARE ROW EXCLUSIVE`` (readers go on, writers wait), all at
+        once with ``NOWAIT`` and retried, so the load never holds some locks while waiting for
+        others (no deadlock with a writer that took them in another order).
+        """
+        if self.engine.dialect.name != "postgresql":
+            with self._transaction() as connection:
+                yield connection
+            return
+        names = ", ".join(table.name for table in LOAD_LOCKED_TABLES)
+        deadline = time.monotonic() + LOAD_LOCK_WAIT_S
+        with self.engine.connect() as connection:
+            while True:
+                transaction = connection.begin()
+                try:
+                    connection.exec_driver_sql(
+                        f"LOCK TABLE {names} IN SHARE ROW EXCLUSIVE MODE NOWAIT"
+                    )
+                    break
+                except OperationalError as exc:
+                    transaction.rollback()
+                    if time.monotonic() > deadline:
+                        msg = (
+                            f"Otros procesos escriben sin parar en la base de datos; no se pudo "
+                            f"bloquearla para cargar en {LOAD_LOCK_WAIT_S:.0f} s. No se ha "
+                            "modificado nada; repita la carga."
+                        )
+                        raise StorageError(msg) from exc
+                    time.sleep(0.05)
+            with transaction:
+                yield connection
 
     def replace_layer(
         self, name: str, frame: gpd.GeoDataFrame, *, actor: str, source: str | None = None
@@ -1499,7 +1629,7 @@ class Store:
     def insert_report(self, values: Mapping[str, Any], *, actor: str) -> int:
         """Queue a citizen's report about a device (status ``pending``); returns its id."""
         row = {**values, "status": "pending", "created_at": self.utcnow()}
-        with self._transaction() as connection:
+        with _device_must_exist(values["device_id"]), self._transaction() as connection:
             self._require_device(connection, str(values["device_id"]))
             key = connection.execute(PROBLEM_REPORTS.insert().values(**row)).inserted_primary_key
             assert key is not None
@@ -1693,7 +1823,7 @@ class Store:
         """
         row = {**values, "reported_by": actor, "reported_at": self.utcnow()}
         row["used_at"] = _naive_utc(row["used_at"])
-        with self._transaction() as connection:
+        with _device_must_exist(values["device_id"]), self._transaction() as connection:
             self._require_device(connection, str(values["device_id"]))
             key = connection.execute(DEVICE_USES.insert().values(**row)).inserted_primary_key
             assert key is not None
@@ -2099,6 +2229,25 @@ class Store:
         raise NotFoundError(msg)
 
 
+@contextmanager
+def _device_must_exist(device_id: object) -> Iterator[None]:
+    """The foreign key to the device (migration 0009) refused the row: the device was deleted
+    after it was checked. Nothing was written; say so as a missing device."""
+    try:
+        yield
+    except IntegrityError as exc:
+        if not _foreign_key_violation(exc):
+            raise
+        msg = f"No existe el desfibrilador {str(device_id)!r}; no se ha guardado nada."
+        raise NotFoundError(msg) from exc
+
+
+def _foreign_key_violation(exc: IntegrityError) -> bool:
+    """SQLite says "FOREIGN KEY constraint failed"; PostgreSQL's SQLSTATE is 23503."""
+    code = getattr(exc.orig, "sqlstate", None)
+    return code == "23503" or "FOREIGN KEY constraint failed" in str(exc.orig)
+
+
 def _update_device(
     connection: Connection,
     before: Mapping[str, Any],
@@ -2368,6 +2517,32 @@ def _check_source_keys(rows: Sequence[Mapping[str, Any]], *, missing: str, repea
             msg = repeated.format(source=key[0], source_id=key[1])
             raise InputError(msg, code="duplicate_record", field="source_id")
         seen.add(key)
+
+
+def _device_kept() -> sa.ColumnElement[bool]:
+    """A stored device a load must keep: someone registered, imported or edited it (the audit
+    log names it, or its version moved), or wrote about it (private notes, uses, reports,
+    reminders). A load writes no per-device audit entry, so what it wrote matches none of this."""
+    devices = TABLES["defibrillators"]
+    audited = sa.select(AUDIT_LOG.c.record_id).where(AUDIT_LOG.c.record_type == "device")
+    return sa.or_(
+        devices.c.version > 1,
+        devices.c.id.in_(audited),
+        *(devices.c.id.in_(sa.select(table.c.device_id)) for table in DEVICE_REFERENCES),
+    )
+
+
+def _entity_kept() -> sa.ColumnElement[bool]:
+    """A stored entity a load must keep (or update in place, never delete): a device still
+    stored is its (the foreign key would empty ``operator_entity_id``), or a register names it."""
+    entities, devices = TABLES["entities"], TABLES["defibrillators"]
+    # NULLs left out: ``NOT (id IN (…, NULL))`` is NULL, and the entity would never be deleted.
+    named = [
+        sa.select(column).where(column.is_not(None))
+        for column in (devices.c.operator_entity_id, *(t.c.entity_id for t in ENTITY_REFERENCES))
+    ]
+    named.append(sa.select(AUDIT_LOG.c.record_id).where(AUDIT_LOG.c.record_type == "entity"))
+    return sa.or_(*(entities.c.id.in_(query) for query in named))
 
 
 def _counts(connection: Connection) -> dict[str, int]:

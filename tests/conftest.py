@@ -102,6 +102,15 @@ def fresh_database(request: pytest.FixtureRequest, folder: Path) -> Iterator[str
         server.drop(url)
 
 
+@pytest.fixture(autouse=True)
+def backups_in_tmp(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The backups ``load --replace`` and ``restore`` write go to a temporary folder, never to
+    the checkout's var/backups."""
+    monkeypatch.setenv("CARDIOMAPA_BACKUP_DIR", str(tmp_path_factory.mktemp("backups")))
+
+
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """URL of a fresh, empty database: a SpatiaLite file, then a PostGIS database."""

@@ -16,10 +16,11 @@ GEO = Path(__file__).resolve().parent.parent / "geo"
 #: ``contacts`` (entities' private contacts, CSV import), ``reminders`` (planning over the
 #: store and sending by SMTP) and ``notices`` (staff e-mails about citizens' reports) are edge
 #: services too. The reminders' planning step itself, ``plan_reminders``, takes and returns
-#: frames and plain values. ``changes`` watches the database for commits (storage).
+#: frames and plain values. ``changes`` watches the database
+#: for commits and ``backup`` copies it (storage).
 IMPURE = {
     "store", "cli", "settings", "maps", "migrations", "inputs", "analysis", "registry", "tokens",
-    "training", "report", "export", "contacts", "reminders", "notices", "changes",
+    "training", "report", "export", "contacts", "reminders", "notices", "changes", "backup",
 }  # fmt: skip
 FORBIDDEN = ("fastapi", "starlette", "sqlalchemy", "geoalchemy2", "alembic", "folium", "api")
 PURE_MODULES = sorted(
