@@ -238,7 +238,7 @@ def load(database_url: str, data_dir: Path) -> float:
     """``cardiomapa load --replace`` from ``data_dir``; returns the wall-clock seconds."""
     start = time.perf_counter()
     done = subprocess.run(
-        [str(CARDIOMAPA), "load", "--replace", "--data-dir", str(data_dir)],
+        [str(CARDIOMAPA), "load", "--replace", "--no-backup", "--data-dir", str(data_dir)],
         env=_env(database_url),
         capture_output=True,
         text=True,

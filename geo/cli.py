@@ -392,7 +392,7 @@ def restore(
             highlight=False,
             soft_wrap=True,
         )
-        if not yes and not typer.confirm(
+        if not yes and not _confirm(
             f"Se sustituirá todo el contenido de {target} por esta copia. ¿Continuar?"
         ):
             errors.print("No se ha restaurado nada.")
@@ -410,6 +410,13 @@ def restore(
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _confirm(question: str) -> bool:
+    """Ask a yes/no question in Spanish (Typer's own asks "[y/N]"); no unless "s"/"sí" (or
+    "y"/"yes")."""
+    answer = typer.prompt(f"{question} [s/N]", default="", show_default=False)
+    return answer.strip().lower() in {"s", "si", "sí", "y", "yes"}
 
 
 def _plain_url(url: str) -> str:

@@ -173,6 +173,7 @@ def test_restore_asks_first_and_keeps_a_backup_of_what_it_replaces(
         input="n\n",
     )
     assert result.exit_code == 1 and "No se ha restaurado nada" in result.stderr
+    assert "[s/N]" in result.output and "y/N" not in result.output
     assert not (tmp_path / "auto").exists()
     code, out, _ = cli(
         written, "restore", str(target), "--yes", "--backup-dir", str(tmp_path / "auto")
