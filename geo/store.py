@@ -2350,7 +2350,9 @@ def _throttle_wait(
         if len(events) < throttle.limit:
             return None
         until = events[len(events) - throttle.limit][1] + window
-    return max(1, math.ceil((until - moment).total_seconds()))
+    # Never more than the window: an event stamped by a process whose clock runs ahead would
+    # otherwise ask for longer.
+    return min(max(1, math.ceil((until - moment).total_seconds())), math.ceil(throttle.window_s))
 
 
 def _resolve_reports(
