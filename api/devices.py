@@ -44,6 +44,7 @@ from api.schemas import (
 from api.security import refused, report_limits
 from geo import export, notices, registry
 from geo.availability import DOWNGRADING_REPORTS, available_at, device_availability, local_instant
+from geo.clock import city_instant
 from geo.coverage import NetworkDistance
 from geo.errors import InputError, NotFoundError, Problem
 from geo.export import FILE_STEMS, MEDIA_TYPES, PUBLISHED_LAYERS, ExportFormat
@@ -156,7 +157,7 @@ async def nearest(
     # once-a-second freshness check, a rebuild, and walking-network searches (Dijkstra) run in
     # the pool; a straight-line lookup takes ~0.1 ms and runs on the loop.
     check_inside(lon, lat, city, field="lat,lon")
-    instant = at or clock.now()
+    instant = city_instant(at, city.timezone) if at is not None else clock.now()
     finder = finders.fresh()
     if finder is None:
         finder = await run_in_threadpool(finders.get)
@@ -240,6 +241,8 @@ def list_devices(
 ) -> Response:
     """Públicos: los verificados. Con token de entidad, además los propios pendientes; con token
     de planificación o administración, todos."""
+    if open_at is not None:  # a local time the clocks skip is refused before any work
+        open_at = city_instant(open_at, city.timezone, field="open_at")
     where: dict[str, list[str]] = {}
     filters = (
         ("status", status, DEVICE_STATUS_VALUES),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -9,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 from api.schemas import ErrorPublic, ProblemPublic
 from geo.coverage import CoverageInputError, MetricCRSError
@@ -37,6 +39,12 @@ class RateLimitedError(CardiomapaError, RuntimeError):
         self.retry_after_s = retry_after_s
 
 
+class FormTooLargeError(CardiomapaError, ValueError):
+    """A form body with more fields than any page sends (see :data:`api.web.MAX_FORM_FIELDS`)."""
+
+    code = "too_many_fields"
+
+
 #: Domain errors → HTTP status, most specific first; anything not listed is a 400.
 ERROR_STATUS: tuple[tuple[type[CardiomapaError], int], ...] = (
     (AuthenticationError, 401),
@@ -52,6 +60,7 @@ ERROR_STATUS: tuple[tuple[type[CardiomapaError], int], ...] = (
     (IndicatorInputError, 422),
     (OutcomeInputError, 422),
     (RateLimitedError, 429),
+    (FormTooLargeError, 413),
     (StorageError, 503),
 )
 
@@ -184,7 +193,11 @@ def install(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         default = (_HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail))
         code, message = _HTTP_MESSAGES.get(exc.status_code, default)
-        return _answer(code, message, exc.status_code, headers=dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
+            headers["Allow"] = allowed_methods(request, default=exc.headers)
+        return _answer(code, message, exc.status_code, headers=headers)
 
     @app.exception_handler(DBAPIError)
     async def database_refused(request: Request, exc: DBAPIError) -> JSONResponse:
@@ -201,6 +214,31 @@ def install(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         message = "Error interno del servidor; no se ha guardado nada a medias. Avise al equipo."
         return _answer("internal_error", message, 500)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request, *, default: Mapping[str, str] | None = None) -> str:
+    """Every method some route of the app answers at the request's path (the 405 ``Allow``).
+
+    Starlette names only the methods of the first route whose path matched, and FastAPI makes
+    one route per method, so ``PUT /api/defibrillators`` was told ``Allow: GET`` although
+    ``POST`` is there too. Each route is asked whether it fully matches the path with each
+    method (FastAPI's included routers answer that too). A mount (the static files) keeps the
+    ``Allow`` it gave.
+    """
+    methods = {
+        method
+        for method in _METHODS
+        for route in request.app.router.routes
+        if not isinstance(route, Mount)  # a mount matches every method
+        and route.matches({**request.scope, "method": method})[0] is Match.FULL
+    }
+    if not methods:
+        given = {k.lower(): v for k, v in (default or {}).items()}
+        return given.get("allow", "")
+    return ", ".join(sorted(methods))
 
 
 def _problem(problem: Problem, *, flat: bool) -> ProblemPublic:

@@ -6,7 +6,6 @@ The text is read by the same parser as everywhere else (:func:`geo.availability.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -14,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import CityDep, ClockDep
 from api.devices import ERRORS
+from api.schemas import Day
 from geo.availability import week_in_words
 
 router = APIRouter(prefix="/api", tags=["desfibriladores"])
@@ -52,7 +52,7 @@ TextQuery = Annotated[
     ),
 ]
 WeekQuery = Annotated[
-    dt.date | None,
+    Day | None,
     Query(description="Un día de la semana que se describe (por omisión, hoy en la ciudad)."),
 ]
 

@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from html import escape
 from typing import Annotated, Any, Generic, Literal, TypeVar
-from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -28,7 +27,7 @@ from api.deps import CityDep, ClockDep, FinderCache, FindersDep, SettingsDep, St
 from api.devices import ERRORS
 from api.errors import RateLimitedError
 from api.security import page_headers
-from api.web import check_origin, throttled_authenticate
+from api.web import check_origin, read_form, throttled_authenticate
 from geo.availability import week_start_of
 from geo.clock import local_now, local_today
 from geo.coverage import DEFAULT_RADIUS_M
@@ -251,8 +250,7 @@ async def planners_page(
 async def planner_login(request: Request, store: StoreDep, city: CityDep) -> Response:
     """Recibe el token del formulario y lo guarda en una cookie HttpOnly."""
     check_origin(request)
-    fields = parse_qs((await request.body()).decode("utf-8", "replace"))
-    token = (fields.get("token") or [""])[0].strip()
+    token = (await read_form(request)).get("token", "").strip()
     if not token:
         return _login_page(city.name, status_code=401, problem="Escriba su token.")
     try:

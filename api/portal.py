@@ -16,7 +16,6 @@ import datetime as dt
 import json
 from collections.abc import Mapping
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -31,7 +30,7 @@ from api.schemas import UseCreate
 from geo import registry
 from geo.availability import open_state
 from geo.city import CityProfile
-from geo.clock import Clock, local_now
+from geo.clock import Clock, LocalTimeError, city_instant, local_now
 from geo.contacts import validate_contact
 from geo.errors import CardiomapaError, LayerValidationError, NotFoundError
 from geo.layers import ACCESS_VALUES, upkeep_warnings
@@ -916,9 +915,14 @@ async def save_use(
         except ValueError:
             raw["used_at"] = used_at  # the schema names what is wrong
         else:
-            if local.tzinfo is None:
-                local = local.replace(tzinfo=ZoneInfo(city.timezone))
-            raw["used_at"] = local.isoformat()
+            try:
+                raw["used_at"] = city_instant(local, city.timezone, field="used_at").isoformat()
+            except LocalTimeError as exc:  # the hour the clocks skip
+                errors = {"used_at": f"{USE_LABELS['used_at']}: {exc}"}
+                return _use_page(request, store, city, principal, device, values=form,
+                                 errors=errors, status_code=422)  # fmt: skip
+            except OverflowError:  # year 1 or 9999 with an offset: the schema refuses the year
+                raw["used_at"] = used_at
     try:
         values = UseCreate.model_validate(raw)
     except ValidationError as exc:

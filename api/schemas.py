@@ -9,9 +9,10 @@ accepted by the API exactly when it would be accepted in a layer file.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from geo.layers import ACCESS_VALUES, DEVICE_STATUS_VALUES
@@ -50,16 +51,39 @@ def _in_range(value: dt.date) -> dt.date:
     return value
 
 
+def _calendar_text(kind: str) -> Any:
+    """Refuse a number where a date (``kind`` ``date``) or an instant (``datetime``) is expected.
+
+    pydantic reads ``0`` or ``"1700000000"`` as seconds since 1970: a ``week_of=0`` would quietly
+    mean the week of 1 January 1970. The API takes ISO 8601 text only (or a date already parsed).
+    """
+
+    def check(value: Any) -> Any:
+        number = isinstance(value, int | float) or (
+            isinstance(value, str) and _NUMBER.fullmatch(value.strip()) is not None
+        )
+        if number:
+            raise PydanticCustomError(f"{kind}_parsing", "a number is not an ISO 8601 {kind}",
+                                      {"kind": kind})  # fmt: skip
+        return value
+
+    return BeforeValidator(check)
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 Clean = AfterValidator(_storable)
-#: An instant or a reference day sent to the API (see FIRST_YEAR, LAST_YEAR).
-Instant = Annotated[dt.datetime, AfterValidator(_in_range)]
-Day = Annotated[dt.date, AfterValidator(_in_range)]
+#: An instant or a reference day sent to the API (see FIRST_YEAR, LAST_YEAR), as ISO 8601 text.
+Instant = Annotated[dt.datetime, _calendar_text("datetime"), AfterValidator(_in_range)]
+Day = Annotated[dt.date, _calendar_text("date"), AfterValidator(_in_range)]
 #: A stored timestamp (naive UTC in the database), answered with its zone.
 UtcDateTime = Annotated[dt.datetime, AfterValidator(_utc)]
 Text = Annotated[str, Field(max_length=200), Clean]
 LongText = Annotated[str, Field(max_length=2000), Clean]
-Lon = Annotated[float, Field(ge=-180, le=180, description="Longitud en grados (EPSG:4326).")]
-Lat = Annotated[float, Field(ge=-90, le=90, description="Latitud en grados (EPSG:4326).")]
+#: A coordinate in a request body: a JSON number, never text ("42.0" is refused with 422), so a
+#: client that sends strings learns it at once instead of relying on a lenient parse.
+Coordinate = Annotated[float, Field(strict=True)]
+Lon = Annotated[Coordinate, Field(ge=-180, le=180, description="Longitud en grados (EPSG:4326).")]
+Lat = Annotated[Coordinate, Field(ge=-90, le=90, description="Latitud en grados (EPSG:4326).")]
 
 
 def _enum(values: tuple[str, ...], description: str, *, required: bool = False) -> Any:
@@ -133,7 +157,7 @@ class PointGeometry(Strict):
     """A GeoJSON Point: [longitude, latitude] in degrees."""
 
     type: Literal["Point"]
-    coordinates: Annotated[list[float], Field(min_length=2, max_length=2)]
+    coordinates: Annotated[list[Coordinate], Field(min_length=2, max_length=2)]
 
 
 # --- devices ----------------------------------------------------------------------------------
@@ -161,19 +185,19 @@ class DeviceFields(Strict):
     level: Annotated[str, Field(max_length=20), Clean] | None = None
     phone: Annotated[str, Field(max_length=40), Clean] | None = None
     status: Annotated[str, Clean] | None = _enum(DEVICE_STATUS_VALUES, "Estado operativo.")
-    installed_on: dt.date | None = None
-    removed_on: dt.date | None = None
-    check_date: dt.date | None = Field(
+    installed_on: Day | None = None
+    removed_on: Day | None = None
+    check_date: Day | None = Field(
         default=None,
         description="Última revisión: no posterior a hoy (fecha local de la ciudad) ni anterior "
         "a installed_on (422, códigos date_in_future y dates_out_of_order).",
     )
-    battery_expiry: dt.date | None = Field(
+    battery_expiry: Day | None = Field(
         default=None,
         description="Caducidad de la batería. Una fecha ya pasada se admite con un aviso en "
         "warnings: el mantenimiento queda vencido.",
     )
-    pads_expiry: dt.date | None = Field(
+    pads_expiry: Day | None = Field(
         default=None,
         description="Caducidad de los parches. Una fecha ya pasada se admite con un aviso en "
         "warnings: el mantenimiento queda vencido.",

@@ -40,6 +40,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
 from api.clients import client_key
+from api.errors import FormTooLargeError
 from api.security import auth_limits, refused
 from geo.availability import week_in_words
 from geo.city import CityProfile
@@ -196,9 +197,24 @@ def check_csrf(request: Request, form: Mapping[str, str], session_token: str) ->
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    """A URL-encoded form body as ``{name: last value}`` (fields repeated keep the last)."""
+    """A URL-encoded form body as ``{name: last value}`` (fields repeated keep the last).
+
+    Every page form is read here.
+
+    Raises
+    ------
+    FormTooLargeError
+        The body has more than :data:`MAX_FORM_FIELDS` fields (answered 413).
+    """
     body = (await request.body()).decode("utf-8", "replace")
-    fields = parse_qs(body, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+    try:
+        fields = parse_qs(body, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:  # parse_qs: "Max number of fields exceeded"
+        msg = (
+            f"El formulario trae demasiados campos (más de {MAX_FORM_FIELDS}); ningún formulario "
+            "de estas páginas envía tantos. Vuelva a cargar la página y envíelo de nuevo."
+        )
+        raise FormTooLargeError(msg) from None
     return {name: values[-1] for name, values in fields.items()}
 
 

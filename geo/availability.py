@@ -41,6 +41,7 @@ import numpy as np
 import opening_hours
 
 from geo.calendar import NATIONAL_SPAIN, HolidayCalendar
+from geo.clock import city_instant
 
 HOURS_PER_WEEK = 168
 ALWAYS_HORIZON_DAYS = 366
@@ -375,9 +376,9 @@ def _zone(timezone: str) -> ZoneInfo:
 
 
 def local_instant(at: dt.datetime, timezone: str) -> dt.datetime:
-    """``at`` in the city's time zone; an instant without a zone is taken as local time."""
-    zone = _zone(timezone)
-    return at.replace(tzinfo=zone) if at.tzinfo is None else at.astimezone(zone)
+    """``at`` in the city's time zone; an instant without a zone is taken as local time
+    (:func:`geo.clock.city_instant`: a skipped hour is refused, a repeated one is its first)."""
+    return city_instant(at, timezone)
 
 
 def device_availability(

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from geo.errors import InputError
+
 
 class Clock(Protocol):
     """Gives the current instant (timezone-aware, in UTC).
@@ -74,10 +76,47 @@ def local_today(clock: Clock, timezone: str) -> dt.date:
     return local_now(clock, timezone).date()
 
 
+class LocalTimeError(InputError):
+    """A wall-clock time the city's clocks skip (the hour lost when they go forward)."""
+
+    code = "nonexistent_local_time"
+
+
+def city_instant(at: dt.datetime, timezone: str, *, field: str = "at") -> dt.datetime:
+    """``at`` as an aware instant in the city's time zone: the one place local times are read.
+
+    An instant with a zone (or an offset) is converted. One without is the city's wall-clock
+    time. The hour lost when the clocks go forward (02:00-02:59 on the last Sunday of March in
+    Europe/Madrid) names no instant and is refused; the hour repeated when they go back
+    (02:00-02:59 on the last Sunday of October) is read as its first occurrence, still in summer
+    time (``fold=0``: 02:30 is 02:30+02:00); send an offset (``+01:00``) for the second.
+
+    The result went through UTC, so it is always a real instant (never a skipped wall time with
+    the city's zone attached, which the opening-hours library refuses).
+
+    Raises
+    ------
+    LocalTimeError
+        ``at`` has no zone and falls in the hour the clocks skip; ``field`` names the parameter.
+    """
+    zone = ZoneInfo(timezone)
+    if at.tzinfo is not None:
+        return at.astimezone(dt.UTC).astimezone(zone)
+    wall = at.replace(tzinfo=zone, fold=0)
+    instant = wall.astimezone(dt.UTC).astimezone(zone)
+    if instant.replace(tzinfo=None) != at.replace(fold=0):
+        msg = (
+            f"La hora {at:%Y-%m-%d %H:%M} no existe en {timezone}: ese día los relojes se "
+            f"adelantan una hora. Indique una hora fuera del salto (p. ej. "
+            f"{instant:%Y-%m-%dT%H:%M}) o un instante con zona (p. ej. "
+            f"{instant.astimezone(dt.UTC):%Y-%m-%dT%H:%M}Z)."
+        )
+        raise LocalTimeError(msg, field=field)
+    return instant
+
+
 def clock_from_settings(clock_start: dt.datetime | None, *, timezone: str) -> Clock:
     """The system clock, or a :class:`ShiftedClock` from ``clock_start`` (naive = city time)."""
     if clock_start is None:
         return SYSTEM_CLOCK
-    if clock_start.tzinfo is None:
-        clock_start = clock_start.replace(tzinfo=ZoneInfo(timezone))
-    return ShiftedClock(clock_start)
+    return ShiftedClock(city_instant(clock_start, timezone, field="clock_start"))

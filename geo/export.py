@@ -27,6 +27,9 @@ CSV
     Spanish ``;`` and ``,``: QGIS and GDAL read them without options, while ``,`` decimals would
     make coordinates text for them. In Excel, open it with *Datos → Desde el texto/CSV*
     (double-clicking splits columns at ``;`` in a Spanish locale).
+    Text cells starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return get a leading
+    ``'`` (:func:`geo.outputs.csv_safe`), so a spreadsheet never runs a name or a phone number
+    as a formula; numeric columns (coordinates, counts) are written as numbers.
 GeoPackage
     One table per file, named after the layer (``defibrillators``…), in EPSG:4326 like every
     other output, so it lies exactly on the GeoJSON, the CSV and the OGC API layers; QGIS
@@ -60,7 +63,7 @@ from pyogrio.raw import write as write_raw
 from geo.errors import InputError
 from geo.importers import LICENCES
 from geo.layers import DEFIBRILLATORS, LAYERS_BY_NAME, WGS84, Kind, LayerSchema
-from geo.outputs import feature_collection, plain
+from geo.outputs import csv_safe, feature_collection, plain
 from geo.store import Store
 
 __all__ = [
@@ -277,7 +280,8 @@ def csv_bytes(frame: gpd.GeoDataFrame, schema: LayerSchema) -> bytes:
         table["geometry"] = shapely.to_wkt(
             geometry.values, rounding_precision=COORDINATE_DECIMALS, trim=True
         )
-    return table.to_csv(index=False, lineterminator="\n").encode(CSV_ENCODING)
+    # Text a spreadsheet would run as a formula gets a leading ' (see geo.outputs.csv_safe).
+    return csv_safe(table).to_csv(index=False, lineterminator="\n").encode(CSV_ENCODING)
 
 
 def _kinds(schema: LayerSchema) -> dict[str, Kind]:

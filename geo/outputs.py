@@ -80,9 +80,60 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [plain(row) for row in frame[columns].to_dict(orient="records")]
 
 
+#: What makes a spreadsheet (Excel, LibreOffice, Google Sheets) read a cell as a formula: a
+#: name such as ``=HYPERLINK(...)`` typed by an entity would run on the planner's machine.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(value: Any) -> Any:
+    """``value`` with a ``'`` in front if it is text a spreadsheet would take for a formula, and
+    its line breaks as ``\n``."""
+    if not isinstance(value, str):
+        return value
+    if value.startswith(FORMULA_STARTS):
+        value = "'" + value
+    if "\r" in value:
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
+    return value
+
+
+def csv_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``table`` that no spreadsheet runs as formulas (OWASP "CSV injection").
+
+    Every CSV the project writes goes through here (:func:`to_csv`, the layer exports and the
+    API downloads). The decision is per column dtype: a numeric, boolean or datetime column is
+    numbers and is left alone (``-4.53`` stays a negative longitude); in any other column (text,
+    or ``object`` holding text and dates) each text cell starting with ``=``, ``+``, ``-``,
+    ``@``, a tab or a carriage return gets a ``'`` in front, so ``+34 979 000 000`` is written
+    ``'+34 979 000 000`` and a spreadsheet shows it as text. Cells that are not text (numbers,
+    dates, missing values) in such a column are left alone.
+
+    Line breaks inside a text cell are written as ``\n``: Python's CSV writer quotes a cell that
+    holds the line terminator (``\n``) but not one holding a lone ``\r``, which readers take for
+    the end of the row, so ``"nota\r=1+1"`` would start a new row with a formula.
+    """
+    safe = table.copy()
+    for column in safe.columns:
+        values = safe[column]
+        if (
+            pd.api.types.is_numeric_dtype(values.dtype)  # bool is numeric here
+            or pd.api.types.is_datetime64_any_dtype(values.dtype)
+            or pd.api.types.is_timedelta64_dtype(values.dtype)
+        ):
+            continue
+        # Not Series.map: it would turn the None of a text column into NaN.
+        safe[column] = pd.Series(
+            [_inert(v) for v in values], index=values.index, dtype=values.dtype
+        )
+    return safe
+
+
 def to_csv(frame: pd.DataFrame) -> str:
-    """CSV text of a (Geo)DataFrame; a geometry becomes ``lon``/``lat`` of its centroid."""
-    table = pd.DataFrame(frame.drop(columns="geometry", errors="ignore"))
+    """CSV text of a (Geo)DataFrame; a geometry becomes ``lon``/``lat`` of its centroid.
+
+    Text cells a spreadsheet would run as formulas are neutralised (:func:`csv_safe`).
+    """
+    table = csv_safe(pd.DataFrame(frame.drop(columns="geometry", errors="ignore")))
     if isinstance(frame, gpd.GeoDataFrame) and len(frame):
         points = frame.geometry.centroid.to_crs(WGS84)
         table["lon"], table["lat"] = points.x.round(6), points.y.round(6)

@@ -26,8 +26,10 @@ Rules:
 from __future__ import annotations
 
 import datetime as dt
+import random
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -137,6 +139,35 @@ def field_problems(
     return [problem for problem in problems if problem.field != "geometry"]
 
 
+#: How long a write that merges (no If-Match) keeps re-reading and re-applying itself while
+#: other writers change the same device, before giving up with 409.
+MERGE_BUDGET_S = 30.0
+#: Longest pause between two attempts (s); each pause is drawn at random up to twice the last.
+MAX_MERGE_PAUSE_S = 0.1
+_JITTER = random.Random()
+
+
+def merge_attempts(budget_s: float = MERGE_BUDGET_S) -> Iterator[int]:
+    """Attempt numbers of an optimistic write that merges: the first at once, the next ones
+    after a growing, random pause (about 1 ms, 2 ms, 4 ms … up to :data:`MAX_MERGE_PAUSE_S`),
+    until ``budget_s`` seconds have passed.
+
+    A fixed number of immediate retries was not enough: with two dozen clients changing one
+    device at the same moment, the same ones kept losing the race and got 409 although a blind
+    update is documented to merge. Random pauses spread the retries out, so each writer soon
+    finds the device quiet; the budget only bounds a pathological storm.
+    """
+    deadline = time.monotonic() + budget_s
+    attempt = 0
+    while True:
+        yield attempt
+        attempt += 1
+        if time.monotonic() >= deadline:
+            return
+        pause = min(MAX_MERGE_PAUSE_S, 0.001 * 2**attempt)
+        time.sleep(_JITTER.uniform(0, pause))
+
+
 def update_device(
     store: Store,
     city: CityProfile,
@@ -147,7 +178,7 @@ def update_device(
     geometry: Mapping[str, Any] | None = None,
     private: Mapping[str, str | None] | None = None,
     if_version: int | None = None,
-    attempts: int = 20,
+    budget_s: float = MERGE_BUDGET_S,
     resolve_reports: str | None = None,
     today: dt.date,
 ) -> dict[str, Any]:
@@ -160,16 +191,25 @@ def update_device(
     if_version
         The version the client read (``If-Match``); the update is refused if it changed since.
         Without it, a concurrent change is merged: the update is re-applied on a fresh read.
+    budget_s
+        How long a merging update keeps retrying while others write (:func:`merge_attempts`).
     resolve_reports
         The change confirms the device (a check): its pending "missing"/"broken" reports are
         resolved with this note, in the same transaction.
 
+    Returns
+    -------
+    dict
+        The device as this update stored it, with its new ``version``.
+
     Raises
     ------
     NotFoundError, ForbiddenError, VersionMismatchError, LayerValidationError
+    ConflictError
+        Without ``if_version``, other writers kept winning for ``budget_s`` seconds.
     """
     require_role(principal, "entity", "admin")
-    for _ in range(attempts):
+    for _ in merge_attempts(budget_s):
         before = visible_device(store, principal, device_id)
         if principal.role == "entity" and before["operator_entity_id"] != principal.entity_id:
             msg = f"El desfibrilador {device_id!r} pertenece a otra entidad."
@@ -194,13 +234,14 @@ def update_device(
         }
         after = _validated(feature, city, today=today)
         try:
-            store.update_device(before, after, actor=principal.actor, private=_private(private),
-                                resolve_reports=resolve_reports)  # fmt: skip
+            version = store.update_device(before, after, actor=principal.actor,
+                                          private=_private(private),
+                                          resolve_reports=resolve_reports)  # fmt: skip
         except ConflictError:
             continue  # someone else wrote first: read again and re-apply
-        stored = store.device(device_id)
-        assert stored is not None
-        return stored
+        # What this write stored (the same record a read gives), not a read after it: another
+        # writer may have changed the device since, and the answer must describe this change.
+        return {**after, "version": version}
     msg = f"El desfibrilador {device_id!r} cambia demasiado a menudo; inténtelo de nuevo."
     raise ConflictError(msg)
 
@@ -361,7 +402,7 @@ def set_in_service(
     in_service: bool,
     reason: str,
     today: dt.date | None = None,
-    attempts: int = 20,
+    budget_s: float = MERGE_BUDGET_S,
 ) -> dict[str, Any]:
     """Take a device out of service, or put it back, with a reason (planners, administrators).
 
@@ -390,7 +431,7 @@ def set_in_service(
         msg = f"El motivo es demasiado largo: como mucho {REASON_MAX_CHARS} caracteres."
         raise InputError(msg, code="too_long", field="motivo")
     start, end = ("out_of_service", "active") if in_service else ("active", "out_of_service")
-    for _ in range(attempts):
+    for _ in merge_attempts(budget_s):
         before = visible_device(store, principal, device_id)
         if before["status"] != start:
             state = STATUS_TEXT.get(str(before["status"]), str(before["status"]))
@@ -416,7 +457,12 @@ def set_in_service(
 
 
 def confirm_device(
-    store: Store, principal: Principal, device_id: str, *, today: dt.date, attempts: int = 20
+    store: Store,
+    principal: Principal,
+    device_id: str,
+    *,
+    today: dt.date,
+    budget_s: float = MERGE_BUDGET_S,
 ) -> dict[str, Any]:
     """Staff record a check of a device today (e.g. its entity confirmed it by phone).
 
@@ -425,7 +471,7 @@ def confirm_device(
     """
     require_role(principal, "planner", "admin")
     note = confirmation_note("El personal municipal", today)
-    for _ in range(attempts):
+    for _ in merge_attempts(budget_s):
         before = visible_device(store, principal, device_id)
         after = {**before, "check_date": today}
         try:
@@ -448,7 +494,7 @@ def record_use(
     *,
     values: Mapping[str, Any],
     now: dt.datetime,
-    attempts: int = 20,
+    budget_s: float = MERGE_BUDGET_S,
 ) -> int:
     """Record a use of a device (its entity or staff), as the regional communication asks.
 
@@ -506,7 +552,7 @@ def record_use(
     pads_expiry = _new_pads_expiry(values, used_on=aware.astimezone(zone).date(), today=today)
     if pads_expiry is None:
         return store.insert_use(use, actor=principal.actor)
-    for _ in range(attempts):
+    for _ in merge_attempts(budget_s):
         before = visible_device(store, principal, device_id)
         properties = _feature_properties(before) | {"pads_expiry": pads_expiry.isoformat()}
         feature = {"type": "Feature", "geometry": _point(before["geometry"]),
