@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -26,13 +27,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from geo.errors import StorageError
-from geo.store import _require_postgis, alembic_config, create_db_engine, head_revision, migrate
+from geo.store import (
+    CHANGES_CHANNEL,
+    DATA_REVISIONS,
+    _require_postgis,
+    alembic_config,
+    create_db_engine,
+    head_revision,
+    metadata,
+    migrate,
+)
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
@@ -113,11 +124,13 @@ def backup_database(
     kind = database_kind(url)
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Only its owner may read a backup: it holds private notes, contacts, arrests, token
+        # hashes and the audit log.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        partial = _private_partial(path)
     except OSError as exc:
-        msg = f"No se puede crear la carpeta de la copia {path.parent}: {exc.strerror}."
+        msg = f"No se puede escribir la copia en {path.parent}: {exc.strerror}."
         raise BackupError(msg) from exc
-    partial = path.with_name(f".{path.name}.partial")
     try:
         if kind == SQLITE:
             _sqlite_backup(url, partial, on_progress)
@@ -126,10 +139,27 @@ def backup_database(
         info = inspect_backup(partial)
         with partial.open("rb") as written:
             os.fsync(written.fileno())
-        partial.replace(path)
+        try:
+            os.link(partial, path)  # never over another file, even one written meanwhile
+        except FileExistsError:
+            msg = f"Ya existe {path}: no se sobrescribe una copia; elija otro nombre."
+            raise BackupError(msg) from None
     finally:
         partial.unlink(missing_ok=True)
     return BackupInfo(path, info.kind, info.revision, path.stat().st_size)
+
+
+def _private_partial(path: Path) -> Path:
+    """A new, empty file beside ``path`` that only its owner can read or write (0600), under a
+    name no other backup in progress uses."""
+    while True:
+        partial = path.with_name(f".{path.name}.{os.urandom(4).hex()}.partial")
+        try:
+            descriptor = os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            continue
+        os.close(descriptor)
+        return partial
 
 
 def backup_kind(path: Path) -> str:
@@ -215,17 +245,47 @@ def restore_database(
         See :func:`check_restorable`; or the restore failed (the database is left as it was).
     """
     info = check_restorable(url, path)
+    before = _data_revisions(url)
     if info.kind == SQLITE:
         _sqlite_restore(url, info.path, on_progress)
     else:
         _pg_restore(url, info.path)
-    if info.revision != head_revision():
-        engine = create_db_engine(url)
-        try:
+    engine = create_db_engine(url)
+    try:
+        if info.revision != head_revision():
             migrate(engine)
-        finally:
-            engine.dispose()
+        _advance_revisions(engine, before)
+    finally:
+        engine.dispose()
     return info
+
+
+def _data_revisions(url: str) -> dict[str, int]:
+    """The layers' revision counters now (none when the database has no schema yet)."""
+    engine = create_db_engine(url)
+    try:
+        with engine.connect() as connection:
+            if not sa.inspect(connection).has_table(DATA_REVISIONS.name):
+                return {}
+            rows = connection.execute(sa.select(DATA_REVISIONS.c.name, DATA_REVISIONS.c.revision))
+            return {name: int(revision) for name, revision in rows}
+    finally:
+        engine.dispose()
+
+
+def _advance_revisions(engine: sa.Engine, before: dict[str, int]) -> None:
+    """Move every revision counter past both the restored value and the one before the restore,
+    and tell the servers (PostgreSQL's notification; SQLite's ``data_version`` moves by itself):
+    a running worker's caches then see restored data as new, never as the data they hold."""
+    with engine.begin() as connection:
+        rows = connection.execute(sa.select(DATA_REVISIONS.c.name, DATA_REVISIONS.c.revision))
+        for name, revision in list(rows):
+            newer = max(int(revision), before.get(name, 0)) + 1
+            connection.execute(
+                DATA_REVISIONS.update().where(DATA_REVISIONS.c.name == name).values(revision=newer)
+            )
+            if connection.dialect.name == "postgresql":
+                connection.execute(sa.select(sa.func.pg_notify(CHANGES_CHANNEL, name)))
 
 
 # --- SQLite -----------------------------------------------------------------------------------
@@ -244,7 +304,6 @@ def _sqlite_backup(url: str, target: Path, on_progress: Callable[[int, int], Non
     if not source_file.is_file():
         msg = f"No existe la base de datos {source_file}: no hay nada que copiar."
         raise BackupError(msg)
-    target.unlink(missing_ok=True)
     try:
         with (
             _closing(sqlite3.connect(source_file)) as source,
@@ -352,6 +411,48 @@ $cardiomapa$;
 """
 
 
+#: A relation in ``pg_restore --list``: "ID; OID OID TYPE SCHEMA NAME OWNER".
+_TOC_RELATION = re.compile(
+    r"^\d+; \d+ \d+ (?:TABLE|SEQUENCE|VIEW|MATERIALIZED VIEW|FOREIGN TABLE) (\S+) (\S+) "
+)
+
+#: The current schema's relations that no extension owns, with the table owning each sequence.
+_RELATIONS = """
+SELECT c.relname, owner.relname
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_depend d
+  ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i')
+LEFT JOIN pg_class owner ON owner.oid = d.refobjid
+WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+  AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.objid = c.oid AND e.deptype = 'e')
+"""
+
+
+def _refuse_foreign_relations(url: str, listing: str) -> None:
+    """Refuse to restore over relations that are neither cardiomapa's nor in the backup.
+
+    The restore drops the schema's relations before replaying the dump: in a database shared
+    with another application, that application's tables would be lost.
+    """
+    known = {"alembic_version", *metadata.tables}
+    known |= {m.group(2) for line in listing.splitlines() if (m := _TOC_RELATION.match(line))}
+    engine = create_db_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text(_RELATIONS)).all()
+    finally:
+        engine.dispose()
+    foreign = sorted({name for name, owner in rows if name not in known and owner not in known})
+    if foreign:
+        msg = (
+            f"La base de datos contiene tablas o vistas que no son de cardiomapa ni están en la "
+            f"copia: {', '.join(foreign)}. Restaurar las borraría; restaure en una base de datos "
+            "propia de cardiomapa (vacía o creada para él)."
+        )
+        raise BackupError(msg)
+
+
 def _libpq(url: str) -> tuple[str, dict[str, str]]:
     """A libpq connection URI without the password, and the environment that carries it."""
     parsed: URL = make_url(url)
@@ -426,6 +527,7 @@ def _pg_restore(url: str, backup: Path) -> None:
         env=env,
         failure=f"{backup} no es un volcado de pg_dump legible",
     )
+    _refuse_foreign_relations(url, listing)
     # The extensions stay as the database has them (creating one may need a superuser).
     entries = [line for line in listing.splitlines() if " EXTENSION " not in line]
     with tempfile.TemporaryDirectory(prefix="cardiomapa-restore-") as folder:

@@ -22,9 +22,11 @@ import itertools
 import logging
 import sqlite3
 import threading
+import time
 from typing import Protocol
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import Engine
 
 from geo.store import CHANGES_CHANNEL
@@ -79,12 +81,17 @@ class PostgresWatch:
 
     While the listener is not connected, :meth:`version` changes on every call. It reconnects
     every ``retry_s`` seconds after losing its connection (the counter moves on reconnecting,
-    since notifications sent while it was away are lost).
+    since notifications sent while it was away are lost). A connection that dies silently (a
+    firewall dropping it) is found by TCP keepalives and a ``SELECT 1`` every ``ping_s``.
     """
 
-    def __init__(self, conninfo: str, *, retry_s: float = 1.0) -> None:
-        self._conninfo = conninfo
+    def __init__(self, conninfo: str, *, retry_s: float = 1.0, ping_s: float = 30.0) -> None:
+        # libpq keepalives: a dead peer is noticed within about a minute.
+        self._conninfo = make_conninfo(
+            conninfo, keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3
+        )
         self._retry_s = retry_s
+        self._ping_s = ping_s
         self._received = 0
         self._listening = False
         self._blind = itertools.count(start=-1, step=-1)  # versions while not listening
@@ -117,9 +124,13 @@ class PostgresWatch:
                     connection.execute(f"LISTEN {CHANGES_CHANNEL}")
                     self._received += 1  # whatever was sent while not listening
                     self._listening = True
+                    pinged = time.monotonic()
                     while not self._stop.is_set():
                         for _ in connection.notifies(timeout=1.0):
                             self._received += 1
+                        if time.monotonic() - pinged > self._ping_s:
+                            connection.execute("SELECT 1")  # raises if the server is gone
+                            pinged = time.monotonic()
             except psycopg.Error as exc:
                 if not self._stop.is_set():
                     logger.warning("sin aviso de cambios de la base de datos: %s", exc)

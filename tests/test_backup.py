@@ -525,3 +525,55 @@ def _concat(*frames: Any) -> Any:
     import pandas as pd
 
     return pd.concat(frames, ignore_index=True)
+
+
+def test_only_its_owner_can_read_a_backup(written: str, tmp_path: Path) -> None:
+    target = tmp_path / "nueva" / "copia"
+    code, _, err = cli(written, "backup", str(target))
+    assert code == 0, err
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert target.parent.stat().st_mode & 0o777 == 0o700
+    assert [p.name for p in target.parent.iterdir()] == ["copia"]  # no partial file left
+
+
+def test_a_restore_moves_every_revision_past_the_ones_servers_may_hold(
+    written: str, tmp_path: Path
+) -> None:
+    with Store.open(written) as store:
+        at_backup = store.revision("defibrillators")
+    assert cli(written, "backup", str(tmp_path / "copia"))[0] == 0
+    with Store.open(written, clock=clock_at(ORDINARY)) as store:
+        before = store.device("dea-2")
+        assert before is not None
+        store.update_device(before, {**before, "name": "Cambiado después"}, actor="staff")
+        held = store.revision("defibrillators")  # what a running worker's cache was built at
+    assert held > at_backup
+    assert cli(written, "restore", "--yes", "--no-backup", str(tmp_path / "copia"))[0] == 0
+    with Store.open(written) as store:
+        # Neither the restored value nor the one held: a worker rebuilds from restored data.
+        assert store.revision("defibrillators") > max(held, at_backup)
+        assert store.device("dea-2")["name"] != "Cambiado después"  # type: ignore[index]
+
+
+def test_a_restore_never_drops_another_applications_tables(
+    postgis_server: PostgisServer, tiny_layers: Layers, tmp_path: Path
+) -> None:
+    url = postgis_server.create()
+    try:
+        with Store.open(url, clock=clock_at(ORDINARY)) as store:
+            store.load(tiny_layers)
+        assert cli(url, "backup", str(tmp_path / "copia"))[0] == 0
+        engine = create_db_engine(url)
+        try:
+            with engine.begin() as connection:
+                connection.execute(sa.text("CREATE TABLE agenda_vecinal (nota text)"))
+                connection.execute(sa.text("INSERT INTO agenda_vecinal VALUES ('reunión')"))
+            code, _, err = cli(url, "restore", "--yes", "--no-backup", str(tmp_path / "copia"))
+            assert code == 1 and "agenda_vecinal" in err and "no son de cardiomapa" in err
+            with engine.connect() as connection:
+                kept = connection.execute(sa.text("SELECT nota FROM agenda_vecinal")).scalars()
+                assert list(kept) == ["reunión"]
+        finally:
+            engine.dispose()
+    finally:
+        postgis_server.drop(url)
