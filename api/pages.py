@@ -29,7 +29,7 @@ from api.errors import RateLimitedError
 from api.security import page_headers
 from api.web import check_origin, read_form, throttled_authenticate
 from geo.availability import week_start_of
-from geo.clock import local_now, local_today
+from geo.clock import LocalTimeError, local_now, local_today
 from geo.coverage import DEFAULT_RADIUS_M
 from geo.maps import PlannerForm, basemap_of, citizen_data, citizen_map, planner_page
 from geo.nearest import DeviceFinder
@@ -239,9 +239,12 @@ async def planners_page(
         action="/planificacion", day=day, hour=hora, radius_m=radio_m, new=nuevos,
         objective=objective,
     )  # fmt: skip
-    html = await run_in_threadpool(
-        planner_page, settings, store, at=at, form=form, reference_date=today
-    )
+    try:
+        html = await run_in_threadpool(
+            planner_page, settings, store, at=at, form=form, reference_date=today
+        )
+    except LocalTimeError as exc:  # the hour the clocks skip: a page, not a JSON error
+        return _problem_page(city.name, str(exc), status_code=422)
     headers = page_headers(settings.tile_url or None, html)
     return HTMLResponse(html, headers={"Cache-Control": "no-store", **headers})
 
@@ -277,6 +280,22 @@ async def planner_logout(request: Request) -> Response:
     response = RedirectResponse("/planificacion", status_code=303)
     response.delete_cookie(COOKIE, path=COOKIE_PATH)
     return response
+
+
+def _problem_page(city: str, problem: str, *, status_code: int) -> HTMLResponse:
+    """A planners' page that says what was wrong with what was asked, and the way back."""
+    html = f"""<!DOCTYPE html>
+<html lang="es"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Planificación — {escape(city)}</title>
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/static/cardiomapa.css"></head>
+<body class="cm-login"><main>
+<h1>Planificación de desfibriladores — {escape(city)}</h1>
+<p class="cm-error" role="alert">{escape(problem)}</p>
+<p><a href="/planificacion">Volver al mapa de planificación</a> y elegir otra hora.</p>
+</main></body></html>"""
+    return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
 
 
 def _login_page(
