@@ -548,7 +548,7 @@ def migrate() -> None:
         engine = create_db_engine(settings.database_url)
         try:
             before = schema_revision(engine)
-            migrate_schema(engine)
+            migrate_schema(engine, clock=_clock(settings))
             after = schema_revision(engine)
         finally:
             engine.dispose()

@@ -524,12 +524,13 @@ CHANGES_CHANNEL = "cardiomapa_changes"
 _MIGRATION_LOCK = 0x63617264  # "card"
 
 
-def migrate(engine: Engine) -> None:
+def migrate(engine: Engine, *, clock: Clock = SYSTEM_CLOCK) -> None:
     """Bring the database schema to the newest version (creating it if empty).
 
     Run at start-up (:meth:`Store.open`) or by ``cardiomapa migrate``, never in a request:
     Alembic's context is not thread-safe. Processes starting at once upgrade one at a time
-    (SQLite's write lock, PostgreSQL's advisory lock).
+    (SQLite's write lock, PostgreSQL's advisory lock). A migration that stamps what it does
+    reads ``clock`` (``config.attributes["clock"]``).
 
     Raises
     ------
@@ -552,6 +553,7 @@ def migrate(engine: Engine) -> None:
                 if MigrationContext.configure(connection).get_current_revision() == head:
                     return
                 config.attributes["connection"] = connection
+                config.attributes["clock"] = clock
                 command.upgrade(config, "head")
     except OperationalError as exc:
         msg = f"No se puede abrir la base de datos {engine.url.render_as_string()}: {exc.orig}"
@@ -640,7 +642,7 @@ class Store:
         the app and the CLI pass the clock they run on.
         """
         engine = create_db_engine(url)
-        migrate(engine)
+        migrate(engine, clock=clock)
         return cls(engine, clock=clock)
 
     def utcnow(self) -> dt.datetime:

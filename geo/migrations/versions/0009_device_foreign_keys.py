@@ -24,8 +24,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 from sqlalchemy.dialects.postgresql import JSONB
+
+from geo.clock import SYSTEM_CLOCK
 
 revision: str = "0009"
 down_revision: str | None = "0008"
@@ -123,7 +125,9 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("quarantined_at", sa.DateTime(), nullable=False),
     )
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    # The clock of the command or server that migrates (a test's pinned one too).
+    clock = context.config.attributes.get("clock", SYSTEM_CLOCK)
+    now = clock.now().astimezone(dt.UTC).replace(tzinfo=None)
     tables = _tables(keyed=False)
     devices = sa.table("defibrillators", sa.column("id"))
     for name, kind in CHILDREN.items():
