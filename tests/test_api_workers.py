@@ -8,6 +8,8 @@ request.
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -152,3 +154,34 @@ def test_migrate_brings_an_empty_database_to_head_then_has_nothing_to_do(db_url:
         engine.dispose()
     again = runner.invoke(app, ["migrate"], env=env)
     assert again.exit_code == 0 and "ya estaba al día" in again.output
+
+
+def test_the_workers_socket_gives_every_connection_tcp_nodelay() -> None:
+    """uvicorn's own shared socket for ``--workers`` lacks IPPROTO_TCP, so asyncio leaves Nagle
+    on and every keep-alive answer waits for the client's delayed ACK (~40 ms; uvicorn #3149).
+    ``serve`` binds it itself: an accepted connection has TCP_NODELAY."""
+    from geo.cli import _tcp_listener
+    from tests.servers import free_port
+
+    listener = _tcp_listener("127.0.0.1", free_port())
+
+    async def accepted_nodelay() -> int:
+        seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                sock = transport.get_extra_info("socket")
+                seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        server = await asyncio.get_running_loop().create_server(Probe, sock=listener)
+        async with server:
+            port = listener.getsockname()[1]
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            result = await asyncio.wait_for(seen, 10)
+            writer.close()
+            return result
+
+    # On a thread of its own: a browser test may leave Playwright's loop running in this one.
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(asyncio.run, accepted_nodelay()).result() != 0
