@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -518,6 +517,8 @@ def serve(
     """Sirve la aplicación web (mapa y API)."""
     import uvicorn
 
+    from api.serving import APP_FACTORY, AddressInUse, run_workers
+
     settings = _settings()
     try:
         # Migrated here, once, before any worker starts; workers find the schema at head.
@@ -535,32 +536,16 @@ def serve(
         "proxy_headers": False,
     }
     if workers == 1:
-        uvicorn.run("api.app:app_from_environment", **options)
+        uvicorn.run(APP_FACTORY, **options)
         return
-    from uvicorn.supervisors import Multiprocess
-
-    config = uvicorn.Config("api.app:app_from_environment", **options)
-
-    # uvicorn binds the workers' shared socket without IPPROTO_TCP, so asyncio never sets
-    # TCP_NODELAY on their connections and every keep-alive answer waits ~40 ms for the client's
-    # delayed ACK (uvicorn issue #3149; measured: 2 workers at 0.3x the throughput of one). The
-    # socket is bound here instead, as a TCP one.
-    Multiprocess(config, sockets=[_tcp_listener(config.host, config.port)]).run()
-
-
-def _tcp_listener(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host``:``port`` that worker processes inherit."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        errors.print(f"[bold red]Error[/]: no se puede escuchar en {host}:{port}: {exc.strerror}.")
+        run_workers(uvicorn.Config(APP_FACTORY, **options))
+    except AddressInUse as exc:
+        errors.print(
+            f"[bold red]Error[/]: no se puede escuchar en {options['host']}:{options['port']}: "
+            f"{exc.strerror}."
+        )
         raise typer.Exit(code=1) from None
-    sock.set_inheritable(True)
-    return sock
 
 
 @app.command()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from fastapi.testclient import TestClient
 
@@ -156,14 +157,14 @@ def test_migrate_brings_an_empty_database_to_head_then_has_nothing_to_do(db_url:
     assert again.exit_code == 0 and "ya estaba al día" in again.output
 
 
-def test_the_workers_socket_gives_every_connection_tcp_nodelay() -> None:
-    """uvicorn's own shared socket for ``--workers`` lacks IPPROTO_TCP, so asyncio leaves Nagle
-    on and every keep-alive answer waits for the client's delayed ACK (~40 ms; uvicorn #3149).
-    ``serve`` binds it itself: an accepted connection has TCP_NODELAY."""
-    from geo.cli import _tcp_listener
+def test_a_workers_socket_gives_every_connection_tcp_nodelay() -> None:
+    """A socket made without IPPROTO_TCP (uvicorn's own for ``--workers``) leaves Nagle on, and
+    every keep-alive answer waits for the client's delayed ACK (~40 ms; uvicorn #3149). The
+    workers' listeners are TCP sockets: an accepted connection has TCP_NODELAY."""
+    from api.serving import tcp_listener
     from tests.servers import free_port
 
-    listener = _tcp_listener("127.0.0.1", free_port())
+    listener = tcp_listener("127.0.0.1", free_port(), reuse_port=True)
 
     async def accepted_nodelay() -> int:
         seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -185,3 +186,71 @@ def test_the_workers_socket_gives_every_connection_tcp_nodelay() -> None:
     # On a thread of its own: a browser test may leave Playwright's loop running in this one.
     with ThreadPoolExecutor(1) as pool:
         assert pool.submit(asyncio.run, accepted_nodelay()).result() != 0
+
+
+def _workers(server: Server) -> list[psutil.Process]:
+    """The supervisor's worker processes (not multiprocessing's resource tracker)."""
+    children = psutil.Process(server.process.pid).children()
+    return [child for child in children if "spawn_main" in " ".join(child.cmdline())]
+
+
+def _established(process: psutil.Process, port: int) -> int:
+    return sum(
+        1
+        for c in process.net_connections(kind="tcp")
+        if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port
+    )
+
+
+def test_keep_alive_connections_are_shared_out_among_the_workers(two_workers: Server) -> None:
+    """Each worker listens on a socket of its own (SO_REUSEPORT), so the kernel deals the
+    connections out: with one shared socket, one worker could take every keep-alive connection
+    while the other idled."""
+    clients = [httpx.Client(base_url=two_workers.base, timeout=30) for _ in range(24)]
+    try:
+        for client in clients:  # each opens its connection and keeps it
+            assert client.get("/api/nearest", params=HERE).status_code == 200
+        workers = _workers(two_workers)
+        held = [_established(worker, two_workers.port) for worker in workers]
+    finally:
+        for client in clients:
+            client.close()
+    assert len(workers) == 2
+    assert sum(held) == 24
+    # A hash of 24 client ports: all on one worker has odds of 2 in 2**24.
+    assert min(held) > 0, held
+
+
+def test_a_killed_worker_is_replaced_and_no_connection_waits_for_it(two_workers: Server) -> None:
+    """A worker's listener dies with it (it is bound in the worker, not the supervisor), so no
+    new connection is dealt to a socket nobody accepts on; the supervisor starts a new worker."""
+    victim = _workers(two_workers)[0]
+    victim.kill()
+    victim.wait(timeout=30)
+    for _ in range(40):  # fresh connections, each hashed anew; none may hang
+        response = httpx.get(f"{two_workers.base}/api/nearest", params=HERE, timeout=10)
+        assert response.status_code == 200
+    replaced = eventually(
+        lambda: [w for w in _workers(two_workers) if w.pid != victim.pid],
+        lambda workers: len(workers) == 2,
+        within_s=60,
+    )
+    assert len(replaced) == 2
+
+
+def test_a_second_server_on_the_same_port_is_refused(
+    two_workers: Server, db_url: str, tmp_path: Path
+) -> None:
+    """SO_REUSEPORT would let another server join the port and take half its clients: serve
+    checks the address is free first, and says so in Spanish."""
+    from typer.testing import CliRunner
+
+    from geo.cli import app
+
+    done = CliRunner().invoke(
+        app,
+        ["serve", "--port", str(two_workers.port), "--workers", "2"],
+        env={"CARDIOMAPA_DATABASE_URL": db_url, **clock_env(ORDINARY)},
+    )
+    assert done.exit_code == 1
+    assert f"no se puede escuchar en 127.0.0.1:{two_workers.port}" in done.output
