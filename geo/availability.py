@@ -45,6 +45,9 @@ from geo.clock import city_instant
 
 HOURS_PER_WEEK = 168
 ALWAYS_HORIZON_DAYS = 366
+#: Windows (days) in which the next change of a schedule is looked for, nearest first; the last
+#: reaches ALWAYS_HORIZON_DAYS.
+_CHANGE_WINDOWS_DAYS = (8, 64, ALWAYS_HORIZON_DAYS)
 PUBLIC_ACCESS = frozenset({"yes", "permissive", "customers"})
 WEEKDAY_NAMES = ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo")
 
@@ -220,25 +223,29 @@ class CityHours:
     def next_change(self, at: dt.datetime) -> dt.datetime | None:
         """When the state next changes after ``at`` (``None``: never, or not within a year)."""
         instant = at.astimezone(self.zone)
-        change = self._on(instant.date()).next_change(instant)
         if not self.uses_holidays:
-            return change
+            return self._ordinary.next_change(instant)
+        # Not the library's next_change on the day's rules: on a holiday, "PH off" rules are
+        # closed for good, and the library then searches for seconds before giving up.
         horizon = instant + dt.timedelta(days=ALWAYS_HORIZON_DAYS)
-        limit = min(change, horizon) if change is not None else horizon
-        if change is not None and not any(
-            self.calendar.is_holiday(day) != self.calendar.is_holiday(instant.date())
-            for day in _days(instant.date(), limit.date())
-        ):
-            return change
-        spans = self.intervals(instant, horizon)
-        return spans[0][1] if spans and spans[0][1] < horizon else None
+        return self._first_change(instant, horizon)
 
+    def _first_change(self, start: dt.datetime, horizon: dt.datetime) -> dt.datetime | None:
+        """The first change after ``start`` before ``horizon``, looked for in growing windows.
 
-def _days(first: dt.date, last: dt.date) -> Iterator[dt.date]:
-    day = first
-    while day <= last:
-        yield day
-        day += dt.timedelta(days=1)
+        The library lists intervals a day at a time, so a year of them costs seconds: enough
+        to stall every citizen's lookup at the first request of each minute. The first span of
+        a window ends at the first change whenever that falls inside the window; only hours
+        that do not change for a week are listed further.
+        """
+        for days in _CHANGE_WINDOWS_DAYS:
+            end = min(start + dt.timedelta(days=days), horizon)
+            spans = self.intervals(start, end)
+            if spans and spans[0][1] < end:
+                return spans[0][1]
+            if end >= horizon:
+                return None
+        return None  # pragma: no cover - the last window reaches the horizon
 
 
 def _merged(pieces: Iterable[Interval]) -> list[Interval]:
@@ -602,8 +609,12 @@ def _slice_midpoint(start: dt.datetime, slot: int) -> dt.datetime:
 
 
 def _always_open(hours: CityHours, start: dt.datetime) -> bool:
-    end = start + dt.timedelta(days=ALWAYS_HORIZON_DAYS)
-    return all(state == _OPEN for _b, _f, state, _c in hours.intervals(start, end))
+    """Open without a break for a year from ``start`` (a week first: most schedules close in it)."""
+    for days in (7, ALWAYS_HORIZON_DAYS):
+        end = start + dt.timedelta(days=days)
+        if not all(state == _OPEN for _b, _f, state, _c in hours.intervals(start, end)):
+            return False
+    return True
 
 
 def slice_label(slot: int) -> str:

@@ -18,6 +18,7 @@ from geo.availability import (
     ReportFlag,
     available_at,
     device_availability,
+    local_instant,
     maintenance_on,
     open_state,
     week_in_words,
@@ -94,6 +95,42 @@ def test_the_next_change_crosses_holidays(city: CityProfile) -> None:
     assert (
         state and change is not None and change.replace(tzinfo=None) == dt.datetime(2026, 12, 7, 14)
     )
+
+
+@pytest.mark.parametrize(
+    "hours",
+    [
+        "Mo-Fr 09:00-18:00; PH off",
+        "Mo-Fr 07:30-22:00; Sa,Su 09:00-14:00; PH off",
+        "Sa,PH 10:00-14:00",
+        "Jun 15-Sep 10 11:00-20:30; PH off",
+        "24/7; PH off",
+        "Mo-Fr 22:00-02:00; PH off",
+    ],
+)
+def test_the_next_change_is_the_end_of_the_first_span_of_the_year(
+    city: CityProfile, hours: str
+) -> None:
+    """The next change (searched in growing windows, never by the library's own search, which on
+    a holiday takes seconds for "PH off" rules) is where the year's first span ends; around the
+    holidays of early December, Easter, both DST changes and New Year."""
+    from geo.availability import ALWAYS_HORIZON_DAYS, city_hours
+
+    parsed = city_hours(hours, MADRID, city.calendar)
+    starts = [
+        *(dt.datetime(2026, 12, 4, 15) + dt.timedelta(hours=7 * k) for k in range(20)),
+        dt.datetime(2026, 12, 31, 23, 59),
+        dt.datetime(2027, 3, 25, 12),  # Jueves Santo
+        dt.datetime(2027, 3, 28, 1, 30),  # spring forward at 02:00
+        dt.datetime(2026, 10, 25, 2, 30),  # fall back: the first 02:30
+        dt.datetime(2027, 9, 10, 20, 0),  # the seasonal hours' last evening
+    ]
+    for start in starts:
+        instant = local_instant(start, MADRID)
+        year = parsed.intervals(instant, instant + dt.timedelta(days=ALWAYS_HORIZON_DAYS))
+        horizon = instant + dt.timedelta(days=ALWAYS_HORIZON_DAYS)
+        expected = year[0][1] if year and year[0][1] < horizon else None
+        assert parsed.next_change(instant) == expected, (hours, start)
 
 
 def test_hours_in_words_name_the_holidays(city: CityProfile) -> None:
