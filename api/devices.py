@@ -153,9 +153,9 @@ async def nearest(
 ) -> Response:
     """Los ``limit`` desfibriladores disponibles más cercanos, y después, marcados, los que
     están más cerca pero cerrados, restringidos o sin horario conocido."""
-    # The hot path of the API: async, so it never waits for the thread pool. The snapshot's
-    # once-a-second freshness check, a rebuild, and walking-network searches (Dijkstra) run in
-    # the pool; a straight-line lookup takes ~0.1 ms and runs on the loop.
+    # The hot path of the API: async, so it never waits for the thread pool. Reading the
+    # layer's revision after a commit (any process's), a rebuild, and walking-network searches
+    # (Dijkstra) run in the pool; a straight-line lookup takes ~0.1 ms and runs on the loop.
     check_inside(lon, lat, city, field="lat,lon")
     instant = city_instant(at, city.timezone) if at is not None else clock.now()
     finder = finders.fresh()

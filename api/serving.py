@@ -83,7 +83,10 @@ def _bind_in_worker(host: str, port: int) -> socket.socket:
     except OSError as exc:
         # Exiting with uvicorn's start-up failure code stops the supervisor instead of it
         # restarting a worker that cannot bind, forever.
-        print(f"Error: el proceso no puede escuchar en {host}:{port}: {exc.strerror}.", file=sys.stderr)
+        print(
+            f"Error: el proceso no puede escuchar en {host}:{port}: {exc.strerror}.",
+            file=sys.stderr,
+        )
         sys.exit(STARTUP_FAILURE)
 
 
