@@ -23,17 +23,24 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pyproj import Geod
 
 from api import pages, web
-from api.errors import ERROR_STATUS, RateLimitedError
+from api.errors import status_of
 from geo import registry
 from geo.availability import DOWNGRADING_REPORTS
 from geo.city import CityProfile
 from geo.clock import Clock, local_today
 from geo.contacts import validate_contact
-from geo.errors import CardiomapaError, InputError, NotFoundError
+from geo.errors import (
+    AuthenticationError,
+    CardiomapaError,
+    ForbiddenError,
+    InputError,
+    NotFoundError,
+    RateLimitedError,
+)
 from geo.maps import ACCESS_TEXT
 from geo.outputs import data_notice
 from geo.store import CONTACT_FIELDS, REVIEW_STATUS, Store, record_from_row
-from geo.tokens import AuthenticationError, ForbiddenError, Principal, issue_invitation
+from geo.tokens import Principal, issue_invitation
 
 router = APIRouter(include_in_schema=False)
 
@@ -200,7 +207,7 @@ def _end_sessions(response: Response) -> None:
 
 
 def _status_of(exc: CardiomapaError) -> int:
-    return next((status for cls, status in ERROR_STATUS if isinstance(exc, cls)), 400)
+    return status_of(exc) or 500
 
 
 def _redirect(url: str, flash: str) -> RedirectResponse:

@@ -64,7 +64,7 @@ GEOJSON = "application/geo+json"
 router = APIRouter(prefix="/api", tags=["desfibriladores"])
 
 #: What any route may answer with an ErrorPublic body (400: a body that cannot be read, and the
-#: default of api.errors.ERROR_STATUS).
+#: statuses of api.errors.ERROR_STATUS).
 ERROR_STATUSES = (400, 401, 403, 404, 409, 412, 413, 422, 429)
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorPublic} for status in ERROR_STATUSES

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,56 +14,88 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 
 from api.schemas import ErrorPublic, ProblemPublic
-from geo.coverage import CoverageInputError, MetricCRSError
 from geo.errors import (
+    AuthenticationError,
     CardiomapaError,
+    ChromiumNotFoundError,
+    CityProfileError,
     ConflictError,
+    CoordinatesError,
+    CoverageInputError,
+    DatabaseNotEmptyError,
+    ForbiddenError,
+    FormTooLargeError,
+    ImportFormatError,
+    IncomeDataError,
+    IndicatorInputError,
     InputError,
     LayerValidationError,
+    MailConfigError,
+    MetricCRSError,
+    NetworkError,
     NotFoundError,
+    OutcomeInputError,
+    PdfError,
     Problem,
+    RateLimitedError,
     RecordValidationError,
+    ReferenceDataError,
+    ReportError,
+    SitingError,
     StorageError,
+    TokenError,
+    VersionMismatchError,
 )
-from geo.indicators import IndicatorInputError
-from geo.outcomes import OutcomeInputError
-from geo.registry import VersionMismatchError
-from geo.siting import SitingError
-from geo.tokens import AuthenticationError, ForbiddenError
 
+logger = logging.getLogger(__name__)
 
-class RateLimitedError(CardiomapaError, RuntimeError):
-    code = "rate_limited"
-
-    def __init__(self, message: str, *, retry_after_s: int) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
-class FormTooLargeError(CardiomapaError, ValueError):
-    """A form body with more fields than any page sends (see :data:`api.web.MAX_FORM_FIELDS`)."""
-
-    code = "too_many_fields"
-
-
-#: Domain errors → HTTP status, most specific first; anything not listed is a 400.
-ERROR_STATUS: tuple[tuple[type[CardiomapaError], int], ...] = (
-    (AuthenticationError, 401),
-    (ForbiddenError, 403),
-    (NotFoundError, 404),
-    (VersionMismatchError, 412),
-    (ConflictError, 409),
-    (LayerValidationError, 422),
-    (InputError, 422),
-    (CoverageInputError, 422),
-    (MetricCRSError, 422),
-    (SitingError, 422),
-    (IndicatorInputError, 422),
-    (OutcomeInputError, 422),
-    (RateLimitedError, 429),
-    (FormTooLargeError, 413),
-    (StorageError, 503),
+INTERNAL_ERROR_MESSAGE = (
+    "Error interno del servidor; no se ha guardado nada a medias. Avise al equipo."
 )
+
+#: Every kind of domain error (:mod:`geo.errors`) → its HTTP status. A class not listed takes
+#: its nearest listed base's; one with none answers a logged 500 (never a silent 400), and
+#: ``tests/test_errors.py`` fails until every class is listed or inherits a status on purpose.
+ERROR_STATUS: Mapping[type[CardiomapaError], int] = {
+    # The caller can fix the request.
+    InputError: 422,  # LocalTimeError too
+    LayerValidationError: 422,  # RecordValidationError too
+    CoverageInputError: 422,
+    MetricCRSError: 422,
+    SitingError: 422,
+    IndicatorInputError: 422,
+    OutcomeInputError: 422,
+    ReportError: 400,
+    TokenError: 400,
+    ImportFormatError: 400,
+    NetworkError: 400,
+    CoordinatesError: 400,
+    CityProfileError: 400,
+    DatabaseNotEmptyError: 400,
+    FormTooLargeError: 413,
+    # Who may do what.
+    AuthenticationError: 401,
+    ForbiddenError: 403,
+    RateLimitedError: 429,
+    # Records and the stored state.
+    NotFoundError: 404,
+    ConflictError: 409,
+    VersionMismatchError: 412,
+    # The installation (kept as they answered before the table was complete).
+    IncomeDataError: 400,
+    ReferenceDataError: 400,
+    MailConfigError: 400,
+    ChromiumNotFoundError: 400,
+    PdfError: 400,
+    StorageError: 503,  # BackupError too
+}
+
+
+def status_of(exc: CardiomapaError) -> int | None:
+    """The HTTP status of ``exc``: its class's, else its nearest listed base's; ``None`` if none
+    is listed (the handlers answer 500 and log it)."""
+    return next((ERROR_STATUS[cls] for cls in type(exc).__mro__ if cls in ERROR_STATUS), None)
+
 
 _HTTP_MESSAGES = {
     # FastAPI's answer to a body it cannot even decode (e.g. not UTF-8).
@@ -167,7 +200,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(CardiomapaError)
     async def domain_error(request: Request, exc: CardiomapaError) -> JSONResponse:
-        status = next((s for cls, s in ERROR_STATUS if isinstance(exc, cls)), 400)
+        status = status_of(exc)
+        if status is None:
+            logger.error("error sin estado HTTP en api.errors.ERROR_STATUS", exc_info=exc)
+            return _answer("internal_error", INTERNAL_ERROR_MESSAGE, 500)
         headers: dict[str, str] = {}
         if isinstance(exc, AuthenticationError):
             headers["WWW-Authenticate"] = "Bearer"
@@ -212,8 +248,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        message = "Error interno del servidor; no se ha guardado nada a medias. Avise al equipo."
-        return _answer("internal_error", message, 500)
+        return _answer("internal_error", INTERNAL_ERROR_MESSAGE, 500)
 
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

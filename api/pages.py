@@ -25,17 +25,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import CityDep, ClockDep, FinderCache, FindersDep, SettingsDep, StoreDep
 from api.devices import ERRORS
-from api.errors import RateLimitedError
 from api.security import page_headers
 from api.web import check_origin, read_form, throttled_authenticate
 from geo.availability import week_start_of
-from geo.clock import LocalTimeError, local_now, local_today
+from geo.clock import local_now, local_today
 from geo.coverage import DEFAULT_RADIUS_M
+from geo.errors import AuthenticationError, LocalTimeError, RateLimitedError
 from geo.maps import PlannerForm, basemap_of, citizen_data, citizen_map, planner_page
 from geo.nearest import DeviceFinder
 from geo.outputs import data_notice
 from geo.store import Store
-from geo.tokens import AuthenticationError, Principal
+from geo.tokens import Principal
 
 router = APIRouter()
 logger = logging.getLogger(__name__)

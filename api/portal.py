@@ -25,27 +25,29 @@ from shapely.geometry import mapping
 
 from api import web
 from api.deps import CityDep, ClockDep, FindersDep, SettingsDep, StoreDep, app_clock, city_today
-from api.errors import RateLimitedError, translate_validation_error
+from api.errors import translate_validation_error
 from api.schemas import UseCreate
 from geo import registry
 from geo.availability import open_state
 from geo.city import CityProfile
-from geo.clock import Clock, LocalTimeError, city_instant, local_now
+from geo.clock import Clock, city_instant, local_now
 from geo.contacts import validate_contact
-from geo.errors import CardiomapaError, LayerValidationError, NotFoundError
+from geo.errors import (
+    AuthenticationError,
+    CardiomapaError,
+    ForbiddenError,
+    LayerValidationError,
+    LocalTimeError,
+    NotFoundError,
+    RateLimitedError,
+    VersionMismatchError,
+)
 from geo.layers import ACCESS_VALUES, upkeep_warnings
 from geo.maps import ACCESS_TEXT
 from geo.outputs import data_notice
 from geo.settings import Settings
 from geo.store import Store, record_from_row
-from geo.tokens import (
-    ENTITY_SESSION_DAYS,
-    AuthenticationError,
-    ForbiddenError,
-    Principal,
-    check_invitation,
-    redeem_invitation,
-)
+from geo.tokens import ENTITY_SESSION_DAYS, Principal, check_invitation, redeem_invitation
 
 router = APIRouter(prefix="/entidades", include_in_schema=False)
 SESSION = web.Session(
@@ -706,7 +708,7 @@ async def save_device(
                 today=today,
             )
         )  # fmt: skip
-    except registry.VersionMismatchError:
+    except VersionMismatchError:
         current = await run_in_threadpool(_own_device, store, principal, device_id)
         stored = _form_values(current, store.private_notes([device_id]).get(device_id))
         conflict = {

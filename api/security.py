@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import RateLimitedError
 from geo.availability import DOWNGRADING_REPORTS
+from geo.errors import RateLimitedError
 from geo.settings import Settings
 from geo.store import Throttle, ThrottleRefusal
 

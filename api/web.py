@@ -40,15 +40,21 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
 from api.clients import client_key
-from api.errors import FormTooLargeError
 from api.security import auth_limits, refused
 from geo.availability import week_in_words
 from geo.city import CityProfile
-from geo.errors import CardiomapaError, LayerValidationError, Problem
+from geo.errors import (
+    AuthenticationError,
+    CardiomapaError,
+    ForbiddenError,
+    FormTooLargeError,
+    LayerValidationError,
+    Problem,
+)
 from geo.outputs import spanish_number
 from geo.settings import Settings
 from geo.store import Store
-from geo.tokens import AuthenticationError, ForbiddenError, Principal, authenticate
+from geo.tokens import Principal, authenticate
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 #: Pages under /entidades and /gestion send their origin with form posts (the API's default

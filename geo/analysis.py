@@ -30,6 +30,7 @@ from geo.coverage import (
     weekly_coverage,
 )
 from geo.coverage import coverage as run_coverage
+from geo.errors import SitingError
 from geo.indicators import DensityReference, Indicators, compute_indicators, year_on_year
 from geo.inputs import AnalysisInputs, siting_candidates
 from geo.outcomes import (
@@ -41,7 +42,6 @@ from geo.outcomes import (
     with_new_devices,
 )
 from geo.siting import (
-    SitingError,
     SitingResult,
     build_problem,
     solve_exact,

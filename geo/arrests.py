@@ -88,7 +88,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -105,6 +104,7 @@ from geo.coverage import metric_xy, prepare_demand
 from geo.errors import InputError, Problem, RecordValidationError
 from geo.layers import WGS84, check_inside
 from geo.outcomes import OutcomeParameters, age_rates, hour_weights
+from geo.text import fold
 
 #: The ``cardiomapa import`` format of a CSV file of past arrests.
 FORMAT = "arrests"
@@ -402,9 +402,7 @@ def _occurred_at(text: str, zone: ZoneInfo, now: dt.datetime) -> dt.datetime:
 
 def _folded(text: str) -> str:
     """Lower case, no accents, letters and digits only: ``"Vía pública"`` → ``"viapublica"``."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    plain = "".join(char for char in decomposed if not unicodedata.combining(char))
-    return re.sub(r"[^0-9a-z]", "", plain.casefold())
+    return re.sub(r"[^0-9a-z]", "", fold(text))
 
 
 #: Every way of writing a place type that is accepted (folded by :func:`_folded`) → its code.

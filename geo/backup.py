@@ -33,7 +33,7 @@ from alembic.util.exc import CommandError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from geo.errors import StorageError
+from geo.errors import BackupError
 from geo.store import (
     CHANGES_CHANNEL,
     DATA_REVISIONS,
@@ -52,12 +52,6 @@ _MAGIC = {SQLITE: b"SQLite format 3\x00", POSTGRESQL: b"PGDMP"}
 SUFFIXES = {SQLITE: ".sqlite", POSTGRESQL: ".dump"}
 #: How long a restore or backup of SQLite waits for a writer to finish, in milliseconds.
 BUSY_TIMEOUT_MS = 30_000
-
-
-class BackupError(StorageError):
-    """A backup cannot be written, read or restored; the message names the file."""
-
-    code = "backup_error"
 
 
 @dataclass(frozen=True)

@@ -46,9 +46,15 @@ from geo.coverage import (
     CoverageResult,
     WeeklyCoverage,
 )
-from geo.errors import CardiomapaError, LayerValidationError, NotFoundError, Problem
+from geo.errors import (
+    BackupError,
+    CardiomapaError,
+    ImportFormatError,
+    LayerValidationError,
+    NotFoundError,
+    Problem,
+)
 from geo.importers import IMPORTERS, ine_sections
-from geo.importers.base import ImportFormatError
 from geo.importers.run import ImportReport as DeviceImportReport
 from geo.importers.run import import_devices
 from geo.indicators import (
@@ -279,7 +285,7 @@ def _backup_before(settings: Settings, folder: Path, *, label: str) -> Path | No
     """A backup of the configured database before a command replaces what it holds.
 
     Returns its path, or ``None`` when the database holds no cardiomapa schema yet (nothing to
-    lose). Raises :class:`geo.backup.BackupError` if it cannot be written: the command stops
+    lose). Raises :class:`geo.errors.BackupError` if it cannot be written: the command stops
     before changing anything.
     """
     from geo import backup
@@ -345,7 +351,7 @@ def backup_(
             _backup_folder(settings, backup_dir), settings.database_url, at=_clock(settings).now()
         )
         if target.exists():
-            raise backup.BackupError(f"{target} ya existe: elija otro archivo, no se sustituye.")
+            raise BackupError(f"{target} ya existe: elija otro archivo, no se sustituye.")
         kind = backup.KIND_LABELS[backup.database_kind(settings.database_url)]
         with errors.status(f"Copiando la base de datos ({kind}) a {target}…"):
             info = backup.backup_database(settings.database_url, target)

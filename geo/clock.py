@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from geo.errors import InputError
+from geo.errors import LocalTimeError
 
 
 class Clock(Protocol):
@@ -74,12 +74,6 @@ def local_now(clock: Clock, timezone: str) -> dt.datetime:
 def local_today(clock: Clock, timezone: str) -> dt.date:
     """The city's date by the clock (at 23:30 UTC it may already be tomorrow in Madrid)."""
     return local_now(clock, timezone).date()
-
-
-class LocalTimeError(InputError):
-    """A wall-clock time the city's clocks skip (the hour lost when they go forward)."""
-
-    code = "nonexistent_local_time"
 
 
 def city_instant(at: dt.datetime, timezone: str, *, field: str = "at") -> dt.datetime:

@@ -45,25 +45,13 @@ from geo.availability import (
     weekly_availability,
 )
 from geo.city import CityProfile
-from geo.errors import CardiomapaError
+from geo.errors import CoverageInputError, MetricCRSError
 
 DEFAULT_RADIUS_M = 100.0
 SENSITIVITY_RADII_M = (100.0, 200.0, 300.0)
 DEFAULT_DETOUR_FACTOR = 1.3
 WALKING_SPEED_M_PER_MIN = 75.0  # 4.5 km/h
 NO_ZONE = "sin zona"
-
-
-class MetricCRSError(CardiomapaError, ValueError):
-    """A layer in a geographic CRS (degrees) was handed to a function that works in metres."""
-
-    code = "geographic_crs"
-
-
-class CoverageInputError(CardiomapaError, ValueError):
-    """A layer cannot be analysed (negative residents, wrong geometry, missing columns…)."""
-
-    code = "invalid_coverage_input"
 
 
 # --- distance models --------------------------------------------------------------------------

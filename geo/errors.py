@@ -117,3 +117,164 @@ class InputError(CardiomapaError, ValueError):
         if code is not None:
             self.code = code
         self.field = field
+
+
+# --- Requests and files that cannot be used as given (the caller can fix them) ----------------
+
+
+class LocalTimeError(InputError):
+    """A wall-clock time the city's clocks skip (the hour lost when they go forward)."""
+
+    code = "nonexistent_local_time"
+
+
+class CoverageInputError(CardiomapaError, ValueError):
+    """A layer cannot be analysed (negative residents, wrong geometry, missing columns…)."""
+
+    code = "invalid_coverage_input"
+
+
+class MetricCRSError(CardiomapaError, ValueError):
+    """A layer in a geographic CRS (degrees) was handed to a function that works in metres."""
+
+    code = "geographic_crs"
+
+
+class SitingError(CardiomapaError, ValueError):
+    """A siting problem that cannot be posed (no candidates, bad p, bad target…)."""
+
+    code = "invalid_siting"
+
+
+class OutcomeInputError(CardiomapaError, ValueError):
+    """Outcome parameters or inputs that cannot be used (out of range, missing…)."""
+
+    code = "invalid_outcome_input"
+
+
+class IndicatorInputError(CardiomapaError, ValueError):
+    """The inputs to the indicators are not usable (no plan, a year outside it…)."""
+
+    code = "invalid_indicator_input"
+
+
+class ReportError(CardiomapaError, ValueError):
+    """The report cannot be built for what was asked (a year that has not started…)."""
+
+    code = "invalid_report_request"
+
+
+class TokenError(CardiomapaError, ValueError):
+    """A token cannot be issued as asked."""
+
+    code = "invalid_token_request"
+
+
+class ImportFormatError(CardiomapaError, ValueError):
+    """The file cannot be read as the format it claims to be."""
+
+    code = "invalid_import_file"
+
+    def __init__(
+        self, file: str, message: str, *, record: int | None = None, field: str | None = None
+    ) -> None:
+        where = file
+        if record is not None:
+            where += f", registro {record}"
+        if field is not None:
+            where += f', campo "{field}"'
+        super().__init__(f"{where}: {message}")
+        self.file = file
+        self.record = record
+        self.field = field
+
+
+class NetworkError(CardiomapaError, ValueError):
+    """A street network file or frame cannot be used as a walking network."""
+
+    code = "invalid_network"
+
+
+class CoordinatesError(CardiomapaError, ValueError):
+    """Points handed to a distance function are not an ``(n, 2)`` array of finite metres."""
+
+    code = "invalid_coordinates"
+
+
+class FormTooLargeError(CardiomapaError, ValueError):
+    """A form body with more fields than any page sends (see :data:`api.web.MAX_FORM_FIELDS`)."""
+
+    code = "too_many_fields"
+
+
+# --- Who may do what --------------------------------------------------------------------------
+
+
+class AuthenticationError(CardiomapaError, PermissionError):
+    """No token, or one that is malformed, unknown, revoked or expired (HTTP 401)."""
+
+    code = "unauthenticated"
+
+
+class ForbiddenError(CardiomapaError, PermissionError):
+    """A valid token whose role or entity may not do this (HTTP 403)."""
+
+    code = "forbidden"
+
+
+class RateLimitedError(CardiomapaError, RuntimeError):
+    """Too many attempts from one client; ``retry_after_s`` says when to try again."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+# --- Writes against the stored state ----------------------------------------------------------
+
+
+class VersionMismatchError(ConflictError):
+    """The client's ``If-Match`` version is not the stored one (HTTP 412)."""
+
+    code = "version_mismatch"
+
+
+# --- The installation: reference data, storage, mail and printing -----------------------------
+
+
+class IncomeDataError(CardiomapaError, ValueError):
+    """The census-section income table is missing or malformed."""
+
+    code = "invalid_income_table"
+
+
+class ReferenceDataError(CardiomapaError, ValueError):
+    """The table of reference densities is missing or malformed."""
+
+    code = "invalid_reference_table"
+
+
+class BackupError(StorageError):
+    """A backup cannot be written, read or restored; the message names the file."""
+
+    code = "backup_error"
+
+
+class MailConfigError(CardiomapaError, ValueError):
+    """Outgoing mail is not configured, or its settings are malformed."""
+
+    code = "mail_not_configured"
+
+
+class ChromiumNotFoundError(CardiomapaError, LookupError):
+    """No Chromium (or Chrome) to print the PDF with."""
+
+    code = "chromium_not_found"
+
+
+class PdfError(CardiomapaError, RuntimeError):
+    """Chromium ran but did not write a PDF."""
+
+    code = "pdf_failed"

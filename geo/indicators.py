@@ -57,7 +57,7 @@ import pandas as pd
 
 from geo.city import CarePlan, CityProfile
 from geo.coverage import DEFAULT_RADIUS_M, DistanceModel, StraightLine, coverage
-from geo.errors import CardiomapaError
+from geo.errors import IndicatorInputError
 from geo.outcomes import (
     BAND_PERCENTILES,
     DEFAULT_DRAWS,
@@ -135,12 +135,6 @@ COUNT_INDICATORS = tuple(
     key for key in INDICATOR_LABELS
     if key not in SHARE_INDICATORS and key != "devices_per_100k" and key not in OUTCOME_INDICATORS
 )  # fmt: skip
-
-
-class IndicatorInputError(CardiomapaError, ValueError):
-    """The inputs to the indicators are not usable (no plan, a year outside it…)."""
-
-    code = "invalid_indicator_input"
 
 
 @dataclass(frozen=True)

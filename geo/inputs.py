@@ -26,14 +26,14 @@ from geo.coverage import (
     sites_without_device,
     to_metric,
 )
-from geo.errors import CardiomapaError
+from geo.errors import IncomeDataError, ReferenceDataError, SitingError
 from geo.indicators import DensityReference
 from geo.layers import Layers, read_layers
 from geo.nearest import DeviceFinder
 from geo.network import WalkingNetwork, load_network
 from geo.outcomes import OutcomeParameters
 from geo.settings import SAMPLE_DATA_DIR, Settings
-from geo.siting import SitingError, candidate_grid
+from geo.siting import candidate_grid
 from geo.store import Store
 from geo.training import read_training_csv, training_rows
 
@@ -42,18 +42,6 @@ INCOME_COLUMN = "renta_media_persona_2016"
 DENSITY_FILE = "dea_density_references.csv"
 OUTCOME_PARAMETERS_FILE = "outcome_parameters.csv"
 TRAINING_FILE = "training.csv"
-
-
-class IncomeDataError(CardiomapaError, ValueError):
-    """The census-section income table is missing or malformed."""
-
-    code = "invalid_income_table"
-
-
-class ReferenceDataError(CardiomapaError, ValueError):
-    """The table of reference densities is missing or malformed."""
-
-    code = "invalid_reference_table"
 
 
 @dataclass(frozen=True)
@@ -257,7 +245,7 @@ def outcome_parameters(settings: Settings, path: Path | None = None) -> OutcomeP
 
     Raises
     ------
-    geo.outcomes.OutcomeInputError
+    geo.errors.OutcomeInputError
         A row lacks a field, a value is not a number or is out of range (the message names the
         file, the line and the field).
     ReferenceDataError

@@ -43,7 +43,7 @@ from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 from shapely.errors import ShapelyError
 
-from geo.errors import CardiomapaError
+from geo.errors import CoordinatesError, NetworkError
 
 __all__ = [
     "CoordinatesError",
@@ -91,18 +91,6 @@ WALK_EXCLUSIONS: tuple[tuple[str, str], ...] = (
     ("sidewalk:right", "separate"),
 )
 _WALK_EXCLUSION_PATTERNS = tuple((key, re.compile(regex)) for key, regex in WALK_EXCLUSIONS)
-
-
-class NetworkError(CardiomapaError, ValueError):
-    """A street network file or frame cannot be used as a walking network."""
-
-    code = "invalid_network"
-
-
-class CoordinatesError(CardiomapaError, ValueError):
-    """Points handed to a distance function are not an ``(n, 2)`` array of finite metres."""
-
-    code = "invalid_coordinates"
 
 
 # --- the network ------------------------------------------------------------------------------

@@ -24,8 +24,9 @@ from zoneinfo import ZoneInfo
 
 from geo.availability import DOWNGRADING_REPORTS, WEEKDAY_NAMES
 from geo.city import CityProfile
+from geo.errors import MailConfigError
 from geo.registry import REPORT_KIND_TEXT
-from geo.reminders import MailConfigError, describe_failure, send_message
+from geo.reminders import describe_failure, send_message
 from geo.settings import Settings
 from geo.store import Store
 

@@ -67,7 +67,6 @@ from geo.availability import (
 from geo.city import CityProfile
 from geo.coverage import (
     NO_ZONE,
-    CoverageInputError,
     Demand,
     DistanceModel,
     StraightLine,
@@ -77,7 +76,7 @@ from geo.coverage import (
     pairs_within,
     prepare_demand,
 )
-from geo.errors import CardiomapaError
+from geo.errors import CoverageInputError, OutcomeInputError
 from geo.outputs import plain, records
 from geo.siting import SitingProblem, check_candidates
 
@@ -117,12 +116,6 @@ HOME_ARRESTS_NOTE = (
     "Las paradas en domicilio no se cuentan como alcanzables por un DEA público "
     "(home_use_factor = 0)."
 )
-
-
-class OutcomeInputError(CardiomapaError, ValueError):
-    """Outcome parameters or inputs that cannot be used (out of range, missing…)."""
-
-    code = "invalid_outcome_input"
 
 
 # --- parameters -------------------------------------------------------------------------------

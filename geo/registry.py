@@ -39,10 +39,18 @@ import shapely
 
 from geo.availability import DOWNGRADING_REPORTS
 from geo.city import CityProfile
-from geo.errors import ConflictError, InputError, LayerValidationError, NotFoundError, Problem
+from geo.errors import (
+    ConflictError,
+    ForbiddenError,
+    InputError,
+    LayerValidationError,
+    NotFoundError,
+    Problem,
+    VersionMismatchError,
+)
 from geo.layers import DEFIBRILLATORS, check_inside, parse_feature
 from geo.store import REPORT_KINDS, Store
-from geo.tokens import ForbiddenError, Principal, require_role
+from geo.tokens import Principal, require_role
 
 #: Fields an entity may set when registering or updating its device.
 EDITABLE_FIELDS = (
@@ -55,12 +63,6 @@ TAG_FIELDS = ("model", "serial_number")
 REGISTRATION_SOURCE = "entity-registration"
 #: The Norwegian registry deactivates devices not confirmed every 6 months.
 UNCHECKED_DAYS = 183
-
-
-class VersionMismatchError(ConflictError):
-    """The client's ``If-Match`` version is not the stored one (HTTP 412)."""
-
-    code = "version_mismatch"
 
 
 def register_device(

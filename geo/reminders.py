@@ -36,7 +36,7 @@ from urllib.parse import unquote, urlsplit
 import geopandas as gpd
 import pandas as pd
 
-from geo.errors import CardiomapaError
+from geo.errors import MailConfigError
 from geo.registry import maintenance_due
 from geo.settings import Settings
 from geo.store import Store
@@ -53,12 +53,6 @@ REMINDED_VERIFICATION = ("verified", "pending")
 #: Default ports of each SMTP URL scheme.
 SMTP_SCHEMES = {"smtp": ("plain", 25), "smtp+starttls": ("starttls", 587), "smtps": ("tls", 465)}
 SMTP_TIMEOUT_S = 30.0
-
-
-class MailConfigError(CardiomapaError, ValueError):
-    """Outgoing mail is not configured, or its settings are malformed."""
-
-    code = "mail_not_configured"
 
 
 # --- the plan (pure) ---------------------------------------------------------------------------

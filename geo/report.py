@@ -54,7 +54,7 @@ from geo.analysis import (
 )
 from geo.availability import WEEKDAY_NAMES, available, device_availability
 from geo.coverage import WeeklyCoverage, off_hours_slots
-from geo.errors import CardiomapaError
+from geo.errors import ChromiumNotFoundError, PdfError, ReportError
 from geo.indicators import (
     BANDS,
     DEFAULT_ON_SITE_M,
@@ -142,24 +142,6 @@ PROPOSAL_COLOUR = "#2166ac"
 ZONE_EDGE = "#5a5a5a"
 #: Zone shading: light blues only, so the device symbols stay visible on every zone.
 ZONE_CMAP = LinearSegmentedColormap.from_list("cobertura", ["#f7fbff", "#9ecae1", "#4f9bcb"])
-
-
-class ReportError(CardiomapaError, ValueError):
-    """The report cannot be built for what was asked (a year that has not started…)."""
-
-    code = "invalid_report_request"
-
-
-class ChromiumNotFoundError(CardiomapaError, LookupError):
-    """No Chromium (or Chrome) to print the PDF with."""
-
-    code = "chromium_not_found"
-
-
-class PdfError(CardiomapaError, RuntimeError):
-    """Chromium ran but did not write a PDF."""
-
-    code = "pdf_failed"
 
 
 # --- Spanish numbers and dates -----------------------------------------------------------------

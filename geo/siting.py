@@ -49,13 +49,7 @@ from geo.coverage import (
     metric_xy,
     pairs_within,
 )
-from geo.errors import CardiomapaError
-
-
-class SitingError(CardiomapaError, ValueError):
-    """A siting problem that cannot be posed (no candidates, bad p, bad target…)."""
-
-    code = "invalid_siting"
+from geo.errors import SitingError
 
 
 @dataclass(frozen=True, eq=False)

@@ -17,7 +17,12 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from geo.errors import CardiomapaError, ConflictError
+from geo.errors import (
+    AuthenticationError,
+    ConflictError,
+    ForbiddenError,
+    TokenError,
+)
 from geo.store import ROLES, InvitationRecord, Store, TokenRecord
 
 TOKEN_PREFIX = "cm"
@@ -27,18 +32,6 @@ _INVITATION = re.compile(r"^ci_(?P<id>[1-9][0-9]{0,17})_(?P<secret>[A-Za-z0-9_-]
 #: How long an invitation link stays usable, and the web session it opens.
 INVITATION_DAYS = 7
 ENTITY_SESSION_DAYS = 30
-
-
-class AuthenticationError(CardiomapaError, PermissionError):
-    """No token, or one that is malformed, unknown, revoked or expired (HTTP 401)."""
-
-    code = "unauthenticated"
-
-
-class ForbiddenError(CardiomapaError, PermissionError):
-    """A valid token whose role or entity may not do this (HTTP 403)."""
-
-    code = "forbidden"
 
 
 @dataclass(frozen=True)
@@ -109,12 +102,6 @@ def issue_token(
     record = store.token(token_id)
     assert record is not None
     return IssuedToken(record, f"{TOKEN_PREFIX}_{token_id}_{secret}")
-
-
-class TokenError(CardiomapaError, ValueError):
-    """A token cannot be issued as asked."""
-
-    code = "invalid_token_request"
 
 
 def authenticate(

@@ -28,7 +28,6 @@ import datetime as dt
 import hashlib
 import io
 import re
-import unicodedata
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 
 from geo.errors import Problem, RecordValidationError
 from geo.store import TRAINING_FIELDS, TRAINING_KINDS, Store
+from geo.text import fold
 from geo.tokens import Principal, require_role
 
 #: Spanish label of each kind of training action (codes as stored).
@@ -340,9 +340,7 @@ _CHECKS = {
 
 def _folded(text: str) -> str:
     """Lower case, no accents, no spaces: ``"SVB + DEA"`` → ``"svb+dea"``."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    plain = "".join(char for char in decomposed if not unicodedata.combining(char))
-    return re.sub(r"\s+", "", plain.casefold())
+    return re.sub(r"\s+", "", fold(text))
 
 
 #: Every way of writing a kind that is accepted (folded by :func:`_folded`) → its code.

@@ -16,7 +16,8 @@ from weeks import BEFORE_SPRING_FORWARD, ORDINARY, TIMEZONE
 from api.app import create_app
 from api.schemas import ErrorPublic
 from api.web import MAX_FORM_FIELDS
-from geo.clock import LocalTimeError, city_instant
+from geo.clock import city_instant
+from geo.errors import LocalTimeError
 from geo.layers import Layers
 from geo.settings import Settings
 from geo.store import Store

@@ -33,10 +33,11 @@ from api.web import csrf_token
 from geo import changes, registry
 from geo.availability import ReportFlag
 from geo.city import CityProfile
+from geo.errors import ForbiddenError
 from geo.layers import Layers
 from geo.settings import Settings
 from geo.store import Store, Throttle
-from geo.tokens import ForbiddenError, authenticate, issue_invitation, issue_token
+from geo.tokens import authenticate, issue_invitation, issue_token
 from tests.servers import eventually
 from tests.smtp_server import Mailbox, free_port, smtp_server
 

@@ -20,8 +20,6 @@ from hypothesis import strategies as st
 from geo import network as walking
 from geo.city import CityProfile
 from geo.coverage import (
-    CoverageInputError,
-    MetricCRSError,
     NetworkDistance,
     StraightLine,
     coverage,
@@ -34,6 +32,7 @@ from geo.coverage import (
     to_metric,
     weekly_coverage,
 )
+from geo.errors import CoverageInputError, MetricCRSError
 from geo.layers import read_layers
 
 X, Y = 373_000.0, 4_651_000.0

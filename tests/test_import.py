@@ -25,9 +25,9 @@ from typer.testing import CliRunner
 from api.app import create_app
 from geo.city import CityProfile
 from geo.cli import app as cli_app
-from geo.errors import ConflictError, LayerValidationError
+from geo.errors import ConflictError, ImportFormatError, LayerValidationError
 from geo.importers import IMPORTERS, LICENCES, euskadi, osm
-from geo.importers.base import DeviceRecord, ImportFormatError, ParsedImport
+from geo.importers.base import DeviceRecord, ParsedImport
 from geo.importers.run import (
     ImportReport,
     device_id,

@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 
 from geo.city import CityProfile
 from geo.cli import app
-from geo.errors import LayerValidationError
+from geo.errors import ImportFormatError, LayerValidationError
 from geo.importers import IMPORTERS, LICENCES, ine_sections, jcyl_desa, madrid
-from geo.importers.base import ImportFormatError, ParsedImport, Skip
+from geo.importers.base import ParsedImport, Skip
 from geo.importers.hours import to_opening_hours
 from geo.importers.run import import_devices
 from geo.layers import Layers

@@ -18,9 +18,9 @@ import pytest
 import shapely
 
 from geo.city import CarePlan, CityProfile
+from geo.errors import IndicatorInputError
 from geo.indicators import (
     DensityReference,
-    IndicatorInputError,
     compute_indicators,
     devices_needed,
     format_value,

@@ -24,9 +24,8 @@ from shapely.geometry import LineString, Point
 
 from geo import network as walking
 from geo.city import load_city_profile
+from geo.errors import CoordinatesError, NetworkError
 from geo.network import (
-    CoordinatesError,
-    NetworkError,
     WalkingNetwork,
     load_network,
     nearest_target,

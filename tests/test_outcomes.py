@@ -24,11 +24,11 @@ from hypothesis import strategies as st
 
 from geo.city import CityProfile
 from geo.coverage import NO_ZONE, StraightLine
+from geo.errors import OutcomeInputError
 from geo.inputs import outcome_parameters
 from geo.outcomes import (
     HOME_ARRESTS_NOTE,
     PARAMETER_KEYS,
-    OutcomeInputError,
     OutcomeParameters,
     OutcomeResult,
     age_rates,

@@ -16,10 +16,11 @@ from weeks import ORDINARY
 
 from api.app import create_app
 from geo.clock import FixedClock
+from geo.errors import AuthenticationError
 from geo.layers import Layers
 from geo.settings import Settings
 from geo.store import Store
-from geo.tokens import AuthenticationError, authenticate, issue_invitation, issue_token
+from geo.tokens import authenticate, issue_invitation, issue_token
 
 ORIGIN = {"Origin": "http://testserver"}
 EVIL = {"Origin": "https://evil.example"}

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 
 from geo.city import CityProfile
 from geo.coverage import to_metric
+from geo.errors import SitingError
 from geo.layers import read_layers
 from geo.siting import (
     MAX_GRID_POINTS,
-    SitingError,
     SitingProblem,
     build_problem,
     candidate_grid,

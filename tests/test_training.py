@@ -24,11 +24,18 @@ from typer.testing import CliRunner
 from api.app import create_app
 from api.schemas import ErrorPublic, TrainingImportPublic, TrainingPage, TrainingPublic
 from geo.cli import app as cli_app
-from geo.errors import ConflictError, InputError, NotFoundError, Problem, RecordValidationError
+from geo.errors import (
+    ConflictError,
+    ForbiddenError,
+    InputError,
+    NotFoundError,
+    Problem,
+    RecordValidationError,
+)
 from geo.layers import Layers
 from geo.settings import Settings
 from geo.store import TRAINING_ACTIONS, Store, utcnow
-from geo.tokens import ForbiddenError, Principal, issue_token
+from geo.tokens import Principal, issue_token
 from geo.training import (
     KIND_LABELS,
     CsvRow,

@@ -18,27 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from geo.errors import CardiomapaError
-
-
-class ImportFormatError(CardiomapaError, ValueError):
-    """The file cannot be read as the format it claims to be."""
-
-    code = "invalid_import_file"
-
-    def __init__(
-        self, file: str, message: str, *, record: int | None = None, field: str | None = None
-    ) -> None:
-        where = file
-        if record is not None:
-            where += f", registro {record}"
-        if field is not None:
-            where += f', campo "{field}"'
-        super().__init__(f"{where}: {message}")
-        self.file = file
-        self.record = record
-        self.field = field
-
 
 @dataclass(frozen=True)
 class Skip:

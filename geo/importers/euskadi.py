@@ -27,7 +27,8 @@ from typing import Any
 import pyproj
 from pyproj.exceptions import CRSError
 
-from geo.importers.base import DeviceRecord, ImportFormatError, ParsedImport, Skip
+from geo.errors import ImportFormatError
+from geo.importers.base import DeviceRecord, ParsedImport, Skip
 from geo.importers.hours import to_opening_hours
 
 FORMAT = "euskadi"

@@ -25,10 +25,11 @@ What it understands
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
 import opening_hours
+
+from geo.text import fold
 
 # The package's type stub omits its exception class.
 _ParserError: type[Exception] = opening_hours.ParserError  # type: ignore[attr-defined]
@@ -135,9 +136,7 @@ def _valid(value: str) -> bool:
 
 
 def _normalise(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text.casefold())
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    text = re.sub(r"[–—‐]", "-", text)
+    text = re.sub(r"[–—‐]", "-", fold(text))
     text = re.sub(r"\bp\.?\s?m\b\.?", " pm ", text)
     text = re.sub(r"\ba\.?\s?m\b\.?", " am ", text)
     text = re.sub(r"\b(lun|mar|mie|mier|jue|vie|sab|dom|fest|h|hrs)\.", r"\1 ", text)

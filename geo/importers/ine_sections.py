@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,10 +34,10 @@ from pyogrio.errors import DataSourceError
 from shapely.geometry import mapping
 
 from geo.city import CityProfile
-from geo.errors import LayerValidationError, Problem
-from geo.importers.base import ImportFormatError
+from geo.errors import ImportFormatError, LayerValidationError, Problem
 from geo.layers import POPULATION, WGS84, parse_feature, to_frame
 from geo.outputs import spanish_number
+from geo.text import fold
 
 FORMAT = "ine-sections"
 SOURCE = "ine"
@@ -224,9 +223,7 @@ def _notes(
 
 
 def _plain(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text.casefold().replace("+", "_mas"))
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    return re.sub(r"[^a-z0-9]+", "_", text).strip("_")
+    return re.sub(r"[^a-z0-9]+", "_", fold(text.replace("+", "_mas"))).strip("_")
 
 
 def section_code(value: Any) -> str | None:

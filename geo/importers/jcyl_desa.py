@@ -36,7 +36,6 @@ import datetime as dt
 import io
 import json
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +45,9 @@ import pyogrio
 from pyogrio.errors import DataSourceError
 
 from geo.city import CityProfile
-from geo.importers.base import DeviceRecord, ImportFormatError, ParsedImport, Skip
+from geo.errors import ImportFormatError
+from geo.importers.base import DeviceRecord, ParsedImport, Skip
+from geo.text import fold
 
 FORMAT = "jcyl-desa"
 SOURCE = "jcyl-desa"
@@ -312,9 +313,7 @@ def _address(row: dict[str, str]) -> str | None:
 
 def _plain(text: str) -> str:
     """Casefolded, accent-free, single-spaced."""
-    text = unicodedata.normalize("NFKD", text.casefold())
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    return " ".join(text.split())
+    return " ".join(fold(text).split())
 
 
 def street_key(street_type: str, name: str) -> tuple[str, str]:

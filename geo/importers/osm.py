@@ -47,7 +47,8 @@ from typing import Any
 
 import opening_hours
 
-from geo.importers.base import DeviceRecord, ImportFormatError, ParsedImport, Skip
+from geo.errors import ImportFormatError
+from geo.importers.base import DeviceRecord, ParsedImport, Skip
 from geo.layers import ACCESS_VALUES, OpeningHoursParserError
 
 FORMAT = "osm"

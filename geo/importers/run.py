@@ -35,7 +35,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +46,7 @@ from geo.city import CityProfile
 from geo.importers.base import DeviceRecord, ParsedImport, Skip
 from geo.layers import DEFIBRILLATORS, WGS84, parse_feature, upkeep_warnings
 from geo.store import Store, record_from_row
+from geo.text import fold
 
 #: How new devices of each format enter the registry. Official registers (regional health
 #: authorities) are verified at the source; OpenStreetMap is crowd-sourced: a planner verifies.
@@ -315,7 +315,7 @@ def device_id(format: str, source_id: str) -> str:
 
 
 def _slug(text: str) -> str:
-    plain = _plain_text(text)
+    plain = fold(text)
     return re.sub(r"[^a-z0-9]+", "-", plain).strip("-")
 
 
@@ -340,17 +340,12 @@ def _assign_ids(rows: list[dict[str, Any]], format: str, taken: set[str]) -> Non
 # --- duplicates -------------------------------------------------------------------------------
 
 
-def _plain_text(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(char for char in decomposed if not unicodedata.combining(char))
-
-
 def name_tokens(name: str | None) -> frozenset[str]:
     """The significant words of a name: case and accents folded; stop words, street types and
     house numbers left out."""
     if not name:
         return frozenset()
-    words = re.findall(r"[a-z0-9]+", _plain_text(name))
+    words = re.findall(r"[a-z0-9]+", fold(name))
     return frozenset(w for w in words if w not in NAME_STOP_WORDS and not w.isdigit())
 
 
@@ -372,7 +367,7 @@ def serial_number(tags: Mapping[str, Any] | None) -> str | None:
     for key in SERIAL_TAGS:
         value = (tags or {}).get(key)
         if value is not None:
-            serial = re.sub(r"[^a-z0-9]", "", _plain_text(str(value)))
+            serial = re.sub(r"[^a-z0-9]", "", fold(str(value)))
             if serial:
                 return serial
     return None
