@@ -9,7 +9,12 @@ and the kernel deals new connections out among them by a hash of the client's ad
 The sockets are bound *in* the workers, never in the supervisor: a listener the supervisor kept
 open would stay in the kernel's group after its worker died, and the connections dealt to it
 would wait for an accept that never comes. A worker's socket dies with the worker; its
-replacement binds a new one.
+replacement binds a new one, and listens on it only once its app has started (until then the
+kernel deals it nothing). A worker that stops drops the connections still queued on its socket
+(Linux does not hand them to the others unless ``net.ipv4.tcp_migrate_req`` is set).
+
+Linux lets only processes of the same user join a ``SO_REUSEPORT`` group; ``serve`` refuses a
+busy port, but run the server under a user of its own.
 
 Both uvicorn and asyncio leave ``TCP_NODELAY`` off on a socket made without ``IPPROTO_TCP``
 (uvicorn issue #3149: every keep-alive answer then waits ~40 ms for the client's delayed ACK), so
@@ -34,10 +39,19 @@ class AddressInUse(OSError):
     """Nothing may listen on the address: another server (or anything else) holds it."""
 
 
-def tcp_listener(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
-    """A listening TCP socket on ``host``:``port`` (``IPPROTO_TCP``, so asyncio sets
-    ``TCP_NODELAY`` on its connections); ``reuse_port`` joins the address's ``SO_REUSEPORT``
-    group."""
+class WorkersError(RuntimeError):
+    """The workers cannot be started as asked (the message says why, in Spanish)."""
+
+
+def tcp_listener(
+    host: str, port: int, *, reuse_port: bool = False, listen: bool = True
+) -> socket.socket:
+    """A TCP socket bound to ``host``:``port`` (``IPPROTO_TCP``, so asyncio sets ``TCP_NODELAY``
+    on its connections); ``reuse_port`` joins the address's ``SO_REUSEPORT`` group.
+
+    With ``listen=False`` it is only bound: the kernel deals it no connection until asyncio's
+    ``create_server`` listens on it, which uvicorn does once the app has started.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
@@ -45,7 +59,8 @@ def tcp_listener(host: str, port: int, *, reuse_port: bool = False) -> socket.so
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
-        sock.listen(2048)
+        if listen:
+            sock.listen()
     except OSError:
         sock.close()
         raise
@@ -78,23 +93,34 @@ class _ListenerInWorker:
 
 
 def _bind_in_worker(host: str, port: int) -> socket.socket:
+    # Bound, not listening: uvicorn listens once the app has loaded and started, so a worker
+    # that is starting (a replacement, say) is dealt no connection it would keep waiting.
     try:
-        return tcp_listener(host, port, reuse_port=True)
-    except OSError as exc:
+        return tcp_listener(host, port, reuse_port=True, listen=False)
+    except (OSError, AttributeError) as exc:  # AttributeError: no SO_REUSEPORT (not Linux/BSD)
         # Exiting with uvicorn's start-up failure code stops the supervisor instead of it
         # restarting a worker that cannot bind, forever.
-        print(
-            f"Error: el proceso no puede escuchar en {host}:{port}: {exc.strerror}.",
-            file=sys.stderr,
-        )
+        reason = exc.strerror if isinstance(exc, OSError) else "el sistema no admite SO_REUSEPORT"
+        print(f"Error: el proceso no puede escuchar en {host}:{port}: {reason}.", file=sys.stderr)
         sys.exit(STARTUP_FAILURE)
 
 
 def run_workers(config: uvicorn.Config) -> None:
     """Run ``config.workers`` workers on ``config.host``:``config.port`` until a signal stops them.
 
-    Raises :class:`AddressInUse` (before any worker starts) if the address is taken.
+    Raises :class:`AddressInUse` (before any worker starts) if the address is taken, and
+    :class:`WorkersError` for a port 0 (each worker would pick another port) or when a worker
+    could not start (the supervisor then stops them all).
     """
+    if config.port == 0:
+        msg = (
+            "con varios procesos hay que indicar el puerto (--port): con 0 cada uno elegiría otro."
+        )
+        raise WorkersError(msg)
     check_free(config.host, config.port)
     placeholder = cast(socket.socket, _ListenerInWorker(config.host, config.port))
-    Multiprocess(config, sockets=[placeholder]).run()
+    supervisor = Multiprocess(config, sockets=[placeholder])
+    supervisor.run()
+    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
+        msg = "un proceso no pudo arrancar (vea el registro); se han detenido todos."
+        raise WorkersError(msg)

@@ -223,29 +223,32 @@ class CityHours:
     def next_change(self, at: dt.datetime) -> dt.datetime | None:
         """When the state next changes after ``at`` (``None``: never, or not within a year)."""
         instant = at.astimezone(self.zone)
-        if not self.uses_holidays:
-            return self._ordinary.next_change(instant)
-        # Not the library's next_change on the day's rules: on a holiday, "PH off" rules are
-        # closed for good, and the library then searches for seconds before giving up.
-        horizon = instant + dt.timedelta(days=ALWAYS_HORIZON_DAYS)
-        return self._first_change(instant, horizon)
+        return self._first_change(instant, _later(instant, ALWAYS_HORIZON_DAYS))
 
     def _first_change(self, start: dt.datetime, horizon: dt.datetime) -> dt.datetime | None:
         """The first change after ``start`` before ``horizon``, looked for in growing windows.
 
-        The library lists intervals a day at a time, so a year of them costs seconds: enough
-        to stall every citizen's lookup at the first request of each minute. The first span of
-        a window ends at the first change whenever that falls inside the window; only hours
-        that do not change for a week are listed further.
+        Not the library's own ``next_change``: on rules that never change again it searches for
+        seconds before giving up (``Mo-Su 00:00-24:00``, or ``PH off`` rules on a holiday,
+        which are closed all day), and the nearest lookup asks once a minute. The library lists
+        intervals a day at a time instead; the first span of a window ends at the first change
+        whenever that falls inside the window, so only rules that do not change for a week are
+        listed further.
         """
         for days in _CHANGE_WINDOWS_DAYS:
-            end = min(start + dt.timedelta(days=days), horizon)
-            spans = self.intervals(start, end)
+            end = min(_later(start, days), horizon)
+            spans = _merged(self.intervals(start, end))  # equal neighbours joined, empty dropped
             if spans and spans[0][1] < end:
                 return spans[0][1]
             if end >= horizon:
                 return None
         return None  # pragma: no cover - the last window reaches the horizon
+
+
+def _later(instant: dt.datetime, days: int) -> dt.datetime:
+    """``days`` × 24 h after ``instant``, in its zone. Elapsed time, not wall-clock arithmetic:
+    a wall-clock sum can land in the hour the clocks skip, which the library refuses."""
+    return (instant.astimezone(dt.UTC) + dt.timedelta(days=days)).astimezone(instant.tzinfo)
 
 
 def _merged(pieces: Iterable[Interval]) -> list[Interval]:

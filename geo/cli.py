@@ -22,6 +22,7 @@ import pandas as pd
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -523,7 +524,7 @@ def serve(
     """Sirve la aplicación web (mapa y API)."""
     import uvicorn
 
-    from api.serving import APP_FACTORY, AddressInUse, run_workers
+    from api.serving import APP_FACTORY, AddressInUse, WorkersError, run_workers
 
     settings = _settings()
     try:
@@ -536,8 +537,8 @@ def serve(
     # could pick its address): the app believes only CARDIOMAPA_TRUSTED_PROXIES.
     options: dict[str, Any] = {
         "factory": True,
-        "host": host or settings.host,
-        "port": port or settings.port,
+        "host": host if host is not None else settings.host,
+        "port": port if port is not None else settings.port,
         "workers": workers,
         "proxy_headers": False,
     }
@@ -551,6 +552,9 @@ def serve(
             f"[bold red]Error[/]: no se puede escuchar en {options['host']}:{options['port']}: "
             f"{exc.strerror}."
         )
+        raise typer.Exit(code=1) from None
+    except WorkersError as exc:
+        errors.print(f"[bold red]Error[/]: {escape(str(exc))}", highlight=False)
         raise typer.Exit(code=1) from None
 
 

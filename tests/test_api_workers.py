@@ -254,3 +254,62 @@ def test_a_second_server_on_the_same_port_is_refused(
     )
     assert done.exit_code == 1
     assert f"no se puede escuchar en 127.0.0.1:{two_workers.port}" in done.output
+
+
+def test_a_worker_listens_only_once_its_app_has_started() -> None:
+    """The socket a worker binds is not listening: the kernel deals it no connection until
+    uvicorn listens on it, after the app has loaded and started (a replacement worker that takes
+    seconds to import would otherwise keep its share of new connections waiting)."""
+    import pickle
+
+    from api.serving import _ListenerInWorker
+    from tests.servers import free_port
+
+    port = free_port()
+    sock = pickle.loads(pickle.dumps(_ListenerInWorker("127.0.0.1", port)))
+    try:
+        assert sock.getsockname() == ("127.0.0.1", port)
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 0
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
+    finally:
+        sock.close()
+
+
+def test_workers_that_cannot_start_stop_the_server_with_an_error(tmp_path: Path) -> None:
+    """A worker that fails to start (here: an app that cannot be imported) stops the supervisor,
+    and the command fails (a service manager sees the failure and may restart it)."""
+    import subprocess
+    import sys
+
+    from tests.servers import free_port
+
+    code = (
+        "import uvicorn, sys\n"
+        "from api.serving import WorkersError, run_workers\n"
+        f"config = uvicorn.Config('no_such_module:app', port={free_port()}, workers=2)\n"
+        "try:\n"
+        "    run_workers(config)\n"
+        "except WorkersError as exc:\n"
+        "    print('WorkersError:', exc)\n"
+        "    sys.exit(1)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 1, done.stderr
+    assert "WorkersError: un proceso no pudo arrancar" in done.stdout
+
+
+def test_several_workers_need_a_port_of_their_own(db_url: str) -> None:
+    """Port 0 would give each worker another random port: refused, in Spanish."""
+    from typer.testing import CliRunner
+
+    from geo.cli import app
+
+    done = CliRunner().invoke(
+        app,
+        ["serve", "--port", "0", "--workers", "2"],
+        env={"CARDIOMAPA_DATABASE_URL": db_url, **clock_env(ORDINARY)},
+    )
+    assert done.exit_code == 1
+    assert "hay que indicar el puerto" in done.output

@@ -106,31 +106,52 @@ def test_the_next_change_crosses_holidays(city: CityProfile) -> None:
         "Jun 15-Sep 10 11:00-20:30; PH off",
         "24/7; PH off",
         "Mo-Fr 22:00-02:00; PH off",
+        "Mo-Su 00:00-24:00",
+        "Mo-Su 02:00-02:30",
+        "Mo-Fr 08:00-15:00",
     ],
 )
-def test_the_next_change_is_the_end_of_the_first_span_of_the_year(
+def test_the_next_change_is_the_first_instant_the_state_differs(
     city: CityProfile, hours: str
 ) -> None:
-    """The next change (searched in growing windows, never by the library's own search, which on
-    a holiday takes seconds for "PH off" rules) is where the year's first span ends; around the
-    holidays of early December, Easter, both DST changes and New Year."""
-    from geo.availability import ALWAYS_HORIZON_DAYS, city_hours
+    """The next change is found in growing windows of intervals (the library's own search
+    takes seconds on rules that never change again: ``PH off`` on a holiday, ``Mo-Su
+    00:00-24:00``). Checked against a plain scan of the state every 15 minutes (every change
+    in these hours falls on a quarter hour) around the holidays of early December, Easter, both
+    DST changes, New Year, and 8 and 64 days before the hour the clocks skip (where a window's
+    end would fall in that hour if counted on the wall clock)."""
+    from geo.availability import city_hours
 
     parsed = city_hours(hours, MADRID, city.calendar)
     starts = [
-        *(dt.datetime(2026, 12, 4, 15) + dt.timedelta(hours=7 * k) for k in range(20)),
+        *(dt.datetime(2026, 12, 4, 15) + dt.timedelta(hours=7 * k) for k in range(12)),
         dt.datetime(2026, 12, 31, 23, 59),
         dt.datetime(2027, 3, 25, 12),  # Jueves Santo
         dt.datetime(2027, 3, 28, 1, 30),  # spring forward at 02:00
+        dt.datetime(2027, 3, 20, 2, 30),  # 8 days before it
+        dt.datetime(2027, 1, 23, 2, 7),  # 64 days before it
         dt.datetime(2026, 10, 25, 2, 30),  # fall back: the first 02:30
         dt.datetime(2027, 9, 10, 20, 0),  # the seasonal hours' last evening
     ]
+    quarter = dt.timedelta(minutes=15)
     for start in starts:
         instant = local_instant(start, MADRID)
-        year = parsed.intervals(instant, instant + dt.timedelta(days=ALWAYS_HORIZON_DAYS))
-        horizon = instant + dt.timedelta(days=ALWAYS_HORIZON_DAYS)
-        expected = year[0][1] if year and year[0][1] < horizon else None
-        assert parsed.next_change(instant) == expected, (hours, start)
+        state = parsed.is_open(instant)
+        if hours == "Mo-Su 02:00-02:30" and start.month == 10:
+            continue  # the repeated 02:00-02:30 opens once (the library's intervals), not twice
+        base = instant.astimezone(dt.UTC).replace(second=0, microsecond=0)
+        first = base + dt.timedelta(minutes=(15 - base.minute % 15) or 15)
+        expected = None
+        for step in range(10 * 24 * 4):  # ten days of quarter hours, in elapsed time
+            moment = (first + step * quarter).astimezone(parsed.zone)
+            if parsed.is_open(moment) != state:
+                expected = moment
+                break
+        found = parsed.next_change(instant)
+        if expected is None:
+            assert found is None or found > instant + dt.timedelta(days=10), (hours, start)
+        else:
+            assert found == expected, (hours, start, found, expected)
 
 
 def test_hours_in_words_name_the_holidays(city: CityProfile) -> None:
