@@ -16,7 +16,7 @@ from shapely.geometry import mapping
 from api import desk, devices, errors, hours, ogc, pages, portal, staff, training
 from api.clients import TrustedProxyMiddleware
 from api.deps import CityDep, FinderCache, StoreDep
-from api.devices import ERRORS, BboxQuery, LimitQuery, OffsetQuery, page_links, parse_bbox
+from api.http import ERRORS, BboxQuery, LimitQuery, OffsetQuery, page_links, parse_bbox
 from api.schemas import (
     CityPublic,
     IndexPublic,

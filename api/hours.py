@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api.deps import CityDep, ClockDep
-from api.devices import ERRORS
+from api.http import ERRORS
 from api.schemas import Day
 from geo.availability import week_in_words
 

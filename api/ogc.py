@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from shapely.geometry import mapping
 
 from api.deps import CityDep, ClockDep, SettingsDep, StoreDep
-from api.devices import GeoJSONResponse, parse_bbox
+from api.http import GeoJSONResponse, parse_bbox
 from geo.city import CityProfile
 from geo.clock import Clock
 from geo.errors import InputError

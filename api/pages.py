@@ -24,7 +24,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import CityDep, ClockDep, FinderCache, FindersDep, SettingsDep, StoreDep
-from api.devices import ERRORS
+from api.http import ERRORS
 from api.security import page_headers
 from api.web import check_origin, read_form, throttled_authenticate
 from geo.availability import week_start_of

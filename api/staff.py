@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse, Response
 
 from api.deps import CityDep, ClockDep, FindersDep, PrincipalDep, SettingsDep, StoreDep
-from api.devices import ERRORS, GEOJSON, GEOJSON_ERRORS, GeoJSONResponse, LimitQuery, OffsetQuery
+from api.http import ERRORS, GEOJSON, GEOJSON_ERRORS, GeoJSONResponse, LimitQuery, OffsetQuery
 from api.schemas import (
     AuditEntry,
     AuditPage,

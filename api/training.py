@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Response
 
 from api.deps import CityDep, ClockDep, PrincipalDep, StoreDep
-from api.devices import ERRORS, LimitQuery, OffsetQuery
+from api.http import ERRORS, LimitQuery, OffsetQuery
 from api.schemas import (
     FIRST_YEAR,
     LAST_YEAR,
