@@ -25,12 +25,12 @@ from api.schemas import (
     LayerPublic,
 )
 from api.security import BodyLimitMiddleware, SecurityHeadersMiddleware
-from geo import changes
+from geo.core.outputs import data_notice, plain
 from geo.errors import NotFoundError
-from geo.maps import STATIC_DIR
-from geo.outputs import data_notice, plain
+from geo.io import changes
+from geo.io.store import Store, record_from_row
+from geo.render.maps import STATIC_DIR
 from geo.settings import Settings
-from geo.store import Store, record_from_row
 
 #: Other layers served read-only: URL segment → layer name.
 PUBLIC_LAYERS = {"entities": "entities", "ceas": "ceas", "cohousing": "cohousing"}

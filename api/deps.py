@@ -11,14 +11,14 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.web import throttled_authenticate
-from geo.changes import ChangeWatch
 from geo.city import CityProfile
 from geo.clock import SYSTEM_CLOCK, Clock, local_today
-from geo.inputs import device_finder
-from geo.nearest import DeviceFinder
+from geo.core.nearest import DeviceFinder
+from geo.io.changes import ChangeWatch
+from geo.io.store import Store
+from geo.services.inputs import device_finder
+from geo.services.tokens import Principal
 from geo.settings import Settings
-from geo.store import Store
-from geo.tokens import Principal
 
 _bearer = HTTPBearer(auto_error=False, description="Token emitido con `cardiomapa token create`.")
 
@@ -26,7 +26,7 @@ _bearer = HTTPBearer(auto_error=False, description="Token emitido con `cardiomap
 class FinderCache:
     """One :class:`DeviceFinder` per version of the defibrillators layer, fresh on every request.
 
-    ``watch`` (:func:`geo.changes.watch`) tells from memory whether anything was committed since
+    ``watch`` (:func:`geo.io.changes.watch`) tells from memory whether anything was committed since
     the last look, by this process or any other; only then is the layer's revision read, and the
     finder rebuilt if the layer changed. So a write through any worker is seen by the next request
     on every worker, without a database round trip per request.

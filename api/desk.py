@@ -4,7 +4,8 @@ Server-rendered pages for planners and administrators that work without JavaScri
 Leaflet map enhances the moderation queue). The session is the staff member's API token in an
 HttpOnly cookie limited to ``/gestion`` (:class:`api.web.Session`), checked on every request;
 every form post carries the CSRF field and a matching ``Origin``. Every write goes through
-:mod:`geo.registry`, :mod:`geo.tokens` or the store's audited methods, as the JSON API's do.
+:mod:`geo.services.registry`, :mod:`geo.services.tokens` or the store's audited methods, as the
+JSON API's do.
 """
 
 from __future__ import annotations
@@ -24,11 +25,10 @@ from pyproj import Geod
 
 from api import pages, web
 from api.errors import status_of
-from geo import registry
-from geo.availability import DOWNGRADING_REPORTS
 from geo.city import CityProfile
 from geo.clock import Clock, local_today
-from geo.contacts import validate_contact
+from geo.core.availability import DOWNGRADING_REPORTS
+from geo.core.outputs import data_notice
 from geo.errors import (
     AuthenticationError,
     CardiomapaError,
@@ -37,10 +37,11 @@ from geo.errors import (
     NotFoundError,
     RateLimitedError,
 )
-from geo.maps import ACCESS_TEXT
-from geo.outputs import data_notice
-from geo.store import CONTACT_FIELDS, REVIEW_STATUS, Store, record_from_row
-from geo.tokens import Principal, issue_invitation
+from geo.io.store import CONTACT_FIELDS, REVIEW_STATUS, Store, record_from_row
+from geo.render.maps import ACCESS_TEXT
+from geo.services import registry
+from geo.services.contacts import validate_contact
+from geo.services.tokens import Principal, issue_invitation
 
 router = APIRouter(include_in_schema=False)
 

@@ -51,22 +51,28 @@ from api.schemas import (
     WarningPublic,
 )
 from api.security import refused, report_limits
-from geo import export, notices, registry
-from geo.availability import DOWNGRADING_REPORTS, available_at, device_availability, local_instant
 from geo.clock import city_instant
-from geo.coverage import NetworkDistance
-from geo.errors import InputError, NotFoundError, Problem
-from geo.export import FILE_STEMS, MEDIA_TYPES, PUBLISHED_LAYERS, ExportFormat
-from geo.layers import (
+from geo.core.availability import (
+    DOWNGRADING_REPORTS,
+    available_at,
+    device_availability,
+    local_instant,
+)
+from geo.core.coverage import NetworkDistance
+from geo.core.layers import (
     DEFIBRILLATORS,
     DEVICE_STATUS_VALUES,
     VERIFICATION_VALUES,
     check_inside,
     upkeep_warnings,
 )
-from geo.nearest import NearbyDevice
-from geo.store import Store, record_from_row
-from geo.tokens import Principal
+from geo.core.nearest import NearbyDevice
+from geo.errors import InputError, NotFoundError, Problem
+from geo.io import export
+from geo.io.export import FILE_STEMS, MEDIA_TYPES, PUBLISHED_LAYERS, ExportFormat
+from geo.io.store import Store, record_from_row
+from geo.services import notices, registry
+from geo.services.tokens import Principal
 
 router = APIRouter(prefix="/api", tags=["desfibriladores"])
 

@@ -1,6 +1,6 @@
 """Opening hours checked as they are typed: the registration form's hours editor asks here.
 
-The text is read by the same parser as everywhere else (:func:`geo.availability.week_in_words`,
+The text is read by the same parser as everywhere else (:func:`geo.core.availability.week_in_words`,
 ``opening-hours-py``), in the city's time zone and with its country's public holidays.
 """
 
@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from api.deps import CityDep, ClockDep
 from api.http import ERRORS
 from api.schemas import Day
-from geo.availability import week_in_words
+from geo.core.availability import week_in_words
 
 router = APIRouter(prefix="/api", tags=["desfibriladores"])
 

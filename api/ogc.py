@@ -2,7 +2,7 @@
 
 QGIS adds them with *Capa → Añadir capa → Añadir capa WFS / OGC API – Features* and the URL
 ``http://host:8000/ogc``. Read-only and public: the layers of
-:data:`geo.export.PUBLISHED_LAYERS`, of the defibrillators only the verified ones, with the same
+:data:`geo.io.export.PUBLISHED_LAYERS`, of the defibrillators only the verified ones, with the same
 fields as the public download (never the private notes). Every collection is in CRS84
 (longitude, latitude in degrees, EPSG:4326 order).
 
@@ -32,12 +32,12 @@ from api.deps import CityDep, ClockDep, SettingsDep, StoreDep
 from api.http import GeoJSONResponse, parse_bbox
 from geo.city import CityProfile
 from geo.clock import Clock
+from geo.core.layers import LAYERS_BY_NAME
+from geo.core.outputs import plain
 from geo.errors import InputError
-from geo.export import PUBLISHED_LAYERS, export_frame
-from geo.layers import LAYERS_BY_NAME
-from geo.outputs import plain
+from geo.io.export import PUBLISHED_LAYERS, export_frame
+from geo.io.store import Store
 from geo.settings import Settings
-from geo.store import Store
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CONFORMANCE = (

@@ -1,7 +1,7 @@
 """The maps as pages: the citizens' map at ``/``, the planners' map at ``/planificacion``.
 
 The citizens' page is public; it is rendered again when the minute or the devices change (from
-the same :class:`geo.nearest.DeviceFinder` snapshot that answers ``/api/nearest``), in the
+the same :class:`geo.core.nearest.DeviceFinder` snapshot that answers ``/api/nearest``), in the
 background while the previous page is served. The planners' page needs a
 planner or administrator token, like the analysis routes: a browser cannot send a bearer token
 when it follows a link, so the token is entered once in a form and kept in an HttpOnly,
@@ -27,15 +27,16 @@ from api.deps import CityDep, ClockDep, FinderCache, FindersDep, SettingsDep, St
 from api.http import ERRORS
 from api.security import page_headers
 from api.web import check_origin, read_form, throttled_authenticate
-from geo.availability import week_start_of
 from geo.clock import local_now, local_today
-from geo.coverage import DEFAULT_RADIUS_M
+from geo.core.availability import week_start_of
+from geo.core.coverage import DEFAULT_RADIUS_M
+from geo.core.nearest import DeviceFinder
+from geo.core.outputs import data_notice
 from geo.errors import AuthenticationError, LocalTimeError, RateLimitedError
-from geo.maps import PlannerForm, basemap_of, citizen_data, citizen_map, planner_page
-from geo.nearest import DeviceFinder
-from geo.outputs import data_notice
-from geo.store import Store
-from geo.tokens import Principal
+from geo.io.store import Store
+from geo.render.maps import PlannerForm, basemap_of, citizen_data, citizen_map
+from geo.services.publishing import planner_page
+from geo.services.tokens import Principal
 
 router = APIRouter()
 logger = logging.getLogger(__name__)

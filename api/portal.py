@@ -5,7 +5,7 @@ For people who have never seen an API: sign in with an invitation link (or a pas
 (map, weekly hours editor, emergency-only notes), edit it, record a check in one tap, mark it out
 of service or removed, report a use, and keep the entity's private contact up to date.
 
-Every write goes through :mod:`geo.registry` (devices, uses) or the store's audited
+Every write goes through :mod:`geo.services.registry` (devices, uses) or the store's audited
 ``set_contacts``, with the same validation as the JSON API; this module only turns form fields
 into those calls and their errors back into messages next to the fields.
 """
@@ -27,11 +27,11 @@ from api import web
 from api.deps import CityDep, ClockDep, FindersDep, SettingsDep, StoreDep, app_clock, city_today
 from api.errors import translate_validation_error
 from api.schemas import UseCreate
-from geo import registry
-from geo.availability import open_state
 from geo.city import CityProfile
 from geo.clock import Clock, city_instant, local_now
-from geo.contacts import validate_contact
+from geo.core.availability import open_state
+from geo.core.layers import ACCESS_VALUES, upkeep_warnings
+from geo.core.outputs import data_notice
 from geo.errors import (
     AuthenticationError,
     CardiomapaError,
@@ -42,12 +42,12 @@ from geo.errors import (
     RateLimitedError,
     VersionMismatchError,
 )
-from geo.layers import ACCESS_VALUES, upkeep_warnings
-from geo.maps import ACCESS_TEXT
-from geo.outputs import data_notice
+from geo.io.store import Store, record_from_row
+from geo.render.maps import ACCESS_TEXT
+from geo.services import registry
+from geo.services.contacts import validate_contact
+from geo.services.tokens import ENTITY_SESSION_DAYS, Principal, check_invitation, redeem_invitation
 from geo.settings import Settings
-from geo.store import Store, record_from_row
-from geo.tokens import ENTITY_SESSION_DAYS, Principal, check_invitation, redeem_invitation
 
 router = APIRouter(prefix="/entidades", include_in_schema=False)
 SESSION = web.Session(

@@ -1,7 +1,8 @@
 """Request and response models of the HTTP API (the OpenAPI document is built from these).
 
 Geometry travels as GeoJSON in EPSG:4326 ([longitude, latitude], RFC 7946). Field values are
-checked here for shape (types, lengths, ranges) and then by the layer schema in :mod:`geo.layers`
+checked here for shape (types, lengths, ranges) and then by the layer schema in
+:mod:`geo.core.layers`
 for meaning (vocabularies, opening hours, dates in order, inside the municipality), so a value is
 accepted by the API exactly when it would be accepted in a layer file.
 """
@@ -15,9 +16,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from geo.layers import ACCESS_VALUES, DEVICE_STATUS_VALUES
-from geo.store import PATIENT_SEX, REPORT_KINDS, REVIEW_STATUS, TRAINING_KINDS
-from geo.training import KINDS_TEXT, MAX_PEOPLE_PER_ACTION
+from geo.core.indicators import TRAINING_KINDS
+from geo.core.layers import ACCESS_VALUES, DEVICE_STATUS_VALUES
+from geo.io.store import PATIENT_SEX, REPORT_KINDS, REVIEW_STATUS
+from geo.services.training import KINDS_TEXT, MAX_PEOPLE_PER_ACTION
 
 
 def _storable(value: str) -> str:

@@ -23,8 +23,14 @@ from api.schemas import (
     UsePage,
     UsePublic,
 )
-from geo import outputs, registry
-from geo.analysis import (
+from geo.clock import local_today
+from geo.core import outputs
+from geo.core.coverage import DEFAULT_DETOUR_FACTOR, DEFAULT_RADIUS_M
+from geo.core.results import AnalysisInputs
+from geo.errors import InputError
+from geo.io.store import Store
+from geo.services import registry
+from geo.services.analysis import (
     coverage_analysis,
     gaps_analysis,
     indicators_analysis,
@@ -32,20 +38,15 @@ from geo.analysis import (
     siting_analysis,
     weekly_analysis,
 )
-from geo.clock import local_today
-from geo.coverage import DEFAULT_DETOUR_FACTOR, DEFAULT_RADIUS_M
-from geo.errors import InputError
-from geo.inputs import (
-    AnalysisInputs,
+from geo.services.inputs import (
     density_references,
     load_inputs,
     outcome_parameters,
     plan_registers,
     section_incomes,
 )
+from geo.services.tokens import require_role
 from geo.settings import Settings
-from geo.store import Store
-from geo.tokens import require_role
 
 router = APIRouter(prefix="/api", tags=["planificación"])
 

@@ -1,5 +1,5 @@
 """The training register (plan action 1.3) for planners and administrators: record, list, delete
-and import the CSV registers organisers keep. The rules live in :mod:`geo.training`."""
+and import the CSV registers organisers keep. The rules live in :mod:`geo.services.training`."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from api.schemas import (
     TrainingPage,
     TrainingPublic,
 )
-from geo import training
-from geo.tokens import require_role
+from geo.services import training
+from geo.services.tokens import require_role
 
 router = APIRouter(prefix="/api", tags=["formación"])
 

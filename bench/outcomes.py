@@ -1,4 +1,4 @@
-"""Benchmark of the outcome model (geo.outcomes): every device's marginal lives in one pass.
+"""Benchmark of the outcome model (geo.core.outcomes): every device's marginal lives in one pass.
 
 Run on demand, from the repository root::
 
@@ -10,9 +10,9 @@ Three measurements on the same synthetic layers, weekly mode, reach 200 m (the p
 ``reach_m`` of ``data/reference/outcome_parameters.csv``), straight line × 1.3 (the default
 model of both functions):
 
-- **weekly coverage**: one ``geo.coverage.weekly_coverage`` (the reference: one pass over the
+- **weekly coverage**: one ``geo.core.coverage.weekly_coverage`` (the reference: one pass over the
   same pairs and the same 168 hours);
-- **ours**: ``geo.outcomes.outcomes(…, mode="weekly")``, end to end, which yields every
+- **ours**: ``geo.core.outcomes.outcomes(…, mode="weekly")``, end to end, which yields every
   device's ``marginal_lives`` (lives lost per year without it) with its band;
 - **naive**: the total lives recomputed without one device, for a random sample of ``--sample``
   counted devices, extrapolated linearly to every counted device (running it for all of them
@@ -52,10 +52,10 @@ from common import (
     yes,
 )
 
-from geo.availability import device_availability
 from geo.city import CityProfile, load_city_profile
-from geo.coverage import weekly_coverage
-from geo.outcomes import OutcomeParameters, OutcomeResult, outcomes
+from geo.core.availability import device_availability
+from geo.core.coverage import weekly_coverage
+from geo.core.outcomes import OutcomeParameters, OutcomeResult, outcomes
 
 ROOT = Path(__file__).resolve().parent.parent
 CRS = "EPSG:25830"
@@ -270,8 +270,8 @@ def header(args: argparse.Namespace, reach_m: float) -> None:
         "(< 1: ours faster)"
     )
     print(
-        "# ours = geo.outcomes.outcomes end to end (every device's marginal_lives, 1,000-draw"
-        " bands); weekly coverage = geo.coverage.weekly_coverage end to end; naive = outcomes"
+        "# ours = geo.core.outcomes.outcomes end to end (every device's marginal_lives, 1,000-draw"
+        " bands); weekly coverage = geo.core.coverage.weekly_coverage end to end; naive = outcomes"
         f" without one device ({NAIVE_DRAWS} draws), seed {args.seed}"
     )
 

@@ -1,4 +1,4 @@
-"""Benchmark of the siting solvers (geo.siting) against PySAL spopt's MCLP.
+"""Benchmark of the siting solvers (geo.core.siting) against PySAL spopt's MCLP.
 
 Run on demand, from the repository root::
 
@@ -9,7 +9,8 @@ Each instance is a synthetic city (seeded): demand points clustered in neighbour
 sites spread over the city, and a few existing devices next to people, all in metres. The same
 instance is solved two ways, each from coordinates to the covered weight:
 
-- **ours**: ``geo.coverage.pairs_within`` (``StraightLine(1.0)``) against the existing devices to
+- **ours**: ``geo.core.coverage.pairs_within`` (``StraightLine(1.0)``) against the existing devices
+to
   drop the demand they already cover, then against the candidates for the pairs in reach,
   ``SitingProblem.from_pairs`` and ``solve_exact`` (HiGHS); best of N runs (``--repeats``).
 - **spopt**: the dense demand × (existing + candidates) distance matrix (``scipy cdist``),
@@ -42,8 +43,8 @@ from common import machine_line, peak_memory_mb, ratio, yes
 from scipy.spatial.distance import cdist
 from spopt.locate import MCLP
 
-from geo.coverage import StraightLine, pairs_within
-from geo.siting import SitingProblem, SitingResult, solve_exact, solve_greedy
+from geo.core.coverage import StraightLine, pairs_within
+from geo.core.siting import SitingProblem, SitingResult, solve_exact, solve_greedy
 
 #: Straight line, no detour: the same metric spopt's Euclidean matrix uses.
 STRAIGHT = StraightLine(1.0)

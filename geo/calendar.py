@@ -9,7 +9,7 @@ A city's calendar is the union of three lists:
   ``holidays`` package has none for Spanish towns, and cardiomapa never invents them).
 
 Pure: no files, no network. ``opening-hours-py`` alone knows only Spain's national days, so
-:mod:`geo.availability` evaluates ``PH`` against this calendar instead.
+:mod:`geo.core.availability` evaluates ``PH`` against this calendar instead.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Generate the synthetic sample layers of Palencia in ``data/``.
 
 Run ``python scripts/generate_sample.py [--out DIR]`` (``make sample`` does it for ``data/``). It
-writes the five layer files that ``geo.layers.read_layers`` reads:
+writes the five layer files that ``geo.core.layers.read_layers`` reads:
 
 ``population.geojson``
     Demand units: centroids of a regular grid laid in the profile's metric CRS (EPSG:25830) over a
@@ -16,7 +16,7 @@ writes the five layer files that ``geo.layers.read_layers`` reads:
     Senior cohousing and coliving projects.
 
 and the training register of plan action 1.3, ``training.csv`` (not a layer: a CSV that
-``cardiomapa load`` imports with :mod:`geo.training`).
+``cardiomapa load`` imports with :mod:`geo.services.training`).
 
 The data are SYNTHETIC. They lean on a few real facts, each of which keeps its origin in the
 record's ``source``: the 64 real census-section codes of INE's ADRH atlas, health points of the
@@ -50,7 +50,7 @@ from shapely.geometry import LineString, MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from geo.city import CityProfile, load_city_profile
-from geo.layers import CEAS, COHOUSING, DEFIBRILLATORS, ENTITIES, POPULATION, LayerSchema
+from geo.core.layers import CEAS, COHOUSING, DEFIBRILLATORS, ENTITIES, POPULATION, LayerSchema
 
 SEED = 34120
 """Seed of the one random generator (Palencia's INE municipality code)."""

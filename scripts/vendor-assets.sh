@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Refreshes the front-end libraries the maps use, from the npm registry, into geo/static/vendor/.
-# Run by hand after changing geo/static/package.json; the copies are committed, so neither the
+# Refreshes the front-end libraries the maps use, from the npm registry, into geo/render/static/vendor/.
+# Run by hand after changing geo/render/static/package.json; the copies are committed, so neither the
 # server, the tests nor CI ever need npm or the internet. Versions are pinned in package-lock.json.
 set -euo pipefail
-static="$(cd "$(dirname "$0")/../geo/static" && pwd)"
+static="$(cd "$(dirname "$0")/../geo/render/static" && pwd)"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp "$static/package.json" "$work/"

@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request
 
-from geo.store import Store
+from geo.io.store import Store
 
 T = TypeVar("T")
 

@@ -20,9 +20,9 @@ from servers import ARTIFACTS, Server
 from weeks import ORDINARY, clock_env
 
 from geo.city import load_city_profile
-from geo.layers import read_layers
-from geo.store import Store
-from geo.tokens import issue_token
+from geo.core.layers import read_layers
+from geo.io.store import Store
+from geo.services.tokens import issue_token
 
 #: A 24/7 public device of the sample (data/defibrillators.geojson).
 HEALTH_CENTRE = ("DEA Centro de Salud La Puebla (exterior)", 42.006837, -4.525959)

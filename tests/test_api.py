@@ -12,10 +12,10 @@ from servers import Server
 
 from api.app import create_app
 from api.schemas import ErrorPublic, IndexPublic, LayerPublic
+from geo.core.layers import Layers
 from geo.errors import StorageError
-from geo.layers import Layers
+from geo.io.store import Store
 from geo.settings import Settings
-from geo.store import Store
 
 
 @pytest.fixture

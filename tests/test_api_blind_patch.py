@@ -23,9 +23,9 @@ from servers import Server
 from test_api_concurrency import HOT_FIELDS, client, device_audit
 from weeks import ORDINARY, clock_env
 
-from geo.layers import Layers
-from geo.store import Store
-from geo.tokens import issue_token
+from geo.core.layers import Layers
+from geo.io.store import Store
+from geo.services.tokens import issue_token
 
 DEVICE = "dea-1"  # verified, ent-1's, installed 2024-05-01
 CLIENTS_PER_FIELD = 3

@@ -30,9 +30,9 @@ import pytest
 import sqlalchemy as sa
 from servers import Server
 
-from geo.layers import Layers
-from geo.store import Store
-from geo.tokens import issue_token
+from geo.core.layers import Layers
+from geo.io.store import Store
+from geo.services.tokens import issue_token
 
 #: Each writer thread of an entity owns one field of that entity's hot device.
 HOT_FIELDS = ("location_text", "address", "phone", "level", "check_date", "battery_expiry",

@@ -17,11 +17,11 @@ from api.app import create_app
 from api.schemas import ErrorPublic
 from api.web import MAX_FORM_FIELDS
 from geo.clock import city_instant
+from geo.core.layers import Layers
 from geo.errors import LocalTimeError
-from geo.layers import Layers
+from geo.io.store import Store
+from geo.services.tokens import issue_token
 from geo.settings import Settings
-from geo.store import Store
-from geo.tokens import issue_token
 
 #: 02:30 on Sunday 29 March 2026 does not exist in Madrid (02:00 CET → 03:00 CEST).
 SKIPPED = "2026-03-29T02:30"

@@ -46,10 +46,10 @@ from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.app import create_app
-from geo.layers import Layers
+from geo.core.layers import Layers
+from geo.io.store import Store
+from geo.services.tokens import issue_token
 from geo.settings import Settings
-from geo.store import Store
-from geo.tokens import issue_token
 
 #: Every check schemathesis has (status code, content type, headers and body schema conformance,
 #: negative data rejection, missing required header, unsupported method and its Allow header,

@@ -20,14 +20,14 @@ from servers import Api, Server
 
 from api.app import create_app
 from api.schemas import ErrorPublic
-from geo import outputs
-from geo.analysis import outcomes_analysis
-from geo.inputs import load_inputs, outcome_parameters
-from geo.layers import Layers
-from geo.outcomes import HOME_ARRESTS_NOTE
+from geo.core import outputs
+from geo.core.layers import Layers
+from geo.core.outcomes import HOME_ARRESTS_NOTE
+from geo.io.store import Store
+from geo.services.analysis import outcomes_analysis
+from geo.services.inputs import load_inputs, outcome_parameters
+from geo.services.tokens import issue_token
 from geo.settings import Settings
-from geo.store import Store
-from geo.tokens import issue_token
 
 WEEK = "2026-11-23"  # a Monday
 REACH: dict[str, Any] = {"radius_m": 1000}

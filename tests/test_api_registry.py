@@ -26,11 +26,11 @@ from api.schemas import (
     WarningPublic,
 )
 from geo.clock import FixedClock
+from geo.core.layers import Layers
 from geo.errors import ConflictError
-from geo.layers import Layers
+from geo.io.store import Store
+from geo.services.tokens import issue_token
 from geo.settings import Settings
-from geo.store import Store
-from geo.tokens import issue_token
 from tests.servers import Api
 
 NEW_DEVICE: dict[str, Any] = {

@@ -20,13 +20,13 @@ import psutil
 import pytest
 from fastapi.testclient import TestClient
 
-import geo.store
+import geo.io.store
 from api.app import create_app
 from api.pages import COOKIE
-from geo.layers import Layers
+from geo.core.layers import Layers
+from geo.io.store import Store
+from geo.services.tokens import issue_token
 from geo.settings import Settings
-from geo.store import Store
-from geo.tokens import issue_token
 from tests.servers import Server, eventually
 from tests.weeks import ORDINARY, clock_at, clock_env
 
@@ -126,8 +126,8 @@ def test_requests_never_open_a_store_nor_migrate(
             raise AssertionError(msg)
 
         monkeypatch.setattr(Store, "open", forbidden)
-        monkeypatch.setattr(geo.store, "migrate", forbidden)
-        monkeypatch.setattr(geo.store.command, "upgrade", forbidden)
+        monkeypatch.setattr(geo.io.store, "migrate", forbidden)
+        monkeypatch.setattr(geo.io.store.command, "upgrade", forbidden)
         client.cookies.set(COOKIE, planner)
         for path, params in ANALYSES:
             response = client.get(
@@ -148,9 +148,9 @@ def test_migrate_brings_an_empty_database_to_head_then_has_nothing_to_do(db_url:
     first = runner.invoke(app, ["migrate"], env=env)
     assert first.exit_code == 0, first.output
     assert "Esquema actualizado" in first.output
-    engine = geo.store.create_db_engine(db_url)
+    engine = geo.io.store.create_db_engine(db_url)
     try:
-        assert geo.store.schema_revision(engine) == geo.store.head_revision()
+        assert geo.io.store.schema_revision(engine) == geo.io.store.head_revision()
     finally:
         engine.dispose()
     again = runner.invoke(app, ["migrate"], env=env)

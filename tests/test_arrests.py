@@ -1,5 +1,6 @@
-"""Past cardiac arrests (:mod:`geo.arrests`): parsing and coarsening, storage on both databases,
-the command line, the hour-of-week blend, the risk surface — and that nothing public shows them.
+"""Past cardiac arrests (:mod:`geo.core.arrests`): parsing and coarsening, storage on both
+databases, the command line, the hour-of-week blend, the risk surface — and that nothing public
+shows them.
 
 Parsing, the weights and the risk surface are pure; everything that stores runs on SpatiaLite
 and on PostGIS (the ``db_url`` and ``store`` fixtures). ``fixtures/arrests/arrests.csv`` is
@@ -24,8 +25,9 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.app import create_app
-from geo import export
-from geo.arrests import (
+from geo.city import CityProfile
+from geo.cli import app as cli_app
+from geo.core.arrests import (
     CSV_OPTIONAL_COLUMNS,
     CSV_REQUIRED_COLUMNS,
     DEFAULT_PRIOR_ARRESTS,
@@ -38,17 +40,16 @@ from geo.arrests import (
     parse_arrests,
     risk_surface,
 )
-from geo.city import CityProfile
-from geo.cli import app as cli_app
-from geo.coverage import StraightLine, to_metric
+from geo.core.coverage import StraightLine, to_metric
+from geo.core.layers import LAYERS_BY_NAME, Layers
+from geo.core.outcomes import OutcomeParameters, hour_weights, outcomes
 from geo.errors import ConflictError, InputError, RecordValidationError
-from geo.export import ExportFormat
-from geo.inputs import arrests_inputs
-from geo.layers import LAYERS_BY_NAME, Layers
-from geo.outcomes import OutcomeParameters, hour_weights, outcomes
+from geo.io import export
+from geo.io.export import ExportFormat
+from geo.io.store import Store
+from geo.services.inputs import arrests_inputs
+from geo.services.training import CsvRow, read_csv_register
 from geo.settings import Settings
-from geo.store import Store
-from geo.training import CsvRow, read_csv_register
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "arrests" / "arrests.csv"
 NOW = dt.datetime(2025, 1, 1, 12, 0)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geo.availability import (
+from geo.core.availability import (
     HOURS_PER_WEEK,
     available_at,
     device_availability,

@@ -20,12 +20,12 @@ from servers import Server
 from typer.testing import CliRunner
 from weeks import ORDINARY, clock_at, clock_env
 
-from geo import backup
 from geo.cli import app
+from geo.core.layers import DEFIBRILLATORS, Layers
 from geo.errors import NotFoundError
-from geo.export import ExportFormat, export_bytes
-from geo.layers import DEFIBRILLATORS, Layers
-from geo.store import (
+from geo.io import backup
+from geo.io.export import ExportFormat, export_bytes
+from geo.io.store import (
     AUDIT_LOG,
     DEVICE_USES,
     PROBLEM_REPORTS,
@@ -36,7 +36,7 @@ from geo.store import (
     metadata,
     migrate,
 )
-from geo.tokens import issue_token
+from geo.services.tokens import issue_token
 from tests.conftest import TINY_DIR, PostgisServer
 
 runner = CliRunner()

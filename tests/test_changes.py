@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from contextlib import closing
 
-from geo import changes
-from geo.changes import PostgresWatch
-from geo.layers import Layers
-from geo.store import Store
+from geo.core.layers import Layers
+from geo.io import changes
+from geo.io.changes import PostgresWatch
+from geo.io.store import Store
 from tests.servers import eventually
 
 

@@ -30,14 +30,15 @@ from api.app import create_app
 from api.deps import FinderCache
 from api.security import duration_words
 from api.web import csrf_token
-from geo import changes, registry
-from geo.availability import ReportFlag
 from geo.city import CityProfile
+from geo.core.availability import ReportFlag
+from geo.core.layers import Layers
 from geo.errors import ForbiddenError
-from geo.layers import Layers
+from geo.io import changes
+from geo.io.store import Store, Throttle
+from geo.services import registry
+from geo.services.tokens import authenticate, issue_invitation, issue_token
 from geo.settings import Settings
-from geo.store import Store, Throttle
-from geo.tokens import authenticate, issue_invitation, issue_token
 from tests.servers import eventually
 from tests.smtp_server import Mailbox, free_port, smtp_server
 
@@ -461,7 +462,7 @@ def test_a_mail_failure_never_loses_the_report(
         assert refusing.received == []
         assert store.reports(device_id="dea-2")[1] == 2
         assert set(store.downgrading_reports()) == {"dea-2"}
-    warnings = [r.getMessage() for r in caplog.records if r.name == "geo.notices"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "geo.services.notices"]
     assert len(warnings) == 2 and all("no se pudo avisar al personal" in w for w in warnings)
 
 

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from geo.cli import app
-from geo.store import Store
+from geo.io.store import Store
 from tests.conftest import TINY_DIR
 
 runner = CliRunner()

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from geo.city import CityProfile
 from geo.cli import app
-from geo.coverage import StraightLine, coverage, to_metric
-from geo.layers import Layers
+from geo.core.coverage import StraightLine, coverage, to_metric
+from geo.core.layers import Layers
 from tests.conftest import DATA_DIR, TINY_DIR
 
 runner = CliRunner()
@@ -257,8 +257,8 @@ def test_24h_gaps_and_siting_check_the_year_of_their_reference_date() -> None:
     the 366 days from the reference week) for a reference date in 2026, not in mid-2027."""
     import dataclasses
 
-    from geo.analysis import gaps_analysis, siting_analysis
-    from geo.inputs import load_inputs
+    from geo.services.analysis import gaps_analysis, siting_analysis
+    from geo.services.inputs import load_inputs
     from geo.settings import Settings
 
     inputs = load_inputs(Settings(data_dir=TINY_DIR), store=None)
@@ -298,7 +298,7 @@ def test_csv_outputs_keep_six_decimals_of_lon_lat() -> None:
     import geopandas as gpd
     import shapely
 
-    from geo.outputs import to_csv
+    from geo.core.outputs import to_csv
 
     frame = gpd.GeoDataFrame(
         {"share": [0.0289016]}, geometry=[shapely.Point(-4.528812, 42.009612)], crs="EPSG:4326"

@@ -34,11 +34,11 @@ from weeks import (
 from api.app import create_app
 from geo.cli import app as cli_app
 from geo.clock import FixedClock, ShiftedClock, local_today
+from geo.core.layers import Layers
 from geo.errors import AuthenticationError
-from geo.layers import Layers
+from geo.io.store import Store, record_from_row
+from geo.services.tokens import check_invitation, issue_invitation, issue_token
 from geo.settings import Settings
-from geo.store import Store, record_from_row
-from geo.tokens import check_invitation, issue_invitation, issue_token
 
 ROOT = Path(__file__).resolve().parent.parent
 MADRID = ZoneInfo(TIMEZONE)

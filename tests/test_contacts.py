@@ -9,10 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from geo.cli import app as cli_app
-from geo.contacts import import_contacts, read_contacts_csv, validate_contact
+from geo.core.layers import Layers
 from geo.errors import RecordValidationError
-from geo.layers import Layers
-from geo.store import Store
+from geo.io.store import Store
+from geo.services.contacts import import_contacts, read_contacts_csv, validate_contact
 
 runner = CliRunner()
 

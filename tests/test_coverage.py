@@ -17,9 +17,9 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geo import network as walking
 from geo.city import CityProfile
-from geo.coverage import (
+from geo.core import network as walking
+from geo.core.coverage import (
     NetworkDistance,
     StraightLine,
     coverage,
@@ -32,8 +32,8 @@ from geo.coverage import (
     to_metric,
     weekly_coverage,
 )
+from geo.core.layers import read_layers
 from geo.errors import CoverageInputError, MetricCRSError
-from geo.layers import read_layers
 
 X, Y = 373_000.0, 4_651_000.0
 CRS = "EPSG:25830"

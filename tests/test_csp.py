@@ -23,10 +23,10 @@ from weeks import ORDINARY
 
 from api.app import create_app
 from api.security import content_security_policy, inline_script_hashes
-from geo.layers import Layers
+from geo.core.layers import Layers
+from geo.io.store import Store
+from geo.services.tokens import issue_invitation, issue_token
 from geo.settings import Settings
-from geo.store import Store
-from geo.tokens import issue_invitation, issue_token
 
 ORIGIN = {"Origin": "http://testserver"}
 HOSTILE = "<img src=x onerror=alert(1)> <script>alert(2)</script>"

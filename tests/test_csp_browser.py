@@ -28,12 +28,12 @@ from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page
 from servers import Server, Watched, open_page
 from weeks import ORDINARY, clock_at, clock_env
 
-from geo import registry
 from geo.city import load_city_profile
-from geo.inputs import device_finder
-from geo.layers import Layers, read_layers
-from geo.store import Store
-from geo.tokens import authenticate, issue_token
+from geo.core.layers import Layers, read_layers
+from geo.io.store import Store
+from geo.services import registry
+from geo.services.inputs import device_finder
+from geo.services.tokens import authenticate, issue_token
 
 IMG = "<img src=x onerror=window.__xss=1>"
 SCRIPT = "<script>window.__xss=2</script>"

@@ -23,11 +23,11 @@ from weeks import ORDINARY, clock_env
 from api.app import create_app
 from geo.city import CityProfile
 from geo.cli import app as cli_app
-from geo.export import PUBLISHED_LAYERS
-from geo.layers import LAYERS, read_layers
-from geo.outputs import FORMULA_STARTS, csv_safe, to_csv
+from geo.core.layers import LAYERS, read_layers
+from geo.core.outputs import FORMULA_STARTS, csv_safe, to_csv
+from geo.io.export import PUBLISHED_LAYERS
+from geo.io.store import Store
 from geo.settings import Settings
-from geo.store import Store
 
 #: Hostile text by layer, record id and field (each starts as a spreadsheet formula would).
 HOSTILE: dict[str, dict[str, dict[str, str]]] = {

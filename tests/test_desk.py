@@ -21,13 +21,13 @@ from weeks import ORDINARY, clock_at
 
 from api.app import create_app
 from api.web import csrf_token
-from geo import registry
 from geo.city import CityProfile
+from geo.core.layers import Layers
 from geo.errors import AuthenticationError
-from geo.layers import Layers
+from geo.io.store import Store
+from geo.services import registry
+from geo.services.tokens import authenticate, check_invitation, issue_token
 from geo.settings import Settings
-from geo.store import Store
-from geo.tokens import authenticate, check_invitation, issue_token
 
 EVIL = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
 PAGES = (

@@ -19,11 +19,11 @@ from playwright.sync_api import Browser, Locator, Page
 from servers import ARTIFACTS, Server, Watched, open_page
 from weeks import ORDINARY, clock_at, clock_env
 
-from geo import registry
 from geo.city import load_city_profile
-from geo.layers import read_layers
-from geo.store import Store
-from geo.tokens import authenticate, issue_token
+from geo.core.layers import read_layers
+from geo.io.store import Store
+from geo.services import registry
+from geo.services.tokens import authenticate, issue_token
 
 PHONE = {"width": 390, "height": 844}
 APPROVE = "DEA Peña de vecinos (entrada)"

@@ -17,14 +17,14 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.app import create_app
-from geo import export
 from geo.city import CityProfile
 from geo.cli import app as cli_app
+from geo.core.layers import LAYERS, LAYERS_BY_NAME, Kind, Layers, read_layers
 from geo.errors import InputError
-from geo.export import ExportFormat
-from geo.layers import LAYERS, LAYERS_BY_NAME, Kind, Layers, read_layers
+from geo.io import export
+from geo.io.export import ExportFormat
+from geo.io.store import Store
 from geo.settings import Settings
-from geo.store import Store
 from tests.conftest import DATA_DIR
 
 LICENCE = "CC-BY-4.0"

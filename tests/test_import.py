@@ -25,19 +25,19 @@ from typer.testing import CliRunner
 from api.app import create_app
 from geo.city import CityProfile
 from geo.cli import app as cli_app
+from geo.core.layers import read_layers
 from geo.errors import ConflictError, ImportFormatError, LayerValidationError
-from geo.importers import IMPORTERS, LICENCES, euskadi, osm
-from geo.importers.base import DeviceRecord, ParsedImport
-from geo.importers.run import (
+from geo.io.importers import IMPORTERS, LICENCES, euskadi, osm
+from geo.io.importers.base import DeviceRecord, ParsedImport
+from geo.io.importers.run import (
     ImportReport,
     device_id,
     import_devices,
     name_similarity,
     serial_number,
 )
-from geo.layers import read_layers
+from geo.io.store import AUDIT_LOG, Store
 from geo.settings import Settings
-from geo.store import AUDIT_LOG, Store
 from tests.conftest import DATA_DIR
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "import"
@@ -609,7 +609,7 @@ def test_a_layer_file_with_a_repeated_source_id_is_refused(
 def test_the_readers_are_pure() -> None:
     """Parsers only read files: no database, web or HTML (run.py is the edge that stores)."""
     code = (
-        "import sys, geo.importers, geo.importers.osm, geo.importers.euskadi\n"
+        "import sys, geo.io.importers, geo.io.importers.osm, geo.io.importers.euskadi\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('fastapi', 'starlette', 'sqlalchemy', 'geoalchemy2', 'alembic', 'folium', 'api'))\n"
         "print(','.join(bad))\n"

@@ -17,13 +17,13 @@ from typer.testing import CliRunner
 
 from geo.city import CityProfile
 from geo.cli import app
+from geo.core.layers import Layers
 from geo.errors import ImportFormatError, LayerValidationError
-from geo.importers import IMPORTERS, LICENCES, ine_sections, jcyl_desa, madrid
-from geo.importers.base import ParsedImport, Skip
-from geo.importers.hours import to_opening_hours
-from geo.importers.run import import_devices
-from geo.layers import Layers
-from geo.store import Store
+from geo.io.importers import IMPORTERS, LICENCES, ine_sections, jcyl_desa, madrid
+from geo.io.importers.base import ParsedImport, Skip
+from geo.io.importers.hours import to_opening_hours
+from geo.io.importers.run import import_devices
+from geo.io.store import Store
 from tests.conftest import TINY_DIR
 
 # --- opening hours ----------------------------------------------------------------------------

@@ -18,8 +18,7 @@ import pytest
 import shapely
 
 from geo.city import CarePlan, CityProfile
-from geo.errors import IndicatorInputError
-from geo.indicators import (
+from geo.core.indicators import (
     DensityReference,
     compute_indicators,
     devices_needed,
@@ -27,6 +26,7 @@ from geo.indicators import (
     indicator_rows,
     year_on_year,
 )
+from geo.errors import IndicatorInputError
 
 X, Y = 373_000.0, 4_651_000.0
 CRS = "EPSG:25830"

@@ -21,11 +21,11 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from geo.cli import app
-from geo.layers import Layers, read_layers
-from geo.outcomes import PARAMETER_KEYS
+from geo.core.layers import Layers, read_layers
+from geo.core.outcomes import PARAMETER_KEYS
+from geo.io.store import Store
+from geo.services.tokens import issue_token
 from geo.settings import Settings
-from geo.store import Store
-from geo.tokens import issue_token
 from tests.conftest import DATA_DIR
 
 AS_OF = "2026-11-23"

@@ -27,8 +27,7 @@ import pytest
 import shapely
 
 from geo.city import CarePlan, CityProfile, load_city_profile
-from geo.errors import CityProfileError
-from geo.indicators import (
+from geo.core.indicators import (
     BANDS,
     INDICATOR_LABELS,
     Indicators,
@@ -37,7 +36,8 @@ from geo.indicators import (
     format_value,
     indicator_rows,
 )
-from geo.outcomes import HOME_ARRESTS_NOTE, OutcomeParameters, outcomes
+from geo.core.outcomes import HOME_ARRESTS_NOTE, OutcomeParameters, outcomes
+from geo.errors import CityProfileError
 from tests.conftest import DATA_DIR
 
 X, Y = 373_000.0, 4_651_000.0

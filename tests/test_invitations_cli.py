@@ -8,9 +8,9 @@ import re
 from typer.testing import CliRunner
 
 from geo.cli import app as cli_app
-from geo.layers import Layers
-from geo.store import Store
-from geo.tokens import check_invitation, issue_invitation, issue_token, redeem_invitation
+from geo.core.layers import Layers
+from geo.io.store import Store
+from geo.services.tokens import check_invitation, issue_invitation, issue_token, redeem_invitation
 
 runner = CliRunner()
 BASE = "https://dea.example.org"

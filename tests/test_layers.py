@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from geo.city import CityProfile
-from geo.errors import LayerValidationError, Problem
-from geo.layers import (
+from geo.core.layers import (
     DEFIBRILLATORS,
     LAYERS,
     POPULATION,
@@ -21,6 +20,7 @@ from geo.layers import (
     read_layers,
     upkeep_warnings,
 )
+from geo.errors import LayerValidationError, Problem
 
 Document = dict[str, Any]
 

@@ -31,9 +31,9 @@ from servers import ARTIFACTS, Server, Watched, free_port, open_page
 from weeks import ORDINARY, clock_at, clock_env
 
 from geo.city import load_city_profile
-from geo.layers import read_layers
-from geo.store import Store
-from geo.tokens import issue_invitation, issue_token
+from geo.core.layers import read_layers
+from geo.io.store import Store
+from geo.services.tokens import issue_invitation, issue_token
 
 PHONE = {"width": 390, "height": 844}
 ENTITY = "ent-002"

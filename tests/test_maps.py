@@ -25,14 +25,14 @@ from fastapi.testclient import TestClient
 from weeks import ORDINARY, clock_env
 
 from api.app import create_app
-from geo.analysis import PlannerView
 from geo.city import CityProfile
-from geo.layers import Layers
-from geo.maps import DEVICE_COLUMNS, STATIC_DIR, citizen_data, self_contained
-from geo.nearest import DeviceFinder
+from geo.core.layers import Layers
+from geo.core.nearest import DeviceFinder
+from geo.core.results import PlannerView
+from geo.io.store import Store
+from geo.render.maps import DEVICE_COLUMNS, STATIC_DIR, citizen_data, self_contained
+from geo.services.tokens import issue_token
 from geo.settings import Settings
-from geo.store import Store
-from geo.tokens import issue_token
 
 MADRID = ZoneInfo("Europe/Madrid")
 #: Monday 23 November 2026, 15:00 in Palencia: the pharmacy (dea-3) is on its lunch break.
@@ -304,8 +304,8 @@ def test_a_revoked_token_closes_the_planner_map(client: TestClient, loaded_url: 
 
 def test_planner_map_marks_entities_with_and_without_a_device(loaded_url: str) -> None:
     """ent-1 holds dea-1 (its own, 24/7); ent-2 is ~1.3 km from any device."""
-    from geo.analysis import planner_view
-    from geo.inputs import load_inputs
+    from geo.services.analysis import planner_view
+    from geo.services.inputs import load_inputs
 
     with Store.open(loaded_url) as store:
         inputs = load_inputs(Settings(database_url=loaded_url), store=store)
@@ -328,8 +328,8 @@ def test_planner_map_marks_entities_with_and_without_a_device(loaded_url: str) -
 
 
 def test_planner_view_has_the_weekly_outcomes_only_with_the_parameters(loaded_url: str) -> None:
-    from geo.analysis import planner_view
-    from geo.inputs import load_inputs, outcome_parameters
+    from geo.services.analysis import planner_view
+    from geo.services.inputs import load_inputs, outcome_parameters
 
     settings = Settings(database_url=loaded_url)
     with Store.open(loaded_url) as store:
@@ -350,8 +350,8 @@ def test_planner_view_has_the_weekly_outcomes_only_with_the_parameters(loaded_ur
 def far_reaching_view(url: str) -> tuple[PlannerView, CityProfile]:
     """The tiny fixture's planner view with the model's reach at 1 km (at 200 m nobody is in
     reach of a device): every device saves someone."""
-    from geo.analysis import planner_view
-    from geo.inputs import load_inputs, outcome_parameters
+    from geo.services.analysis import planner_view
+    from geo.services.inputs import load_inputs, outcome_parameters
 
     settings = Settings(database_url=url)
     with Store.open(url) as store:
@@ -365,8 +365,8 @@ def far_reaching_view(url: str) -> tuple[PlannerView, CityProfile]:
 
 
 def test_planner_map_gives_lives_saved_per_zone_and_device(loaded_url: str) -> None:
-    from geo.maps import DEVICE_LIVES_FIELDS, LIVES_FIELD, Basemap, PlannerForm, planner_map
-    from geo.outcomes import HOME_ARRESTS_NOTE
+    from geo.core.outcomes import HOME_ARRESTS_NOTE
+    from geo.render.maps import DEVICE_LIVES_FIELDS, LIVES_FIELD, Basemap, PlannerForm, planner_map
 
     view, city = far_reaching_view(loaded_url)
     html = planner_map(
@@ -402,7 +402,7 @@ def test_planner_map_gives_lives_saved_per_zone_and_device(loaded_url: str) -> N
     assert view.outcomes is not None
     devices = view.outcomes.devices.set_index("device_id")
     pharmacy = devices.loc["dea-3"]
-    from geo.maps import _lives_band
+    from geo.render.maps import _lives_band
 
     assert json.dumps(_lives_band(pharmacy, "gain_if_24_7")) in html
     assert json.dumps("0 (0–0)") in html  # dea-1 gains nothing by opening 24/7: it already is
@@ -433,7 +433,7 @@ def test_the_planner_map_proposes_by_lives_when_asked(client: TestClient, loaded
 def test_lives_are_written_in_spanish_with_two_significant_figures(
     value: float | None, text: str
 ) -> None:
-    from geo.maps import _lives
+    from geo.render.maps import _lives
 
     assert _lives(value) == text
 
@@ -459,7 +459,7 @@ def test_hostile_names_are_text_in_the_planner_map(loaded_url: str, tiny_layers:
 
 
 def test_marker_tooltip_text_cannot_leave_its_template_literal() -> None:
-    from geo.maps import _markup_text
+    from geo.render.maps import _markup_text
 
     text = _markup_text("<b>x</b> `${alert(1)}` \\u {{ 7*7 }}")
     assert "<" not in text and "`" not in text and "$" not in text and "\\" not in text
@@ -528,7 +528,7 @@ def test_self_contained_refuses_a_page_it_cannot_complete() -> None:
 
 
 def test_zones_are_context_in_any_crs(tiny_layers: Layers, city: CityProfile) -> None:
-    from geo.maps import Basemap, citizen_map
+    from geo.render.maps import Basemap, citizen_map
 
     zones: gpd.GeoDataFrame = tiny_layers["ceas"].to_crs(city.metric_crs)
     html = citizen_map(

@@ -35,11 +35,11 @@ from servers import ARTIFACTS, Server, Watched, open_page
 from weeks import ORDINARY, clock_env
 
 from geo.city import load_city_profile
-from geo.inputs import device_finder
-from geo.layers import Layers, read_layers
-from geo.outcomes import HOME_ARRESTS_NOTE
-from geo.store import Store
-from geo.tokens import issue_token
+from geo.core.layers import Layers, read_layers
+from geo.core.outcomes import HOME_ARRESTS_NOTE
+from geo.io.store import Store
+from geo.services.inputs import device_finder
+from geo.services.tokens import issue_token
 
 #: A 24/7 public device of the sample (data/defibrillators.geojson), and a point 60 m north.
 HEALTH_CENTRE = {

@@ -10,8 +10,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from geoalchemy2 import alembic_helpers
 
-from geo.layers import Layers
-from geo.store import (
+from geo.core.layers import Layers
+from geo.io.store import (
     Store,
     alembic_config,
     create_db_engine,

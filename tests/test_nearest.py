@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Point
 
-from geo.availability import PUBLIC_ACCESS, device_availability, open_state
 from geo.city import CityProfile
-from geo.coverage import NetworkDistance, StraightLine, to_metric
-from geo.layers import Layers, read_layers
-from geo.nearest import DeviceFinder
-from geo.network import load_network, nearest_target
+from geo.core.availability import PUBLIC_ACCESS, device_availability, open_state
+from geo.core.coverage import NetworkDistance, StraightLine, to_metric
+from geo.core.layers import Layers, read_layers
+from geo.core.nearest import DeviceFinder
+from geo.core.network import load_network, nearest_target
 from tests.conftest import DATA_DIR
 
 SUNDAY_NIGHT = dt.datetime(2026, 11, 22, 23, 0)

@@ -22,10 +22,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import LineString, Point
 
-from geo import network as walking
 from geo.city import load_city_profile
-from geo.errors import CoordinatesError, NetworkError
-from geo.network import (
+from geo.core import network as walking
+from geo.core.network import (
     WalkingNetwork,
     load_network,
     nearest_target,
@@ -34,6 +33,7 @@ from geo.network import (
     pairs_within,
     snap,
 )
+from geo.errors import CoordinatesError, NetworkError
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "network" / "palencia_centro.osm"
@@ -225,7 +225,7 @@ def test_network_is_read_only_and_hashable(centro: WalkingNetwork) -> None:
 
 
 def test_importing_the_module_does_not_import_osmnx_nor_pyrosm() -> None:
-    code = "import sys, geo.network; print('osmnx' in sys.modules, 'pyrosm' in sys.modules)"
+    code = "import sys, geo.core.network; print('osmnx' in sys.modules, 'pyrosm' in sys.modules)"
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )

@@ -27,10 +27,10 @@ from api.ogc import (
     OgcFeature,
     OgcFeatureCollection,
 )
-from geo.export import PUBLISHED_LAYERS
-from geo.layers import Layers
+from geo.core.layers import Layers
+from geo.io.export import PUBLISHED_LAYERS
+from geo.io.store import Store
 from geo.settings import Settings
-from geo.store import Store
 
 VERIFIED = ["dea-1", "dea-2", "dea-3"]
 PENDING = "dea-pendiente"

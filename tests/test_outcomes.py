@@ -1,4 +1,4 @@
-"""Expected lives saved (:mod:`geo.outcomes`): hand-checked figures, a brute-force reference,
+"""Expected lives saved (:mod:`geo.core.outcomes`): hand-checked figures, a brute-force reference,
 invariants, and bad parameters.
 
 The hand-made city is in EPSG:25830 (metres) around Palencia, distances are straight lines with
@@ -23,10 +23,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geo.city import CityProfile
-from geo.coverage import NO_ZONE, StraightLine
-from geo.errors import OutcomeInputError
-from geo.inputs import outcome_parameters
-from geo.outcomes import (
+from geo.core.coverage import NO_ZONE, StraightLine
+from geo.core.outcomes import (
     HOME_ARRESTS_NOTE,
     PARAMETER_KEYS,
     OutcomeParameters,
@@ -36,6 +34,8 @@ from geo.outcomes import (
     outcomes,
     use_shape,
 )
+from geo.errors import OutcomeInputError
+from geo.services.inputs import outcome_parameters
 from geo.settings import Settings
 
 X, Y = 373_000.0, 4_651_000.0

@@ -16,11 +16,11 @@ from weeks import ORDINARY
 
 from api.app import create_app
 from geo.clock import FixedClock
+from geo.core.layers import Layers
 from geo.errors import AuthenticationError
-from geo.layers import Layers
+from geo.io.store import Store
+from geo.services.tokens import authenticate, issue_invitation, issue_token
 from geo.settings import Settings
-from geo.store import Store
-from geo.tokens import authenticate, issue_invitation, issue_token
 
 ORIGIN = {"Origin": "http://testserver"}
 EVIL = {"Origin": "https://evil.example"}

@@ -19,12 +19,18 @@ from typer.testing import CliRunner
 from api.app import create_app
 from geo.city import CityProfile
 from geo.cli import app as cli_app
+from geo.core.layers import read_layers
 from geo.errors import AuthenticationError, MailConfigError
-from geo.layers import read_layers
-from geo.reminders import SmtpTarget, message_html, parse_smtp_url, plan_reminders, send_reminders
+from geo.io.store import Store
+from geo.services.reminders import (
+    SmtpTarget,
+    message_html,
+    parse_smtp_url,
+    plan_reminders,
+    send_reminders,
+)
+from geo.services.tokens import redeem_invitation
 from geo.settings import Settings
-from geo.store import Store
-from geo.tokens import redeem_invitation
 from tests.smtp_server import Mailbox, free_port, smtp_server
 
 TODAY = dt.date(2026, 12, 22)

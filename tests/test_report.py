@@ -21,16 +21,17 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-import geo.report
-from geo.analysis import IndicatorsAnalysis, gaps_analysis, indicators_analysis
+import geo.render.report
 from geo.city import CityProfile, load_city_profile
 from geo.cli import app
-from geo.indicators import BANDS, INDICATOR_LABELS, SHARE_INDICATORS, Indicators, year_on_year
-from geo.inputs import density_references, load_inputs, outcome_parameters, plan_registers
-from geo.layers import read_layers
-from geo.report import css_string, number, percent
+from geo.core.indicators import BANDS, INDICATOR_LABELS, SHARE_INDICATORS, Indicators, year_on_year
+from geo.core.layers import read_layers
+from geo.core.results import IndicatorsAnalysis
+from geo.io.store import Store
+from geo.render.report import css_string, number, percent
+from geo.services.analysis import gaps_analysis, indicators_analysis
+from geo.services.inputs import density_references, load_inputs, outcome_parameters, plan_registers
 from geo.settings import Settings
-from geo.store import Store
 from tests.conftest import DATA_DIR
 
 runner = CliRunner()
@@ -487,7 +488,7 @@ def test_pdf_without_chromium_still_writes_the_html(
     empty = tmp_path / "bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    monkeypatch.setattr(geo.report, "CHROMIUM_PATHS", ())
+    monkeypatch.setattr(geo.render.report, "CHROMIUM_PATHS", ())
     out, pdf = tmp_path / "informe.html", tmp_path / "informe.pdf"
     code, _, stderr = run("report", "--year", "2026", "--as-of", AS_OF, "--out", str(out),
                           "--pdf", str(pdf), "--data-dir", str(DATA_DIR))  # fmt: skip

@@ -19,7 +19,7 @@ import pytest
 import shapely
 
 from geo.city import CityProfile, load_city_profile
-from geo.layers import LAYERS, Layers, read_layers
+from geo.core.layers import LAYERS, Layers, read_layers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT / "data"

@@ -15,10 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from geo.city import CityProfile
-from geo.coverage import to_metric
-from geo.errors import SitingError
-from geo.layers import read_layers
-from geo.siting import (
+from geo.core.coverage import to_metric
+from geo.core.layers import read_layers
+from geo.core.siting import (
     MAX_GRID_POINTS,
     SitingProblem,
     build_problem,
@@ -28,6 +27,7 @@ from geo.siting import (
     solve_target,
     zones_after,
 )
+from geo.errors import SitingError
 
 CRS = "EPSG:25830"
 X, Y = 373_000.0, 4_651_000.0
@@ -216,7 +216,7 @@ def test_target_exact_is_the_fewest_devices(
 
 
 def test_identical_reach_sets_are_merged_without_changing_the_weight() -> None:
-    from geo.siting import _merged_rows
+    from geo.core.siting import _merged_rows
 
     problem = problem_of([[0, 1, 2], [1, 2, 3]], [4, 5, 6, 7])  # units 1 and 2: same reach
     cover, weight = _merged_rows(problem)

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from geo.cli import app
-from geo.inputs import load_inputs, outcome_parameters
-from geo.outcomes import lives_siting_problem, outcomes, with_new_devices
+from geo.core.outcomes import lives_siting_problem, outcomes, with_new_devices
+from geo.core.siting import SitingProblem, solve_exact, solve_greedy, solve_target
+from geo.services.inputs import load_inputs, outcome_parameters
 from geo.settings import Settings
-from geo.siting import SitingProblem, solve_exact, solve_greedy, solve_target
 from tests.conftest import DATA_DIR
 
 runner = CliRunner()

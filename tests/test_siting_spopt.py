@@ -6,8 +6,8 @@ Each instance is posed both ways:
   ``MCLP.from_cost_matrix(…, p_facilities=existing + p, predefined_facilities_arr=<existing>)``,
   solved by CBC through PuLP. Existing devices are predefined facilities, fixed in the solution.
 - **ours**: demand already within ``r`` of an existing device is dropped, the (uncovered demand,
-  candidate) pairs within ``r`` come from ``geo.coverage.pairs_within``, and
-  ``geo.siting.solve_exact`` picks ``p`` new sites.
+  candidate) pairs within ``r`` come from ``geo.core.coverage.pairs_within``, and
+  ``geo.core.siting.solve_exact`` picks ``p`` new sites.
 
 Both count a distance equal to ``r`` as covered (spopt builds ``aij`` with
 ``cost_matrix <= service_radius`` in ``spopt/locate/coverage.py``, although its docstring writes
@@ -23,8 +23,8 @@ import pytest
 from scipy.spatial.distance import cdist
 from spopt.locate import MCLP
 
-from geo.coverage import StraightLine, pairs_within
-from geo.siting import SitingProblem, solve_exact
+from geo.core.coverage import StraightLine, pairs_within
+from geo.core.siting import SitingProblem, solve_exact
 
 pytestmark = [
     # PuLP 3.3 (pulp/pulp.py, LpVariable.__init__) deprecates building variables directly, which

@@ -16,9 +16,16 @@ from geopandas.testing import assert_geodataframe_equal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from geo.core.layers import LAYERS, Layers
 from geo.errors import DatabaseNotEmptyError, StorageError
-from geo.layers import LAYERS, Layers
-from geo.store import NETWORK_EDGES, TABLES, Store, create_db_engine, head_revision, schema_revision
+from geo.io.store import (
+    NETWORK_EDGES,
+    TABLES,
+    Store,
+    create_db_engine,
+    head_revision,
+    schema_revision,
+)
 
 
 def test_open_migrates_an_empty_database_to_head(db_url: str) -> None:
@@ -186,7 +193,7 @@ def test_any_valid_population_round_trips_exactly(
 
 
 def test_walking_network_round_trip(store: Store) -> None:
-    from geo.network import load_network
+    from geo.core.network import load_network
 
     path = Path(__file__).resolve().parent / "fixtures" / "network" / "palencia_centro.osm"
     network = load_network(path, crs="EPSG:25830")

@@ -33,9 +33,9 @@ from starlette.routing import Route
 from weeks import ORDINARY, clock_at, clock_env
 
 from api.clients import TrustedProxyMiddleware, client_key, forwarded_client, throttle_client
+from geo.io.store import THROTTLE_EVENTS, Store, Throttle
+from geo.services.tokens import issue_token
 from geo.settings import Settings
-from geo.store import THROTTLE_EVENTS, Store, Throttle
-from geo.tokens import issue_token
 
 LIMIT = 8
 #: Long enough that no failure leaves the window while a slow machine runs the test.

@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
+from geo.core.layers import Layers
 from geo.errors import AuthenticationError, NotFoundError, TokenError
-from geo.layers import Layers
-from geo.store import Store
-from geo.tokens import authenticate, hash_secret, issue_token
+from geo.io.store import Store
+from geo.services.tokens import authenticate, hash_secret, issue_token
 from tests.conftest import TINY_DIR
 from tests.test_cli import cli
 

@@ -24,6 +24,8 @@ from typer.testing import CliRunner
 from api.app import create_app
 from api.schemas import ErrorPublic, TrainingImportPublic, TrainingPage, TrainingPublic
 from geo.cli import app as cli_app
+from geo.core.indicators import KIND_LABELS
+from geo.core.layers import Layers
 from geo.errors import (
     ConflictError,
     ForbiddenError,
@@ -32,12 +34,9 @@ from geo.errors import (
     Problem,
     RecordValidationError,
 )
-from geo.layers import Layers
-from geo.settings import Settings
-from geo.store import TRAINING_ACTIONS, Store, utcnow
-from geo.tokens import Principal, issue_token
-from geo.training import (
-    KIND_LABELS,
+from geo.io.store import TRAINING_ACTIONS, Store, utcnow
+from geo.services.tokens import Principal, issue_token
+from geo.services.training import (
     CsvRow,
     ImportReport,
     TrainingRecord,
@@ -50,6 +49,7 @@ from geo.training import (
     record_training,
     training_rows,
 )
+from geo.settings import Settings
 from tests.conftest import DATA_DIR
 from tests.servers import Api
 

@@ -14,7 +14,10 @@ from shapely.geometry import Point
 from typer.testing import CliRunner
 
 from api.app import create_app
-from geo.availability import (
+from geo.calendar import HolidayCalendar, LocalHoliday
+from geo.city import CityProfile, load_city_profile
+from geo.cli import app
+from geo.core.availability import (
     ReportFlag,
     available_at,
     device_availability,
@@ -24,18 +27,15 @@ from geo.availability import (
     week_in_words,
     weekly_availability,
 )
-from geo.calendar import HolidayCalendar, LocalHoliday
-from geo.city import CityProfile, load_city_profile
-from geo.cli import app
-from geo.coverage import StraightLine, coverage, to_metric, weekly_coverage
+from geo.core.coverage import StraightLine, coverage, to_metric, weekly_coverage
+from geo.core.layers import Layers
+from geo.core.nearest import DeviceFinder
+from geo.core.outcomes import outcomes
 from geo.errors import CityProfileError
-from geo.inputs import outcome_parameters
-from geo.layers import Layers
-from geo.maps import citizen_data
-from geo.nearest import DeviceFinder
-from geo.outcomes import outcomes
+from geo.io.store import Store
+from geo.render.maps import citizen_data
+from geo.services.inputs import outcome_parameters
 from geo.settings import Settings
-from geo.store import Store
 from tests.conftest import DATA_DIR
 
 MADRID = "Europe/Madrid"
@@ -120,7 +120,7 @@ def test_the_next_change_is_the_first_instant_the_state_differs(
     in these hours falls on a quarter hour) around the holidays of early December, Easter, both
     DST changes, New Year, and 8 and 64 days before the hour the clocks skip (where a window's
     end would fall in that hour if counted on the wall clock)."""
-    from geo.availability import city_hours
+    from geo.core.availability import city_hours
 
     parsed = city_hours(hours, MADRID, city.calendar)
     starts = [

@@ -1,0 +1,1058 @@
+"""Coverage: who lives within a short walk of an available defibrillator — by zone, by hour.
+
+Pure functions: GeoDataFrames in, frozen results and GeoDataFrames out. Every layer handed to a
+metric function must already be in a projected CRS (metres); :func:`to_metric` projects the
+EPSG:4326 layers into the city's metric CRS (ETRS89 / UTM 30N for Palencia).
+
+A resident is *covered* when a device available at that moment is within ``radius_m`` of walking.
+Walking distance is either
+
+- the straight line times a detour factor (:class:`StraightLine`, default 1.3: walking routes in
+  compact European street grids run 20–40 % longer than the straight line), used when no street
+  network is loaded; or
+- the shortest path on a pedestrian graph (:class:`NetworkDistance`).
+
+Which devices are available when is decided in :mod:`geo.core.availability`. For the weekly profile
+the spatial work is done once: every (unit, device) pair in reach is found, and availability is a
+per-device mask of 168 hourly slices; no spatial join is repeated per hour.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from scipy.spatial import cKDTree
+
+from geo.city import CityProfile
+from geo.core import network as walking
+from geo.core.availability import (
+    HOURS_PER_WEEK,
+    Availability,
+    HoursIssue,
+    ReportFlag,
+    WeeklyAvailability,
+    available,
+    available_both_ways,
+    device_availability,
+    local_instant,
+    slice_label,
+    weekly_availability,
+)
+from geo.errors import CoverageInputError, MetricCRSError
+
+DEFAULT_RADIUS_M = 100.0
+SENSITIVITY_RADII_M = (100.0, 200.0, 300.0)
+DEFAULT_DETOUR_FACTOR = 1.3
+WALKING_SPEED_M_PER_MIN = 75.0  # 4.5 km/h
+NO_ZONE = "sin zona"
+
+
+# --- distance models --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StraightLine:
+    """Straight-line distance times a detour factor (no street network needed)."""
+
+    detour_factor: float = DEFAULT_DETOUR_FACTOR
+    name: str = field(default="straight_line", init=False)
+
+    def __post_init__(self) -> None:
+        if not self.detour_factor >= 1.0:
+            msg = f"El factor de rodeo debe ser ≥ 1 (recibido {self.detour_factor})."
+            raise CoverageInputError(msg)
+
+    def describe(self) -> str:
+        factor = f"{self.detour_factor:g}".replace(".", ",")
+        return (
+            f"distancia en línea recta × {factor} (factor de rodeo); no hay red de calles cargada"
+        )
+
+
+@dataclass(frozen=True)
+class NetworkDistance:
+    """Shortest walking path on a pedestrian street graph."""
+
+    network: walking.WalkingNetwork
+    name: str = field(default="walking_network", init=False)
+
+    def describe(self) -> str:
+        return f"distancia a pie por la {self.network.describe()}"
+
+
+DistanceModel = StraightLine | NetworkDistance
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Every (demand unit, device) pair within ``radius_m`` of walking, sorted by unit.
+
+    ``unit`` and ``device`` index the rows of the frames the reach was computed from.
+    """
+
+    unit: np.ndarray
+    device: np.ndarray
+    distance_m: np.ndarray
+    n_units: int
+    n_devices: int
+    radius_m: float
+
+
+def pairs_within(
+    units_xy: np.ndarray, devices_xy: np.ndarray, *, radius_m: float, model: DistanceModel
+) -> Reach:
+    """All unit–device pairs within ``radius_m`` of walking (coordinates in metres)."""
+    _check_radius(radius_m)
+    if isinstance(model, NetworkDistance):
+        unit, device, distance = walking.pairs_within(
+            model.network, units_xy, devices_xy, radius_m=radius_m
+        )
+    else:
+        unit, device, distance = _straight_pairs(
+            units_xy, devices_xy, radius_m / model.detour_factor
+        )
+        distance = distance * model.detour_factor
+    return Reach(unit, device, distance, len(units_xy), len(devices_xy), radius_m)
+
+
+def _straight_pairs(
+    units_xy: np.ndarray, devices_xy: np.ndarray, radius: float, *, k: int = 4
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs within ``radius`` (straight line), exact.
+
+    A k-nearest query with a distance bound answers most units in one vectorised call; units
+    whose k-th neighbour is still in range may have more, and are asked again in full.
+    """
+    empty = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64))
+    if len(units_xy) == 0 or len(devices_xy) == 0:
+        return empty
+    tree = cKDTree(devices_xy)
+    k = min(k, len(devices_xy))
+    # The bound is strict; nudge it so a device exactly at ``radius`` counts, as it does below.
+    bound = np.nextafter(radius, np.inf)
+    distance, device = tree.query(
+        units_xy, k=k, distance_upper_bound=bound, workers=_workers(len(units_xy))
+    )
+    distance, device = distance.reshape(len(units_xy), k), device.reshape(len(units_xy), k)
+    saturated = np.isfinite(distance[:, -1])
+    found = np.isfinite(distance) & ~saturated[:, None]
+    unit = np.broadcast_to(np.arange(len(units_xy))[:, None], found.shape)[found]
+    parts_unit, parts_device, parts_distance = [unit], [device[found]], [distance[found]]
+    if saturated.any():
+        crowded = np.flatnonzero(saturated)
+        neighbours = tree.query_ball_point(
+            units_xy[crowded], radius, workers=_workers(len(units_xy))
+        )
+        counts = np.fromiter(map(len, neighbours), dtype=np.int64, count=len(crowded))
+        more_device = np.concatenate([np.asarray(n, dtype=np.int64) for n in neighbours])
+        more_unit = np.repeat(crowded, counts)
+        gap = units_xy[more_unit] - devices_xy[more_device]
+        parts_unit.append(more_unit)
+        parts_device.append(more_device)
+        parts_distance.append(np.hypot(gap[:, 0], gap[:, 1]))
+    unit = np.concatenate(parts_unit).astype(np.int64)
+    device = np.concatenate(parts_device).astype(np.int64)
+    distance = np.concatenate(parts_distance)
+    keep = distance <= radius
+    order = np.lexsort((device[keep], unit[keep]))
+    return unit[keep][order], device[keep][order], distance[keep][order]
+
+
+def _workers(n_queries: int) -> int:
+    """KD-tree threads: all cores for large queries; starting threads costs more on small ones."""
+    return -1 if n_queries >= 50_000 else 1
+
+
+def nearest(
+    units_xy: np.ndarray,
+    devices_xy: np.ndarray,
+    *,
+    model: DistanceModel,
+    max_distance_m: float = np.inf,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the nearest device for each unit (−1 if none within reach) and its distance (m)."""
+    if len(devices_xy) == 0:
+        return np.full(len(units_xy), -1, np.int64), np.full(len(units_xy), np.inf)
+    if isinstance(model, NetworkDistance):
+        return walking.nearest_target(
+            model.network, units_xy, devices_xy, max_distance_m=max_distance_m
+        )
+    bound = max_distance_m / model.detour_factor
+    distance, device = cKDTree(devices_xy).query(
+        units_xy,
+        k=1,
+        distance_upper_bound=np.nextafter(bound, np.inf),
+        workers=_workers(len(units_xy)),
+    )
+    distance = distance * model.detour_factor
+    missing = ~np.isfinite(distance) | (distance > max_distance_m)
+    device = np.where(missing, -1, device).astype(np.int64)
+    return device, np.where(missing, np.inf, distance)
+
+
+# --- inputs -----------------------------------------------------------------------------------
+
+
+def to_metric(frame: gpd.GeoDataFrame, city: CityProfile) -> gpd.GeoDataFrame:
+    """``frame`` projected into the city's metric CRS (EPSG:25830 for Palencia)."""
+    if frame.crs is None:
+        msg = "La capa no declara su CRS; se esperaba EPSG:4326 o un CRS proyectado en metros."
+        raise MetricCRSError(msg)
+    return frame.to_crs(city.metric_crs)
+
+
+def metric_xy(frame: gpd.GeoDataFrame, what: str) -> np.ndarray:
+    """Point coordinates (n, 2) in metres; refuses geographic CRSs and non-point geometry."""
+    if frame.crs is None or not frame.crs.is_projected:
+        crs = "sin CRS" if frame.crs is None else frame.crs.to_string()
+        msg = (
+            f"La capa de {what} está en {crs} (grados); las distancias se calculan en metros. "
+            "Proyéctela antes a un CRS métrico, p. ej. con geo.core.coverage.to_metric "
+            "(EPSG:25830)."
+        )
+        raise MetricCRSError(msg)
+    if len(frame) and not (shapely.get_type_id(frame.geometry.values) == 0).all():  # 0: Point
+        msg = f"La capa de {what} debe tener geometrías de tipo Point."
+        raise CoverageInputError(msg)
+    return shapely.get_coordinates(frame.geometry.values).reshape(len(frame), 2)
+
+
+@dataclass(frozen=True)
+class Demand:
+    """Population prepared for coverage: where people live, how many, and in which zone."""
+
+    population: gpd.GeoDataFrame
+    xy: np.ndarray
+    residents: np.ndarray
+    seniors: np.ndarray
+    zone: np.ndarray  # index into zone_ids, −1 outside every zone
+    zone_ids: tuple[str, ...]
+    zone_names: tuple[str, ...]
+
+    def units(self) -> gpd.GeoDataFrame:
+        """The population's identifying columns, with ``zone_id`` (a new frame)."""
+        wanted = ("id", "residents", "residents_65_plus", "section_code")
+        columns = [column for column in wanted if column in self.population]
+        units = self.population[[*columns, "geometry"]].copy()
+        lookup = np.array([*self.zone_ids, None], dtype=object)  # index −1 → None
+        units["zone_id"] = lookup[self.zone]
+        return units
+
+
+def prepare_demand(
+    population: gpd.GeoDataFrame, *, zones: gpd.GeoDataFrame | None = None
+) -> Demand:
+    """Check the population layer and assign each unit its CEAS zone.
+
+    Raises
+    ------
+    MetricCRSError
+        The layers are not in a projected CRS.
+    CoverageInputError
+        Negative or missing residents, more residents 65+ than residents, or non-point units.
+    """
+    xy = metric_xy(population, "población")
+    residents = _counts(population, "residents")
+    seniors = _counts(population, "residents_65_plus")
+    over = np.flatnonzero(seniors > residents)
+    if len(over):
+        msg = (
+            f"{len(over)} unidades de población tienen más residentes de 65+ que residentes "
+            f"(p. ej. {population['id'].iloc[over[0]]})."
+        )
+        raise CoverageInputError(msg)
+    zone = np.full(len(population), -1, dtype=np.int64)
+    zone_ids: tuple[str, ...] = ()
+    zone_names: tuple[str, ...] = ()
+    if zones is not None and len(zones):
+        _check_same_crs(zones, population)
+        zone_ids = tuple(zones["id"])
+        zone_names = tuple(zones["name"])
+        tree = shapely.STRtree(zones.geometry.values)
+        point, polygon = tree.query(population.geometry.values, predicate="intersects")
+        zone[point] = polygon  # a point on a shared edge goes to the last zone found
+    return Demand(population, xy, residents, seniors, zone, zone_ids, zone_names)
+
+
+def _counts(frame: gpd.GeoDataFrame, column: str) -> np.ndarray:
+    if column not in frame:
+        msg = f"Falta la columna {column!r} en la capa de población."
+        raise CoverageInputError(msg)
+    values = pd.to_numeric(frame[column], errors="coerce")
+    bad = values.isna() | (values < 0)
+    if bad.any():
+        first = int(np.flatnonzero(bad.to_numpy())[0])
+        msg = (
+            f"{int(bad.sum())} unidades de población tienen {column} negativo o vacío "
+            f"(p. ej. {frame['id'].iloc[first]}: {frame[column].iloc[first]!r})."
+        )
+        raise CoverageInputError(msg)
+    return values.to_numpy(dtype=np.int64)
+
+
+def _check_same_crs(zones: gpd.GeoDataFrame, population: gpd.GeoDataFrame) -> None:
+    if zones.crs != population.crs:
+        msg = f"Las zonas ({zones.crs}) y la población ({population.crs}) no comparten CRS."
+        raise MetricCRSError(msg)
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+def _share(part: float, whole: float) -> float:
+    return float(part) / float(whole) if whole else 0.0
+
+
+@dataclass(frozen=True)
+class CoverageResult:
+    """Residents covered at one moment (``instant``) or by always-available devices (``always``).
+
+    ``by_zone`` has one row per CEAS zone, by name (plus ``sin zona``, last, when some units fall
+    outside every zone): ``zone_id``, ``zone_name``, ``residents``, ``residents_covered``,
+    ``share_covered``, ``residents_65_plus``, ``residents_65_plus_covered``,
+    ``share_65_plus_covered``.
+    ``units`` is the population (metric CRS) with ``zone_id``, ``covered``, ``nearest_device_id``
+    and ``nearest_distance_m`` (to the nearest available device; ``inf`` when none at all).
+    ``residents_only_overdue`` (and 65+) are the residents that only devices with overdue
+    maintenance reach: the upkeep gap (counted as covered only with ``count_overdue``).
+    """
+
+    mode: str
+    at: dt.datetime | None
+    radius_m: float
+    distance_model: str
+    distance_model_description: str
+    residents: int
+    residents_covered: int
+    residents_65_plus: int
+    residents_65_plus_covered: int
+    devices_available: int
+    devices_total: int
+    by_zone: pd.DataFrame
+    units: gpd.GeoDataFrame
+    hours_issues: tuple[HoursIssue, ...]
+    notes: tuple[str, ...] = ()
+    residents_only_overdue: int = 0
+    residents_65_plus_only_overdue: int = 0
+    count_overdue: bool = False
+
+    @property
+    def share_covered(self) -> float:
+        return _share(self.residents_covered, self.residents)
+
+    @property
+    def share_65_plus_covered(self) -> float:
+        return _share(self.residents_65_plus_covered, self.residents_65_plus)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stable JSON shape (documented in the README)."""
+        return {
+            "mode": self.mode,
+            "at": self.at.isoformat() if self.at else None,
+            "radius_m": self.radius_m,
+            "distance_model": self.distance_model,
+            "distance_model_description": self.distance_model_description,
+            "devices_available": self.devices_available,
+            "devices_total": self.devices_total,
+            "residents": self.residents,
+            "residents_covered": self.residents_covered,
+            "share_covered": round(self.share_covered, 6),
+            "residents_65_plus": self.residents_65_plus,
+            "residents_65_plus_covered": self.residents_65_plus_covered,
+            "share_65_plus_covered": round(self.share_65_plus_covered, 6),
+            "count_overdue": self.count_overdue,
+            "residents_only_overdue": self.residents_only_overdue,
+            "residents_65_plus_only_overdue": self.residents_65_plus_only_overdue,
+            "zones": _records(self.by_zone),
+            "warnings": [*self.notes, *(str(issue) for issue in self.hours_issues)],
+        }
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
+
+
+def _zone_table(demand: Demand, covered: np.ndarray) -> pd.DataFrame:
+    n_zones = len(demand.zone_ids)
+    slot = np.where(demand.zone >= 0, demand.zone, n_zones)  # last bin: outside every zone
+    size = n_zones + 1
+    residents = np.bincount(slot, weights=demand.residents, minlength=size)
+    covered_r = np.bincount(slot, weights=demand.residents * covered, minlength=size)
+    seniors = np.bincount(slot, weights=demand.seniors, minlength=size)
+    covered_s = np.bincount(slot, weights=demand.seniors * covered, minlength=size)
+    table = pd.DataFrame(
+        {
+            "zone_id": [*demand.zone_ids, None],
+            "zone_name": [*demand.zone_names, NO_ZONE],
+            "residents": residents.astype(np.int64),
+            "residents_covered": covered_r.astype(np.int64),
+            "residents_65_plus": seniors.astype(np.int64),
+            "residents_65_plus_covered": covered_s.astype(np.int64),
+        }
+    )
+    if n_zones and residents[-1] == 0:
+        table = table.iloc[:-1]
+    table["share_covered"] = _shares(table["residents_covered"], table["residents"])
+    table["share_65_plus_covered"] = _shares(
+        table["residents_65_plus_covered"], table["residents_65_plus"]
+    )
+    order = [
+        "zone_id",
+        "zone_name",
+        "residents",
+        "residents_covered",
+        "share_covered",
+        "residents_65_plus",
+        "residents_65_plus_covered",
+        "share_65_plus_covered",
+    ]
+    # Zones by name, whatever order the layer came in; units outside every zone last.
+    table = table.sort_values("zone_name", key=lambda names: names.str.lower(), kind="stable")
+    outside = table["zone_id"].isna()
+    return pd.concat([table[~outside], table[outside]])[order].reset_index(drop=True)
+
+
+def _shares(part: pd.Series, whole: pd.Series) -> pd.Series:
+    return (part / whole.where(whole > 0)).fillna(0.0).astype(float)
+
+
+# --- coverage at one moment -------------------------------------------------------------------
+
+
+def coverage(
+    population: gpd.GeoDataFrame,
+    devices: gpd.GeoDataFrame,
+    city: CityProfile,
+    *,
+    radius_m: float = DEFAULT_RADIUS_M,
+    at: dt.datetime | None = None,
+    zones: gpd.GeoDataFrame | None = None,
+    model: DistanceModel | None = None,
+    assume_unknown_open: bool = False,
+    reference_date: dt.date | None = None,
+    count_overdue: bool = False,
+    reports: Mapping[str, ReportFlag] | None = None,
+) -> CoverageResult:
+    """Residents within ``radius_m`` of a device available at ``at`` (or always, if ``None``).
+
+    Parameters
+    ----------
+    population, devices, zones
+        Layers in a projected CRS (metres); see :func:`to_metric`.
+    city
+        Gives the time zone and country the opening hours are evaluated in.
+    radius_m
+        Walking distance that counts as covered (100 m ≈ 1.5 min, the literature's standard).
+    at
+        The instant (local time if it has no zone). ``None``: only devices available 24/7.
+    model
+        Distance model; default straight line × 1.3.
+    assume_unknown_open
+        Count devices with missing or unparseable hours as always open.
+    reference_date
+        With ``at=None``: "always" means open at every moment of the 366 days from the Monday of
+        this date's week, public holidays included, and in date on that day (required then).
+    count_overdue
+        Count devices whose pads or battery expired (the old count, for comparison). Either
+        way the result says how many residents only such devices protect.
+    reports
+        Pending citizen reports that a device is missing or broken: those do not count.
+    """
+    model = model or StraightLine()
+    _check_radius(radius_m)
+    demand = prepare_demand(population, zones=zones)
+    devices_xy, availability = _devices(
+        devices,
+        city,
+        assume_unknown_open=assume_unknown_open,
+        count_overdue=count_overdue,
+        reports=reports,
+    )
+    instant = None if at is None else local_instant(at, city.timezone)
+    strict, lenient = available_both_ways(availability, at=instant, reference_date=reference_date)
+    return _coverage_with(
+        demand,
+        devices,
+        devices_xy,
+        lenient if count_overdue else strict,
+        availability,
+        model,
+        radius_m,
+        mode="always" if at is None else "instant",
+        at=instant,
+        other=strict if count_overdue else lenient,
+        day=instant.date() if instant is not None else reference_date,
+    )
+
+
+def _coverage_with(
+    demand: Demand,
+    devices: gpd.GeoDataFrame,
+    devices_xy: np.ndarray,
+    available: np.ndarray,
+    availability: Availability,
+    model: DistanceModel,
+    radius_m: float,
+    *,
+    mode: str,
+    at: dt.datetime | None,
+    other: np.ndarray,
+    day: dt.date | None,
+) -> CoverageResult:
+    chosen = np.flatnonzero(available)
+    index, distance = nearest(demand.xy, devices_xy[chosen], model=model)
+    covered = distance <= radius_m
+    # The upkeep gap: residents whom only devices with expired pads or battery reach. ``other``
+    # is the count the other way round (overdue devices counted, or not).
+    only_overdue = np.zeros(len(covered), dtype=bool)
+    if (other != available).any():
+        _, other_distance = nearest(demand.xy, devices_xy[np.flatnonzero(other)], model=model)
+        other_covered = other_distance <= radius_m
+        only_overdue = (
+            covered & ~other_covered if availability.count_overdue else other_covered & ~covered
+        )
+    units = demand.units()
+    units["covered"] = covered
+    units["nearest_device_id"] = _device_ids(devices, chosen, index)
+    units["nearest_distance_m"] = distance
+    return CoverageResult(
+        mode=mode,
+        at=at,
+        radius_m=float(radius_m),
+        distance_model=model.name,
+        distance_model_description=model.describe(),
+        residents=int(demand.residents.sum()),
+        residents_covered=int(demand.residents[covered].sum()),
+        residents_65_plus=int(demand.seniors.sum()),
+        residents_65_plus_covered=int(demand.seniors[covered].sum()),
+        devices_available=len(chosen),
+        devices_total=len(devices),
+        by_zone=_zone_table(demand, covered),
+        units=units,
+        hours_issues=availability.issues,
+        notes=(
+            *_model_notes(model, demand.xy, radius_m),
+            *availability.report_warnings(),
+            *(availability.overdue_warnings(day) if day is not None else ()),
+        ),
+        residents_only_overdue=int(demand.residents[only_overdue].sum()),
+        residents_65_plus_only_overdue=int(demand.seniors[only_overdue].sum()),
+        count_overdue=availability.count_overdue,
+    )
+
+
+def _model_notes(model: DistanceModel, xy: np.ndarray, radius_m: float) -> tuple[str, ...]:
+    """Warn when a walking network leaves residents out of reach by construction."""
+    if not isinstance(model, NetworkDistance) or len(xy) == 0:
+        return ()
+    _, snapped_m = walking.snap(model.network, xy)
+    far = int((snapped_m > radius_m).sum())
+    if far == 0:
+        return ()
+    return (
+        f"{far} de {len(xy)} unidades de población ({far / len(xy):.0%}) están a más de "
+        f"{radius_m:g} m del nodo más cercano de la {model.network.describe()}: no pueden quedar "
+        "cubiertas; compruebe que la red cubre todo el municipio.",
+    )
+
+
+def _devices(
+    devices: gpd.GeoDataFrame,
+    city: CityProfile,
+    *,
+    assume_unknown_open: bool = False,
+    count_overdue: bool = False,
+    reports: Mapping[str, ReportFlag] | None = None,
+) -> tuple[np.ndarray, Availability]:
+    """Device coordinates (metres) and who may count when, in the city's time zone."""
+    xy = metric_xy(devices, "desfibriladores")
+    availability = device_availability(
+        devices,
+        timezone=city.timezone,
+        calendar=city.calendar,
+        assume_unknown_open=assume_unknown_open,
+        count_overdue=count_overdue,
+        reports=reports,
+    )
+    return xy, availability
+
+
+def _device_ids(devices: gpd.GeoDataFrame, chosen: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Ids of ``devices[chosen[index]]``, ``None`` where ``index`` is −1."""
+    ids = np.full(len(index), None, dtype=object)
+    found = index >= 0
+    ids[found] = devices["id"].to_numpy(dtype=object)[chosen[index[found]]]
+    return ids
+
+
+def _check_radius(radius_m: float) -> None:
+    if not (np.isfinite(radius_m) and radius_m > 0):
+        msg = f"El radio debe ser un número de metros mayor que 0 (recibido {radius_m})."
+        raise CoverageInputError(msg)
+
+
+# --- the week ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WeeklyCoverage:
+    """Coverage in each of the 168 hours of a reference week.
+
+    ``slices`` has one row per hour: ``slot`` (0 = Monday 00:00–01:00), ``weekday`` (0 = Monday),
+    ``hour``, ``label``, ``holiday`` (the hour falls on one of the city's holidays),
+    ``devices_available``, ``residents_covered``, ``share_covered``,
+    ``residents_65_plus_covered``, ``share_65_plus_covered``, ``share_lost`` (of the residents
+    the same devices would cover if all were open 24/7). ``zone_slices`` is the long table
+    ``zone_id``, ``slot``, ``residents_covered``, ``share_covered``.
+    """
+
+    week_start: dt.datetime
+    radius_m: float
+    distance_model: str
+    distance_model_description: str
+    residents: int
+    residents_65_plus: int
+    residents_covered_always: int
+    residents_covered_potential: int
+    slices: pd.DataFrame
+    zone_slices: pd.DataFrame
+    hours_issues: tuple[HoursIssue, ...]
+    notes: tuple[str, ...] = ()
+    residents_only_overdue: int = 0
+    count_overdue: bool = False
+
+    @property
+    def mean_share_covered(self) -> float:
+        return float(self.slices["share_covered"].mean())
+
+    @property
+    def share_lost_to_hours(self) -> float:
+        """Share of the potential coverage lost to opening hours, averaged over the week."""
+        return self.share_lost_in(np.arange(HOURS_PER_WEEK))
+
+    def share_lost_in(self, slots: np.ndarray) -> float:
+        """The same, averaged over some slots (e.g. evenings, nights and weekends)."""
+        potential = self.residents_covered_potential
+        covered = self.slices["residents_covered"].to_numpy()[slots].mean()
+        return 1.0 - _share(covered, potential) if potential else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stable JSON shape (documented in the README)."""
+        worst = self.slices.loc[self.slices["residents_covered"].idxmin()]
+        return {
+            "mode": "weekly",
+            "week_start": self.week_start.isoformat(),
+            "radius_m": self.radius_m,
+            "distance_model": self.distance_model,
+            "distance_model_description": self.distance_model_description,
+            "residents": self.residents,
+            "residents_65_plus": self.residents_65_plus,
+            "residents_covered_always": self.residents_covered_always,
+            "share_covered_always": round(_share(self.residents_covered_always, self.residents), 6),
+            "residents_covered_potential": self.residents_covered_potential,
+            "share_covered_potential": round(
+                _share(self.residents_covered_potential, self.residents), 6
+            ),
+            "mean_share_covered": round(self.mean_share_covered, 6),
+            "count_overdue": self.count_overdue,
+            "residents_only_overdue": self.residents_only_overdue,
+            "share_lost_to_hours": round(self.share_lost_to_hours, 6),
+            "share_lost_off_hours": round(self.share_lost_in(off_hours_slots()), 6),
+            "worst_slot": {
+                "slot": int(worst["slot"]),
+                "label": worst["label"],
+                "share_covered": round(float(worst["share_covered"]), 6),
+            },
+            "slices": _records(self.slices),
+            "zones": _records(self.zone_slices),
+            "warnings": [*self.notes, *(str(issue) for issue in self.hours_issues)],
+        }
+
+
+def off_hours_slots() -> np.ndarray:
+    """Evenings, nights and weekends: weekdays 20:00–08:00 and all of Saturday and Sunday."""
+    slot = np.arange(HOURS_PER_WEEK)
+    weekday, hour = np.divmod(slot, 24)
+    return np.flatnonzero((weekday >= 5) | (hour >= 20) | (hour < 8))
+
+
+def weekly_coverage(
+    population: gpd.GeoDataFrame,
+    devices: gpd.GeoDataFrame,
+    city: CityProfile,
+    *,
+    week_of: dt.date,
+    radius_m: float = DEFAULT_RADIUS_M,
+    zones: gpd.GeoDataFrame | None = None,
+    model: DistanceModel | None = None,
+    assume_unknown_open: bool = False,
+    count_overdue: bool = False,
+    reports: Mapping[str, ReportFlag] | None = None,
+) -> WeeklyCoverage:
+    """Coverage in each hour of the week holding ``week_of``.
+
+    The (unit, device) pairs in reach are found once; each device's availability is a mask of
+    168 slices; per unit the masks of its devices are OR-ed, and units with the same combined
+    mask are summed together, so the cost of the 168 slices is that of a few hundred masks.
+    A device counts in a slice only while its maintenance is in date (unless
+    ``count_overdue``); ``residents_only_overdue`` averages, over the week, the residents that
+    only devices with overdue maintenance reach.
+    """
+    model = model or StraightLine()
+    _check_radius(radius_m)
+    demand = prepare_demand(population, zones=zones)
+    devices_xy, availability = _devices(
+        devices,
+        city,
+        assume_unknown_open=assume_unknown_open,
+        count_overdue=count_overdue,
+        reports=reports,
+    )
+    counted = np.flatnonzero(availability.counted())
+    reach = pairs_within(demand.xy, devices_xy[counted], radius_m=radius_m, model=model)
+    week = weekly_availability(availability, week_of=week_of)
+    figures = _week_figures(demand, reach, week, counted)
+    other = week.recounted(count_overdue=not count_overdue)
+    only_overdue = 0.0
+    if (other.slices != week.slices).any():
+        other_covered = _week_figures(demand, reach, other, counted).covered
+        gap = figures.covered - other_covered if count_overdue else other_covered - figures.covered
+        only_overdue = float(gap.mean())
+    residents = int(demand.residents.sum())
+    seniors = int(demand.seniors.sum())
+    potential = int(demand.residents[figures.reached].sum())
+    covered, covered_seniors = figures.covered, figures.covered_seniors
+    slot = np.arange(HOURS_PER_WEEK)
+    slices = pd.DataFrame(
+        {
+            "slot": slot,
+            "weekday": slot // 24,
+            "hour": slot % 24,
+            "label": [slice_label(int(s)) for s in slot],
+            "holiday": week.holidays,
+            "devices_available": week.slices[counted].sum(axis=0).astype(np.int64),
+            "residents_covered": covered,
+            "share_covered": covered / residents if residents else 0.0,
+            "residents_65_plus_covered": covered_seniors,
+            "share_65_plus_covered": covered_seniors / seniors if seniors else 0.0,
+            "share_lost": 1.0 - covered / potential if potential else 0.0,
+        }
+    )
+    days = [(week.week_start + dt.timedelta(days=d)).date() for d in range(7)]
+    overdue = [availability.overdue_warnings(day) for day in days]
+    return WeeklyCoverage(
+        week_start=week.week_start,
+        radius_m=float(radius_m),
+        distance_model=model.name,
+        distance_model_description=model.describe(),
+        residents=residents,
+        residents_65_plus=seniors,
+        residents_covered_always=int(demand.residents[figures.reached][figures.unit_always].sum()),
+        residents_covered_potential=potential,
+        slices=slices,
+        zone_slices=_zone_slices(
+            demand, figures.group_zone, figures.group_residents, figures.group_open
+        ),
+        hours_issues=availability.issues,
+        notes=(
+            *_model_notes(model, demand.xy, radius_m),
+            *availability.report_warnings(),
+            *dict.fromkeys(line for lines in overdue for line in lines),
+        ),
+        residents_only_overdue=round(only_overdue),
+        count_overdue=count_overdue,
+    )
+
+
+@dataclass(frozen=True)
+class _WeekFigures:
+    reached: np.ndarray
+    unit_always: np.ndarray
+    covered: np.ndarray
+    covered_seniors: np.ndarray
+    group_zone: np.ndarray
+    group_residents: np.ndarray
+    group_open: np.ndarray
+
+
+def _week_figures(
+    demand: Demand, reach: Reach, week: WeeklyAvailability, counted: np.ndarray
+) -> _WeekFigures:
+    masks = np.packbits(week.slices[counted], axis=1)  # (devices, 21) uint8
+    always = week.always[counted]
+    reached, starts = np.unique(reach.unit, return_index=True)
+    # A unit is covered in a slot when any device in its reach is open: OR of their masks.
+    unit_masks = np.bitwise_or.reduceat(masks[reach.device], starts, axis=0)
+    unit_always = np.logical_or.reduceat(always[reach.device], starts)
+    # Group units by their combined mask and zone: a few hundred groups instead of every unit.
+    n_zone_bins = len(demand.zone_ids) + 1
+    zone_bin = np.where(demand.zone[reached] >= 0, demand.zone[reached], n_zone_bins - 1)
+    keys = np.ascontiguousarray(np.column_stack([unit_masks, _zone_bytes(zone_bin)]))
+    distinct, group = np.unique(
+        keys.view(np.dtype((np.void, keys.shape[1]))).ravel(), return_inverse=True
+    )
+    n_groups = len(distinct)
+    group_residents = np.bincount(group, weights=demand.residents[reached], minlength=n_groups)
+    group_seniors = np.bincount(group, weights=demand.seniors[reached], minlength=n_groups)
+    raw = distinct.view(np.uint8).reshape(n_groups, keys.shape[1])
+    group_open = np.unpackbits(raw[:, : masks.shape[1]], axis=1)[:, :HOURS_PER_WEEK]
+    group_open = group_open.astype(np.int64)
+    return _WeekFigures(
+        reached=reached,
+        unit_always=unit_always,
+        covered=group_residents.astype(np.int64) @ group_open,
+        covered_seniors=group_seniors.astype(np.int64) @ group_open,
+        group_zone=_zone_from_bytes(raw[:, masks.shape[1] :]),
+        group_residents=group_residents,
+        group_open=group_open,
+    )
+
+
+def _zone_bytes(zone_bin: np.ndarray) -> np.ndarray:
+    return zone_bin.astype(">u4").view(np.uint8).reshape(len(zone_bin), 4)
+
+
+def _zone_from_bytes(raw: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(raw).view(">u4").ravel().astype(np.int64)
+
+
+def _zone_slices(
+    demand: Demand, group_zone: np.ndarray, group_residents: np.ndarray, group_open: np.ndarray
+) -> pd.DataFrame:
+    n_zones = len(demand.zone_ids)
+    if n_zones == 0:
+        return pd.DataFrame(columns=["zone_id", "slot", "residents_covered", "share_covered"])
+    zone_residents = np.bincount(
+        np.where(demand.zone >= 0, demand.zone, n_zones),
+        weights=demand.residents,
+        minlength=n_zones + 1,
+    )[:n_zones]
+    per_zone = np.zeros((n_zones + 1, len(group_residents)), dtype=np.int64)
+    per_zone[group_zone, np.arange(len(group_residents))] = group_residents.astype(np.int64)
+    covered = (per_zone @ group_open)[:n_zones]  # (zones, 168)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(zone_residents[:, None] > 0, covered / zone_residents[:, None], 0.0)
+    return pd.DataFrame(
+        {
+            "zone_id": np.repeat(np.array(demand.zone_ids, dtype=object), HOURS_PER_WEEK),
+            "slot": np.tile(np.arange(HOURS_PER_WEEK), n_zones),
+            "residents_covered": covered.ravel(),
+            "share_covered": share.ravel(),
+        }
+    )
+
+
+# --- nearest device, gaps, sites without a device, equity -------------------------------------
+
+
+def nearest_available(
+    points: gpd.GeoDataFrame,
+    devices: gpd.GeoDataFrame,
+    city: CityProfile,
+    *,
+    at: dt.datetime | None = None,
+    model: DistanceModel | None = None,
+    max_distance_m: float = np.inf,
+    reference_date: dt.date | None = None,
+    count_overdue: bool = False,
+    reports: Mapping[str, ReportFlag] | None = None,
+) -> gpd.GeoDataFrame:
+    """The nearest device available at ``at`` (24/7 if ``None``, see ``coverage``) for each point.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``points`` (metric CRS) with ``device_id`` (``None`` if none in reach), ``distance_m``
+        and ``walk_min`` (at 4.5 km/h).
+    """
+    model = model or StraightLine()
+    points_xy = metric_xy(points, "puntos")
+    devices_xy, availability = _devices(devices, city, count_overdue=count_overdue, reports=reports)
+    chosen = np.flatnonzero(available(availability, at=at, reference_date=reference_date))
+    index, distance = nearest(
+        points_xy, devices_xy[chosen], model=model, max_distance_m=max_distance_m
+    )
+    result = points.copy()
+    result["device_id"] = _device_ids(devices, chosen, index)
+    result["distance_m"] = distance
+    result["walk_min"] = distance / WALKING_SPEED_M_PER_MIN
+    return result
+
+
+#: Smallest gap cell: finer cells say nothing (coordinates are not that precise).
+MIN_CELL_M = 1.0
+
+
+def find_gaps(result: CoverageResult, *, cell_m: float | None = None) -> gpd.GeoDataFrame:
+    """Uncovered residents gathered into square cells, ranked by uncovered residents then 65+.
+
+    A cell's side defaults to 1.5 × ``radius_m`` (150 m for 100 m): about the footprint one new
+    device would cover, so the top cells read as "where the next devices help most". Cells are
+    aligned on multiples of ``cell_m`` in the metric CRS, so the same city always gives the same
+    cells.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One row per cell holding uncovered residents (metric CRS): ``rank`` (1 = most uncovered
+        residents), ``residents``, ``residents_65_plus``, ``units``, ``zone_id`` (the zone holding
+        most of its uncovered residents; ``None`` outside every zone), ``nearest_distance_m``
+        (residents' mean distance to the nearest available device; ``inf`` when none is
+        available anywhere), ``geometry`` (the cell).
+    """
+    side = 1.5 * result.radius_m if cell_m is None else cell_m
+    if not (np.isfinite(side) and side >= MIN_CELL_M):
+        msg = f"El lado de celda debe ser de al menos {MIN_CELL_M:g} m (recibido {side})."
+        raise CoverageInputError(msg)
+    units = result.units
+    uncovered = units[~units["covered"] & (units["residents"] > 0)]
+    columns = [
+        "rank",
+        "residents",
+        "residents_65_plus",
+        "units",
+        "zone_id",
+        "nearest_distance_m",
+        "geometry",
+    ]
+    if uncovered.empty:
+        return gpd.GeoDataFrame(columns=columns, geometry="geometry", crs=units.crs)
+    xy = shapely.get_coordinates(uncovered.geometry.values)
+    cell = np.floor(xy / side).astype(np.int64)
+    residents = uncovered["residents"].to_numpy(dtype=np.int64)
+    frame = pd.DataFrame(
+        {
+            "cx": cell[:, 0],
+            "cy": cell[:, 1],
+            "residents": residents,
+            "residents_65_plus": uncovered["residents_65_plus"].to_numpy(dtype=np.int64),
+            "zone_id": uncovered["zone_id"].to_numpy(dtype=object),
+            "weighted_distance": uncovered["nearest_distance_m"].to_numpy(dtype=float) * residents,
+        }
+    )
+    grouped = frame.groupby(["cx", "cy"]).agg(
+        residents=("residents", "sum"),
+        residents_65_plus=("residents_65_plus", "sum"),
+        units=("residents", "size"),
+        weighted_distance=("weighted_distance", "sum"),
+    )
+    grouped["nearest_distance_m"] = grouped["weighted_distance"] / grouped["residents"]
+    by_zone = frame.groupby(["cx", "cy", "zone_id"], dropna=False)["residents"].sum()
+    main_zone = (
+        by_zone.reset_index()
+        .sort_values("residents", ascending=False, kind="stable")
+        .drop_duplicates(["cx", "cy"])
+        .set_index(["cx", "cy"])["zone_id"]
+    )
+    grouped["zone_id"] = main_zone
+    grouped = grouped.reset_index().sort_values(
+        ["residents", "residents_65_plus", "cx", "cy"], ascending=[False, False, True, True]
+    )
+    x0, y0 = grouped["cx"].to_numpy() * side, grouped["cy"].to_numpy() * side
+    cells = shapely.box(x0, y0, x0 + side, y0 + side)
+    gaps = gpd.GeoDataFrame(grouped.reset_index(drop=True), geometry=list(cells), crs=units.crs)
+    gaps["rank"] = np.arange(1, len(gaps) + 1)
+    gaps["zone_id"] = gaps["zone_id"].astype(object).where(gaps["zone_id"].notna(), None)
+    return gaps[columns]
+
+
+def sites_without_device(
+    sites: gpd.GeoDataFrame,
+    devices: gpd.GeoDataFrame,
+    city: CityProfile,
+    *,
+    radius_m: float = DEFAULT_RADIUS_M,
+    at: dt.datetime | None = None,
+    model: DistanceModel | None = None,
+    reference_date: dt.date | None = None,
+    count_overdue: bool = False,
+    reports: Mapping[str, ReportFlag] | None = None,
+) -> gpd.GeoDataFrame:
+    """Entities or cohousing sites, with whether an available device is within ``radius_m``.
+
+    ``at``, ``reference_date``, ``count_overdue`` and ``reports`` mean what they mean for
+    :func:`coverage`.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``sites`` with ``holds_device`` (a working device of its own, by ``operator_entity_id``),
+        ``nearest_device_id``, ``distance_m`` and ``covered``; sites lacking cover first, by
+        distance. The plan's action 1.3 proposes a device for each site with ``covered`` false.
+    """
+    _check_radius(radius_m)
+    nearby = nearest_available(
+        sites,
+        devices,
+        city,
+        at=at,
+        model=model,
+        reference_date=reference_date,
+        count_overdue=count_overdue,
+        reports=reports,
+    )
+    working = devices[(devices["status"] == "active") & (devices["verification"] == "verified")]
+    holders = set(working["operator_entity_id"].dropna())
+    result = nearby.rename(columns={"device_id": "nearest_device_id"}).drop(columns="walk_min")
+    result["holds_device"] = result["id"].isin(holders)
+    result["covered"] = result["distance_m"] <= radius_m
+    return result.sort_values(["covered", "distance_m"], ascending=[True, False])
+
+
+def coverage_by_income(result: CoverageResult, incomes: pd.DataFrame) -> pd.DataFrame:
+    """Coverage by income quintile of the residents' census section.
+
+    Parameters
+    ----------
+    incomes
+        ``code`` (census section, CUSEC) and ``income`` (e.g. INE ADRH mean income per person).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per quintile (1 = poorest fifth of sections): ``quintile``, ``sections``,
+        ``income_min``, ``income_max``, ``residents``, ``residents_covered``, ``share_covered``,
+        ``residents_65_plus``, ``residents_65_plus_covered``, ``share_65_plus_covered``.
+        Units whose section has no income are left out (their count is in ``attrs``).
+    """
+    units = result.units
+    if "section_code" not in units:
+        msg = "La capa de población no tiene section_code: no se puede cruzar con la renta."
+        raise CoverageInputError(msg)
+    sections = incomes.dropna(subset=["income"]).drop_duplicates("code").copy()
+    if len(sections) < 5:
+        msg = f"Hacen falta al menos 5 secciones con renta para formar quintiles ({len(sections)})."
+        raise CoverageInputError(msg)
+    sections["quintile"] = pd.qcut(sections["income"].rank(method="first"), 5, labels=False) + 1
+    joined = units.merge(sections, how="left", left_on="section_code", right_on="code")
+    missing = int(joined["quintile"].isna().sum())
+    joined = joined.dropna(subset=["quintile"])
+    joined["residents_covered"] = joined["residents"] * joined["covered"]
+    joined["seniors_covered"] = joined["residents_65_plus"] * joined["covered"]
+    table = joined.groupby("quintile").agg(
+        sections=("code", "nunique"),
+        income_min=("income", "min"),
+        income_max=("income", "max"),
+        residents=("residents", "sum"),
+        residents_covered=("residents_covered", "sum"),
+        residents_65_plus=("residents_65_plus", "sum"),
+        residents_65_plus_covered=("seniors_covered", "sum"),
+    )
+    table["share_covered"] = _shares(table["residents_covered"], table["residents"])
+    table["share_65_plus_covered"] = _shares(
+        table["residents_65_plus_covered"], table["residents_65_plus"]
+    )
+    table = table.reset_index()
+    table["quintile"] = table["quintile"].astype(int)
+    table.attrs["units_without_income"] = missing
+    return table

@@ -1,0 +1,546 @@
+"""Coverage, gaps and siting as documents: the answers the CLI and the API give, built once.
+
+An edge helper (like :mod:`geo.services.inputs`): it runs the pure computing modules on
+:class:`geo.services.inputs.AnalysisInputs` and shapes their results into the JSON documents and
+GeoJSON
+layers documented in the README, so ``cardiomapa gaps --format json`` and ``GET /api/gaps``
+answer with the same thing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from geo.core import outputs
+from geo.core.arrests import blended_hour_weights, observed_years, risk_surface
+from geo.core.availability import available, device_availability
+from geo.core.coverage import (
+    DEFAULT_RADIUS_M,
+    DistanceModel,
+    StraightLine,
+    coverage_by_income,
+    find_gaps,
+    sites_without_device,
+    weekly_coverage,
+)
+from geo.core.coverage import coverage as run_coverage
+from geo.core.indicators import DensityReference, compute_indicators, year_on_year
+from geo.core.outcomes import (
+    OutcomeParameters,
+    lives_difference,
+    lives_siting_problem,
+    outcomes,
+    with_new_devices,
+)
+from geo.core.results import (
+    AnalysisInputs,
+    CoverageAnalysis,
+    GapsAnalysis,
+    IndicatorsAnalysis,
+    OutcomesAnalysis,
+    PlannerView,
+    SitingAnalysis,
+    WeeklyAnalysis,
+)
+from geo.core.siting import (
+    SitingResult,
+    build_problem,
+    solve_exact,
+    solve_greedy,
+    solve_target,
+    zones_after,
+)
+from geo.errors import SitingError
+from geo.services.inputs import siting_candidates
+
+
+def coverage_analysis(
+    inputs: AnalysisInputs,
+    *,
+    radius_m: float,
+    at: dt.datetime | None,
+    reference_date: dt.date,
+    detour_factor: float,
+    assume_unknown_open: bool = False,
+    incomes: pd.DataFrame | None = None,
+) -> CoverageAnalysis:
+    """Coverage at ``at`` (24/7 when ``None``), by CEAS zone, and by income if ``incomes``."""
+    metric = inputs.metric
+    result = run_coverage(
+        metric["population"],
+        metric["defibrillators"],
+        inputs.city,
+        radius_m=radius_m,
+        at=at,
+        zones=metric["ceas"],
+        model=inputs.distance_model(detour_factor=detour_factor),
+        assume_unknown_open=assume_unknown_open,
+        reference_date=reference_date,
+        **inputs.counting(),
+    )
+    income = coverage_by_income(result, incomes) if incomes is not None else None
+    document = {"city": inputs.city.name, "data_origin": inputs.origin, **result.to_dict()}
+    if income is not None:
+        document["income_quintiles"] = outputs.records(income)
+    layer = outputs.zones_with_coverage(metric["ceas"], result)
+    return CoverageAnalysis(result, income, document, layer)
+
+
+def weekly_analysis(
+    inputs: AnalysisInputs,
+    *,
+    radius_m: float,
+    week_of: dt.date,
+    detour_factor: float,
+    assume_unknown_open: bool = False,
+) -> WeeklyAnalysis:
+    """The weekly coverage profile of the week holding ``week_of``."""
+    metric = inputs.metric
+    week = weekly_coverage(
+        metric["population"],
+        metric["defibrillators"],
+        inputs.city,
+        radius_m=radius_m,
+        week_of=week_of,
+        zones=metric["ceas"],
+        model=inputs.distance_model(detour_factor=detour_factor),
+        assume_unknown_open=assume_unknown_open,
+        **inputs.counting(),
+    )
+    return WeeklyAnalysis(week, week.to_dict(), outputs.zones_with_week(metric["ceas"], week))
+
+
+def outcomes_analysis(
+    inputs: AnalysisInputs,
+    parameters: OutcomeParameters,
+    *,
+    mode: str,
+    at: dt.datetime | None,
+    week_of: dt.date,
+    radius_m: float | None,
+    detour_factor: float,
+    assume_unknown_open: bool = False,
+    arrests: gpd.GeoDataFrame | None = None,
+    arrests_years: float | None = None,
+) -> OutcomesAnalysis:
+    """Lives saved per year for the city, per CEAS zone and per device (see geo.core.outcomes).
+
+    With ``arrests`` (the private past-arrests layer, staff only), the hours of the week are
+    blended with the observed ones (weekly mode) and the residents' incidence with the observed
+    events (:mod:`geo.core.arrests`); the document then holds city totals of the blend only.
+    ``arrests_years``: the years the arrests cover (default: the calendar years they span).
+    """
+    metric = inputs.metric
+    weights, origin, factor, observed = None, "", None, None
+    if arrests is not None and not arrests.empty:
+        surface = risk_surface(
+            metric["population"],
+            arrests,
+            parameters,
+            observed_years=observed_years(arrests) if arrests_years is None else arrests_years,
+        )
+        factor = surface.factor
+        observed = {
+            "events": surface.events,
+            "years": surface.observed_years,
+            "unattributed": surface.unattributed,
+            "bandwidth_m": surface.bandwidth_m,
+            "prior_years": surface.prior_years,
+            "model_per_year": surface.model_per_year,
+            "observed_per_year": surface.observed_per_year,
+            "blended_per_year": surface.blended_per_year,
+        }
+        if mode == "weekly":
+            hours = blended_hour_weights(
+                arrests, day_night_ratio=parameters.central("day_night_ratio")
+            )
+            weights, origin = hours.weights, hours.origin
+    result = outcomes(
+        metric["population"],
+        metric["defibrillators"],
+        inputs.city,
+        parameters,
+        mode=mode,
+        at=at,
+        week_of=week_of,
+        reach_m=radius_m,
+        zones=metric["ceas"],
+        model=inputs.distance_model(detour_factor=detour_factor),
+        assume_unknown_open=assume_unknown_open,
+        weights=weights,
+        weights_origin=origin,
+        risk_factor=factor,
+        **inputs.counting(),
+    )
+    document = {"city": inputs.city.name, "data_origin": inputs.origin, **result.to_dict()}
+    document["observed_arrests"] = observed
+    figures = result.by_zone.drop(columns="zone_name").set_index("zone_id")
+    zones = metric["ceas"][["id", "name", "geometry"]].join(figures, on="id").to_crs("EPSG:4326")
+    devices = result.devices.to_crs("EPSG:4326")
+    return OutcomesAnalysis(result, document, zones, devices)
+
+
+def gaps_analysis(
+    inputs: AnalysisInputs,
+    *,
+    radius_m: float,
+    at: dt.datetime | None,
+    cell_m: float | None,
+    detour_factor: float,
+    reference_date: dt.date,
+) -> GapsAnalysis:
+    """Where people live without a device in reach, and which sites lack one.
+
+    With ``at=None`` (24/7), ``reference_date`` fixes the year checked (the edge passes the
+    city's today by its clock).
+    """
+    metric = inputs.metric
+    model = inputs.distance_model(detour_factor=detour_factor)
+    result = run_coverage(
+        metric["population"],
+        metric["defibrillators"],
+        inputs.city,
+        radius_m=radius_m,
+        at=at,
+        zones=metric["ceas"],
+        model=model,
+        reference_date=reference_date,
+        **inputs.counting(),
+    )
+    areas = find_gaps(result, cell_m=cell_m)
+    uncovered = {}
+    for name in ("entities", "cohousing"):
+        sites = sites_without_device(
+            metric[name], metric["defibrillators"], inputs.city, radius_m=radius_m, at=at,
+            model=model, reference_date=reference_date, **inputs.counting(),
+        )  # fmt: skip
+        uncovered[name] = sites[~sites["covered"]]
+    header = outputs.result_header(result)
+    document = {
+        **header,
+        "residents_uncovered": result.residents - result.residents_covered,
+        "areas": outputs.records(areas.drop(columns="geometry")),
+        "entities_without_device": outputs.records(uncovered["entities"]),
+        "cohousing_without_device": outputs.records(uncovered["cohousing"]),
+    }
+    layer = pd.concat(
+        [
+            areas.assign(kind="gap_area"),
+            uncovered["entities"].assign(kind="entity_without_device"),
+            uncovered["cohousing"].assign(kind="cohousing_without_device"),
+        ],
+        ignore_index=True,
+    )
+    layer = gpd.GeoDataFrame(layer, geometry="geometry", crs=areas.crs)
+    return GapsAnalysis(result, areas, uncovered, document, layer)
+
+
+def siting_analysis(
+    inputs: AnalysisInputs,
+    *,
+    new: int,
+    radius_m: float | None,
+    method: str,
+    candidates: str,
+    target_share: float | None,
+    senior_weight: float,
+    at: dt.datetime | None,
+    time_limit_s: float,
+    detour_factor: float,
+    reference_date: dt.date,
+    objective: str = "residents",
+    parameters: OutcomeParameters | None = None,
+    target_lives: float | None = None,
+) -> SitingAnalysis:
+    """Where the next ``new`` devices protect the most residents (or reach ``target_share``).
+
+    With ``at=None`` (24/7), ``reference_date`` fixes the year checked (the edge passes the
+    city's today by its clock).
+    ``objective="lives"`` weighs each site by the expected lives per year it would add
+    (:func:`geo.core.outcomes.lives_siting_problem`, weekly model unless ``at``), with
+    ``target_lives`` (per year) as the goal instead of ``target_share``.
+    """
+    metric = inputs.metric
+    model = inputs.distance_model(detour_factor=detour_factor)
+    if objective not in ("residents", "lives"):
+        msg = f"Objetivo {objective!r} desconocido; se admite residents o lives."
+        raise SitingError(msg)
+    if objective == "lives":
+        if parameters is None:
+            msg = "El objetivo lives necesita los parámetros del modelo de vidas salvadas."
+            raise SitingError(msg)
+        return _lives_siting(
+            inputs, parameters, new=new, radius_m=radius_m, method=method,
+            candidates=candidates, target_lives=target_lives, at=at,
+            time_limit_s=time_limit_s, model=model, reference_date=reference_date,
+        )  # fmt: skip
+    if target_lives is not None:
+        msg = "--target-lives solo tiene sentido con el objetivo lives."
+        raise SitingError(msg)
+    radius_m = DEFAULT_RADIUS_M if radius_m is None else radius_m
+    sites = siting_candidates(
+        candidates, inputs, radius_m=radius_m, at=at, model=model, reference_date=reference_date
+    )
+    problem, baseline = build_problem(
+        metric["population"],
+        metric["defibrillators"],
+        sites,
+        inputs.city,
+        radius_m=radius_m,
+        at=at,
+        zones=metric["ceas"],
+        model=model,
+        senior_weight=senior_weight,
+        reference_date=reference_date,
+        **inputs.counting(),
+    )
+    residents = int(baseline["residents"].sum())
+    covered = int(baseline["residents_covered"].sum())
+    if target_share is not None:
+        needed = max(0.0, target_share * residents - covered)
+        result = solve_target(
+            problem, weight_needed=needed, method=method, time_limit_s=time_limit_s
+        )
+    elif method == "exact":
+        result = solve_exact(problem, p=new, time_limit_s=time_limit_s)
+    else:
+        result = solve_greedy(problem, p=new)
+    zones = zones_after(baseline, problem, result)
+    chosen = _chosen_sites(sites, result, residents, covered)
+    after = covered + result.residents_gained
+    document: dict[str, Any] = {
+        "mode": "target" if target_share is not None else "budget",
+        "method": result.method,
+        "status": result.status,
+        "gap": result.gap,
+        "solver_seconds": result.seconds,
+        "new_devices": len(result.chosen),
+        "target_share": target_share,
+        "radius_m": radius_m,
+        "distance_model": model.name,
+        "distance_model_description": model.describe(),
+        "objective": "residents",
+        "senior_weight": senior_weight,
+        "candidates": candidates,
+        "candidates_count": len(sites),
+        "residents": residents,
+        "residents_covered_before": covered,
+        "share_covered_before": covered / residents if residents else 0.0,
+        "residents_covered_after": after,
+        "share_covered_after": after / residents if residents else 0.0,
+        "sites": outputs.records(chosen),
+        "zones": outputs.records(zones),
+    }
+    return SitingAnalysis(result, chosen, document)
+
+
+def _lives_siting(
+    inputs: AnalysisInputs,
+    parameters: OutcomeParameters,
+    *,
+    new: int,
+    radius_m: float | None,
+    method: str,
+    candidates: str,
+    target_lives: float | None,
+    at: dt.datetime | None,
+    time_limit_s: float,
+    model: DistanceModel,
+    reference_date: dt.date,
+) -> SitingAnalysis:
+    """Siting by expected lives saved; the figures after are recomputed with the new sites."""
+    metric = inputs.metric
+    week_of = reference_date
+    reach = parameters.central("reach_m") if radius_m is None else radius_m
+    mode = "weekly" if at is None else "instant"
+    sites = siting_candidates(
+        candidates, inputs, radius_m=reach, at=at, model=model, reference_date=reference_date
+    )
+    problem, before = lives_siting_problem(
+        metric["population"], metric["defibrillators"], sites, inputs.city, parameters,
+        mode=mode, at=at, week_of=week_of, reach_m=reach, zones=metric["ceas"], model=model,
+        **inputs.counting(),
+    )  # fmt: skip
+    if target_lives is not None:
+        needed = max(0.0, target_lives - before.lives_saved)
+        result = solve_target(
+            problem, weight_needed=needed, method=method, time_limit_s=time_limit_s
+        )
+    elif method == "exact":
+        result = solve_exact(problem, p=new, time_limit_s=time_limit_s)
+    else:
+        result = solve_greedy(problem, p=new)
+    chosen_ids = list(result.chosen)
+    placed = sites.set_index("id").loc[chosen_ids].reset_index()
+    after = outcomes(
+        metric["population"], with_new_devices(metric["defibrillators"], placed),
+        inputs.city, parameters, mode=mode, at=at, week_of=week_of, reach_m=reach,
+        zones=metric["ceas"], model=model, **inputs.counting(),
+    )  # fmt: skip
+    gained, gained_low, gained_high = lives_difference(before, after)
+    chosen = _chosen_sites(sites, result, int(before.city["residents"]), 0)
+    chosen = chosen.drop(columns=["share_covered_after", "residents_covered_new"])
+    chosen = chosen.rename(columns={"weight_gained": "lives_gained"})
+    chosen["lives_saved_after"] = before.lives_saved + chosen["lives_gained"].cumsum()
+    zones = before.by_zone[["zone_id", "zone_name", "residents", "lives_saved"]].merge(
+        after.by_zone[["zone_id", "lives_saved"]], on="zone_id", suffixes=("", "_after")
+    )
+    figures = ("lives_saved", "lives_saved_low", "lives_saved_high")
+    document: dict[str, Any] = {
+        "mode": "target" if target_lives is not None else "budget",
+        "objective": "lives",
+        "method": result.method,
+        "status": result.status,
+        "gap": result.gap,
+        "solver_seconds": result.seconds,
+        "new_devices": len(result.chosen),
+        "target_lives": target_lives,
+        "outcome_mode": mode,
+        "week_start": before.week_start.isoformat() if before.week_start else None,
+        "radius_m": reach,
+        "distance_model": model.name,
+        "distance_model_description": model.describe(),
+        "candidates": candidates,
+        "candidates_count": len(sites),
+        "residents": before.city["residents"],
+        "before": {key: before.city[key] for key in figures},
+        "after": {key: after.city[key] for key in figures},
+        "lives_gained": gained,
+        "lives_gained_low": gained_low,
+        "lives_gained_high": gained_high,
+        "sites": outputs.records(chosen),
+        "zones": outputs.records(zones),
+        "warnings": list(before.notes),
+    }
+    return SitingAnalysis(result, chosen, document)
+
+
+def _chosen_sites(
+    sites: gpd.GeoDataFrame, result: SitingResult, residents: int, covered: int
+) -> gpd.GeoDataFrame:
+    steps = result.steps.merge(
+        sites[["id", "name", "kind", "geometry"]], left_on="candidate_id", right_on="id"
+    ).drop(columns="id")
+    chosen = gpd.GeoDataFrame(steps, geometry="geometry", crs=sites.crs)
+    lonlat = chosen.geometry.to_crs("EPSG:4326")
+    chosen["lon"], chosen["lat"] = lonlat.x.round(6), lonlat.y.round(6)
+    covered_after = covered + chosen["residents_covered_new"]
+    chosen["share_covered_after"] = covered_after / residents if residents else 0.0
+    return chosen
+
+
+def planner_view(
+    inputs: AnalysisInputs,
+    *,
+    radius_m: float,
+    at: dt.datetime | None,
+    new: int,
+    reference_date: dt.date,
+    detour_factor: float,
+    parameters: OutcomeParameters | None = None,
+    objective: str = "residents",
+) -> PlannerView:
+    """Coverage, gaps, sites with and without a device and a greedy proposal of ``new`` sites.
+
+    With the outcome model's ``parameters``, also the lives saved per year over the week of
+    ``reference_date`` (:func:`outcomes_analysis`, weekly: the hour shown does not change it).
+    ``objective="lives"`` (needs ``parameters``) proposes the sites that add the most lives
+    (:func:`siting_analysis`, at the model's own reach) instead of the most residents covered.
+    """
+    metric = inputs.metric
+    model = inputs.distance_model(detour_factor=detour_factor)
+    coverage = coverage_analysis(
+        inputs, radius_m=radius_m, at=at, reference_date=reference_date,
+        detour_factor=detour_factor,
+    )  # fmt: skip
+    gaps = gaps_analysis(
+        inputs, radius_m=radius_m, at=at, cell_m=None, detour_factor=detour_factor,
+        reference_date=reference_date,
+    )  # fmt: skip
+    sites = {
+        name: sites_without_device(
+            metric[name],
+            metric["defibrillators"],
+            inputs.city,
+            radius_m=radius_m,
+            at=at,
+            model=model,
+            reference_date=reference_date,
+            **inputs.counting(),
+        )
+        for name in ("entities", "cohousing")
+    }
+    devices = metric["defibrillators"]
+    availability = device_availability(
+        devices, timezone=inputs.city.timezone, calendar=inputs.city.calendar, **inputs.counting()
+    )
+    devices = devices.assign(
+        available=available(availability, at=at, reference_date=reference_date)
+    )
+    siting = siting_analysis(
+        inputs, new=new, radius_m=radius_m if objective == "residents" else None,
+        method="greedy", candidates="all", target_share=None, senior_weight=1.0, at=at,
+        time_limit_s=60.0, detour_factor=detour_factor, reference_date=reference_date,
+        objective=objective, parameters=parameters,
+    )  # fmt: skip
+    reach_m = radius_m / model.detour_factor if isinstance(model, StraightLine) else radius_m
+    lives = None
+    if parameters is not None:
+        lives = outcomes_analysis(
+            inputs, parameters, mode="weekly", at=None, week_of=reference_date, radius_m=None,
+            detour_factor=detour_factor,
+        )  # fmt: skip
+    return PlannerView(
+        coverage, gaps, devices, sites["entities"], sites["cohousing"], siting, radius_m,
+        reach_m, at, lives,
+    )  # fmt: skip
+
+
+def indicators_analysis(
+    inputs: AnalysisInputs,
+    *,
+    training: pd.DataFrame,
+    uses: pd.DataFrame,
+    references: list[DensityReference],
+    as_of: dt.date,
+    radius_m: float,
+    detour_factor: float,
+    outcome_parameters: OutcomeParameters,
+    year: int | None = None,
+) -> IndicatorsAnalysis:
+    """The plan's indicators on ``as_of`` (see :mod:`geo.core.indicators`), for one year or all.
+
+    ``outcome_parameters`` (:func:`geo.services.inputs.outcome_parameters`) give the lives saved per
+    year at each year end, what the plan's devices add and, with a device cost in the plan,
+    the cost per life-year gained.
+    """
+    metric = inputs.metric
+    model = inputs.distance_model(detour_factor=detour_factor)
+    indicators = compute_indicators(
+        city=inputs.city,
+        devices=metric["defibrillators"],
+        entities=metric["entities"],
+        zones=metric["ceas"],
+        population=metric["population"],
+        training=training,
+        uses=uses,
+        references=references,
+        as_of=as_of,
+        radius_m=radius_m,
+        model=model,
+        outcome_parameters=outcome_parameters,
+        count_overdue=inputs.count_overdue,
+    )
+    document = {"data_origin": inputs.origin, **indicators.to_dict()}
+    document["distance_model_description"] = model.describe()
+    if year is not None:
+        indicators.year(year)  # a year outside the plan is an error
+        change = year_on_year(indicators.years)
+        document["year"] = year
+        document["years"] = outputs.records(indicators.years[indicators.years["year"] == year])
+        document["year_on_year"] = outputs.records(change[change["year"] == year])
+    return IndicatorsAnalysis(indicators, year, document)
