@@ -55,8 +55,8 @@ from geo.core.coverage import (
     to_metric,
     weekly_coverage,
 )
-from geo.core.layers import read_layers
 from geo.core.network import WalkingNetwork
+from geo.io.files import read_layers
 
 ROOT = Path(__file__).resolve().parent.parent
 CRS = "EPSG:25830"

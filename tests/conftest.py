@@ -23,7 +23,8 @@ from servers import CHROMIUM, CHROMIUM_FLAGS
 from sqlalchemy.engine import make_url
 
 from geo.city import CityProfile, load_city_profile
-from geo.core.layers import Layers, read_layers
+from geo.core.layers import Layers
+from geo.io.files import read_layers
 from geo.io.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

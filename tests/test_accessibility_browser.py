@@ -20,7 +20,7 @@ from servers import ARTIFACTS, Server
 from weeks import ORDINARY, clock_env
 
 from geo.city import load_city_profile
-from geo.core.layers import read_layers
+from geo.io.files import read_layers
 from geo.io.store import Store
 from geo.services.tokens import issue_token
 

@@ -32,8 +32,9 @@ from geo.core.coverage import (
     to_metric,
     weekly_coverage,
 )
-from geo.core.layers import read_layers
 from geo.errors import CoverageInputError, MetricCRSError
+from geo.io import osm as osm_files
+from geo.io.files import read_layers
 
 X, Y = 373_000.0, 4_651_000.0
 CRS = "EPSG:25830"
@@ -421,7 +422,7 @@ NETWORK_FILE = Path(__file__).resolve().parent / "fixtures" / "network" / "palen
 
 @pytest.fixture(scope="module")
 def street_network() -> walking.WalkingNetwork:
-    return walking.load_network(NETWORK_FILE, crs=CRS)
+    return osm_files.load_network(NETWORK_FILE, crs=CRS)
 
 
 def test_network_coverage_uses_street_distance(

@@ -29,7 +29,8 @@ from servers import Server, Watched, open_page
 from weeks import ORDINARY, clock_at, clock_env
 
 from geo.city import load_city_profile
-from geo.core.layers import Layers, read_layers
+from geo.core.layers import Layers
+from geo.io.files import read_layers
 from geo.io.store import Store
 from geo.services import registry
 from geo.services.inputs import device_finder

@@ -23,9 +23,10 @@ from weeks import ORDINARY, clock_env
 from api.app import create_app
 from geo.city import CityProfile
 from geo.cli import app as cli_app
-from geo.core.layers import LAYERS, read_layers
+from geo.core.layers import LAYERS
 from geo.core.outputs import FORMULA_STARTS, csv_safe, to_csv
 from geo.io.export import PUBLISHED_LAYERS
+from geo.io.files import read_layers
 from geo.io.store import Store
 from geo.settings import Settings
 

@@ -19,10 +19,11 @@ from typer.testing import CliRunner
 from api.app import create_app
 from geo.city import CityProfile
 from geo.cli import app as cli_app
-from geo.core.layers import LAYERS, LAYERS_BY_NAME, Kind, Layers, read_layers
+from geo.core.layers import LAYERS, LAYERS_BY_NAME, Kind, Layers
 from geo.errors import InputError
 from geo.io import export
 from geo.io.export import ExportFormat
+from geo.io.files import read_layers
 from geo.io.store import Store
 from geo.settings import Settings
 from tests.conftest import DATA_DIR

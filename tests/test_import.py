@@ -25,8 +25,8 @@ from typer.testing import CliRunner
 from api.app import create_app
 from geo.city import CityProfile
 from geo.cli import app as cli_app
-from geo.core.layers import read_layers
 from geo.errors import ConflictError, ImportFormatError, LayerValidationError
+from geo.io.files import read_layers
 from geo.io.importers import IMPORTERS, LICENCES, euskadi, osm
 from geo.io.importers.base import DeviceRecord, ParsedImport
 from geo.io.importers.run import (

@@ -11,16 +11,9 @@ from typing import Any
 import pytest
 
 from geo.city import CityProfile
-from geo.core.layers import (
-    DEFIBRILLATORS,
-    LAYERS,
-    POPULATION,
-    parse_feature,
-    read_layer,
-    read_layers,
-    upkeep_warnings,
-)
+from geo.core.layers import DEFIBRILLATORS, LAYERS, POPULATION, parse_feature, upkeep_warnings
 from geo.errors import LayerValidationError, Problem
+from geo.io.files import read_layer, read_layers
 
 Document = dict[str, Any]
 

@@ -31,7 +31,7 @@ from servers import ARTIFACTS, Server, Watched, free_port, open_page
 from weeks import ORDINARY, clock_at, clock_env
 
 from geo.city import load_city_profile
-from geo.core.layers import read_layers
+from geo.io.files import read_layers
 from geo.io.store import Store
 from geo.services.tokens import issue_invitation, issue_token
 

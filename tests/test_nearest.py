@@ -14,9 +14,11 @@ from shapely.geometry import Point
 from geo.city import CityProfile
 from geo.core.availability import PUBLIC_ACCESS, device_availability, open_state
 from geo.core.coverage import NetworkDistance, StraightLine, to_metric
-from geo.core.layers import Layers, read_layers
+from geo.core.layers import Layers
 from geo.core.nearest import DeviceFinder
-from geo.core.network import load_network, nearest_target
+from geo.core.network import nearest_target
+from geo.io.files import read_layers
+from geo.io.osm import load_network
 from tests.conftest import DATA_DIR
 
 SUNDAY_NIGHT = dt.datetime(2026, 11, 22, 23, 0)

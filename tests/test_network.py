@@ -23,10 +23,8 @@ from hypothesis import strategies as st
 from shapely.geometry import LineString, Point
 
 from geo.city import load_city_profile
-from geo.core import network as walking
 from geo.core.network import (
     WalkingNetwork,
-    load_network,
     nearest_target,
     network_from_frames,
     network_to_frames,
@@ -34,6 +32,8 @@ from geo.core.network import (
     snap,
 )
 from geo.errors import CoordinatesError, NetworkError
+from geo.io import osm as osm_files
+from geo.io.osm import load_network
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "network" / "palencia_centro.osm"
@@ -194,7 +194,7 @@ def test_walk_filter_matches_osmnx() -> None:
     text = ox._overpass._get_network_filter("walk")
     clauses = re.findall(r'\["([^"]+)"(?:!~"([^"]*)")?\]', text)
     assert clauses[0] == ("highway", "")
-    assert tuple(clauses[1:]) == walking.WALK_EXCLUSIONS
+    assert tuple(clauses[1:]) == osm_files.WALK_EXCLUSIONS
 
 
 @pytest.mark.parametrize(
@@ -214,7 +214,7 @@ def test_walk_filter_matches_osmnx() -> None:
     ],
 )
 def test_walk_filter(tags: dict[str, str], walkable: bool) -> None:
-    assert walking._is_walkable(tags) is walkable
+    assert osm_files._is_walkable(tags) is walkable
 
 
 def test_network_is_read_only_and_hashable(centro: WalkingNetwork) -> None:
@@ -237,7 +237,7 @@ def test_importing_the_module_does_not_import_osmnx_nor_pyrosm() -> None:
 
 @pytest.mark.parametrize("projected", [False, True], ids=["wgs84", "utm"])
 def test_graphml_round_trip(centro: WalkingNetwork, tmp_path: Path, projected: bool) -> None:
-    graph = walking._graph_from_osm_xml(FIXTURE)
+    graph = osm_files._graph_from_osm_xml(FIXTURE)
     if projected:
         graph = ox.project_graph(graph, to_crs=CRS)
     path = tmp_path / "centro.graphml"
@@ -472,7 +472,7 @@ def test_pbf_walk_filter_is_osmnx_walk_not_pyrosm_walking(helsinki_pbf: Path) ->
     """The PBF reader filters ways as the XML reader does; pyrosm's "walking" differs on access."""
     osm = read_pbf(helsinki_pbf)
     _, every = osm.get_network(network_type="all", nodes=True)
-    ours = walking._walkable_pbf_way_ids(every)
+    ours = osm_files._walkable_pbf_way_ids(every)
     _, theirs = osm.get_network(network_type="walking", nodes=True)
     assert set(theirs["id"]) <= ours
     extra = every.drop_duplicates("id").set_index("id").loc[sorted(ours - set(theirs["id"]))]
@@ -502,7 +502,7 @@ def test_pbf_walk_filter_reads_columns_and_packed_tags(
         {"id": [7, 7], "tags": [packed, packed], **{k: [v, v] for k, v in columns.items()}}
     )
     frame = frame.replace({None: np.nan})
-    assert walking._walkable_pbf_way_ids(frame) == ({7} if walkable else set())
+    assert osm_files._walkable_pbf_way_ids(frame) == ({7} if walkable else set())
 
 
 def pbf_as_osm_xml(pbf: Path, out: Path) -> None:

@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 from api.app import create_app
 from geo.city import CityProfile
 from geo.cli import app as cli_app
-from geo.core.layers import read_layers
 from geo.errors import AuthenticationError, MailConfigError
+from geo.io.files import read_layers
 from geo.io.store import Store
 from geo.services.reminders import (
     SmtpTarget,

@@ -25,8 +25,8 @@ import geo.render.report
 from geo.city import CityProfile, load_city_profile
 from geo.cli import app
 from geo.core.indicators import BANDS, INDICATOR_LABELS, SHARE_INDICATORS, Indicators, year_on_year
-from geo.core.layers import read_layers
 from geo.core.results import IndicatorsAnalysis
+from geo.io.files import read_layers
 from geo.io.store import Store
 from geo.render.report import css_string, number, percent
 from geo.services.analysis import gaps_analysis, indicators_analysis

@@ -19,7 +19,8 @@ import pytest
 import shapely
 
 from geo.city import CityProfile, load_city_profile
-from geo.core.layers import LAYERS, Layers, read_layers
+from geo.core.layers import LAYERS, Layers
+from geo.io.files import read_layers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT / "data"

@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from geo.city import CityProfile
 from geo.core.coverage import to_metric
-from geo.core.layers import read_layers
 from geo.core.siting import (
     MAX_GRID_POINTS,
     SitingProblem,
@@ -28,6 +27,7 @@ from geo.core.siting import (
     zones_after,
 )
 from geo.errors import SitingError
+from geo.io.files import read_layers
 
 CRS = "EPSG:25830"
 X, Y = 373_000.0, 4_651_000.0

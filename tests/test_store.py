@@ -193,7 +193,7 @@ def test_any_valid_population_round_trips_exactly(
 
 
 def test_walking_network_round_trip(store: Store) -> None:
-    from geo.core.network import load_network
+    from geo.io.osm import load_network
 
     path = Path(__file__).resolve().parent / "fixtures" / "network" / "palencia_centro.osm"
     network = load_network(path, crs="EPSG:25830")

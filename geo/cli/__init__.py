@@ -46,15 +46,7 @@ from geo.core.indicators import (
     format_value,
     indicator_rows,
 )
-from geo.core.layers import (
-    DEFIBRILLATORS,
-    LAYERS,
-    Layers,
-    LayerSchema,
-    read_layers,
-    upkeep_warnings,
-)
-from geo.core.network import load_network
+from geo.core.layers import DEFIBRILLATORS, LAYERS, Layers, LayerSchema, upkeep_warnings
 from geo.core.outcomes import BAND_PERCENTILES, OutcomeParameters, OutcomeResult
 from geo.core.outputs import data_notice
 from geo.core.results import AnalysisInputs, CoverageAnalysis, WeeklyAnalysis
@@ -66,9 +58,11 @@ from geo.errors import (
     NotFoundError,
     Problem,
 )
+from geo.io.files import read_layers
 from geo.io.importers import IMPORTERS, ine_sections
 from geo.io.importers.run import ImportReport as DeviceImportReport
 from geo.io.importers.run import import_devices
+from geo.io.osm import load_network
 from geo.io.store import (
     InvitationRecord,
     Store,

@@ -1,4 +1,4 @@
-"""Layer schemas, and reading + validating GeoJSON layer files into GeoDataFrames.
+"""Layer schemas, and validating GeoJSON layers into GeoDataFrames (files are read by geo.io.files).
 
 Each layer is one GeoJSON FeatureCollection in EPSG:4326 (RFC 7946), one feature per record. The
 schemas below are the single definition of what a layer holds: the storage models, the loader and
@@ -17,7 +17,6 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -28,7 +27,7 @@ from shapely.geometry import MultiPolygon, Point, shape
 from shapely.geometry.base import BaseGeometry
 
 from geo.city import CityProfile
-from geo.errors import InputError, LayerValidationError, Problem
+from geo.errors import InputError, Problem
 
 # The package's type stub omits its exception class.
 OpeningHoursParserError: type[Exception] = opening_hours.ParserError  # type: ignore[attr-defined]
@@ -632,49 +631,14 @@ def upkeep_warnings(
     return warnings
 
 
-def read_layer(
-    path: Path, schema: LayerSchema, city: CityProfile, *, today: dt.date | None = None
-) -> gpd.GeoDataFrame:
-    """Read one layer file and validate every feature.
-
-    Parameters
-    ----------
-    path
-        GeoJSON FeatureCollection in EPSG:4326.
-    schema
-        The layer it must hold.
-    city
-        Profile whose boundary every feature must fall inside.
-    today
-        The city's local date, for the rules that depend on it (see :func:`parse_feature`).
-
-    Returns
-    -------
-    geopandas.GeoDataFrame
-        One row per feature, the schema's columns in order plus ``geometry``, CRS EPSG:4326.
-
-    Raises
-    ------
-    LayerValidationError
-        With every problem found in the file.
-    """
-    records, problems = _read_records(path, schema, city, today=today)
-    if problems:
-        raise LayerValidationError(problems)
-    return _to_frame(records, schema)
-
-
-def _read_records(
-    path: Path, schema: LayerSchema, city: CityProfile, *, today: dt.date | None
+def parse_layer_text(
+    text: str, schema: LayerSchema, city: CityProfile, *, name: str, today: dt.date | None
 ) -> tuple[list[dict[str, Any]], list[Problem]]:
-    name = path.name
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        message = f"no se encuentra el archivo de la capa {schema.name} en {path.parent}."
-        return [], [Problem(name, message)]
-    except UnicodeDecodeError as exc:
-        return [], [Problem(name, f"el archivo no está en UTF-8 (byte {exc.start}).")]
+    """The records of one layer's GeoJSON text, and every problem in it (each naming ``name``).
+
+    The file readers (:mod:`geo.io.files`) hand the text in; :func:`records_frame` turns the
+    records into a frame.
+    """
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -732,7 +696,7 @@ def _check_declared_crs(crs: Any) -> str | None:
     )
 
 
-def _to_frame(records: list[dict[str, Any]], schema: LayerSchema) -> gpd.GeoDataFrame:
+def records_frame(records: list[dict[str, Any]], schema: LayerSchema) -> gpd.GeoDataFrame:
     data = {name: [r[name] for r in records] for name in schema.field_names}
     return to_frame(data, [r["geometry"] for r in records], schema)
 
@@ -789,43 +753,3 @@ def _zone_overlaps(zones: gpd.GeoDataFrame, *, tolerance_m2: float = 1.0) -> lis
                 feature=int(i), field="geometry",
             ))  # fmt: skip
     return problems
-
-
-def read_layers(
-    data_dir: Path,
-    city: CityProfile,
-    *,
-    on_layer: Callable[[LayerSchema], None] | None = None,
-    today: dt.date | None = None,
-) -> Layers:
-    """Read and validate the five layer files of ``data_dir``.
-
-    Every file is read even when an earlier one fails, so the error lists every problem at once.
-
-    Parameters
-    ----------
-    on_layer
-        Called after each layer file is read (for progress bars).
-    today
-        The city's local date, for the rules that depend on it (see :func:`parse_feature`).
-
-    Raises
-    ------
-    LayerValidationError
-        With every problem in every file, and between files.
-    """
-    frames: dict[str, gpd.GeoDataFrame] = {}
-    problems: list[Problem] = []
-    for schema in LAYERS:
-        records, layer_problems = _read_records(
-            data_dir / schema.file_name, schema, city, today=today
-        )
-        problems.extend(layer_problems)
-        if not layer_problems:
-            frames[schema.name] = _to_frame(records, schema)
-        if on_layer is not None:
-            on_layer(schema)
-    problems.extend(check_references(frames))
-    if problems:
-        raise LayerValidationError(problems)
-    return Layers(frames)

@@ -24,13 +24,14 @@ from geo.core.coverage import (
     to_metric,
 )
 from geo.core.indicators import DensityReference
-from geo.core.layers import Layers, read_layers
+from geo.core.layers import Layers
 from geo.core.nearest import DeviceFinder
-from geo.core.network import load_network
 from geo.core.outcomes import OutcomeParameters
 from geo.core.results import AnalysisInputs
 from geo.core.siting import candidate_grid
 from geo.errors import IncomeDataError, ReferenceDataError, SitingError
+from geo.io.files import read_layers
+from geo.io.osm import load_network
 from geo.io.store import Store
 from geo.services.training import read_training_csv, training_rows
 from geo.settings import SAMPLE_DATA_DIR, Settings
