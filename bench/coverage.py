@@ -9,7 +9,7 @@ Each measurement prints one line with both timings and their ratio (ours / peer:
 ours is faster). Nothing here asserts on time; the targets are reported as met or not met.
 
 Every layer is already in EPSG:25830 (metres) before any clock starts: projecting from
-EPSG:4326 (``geo.core.coverage.to_metric``) and generating the synthetic data are never timed. Each
+EPSG:4326 (``geo.core.distance.to_metric``) and generating the synthetic data are never timed. Each
 timing is the best of N runs (``--repeats``, default 3; the slow baselines at Spain scale run
 once). See ``bench/README.md`` for what each line means and the figures measured.
 """
@@ -46,15 +46,8 @@ from common import (
 
 from geo.city import CityProfile, load_city_profile
 from geo.core.availability import available_at, device_availability
-from geo.core.coverage import (
-    CoverageResult,
-    NetworkDistance,
-    StraightLine,
-    WeeklyCoverage,
-    coverage,
-    to_metric,
-    weekly_coverage,
-)
+from geo.core.coverage import CoverageResult, WeeklyCoverage, coverage, weekly_coverage
+from geo.core.distance import NetworkDistance, StraightLine, to_metric
 from geo.core.network import WalkingNetwork
 from geo.io.files import read_layers
 

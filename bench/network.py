@@ -39,7 +39,8 @@ from common import best_of, machine_line, peak_memory_mb, ratio, yes
 from scipy.spatial import cKDTree
 
 from geo.city import load_city_profile
-from geo.core.coverage import CoverageResult, NetworkDistance, coverage
+from geo.core.coverage import CoverageResult, coverage
+from geo.core.distance import NetworkDistance
 from geo.core.network import WalkingNetwork, pairs_within
 from geo.io.osm import load_network
 

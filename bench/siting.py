@@ -9,7 +9,7 @@ Each instance is a synthetic city (seeded): demand points clustered in neighbour
 sites spread over the city, and a few existing devices next to people, all in metres. The same
 instance is solved two ways, each from coordinates to the covered weight:
 
-- **ours**: ``geo.core.coverage.pairs_within`` (``StraightLine(1.0)``) against the existing devices
+- **ours**: ``geo.core.distance.pairs_within`` (``StraightLine(1.0)``) against the existing devices
 to
   drop the demand they already cover, then against the candidates for the pairs in reach,
   ``SitingProblem.from_pairs`` and ``solve_exact`` (HiGHS); best of N runs (``--repeats``).
@@ -43,7 +43,7 @@ from common import machine_line, peak_memory_mb, ratio, yes
 from scipy.spatial.distance import cdist
 from spopt.locate import MCLP
 
-from geo.core.coverage import StraightLine, pairs_within
+from geo.core.distance import StraightLine, pairs_within
 from geo.core.siting import SitingProblem, SitingResult, solve_exact, solve_greedy
 
 #: Straight line, no detour: the same metric spopt's Euclidean matrix uses.

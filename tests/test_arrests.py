@@ -40,7 +40,7 @@ from geo.core.arrests import (
     parse_arrests,
     risk_surface,
 )
-from geo.core.coverage import StraightLine, to_metric
+from geo.core.distance import StraightLine, to_metric
 from geo.core.layers import LAYERS_BY_NAME, Layers
 from geo.core.outcomes import OutcomeParameters, hour_weights, outcomes
 from geo.errors import ConflictError, InputError, RecordValidationError

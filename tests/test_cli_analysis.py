@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from geo.city import CityProfile
 from geo.cli import app
-from geo.core.coverage import StraightLine, coverage, to_metric
+from geo.core.coverage import coverage
+from geo.core.distance import StraightLine, to_metric
 from geo.core.layers import Layers
 from tests.conftest import DATA_DIR, TINY_DIR
 

@@ -20,18 +20,15 @@ from hypothesis import strategies as st
 from geo.city import CityProfile
 from geo.core import network as walking
 from geo.core.coverage import (
-    NetworkDistance,
-    StraightLine,
     coverage,
     coverage_by_income,
     find_gaps,
     nearest_available,
     off_hours_slots,
-    pairs_within,
     sites_without_device,
-    to_metric,
     weekly_coverage,
 )
+from geo.core.distance import NetworkDistance, StraightLine, pairs_within, to_metric
 from geo.errors import CoverageInputError, MetricCRSError
 from geo.io import osm as osm_files
 from geo.io.files import read_layers

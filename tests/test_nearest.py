@@ -13,7 +13,7 @@ from shapely.geometry import Point
 
 from geo.city import CityProfile
 from geo.core.availability import PUBLIC_ACCESS, device_availability, open_state
-from geo.core.coverage import NetworkDistance, StraightLine, to_metric
+from geo.core.distance import NetworkDistance, StraightLine, to_metric
 from geo.core.layers import Layers
 from geo.core.nearest import DeviceFinder
 from geo.core.network import nearest_target

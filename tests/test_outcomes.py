@@ -23,7 +23,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geo.city import CityProfile
-from geo.core.coverage import NO_ZONE, StraightLine
+from geo.core.coverage import NO_ZONE
+from geo.core.distance import StraightLine
 from geo.core.outcomes import (
     HOME_ARRESTS_NOTE,
     PARAMETER_KEYS,

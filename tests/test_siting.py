@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from geo.city import CityProfile
-from geo.core.coverage import to_metric
+from geo.core.distance import to_metric
 from geo.core.siting import (
     MAX_GRID_POINTS,
     SitingProblem,

@@ -6,7 +6,7 @@ Each instance is posed both ways:
   ``MCLP.from_cost_matrix(…, p_facilities=existing + p, predefined_facilities_arr=<existing>)``,
   solved by CBC through PuLP. Existing devices are predefined facilities, fixed in the solution.
 - **ours**: demand already within ``r`` of an existing device is dropped, the (uncovered demand,
-  candidate) pairs within ``r`` come from ``geo.core.coverage.pairs_within``, and
+  candidate) pairs within ``r`` come from ``geo.core.distance.pairs_within``, and
   ``geo.core.siting.solve_exact`` picks ``p`` new sites.
 
 Both count a distance equal to ``r`` as covered (spopt builds ``aij`` with
@@ -23,7 +23,7 @@ import pytest
 from scipy.spatial.distance import cdist
 from spopt.locate import MCLP
 
-from geo.core.coverage import StraightLine, pairs_within
+from geo.core.distance import StraightLine, pairs_within
 from geo.core.siting import SitingProblem, solve_exact
 
 pytestmark = [

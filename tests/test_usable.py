@@ -27,7 +27,8 @@ from geo.core.availability import (
     week_in_words,
     weekly_availability,
 )
-from geo.core.coverage import StraightLine, coverage, to_metric, weekly_coverage
+from geo.core.coverage import coverage, weekly_coverage
+from geo.core.distance import StraightLine, to_metric
 from geo.core.layers import Layers
 from geo.core.nearest import DeviceFinder
 from geo.core.outcomes import outcomes

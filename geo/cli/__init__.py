@@ -30,12 +30,8 @@ from geo.clock import Clock, local_now, local_today
 from geo.core import arrests as arrest_records
 from geo.core import outputs
 from geo.core.availability import WEEKDAY_NAMES
-from geo.core.coverage import (
-    DEFAULT_DETOUR_FACTOR,
-    DEFAULT_RADIUS_M,
-    CoverageResult,
-    WeeklyCoverage,
-)
+from geo.core.coverage import DEFAULT_RADIUS_M, CoverageResult, WeeklyCoverage
+from geo.core.distance import DEFAULT_DETOUR_FACTOR
 from geo.core.indicators import (
     BANDS,
     INDICATOR_LABELS,

@@ -100,7 +100,8 @@ from scipy.spatial import cKDTree
 
 from geo.city import CityProfile
 from geo.core.availability import HOURS_PER_WEEK
-from geo.core.coverage import metric_xy, prepare_demand
+from geo.core.coverage import prepare_demand
+from geo.core.distance import metric_xy
 from geo.core.layers import WGS84, check_inside
 from geo.core.outcomes import OutcomeParameters, age_rates, hour_weights
 from geo.core.text import fold

@@ -56,7 +56,8 @@ import numpy as np
 import pandas as pd
 
 from geo.city import CarePlan, CityProfile
-from geo.core.coverage import DEFAULT_RADIUS_M, DistanceModel, StraightLine, coverage
+from geo.core.coverage import DEFAULT_RADIUS_M, coverage
+from geo.core.distance import DistanceModel, StraightLine
 from geo.core.outcomes import (
     BAND_PERCENTILES,
     DEFAULT_DRAWS,
@@ -391,7 +392,7 @@ def compute_indicators(
     city
         Must have a :class:`~geo.city.CarePlan` (``plan``).
     devices, entities, zones, population
-        The layers in the city's metric CRS (see :func:`geo.core.coverage.to_metric`).
+        The layers in the city's metric CRS (see :func:`geo.core.distance.to_metric`).
     training
         The training register: ``held_on`` (date), ``entity_id``, ``kind``, ``people_trained``.
     uses

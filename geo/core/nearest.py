@@ -35,7 +35,7 @@ from geo.core.availability import (
     maintenance_on,
     open_state,
 )
-from geo.core.coverage import (
+from geo.core.distance import (
     WALKING_SPEED_M_PER_MIN,
     DistanceModel,
     NetworkDistance,

@@ -65,16 +65,14 @@ from geo.core.availability import (
     local_instant,
     weekly_availability,
 )
-from geo.core.coverage import (
-    NO_ZONE,
-    Demand,
+from geo.core.coverage import NO_ZONE, Demand, prepare_demand
+from geo.core.distance import (
     DistanceModel,
     StraightLine,
-    _devices,
-    _model_notes,
+    device_points,
     metric_xy,
+    model_notes,
     pairs_within,
-    prepare_demand,
 )
 from geo.core.outputs import plain, records
 from geo.core.siting import SitingProblem, check_candidates
@@ -892,7 +890,7 @@ def _setup(
         parameters = parameters.with_values({"reach_m": float(reach_m)})
     reach = parameters.central("reach_m")  # > 0: the parameters are checked
     demand = prepare_demand(population, zones=zones)
-    devices_xy, availability = _devices(
+    devices_xy, availability = device_points(
         devices,
         city,
         assume_unknown_open=assume_unknown_open,
@@ -1098,7 +1096,7 @@ def _result(
         "devices_counted": len(counted),
         "devices_total": len(devices),
     }
-    notes = list(_model_notes(model, demand.xy, reach_m))
+    notes = list(model_notes(model, demand.xy, reach_m))
     if parameters.central("home_use_factor") == 0:
         notes.append(HOME_ARRESTS_NOTE)
     if risk_factor is not None:

@@ -18,13 +18,8 @@ import pandas as pd
 
 from geo.city import CityProfile
 from geo.core.availability import ReportFlag
-from geo.core.coverage import (
-    CoverageResult,
-    DistanceModel,
-    NetworkDistance,
-    StraightLine,
-    WeeklyCoverage,
-)
+from geo.core.coverage import CoverageResult, WeeklyCoverage
+from geo.core.distance import DistanceModel, NetworkDistance, StraightLine
 from geo.core.indicators import Indicators
 from geo.core.layers import Layers
 from geo.core.network import WalkingNetwork

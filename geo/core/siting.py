@@ -41,14 +41,8 @@ from scipy.spatial import cKDTree
 
 from geo.city import CityProfile
 from geo.core.availability import ReportFlag
-from geo.core.coverage import (
-    DEFAULT_RADIUS_M,
-    DistanceModel,
-    StraightLine,
-    coverage,
-    metric_xy,
-    pairs_within,
-)
+from geo.core.coverage import DEFAULT_RADIUS_M, coverage
+from geo.core.distance import DistanceModel, StraightLine, metric_xy, pairs_within
 from geo.errors import SitingError
 
 
@@ -586,7 +580,7 @@ def build_problem(
     count_overdue: bool = False,
     reports: Mapping[str, ReportFlag] | None = None,
 ) -> tuple[SitingProblem, pd.DataFrame]:
-    """Pose the MCLP for the layers (all in a projected CRS; see ``geo.core.coverage.to_metric``).
+    """Pose the MCLP for the layers (all in a projected CRS; see ``geo.core.distance.to_metric``).
 
     Residents already within reach of a device available at ``at`` (24/7 if ``None``) are
     covered and left out; a new device is assumed available whenever needed (an outdoor,

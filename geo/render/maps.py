@@ -31,7 +31,7 @@ from folium.template import Template
 
 from geo.city import CityProfile
 from geo.core.availability import WEEKDAY_NAMES, local_instant, week_in_words
-from geo.core.coverage import StraightLine
+from geo.core.distance import StraightLine
 from geo.core.nearest import STATE_TEXT, STATES, DeviceFinder
 from geo.core.outcomes import HOME_ARRESTS_NOTE
 from geo.core.outputs import DASH, estimate, spanish_number

@@ -20,14 +20,13 @@ from geo.core.arrests import blended_hour_weights, observed_years, risk_surface
 from geo.core.availability import available, device_availability
 from geo.core.coverage import (
     DEFAULT_RADIUS_M,
-    DistanceModel,
-    StraightLine,
     coverage_by_income,
     find_gaps,
     sites_without_device,
     weekly_coverage,
 )
 from geo.core.coverage import coverage as run_coverage
+from geo.core.distance import DistanceModel, StraightLine
 from geo.core.indicators import DensityReference, compute_indicators, year_on_year
 from geo.core.outcomes import (
     OutcomeParameters,

@@ -12,7 +12,7 @@ import math
 
 import pandas as pd
 
-from geo.core.coverage import DEFAULT_DETOUR_FACTOR
+from geo.core.distance import DEFAULT_DETOUR_FACTOR
 from geo.core.outputs import data_notice
 from geo.core.results import AnalysisInputs, IndicatorsAnalysis
 from geo.errors import ReportError
