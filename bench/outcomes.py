@@ -55,7 +55,8 @@ from common import (
 from geo.city import CityProfile, load_city_profile
 from geo.core.availability import device_availability
 from geo.core.coverage import weekly_coverage
-from geo.core.outcomes import OutcomeParameters, OutcomeResult, outcomes
+from geo.core.outcome_model import OutcomeParameters
+from geo.core.outcomes import OutcomeResult, outcomes
 
 ROOT = Path(__file__).resolve().parent.parent
 CRS = "EPSG:25830"

@@ -22,7 +22,7 @@ from api.app import create_app
 from api.schemas import ErrorPublic
 from geo.core import outputs
 from geo.core.layers import Layers
-from geo.core.outcomes import HOME_ARRESTS_NOTE
+from geo.core.outcome_model import HOME_ARRESTS_NOTE
 from geo.io.store import Store
 from geo.services.analysis import outcomes_analysis
 from geo.services.inputs import load_inputs, outcome_parameters

@@ -42,7 +42,8 @@ from geo.core.arrests import (
 )
 from geo.core.distance import StraightLine, to_metric
 from geo.core.layers import LAYERS_BY_NAME, Layers
-from geo.core.outcomes import OutcomeParameters, hour_weights, outcomes
+from geo.core.outcome_model import OutcomeParameters, hour_weights
+from geo.core.outcomes import outcomes
 from geo.errors import ConflictError, InputError, RecordValidationError
 from geo.io import export
 from geo.io.export import ExportFormat

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from geo.cli import app
-from geo.core.outcomes import HOME_ARRESTS_NOTE, PARAMETER_KEYS
+from geo.core.outcome_model import HOME_ARRESTS_NOTE, PARAMETER_KEYS
 from tests.conftest import DATA_DIR, TINY_DIR
 
 runner = CliRunner()

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from api.app import create_app
 from geo.cli import app
 from geo.core.layers import Layers
-from geo.core.outcomes import PARAMETER_KEYS
+from geo.core.outcome_model import PARAMETER_KEYS
 from geo.io.files import read_layers
 from geo.io.store import Store
 from geo.services.tokens import issue_token

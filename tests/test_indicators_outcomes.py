@@ -36,7 +36,8 @@ from geo.core.indicators import (
     format_value,
     indicator_rows,
 )
-from geo.core.outcomes import HOME_ARRESTS_NOTE, OutcomeParameters, outcomes
+from geo.core.outcome_model import HOME_ARRESTS_NOTE, OutcomeParameters
+from geo.core.outcomes import outcomes
 from geo.errors import CityProfileError
 from tests.conftest import DATA_DIR
 

@@ -365,7 +365,7 @@ def far_reaching_view(url: str) -> tuple[PlannerView, CityProfile]:
 
 
 def test_planner_map_gives_lives_saved_per_zone_and_device(loaded_url: str) -> None:
-    from geo.core.outcomes import HOME_ARRESTS_NOTE
+    from geo.core.outcome_model import HOME_ARRESTS_NOTE
     from geo.render.maps import DEVICE_LIVES_FIELDS, LIVES_FIELD, Basemap, PlannerForm, planner_map
 
     view, city = far_reaching_view(loaded_url)

@@ -36,7 +36,7 @@ from weeks import ORDINARY, clock_env
 
 from geo.city import load_city_profile
 from geo.core.layers import Layers
-from geo.core.outcomes import HOME_ARRESTS_NOTE
+from geo.core.outcome_model import HOME_ARRESTS_NOTE
 from geo.io.files import read_layers
 from geo.io.store import Store
 from geo.services.inputs import device_finder

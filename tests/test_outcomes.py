@@ -25,16 +25,15 @@ from hypothesis import strategies as st
 from geo.city import CityProfile
 from geo.core.coverage import NO_ZONE
 from geo.core.distance import StraightLine
-from geo.core.outcomes import (
+from geo.core.outcome_model import (
     HOME_ARRESTS_NOTE,
     PARAMETER_KEYS,
     OutcomeParameters,
-    OutcomeResult,
     age_rates,
     hour_weights,
-    outcomes,
     use_shape,
 )
+from geo.core.outcomes import OutcomeResult, outcomes
 from geo.errors import OutcomeInputError
 from geo.services.inputs import outcome_parameters
 from geo.settings import Settings

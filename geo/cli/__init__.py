@@ -43,7 +43,8 @@ from geo.core.indicators import (
     indicator_rows,
 )
 from geo.core.layers import DEFIBRILLATORS, LAYERS, Layers, LayerSchema, upkeep_warnings
-from geo.core.outcomes import BAND_PERCENTILES, OutcomeParameters, OutcomeResult
+from geo.core.outcome_model import BAND_PERCENTILES, OutcomeParameters
+from geo.core.outcomes import OutcomeResult
 from geo.core.outputs import data_notice
 from geo.core.results import AnalysisInputs, CoverageAnalysis, WeeklyAnalysis
 from geo.errors import (

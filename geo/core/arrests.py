@@ -103,7 +103,7 @@ from geo.core.availability import HOURS_PER_WEEK
 from geo.core.coverage import prepare_demand
 from geo.core.distance import metric_xy
 from geo.core.layers import WGS84, check_inside
-from geo.core.outcomes import OutcomeParameters, age_rates, hour_weights
+from geo.core.outcome_model import OutcomeParameters, age_rates, hour_weights
 from geo.core.text import fold
 from geo.errors import InputError, Problem, RecordValidationError
 

@@ -58,15 +58,15 @@ import pandas as pd
 from geo.city import CarePlan, CityProfile
 from geo.core.coverage import DEFAULT_RADIUS_M, coverage
 from geo.core.distance import DistanceModel, StraightLine
-from geo.core.outcomes import (
+from geo.core.outcome_model import (
     BAND_PERCENTILES,
     DEFAULT_DRAWS,
     DEFAULT_SEED,
     HOME_ARRESTS_NOTE,
     OutcomeParameters,
-    outcomes,
     weekly_coefficients,
 )
+from geo.core.outcomes import outcomes
 from geo.core.outputs import significant_decimals, spanish_number
 from geo.errors import IndicatorInputError
 

@@ -33,7 +33,7 @@ from geo.city import CityProfile
 from geo.core.availability import WEEKDAY_NAMES, local_instant, week_in_words
 from geo.core.distance import StraightLine
 from geo.core.nearest import STATE_TEXT, STATES, DeviceFinder
-from geo.core.outcomes import HOME_ARRESTS_NOTE
+from geo.core.outcome_model import HOME_ARRESTS_NOTE
 from geo.core.outputs import DASH, estimate, spanish_number
 from geo.core.results import OutcomesAnalysis, PlannerView
 from geo.settings import Settings

@@ -59,7 +59,7 @@ from geo.core.indicators import (
     year_on_year,
 )
 from geo.core.layers import LAYERS_BY_NAME, Layers
-from geo.core.outcomes import BAND_PERCENTILES, PARAMETER_KEYS
+from geo.core.outcome_model import BAND_PERCENTILES, PARAMETER_KEYS
 from geo.core.outputs import DASH, SYNTHETIC_SOURCE, spanish_number
 from geo.core.results import AnalysisInputs, GapsAnalysis, IndicatorsAnalysis, SitingAnalysis
 from geo.errors import ChromiumNotFoundError, PdfError

@@ -28,13 +28,8 @@ from geo.core.coverage import (
 from geo.core.coverage import coverage as run_coverage
 from geo.core.distance import DistanceModel, StraightLine
 from geo.core.indicators import DensityReference, compute_indicators, year_on_year
-from geo.core.outcomes import (
-    OutcomeParameters,
-    lives_difference,
-    lives_siting_problem,
-    outcomes,
-    with_new_devices,
-)
+from geo.core.outcome_model import OutcomeParameters
+from geo.core.outcomes import lives_difference, lives_siting_problem, outcomes, with_new_devices
 from geo.core.results import (
     AnalysisInputs,
     CoverageAnalysis,

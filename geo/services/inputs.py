@@ -21,7 +21,7 @@ from geo.core.distance import DistanceModel, NetworkDistance, StraightLine, to_m
 from geo.core.indicators import DensityReference
 from geo.core.layers import Layers
 from geo.core.nearest import DeviceFinder
-from geo.core.outcomes import OutcomeParameters
+from geo.core.outcome_model import OutcomeParameters
 from geo.core.results import AnalysisInputs
 from geo.core.siting import candidate_grid
 from geo.errors import IncomeDataError, ReferenceDataError, SitingError
