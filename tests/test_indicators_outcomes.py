@@ -28,7 +28,6 @@ import shapely
 
 from geo.city import CarePlan, CityProfile, load_city_profile
 from geo.core.indicators import (
-    BANDS,
     INDICATOR_LABELS,
     Indicators,
     compute_indicators,
@@ -38,6 +37,7 @@ from geo.core.indicators import (
 )
 from geo.core.outcome_model import HOME_ARRESTS_NOTE, OutcomeParameters
 from geo.core.outcomes import outcomes
+from geo.core.plan_lives import BANDS
 from geo.errors import CityProfileError
 from tests.conftest import DATA_DIR
 

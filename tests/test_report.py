@@ -24,7 +24,8 @@ from typer.testing import CliRunner
 import geo.render.report
 from geo.city import CityProfile, load_city_profile
 from geo.cli import app
-from geo.core.indicators import BANDS, INDICATOR_LABELS, SHARE_INDICATORS, Indicators, year_on_year
+from geo.core.indicators import INDICATOR_LABELS, SHARE_INDICATORS, Indicators, year_on_year
+from geo.core.plan_lives import BANDS
 from geo.core.results import IndicatorsAnalysis
 from geo.io.files import read_layers
 from geo.io.store import Store

@@ -33,7 +33,6 @@ from geo.core.availability import WEEKDAY_NAMES
 from geo.core.coverage import DEFAULT_RADIUS_M, CoverageResult, WeeklyCoverage
 from geo.core.distance import DEFAULT_DETOUR_FACTOR
 from geo.core.indicators import (
-    BANDS,
     INDICATOR_LABELS,
     KIND_LABELS,
     OUTCOME_INDICATORS,
@@ -46,6 +45,7 @@ from geo.core.layers import DEFIBRILLATORS, LAYERS, Layers, LayerSchema, upkeep_
 from geo.core.outcome_model import BAND_PERCENTILES, OutcomeParameters
 from geo.core.outcomes import OutcomeResult
 from geo.core.outputs import data_notice
+from geo.core.plan_lives import BANDS
 from geo.core.results import AnalysisInputs, CoverageAnalysis, WeeklyAnalysis
 from geo.errors import (
     BackupError,

@@ -60,14 +60,10 @@ from geo.core.coverage import DEFAULT_RADIUS_M, coverage
 from geo.core.distance import DistanceModel, StraightLine
 from geo.core.outcome_model import (
     BAND_PERCENTILES,
-    DEFAULT_DRAWS,
-    DEFAULT_SEED,
-    HOME_ARRESTS_NOTE,
     OutcomeParameters,
-    weekly_coefficients,
 )
-from geo.core.outcomes import outcomes
 from geo.core.outputs import significant_decimals, spanish_number
+from geo.core.plan_lives import BANDS, LivesModel, PlanLives, standing_on
 from geo.errors import IndicatorInputError
 
 #: Distance within which a device held by someone else still protects an entity's site.
@@ -115,16 +111,6 @@ OUTCOME_INDICATORS = (
     "new_devices_annual_cost_eur",
     "cost_per_life_year_eur",
 )
-#: Estimates with a band: the keys of its low (5th percentile) and high (95th) ends.
-BANDS: dict[str, tuple[str, str]] = {
-    key: (f"{key}_low", f"{key}_high")
-    for key in (
-        "lives_saved",
-        "lives_saved_by_new_devices",
-        "life_years_by_new_devices",
-        "cost_per_life_year_eur",
-    )
-}
 BAND_LABELS: dict[str, str] = {
     band: f"{INDICATOR_LABELS[key]}: banda {end} (percentil {percentile:g})"
     for key, bands in BANDS.items()
@@ -158,36 +144,6 @@ class DensityReference:
     year: int | None
     basis: str
     source: str
-
-
-@dataclass(frozen=True)
-class LivesModel:
-    """How the lives-saved indicators were estimated (for the report's method and the JSON).
-
-    ``reach_m`` and ``full_use_m`` are the outcome model's distances (walking metres),
-    ``draws`` and ``seed`` those of its Monte Carlo band; ``home_arrests`` states how arrests at
-    home are treated; ``notes`` are the model's own remarks (distance model, hours).
-    """
-
-    parameters: OutcomeParameters
-    reach_m: float
-    full_use_m: float
-    draws: int
-    seed: int
-    home_arrests: str
-    notes: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "mode": "weekly",
-            "reach_m": self.reach_m,
-            "full_use_m": self.full_use_m,
-            "band": {"percentiles": list(BAND_PERCENTILES), "draws": self.draws,
-                     "seed": self.seed},
-            "home_arrests": self.home_arrests,
-            "notes": list(self.notes),
-            "parameters": self.parameters.to_records(),
-        }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -411,6 +367,42 @@ def compute_indicators(
         the lives saved per year, the lives the plan's devices add and (with a device cost in the
         plan) the cost per life-year gained; without them those indicators are ``NaN``.
     """
+    plan = _check_plan(city, as_of)
+    _check_metric(devices, entities, zones, population)
+    model = model or StraightLine()
+    notes: list[str] = []
+    dated = _device_dates(devices, notes)
+    before_plan = plan.start - dt.timedelta(days=1)
+    scene = _Scene(
+        city=city, plan=plan, as_of=as_of, devices=devices, entities=entities, zones=zones,
+        population=population, dated=dated, initial=_counted(dated, before_plan),
+        trained=_training_frame(training), used=_uses_frame(uses, ZoneInfo(city.timezone)),
+        radius_m=radius_m, model=model, on_site_m=on_site_m, count_overdue=count_overdue,
+        lives=None if outcome_parameters is None else PlanLives(
+            outcome_parameters, population, devices, dated, city, model, plan, count_overdue
+        ),
+    )  # fmt: skip
+    years = _years(scene)
+    now = _counted(dated, as_of)
+    area = _area_km2(city)
+    zone_table = _zones(zones, population, devices, dated, scene.initial, now, city, radius_m,
+                        model, as_of, count_overdue)  # fmt: skip
+    density = density_benchmark(
+        int(now.sum()), city.name, city.population, area, references, current_year=as_of.year
+    )
+    return Indicators(
+        city=city.name, plan=plan, as_of=as_of, radius_m=float(radius_m),
+        distance_model=model.name, population=city.population, area_km2=area, years=years,
+        to_date=_to_date(scene, years, now), zones=zone_table,
+        entities=_entity_table(entities, devices, now, as_of, on_site_m),
+        training=_training_by_kind(scene.trained, plan, as_of), density=density,
+        notes=(*notes, *_data_notes(scene)),
+        lives=None if scene.lives is None else scene.lives.method(),
+    )  # fmt: skip
+
+
+def _check_plan(city: CityProfile, as_of: dt.date) -> CarePlan:
+    """The city's plan, checked to have started by ``as_of``."""
     plan = city.plan
     if plan is None:
         msg = "El perfil de ciudad no tiene plan (campo plan de city.json): no hay indicadores."
@@ -418,249 +410,130 @@ def compute_indicators(
     if as_of < plan.start:
         msg = f"La fecha {as_of:%d/%m/%Y} es anterior al inicio del plan ({plan.start:%d/%m/%Y})."
         raise IndicatorInputError(msg)
-    _check_metric(devices, entities, zones, population)
-    model = model or StraightLine()
-    notes: list[str] = []
-    dated = _device_dates(devices, notes)
-    before_plan = plan.start - dt.timedelta(days=1)
-    initial = _counted(dated, before_plan)
-    timezone = ZoneInfo(city.timezone)
-    trained = _training_frame(training)
-    used = _uses_frame(uses, timezone)
-    lives = (
-        None
-        if outcome_parameters is None
-        else _Lives(
-            outcome_parameters, population, devices, dated, city, model, plan, count_overdue
-        )
-    )
+    return plan
 
-    rows = []
-    for year in plan.years:
-        first = max(dt.date(year, 1, 1), plan.start)
-        last = min(dt.date(year, 12, 31), plan.end)
-        if first > as_of:
-            rows.append({"year": year, "period_end": last, "status": "future"})
-            continue
-        end = min(last, as_of)
-        counted = _counted(dated, end)
-        in_year = dated["installed_on"].between(first, end) & dated["verified"]
-        removed = dated["removed_on"].between(first, end) & dated["verified"]
-        members, protected = _cardioprotected(
-            entities, devices, counted, end, on_site_m, require_active=end == as_of
-        )
-        train = trained[trained["held_on"].between(first, end)]
-        use = used[used["used_on"].between(first, end)]
-        standing = devices[_in_place(dated, end)]
-        shares = _coverage_shares(
-            population, standing, city, radius_m, model, end, zones, count_overdue
-        )
-        rows.append({
-            "year": year, "period_end": end, "status": "closed" if end == last else "in_course",
-            "devices_initial": int(initial.sum()), "devices_new": int(in_year.sum()),
-            "devices_removed": int(removed.sum()), "devices_total": int(counted.sum()),
-            "devices_per_100k": _per_100k(int(counted.sum()), city.population),
-            "entities_members": int(members.sum()),
-            "entities_cardioprotected": int(protected.sum()),
-            "share_entities_cardioprotected": _share(protected.sum(), members.sum()),
-            "training_actions": len(train), "people_trained": int(train["people_trained"].sum()),
-            "uses": len(use), "people_attended": int(use["people_attended"].sum()),
-            **shares, **(lives.at_year_end(year, end) if lives else {}),
-        })  # fmt: skip
+
+@dataclass(frozen=True)
+class _Scene:
+    """What every step of :func:`compute_indicators` reads (layers in the metric CRS)."""
+
+    city: CityProfile
+    plan: CarePlan
+    as_of: dt.date
+    devices: gpd.GeoDataFrame
+    entities: gpd.GeoDataFrame
+    zones: gpd.GeoDataFrame
+    population: gpd.GeoDataFrame
+    dated: pd.DataFrame
+    initial: np.ndarray
+    trained: pd.DataFrame
+    used: pd.DataFrame
+    radius_m: float
+    model: DistanceModel
+    on_site_m: float
+    count_overdue: bool
+    lives: PlanLives | None
+
+
+def _years(scene: _Scene) -> pd.DataFrame:
+    """One row per plan year: the indicators at its end (or on ``as_of``), future years empty."""
+    rows = [_year_row(scene, year) for year in scene.plan.years]
     bands = [band for pair in BANDS.values() for band in pair]
     columns = ["year", "period_end", "status", *INDICATOR_LABELS, *bands, *OUTCOME_COLUMNS]
     years = pd.DataFrame(rows, columns=columns)
-    years = years.astype(
+    return years.astype(
         {key: "Int64" for key in (*COUNT_INDICATORS, "plan_devices_in_place")}
         | {key: "float64" for key in (*OUTCOME_INDICATORS, *bands, "lives_saved_initial_only")}
         | {"year": "int64"}
     )
 
-    now = _counted(dated, as_of)
+
+def _year_row(scene: _Scene, year: int) -> dict[str, Any]:
+    """The indicators of plan year ``year``, at its end or on ``as_of`` if it is in course."""
+    plan, dated, devices = scene.plan, scene.dated, scene.devices
+    first = max(dt.date(year, 1, 1), plan.start)
+    last = min(dt.date(year, 12, 31), plan.end)
+    if first > scene.as_of:
+        return {"year": year, "period_end": last, "status": "future"}
+    end = min(last, scene.as_of)
+    counted = _counted(dated, end)
+    in_year = dated["installed_on"].between(first, end) & dated["verified"]
+    removed = dated["removed_on"].between(first, end) & dated["verified"]
     members, protected = _cardioprotected(
-        entities, devices, now, as_of, on_site_m, require_active=True
+        scene.entities, devices, counted, end, scene.on_site_m, require_active=end == scene.as_of
     )
+    train = scene.trained[scene.trained["held_on"].between(first, end)]
+    use = scene.used[scene.used["used_on"].between(first, end)]
+    standing = devices[standing_on(dated, end)]
+    shares = _coverage_shares(
+        scene.population,
+        standing,
+        scene.city,
+        scene.radius_m,
+        scene.model,
+        end,
+        scene.zones,
+        scene.count_overdue,
+    )
+    lives = scene.lives
+    return {
+        "year": year, "period_end": end, "status": "closed" if end == last else "in_course",
+        "devices_initial": int(scene.initial.sum()), "devices_new": int(in_year.sum()),
+        "devices_removed": int(removed.sum()), "devices_total": int(counted.sum()),
+        "devices_per_100k": _per_100k(int(counted.sum()), scene.city.population),
+        "entities_members": int(members.sum()),
+        "entities_cardioprotected": int(protected.sum()),
+        "share_entities_cardioprotected": _share(protected.sum(), members.sum()),
+        "training_actions": len(train), "people_trained": int(train["people_trained"].sum()),
+        "uses": len(use), "people_attended": int(use["people_attended"].sum()),
+        **shares, **(lives.at_year_end(year, end) if lives else {}),
+    }  # fmt: skip
+
+
+def _to_date(scene: _Scene, years: pd.DataFrame, now: np.ndarray) -> dict[str, Any]:
+    """The plan to ``as_of``: flows summed over the years, states as of the latest year."""
+    bands = [band for pair in BANDS.values() for band in pair]
     done = years[years["status"] != "future"]
     latest = done.iloc[-1]
     to_date = {
         key: (int(done[key].sum()) if key in FLOW_INDICATORS else _item(latest[key]))
         for key in (*INDICATOR_LABELS, *bands, *OUTCOME_COLUMNS)
     }
-    status = devices["status"].to_numpy(dtype=object)
-    verification = devices["verification"].to_numpy(dtype=object)
-    to_date |= {
+    status = scene.devices["status"].to_numpy(dtype=object)
+    verification = scene.devices["verification"].to_numpy(dtype=object)
+    trained = scene.trained
+    return to_date | {
         "devices_active": int((now & (status == "active")).sum()),
         "devices_out_of_service": int((now & (status == "out_of_service")).sum()),
         "devices_pending": int(((verification == "pending") & (status != "removed")).sum()),
-        "devices_per_km2": _per_km2(int(now.sum()), _area_km2(city)),
+        "devices_per_km2": _per_km2(int(now.sum()), _area_km2(scene.city)),
         "entities_with_training": int(
-            trained.loc[trained["held_on"].between(plan.start, as_of), "entity_id"]
+            trained.loc[trained["held_on"].between(scene.plan.start, scene.as_of), "entity_id"]
             .dropna()
             .nunique()
         ),
     }
 
-    area = _area_km2(city)
-    zone_table = _zones(zones, population, devices, dated, initial, now, city, radius_m, model,
-                        as_of, count_overdue)  # fmt: skip
-    entity_table = _entity_table(entities, devices, now, as_of, on_site_m)
-    training_table = _training_by_kind(trained, plan, as_of)
-    density = density_benchmark(
-        int(now.sum()), city.name, city.population, area, references, current_year=as_of.year
-    )
-    if trained.empty:
+
+def _data_notes(scene: _Scene) -> list[str]:
+    """What the figures leave out, in Spanish."""
+    notes = []
+    if scene.trained.empty:
         notes.append("El registro de formación está vacío: no hay acciones formativas anotadas.")
-    if used.empty:
+    if scene.used.empty:
         notes.append("No se ha comunicado ningún uso de los desfibriladores.")
     notes.append(
         "La cobertura de cada año se calcula con la capa de población actual; la situación "
         "(estado activo, fuera de servicio) de años cerrados no se conoce y no se aplica."
     )
-    if lives is None:
+    if scene.lives is None:
         notes.append(
             "Sin los parámetros del modelo de vidas salvadas no se estiman las vidas ni el coste "
             "por año de vida ganado."
         )
     else:
-        notes.extend(lives.notes())
-    return Indicators(
-        city=city.name, plan=plan, as_of=as_of, radius_m=float(radius_m),
-        distance_model=model.name, population=city.population, area_km2=area, years=years,
-        to_date=to_date, zones=zone_table, entities=entity_table, training=training_table,
-        density=density, notes=tuple(notes), lives=None if lives is None else lives.method(),
-    )  # fmt: skip
-
-
-class _Lives:
-    """The lives-saved indicators of each year end (see the module docstring).
-
-    Every figure is a linear combination of the outcome model's parameter-free basis summed over
-    the city (2 age bands × 2 hour classes), so the paired band of a difference, and of the cost
-    per life-year, comes from one set of Monte Carlo coefficients shared by every year.
-    """
-
-    def __init__(
-        self,
-        parameters: OutcomeParameters,
-        population: gpd.GeoDataFrame,
-        devices: gpd.GeoDataFrame,
-        dated: pd.DataFrame,
-        city: CityProfile,
-        model: DistanceModel,
-        plan: CarePlan,
-        count_overdue: bool = False,
-    ) -> None:
-        self.parameters = parameters
-        self.count_overdue = count_overdue
-        self.population, self.devices, self.dated = population, devices, dated
-        self.city, self.model, self.plan = city, model, plan
-        self.initial = _in_place(dated, plan.start - dt.timedelta(days=1))
-        self.rejected = (devices["verification"] == "rejected").to_numpy(dtype=bool)
-        self.coefs = weekly_coefficients(parameters, draws=DEFAULT_DRAWS, seed=DEFAULT_SEED)
-        self.model_notes: list[str] = []
-        self.unanswered: list[int] = []
-
-    def basis(self, standing: np.ndarray, week_of: dt.date) -> np.ndarray:
-        """City sums of the basis (2 ages × 2 classes) for the devices ``standing``."""
-        # Only the basis is read (the draws are self.coefs'): the fewest draws outcomes takes.
-        result = outcomes(
-            self.population, self.devices[standing], self.city, self.parameters,
-            mode="weekly", week_of=week_of, model=self.model, draws=10, seed=DEFAULT_SEED,
-            count_overdue=self.count_overdue,
-        )  # fmt: skip
-        assert result.basis is not None and result.hour_weights_origin == "day_night_ratio"
-        for note in result.notes:
-            if note not in self.model_notes:
-                self.model_notes.append(note)
-        return np.asarray(result.basis.unit_best.sum(axis=0))
-
-    def draws(self, basis: np.ndarray, coefs: np.ndarray) -> np.ndarray:
-        """The figure for the central values (first) and for each Monte Carlo draw."""
-        return np.einsum("ac,dac->d", basis, coefs)
-
-    def at_year_end(self, year: int, end: dt.date) -> dict[str, Any]:
-        """The year's estimates, with the devices standing on ``end`` and the week holding it."""
-        standing = _in_place(self.dated, end)
-        every = self.basis(standing, end)
-        initial = self.basis(standing & self.initial, end)
-        lives = self.draws(every, self.coefs.lives)
-        added = self.draws(every - initial, self.coefs.lives)
-        life_years = self.draws(every - initial, self.coefs.life_years)
-        plan_devices = int((standing & ~self.initial & ~self.rejected).sum())
-        row: dict[str, Any] = {
-            "outcome_week_start": end - dt.timedelta(days=end.weekday()),
-            "lives_saved_initial_only": float(self.draws(initial, self.coefs.lives)[0]),
-            "plan_devices_in_place": plan_devices,
-        }
-        for key, values in (
-            ("lives_saved", lives),
-            ("lives_saved_by_new_devices", added),
-            ("life_years_by_new_devices", life_years),
-        ):
-            row[key] = float(values[0])
-            row |= dict(zip(BANDS[key], _percentiles(values[1:]), strict=True))
-        per_device = self.plan.annual_cost_per_device_eur
-        cost = math.nan if per_device is None else plan_devices * per_device
-        row["new_devices_annual_cost_eur"] = cost
-        row["cost_per_life_year_eur"] = math.nan
-        row |= dict.fromkeys(BANDS["cost_per_life_year_eur"], math.nan)
-        if per_device is not None and life_years[0] > 0:
-            # A draw that adds no life-year has no finite cost: it lifts the top of the band.
-            gained = np.where(life_years > 0, life_years, np.nan)
-            ratio = np.where(np.isnan(gained), np.inf, cost / gained)
-            low, high = _percentiles(ratio[1:])
-            row["cost_per_life_year_eur"] = float(ratio[0])
-            row |= dict(zip(BANDS["cost_per_life_year_eur"], (low, high), strict=True))
-        elif per_device is not None and plan_devices:
-            self.unanswered.append(year)
-        return row
-
-    def method(self) -> LivesModel:
-        reach = self.parameters.central("reach_m")
-        return LivesModel(
-            parameters=self.parameters,
-            reach_m=reach,
-            full_use_m=min(self.parameters.central("full_use_m"), reach),
-            draws=DEFAULT_DRAWS,
-            seed=DEFAULT_SEED,
-            home_arrests=home_arrests_text(self.parameters),
-            notes=tuple(n for n in self.model_notes if n != HOME_ARRESTS_NOTE),
-        )
-
-    def notes(self) -> list[str]:
-        notes = []
-        if self.plan.annual_cost_per_device_eur is None:
-            notes.append(
-                "No hay coste de los desfibriladores en el plan (device_cost_eur y "
-                "device_cost_source en el campo plan de city.json): no se calcula el coste por "
-                "año de vida ganado."
-            )
-        if self.unanswered:
-            *first, last = (str(y) for y in self.unanswered)
-            years = f"{', '.join(first)} y {last}" if first else last
-            notes.append(
-                f"En {years}, los desfibriladores instalados en el plan no añaden años de vida "
-                "en el modelo: no hay coste por año de vida ganado."
-            )
-        return notes
-
-
-def home_arrests_text(parameters: OutcomeParameters) -> str:
-    """How the model treats cardiac arrests at home, in Spanish (the stated choice)."""
-    factor = parameters.central("home_use_factor")
-    if factor == 0:
-        return HOME_ARRESTS_NOTE
-    return (
-        "Las paradas en domicilio se cuentan: un DEA público las alcanza con "
-        f"{spanish_number(factor, 3)} veces la probabilidad de uso (home_use_factor)."
-    )
-
-
-def _percentiles(values: np.ndarray) -> tuple[float, float]:
-    """The band's ends over the draws (``NaN`` for an end that is not finite)."""
-    with np.errstate(invalid="ignore"):  # inf − inf between two infinite draws
-        low, high = (float(v) for v in np.percentile(values, BAND_PERCENTILES))
-    return (low if math.isfinite(low) else math.nan, high if math.isfinite(high) else math.nan)
+        notes.extend(scene.lives.notes())
+    return notes
 
 
 def density_benchmark(
@@ -752,16 +625,9 @@ def _device_dates(devices: gpd.GeoDataFrame, notes: list[str]) -> pd.DataFrame:
     )
 
 
-def _in_place(dated: pd.DataFrame, day: dt.date) -> np.ndarray:
-    """Which devices stand on ``day`` (installed, not removed), whatever their moderation."""
-    installed = np.array([d <= day for d in dated["installed_on"]], dtype=bool)
-    gone = np.array([d is not None and d <= day for d in dated["removed_on"]], dtype=bool)
-    return installed & ~gone & ~dated["removed_undated"].to_numpy()
-
-
 def _counted(dated: pd.DataFrame, day: dt.date) -> np.ndarray:
     """Which devices count on ``day`` (verified, installed, not removed)."""
-    return dated["verified"].to_numpy() & _in_place(dated, day)
+    return dated["verified"].to_numpy() & standing_on(dated, day)
 
 
 def _members(entities: gpd.GeoDataFrame, day: dt.date) -> np.ndarray:
@@ -913,7 +779,7 @@ def _zones(
     as_of: dt.date,
     count_overdue: bool = False,
 ) -> pd.DataFrame:
-    standing = devices[_in_place(dated, as_of)]
+    standing = devices[standing_on(dated, as_of)]
     always = coverage(population, standing, city, radius_m=radius_m, model=model,
                       reference_date=as_of, zones=zones, count_overdue=count_overdue)  # fmt: skip
     anytime = coverage(

@@ -47,7 +47,6 @@ from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 from geo.core.availability import WEEKDAY_NAMES, available, device_availability
 from geo.core.coverage import WeeklyCoverage, off_hours_slots
 from geo.core.indicators import (
-    BANDS,
     DEFAULT_ON_SITE_M,
     FLOW_INDICATORS,
     INDICATOR_LABELS,
@@ -61,6 +60,7 @@ from geo.core.indicators import (
 from geo.core.layers import LAYERS_BY_NAME, Layers
 from geo.core.outcome_model import BAND_PERCENTILES, PARAMETER_KEYS
 from geo.core.outputs import DASH, SYNTHETIC_SOURCE, spanish_number
+from geo.core.plan_lives import BANDS
 from geo.core.results import AnalysisInputs, GapsAnalysis, IndicatorsAnalysis, SitingAnalysis
 from geo.errors import ChromiumNotFoundError, PdfError
 
