@@ -19,16 +19,9 @@ from hypothesis import strategies as st
 
 from geo.city import CityProfile
 from geo.core import network as walking
-from geo.core.coverage import (
-    coverage,
-    coverage_by_income,
-    find_gaps,
-    nearest_available,
-    off_hours_slots,
-    sites_without_device,
-    weekly_coverage,
-)
+from geo.core.coverage import coverage, off_hours_slots, weekly_coverage
 from geo.core.distance import NetworkDistance, StraightLine, pairs_within, to_metric
+from geo.core.gaps import coverage_by_income, find_gaps, nearest_available, sites_without_device
 from geo.errors import CoverageInputError, MetricCRSError
 from geo.io import osm as osm_files
 from geo.io.files import read_layers

@@ -16,8 +16,8 @@ import pandas as pd
 from geo.city import CityProfile
 from geo.clock import local_today
 from geo.core.availability import ReportFlag
-from geo.core.coverage import sites_without_device
 from geo.core.distance import DistanceModel, NetworkDistance, StraightLine, to_metric
+from geo.core.gaps import sites_without_device
 from geo.core.indicators import DensityReference
 from geo.core.layers import Layers
 from geo.core.nearest import DeviceFinder
