@@ -89,10 +89,7 @@ def check_contact(
     tuple
         The contact (``None`` when there are problems) and the problems.
     """
-    problems: list[Problem] = []
-    for name in sorted(set(values) - set(CONTACT_FIELDS)):
-        message = f"campo desconocido; se admiten: {', '.join(CONTACT_FIELDS)}."
-        problems.append(where.problem(message, name, "unknown_field"))
+    problems = where.unknown_fields(values, CONTACT_FIELDS)
     cleaned: dict[str, str | None] = {}
     for name in CONTACT_FIELDS:
         value = values.get(name)

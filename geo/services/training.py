@@ -95,6 +95,14 @@ class Where:
     def problem(self, message: str, field: str | None, code: str = "invalid_value") -> Problem:
         return Problem(self.file, message, field=field, line=self.line, code=code)
 
+    def unknown_fields(self, values: Mapping[str, Any], known: Sequence[str]) -> list[Problem]:
+        """One problem for each field of ``values`` that is not in ``known``, in name order."""
+        message = f"campo desconocido; se admiten: {', '.join(known)}."
+        return [
+            self.problem(message, name, "unknown_field")
+            for name in sorted(set(values) - set(known))
+        ]
+
 
 @dataclass(frozen=True)
 class TrainingRecord:
@@ -183,10 +191,7 @@ def check_training(
     tuple
         The record (``None`` when there are problems) and the problems.
     """
-    problems: list[Problem] = []
-    for name in sorted(set(values) - set(FIELD_NAMES)):
-        message = f"campo desconocido; se admiten: {', '.join(FIELD_NAMES)}."
-        problems.append(where.problem(message, name, "unknown_field"))
+    problems = where.unknown_fields(values, FIELD_NAMES)
     parsed: dict[str, Any] = {}
     for spec in FIELDS:
         value = values.get(spec.name)
