@@ -58,7 +58,7 @@ from geo.core.availability import (
     device_availability,
     local_instant,
 )
-from geo.core.coverage import NetworkDistance
+from geo.core.distance import NetworkDistance
 from geo.core.layers import (
     DEFIBRILLATORS,
     DEVICE_STATUS_VALUES,

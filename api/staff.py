@@ -25,7 +25,8 @@ from api.schemas import (
 )
 from geo.clock import local_today
 from geo.core import outputs
-from geo.core.coverage import DEFAULT_DETOUR_FACTOR, DEFAULT_RADIUS_M
+from geo.core.coverage import DEFAULT_RADIUS_M
+from geo.core.distance import DEFAULT_DETOUR_FACTOR
 from geo.core.results import AnalysisInputs
 from geo.errors import InputError
 from geo.io.store import Store

@@ -366,7 +366,8 @@ def far_reaching_view(url: str) -> tuple[PlannerView, CityProfile]:
 
 def test_planner_map_gives_lives_saved_per_zone_and_device(loaded_url: str) -> None:
     from geo.core.outcome_model import HOME_ARRESTS_NOTE
-    from geo.render.maps import DEVICE_LIVES_FIELDS, LIVES_FIELD, Basemap, PlannerForm, planner_map
+    from geo.render.maps import Basemap, PlannerForm, planner_map
+    from geo.render.planner_map import DEVICE_LIVES_FIELDS, LIVES_FIELD
 
     view, city = far_reaching_view(loaded_url)
     html = planner_map(
@@ -402,7 +403,7 @@ def test_planner_map_gives_lives_saved_per_zone_and_device(loaded_url: str) -> N
     assert view.outcomes is not None
     devices = view.outcomes.devices.set_index("device_id")
     pharmacy = devices.loc["dea-3"]
-    from geo.render.maps import _lives_band
+    from geo.render.planner_map import _lives_band
 
     assert json.dumps(_lives_band(pharmacy, "gain_if_24_7")) in html
     assert json.dumps("0 (0–0)") in html  # dea-1 gains nothing by opening 24/7: it already is
@@ -433,7 +434,7 @@ def test_the_planner_map_proposes_by_lives_when_asked(client: TestClient, loaded
 def test_lives_are_written_in_spanish_with_two_significant_figures(
     value: float | None, text: str
 ) -> None:
-    from geo.render.maps import _lives
+    from geo.render.planner_map import _lives
 
     assert _lives(value) == text
 
@@ -459,7 +460,7 @@ def test_hostile_names_are_text_in_the_planner_map(loaded_url: str, tiny_layers:
 
 
 def test_marker_tooltip_text_cannot_leave_its_template_literal() -> None:
-    from geo.render.maps import _markup_text
+    from geo.render.map_text import markup_text as _markup_text
 
     text = _markup_text("<b>x</b> `${alert(1)}` \\u {{ 7*7 }}")
     assert "<" not in text and "`" not in text and "$" not in text and "\\" not in text
