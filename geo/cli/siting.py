@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import geopandas as gpd
@@ -28,7 +29,7 @@ from geo.cli.options import (
 )
 from geo.core import outputs
 from geo.core.coverage import DEFAULT_DETOUR_FACTOR, DEFAULT_RADIUS_M
-from geo.core.results import AnalysisInputs
+from geo.core.results import AnalysisInputs, SitingAnalysis
 from geo.errors import CardiomapaError
 from geo.services.analysis import siting_analysis
 
@@ -122,28 +123,19 @@ def site(
     count_overdue: CountOverdueOption = False,
 ) -> None:
     """Dónde instalar los próximos desfibriladores para proteger a más personas."""
-    if output is Format.CSV:
-        errors.print("[bold red]Error[/]: site admite --format table, json o geojson.")
-        raise typer.Exit(code=2)
     lives = objective is Objective.LIVES
-    if not lives and (target_lives is not None or parameters_file or set_values):
-        errors.print(
-            "[bold red]Error[/]: --target-lives, --parameters y --set solo valen con "
-            "--objective lives."
-        )
-        raise typer.Exit(code=2)
-    if lives and (target_share is not None or senior_weight != 1.0):
-        errors.print(
-            "[bold red]Error[/]: --target-share y --senior-weight son del objetivo residents; "
-            "con --objective lives use --target-lives (las tasas por edad ya pesan a los "
-            "mayores)."
-        )
-        raise typer.Exit(code=2)
+    _check_site_options(
+        output,
+        lives=lives,
+        target_lives=target_lives,
+        parameters_file=parameters_file,
+        set_values=set_values,
+        target_share=target_share,
+        senior_weight=senior_weight,
+    )
     instant = _instant(at)
     settings, inputs = _inputs(data_dir, network, no_network, count_overdue=count_overdue)
-    per_year = None
-    if target_lives is not None:
-        per_year = target_lives / 10 if lives_per is LivesPer.DECADE else target_lives
+    per_year = _lives_per_year(target_lives, lives_per)
     try:
         analysis = siting_analysis(
             inputs,
@@ -163,6 +155,49 @@ def site(
         )
     except CardiomapaError as exc:
         raise _fail(exc) from None
+    _emit_siting(analysis, output, inputs, lives=lives, per=lives_per)
+
+
+def _check_site_options(
+    output: Format,
+    *,
+    lives: bool,
+    target_lives: float | None,
+    parameters_file: Path | None,
+    set_values: list[str] | None,
+    target_share: float | None,
+    senior_weight: float,
+) -> None:
+    """Refuse (exit 2) a format site does not write and the options of the other objective."""
+    if output is Format.CSV:
+        errors.print("[bold red]Error[/]: site admite --format table, json o geojson.")
+        raise typer.Exit(code=2)
+    if not lives and (target_lives is not None or parameters_file or set_values):
+        errors.print(
+            "[bold red]Error[/]: --target-lives, --parameters y --set solo valen con "
+            "--objective lives."
+        )
+        raise typer.Exit(code=2)
+    if lives and (target_share is not None or senior_weight != 1.0):
+        errors.print(
+            "[bold red]Error[/]: --target-share y --senior-weight son del objetivo residents; "
+            "con --objective lives use --target-lives (las tasas por edad ya pesan a los "
+            "mayores)."
+        )
+        raise typer.Exit(code=2)
+
+
+def _lives_per_year(target_lives: float | None, per: LivesPer) -> float | None:
+    """``--target-lives`` in lives a year (it may be given per decade)."""
+    if target_lives is None:
+        return None
+    return target_lives / 10 if per is LivesPer.DECADE else target_lives
+
+
+def _emit_siting(
+    analysis: SitingAnalysis, output: Format, inputs: AnalysisInputs, *, lives: bool, per: LivesPer
+) -> None:
+    """The proposal as JSON, as GeoJSON of the chosen sites, or as a table for people."""
     document = analysis.document
     if output is Format.JSON:
         _emit(outputs.dumps(document))
@@ -170,7 +205,7 @@ def site(
         header = {k: v for k, v in document.items() if k not in ("sites", "zones")}
         _emit(outputs.dumps(outputs.feature_collection(analysis.chosen, **header)))
     elif lives:
-        _print_lives_siting(document, analysis.chosen, inputs, lives_per)
+        _print_lives_siting(document, analysis.chosen, inputs, per)
     else:
         _print_siting(document, analysis.chosen, inputs)
 
