@@ -26,6 +26,7 @@ from geo.clock import local_now
 from geo.core import arrests as arrest_records
 from geo.errors import CardiomapaError, ImportFormatError, LayerValidationError
 from geo.io.importers import IMPORTERS, ine_sections
+from geo.io.importers.base import ParsedImport
 from geo.io.importers.run import ImportReport as DeviceImportReport
 from geo.io.importers.run import import_devices
 from geo.services.training import read_csv_register
@@ -103,12 +104,37 @@ def import_(
     (grados), place_type (domicilio, vía pública, otro…) y, opcionales, bystander_cpr, aed_used,
     survived_30d, discharged_alive (sí/no), address, id, source. La posición se agrega al centro
     de una celda de --cell-m metros; la exacta y la dirección no se guardan."""
+    _check_format_options(
+        format_name, addresses=addresses, population=population, cell_m=cell_m, append=append
+    )
+    if format_name == arrest_records.FORMAT:
+        _import_arrests(file, dry_run=dry_run, cell_m=cell_m, append=append)
+    elif format_name == ine_sections.FORMAT:
+        _import_sections(file, population, dry_run=dry_run)
+    else:
+        _import_device_register(
+            format_name,
+            file,
+            addresses=addresses,
+            dry_run=dry_run,
+            duplicate_radius_m=duplicate_radius_m,
+        )
+
+
+def _check_format_options(
+    format_name: str,
+    *,
+    addresses: Path | None,
+    population: Path | None,
+    cell_m: float | None,
+    append: bool,
+) -> None:
+    """Refuse (exit 2) an option of another format than ``format_name``, before reading."""
     if format_name == arrest_records.FORMAT:
         if addresses is not None or population is not None:
             raise _import_usage(
                 f"las opciones --addresses y --population no se aplican al formato {format_name}."
             )
-        _import_arrests(file, dry_run=dry_run, cell_m=cell_m, append=append)
         return
     if cell_m is not None or append:
         raise _import_usage(
@@ -117,16 +143,31 @@ def import_(
     if format_name == ine_sections.FORMAT:
         if addresses is not None:
             raise _import_usage(f"la opción --addresses no se aplica al formato {format_name}.")
-        _import_sections(file, population, dry_run=dry_run)
-        return
-    if population is not None:
+    elif population is not None:
         raise _import_usage(
             f"la opción --population solo se aplica al formato {ine_sections.FORMAT}."
         )
+
+
+def _device_parser(format_name: str) -> Callable[..., ParsedImport]:
+    """The reader of a device register's format; exits (2) on a format no command imports."""
     parser = IMPORTERS.get(format_name)
     if parser is None:
         formats = ", ".join(sorted([*IMPORTERS, ine_sections.FORMAT, arrest_records.FORMAT]))
         raise _import_usage(f"formato {format_name!r} desconocido; se admite: {formats}.")
+    return parser
+
+
+def _import_device_register(
+    format_name: str,
+    file: Path,
+    *,
+    addresses: Path | None,
+    dry_run: bool,
+    duplicate_radius_m: float,
+) -> None:
+    """``import`` of a device register (osm, euskadi, madrid, jcyl-desa): all or nothing."""
+    parser = _device_parser(format_name)
     # Options an importer may take, by keyword: each is passed only to the importers whose
     # signature names it, and refused for the others. A new option: add it above and here.
     options = _importer_options(parser, format_name, {"addresses": addresses})
