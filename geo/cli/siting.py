@@ -1,0 +1,298 @@
+"""``site``: where the next defibrillators protect the most residents or save the most lives."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import geopandas as gpd
+import typer
+from rich.table import Table
+
+from geo.cli.common import DataDirOption, _band, _emit, _fail, _int, _lives, _pct, console, errors
+from geo.cli.options import (
+    AtOption,
+    CountOverdueOption,
+    DetourOption,
+    Format,
+    FormatOption,
+    NetworkOption,
+    NoNetworkOption,
+    Objective,
+    ParametersOption,
+    SetOption,
+    _day,
+    _inputs,
+    _instant,
+    _parameters,
+)
+from geo.core import outputs
+from geo.core.coverage import DEFAULT_RADIUS_M
+from geo.core.distance import DEFAULT_DETOUR_FACTOR
+from geo.core.results import AnalysisInputs, SitingAnalysis
+from geo.errors import CardiomapaError
+from geo.services.analysis import siting_analysis
+
+
+class Method(StrEnum):
+    EXACT = "exact"
+    GREEDY = "greedy"
+
+
+class LivesPer(StrEnum):
+    YEAR = "year"
+    DECADE = "decade"
+
+
+def site(
+    new: Annotated[
+        int, typer.Option("--new", min=1, help="Cuántos desfibriladores nuevos proponer.")
+    ] = 10,
+    radius_m: Annotated[
+        float | None,
+        typer.Option(
+            "--radius-m",
+            help="Distancia a pie que cuenta como cubierta (residents: 100 m por defecto) o "
+            "alcance del modelo de vidas (lives: el parámetro reach_m, 200 m).",
+        ),
+    ] = None,
+    objective: Annotated[
+        Objective,
+        typer.Option(
+            "--objective",
+            help="residents (residentes nuevos cubiertos) o lives (vidas salvadas al año "
+            "estimadas: llegada, horarios y probabilidad de uso según la distancia).",
+        ),
+    ] = Objective.RESIDENTS,
+    target_lives: Annotated[
+        float | None,
+        typer.Option(
+            "--target-lives",
+            min=0.0,
+            help="Con --objective lives: el mínimo de nuevos desfibriladores para salvar "
+            "estas vidas (en total, con los actuales) por año o por década (--lives-per).",
+        ),
+    ] = None,
+    lives_per: Annotated[
+        LivesPer, typer.Option("--lives-per", help="year o decade, para --target-lives.")
+    ] = LivesPer.YEAR,
+    week_of: Annotated[
+        str | None,
+        typer.Option(
+            "--week-of",
+            help="Semana de referencia de los horarios (lives) o inicio del año en que se "
+            "comprueba el 24/7 (por defecto, hoy).",
+        ),
+    ] = None,
+    parameters_file: ParametersOption = None,
+    set_values: SetOption = None,
+    method: Annotated[
+        Method, typer.Option("--method", help="exact (óptimo probado) o greedy (orden voraz).")
+    ] = Method.EXACT,
+    candidates: Annotated[
+        str,
+        typer.Option(
+            "--candidates",
+            help="entities (entidades sin desfibrilador disponible), all (más cohousing y una "
+            "rejilla regular) o un archivo GeoJSON de puntos con id.",
+        ),
+    ] = "entities",
+    target_share: Annotated[
+        float | None,
+        typer.Option(
+            "--target-share",
+            min=0.0,
+            max=1.0,
+            help="Modo objetivo: el mínimo de nuevos desfibriladores para cubrir esta fracción "
+            "de residentes (p. ej. 0.8).",
+        ),
+    ] = None,
+    senior_weight: Annotated[
+        float,
+        typer.Option("--senior-weight", help="Cuánto pesa cada residente de 65+ (1 = igual)."),
+    ] = 1.0,
+    at: AtOption = None,
+    time_limit_s: Annotated[
+        float, typer.Option("--time-limit-s", help="Tiempo máximo del método exacto.")
+    ] = 60.0,
+    output: FormatOption = Format.TABLE,
+    data_dir: DataDirOption = None,
+    network: NetworkOption = None,
+    no_network: NoNetworkOption = False,
+    detour_factor: DetourOption = DEFAULT_DETOUR_FACTOR,
+    count_overdue: CountOverdueOption = False,
+) -> None:
+    """Dónde instalar los próximos desfibriladores para proteger a más personas."""
+    lives = objective is Objective.LIVES
+    _check_site_options(
+        output,
+        lives=lives,
+        target_lives=target_lives,
+        parameters_file=parameters_file,
+        set_values=set_values,
+        target_share=target_share,
+        senior_weight=senior_weight,
+    )
+    instant = _instant(at)
+    settings, inputs = _inputs(data_dir, network, no_network, count_overdue=count_overdue)
+    per_year = _lives_per_year(target_lives, lives_per)
+    try:
+        analysis = siting_analysis(
+            inputs,
+            new=new,
+            radius_m=radius_m if (radius_m is not None or lives) else DEFAULT_RADIUS_M,
+            method=method.value,
+            candidates=candidates,
+            target_share=target_share,
+            senior_weight=senior_weight,
+            at=instant,
+            time_limit_s=time_limit_s,
+            detour_factor=detour_factor,
+            objective=objective.value,
+            parameters=_parameters(settings, parameters_file, set_values) if lives else None,
+            target_lives=per_year,
+            reference_date=_day(week_of, settings),
+        )
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    _emit_siting(analysis, output, inputs, lives=lives, per=lives_per)
+
+
+def _check_site_options(
+    output: Format,
+    *,
+    lives: bool,
+    target_lives: float | None,
+    parameters_file: Path | None,
+    set_values: list[str] | None,
+    target_share: float | None,
+    senior_weight: float,
+) -> None:
+    """Refuse (exit 2) a format site does not write and the options of the other objective."""
+    if output is Format.CSV:
+        errors.print("[bold red]Error[/]: site admite --format table, json o geojson.")
+        raise typer.Exit(code=2)
+    if not lives and (target_lives is not None or parameters_file or set_values):
+        errors.print(
+            "[bold red]Error[/]: --target-lives, --parameters y --set solo valen con "
+            "--objective lives."
+        )
+        raise typer.Exit(code=2)
+    if lives and (target_share is not None or senior_weight != 1.0):
+        errors.print(
+            "[bold red]Error[/]: --target-share y --senior-weight son del objetivo residents; "
+            "con --objective lives use --target-lives (las tasas por edad ya pesan a los "
+            "mayores)."
+        )
+        raise typer.Exit(code=2)
+
+
+def _lives_per_year(target_lives: float | None, per: LivesPer) -> float | None:
+    """``--target-lives`` in lives a year (it may be given per decade)."""
+    if target_lives is None:
+        return None
+    return target_lives / 10 if per is LivesPer.DECADE else target_lives
+
+
+def _emit_siting(
+    analysis: SitingAnalysis, output: Format, inputs: AnalysisInputs, *, lives: bool, per: LivesPer
+) -> None:
+    """The proposal as JSON, as GeoJSON of the chosen sites, or as a table for people."""
+    document = analysis.document
+    if output is Format.JSON:
+        _emit(outputs.dumps(document))
+    elif output is Format.GEOJSON:
+        header = {k: v for k, v in document.items() if k not in ("sites", "zones")}
+        _emit(outputs.dumps(outputs.feature_collection(analysis.chosen, **header)))
+    elif lives:
+        _print_lives_siting(document, analysis.chosen, inputs, per)
+    else:
+        _print_siting(document, analysis.chosen, inputs)
+
+
+def _print_lives_siting(
+    document: dict[str, Any], chosen: gpd.GeoDataFrame, inputs: AnalysisInputs, per: LivesPer
+) -> None:
+    status = {
+        "optimal": "óptimo probado",
+        "gap": "hueco relativo alcanzado",
+        "time_limit": "límite de tiempo alcanzado",
+        "greedy": "orden voraz (sin garantía de óptimo)",
+    }[str(document["status"])]
+    before, after = document["before"], document["after"]
+    goal = ""
+    if document["target_lives"] is not None:
+        wanted = document["target_lives"] * (10 if per is LivesPer.DECADE else 1)
+        unit = "por década" if per is LivesPer.DECADE else "al año"
+        goal = f"Objetivo: {_lives(wanted)} vidas {unit} en total\n"
+    console.print(
+        f"[bold]Propuesta de {document['new_devices']} nuevos desfibriladores en "
+        f"{inputs.city.name} por vidas salvadas[/] — método {document['method']}: {status}\n"
+        f"{goal}"
+        f"Alcance: {float(document['radius_m']):g} m a pie · "
+        f"{document['distance_model_description']}\n"
+        f"Candidatos: {document['candidates']} ({document['candidates_count']}) · "
+        f"Vidas salvadas al año: {_band(before)} → {_band(after)}; añaden "
+        f"{_band(document, 'lives_gained')} (banda de la diferencia, simulación a simulación)",
+        highlight=False,
+    )
+    table = Table(
+        "#", "Emplazamiento", "Tipo", "+ vidas/año (central)", "Vidas/año tras", "Lon", "Lat"
+    )
+    for row in chosen.itertuples():
+        table.add_row(
+            str(row.step),
+            f"{row.candidate_id} {row.name}",
+            str(row.kind),
+            _lives(float(row.lives_gained)),
+            _lives(float(row.lives_saved_after)),
+            f"{row.lon:.5f}",
+            f"{row.lat:.5f}",
+        )
+    console.print(table)
+    console.print(
+        "Cada nuevo desfibrilador se supone público y abierto 24/7; estimaciones de un modelo "
+        "(cardiomapa outcomes --by parameters --format csv para las fuentes).",
+        highlight=False,
+    )
+    for note in document["warnings"]:
+        errors.print(f"[yellow]Aviso[/]: {note}", highlight=False)
+
+
+def _print_siting(
+    document: dict[str, object], chosen: gpd.GeoDataFrame, inputs: AnalysisInputs
+) -> None:
+    gap = document["gap"]
+    status = {
+        "optimal": "óptimo probado",
+        "time_limit": "límite de tiempo alcanzado",
+        "greedy": "orden voraz (sin garantía de óptimo)",
+    }[str(document["status"])]
+    if gap not in (None, 0.0):
+        status += f", hueco relativo {float(str(gap)) * 100:.2f} %"
+    console.print(
+        f"[bold]Propuesta de {document['new_devices']} nuevos desfibriladores en "
+        f"{inputs.city.name}[/] — método {document['method']}: {status}\n"
+        f"Radio: {float(str(document['radius_m'])):g} m a pie · "
+        f"{document['distance_model_description']}\n"
+        f"Candidatos: {document['candidates']} ({document['candidates_count']}) · Cobertura: "
+        f"{_pct(float(str(document['share_covered_before'])))} → "
+        f"{_pct(float(str(document['share_covered_after'])))}",
+        highlight=False,
+    )
+    table = Table(
+        "#", "Emplazamiento", "Tipo", "+ residentes", "+ 65+", "Cobertura tras", "Lon", "Lat"
+    )
+    for row in chosen.itertuples():
+        table.add_row(
+            str(row.step),
+            f"{row.candidate_id} {row.name}",
+            str(row.kind),
+            _int(row.residents_gained),
+            _int(row.residents_65_plus_gained),
+            _pct(row.share_covered_after),
+            f"{row.lon:.5f}",
+            f"{row.lat:.5f}",
+        )
+    console.print(table)

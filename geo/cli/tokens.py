@@ -1,0 +1,88 @@
+"""``token``: the API's tokens for entities, planners and administrators."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from geo.cli.common import _clock, _emit, _on_store, _settings, console, errors
+from geo.io.store import Store, utcnow
+from geo.services.tokens import issue_token
+
+token_app = typer.Typer(help="Tokens de la API para entidades, planificación y administración.")
+
+
+@token_app.command("create")
+def token_create(
+    entity: Annotated[
+        str | None, typer.Option("--entity", help="Id de la entidad (token de entidad).")
+    ] = None,
+    role: Annotated[
+        str | None, typer.Option("--role", help="planner o admin (token del Ayuntamiento).")
+    ] = None,
+    label: Annotated[str | None, typer.Option("--label", help="Para quién es.")] = None,
+    expires_days: Annotated[
+        int | None, typer.Option("--expires-days", min=1, help="Caduca tras estos días.")
+    ] = None,
+) -> None:
+    """Emite un token: se muestra una sola vez (solo se guarda su huella SHA-256)."""
+    if (entity is None) == (role is None):
+        errors.print("[bold red]Error[/]: indique --entity ID o --role planner|admin (solo uno).")
+        raise typer.Exit(code=2)
+    if role is not None and role not in ("planner", "admin"):
+        errors.print(f"[bold red]Error[/]: --role {role!r} no admitido; use planner o admin.")
+        raise typer.Exit(code=2)
+    expires = None
+    if expires_days is not None:
+        expires = _clock(_settings()).now() + dt.timedelta(days=expires_days)
+    issued = _on_store(
+        lambda store: issue_token(
+            store, role=role or "entity", entity_id=entity, label=label, expires_at=expires
+        )
+    )
+    record = issued.record
+    errors.print(
+        f"Token {record.id} creado ({record.role}"
+        + (f", entidad {record.entity_id}" if record.entity_id else "")
+        + (f", caduca {record.expires_at:%Y-%m-%d}" if record.expires_at else "")
+        + "). Guárdelo ahora: no se volverá a mostrar.",
+        highlight=False,
+    )
+    _emit(issued.secret)
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """Lista los tokens emitidos (nunca sus secretos)."""
+    tokens = _on_store(Store.tokens)
+    table = Table("Id", "Rol", "Entidad", "Etiqueta", "Creado (UTC)", "Caduca", "Estado")
+    now = utcnow(_clock(_settings()))
+    for token in tokens:
+        if token.revoked_at is not None:
+            state = f"revocado {token.revoked_at:%Y-%m-%d}"
+        elif token.expires_at is not None and token.expires_at <= now:
+            state = "caducado"
+        else:
+            state = "activo"
+        table.add_row(
+            str(token.id),
+            token.role,
+            token.entity_id or "—",
+            token.label,
+            f"{token.created_at:%Y-%m-%d %H:%M}",
+            f"{token.expires_at:%Y-%m-%d}" if token.expires_at else "—",
+            state,
+        )
+    console.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help="Id del token (columna Id de token list).")],
+) -> None:
+    """Revoca un token: deja de valer en la siguiente petición."""
+    record = _on_store(lambda store: store.revoke_token(token_id, actor="cli"))
+    console.print(f"Token {record.id} revocado ({record.revoked_at:%Y-%m-%d %H:%M} UTC).")
