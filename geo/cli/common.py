@@ -143,3 +143,9 @@ def _reference_day(text: str | None, settings: Settings) -> dt.date:
     except ValueError:
         errors.print(f"[bold red]Error[/]: --today {text!r} no es una fecha AAAA-MM-DD.")
         raise typer.Exit(code=2) from None
+
+
+def usage_error(message: str) -> typer.Exit:
+    """Exit 2 (wrong use of the command) after ``Error: message`` on stderr."""
+    errors.print(f"[bold red]Error[/]: {message}", highlight=False)
+    return typer.Exit(code=2)

@@ -8,7 +8,17 @@ from typing import Annotated
 
 import typer
 
-from geo.cli.common import _city_today, _clock, _fail, _int, _open_store, _settings, console, errors
+from geo.cli.common import (
+    _city_today,
+    _clock,
+    _fail,
+    _int,
+    _open_store,
+    _settings,
+    console,
+    errors,
+    usage_error,
+)
 from geo.cli.options import Objective, RadiusOption, _instant
 from geo.core.coverage import DEFAULT_RADIUS_M
 from geo.core.outputs import data_notice
@@ -103,11 +113,6 @@ _EXPORT_SUFFIXES = {".geojson": "geojson", ".json": "geojson", ".csv": "csv", ".
 _EXPORT_LABELS = {"geojson": "GeoJSON", "csv": "CSV", "gpkg": "GeoPackage"}
 
 
-def _usage_error(message: str) -> typer.Exit:
-    errors.print(f"[bold red]Error[/]: {message}", highlight=False)
-    return typer.Exit(code=2)
-
-
 def export_(
     layer: Annotated[
         str,
@@ -140,18 +145,18 @@ def export_(
 
     chosen = fmt if fmt is not None else _EXPORT_SUFFIXES.get(out.suffix.lower())
     if chosen is None:
-        raise _usage_error(
+        raise usage_error(
             f"no se deduce el formato de {out.name!r}: use --format geojson, csv o gpkg."
         )
     try:
         export.check_layer(layer)
         export_format = export.check_format(chosen)
     except CardiomapaError as exc:
-        raise _usage_error(str(exc)) from None
+        raise usage_error(str(exc)) from None
     if all_devices and layer != "defibrillators":
-        raise _usage_error("--all-devices solo se aplica a la capa defibrillators.")
+        raise usage_error("--all-devices solo se aplica a la capa defibrillators.")
     if not out.parent.is_dir():
-        raise _usage_error(f"la carpeta de --out {out.parent} no existe.")
+        raise usage_error(f"la carpeta de --out {out.parent} no existe.")
     settings = _settings()
     try:
         with (

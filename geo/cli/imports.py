@@ -21,6 +21,7 @@ from geo.cli.common import (
     _settings,
     console,
     errors,
+    usage_error,
 )
 from geo.clock import local_now
 from geo.core import arrests as arrest_records
@@ -132,19 +133,19 @@ def _check_format_options(
     """Refuse (exit 2) an option of another format than ``format_name``, before reading."""
     if format_name == arrest_records.FORMAT:
         if addresses is not None or population is not None:
-            raise _import_usage(
+            raise usage_error(
                 f"las opciones --addresses y --population no se aplican al formato {format_name}."
             )
         return
     if cell_m is not None or append:
-        raise _import_usage(
+        raise usage_error(
             f"las opciones --cell-m y --append solo se aplican al formato {arrest_records.FORMAT}."
         )
     if format_name == ine_sections.FORMAT:
         if addresses is not None:
-            raise _import_usage(f"la opción --addresses no se aplica al formato {format_name}.")
+            raise usage_error(f"la opción --addresses no se aplica al formato {format_name}.")
     elif population is not None:
-        raise _import_usage(
+        raise usage_error(
             f"la opción --population solo se aplica al formato {ine_sections.FORMAT}."
         )
 
@@ -154,7 +155,7 @@ def _device_parser(format_name: str) -> Callable[..., ParsedImport]:
     parser = IMPORTERS.get(format_name)
     if parser is None:
         formats = ", ".join(sorted([*IMPORTERS, ine_sections.FORMAT, arrest_records.FORMAT]))
-        raise _import_usage(f"formato {format_name!r} desconocido; se admite: {formats}.")
+        raise usage_error(f"formato {format_name!r} desconocido; se admite: {formats}.")
     return parser
 
 
@@ -325,14 +326,9 @@ def _importer_options(
             continue
         if name not in accepted:
             flag = "--" + name.replace("_", "-")
-            raise _import_usage(f"la opción {flag} no se aplica al formato {format_name}.")
+            raise usage_error(f"la opción {flag} no se aplica al formato {format_name}.")
         options[name] = value
     return options
-
-
-def _import_usage(message: str) -> typer.Exit:
-    errors.print(f"[bold red]Error[/]: {message}", highlight=False)
-    return typer.Exit(code=2)
 
 
 def _print_device_import(report: DeviceImportReport) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
@@ -46,9 +47,11 @@ from geo.core.indicators import (
 from geo.core.outcome_model import BAND_PERCENTILES
 from geo.core.outputs import data_notice
 from geo.core.plan_lives import BANDS
+from geo.core.results import AnalysisInputs, IndicatorsAnalysis
 from geo.errors import CardiomapaError
 from geo.services.analysis import indicators_analysis
 from geo.services.inputs import density_references, outcome_parameters, plan_registers
+from geo.settings import Settings
 
 
 def indicators(
@@ -76,21 +79,10 @@ def indicators(
     settings, inputs = _inputs(data_dir, network, no_network, count_overdue=count_overdue)
     try:
         with errors.status("Calculando los indicadores…"):
-            with _store_unless_files(settings, from_files=data_dir is not None) as store:
-                training, uses = plan_registers(
-                    settings, inputs, store=store, today=_city_today(settings)
-                )
-            analysis = indicators_analysis(
-                inputs,
-                training=training,
-                uses=uses,
-                references=density_references(settings),
-                as_of=day or _city_today(settings),
-                radius_m=radius_m,
-                detour_factor=detour_factor,
-                outcome_parameters=outcome_parameters(settings),
-                year=year,
-            )
+            analysis, _ = _plan_indicators(
+                settings, inputs, from_files=data_dir is not None, as_of=day, radius_m=radius_m,
+                detour_factor=detour_factor, year=year,
+            )  # fmt: skip
     except CardiomapaError as exc:
         raise _fail(exc) from None
     if output is Format.JSON:
@@ -230,21 +222,10 @@ def report(
     settings, inputs = _inputs(data_dir, network, no_network, count_overdue=count_overdue)
     try:
         with errors.status("Calculando los indicadores…") as status:
-            with _store_unless_files(settings, from_files=data_dir is not None) as store:
-                training, uses = plan_registers(
-                    settings, inputs, store=store, today=_city_today(settings)
-                )
-            analysis = indicators_analysis(
-                inputs,
-                training=training,
-                uses=uses,
-                references=density_references(settings),
-                as_of=day or _city_today(settings),
-                radius_m=radius_m,
-                detour_factor=detour_factor,
-                outcome_parameters=outcome_parameters(settings),
-                year=year,
-            )
+            analysis, training = _plan_indicators(
+                settings, inputs, from_files=data_dir is not None, as_of=day, radius_m=radius_m,
+                detour_factor=detour_factor, year=year,
+            )  # fmt: skip
             status.update("Redactando el informe: huecos, propuesta, gráficos y mapas…")
             html = build_report(
                 inputs,
@@ -268,3 +249,30 @@ def report(
     except CardiomapaError as exc:
         raise _fail(exc) from None
     console.print(f"PDF escrito en {pdf} ({pdf.stat().st_size / 1024:,.0f} KB).")
+
+
+def _plan_indicators(
+    settings: Settings,
+    inputs: AnalysisInputs,
+    *,
+    from_files: bool,
+    as_of: dt.date | None,
+    radius_m: float,
+    detour_factor: float,
+    year: int | None,
+) -> tuple[IndicatorsAnalysis, pd.DataFrame]:
+    """The plan's indicators on ``as_of`` (today by default), and the training register read."""
+    with _store_unless_files(settings, from_files=from_files) as store:
+        training, uses = plan_registers(settings, inputs, store=store, today=_city_today(settings))
+    analysis = indicators_analysis(
+        inputs,
+        training=training,
+        uses=uses,
+        references=density_references(settings),
+        as_of=as_of or _city_today(settings),
+        radius_m=radius_m,
+        detour_factor=detour_factor,
+        outcome_parameters=outcome_parameters(settings),
+        year=year,
+    )
+    return analysis, training
