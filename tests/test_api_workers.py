@@ -56,6 +56,14 @@ def planner(db_url: str, tiny_layers: Layers) -> str:
 def two_workers(db_url: str, planner: str, tmp_path: Path) -> Iterator[Server]:
     server = Server(db_url, tmp_path / "server.log", env=clock_env(ORDINARY), workers=2)
     try:
+        # Ready means both workers listen: one answering /api/health says nothing of the other,
+        # which may still be importing on a busy machine.
+        listening = eventually(
+            lambda: [w for w in _workers(server) if _listening(w, server.port)],
+            lambda listening: len(listening) == 2,
+            within_s=120,
+        )
+        assert len(listening) == 2, f"{len(listening)} worker listens:\n{server.log.read_text()}"
         yield server
     finally:
         server.stop()
@@ -192,6 +200,16 @@ def _workers(server: Server) -> list[psutil.Process]:
     """The supervisor's worker processes (not multiprocessing's resource tracker)."""
     children = psutil.Process(server.process.pid).children()
     return [child for child in children if "spawn_main" in " ".join(child.cmdline())]
+
+
+def _listening(process: psutil.Process, port: int) -> bool:
+    try:
+        connections = process.net_connections(kind="tcp")
+    except psutil.NoSuchProcess:
+        return False
+    return any(
+        c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in connections
+    )
 
 
 def _established(process: psutil.Process, port: int) -> int:
