@@ -44,6 +44,7 @@ from geo.core.distance import (
     pairs_within,
     to_metric,
 )
+from geo.core.outputs import python_value
 
 #: Fields of a device a citizen sees in the answer.
 PUBLIC_FIELDS = (
@@ -184,7 +185,7 @@ class DeviceFinder:
             else (np.empty((0, 2)))
         )
         self._fields = [
-            {name: _plain(value) for name, value in zip(PUBLIC_FIELDS, row, strict=True)}
+            {name: python_value(value) for name, value in zip(PUBLIC_FIELDS, row, strict=True)}
             for row in frame[list(PUBLIC_FIELDS)].itertuples(index=False, name=None)
         ]
         self._public = frame["access"].isin(PUBLIC_ACCESS).to_numpy(dtype=bool)
@@ -345,11 +346,3 @@ def _ago(then: dt.datetime, now: dt.datetime) -> str:
 
 def _minute(instant: dt.datetime) -> dt.datetime:
     return instant.replace(second=0, microsecond=0)
-
-
-def _plain(value: Any) -> Any:
-    if value is None or isinstance(value, str | bool | dt.date):
-        return value
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value.item() if hasattr(value, "item") else value

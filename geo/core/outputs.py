@@ -22,6 +22,17 @@ from geo.core.coverage import CoverageResult, WeeklyCoverage
 WGS84 = "EPSG:4326"
 
 
+def python_value(value: Any) -> Any:
+    """A numpy/pandas scalar as the Python value it holds, and a missing one (``None``, NaN,
+    ``pd.NA``, ``NaT``) as ``None``; text, dates and containers as they are. For rows handed to
+    a database driver or a response model (:func:`plain` also rounds and writes dates in ISO)."""
+    if value is None or isinstance(value, str | dict | list | tuple):
+        return value
+    if pd.isna(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
 def plain(value: Any) -> Any:
     """A JSON-safe value: numpy scalars unwrapped, NaN/inf → None, floats rounded, dates ISO."""
     if isinstance(value, dict):
