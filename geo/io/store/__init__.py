@@ -67,7 +67,7 @@ from geo.errors import (
 )
 
 SRID = 4326
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 #: Table that stores each layer.
 TABLE_NAMES: Mapping[str, str] = {
