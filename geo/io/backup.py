@@ -37,13 +37,13 @@ from geo.errors import BackupError
 from geo.io.store import (
     CHANGES_CHANNEL,
     DATA_REVISIONS,
-    _require_postgis,
     alembic_config,
     create_db_engine,
     head_revision,
     metadata,
     migrate,
 )
+from geo.io.store.engine import _require_postgis
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
