@@ -1,10 +1,8 @@
 """Storage: the one repository every other part of cardiomapa uses, on SpatiaLite and PostGIS.
 
 The tables are derived from the layer schemas in :mod:`geo.core.layers` (one definition of what a
-layer
-holds); their history lives in Alembic migrations under ``geo/io/migrations`` so that a database
-made
-by one version is upgraded, never dropped. The same code runs on both databases:
+layer holds); their history lives in Alembic migrations under ``geo/io/migrations`` so that a
+database made by one version is upgraded, never dropped. The same code runs on both databases:
 
 - ``sqlite:///var/cardiomapa.sqlite`` — an embedded SpatiaLite file (the default);
 - ``postgresql+psycopg://user@host/db`` — PostGIS, for production.
@@ -13,7 +11,7 @@ The package holds the tables (:mod:`~geo.io.store.tables`), the engines and migr
 (:mod:`~geo.io.store.engine`) and one repository per aggregate, which :class:`Store`
 brings together; every name callers use is importable from here.
 
-Geometry is stored in EPSG:4326. Metric work happens in :mod:`geo` on GeoDataFrames, not here.
+Geometry is stored in EPSG:4326. Metric work happens in :mod:`geo.core` on GeoDataFrames, not here.
 """
 
 from __future__ import annotations
