@@ -23,8 +23,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pyproj import Geod
 
-from api import pages, web
+from api import web
 from api.errors import status_of
+from api.pages import planners
 from geo.city import CityProfile
 from geo.clock import Clock, local_today
 from geo.core.availability import DOWNGRADING_REPORTS
@@ -204,7 +205,9 @@ def _signin(
 
 def _end_sessions(response: Response) -> None:
     SESSION.end(response)
-    response.delete_cookie(pages.COOKIE, path=pages.COOKIE_PATH, httponly=True, samesite="strict")
+    response.delete_cookie(
+        planners.COOKIE, path=planners.COOKIE_PATH, httponly=True, samesite="strict"
+    )
 
 
 def _status_of(exc: CardiomapaError) -> int:
@@ -310,7 +313,7 @@ async def sign_in(request: Request) -> Response:
         response = RedirectResponse("/gestion", status_code=303)
         SESSION.start(response, request, token)
         response.set_cookie(
-            pages.COOKIE, token, max_age=SESSION.max_age_s, path=pages.COOKIE_PATH,
+            planners.COOKIE, token, max_age=SESSION.max_age_s, path=planners.COOKIE_PATH,
             httponly=True, samesite="strict", secure=request.url.scheme == "https",
         )  # fmt: skip
         return response
