@@ -18,7 +18,7 @@ from api.clients import TrustedProxyMiddleware
 from api.deps import CityDep, FinderCache, StoreDep
 from api.http import ERRORS, BboxQuery, LimitQuery, OffsetQuery, page_links, parse_bbox
 from api.pages import citizens, desk, planners, portal
-from api.routes import devices, hours, ogc, staff, training
+from api.routes import devices, hours, ogc, planning, staff, training
 from api.schemas import (
     CityPublic,
     IndexPublic,
@@ -94,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(devices.router)
     app.include_router(hours.router)
     app.include_router(staff.router)
+    app.include_router(planning.router)
     app.include_router(training.router)
     app.include_router(ogc.router)
     # Scripts and styles of the maps, vendored: pages never load anything from a CDN.

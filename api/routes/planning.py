@@ -1,0 +1,329 @@
+"""The planners' analyses: coverage, gaps, siting, lives saved and the plan's indicators, with
+the same parameters and answers as the CLI's ``--format json``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse, Response
+
+from api.deps import ClockDep, PrincipalDep, SettingsDep, StoreDep
+from api.http import ERRORS, GEOJSON, GEOJSON_ERRORS, GeoJSONResponse
+from api.schemas import Day, Instant
+from geo.clock import local_today
+from geo.core import outputs
+from geo.core.coverage import DEFAULT_DETOUR_FACTOR, DEFAULT_RADIUS_M
+from geo.core.results import AnalysisInputs
+from geo.errors import InputError
+from geo.io.store import Store
+from geo.services.analysis import (
+    coverage_analysis,
+    gaps_analysis,
+    indicators_analysis,
+    outcomes_analysis,
+    siting_analysis,
+    weekly_analysis,
+)
+from geo.services.inputs import (
+    density_references,
+    load_inputs,
+    outcome_parameters,
+    plan_registers,
+    section_incomes,
+)
+from geo.services.tokens import require_role
+from geo.settings import Settings
+
+router = APIRouter(prefix="/api", tags=["planificación"])
+
+#: Radii and cells under 10 m mean nothing on foot, and would ask the siting for a candidate grid
+#: every few millimetres (memory without bound) or put every resident in one cell.
+RadiusQuery = Annotated[
+    float, Query(ge=10, le=5000, description="Distancia a pie que cuenta como cubierta (m).")
+]
+AtQuery = Annotated[
+    Instant | None,
+    Query(description="Instante ISO 8601 (sin zona = hora local); sin él, 24/7."),
+]
+DetourQuery = Annotated[float, Query(ge=1, le=3, description="Factor de rodeo (línea recta).")]
+
+
+def _inputs(settings: Settings, store: Store) -> AnalysisInputs:
+    """The analysis inputs, read through the app's one Store (a request never opens another)."""
+    return load_inputs(settings, store=store)
+
+
+@router.get("/coverage", summary="Cobertura por zona CEAS (como `cardiomapa coverage`)",
+            responses=ERRORS)  # fmt: skip
+def coverage(
+    settings: SettingsDep,
+    store: StoreDep,
+    principal: PrincipalDep,
+    clock: ClockDep,
+    radius_m: RadiusQuery = DEFAULT_RADIUS_M,
+    at: AtQuery = None,
+    weekly: Annotated[bool, Query(description="Perfil de las 168 horas de la semana.")] = False,
+    week_of: Annotated[Day | None, Query(description="Semana de referencia.")] = None,
+    by: Annotated[Literal["ceas", "income"], Query(description="Desglose.")] = "ceas",
+    detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
+    assume_unknown_open: bool = False,
+) -> dict[str, Any]:
+    require_role(principal, "planner", "admin")
+    inputs = _inputs(settings, store)
+    reference = week_of or local_today(clock, inputs.city.timezone)
+    if weekly:
+        week = weekly_analysis(
+            inputs, radius_m=radius_m, week_of=reference, detour_factor=detour_factor,
+            assume_unknown_open=assume_unknown_open,
+        )  # fmt: skip
+        return outputs.plain(week.document)
+    analysis = coverage_analysis(
+        inputs,
+        radius_m=radius_m,
+        at=at,
+        reference_date=reference,
+        detour_factor=detour_factor,
+        assume_unknown_open=assume_unknown_open,
+        incomes=section_incomes(settings) if by == "income" else None,
+    )
+    return outputs.plain(analysis.document)
+
+
+@router.get("/gaps", summary="Huecos de cobertura (como `cardiomapa gaps`)", responses=ERRORS)
+def gaps(
+    settings: SettingsDep,
+    store: StoreDep,
+    principal: PrincipalDep,
+    clock: ClockDep,
+    radius_m: RadiusQuery = DEFAULT_RADIUS_M,
+    at: AtQuery = None,
+    cell_m: Annotated[float | None, Query(ge=10, le=5000, description="Lado de celda (m).")] = None,
+    detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
+) -> dict[str, Any]:
+    require_role(principal, "planner", "admin")
+    inputs = _inputs(settings, store)
+    analysis = gaps_analysis(
+        inputs, radius_m=radius_m, at=at, cell_m=cell_m, detour_factor=detour_factor,
+        reference_date=local_today(clock, inputs.city.timezone),
+    )  # fmt: skip
+    return outputs.plain(analysis.document)
+
+
+@router.get("/siting", summary="Propuesta de nuevos emplazamientos (como `cardiomapa site`)",
+            responses=ERRORS)  # fmt: skip
+def siting(
+    settings: SettingsDep,
+    store: StoreDep,
+    principal: PrincipalDep,
+    clock: ClockDep,
+    new: Annotated[int, Query(ge=1, le=200, description="Nuevos desfibriladores.")] = 10,
+    radius_m: Annotated[
+        float | None,
+        Query(
+            ge=10,
+            le=5000,
+            description="Distancia a pie que cuenta como cubierta (residents: 100 m por "
+            "defecto) o alcance del modelo de vidas (lives: el parámetro reach_m).",
+        ),
+    ] = None,
+    objective: Annotated[
+        Literal["residents", "lives"],
+        Query(
+            description="residents (residentes nuevos cubiertos) o lives (vidas salvadas al año "
+            "que estima el modelo)."
+        ),
+    ] = "residents",
+    method: Annotated[Literal["exact", "greedy"], Query()] = "exact",
+    candidates: Annotated[
+        Literal["entities", "all"],
+        Query(description="entities (entidades sin desfibrilador) o all (+ cohousing y rejilla)."),
+    ] = "entities",
+    target_share: Annotated[float | None, Query(ge=0, le=1)] = None,
+    target_lives: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            le=1000,
+            description="Con objective=lives: el mínimo de nuevos equipos para salvar estas "
+            "vidas al año en total (con los actuales).",
+        ),
+    ] = None,
+    senior_weight: Annotated[float, Query(ge=0, le=100)] = 1.0,
+    at: AtQuery = None,
+    week_of: Annotated[
+        Day | None,
+        Query(
+            description="Semana de referencia de los horarios (lives) o inicio del año en que "
+            "se comprueba el 24/7 (por defecto, hoy)."
+        ),
+    ] = None,
+    time_limit_s: Annotated[float, Query(gt=0, le=60)] = 20.0,
+    detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
+) -> dict[str, Any]:
+    require_role(principal, "planner", "admin")
+    lives = objective == "lives"
+    if not lives and target_lives is not None:
+        msg = "target_lives solo vale con objective=lives; con residents use target_share."
+        raise InputError(msg, code="conflicting_parameters", field="target_lives")
+    if lives and target_share is not None:
+        msg = "target_share es del objetivo residents; con objective=lives use target_lives."
+        raise InputError(msg, code="conflicting_parameters", field="target_share")
+    if lives and senior_weight != 1.0:
+        msg = (
+            "senior_weight es del objetivo residents; con objective=lives las tasas por edad ya "
+            "pesan a los mayores."
+        )
+        raise InputError(msg, code="conflicting_parameters", field="senior_weight")
+    inputs = _inputs(settings, store)
+    analysis = siting_analysis(
+        inputs,
+        new=new,
+        radius_m=radius_m if (radius_m is not None or lives) else DEFAULT_RADIUS_M,
+        method=method,
+        candidates=candidates,
+        target_share=target_share,
+        senior_weight=senior_weight,
+        at=at,
+        time_limit_s=time_limit_s,
+        detour_factor=detour_factor,
+        reference_date=week_of or local_today(clock, inputs.city.timezone),
+        objective=objective,
+        parameters=outcome_parameters(settings) if lives else None,
+        target_lives=target_lives,
+    )
+    return outputs.plain(analysis.document)
+
+
+@router.get(
+    "/outcomes",
+    summary="Vidas salvadas al año que estima el modelo: ciudad, zonas CEAS y desfibriladores",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "El documento (JSON) o una capa GeoJSON (EPSG:4326).",
+            "content": {"application/json": {}, GEOJSON: {}},
+        },
+        **GEOJSON_ERRORS,
+    },
+)
+def outcomes(
+    settings: SettingsDep,
+    store: StoreDep,
+    principal: PrincipalDep,
+    clock: ClockDep,
+    at: Annotated[
+        Instant | None,
+        Query(
+            description="Instante ISO 8601 (sin zona = hora local): como si toda hora fuera esa."
+        ),
+    ] = None,
+    always: Annotated[
+        bool, Query(description="Solo los desfibriladores disponibles 24/7 todo el año.")
+    ] = False,
+    week_of: Annotated[
+        Day | None, Query(description="Semana de referencia (por defecto, la actual).")
+    ] = None,
+    radius_m: Annotated[
+        float | None,
+        Query(
+            ge=10,
+            le=5000,
+            description="Distancia a pie a la que la probabilidad de uso llega a 0 (m); por "
+            "defecto, el alcance del modelo (reach_m).",
+        ),
+    ] = None,
+    detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
+    assume_unknown_open: bool = False,
+    fmt: Annotated[
+        Literal["json", "geojson"], Query(alias="format", description="json o geojson.")
+    ] = "json",
+    layer: Annotated[
+        Literal["zones", "devices"] | None,
+        Query(description="Con format=geojson: zones (por defecto) o devices."),
+    ] = None,
+) -> Response:
+    """Sin ``at`` ni ``always``, la semana tipo: cada hora pesa según cuándo ocurren las paradas.
+    Son estimaciones de un modelo con banda del 5 al 95 %, no un recuento de casos; las paradas
+    en domicilio no se cuentan."""
+    require_role(principal, "planner", "admin")
+    _check_outcome_query(at=at, always=always, week_of=week_of, fmt=fmt, layer=layer)
+    inputs = _inputs(settings, store)
+    mode = "instant" if at is not None else "always" if always else "weekly"
+    analysis = outcomes_analysis(
+        inputs,
+        outcome_parameters(settings),
+        mode=mode,
+        at=at,
+        week_of=week_of or local_today(clock, inputs.city.timezone),
+        radius_m=radius_m,
+        detour_factor=detour_factor,
+        assume_unknown_open=assume_unknown_open,
+    )
+    document = analysis.document
+    if fmt == "json":
+        return JSONResponse(outputs.plain(document))
+    chosen = layer or "zones"
+    frame = analysis.zones if chosen == "zones" else analysis.devices
+    header = {k: v for k, v in document.items() if k not in ("zones", "devices")}
+    return GeoJSONResponse(outputs.feature_collection(frame, layer=chosen, **header))
+
+
+def _check_outcome_query(
+    *, at: dt.datetime | None, always: bool, week_of: dt.date | None, fmt: str, layer: str | None
+) -> None:
+    """Parameters of /api/outcomes that do not go together: a 422 naming the one at fault."""
+    if at is not None and always:
+        msg = (
+            "at y always=true no van juntos: use at para un instante, always=true para solo los "
+            "disponibles 24/7, o ninguno para la semana tipo."
+        )
+        raise InputError(msg, code="conflicting_parameters", field="always")
+    if at is not None and week_of is not None:
+        msg = "week_of no se aplica con at (un instante ya fija su semana): quite uno de los dos."
+        raise InputError(msg, code="conflicting_parameters", field="week_of")
+    if layer is not None and fmt != "geojson":
+        msg = "layer solo se aplica con format=geojson (el JSON lleva zonas y desfibriladores)."
+        raise InputError(msg, code="conflicting_parameters", field="layer")
+
+
+@router.get(
+    "/indicators",
+    summary="Indicadores del plan por año (como `cardiomapa indicators`)",
+    responses=ERRORS,
+)
+def indicators(
+    settings: SettingsDep,
+    store: StoreDep,
+    principal: PrincipalDep,
+    clock: ClockDep,
+    year: Annotated[
+        int | None, Query(ge=1900, le=2200, description="Solo este año del plan.")
+    ] = None,
+    as_of: Annotated[
+        Day | None, Query(description="Fecha de los datos (por defecto, hoy).")
+    ] = None,
+    radius_m: RadiusQuery = DEFAULT_RADIUS_M,
+    detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
+) -> dict[str, Any]:
+    """Desfibriladores iniciales, nuevos y totales; entidades cardioprotegidas; formación; usos;
+    cobertura al cierre de cada año; vidas salvadas al año estimadas, las que añaden los DEA del
+    plan y el coste por año de vida ganado; densidad frente a las referencias."""
+    require_role(principal, "planner", "admin")
+    inputs = _inputs(settings, store)
+    today = local_today(clock, inputs.city.timezone)
+    training, uses = plan_registers(settings, inputs, store=store, today=today)
+    day = as_of or today
+    analysis = indicators_analysis(
+        inputs,
+        training=training,
+        uses=uses,
+        references=density_references(settings),
+        as_of=day,
+        radius_m=radius_m,
+        detour_factor=detour_factor,
+        outcome_parameters=outcome_parameters(settings),
+        year=year,
+    )
+    return outputs.plain(analysis.document)
