@@ -1,5 +1,6 @@
 """The planners' analyses: coverage, gaps, siting, lives saved and the plan's indicators, with
-the same parameters and answers as the CLI's ``--format json``."""
+the same parameters and answers as the CLI's ``--format json``, typed by the response models of
+:mod:`api.planning_schemas`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,17 @@ from fastapi.responses import JSONResponse, Response
 
 from api.deps import ClockDep, PrincipalDep, SettingsDep, StoreDep
 from api.http import ERRORS, GEOJSON, GEOJSON_ERRORS, GeoJSONResponse
+from api.planning_schemas import (
+    CoverageAnswer,
+    CoveragePublic,
+    GapsPublic,
+    IndicatorsPublic,
+    LivesSitingPublic,
+    OutcomesPublic,
+    SitingAnswer,
+    SitingPublic,
+    WeeklyCoveragePublic,
+)
 from api.schemas import Day, Instant
 from geo.clock import local_today
 from geo.core import outputs
@@ -48,6 +60,14 @@ AtQuery = Annotated[
     Query(description="Instante ISO 8601 (sin zona = hora local); sin él, 24/7."),
 ]
 DetourQuery = Annotated[float, Query(ge=1, le=3, description="Factor de rodeo (línea recta).")]
+#: How an analysis answers: its document, validated by the route's response model and written by
+#: ``json.dumps`` as it always was (pydantic's own JSON writer spells some floats otherwise:
+#: ``1e-06`` as ``1e-6``); members that only some requests produce are left out when absent.
+DOCUMENT: dict[str, Any] = {
+    "response_class": JSONResponse,
+    "response_model_exclude_unset": True,
+    "responses": ERRORS,
+}
 
 
 def _inputs(settings: Settings, store: Store) -> AnalysisInputs:
@@ -55,8 +75,12 @@ def _inputs(settings: Settings, store: Store) -> AnalysisInputs:
     return load_inputs(settings, store=store)
 
 
-@router.get("/coverage", summary="Cobertura por zona CEAS (como `cardiomapa coverage`)",
-            responses=ERRORS)  # fmt: skip
+@router.get(
+    "/coverage",
+    response_model=CoverageAnswer,
+    summary="Cobertura por zona CEAS (como `cardiomapa coverage`)",
+    **DOCUMENT,
+)
 def coverage(
     settings: SettingsDep,
     store: StoreDep,
@@ -69,7 +93,7 @@ def coverage(
     by: Annotated[Literal["ceas", "income"], Query(description="Desglose.")] = "ceas",
     detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
     assume_unknown_open: bool = False,
-) -> dict[str, Any]:
+) -> CoveragePublic | WeeklyCoveragePublic:
     require_role(principal, "planner", "admin")
     inputs = _inputs(settings, store)
     reference = week_of or local_today(clock, inputs.city.timezone)
@@ -78,7 +102,7 @@ def coverage(
             inputs, radius_m=radius_m, week_of=reference, detour_factor=detour_factor,
             assume_unknown_open=assume_unknown_open,
         )  # fmt: skip
-        return outputs.plain(week.document)
+        return WeeklyCoveragePublic.model_validate(outputs.plain(week.document))
     analysis = coverage_analysis(
         inputs,
         radius_m=radius_m,
@@ -88,10 +112,15 @@ def coverage(
         assume_unknown_open=assume_unknown_open,
         incomes=section_incomes(settings) if by == "income" else None,
     )
-    return outputs.plain(analysis.document)
+    return CoveragePublic.model_validate(outputs.plain(analysis.document))
 
 
-@router.get("/gaps", summary="Huecos de cobertura (como `cardiomapa gaps`)", responses=ERRORS)
+@router.get(
+    "/gaps",
+    response_model=GapsPublic,
+    summary="Huecos de cobertura (como `cardiomapa gaps`)",
+    **DOCUMENT,
+)
 def gaps(
     settings: SettingsDep,
     store: StoreDep,
@@ -101,18 +130,22 @@ def gaps(
     at: AtQuery = None,
     cell_m: Annotated[float | None, Query(ge=10, le=5000, description="Lado de celda (m).")] = None,
     detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
-) -> dict[str, Any]:
+) -> GapsPublic:
     require_role(principal, "planner", "admin")
     inputs = _inputs(settings, store)
     analysis = gaps_analysis(
         inputs, radius_m=radius_m, at=at, cell_m=cell_m, detour_factor=detour_factor,
         reference_date=local_today(clock, inputs.city.timezone),
     )  # fmt: skip
-    return outputs.plain(analysis.document)
+    return GapsPublic.model_validate(outputs.plain(analysis.document))
 
 
-@router.get("/siting", summary="Propuesta de nuevos emplazamientos (como `cardiomapa site`)",
-            responses=ERRORS)  # fmt: skip
+@router.get(
+    "/siting",
+    response_model=SitingAnswer,
+    summary="Propuesta de nuevos emplazamientos (como `cardiomapa site`)",
+    **DOCUMENT,
+)
 def siting(
     settings: SettingsDep,
     store: StoreDep,
@@ -161,7 +194,7 @@ def siting(
     ] = None,
     time_limit_s: Annotated[float, Query(gt=0, le=60)] = 20.0,
     detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
-) -> dict[str, Any]:
+) -> SitingPublic | LivesSitingPublic:
     require_role(principal, "planner", "admin")
     lives = objective == "lives"
     if not lives and target_lives is not None:
@@ -193,7 +226,8 @@ def siting(
         parameters=outcome_parameters(settings) if lives else None,
         target_lives=target_lives,
     )
-    return outputs.plain(analysis.document)
+    answer = LivesSitingPublic if lives else SitingPublic
+    return answer.model_validate(outputs.plain(analysis.document))
 
 
 @router.get(
@@ -202,6 +236,7 @@ def siting(
     response_class=Response,
     responses={
         200: {
+            "model": OutcomesPublic,
             "description": "El documento (JSON) o una capa GeoJSON (EPSG:4326).",
             "content": {"application/json": {}, GEOJSON: {}},
         },
@@ -263,7 +298,8 @@ def outcomes(
     )
     document = analysis.document
     if fmt == "json":
-        return JSONResponse(outputs.plain(document))
+        answer = OutcomesPublic.model_validate(outputs.plain(document))
+        return JSONResponse(answer.model_dump(mode="json"))
     chosen = layer or "zones"
     frame = analysis.zones if chosen == "zones" else analysis.devices
     header = {k: v for k, v in document.items() if k not in ("zones", "devices")}
@@ -290,8 +326,9 @@ def _check_outcome_query(
 
 @router.get(
     "/indicators",
+    response_model=IndicatorsPublic,
     summary="Indicadores del plan por año (como `cardiomapa indicators`)",
-    responses=ERRORS,
+    **DOCUMENT,
 )
 def indicators(
     settings: SettingsDep,
@@ -306,7 +343,7 @@ def indicators(
     ] = None,
     radius_m: RadiusQuery = DEFAULT_RADIUS_M,
     detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
-) -> dict[str, Any]:
+) -> IndicatorsPublic:
     """Desfibriladores iniciales, nuevos y totales; entidades cardioprotegidas; formación; usos;
     cobertura al cierre de cada año; vidas salvadas al año estimadas, las que añaden los DEA del
     plan y el coste por año de vida ganado; densidad frente a las referencias."""
@@ -326,4 +363,4 @@ def indicators(
         outcome_parameters=outcome_parameters(settings),
         year=year,
     )
-    return outputs.plain(analysis.document)
+    return IndicatorsPublic.model_validate(outputs.plain(analysis.document))
