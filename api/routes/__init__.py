@@ -1,1 +1,1 @@
-"""The JSON API and the OGC API: one router per concept, each with typed response models."""
+"""The JSON API and the OGC API: one router per concept, answers described by response models."""
