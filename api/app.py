@@ -13,10 +13,12 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from shapely.geometry import mapping
 
-from api import desk, devices, errors, hours, ogc, pages, portal, staff, training
+from api import errors
 from api.clients import TrustedProxyMiddleware
 from api.deps import CityDep, FinderCache, StoreDep
 from api.http import ERRORS, BboxQuery, LimitQuery, OffsetQuery, page_links, parse_bbox
+from api.pages import citizens, desk, planners, portal
+from api.routes import devices, hours, ogc, planning, staff, training
 from api.schemas import (
     CityPublic,
     IndexPublic,
@@ -83,14 +85,16 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware, tile_url=settings.tile_url or None)
     # Outermost: every route and middleware sees the client a trusted proxy forwards.
     app.add_middleware(TrustedProxyMiddleware, trusted=settings.trusted_proxies)
-    app.state.citizen_page = pages.RenderCache[pages.MapPage](serve_stale=pages.same_data)
-    app.state.map_devices = pages.RenderCache[bytes]()
-    app.include_router(pages.router)
+    app.state.citizen_page = citizens.RenderCache[citizens.MapPage](serve_stale=citizens.same_data)
+    app.state.map_devices = citizens.RenderCache[bytes]()
+    app.include_router(citizens.router)
+    app.include_router(planners.router)
     app.include_router(desk.router)
     app.include_router(portal.router)
     app.include_router(devices.router)
     app.include_router(hours.router)
     app.include_router(staff.router)
+    app.include_router(planning.router)
     app.include_router(training.router)
     app.include_router(ogc.router)
     # Scripts and styles of the maps, vendored: pages never load anything from a CDN.

@@ -1,7 +1,7 @@
 """What the people's pages share: templates, cookie sessions, the CSRF check and sign-in throttling.
 
-The entity portal (``/entidades``, :mod:`api.portal`) and the staff desk (``/gestion``,
-:mod:`api.desk`) are server-rendered HTML forms that work without JavaScript; scripts only
+The entity portal (``/entidades``, :mod:`api.pages.portal`) and the staff desk (``/gestion``,
+:mod:`api.pages.desk`) are server-rendered HTML forms that work without JavaScript; scripts only
 enhance them (the map picker, the weekly hours editor). Every write they make goes through
 :mod:`geo.services.registry` (or the store's audited methods), exactly as the JSON API does.
 

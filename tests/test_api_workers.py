@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 
 import geo.io.store
 from api.app import create_app
-from api.pages import COOKIE
+from api.pages.planners import COOKIE
 from geo.core.layers import Layers
 from geo.io.store import Store
 from geo.services.tokens import issue_token

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from weeks import ORDINARY
 
 from api.app import create_app
-from api.hours import OpeningHoursPublic
+from api.routes.hours import OpeningHoursPublic
 from api.schemas import ErrorPublic
 from geo.settings import Settings
 

@@ -16,7 +16,7 @@ from servers import Server
 from shapely.geometry import Point
 
 from api.app import create_app
-from api.ogc import (
+from api.routes.ogc import (
     CONFORMANCE,
     CRS84,
     Collection,

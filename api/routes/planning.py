@@ -1,28 +1,29 @@
-"""Planners and administrators: moderation queues, audit log, maintenance, and the analysis."""
+"""The planners' analyses: coverage, gaps, siting, lives saved and the plan's indicators, with
+the same parameters and answers as the CLI's ``--format json``, typed by the response models of
+:mod:`api.planning_schemas`."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
-from api.deps import CityDep, ClockDep, FindersDep, PrincipalDep, SettingsDep, StoreDep
-from api.http import ERRORS, GEOJSON, GEOJSON_ERRORS, GeoJSONResponse, LimitQuery, OffsetQuery
-from api.schemas import (
-    AuditEntry,
-    AuditPage,
-    Day,
-    Instant,
-    MaintenanceItem,
-    MaintenancePublic,
-    ReportPage,
-    ReportPublic,
-    ReportReview,
-    UsePage,
-    UsePublic,
+from api.deps import ClockDep, PrincipalDep, SettingsDep, StoreDep
+from api.http import ERRORS, GEOJSON, GEOJSON_ERRORS, GeoJSONResponse
+from api.planning_schemas import (
+    CoverageAnswer,
+    CoveragePublic,
+    GapsPublic,
+    IndicatorsPublic,
+    LivesSitingPublic,
+    OutcomesPublic,
+    SitingAnswer,
+    SitingPublic,
+    WeeklyCoveragePublic,
 )
+from api.schemas import Day, Instant
 from geo.clock import local_today
 from geo.core import outputs
 from geo.core.coverage import DEFAULT_RADIUS_M
@@ -30,7 +31,6 @@ from geo.core.distance import DEFAULT_DETOUR_FACTOR
 from geo.core.results import AnalysisInputs
 from geo.errors import InputError
 from geo.io.store import Store
-from geo.services import registry
 from geo.services.analysis import (
     coverage_analysis,
     gaps_analysis,
@@ -61,125 +61,14 @@ AtQuery = Annotated[
     Query(description="Instante ISO 8601 (sin zona = hora local); sin él, 24/7."),
 ]
 DetourQuery = Annotated[float, Query(ge=1, le=3, description="Factor de rodeo (línea recta).")]
-
-
-@router.get("/reports", response_model=ReportPage, summary="Avisos ciudadanos", responses=ERRORS)
-def list_reports(
-    store: StoreDep,
-    principal: PrincipalDep,
-    status: Annotated[
-        Literal["pending", "accepted", "rejected"] | None, Query(description="Filtro.")
-    ] = None,
-    device_id: Annotated[str | None, Query(max_length=200)] = None,
-    limit: LimitQuery = 100,
-    offset: OffsetQuery = 0,
-) -> ReportPage:
-    require_role(principal, "planner", "admin")
-    items, matched = store.reports(
-        status=[status] if status else None, device_id=device_id, limit=limit, offset=offset
-    )
-    return ReportPage(items=[ReportPublic(**item) for item in items], numberMatched=matched)
-
-
-@router.post(
-    "/reports/{report_id}/review",
-    response_model=ReportPublic,
-    summary="Aceptar o rechazar un aviso pendiente",
-    responses=ERRORS,
-)
-def review_report(
-    report_id: Annotated[int, Path(ge=1, le=2_147_483_647)],
-    body: ReportReview,
-    store: StoreDep,
-    principal: PrincipalDep,
-    finders: FindersDep,
-) -> ReportPublic:
-    report = registry.review_report(
-        store, principal, report_id, decision=body.decision, note=body.note
-    )
-    finders.invalidate()  # a reviewed "missing"/"broken" report no longer marks its device
-    return ReportPublic(**report)
-
-
-@router.get("/uses", response_model=UsePage, summary="Usos comunicados", responses=ERRORS)
-def list_uses(
-    store: StoreDep,
-    principal: PrincipalDep,
-    device_id: Annotated[str | None, Query(max_length=200)] = None,
-    limit: LimitQuery = 100,
-    offset: OffsetQuery = 0,
-) -> UsePage:
-    require_role(principal, "planner", "admin")
-    items, matched = store.uses(device_id=device_id, limit=limit, offset=offset)
-    return UsePage(items=[UsePublic(**item) for item in items], numberMatched=matched)
-
-
-@router.get(
-    "/audit",
-    response_model=AuditPage,
-    summary="Registro de cambios (quién, cuándo, antes, después)",
-    responses=ERRORS,
-)
-def audit(
-    store: StoreDep,
-    principal: PrincipalDep,
-    record_type: Annotated[
-        Literal[
-            "device",
-            "report",
-            "use",
-            "token",
-            "training",
-            "contact",
-            "invitation",
-            "entity",
-            "reminder",
-        ]
-        | None,
-        Query(description="Tipo de registro."),
-    ] = None,
-    record_id: Annotated[str | None, Query(max_length=200)] = None,
-    limit: LimitQuery = 100,
-    offset: OffsetQuery = 0,
-) -> AuditPage:
-    require_role(principal, "planner", "admin")
-    items, matched = store.audit_entries(
-        record_type=record_type, record_id=record_id, limit=limit, offset=offset
-    )
-    return AuditPage(items=[AuditEntry(**item) for item in items], numberMatched=matched)
-
-
-@router.get(
-    "/maintenance",
-    response_model=MaintenancePublic,
-    summary="Baterías o parches que caducan pronto, y equipos sin revisar en 6 meses",
-    responses=ERRORS,
-)
-def maintenance(
-    store: StoreDep,
-    principal: PrincipalDep,
-    city: CityDep,
-    clock: ClockDep,
-    within_days: Annotated[int, Query(ge=0, le=3650, description="Caducan en estos días.")] = 30,
-    unchecked_days: Annotated[
-        int, Query(ge=1, le=3650, description="Sin revisar en más de estos días.")
-    ] = registry.UNCHECKED_DAYS,
-    today: Annotated[Day | None, Query(description="Fecha de referencia (hoy).")] = None,
-) -> MaintenancePublic:
-    """El personal municipal ve todos; una entidad, los suyos."""
-    where = {} if principal.is_staff else {"operator_entity_id": [principal.entity_id]}
-    devices = store.query_layer("defibrillators", where=where)
-    day = today or local_today(clock, city.timezone)
-    due = registry.maintenance_due(
-        devices, today=day, within_days=within_days, unchecked_days=unchecked_days
-    )
-    items = [MaintenanceItem(**row) for row in outputs.records(due)]
-    return MaintenancePublic(
-        today=day, within_days=within_days, unchecked_days=unchecked_days, items=items
-    )
-
-
-# --- analysis (same parameters and answers as the CLI's --format json) -------------------------
+#: How an analysis answers: its document, validated by the route's response model and written by
+#: ``json.dumps`` as it always was (pydantic's own JSON writer spells some floats otherwise:
+#: ``1e-06`` as ``1e-6``); members that only some requests produce are left out when absent.
+DOCUMENT: dict[str, Any] = {
+    "response_class": JSONResponse,
+    "response_model_exclude_unset": True,
+    "responses": ERRORS,
+}
 
 
 def _inputs(settings: Settings, store: Store) -> AnalysisInputs:
@@ -187,8 +76,12 @@ def _inputs(settings: Settings, store: Store) -> AnalysisInputs:
     return load_inputs(settings, store=store)
 
 
-@router.get("/coverage", summary="Cobertura por zona CEAS (como `cardiomapa coverage`)",
-            responses=ERRORS)  # fmt: skip
+@router.get(
+    "/coverage",
+    response_model=CoverageAnswer,
+    summary="Cobertura por zona CEAS (como `cardiomapa coverage`)",
+    **DOCUMENT,
+)
 def coverage(
     settings: SettingsDep,
     store: StoreDep,
@@ -201,7 +94,7 @@ def coverage(
     by: Annotated[Literal["ceas", "income"], Query(description="Desglose.")] = "ceas",
     detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
     assume_unknown_open: bool = False,
-) -> dict[str, Any]:
+) -> CoveragePublic | WeeklyCoveragePublic:
     require_role(principal, "planner", "admin")
     inputs = _inputs(settings, store)
     reference = week_of or local_today(clock, inputs.city.timezone)
@@ -210,7 +103,7 @@ def coverage(
             inputs, radius_m=radius_m, week_of=reference, detour_factor=detour_factor,
             assume_unknown_open=assume_unknown_open,
         )  # fmt: skip
-        return outputs.plain(week.document)
+        return WeeklyCoveragePublic.model_validate(outputs.plain(week.document))
     analysis = coverage_analysis(
         inputs,
         radius_m=radius_m,
@@ -220,10 +113,15 @@ def coverage(
         assume_unknown_open=assume_unknown_open,
         incomes=section_incomes(settings) if by == "income" else None,
     )
-    return outputs.plain(analysis.document)
+    return CoveragePublic.model_validate(outputs.plain(analysis.document))
 
 
-@router.get("/gaps", summary="Huecos de cobertura (como `cardiomapa gaps`)", responses=ERRORS)
+@router.get(
+    "/gaps",
+    response_model=GapsPublic,
+    summary="Huecos de cobertura (como `cardiomapa gaps`)",
+    **DOCUMENT,
+)
 def gaps(
     settings: SettingsDep,
     store: StoreDep,
@@ -233,18 +131,22 @@ def gaps(
     at: AtQuery = None,
     cell_m: Annotated[float | None, Query(ge=10, le=5000, description="Lado de celda (m).")] = None,
     detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
-) -> dict[str, Any]:
+) -> GapsPublic:
     require_role(principal, "planner", "admin")
     inputs = _inputs(settings, store)
     analysis = gaps_analysis(
         inputs, radius_m=radius_m, at=at, cell_m=cell_m, detour_factor=detour_factor,
         reference_date=local_today(clock, inputs.city.timezone),
     )  # fmt: skip
-    return outputs.plain(analysis.document)
+    return GapsPublic.model_validate(outputs.plain(analysis.document))
 
 
-@router.get("/siting", summary="Propuesta de nuevos emplazamientos (como `cardiomapa site`)",
-            responses=ERRORS)  # fmt: skip
+@router.get(
+    "/siting",
+    response_model=SitingAnswer,
+    summary="Propuesta de nuevos emplazamientos (como `cardiomapa site`)",
+    **DOCUMENT,
+)
 def siting(
     settings: SettingsDep,
     store: StoreDep,
@@ -293,7 +195,7 @@ def siting(
     ] = None,
     time_limit_s: Annotated[float, Query(gt=0, le=60)] = 20.0,
     detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
-) -> dict[str, Any]:
+) -> SitingPublic | LivesSitingPublic:
     require_role(principal, "planner", "admin")
     lives = objective == "lives"
     if not lives and target_lives is not None:
@@ -325,7 +227,8 @@ def siting(
         parameters=outcome_parameters(settings) if lives else None,
         target_lives=target_lives,
     )
-    return outputs.plain(analysis.document)
+    answer = LivesSitingPublic if lives else SitingPublic
+    return answer.model_validate(outputs.plain(analysis.document))
 
 
 @router.get(
@@ -334,6 +237,7 @@ def siting(
     response_class=Response,
     responses={
         200: {
+            "model": OutcomesPublic,
             "description": "El documento (JSON) o una capa GeoJSON (EPSG:4326).",
             "content": {"application/json": {}, GEOJSON: {}},
         },
@@ -395,7 +299,8 @@ def outcomes(
     )
     document = analysis.document
     if fmt == "json":
-        return JSONResponse(outputs.plain(document))
+        answer = OutcomesPublic.model_validate(outputs.plain(document))
+        return JSONResponse(answer.model_dump(mode="json"))
     chosen = layer or "zones"
     frame = analysis.zones if chosen == "zones" else analysis.devices
     header = {k: v for k, v in document.items() if k not in ("zones", "devices")}
@@ -422,8 +327,9 @@ def _check_outcome_query(
 
 @router.get(
     "/indicators",
+    response_model=IndicatorsPublic,
     summary="Indicadores del plan por año (como `cardiomapa indicators`)",
-    responses=ERRORS,
+    **DOCUMENT,
 )
 def indicators(
     settings: SettingsDep,
@@ -438,7 +344,7 @@ def indicators(
     ] = None,
     radius_m: RadiusQuery = DEFAULT_RADIUS_M,
     detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
-) -> dict[str, Any]:
+) -> IndicatorsPublic:
     """Desfibriladores iniciales, nuevos y totales; entidades cardioprotegidas; formación; usos;
     cobertura al cierre de cada año; vidas salvadas al año estimadas, las que añaden los DEA del
     plan y el coste por año de vida ganado; densidad frente a las referencias."""
@@ -458,4 +364,4 @@ def indicators(
         outcome_parameters=outcome_parameters(settings),
         year=year,
     )
-    return outputs.plain(analysis.document)
+    return IndicatorsPublic.model_validate(outputs.plain(analysis.document))

@@ -1,0 +1,120 @@
+"""The audit log: who changed what, when, and what it was before."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from api.pages.desk.common import (
+    coordinates,
+    desk_session,
+    page_number,
+    pager,
+    render_page,
+    store_of,
+)
+
+router = APIRouter(include_in_schema=False)
+
+AUDIT_PAGE_SIZE = 50
+RECORD_TYPE_TEXT = {
+    "device": "Desfibrilador", "report": "Aviso ciudadano", "use": "Uso comunicado",
+    "token": "Token", "training": "Formación", "contact": "Contacto de entidad",
+    "invitation": "Invitación", "entity": "Acceso de entidad", "reminder": "Recordatorio",
+}  # fmt: skip
+ACTION_TEXT = {
+    "create": "alta", "update": "cambio", "insert": "alta", "delete": "baja",
+    "verify": "verificación", "reject": "rechazo", "review": "revisión", "revoke": "revocación",
+    "revoke_access": "revocación de acceso", "redeem": "uso de invitación", "send": "envío",
+    "import": "importación", "out_of_service": "fuera de servicio",
+    "back_in_service": "vuelta al servicio", "check": "revisión del equipo",
+}  # fmt: skip
+FIELD_TEXT = {
+    "name": "nombre", "location_text": "ubicación", "address": "dirección", "access": "acceso",
+    "opening_hours": "horario", "indoor": "interior", "level": "planta",
+    "operator_entity_id": "entidad", "phone": "teléfono", "status": "estado",
+    "verification": "verificación", "installed_on": "instalado", "removed_on": "retirado",
+    "check_date": "última revisión", "battery_expiry": "caducidad batería",
+    "pads_expiry": "caducidad parches", "is_mobile": "móvil", "source": "fuente",
+    "geometry": "posición", "review_note": "nota de revisión", "version": "versión",
+    "person": "persona", "email": "correo", "status_text": "estado", "message": "mensaje",
+    "kind": "tipo", "reviewed_by": "revisado por", "reviewed_at": "revisado el",
+    "status_reason": "motivo",
+}  # fmt: skip
+
+
+def _plain_value(value: Any) -> str:
+    if value is None or value == "":
+        return "—"
+    point = coordinates(value) if isinstance(value, Mapping) else None
+    if point is not None:
+        return f"{point[1]:.6f}, {point[0]:.6f} (lat, lon)"
+    if isinstance(value, bool):
+        return "sí" if value else "no"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def audit_changes(
+    before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
+) -> list[dict[str, str]]:
+    """The fields an audit entry changed: ``field``, ``label``, ``before``, ``after`` (text)."""
+    old, new = dict(before or {}), dict(after or {})
+    rows = []
+    for name in list(dict.fromkeys([*old, *new])):
+        if before is not None and after is not None and old.get(name) == new.get(name):
+            continue
+        if before is None and new.get(name) in (None, "", {}, []):
+            continue
+        rows.append({
+            "field": name, "label": FIELD_TEXT.get(name, name),
+            "before": _plain_value(old.get(name)) if before is not None else "",
+            "after": _plain_value(new.get(name)) if after is not None else "",
+        })  # fmt: skip
+    return rows
+
+
+@router.get("/gestion/auditoria", response_class=HTMLResponse)
+def audit_page(request: Request) -> Response:
+    """Registro de cambios: quién, cuándo, qué y cómo era antes."""
+    desk = desk_session(request)
+    if isinstance(desk, HTMLResponse):
+        return desk
+    kind = request.query_params.get("tipo", "")
+    if kind not in RECORD_TYPE_TEXT:
+        kind = ""
+    record_id = request.query_params.get("registro", "").strip()[:200]
+    page = page_number(request.query_params.get("pagina"))
+    entries, matched = store_of(request).audit_entries(
+        record_type=kind or None, record_id=record_id or None, limit=AUDIT_PAGE_SIZE,
+        offset=(page - 1) * AUDIT_PAGE_SIZE,
+    )  # fmt: skip
+    views = [
+        {
+            **entry,
+            "type_text": RECORD_TYPE_TEXT.get(entry["record_type"], entry["record_type"]),
+            "action_text": ACTION_TEXT.get(entry["action"], entry["action"]),
+            "changes": audit_changes(entry["before"], entry["after"]),
+            "link": _record_link(entry["record_type"], entry["record_id"]),
+        }
+        for entry in entries
+    ]
+    return render_page(
+        request, desk, "desk/audit.html.j2", current="audit", title="Registro de cambios",
+        entries=views, matched=matched, kind=kind, record_id=record_id,
+        kinds=[("", "Todos"), *RECORD_TYPE_TEXT.items()],
+        pager=pager("/gestion/auditoria", {"tipo": kind, "registro": record_id}, page, matched,
+                     AUDIT_PAGE_SIZE),
+    )  # fmt: skip
+
+
+def _record_link(record_type: str, record_id: str) -> str | None:
+    if record_type == "device":
+        return f"/gestion/desfibriladores/{quote(record_id, safe='')}"
+    return None

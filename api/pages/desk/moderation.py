@@ -1,0 +1,162 @@
+"""The moderation queue: devices waiting to be verified, where they are (and where they were
+before a move), verified or rejected with a reason."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from pyproj import Geod
+
+from api import web
+from api.deps import city_today
+from api.pages.desk.common import (
+    Action,
+    Desk,
+    city_of,
+    coordinates,
+    desk_session,
+    entities_by_id,
+    post,
+    redirect,
+    render_page,
+    store_of,
+)
+from geo.city import CityProfile
+from geo.errors import InputError
+from geo.io.store import Store, record_from_row
+from geo.render.maps import ACCESS_TEXT
+from geo.services import registry
+
+router = APIRouter(include_in_schema=False)
+
+_GEOD = Geod(ellps="WGS84")
+VERIFICATION_TEXT = {"pending": "pendiente", "verified": "verificado", "rejected": "rechazado"}
+STATUS_TEXT = {
+    "active": "en servicio",
+    "out_of_service": "fuera de servicio",
+    "removed": "retirado",
+}
+
+
+def previous_position(store: Store, device: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Where a device was before its last move, from the audit log.
+
+    The newest ``update`` entry of the device whose ``before.geometry`` differs from the
+    current position; ``None`` if it never moved.
+    """
+    here = coordinates(device["geometry"])
+    offset = 0
+    while True:
+        entries, matched = store.audit_entries(
+            record_type="device", record_id=str(device["id"]), limit=100, offset=offset
+        )
+        for entry in entries:
+            before = entry.get("before") or {}
+            if entry["action"] != "update":
+                continue
+            then = coordinates(before.get("geometry"))
+            if then is None or here is None:
+                continue
+            if abs(then[0] - here[0]) > 1e-9 or abs(then[1] - here[1]) > 1e-9:
+                distance_m = _GEOD.inv(then[0], then[1], here[0], here[1])[2]
+                return {
+                    "lon": then[0], "lat": then[1], "distance_m": round(distance_m),
+                    "was_verified": before.get("verification") == "verified",
+                    "at": entry["at"], "actor": entry["actor"],
+                }  # fmt: skip
+        offset += len(entries)
+        if not entries or offset >= matched:
+            return None
+
+
+def device_view(
+    store: Store, city: CityProfile, record: dict[str, Any], entities: Mapping[str, Any],
+    *, today: dt.date, with_move: bool = True,
+) -> dict[str, Any]:  # fmt: skip
+    entity = entities.get(str(record.get("operator_entity_id") or ""))
+    here = coordinates(record["geometry"])
+    return {
+        "record": record,
+        "path": quote(str(record["id"]), safe=""),
+        "entity_name": entity["name"] if entity else None,
+        "access_text": ACCESS_TEXT.get(str(record.get("access")), str(record.get("access"))),
+        "hours_text": web.hours_in_words(record.get("opening_hours"), city, today=today),
+        "verification_text": VERIFICATION_TEXT.get(str(record["verification"]), ""),
+        "status_text": STATUS_TEXT.get(str(record.get("status")), str(record.get("status"))),
+        "lon": here[0] if here else None,
+        "lat": here[1] if here else None,
+        "moved": previous_position(store, record) if with_move else None,
+    }
+
+
+def _queue(
+    request: Request, desk: Desk, *, problem: str | None = None, status_code: int = 200
+) -> HTMLResponse:
+    store, city = store_of(request), city_of(request)
+    frame = store.query_layer(
+        "defibrillators", where={"verification": ["pending"]}, with_version=True
+    )
+    entities = entities_by_id(store)
+    today = city_today(request)
+    devices = [
+        device_view(store, city, record_from_row(frame, i), entities, today=today)
+        for i in range(len(frame))
+    ]
+    points = [
+        {
+            "n": n, "name": view["record"]["name"], "lon": view["lon"], "lat": view["lat"],
+            "old": [view["moved"]["lon"], view["moved"]["lat"]] if view["moved"] else None,
+        }
+        for n, view in enumerate(devices, start=1)
+        if view["lon"] is not None
+    ]  # fmt: skip
+    settings = request.app.state.settings
+    return render_page(
+        request, desk, "desk/queue.html.j2", current="queue", status_code=status_code,
+        problem=problem, title="Moderación", devices=devices, points=points,
+        tile_url=settings.tile_url or "", tile_attribution=settings.tile_attribution or "",
+    )  # fmt: skip
+
+
+@router.get("/gestion", response_class=HTMLResponse)
+def queue_page(request: Request) -> Response:
+    """Cola de moderación: desfibriladores pendientes de verificar."""
+    desk = desk_session(request)
+    return desk if isinstance(desk, HTMLResponse) else _queue(request, desk)
+
+
+def _review(request: Request, device_id: str, decision: str) -> Action:
+    def action(desk: Desk, form: dict[str, str]) -> Response:
+        note = form.get("nota", "").strip() or None
+        if decision == "rejected" and note is None:
+            msg = "Escriba el motivo del rechazo: la entidad lo verá para corregir el registro."
+            raise InputError(msg, code="missing_field", field="nota")
+        store = store_of(request)
+        record = registry.review_device(
+            store, desk.principal, device_id, decision=decision, note=note
+        )
+        request.app.state.finders.invalidate()
+        if decision == "verified":
+            flash = f"«{record['name']}» verificado: ya aparece en el mapa ciudadano."
+        else:
+            flash = f"«{record['name']}» rechazado. El motivo queda en el registro de cambios."
+        return redirect("/gestion", flash)
+
+    return action
+
+
+@router.post("/gestion/desfibriladores/{device_id:path}/verificar")
+async def verify_device(request: Request, device_id: str) -> Response:
+    """Verifica un desfibrilador pendiente."""
+    return await post(request, _review(request, device_id, "verified"), on_error=_queue)
+
+
+@router.post("/gestion/desfibriladores/{device_id:path}/rechazar")
+async def reject_device(request: Request, device_id: str) -> Response:
+    """Rechaza un desfibrilador pendiente con un motivo."""
+    return await post(request, _review(request, device_id, "rejected"), on_error=_queue)
