@@ -2,9 +2,9 @@
 
 Geometry travels as GeoJSON in EPSG:4326 ([longitude, latitude], RFC 7946). Field values are
 checked here for shape (types, lengths, ranges) and then by the layer schema in
-:mod:`geo.core.layers`
-for meaning (vocabularies, opening hours, dates in order, inside the municipality), so a value is
-accepted by the API exactly when it would be accepted in a layer file.
+:mod:`geo.core.layers` for meaning (vocabularies, opening hours, dates in order, inside the
+municipality), so a value is accepted by the API exactly when it would be accepted in a layer
+file.
 """
 
 from __future__ import annotations

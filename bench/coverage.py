@@ -281,8 +281,7 @@ class Timings:
 
 
 def open_devices(case: Case, city: CityProfile) -> tuple[gpd.GeoDataFrame, float]:
-    """The devices open at ``MONDAY_10`` (geo.core.availability), and how long selecting them
-    took."""
+    """The devices open at ``MONDAY_10`` (``geo.core.availability``) and the selection's time."""
     start = time.perf_counter()
     availability = device_availability(case.devices, timezone=city.timezone, calendar=city.calendar)
     mask = available_at(availability, MONDAY_10)

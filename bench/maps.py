@@ -398,8 +398,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @contextlib.contextmanager
 def static_server(folder: Path) -> Iterator[str]:
-    """Serve ``folder`` (the folium page, with ``static`` linked to ``geo/render/static``) over
-    HTTP."""
+    """Serve ``folder`` over HTTP (the folium page; ``static`` links to ``geo/render/static``)."""
     link = folder / "static"
     if not link.exists():
         link.symlink_to(STATIC_DIR, target_is_directory=True)

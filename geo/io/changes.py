@@ -7,10 +7,10 @@ cost a round trip each time. A :class:`ChangeWatch` answers from memory:
 
 - SQLite: ``PRAGMA data_version`` on a connection of its own, which changes whenever another
   connection (of any process) commits. It reads the WAL index in shared memory: no disk I/O.
-- PostgreSQL: a thread ``LISTEN``\\ s on :data:`geo.io.store.CHANGES_CHANNEL`, which every write to
-a
-  layer notifies at commit. While the listener is not connected (start-up, lost connection), the
-  watch reports a change on every call, so callers fall back to reading the revision each time.
+- PostgreSQL: a thread ``LISTEN``\\ s on :data:`geo.io.store.CHANGES_CHANNEL`, which every write
+  to a layer notifies at commit. While the listener is not connected (start-up, lost
+  connection), the watch reports a change on every call, so callers fall back to reading the
+  revision each time.
 
 Callers compare :meth:`ChangeWatch.version` with the value they last saw and, when it differs,
 read the revision counters (:meth:`geo.io.store.Store.revision`). Read the version *before* the

@@ -1,10 +1,9 @@
 """Coverage, gaps and siting as documents: the answers the CLI and the API give, built once.
 
-An edge helper (like :mod:`geo.services.inputs`): it runs the pure computing modules on
-:class:`geo.services.inputs.AnalysisInputs` and shapes their results into the JSON documents and
-GeoJSON
-layers documented in the README, so ``cardiomapa gaps --format json`` and ``GET /api/gaps``
-answer with the same thing.
+A service (like :mod:`geo.services.inputs`): it runs the pure computing modules on
+:class:`geo.core.results.AnalysisInputs` and shapes their results into the JSON documents and
+GeoJSON layers documented in the README, so ``cardiomapa gaps --format json`` and
+``GET /api/gaps`` answer with the same thing.
 """
 
 from __future__ import annotations

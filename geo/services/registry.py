@@ -1,11 +1,9 @@
 """The device registry: what entities, planners and citizens may write, and the rules it obeys.
 
-An edge service like :mod:`geo.services.inputs`: it checks who may do what, validates every write
-with the
-same layer schema the files are validated with (:func:`geo.core.layers.parse_feature`), and hands
-the
-write to :class:`geo.io.store.Store`, which makes it atomic and audited. The HTTP API calls these
-functions and only translates errors into status codes.
+A service like :mod:`geo.services.inputs`: it checks who may do what, validates every write with
+the same layer schema the files are validated with (:func:`geo.core.layers.parse_feature`), and
+hands the write to :class:`geo.io.store.Store`, which makes it atomic and audited. The HTTP API
+calls these functions and only translates errors into status codes.
 
 Rules:
 

@@ -7,8 +7,7 @@ of training and how many people completed it.
 
 An edge service like :mod:`geo.services.registry`: it validates records (one rule set for CSV
 files, the CLI and the API), reads the registers organisers keep in spreadsheets, and hands the
-writes to
-:class:`geo.io.store.Store`, which makes them atomic and audited.
+writes to :class:`geo.io.store.Store`, which makes them atomic and audited.
 
 Rules:
 

@@ -4,8 +4,8 @@ Server-rendered pages for planners and administrators that work without JavaScri
 Leaflet map enhances the moderation queue). The session is the staff member's API token in an
 HttpOnly cookie limited to ``/gestion`` (:class:`api.web.Session`), checked on every request;
 every form post carries the CSRF field and a matching ``Origin``. Every write goes through
-:mod:`geo.services.registry`, :mod:`geo.services.tokens` or the store's audited methods, as the
-JSON API's do.
+:mod:`geo.services.registry`, :mod:`geo.services.tokens` or the store's audited methods, as
+the JSON API's do.
 """
 
 from __future__ import annotations

@@ -6,11 +6,11 @@ every format:
 
 1. **Validate** each record as a GeoJSON Feature with :func:`geo.core.layers.parse_feature` against
    :data:`geo.core.layers.DEFIBRILLATORS`, so the API, the layer files and the imports accept
-   exactly
-   the same values. A record that fails (outside the municipality, a bad value) is *skipped* with
-   the validator's Spanish message; the rest of the file is still imported. Dates are checked
-   against the city's ``today`` the caller passes (a last check in the future is refused); an
-   expiry already past is imported and *flagged* (:func:`geo.core.layers.upkeep_warnings`).
+   exactly the same values. A record that fails (outside the municipality, a bad value) is
+   *skipped* with the validator's Spanish message; the rest of the file is still imported. Dates
+   are checked against the city's ``today`` the caller passes (a last check in the future is
+   refused); an expiry already past is imported and *flagged*
+   (:func:`geo.core.layers.upkeep_warnings`).
 2. **Match** what is stored by ``(source, source_id)``. A known device with the same values is
    *unchanged*; with other values it is *updated* under its stored id (version bumped, audited).
    An import only owns the fields its format provides (the keys a parser puts in a record's

@@ -17,9 +17,10 @@ from geoalchemy2.shape import from_shape
 from sqlalchemy.engine import Connection
 
 from geo.core.layers import WGS84
+from geo.core.outputs import python_value
 from geo.errors import ConflictError, InputError
 from geo.io.store.audit import _audit
-from geo.io.store.base import StoreBase, _batches, _plain
+from geo.io.store.base import StoreBase, _batches
 from geo.io.store.tables import ARREST_COLUMNS, CARDIAC_ARRESTS, SRID
 
 
@@ -161,7 +162,9 @@ def _arrest_rows(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
     for values, geom in zip(
         frame[list(ARREST_COLUMNS)].itertuples(index=False, name=None), points, strict=True
     ):
-        row = {name: _plain(value) for name, value in zip(ARREST_COLUMNS, values, strict=True)}
+        row = {
+            name: python_value(value) for name, value in zip(ARREST_COLUMNS, values, strict=True)
+        }
         when = pd.Timestamp(row["occurred_at"])
         if when.tzinfo is not None:
             msg = "occurred_at debe ser la hora local de la ciudad, sin zona horaria."

@@ -10,7 +10,8 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from geo.io.store.base import StoreBase, _plain
+from geo.core.outputs import python_value
+from geo.io.store.base import StoreBase
 from geo.io.store.tables import AUDIT_LOG
 
 
@@ -44,7 +45,7 @@ def _jsonable(value: Any) -> Any:
         return shapely.geometry.mapping(value)
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
-    return _plain(value)
+    return python_value(value)
 
 
 def _audit(

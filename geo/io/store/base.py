@@ -13,12 +13,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import geopandas as gpd
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from geo.clock import SYSTEM_CLOCK, Clock
+from geo.core.outputs import python_value
 from geo.errors import InputError, NotFoundError
 from geo.io.store.engine import _WRITE_OPTION, CHANGES_CHANNEL
 from geo.io.store.tables import DATA_REVISIONS, TABLES
@@ -119,15 +119,6 @@ def _check_source_keys(rows: Sequence[Mapping[str, Any]], *, missing: str, repea
         seen.add(key)
 
 
-def _plain(value: Any) -> Any:
-    """pandas/numpy scalars → Python scalars (drivers do not all take numpy types)."""
-    if value is None or isinstance(value, dict | str):
-        return value
-    if pd.isna(value):
-        return None
-    return value.item() if hasattr(value, "item") else value
-
-
 def _batches(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
     batch: list[dict[str, Any]] = []
     for row in rows:
@@ -153,7 +144,7 @@ def _naive_utc(value: dt.datetime | None) -> dt.datetime | None:
 def record_from_row(frame: gpd.GeoDataFrame, position: int) -> dict[str, Any]:
     """One row of a layer frame as a plain record (Python scalars, shapely ``geometry``)."""
     row = frame.iloc[position]
-    return {name: _plain(row[name]) for name in frame.columns if name != "geometry"} | {
+    return {name: python_value(row[name]) for name in frame.columns if name != "geometry"} | {
         "geometry": row.geometry
     }
 

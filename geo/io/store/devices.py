@@ -17,9 +17,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from geo.core.layers import DEFIBRILLATORS
+from geo.core.outputs import python_value
 from geo.errors import ConflictError, NotFoundError
 from geo.io.store.audit import _audit
-from geo.io.store.base import _bump_revision, _check_source_keys, _plain, record_from_row
+from geo.io.store.base import _bump_revision, _check_source_keys, record_from_row
 from geo.io.store.layers import LayerRepository
 from geo.io.store.moderation import _resolve_reports
 from geo.io.store.tables import DEVICE_PRIVATE_NOTES, PRIVATE_NOTE_FIELDS, SRID, TABLES
@@ -63,7 +64,7 @@ class DeviceRepository(LayerRepository):
         """
         table = TABLES["defibrillators"]
         schema = DEFIBRILLATORS
-        row = {name: _plain(record[name]) for name in schema.field_names}
+        row = {name: python_value(record[name]) for name in schema.field_names}
         row["geom"] = from_shape(record["geometry"], srid=SRID)
         with self._transaction() as connection:
             exists = connection.execute(
@@ -185,7 +186,7 @@ class DeviceRepository(LayerRepository):
                     counts[change] += 1
                     if changes is not None:
                         changes.setdefault(change, []).append(str(record["id"]))
-                    row = {name: _plain(record[name]) for name in DEFIBRILLATORS.field_names}
+                    row = {name: python_value(record[name]) for name in DEFIBRILLATORS.field_names}
                     row["geom"] = from_shape(record["geometry"], srid=SRID)
                     after = {name: record[name] for name in DEFIBRILLATORS.field_names}
                     after["geometry"] = record["geometry"]
@@ -262,7 +263,9 @@ def _update_device(
     """
     table = TABLES["defibrillators"]
     device_id, version = before["id"], int(before["version"])
-    values = {name: _plain(after[name]) for name in DEFIBRILLATORS.field_names if name != "id"}
+    values = {
+        name: python_value(after[name]) for name in DEFIBRILLATORS.field_names if name != "id"
+    }
     values["geom"] = from_shape(after["geometry"], srid=SRID)
     changed = connection.execute(
         table.update()
@@ -328,6 +331,6 @@ def _device_change(before: Mapping[str, Any] | None, record: Mapping[str, Any]) 
     if before is None:
         return "inserted"
     fields = (name for name in DEFIBRILLATORS.field_names if name != "id")
-    same = all(before[name] == _plain(record[name]) for name in fields)
+    same = all(before[name] == python_value(record[name]) for name in fields)
     same = same and bool(before["geometry"].equals_exact(record["geometry"], tolerance=0))
     return "unchanged" if same else "updated"

@@ -17,9 +17,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
 from geo.core.layers import CEAS, LAYERS_BY_NAME, Layers, LayerSchema, to_frame
+from geo.core.outputs import python_value
 from geo.errors import DatabaseNotEmptyError, StorageError
 from geo.io.store.audit import _audit
-from geo.io.store.base import StoreBase, _batches, _bump_revision, _plain
+from geo.io.store.base import StoreBase, _batches, _bump_revision
 from geo.io.store.tables import (
     AUDIT_LOG,
     DATA_REVISIONS,
@@ -387,7 +388,7 @@ def _rows(frame: gpd.GeoDataFrame, schema: LayerSchema) -> Iterator[dict[str, An
     for values, geom in zip(
         frame[list(names)].itertuples(index=False, name=None), frame.geometry, strict=True
     ):
-        row = {name: _plain(value) for name, value in zip(names, values, strict=True)}
+        row = {name: python_value(value) for name, value in zip(names, values, strict=True)}
         if multi and geom.geom_type == "Polygon":
             geom = shapely.MultiPolygon([geom])
         row["geom"] = from_shape(geom, srid=SRID)

@@ -10,9 +10,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from geo.core.outputs import python_value
 from geo.errors import ConflictError, NotFoundError
 from geo.io.store.audit import _audit
-from geo.io.store.base import StoreBase, _check_source_keys, _plain, _require_entities
+from geo.io.store.base import StoreBase, _check_source_keys, _require_entities
 from geo.io.store.tables import TRAINING_ACTIONS, TRAINING_FIELDS
 
 
@@ -217,7 +218,7 @@ class TrainingRepository(StoreBase):
 def _training_row(values: Mapping[str, Any]) -> dict[str, Any]:
     """The stored columns of a training action (fields and provenance), as plain values."""
     names = (*TRAINING_FIELDS, "source", "source_id")
-    return {name: _plain(values.get(name)) for name in names}
+    return {name: python_value(values.get(name)) for name in names}
 
 
 def _trainings_by_key(
