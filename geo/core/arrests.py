@@ -38,7 +38,7 @@ Every problem of every row is reported at once, each naming the file, the line a
 
 Hour-of-week weights
 --------------------
-With p = :func:`geo.core.outcomes.hour_weights` (``day_night_ratio``) as the prior and nₕ the
+With p = :func:`geo.core.outcome_model.hour_weights` (``day_night_ratio``) as the prior and nₕ the
 observed arrests outside the home in hour-of-week h (Monday 00:00–01:00 local is h = 0, as in
 :mod:`geo.core.availability`), n = Σ nₕ, the weights are the posterior mean of a Dirichlet prior
 worth α pseudo-arrests:
@@ -477,7 +477,7 @@ class HourWeights:
     observed
         (168,) counts of the arrests outside the home in each hour.
     prior
-        (168,) the prior shares (:func:`geo.core.outcomes.hour_weights`).
+        (168,) the prior shares (:func:`geo.core.outcome_model.hour_weights`).
     pseudo_arrests
         α, how many arrests the prior weighs as.
     origin

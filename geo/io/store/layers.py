@@ -76,7 +76,7 @@ class LayerRepository(StoreBase):
         """A stored layer as a GeoDataFrame in EPSG:4326, ordered by id.
 
         Columns are the layer schema's fields plus ``geometry``, exactly as
-        :func:`geo.core.layers.read_layer` returns them for a file.
+        :func:`geo.io.files.read_layer` returns them for a file.
 
         Raises
         ------
@@ -182,7 +182,7 @@ class LayerRepository(StoreBase):
         Parameters
         ----------
         layers
-            Validated layers, as :func:`geo.core.layers.read_layers` returns them.
+            Validated layers, as :func:`geo.io.files.read_layers` returns them.
         replace
             Replace what a previous load wrote. Without it, loading into a database that
             already holds rows is refused.
