@@ -18,14 +18,8 @@ import pytest
 import shapely
 
 from geo.city import CarePlan, CityProfile
-from geo.core.indicators import (
-    DensityReference,
-    compute_indicators,
-    devices_needed,
-    format_value,
-    indicator_rows,
-    year_on_year,
-)
+from geo.core.density import DensityReference, devices_needed
+from geo.core.indicators import compute_indicators, format_value, indicator_rows, year_on_year
 from geo.errors import IndicatorInputError
 
 X, Y = 373_000.0, 4_651_000.0

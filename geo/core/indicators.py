@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -57,6 +57,7 @@ import pandas as pd
 
 from geo.city import CarePlan, CityProfile
 from geo.core.coverage import DEFAULT_RADIUS_M, coverage
+from geo.core.density import DensityReference, density_benchmark, per_100k, per_km2
 from geo.core.distance import DistanceModel, StraightLine
 from geo.core.outcome_model import (
     BAND_PERCENTILES,
@@ -131,19 +132,6 @@ COUNT_INDICATORS = tuple(
     key for key in INDICATOR_LABELS
     if key not in SHARE_INDICATORS and key != "devices_per_100k" and key not in OUTCOME_INDICATORS
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class DensityReference:
-    """A published density of defibrillators to compare with (one row of the reference table)."""
-
-    id: str
-    name: str
-    scope: str
-    devices_per_100k: float
-    year: int | None
-    basis: str
-    source: str
 
 
 @dataclass(frozen=True)
@@ -480,7 +468,7 @@ def _year_row(scene: _Scene, year: int) -> dict[str, Any]:
         "year": year, "period_end": end, "status": "closed" if end == last else "in_course",
         "devices_initial": int(scene.initial.sum()), "devices_new": int(in_year.sum()),
         "devices_removed": int(removed.sum()), "devices_total": int(counted.sum()),
-        "devices_per_100k": _per_100k(int(counted.sum()), scene.city.population),
+        "devices_per_100k": per_100k(int(counted.sum()), scene.city.population),
         "entities_members": int(members.sum()),
         "entities_cardioprotected": int(protected.sum()),
         "share_entities_cardioprotected": _share(protected.sum(), members.sum()),
@@ -506,7 +494,7 @@ def _to_date(scene: _Scene, years: pd.DataFrame, now: np.ndarray) -> dict[str, A
         "devices_active": int((now & (status == "active")).sum()),
         "devices_out_of_service": int((now & (status == "out_of_service")).sum()),
         "devices_pending": int(((verification == "pending") & (status != "removed")).sum()),
-        "devices_per_km2": _per_km2(int(now.sum()), _area_km2(scene.city)),
+        "devices_per_km2": per_km2(int(now.sum()), _area_km2(scene.city)),
         "entities_with_training": int(
             trained.loc[trained["held_on"].between(scene.plan.start, scene.as_of), "entity_id"]
             .dropna()
@@ -534,49 +522,6 @@ def _data_notes(scene: _Scene) -> list[str]:
     else:
         notes.extend(scene.lives.notes())
     return notes
-
-
-def density_benchmark(
-    devices: int,
-    name: str,
-    population: int,
-    area_km2: float,
-    references: Iterable[DensityReference],
-    *,
-    current_year: int,
-) -> pd.DataFrame:
-    """The city's density among the references, highest first.
-
-    ``devices_needed`` is how many more devices the city needs to be strictly above each
-    reference: the smallest ``n`` with ``(devices + n) / population × 100,000 > reference``.
-    """
-    rows = [
-        {
-            "id": ref.id, "name": ref.name, "scope": ref.scope,
-            "devices_per_100k": ref.devices_per_100k, "year": ref.year, "basis": ref.basis,
-            "source": ref.source, "is_city": False,
-            "devices_needed": devices_needed(devices, population, ref.devices_per_100k),
-        }
-        for ref in references
-    ]  # fmt: skip
-    rows.append({
-        "id": "city", "name": name, "scope": "city",
-        "devices_per_100k": _per_100k(devices, population), "year": current_year,
-        "basis": f"{spanish_number(devices)} desfibriladores verificados, "
-        f"{spanish_number(population)} habitantes, "
-        f"{spanish_number(_per_km2(devices, area_km2), 2)} por km²",
-        "source": "cardiomapa", "is_city": True, "devices_needed": 0,
-    })  # fmt: skip
-    frame = pd.DataFrame(rows)
-    # Highest first; at a tie the reference goes first (the city does not pass it).
-    order = np.lexsort((frame["is_city"].to_numpy(), -frame["devices_per_100k"].to_numpy()))
-    return frame.iloc[order].reset_index(drop=True)
-
-
-def devices_needed(devices: int, population: int, per_100k: float) -> int:
-    """New devices needed for ``devices`` to be strictly above ``per_100k`` per 100,000 people."""
-    threshold = per_100k * population / 100_000
-    return max(0, math.floor(threshold) + 1 - devices)
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -811,7 +756,7 @@ def _zones(
         counts = pd.Series(zone_of[mask]).value_counts()
         table[column] = [int(counts.get(z, 0)) if z is not None else 0 for z in table["zone_id"]]
     table["devices_per_100k"] = [
-        _per_100k(total, residents)
+        per_100k(total, residents)
         for total, residents in zip(table["devices_total"], table["residents"], strict=True)
     ]
     order = [
@@ -824,14 +769,6 @@ def _zones(
 def _area_km2(city: CityProfile) -> float:
     boundary = gpd.GeoSeries([city.boundary], crs="EPSG:4326").to_crs(city.metric_crs)
     return float(boundary.area.iloc[0]) / 1e6
-
-
-def _per_100k(devices: int, population: int) -> float:
-    return devices / population * 100_000 if population else 0.0
-
-
-def _per_km2(devices: int, area_km2: float) -> float:
-    return devices / area_km2 if area_km2 else 0.0
 
 
 def _share(part: float, whole: float) -> float:

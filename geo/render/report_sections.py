@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 
 from geo.core.coverage import WeeklyCoverage
+from geo.core.density import devices_needed
 from geo.core.indicators import (
     FLOW_INDICATORS,
     INDICATOR_LABELS,
     KIND_LABELS,
     Indicators,
-    devices_needed,
     estimate_decimals,
     format_value,
     year_on_year,

@@ -19,9 +19,10 @@ from geo.core.arrests import blended_hour_weights, observed_years, risk_surface
 from geo.core.availability import available, device_availability
 from geo.core.coverage import DEFAULT_RADIUS_M, weekly_coverage
 from geo.core.coverage import coverage as run_coverage
+from geo.core.density import DensityReference
 from geo.core.distance import DistanceModel, StraightLine
 from geo.core.gaps import coverage_by_income, find_gaps, sites_without_device
-from geo.core.indicators import DensityReference, compute_indicators, year_on_year
+from geo.core.indicators import compute_indicators, year_on_year
 from geo.core.outcome_model import OutcomeParameters
 from geo.core.outcomes import lives_difference, lives_siting_problem, outcomes, with_new_devices
 from geo.core.results import (

@@ -16,9 +16,9 @@ import pandas as pd
 from geo.city import CityProfile
 from geo.clock import local_today
 from geo.core.availability import ReportFlag
+from geo.core.density import DensityReference
 from geo.core.distance import DistanceModel, NetworkDistance, StraightLine, to_metric
 from geo.core.gaps import sites_without_device
-from geo.core.indicators import DensityReference
 from geo.core.layers import Layers
 from geo.core.nearest import DeviceFinder
 from geo.core.outcome_model import OutcomeParameters
