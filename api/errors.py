@@ -81,12 +81,13 @@ ERROR_STATUS: Mapping[type[CardiomapaError], int] = {
     NotFoundError: 404,
     ConflictError: 409,
     VersionMismatchError: 412,
-    # The installation (kept as they answered before the table was complete).
-    IncomeDataError: 400,
-    ReferenceDataError: 400,
-    MailConfigError: 400,
-    ChromiumNotFoundError: 400,
-    PdfError: 400,
+    # The installation, not the request: a broken reference table, mail or Chromium missing, the
+    # database unreachable. Nothing the client can change; 503 says to try later.
+    IncomeDataError: 503,
+    ReferenceDataError: 503,
+    MailConfigError: 503,
+    ChromiumNotFoundError: 503,
+    PdfError: 503,
     StorageError: 503,  # BackupError too
 }
 
@@ -204,6 +205,8 @@ def install(app: FastAPI) -> None:
         if status is None:
             logger.error("error sin estado HTTP en api.errors.ERROR_STATUS", exc_info=exc)
             return _answer("internal_error", INTERNAL_ERROR_MESSAGE, 500)
+        if status >= 500:  # the installation's fault: the operator must hear of it
+            logger.warning("%s %s: %s (%s)", request.method, request.url.path, exc, exc.code)
         headers: dict[str, str] = {}
         if isinstance(exc, AuthenticationError):
             headers["WWW-Authenticate"] = "Bearer"

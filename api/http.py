@@ -14,8 +14,8 @@ from geo.errors import InputError
 GEOJSON = "application/geo+json"
 
 #: What any route may answer with an ErrorPublic body (400: a body that cannot be read, and the
-#: statuses of api.errors.ERROR_STATUS).
-ERROR_STATUSES = (400, 401, 403, 404, 409, 412, 413, 422, 429)
+#: statuses of api.errors.ERROR_STATUS; 503: the database or the installation is at fault).
+ERROR_STATUSES = (400, 401, 403, 404, 409, 412, 413, 422, 429, 503)
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorPublic} for status in ERROR_STATUSES
 }

@@ -5,7 +5,9 @@ or given as numbers, 405 answers that left methods out, and coordinates sent as 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterator
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -262,3 +264,26 @@ def test_coordinates_sent_as_text_are_refused(db_url: str, tiny_layers: Layers) 
             "properties": properties,
         }
         assert client.post("/api/defibrillators", json=body, headers=headers).status_code == 201
+
+
+def test_a_broken_reference_table_is_the_installation_s_fault_a_503(
+    db_url: str, tiny_layers: Layers, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A planner cannot fix the server's reference tables: the answer is a 503 naming the file
+    and line (for the operator, who also finds it in the log), never a 400 blaming the request."""
+    (tmp_path / "reference").mkdir()
+    (tmp_path / "reference" / "dea_density_references.csv").write_text(
+        "id,name,scope,devices_per_100k,year,basis,source\nes,España,país,,2024,x,y\n",
+        encoding="utf-8",
+    )
+    with Store.open(db_url) as store:
+        store.load(tiny_layers)
+        secret = issue_token(store, role="planner").secret
+    settings = Settings(database_url=db_url, clock_start=ORDINARY, tile_url="", data_dir=tmp_path)
+    with TestClient(create_app(settings)) as client, caplog.at_level(logging.WARNING):
+        response = client.get("/api/indicators", headers={"Authorization": f"Bearer {secret}"})
+    assert response.status_code == 503
+    error = _error(response)
+    assert error.code == "invalid_reference_table"
+    assert "línea 2, campo devices_per_100k" in error.message
+    assert any("invalid_reference_table" in r.getMessage() for r in caplog.records)
