@@ -452,24 +452,59 @@ def _result(
     origin: str,
     risk_factor: np.ndarray | None = None,
 ) -> OutcomeResult:
+    unit_arrests = _unit_arrests(demand, parameters, risk_factor)
+    share_public = parameters.central("share_public")
+    units = demand.units()
+    units["arrests_per_year"] = unit_arrests
+    units["lives_saved"] = lives_central(basis.unit_best, coefs.lives)
+    return OutcomeResult(
+        mode=mode,
+        at=at,
+        week_start=week_start,
+        reach_m=reach_m,
+        full_use_m=full_use_m,
+        distance_model=model.name,
+        distance_model_description=model.describe(),
+        parameters=parameters,
+        draws=draws,
+        seed=seed,
+        hour_weights_origin=origin,
+        city=_city_figures(demand, devices, counted, basis, coefs, unit_arrests, share_public),
+        by_zone=_zone_figures(demand, basis, coefs, unit_arrests, share_public),
+        devices=_device_table(devices, counted, basis, coefs, weekly=mode == "weekly"),
+        units=units,
+        hours_issues=availability.issues,
+        notes=_result_notes(model, demand, reach_m, parameters, risk_factor),
+        basis=basis,
+    )
+
+
+def _unit_arrests(
+    demand: Demand, parameters: OutcomeParameters, risk_factor: np.ndarray | None
+) -> np.ndarray:
+    """Expected arrests a year in each demand unit: its people by age band times the age rates."""
     groups = group_weights(demand, risk_factor)
     under, over = age_rates(
         parameters.central("incidence_per_100k"),
         parameters.central("share_arrests_65_plus"),
         parameters.central("share_65_plus_population"),
     )
-    unit_arrests = groups @ np.array([float(under), float(over)])
-    share_public = parameters.central("share_public")
+    return np.asarray(groups @ np.array([float(under), float(over)]))
 
-    # The city and the zones: sums of the units' basis.
+
+def _zone_figures(
+    demand: Demand,
+    basis: Basis,
+    coefs: Coefficients,
+    unit_arrests: np.ndarray,
+    share_public: float,
+) -> pd.DataFrame:
+    """The figures of each CEAS zone (sums of its units' basis), by name, "sin zona" last."""
     n_zones = len(demand.zone_ids)
     slot = np.where(demand.zone >= 0, demand.zone, n_zones)
     zone_reach = _by_slot(basis.unit_reach, slot, n_zones + 1)
     zone_best = _by_slot(basis.unit_best, slot, n_zones + 1)
     zone_low, zone_high = lives_band(zone_best, coefs.lives)
-    city_reach, city_best = basis.unit_reach.sum(axis=0)[None], basis.unit_best.sum(axis=0)[None]
-    city_low, city_high = lives_band(city_best, coefs.lives)
-    ly_low, ly_high = lives_band(city_best, coefs.life_years)
     residents = np.bincount(slot, weights=demand.residents, minlength=n_zones + 1)
     arrests = np.bincount(slot, weights=unit_arrests, minlength=n_zones + 1)
     zones = pd.DataFrame(
@@ -490,10 +525,24 @@ def _result(
         zones = zones.iloc[:-1]
     zones = zones.sort_values("zone_name", key=lambda n: n.str.lower(), kind="stable")
     outside = zones["zone_id"].isna()
-    zones = pd.concat([zones[~outside], zones[outside]]).reset_index(drop=True)
+    return pd.concat([zones[~outside], zones[outside]]).reset_index(drop=True)
 
+
+def _city_figures(
+    demand: Demand,
+    devices: gpd.GeoDataFrame,
+    counted: np.ndarray,
+    basis: Basis,
+    coefs: Coefficients,
+    unit_arrests: np.ndarray,
+    share_public: float,
+) -> dict[str, float]:
+    """The whole city's figures: the units' basis summed, with the bands of lives and life-years."""
+    city_reach, city_best = basis.unit_reach.sum(axis=0)[None], basis.unit_best.sum(axis=0)[None]
+    city_low, city_high = lives_band(city_best, coefs.lives)
+    ly_low, ly_high = lives_band(city_best, coefs.life_years)
     lives = float(lives_central(city_best, coefs.lives)[0])
-    city_figures: dict[str, float] = {
+    return {
         "residents": int(demand.residents.sum()),
         "residents_65_plus": int(demand.seniors.sum()),
         "arrests_per_year": float(unit_arrests.sum()),
@@ -510,6 +559,16 @@ def _result(
         "devices_counted": len(counted),
         "devices_total": len(devices),
     }
+
+
+def _result_notes(
+    model: DistanceModel,
+    demand: Demand,
+    reach_m: float,
+    parameters: OutcomeParameters,
+    risk_factor: np.ndarray | None,
+) -> tuple[str, ...]:
+    """What the reader must know about the figures: reach, home arrests, observed risk."""
     notes = list(model_notes(model, demand.xy, reach_m))
     if parameters.central("home_use_factor") == 0:
         notes.append(HOME_ARRESTS_NOTE)
@@ -519,29 +578,7 @@ def _result(
             "valores centrales, así que la banda refleja los parámetros y no se estrecha con lo "
             "observado."
         )
-    units = demand.units()
-    units["arrests_per_year"] = unit_arrests
-    units["lives_saved"] = lives_central(basis.unit_best, coefs.lives)
-    return OutcomeResult(
-        mode=mode,
-        at=at,
-        week_start=week_start,
-        reach_m=reach_m,
-        full_use_m=full_use_m,
-        distance_model=model.name,
-        distance_model_description=model.describe(),
-        parameters=parameters,
-        draws=draws,
-        seed=seed,
-        hour_weights_origin=origin,
-        city=city_figures,
-        by_zone=zones,
-        devices=_device_table(devices, counted, basis, coefs, weekly=mode == "weekly"),
-        units=units,
-        hours_issues=availability.issues,
-        notes=tuple(notes),
-        basis=basis,
-    )
+    return tuple(notes)
 
 
 def _by_slot(basis: np.ndarray, slot: np.ndarray, size: int) -> np.ndarray:
