@@ -29,6 +29,7 @@ from geo.cli.options import (
     _day,
     _inputs,
     _instant,
+    _one_moment,
     _print_warnings,
 )
 from geo.core import outputs
@@ -75,9 +76,7 @@ def coverage(
     assume_unknown_open: UnknownOption = False,
 ) -> None:
     """Población a menos de RADIO metros a pie de un desfibrilador disponible."""
-    if sum((at is not None, always, weekly)) > 1:
-        errors.print("[bold red]Error[/]: use solo una de --at, --always y --weekly.")
-        raise typer.Exit(code=2)
+    _one_moment(at, always, weekly)
     instant = _instant(at)
     settings, inputs = _inputs(data_dir, network, no_network, count_overdue=count_overdue)
     reference = _day(week_of, settings)

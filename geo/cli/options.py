@@ -105,6 +105,13 @@ class Objective(StrEnum):
     LIVES = "lives"
 
 
+def _one_moment(at: str | None, always: bool, weekly: bool) -> None:
+    """Refuse (exit 2) more than one of ``--at``, ``--always`` and ``--weekly``."""
+    if sum((at is not None, always, weekly)) > 1:
+        errors.print("[bold red]Error[/]: use solo una de --at, --always y --weekly.")
+        raise typer.Exit(code=2)
+
+
 def _instant(text: str | None) -> dt.datetime | None:
     if text is None:
         return None

@@ -35,6 +35,7 @@ from geo.cli.options import (
     _day,
     _inputs,
     _instant,
+    _one_moment,
     _parameters,
     _print_warnings,
 )
@@ -109,9 +110,7 @@ def outcomes_(
     assume_unknown_open: UnknownOption = False,
 ) -> None:
     """Vidas salvadas al año estimadas: ciudad, zonas CEAS y cada desfibrilador, con banda."""
-    if sum((at is not None, always, weekly)) > 1:
-        errors.print("[bold red]Error[/]: use solo una de --at, --always y --weekly.")
-        raise typer.Exit(code=2)
+    _one_moment(at, always, weekly)
     if by is OutcomesBy.PARAMETERS and output is Format.GEOJSON:
         errors.print("[bold red]Error[/]: --by parameters solo admite --format csv o json.")
         raise typer.Exit(code=2)
