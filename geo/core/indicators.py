@@ -121,6 +121,8 @@ BAND_LABELS: dict[str, str] = {
 #: with only the devices already in place when the plan started, and how many of the plan's
 #: devices stood at the year end (those the cost counts).
 OUTCOME_COLUMNS = ("outcome_week_start", "lives_saved_initial_only", "plan_devices_in_place")
+#: The bands' low and high columns, in the order of :data:`BANDS`.
+BAND_COLUMNS = tuple(band for pair in BANDS.values() for band in pair)
 #: Indicators that are counts over the year (the others are the state at its end).
 FLOW_INDICATORS = frozenset(
     {"devices_new", "devices_removed", "training_actions", "people_trained", "uses",
@@ -381,7 +383,7 @@ def compute_indicators(
     return Indicators(
         city=city.name, plan=plan, as_of=as_of, radius_m=float(radius_m),
         distance_model=model.name, population=city.population, area_km2=area, years=years,
-        to_date=_to_date(scene, years, now), zones=zone_table,
+        to_date=_to_date(scene, years, now, area), zones=zone_table,
         entities=_entity_table(entities, devices, now, as_of, on_site_m),
         training=_training_by_kind(scene.trained, plan, as_of), density=density,
         notes=(*notes, *_data_notes(scene)),
@@ -426,12 +428,12 @@ class _Scene:
 def _years(scene: _Scene) -> pd.DataFrame:
     """One row per plan year: the indicators at its end (or on ``as_of``), future years empty."""
     rows = [_year_row(scene, year) for year in scene.plan.years]
-    bands = [band for pair in BANDS.values() for band in pair]
-    columns = ["year", "period_end", "status", *INDICATOR_LABELS, *bands, *OUTCOME_COLUMNS]
+    columns = ["year", "period_end", "status", *INDICATOR_LABELS, *BAND_COLUMNS, *OUTCOME_COLUMNS]
     years = pd.DataFrame(rows, columns=columns)
+    floats = (*OUTCOME_INDICATORS, *BAND_COLUMNS, "lives_saved_initial_only")
     return years.astype(
         {key: "Int64" for key in (*COUNT_INDICATORS, "plan_devices_in_place")}
-        | {key: "float64" for key in (*OUTCOME_INDICATORS, *bands, "lives_saved_initial_only")}
+        | {key: "float64" for key in floats}
         | {"year": "int64"}
     )
 
@@ -478,14 +480,15 @@ def _year_row(scene: _Scene, year: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _to_date(scene: _Scene, years: pd.DataFrame, now: np.ndarray) -> dict[str, Any]:
+def _to_date(
+    scene: _Scene, years: pd.DataFrame, now: np.ndarray, area_km2: float
+) -> dict[str, Any]:
     """The plan to ``as_of``: flows summed over the years, states as of the latest year."""
-    bands = [band for pair in BANDS.values() for band in pair]
     done = years[years["status"] != "future"]
     latest = done.iloc[-1]
     to_date = {
         key: (int(done[key].sum()) if key in FLOW_INDICATORS else _item(latest[key]))
-        for key in (*INDICATOR_LABELS, *bands, *OUTCOME_COLUMNS)
+        for key in (*INDICATOR_LABELS, *BAND_COLUMNS, *OUTCOME_COLUMNS)
     }
     status = scene.devices["status"].to_numpy(dtype=object)
     verification = scene.devices["verification"].to_numpy(dtype=object)
@@ -494,7 +497,7 @@ def _to_date(scene: _Scene, years: pd.DataFrame, now: np.ndarray) -> dict[str, A
         "devices_active": int((now & (status == "active")).sum()),
         "devices_out_of_service": int((now & (status == "out_of_service")).sum()),
         "devices_pending": int(((verification == "pending") & (status != "removed")).sum()),
-        "devices_per_km2": per_km2(int(now.sum()), _area_km2(scene.city)),
+        "devices_per_km2": per_km2(int(now.sum()), area_km2),
         "entities_with_training": int(
             trained.loc[trained["held_on"].between(scene.plan.start, scene.as_of), "entity_id"]
             .dropna()
