@@ -39,7 +39,8 @@ def read_layer(
     city
         Profile whose boundary every feature must fall inside.
     today
-        The city's local date, for the rules that depend on it (see :func:`parse_feature`).
+        The city's local date, for the rules that depend on it (see
+        :func:`geo.core.layers.parse_feature`).
 
     Returns
     -------
@@ -87,7 +88,8 @@ def read_layers(
     on_layer
         Called after each layer file is read (for progress bars).
     today
-        The city's local date, for the rules that depend on it (see :func:`parse_feature`).
+        The city's local date, for the rules that depend on it (see
+        :func:`geo.core.layers.parse_feature`).
 
     Raises
     ------
