@@ -30,6 +30,9 @@ errors = Console(stderr=True, soft_wrap=True)  # messages stay whole, for people
 _SHOWN_SKIPS = 20
 
 
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Solo validar y contar; no guardar nada.")
+]
 DataDirOption = Annotated[
     Path | None,
     typer.Option(
@@ -86,6 +89,20 @@ def _fail(exc: CardiomapaError) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+@contextmanager
+def all_or_nothing(*invalid: type[CardiomapaError]) -> Iterator[None]:
+    """End an import that failed: a domain error exits 1 in Spanish, and an ``invalid`` one (the
+    file was refused as a whole) also says that nothing was imported."""
+    try:
+        yield
+    except invalid as exc:
+        failure = _fail(exc)
+        errors.print("No se ha importado nada: la base de datos sigue como estaba.")
+        raise failure from None
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+
+
 def _on_store(work: Callable[[Store], T]) -> T:
     """Run ``work`` on the configured database; a domain error ends the command in Spanish."""
     settings = _settings()
@@ -135,14 +152,9 @@ def _date(text: str, *, option: str) -> dt.date:
         raise typer.Exit(code=2) from None
 
 
-def _reference_day(text: str | None, settings: Settings) -> dt.date:
-    if text is None:
-        return _city_today(settings)
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        errors.print(f"[bold red]Error[/]: --today {text!r} no es una fecha AAAA-MM-DD.")
-        raise typer.Exit(code=2) from None
+def _day(text: str | None, settings: Settings, *, option: str) -> dt.date:
+    """The date given to ``option`` as ``text``, or the city's today by the command's clock."""
+    return _city_today(settings) if text is None else _date(text, option=option)
 
 
 def usage_error(message: str) -> typer.Exit:

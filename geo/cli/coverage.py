@@ -14,28 +14,24 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from geo.cli.common import DataDirOption, _city_today, _emit, _fail, _int, _pct, console, errors
+from geo.cli.common import _city_today, _day, _emit, _fail, _int, _pct, console, errors
 from geo.cli.options import (
+    DEFAULT_SCENE,
     AlwaysOption,
     AtOption,
-    CountOverdueOption,
-    DetourOption,
     Format,
     FormatOption,
-    NetworkOption,
-    NoNetworkOption,
     RadiusOption,
+    Scene,
     UnknownOption,
-    _day,
-    _inputs,
     _instant,
     _one_moment,
     _print_warnings,
+    with_scene,
 )
 from geo.core import outputs
 from geo.core.availability import WEEKDAY_NAMES
 from geo.core.coverage import DEFAULT_RADIUS_M, CoverageResult, WeeklyCoverage
-from geo.core.distance import DEFAULT_DETOUR_FACTOR
 from geo.core.results import AnalysisInputs, CoverageAnalysis, WeeklyAnalysis
 from geo.errors import CardiomapaError
 from geo.services.analysis import coverage_analysis, gaps_analysis, weekly_analysis
@@ -53,6 +49,7 @@ def _describe_when(result: CoverageResult) -> str:
     return f"en el instante {result.at:%Y-%m-%d %H:%M} (hora local)"
 
 
+@with_scene
 def coverage(
     radius_m: RadiusOption = DEFAULT_RADIUS_M,
     at: AtOption = None,
@@ -68,25 +65,21 @@ def coverage(
         Grouping.CEAS
     ),
     output: FormatOption = Format.TABLE,
-    data_dir: DataDirOption = None,
-    network: NetworkOption = None,
-    no_network: NoNetworkOption = False,
-    detour_factor: DetourOption = DEFAULT_DETOUR_FACTOR,
-    count_overdue: CountOverdueOption = False,
+    scene: Scene = DEFAULT_SCENE,
     assume_unknown_open: UnknownOption = False,
 ) -> None:
     """Población a menos de RADIO metros a pie de un desfibrilador disponible."""
     _one_moment(at, always, weekly)
     instant = _instant(at)
-    settings, inputs = _inputs(data_dir, network, no_network, count_overdue=count_overdue)
-    reference = _day(week_of, settings)
+    settings, inputs = scene.load()
+    reference = _day(week_of, settings, option="--week-of")
     try:
         if weekly:
             week = weekly_analysis(
                 inputs,
                 radius_m=radius_m,
                 week_of=reference,
-                detour_factor=detour_factor,
+                detour_factor=scene.detour_factor,
                 assume_unknown_open=assume_unknown_open,
             )
             _emit_week(week, output)
@@ -96,7 +89,7 @@ def coverage(
             radius_m=radius_m,
             at=instant,
             reference_date=reference,
-            detour_factor=detour_factor,
+            detour_factor=scene.detour_factor,
             assume_unknown_open=assume_unknown_open,
             incomes=section_incomes(settings) if by is Grouping.INCOME else None,
         )
@@ -226,6 +219,7 @@ def _print_week(week: WeeklyCoverage) -> None:
     _print_warnings(week)
 
 
+@with_scene
 def gaps(
     radius_m: RadiusOption = DEFAULT_RADIUS_M,
     at: AtOption = None,
@@ -236,22 +230,18 @@ def gaps(
         typer.Option("--cell-m", help="Lado de las celdas de huecos (por defecto 1,5 × radio)."),
     ] = None,
     output: FormatOption = Format.TABLE,
-    data_dir: DataDirOption = None,
-    network: NetworkOption = None,
-    no_network: NoNetworkOption = False,
-    detour_factor: DetourOption = DEFAULT_DETOUR_FACTOR,
-    count_overdue: CountOverdueOption = False,
+    scene: Scene = DEFAULT_SCENE,
 ) -> None:
     """Huecos de cobertura: dónde vive la gente sin desfibrilador cerca, y entidades sin él."""
     if at is not None and always:
         errors.print("[bold red]Error[/]: use solo una de --at y --always.")
         raise typer.Exit(code=2)
     instant = _instant(at)
-    settings, inputs = _inputs(data_dir, network, no_network, count_overdue=count_overdue)
+    settings, inputs = scene.load()
     try:
         analysis = gaps_analysis(
-            inputs, radius_m=radius_m, at=instant, cell_m=cell_m, detour_factor=detour_factor,
-            reference_date=_city_today(settings),
+            inputs, radius_m=radius_m, at=instant, cell_m=cell_m,
+            detour_factor=scene.detour_factor, reference_date=_city_today(settings),
         )  # fmt: skip
     except CardiomapaError as exc:
         raise _fail(exc) from None

@@ -14,13 +14,15 @@ import typer
 from rich.table import Table
 
 from geo.cli.common import (
+    DryRunOption,
     _clock,
+    _day,
     _emit,
     _fail,
     _on_store,
     _open_store,
-    _reference_day,
     _settings,
+    all_or_nothing,
     console,
     errors,
 )
@@ -136,22 +138,13 @@ def contacts_import(
             dir_okay=False,
         ),
     ],
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Solo validar y contar; no guardar nada.")
-    ] = False,
+    dry_run: DryRunOption = False,
 ) -> None:
     """Importa los contactos de las entidades: se valida todo antes y no se guarda nada si hay
     algún error."""
     settings = _settings()
-    try:
-        with _open_store(settings) as store:
-            report = import_contacts(store, file, actor="cli", dry_run=dry_run)
-    except LayerValidationError as exc:
-        failure = _fail(exc)
-        errors.print("No se ha importado nada: la base de datos sigue como estaba.")
-        raise failure from None
-    except CardiomapaError as exc:
-        raise _fail(exc) from None
+    with all_or_nothing(LayerValidationError), _open_store(settings) as store:
+        report = import_contacts(store, file, actor="cli", dry_run=dry_run)
     verb = "Se importarían" if report.dry_run else "Importados"
     console.print(
         f"Contactos {report.file}: {report.read} filas leídas · {verb}: {report.inserted} "
@@ -218,7 +211,7 @@ def reminders_send(
 ) -> None:
     """Envía a cada entidad un correo con sus desfibriladores que necesitan revisión."""
     settings = _settings()
-    day = _reference_day(today, settings)
+    day = _day(today, settings, option="--today")
     try:
         with _open_store(settings) as store:
             run = send_reminders(

@@ -13,24 +13,25 @@ from rich.table import Table
 
 from geo.cli.common import (
     _SHOWN_SKIPS,
+    DryRunOption,
     _city_today,
-    _fail,
     _int,
     _open_store,
     _progress,
     _settings,
+    all_or_nothing,
     console,
     errors,
     usage_error,
 )
 from geo.clock import local_now
 from geo.core import arrests as arrest_records
-from geo.errors import CardiomapaError, ImportFormatError, LayerValidationError
+from geo.errors import ImportFormatError, LayerValidationError
 from geo.io.importers import IMPORTERS, ine_sections
 from geo.io.importers.base import ParsedImport
 from geo.io.importers.run import ImportReport as DeviceImportReport
 from geo.io.importers.run import import_devices
-from geo.services.training import read_csv_register
+from geo.services.registers import read_csv_register
 
 
 def import_(
@@ -47,9 +48,7 @@ def import_(
         Path,
         typer.Argument(metavar="ARCHIVO", help="Archivo a importar.", exists=True, dir_okay=False),
     ],
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Solo validar y contar; no guardar nada.")
-    ] = False,
+    dry_run: DryRunOption = False,
     addresses: Annotated[
         Path | None,
         typer.Option(
@@ -173,7 +172,7 @@ def _import_device_register(
     # signature names it, and refused for the others. A new option: add it above and here.
     options = _importer_options(parser, format_name, {"addresses": addresses})
     settings = _settings()
-    try:
+    with all_or_nothing(ImportFormatError):
         city = settings.load_city()
         with errors.status(f"Leyendo {file.name}…"):
             parsed = parser(file, city=city, **options)
@@ -193,19 +192,13 @@ def _import_device_register(
                 duplicate_radius_m=duplicate_radius_m,
                 on_progress=advance,
             )
-    except ImportFormatError as exc:
-        failure = _fail(exc)
-        errors.print("No se ha importado nada: la base de datos sigue como estaba.")
-        raise failure from None
-    except CardiomapaError as exc:
-        raise _fail(exc) from None
     _print_device_import(report)
 
 
 def _import_sections(file: Path, population: Path | None, *, dry_run: bool) -> None:
     """``import ine-sections``: census sections + residents CSV → the population layer."""
     settings = _settings()
-    try:
+    with all_or_nothing(ImportFormatError, LayerValidationError):
         city = settings.load_city()
         with errors.status(f"Leyendo {file.name}…"):
             result = ine_sections.parse(file, city=city, population=population)
@@ -214,12 +207,6 @@ def _import_sections(file: Path, population: Path | None, *, dry_run: bool) -> N
                 store.replace_layer(
                     "population", result.frame, actor="cli", source=ine_sections.SOURCE
                 )
-    except (ImportFormatError, LayerValidationError) as exc:
-        failure = _fail(exc)
-        errors.print("No se ha importado nada: la base de datos sigue como estaba.")
-        raise failure from None
-    except CardiomapaError as exc:
-        raise _fail(exc) from None
     if dry_run:
         console.print("[bold]Simulación: no se ha guardado nada.[/]", highlight=False)
     console.print(
@@ -256,7 +243,7 @@ def _import_arrests(file: Path, *, dry_run: bool, cell_m: float | None, append: 
     """``import arrests``: past cardiac arrests (PRIVATE), coarsened, into their own table."""
     settings = _settings()
     size = arrest_records.DEFAULT_CELL_M if cell_m is None else cell_m
-    try:
+    with all_or_nothing(LayerValidationError):
         city = settings.load_city()
         rows = read_csv_register(
             file,
@@ -278,12 +265,6 @@ def _import_arrests(file: Path, *, dry_run: bool, cell_m: float | None, append: 
                     stored = store.append_arrests(frame, actor="cli")
                 else:
                     before, stored = store.replace_arrests(frame, actor="cli")
-    except LayerValidationError as exc:
-        failure = _fail(exc)
-        errors.print("No se ha importado nada: la base de datos sigue como estaba.")
-        raise failure from None
-    except CardiomapaError as exc:
-        raise _fail(exc) from None
     if dry_run:
         console.print("[bold]Simulación: no se ha guardado nada.[/]", highlight=False)
     places = frame["place_type"].value_counts()

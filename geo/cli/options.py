@@ -5,15 +5,25 @@ the inputs they read: the layers, the walking network, the outcome model's param
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
-from geo.cli.common import _city_today, _date, _fail, _settings, _store_unless_files, errors
+from geo.cli.common import (
+    DataDirOption,
+    _fail,
+    _settings,
+    _store_unless_files,
+    errors,
+)
 from geo.core.coverage import CoverageResult, WeeklyCoverage
+from geo.core.distance import DEFAULT_DETOUR_FACTOR
 from geo.core.outcome_model import OutcomeParameters
 from geo.core.outcomes import OutcomeResult
 from geo.core.results import AnalysisInputs
@@ -100,6 +110,72 @@ SetOption = Annotated[
 ]
 
 
+@dataclass(frozen=True)
+class Scene:
+    """What every analysis command reads, from the options it shares with the others:
+    ``--data-dir``, ``--network``, ``--no-network``, ``--detour-factor``, ``--count-overdue``."""
+
+    data_dir: Path | None = None
+    network: Path | None = None
+    no_network: bool = False
+    detour_factor: float = DEFAULT_DETOUR_FACTOR
+    count_overdue: bool = False
+
+    def load(self) -> tuple[Settings, AnalysisInputs]:
+        """The settings and the layers (from ``--data-dir`` or the database), exit 1 on error."""
+        return _inputs(
+            self.data_dir, self.network, self.no_network, count_overdue=self.count_overdue
+        )
+
+
+_SCENE_OPTIONS = {
+    "data_dir": DataDirOption,
+    "network": NetworkOption,
+    "no_network": NoNetworkOption,
+    "detour_factor": DetourOption,
+    "count_overdue": CountOverdueOption,
+}
+DEFAULT_SCENE = Scene()
+
+Command = TypeVar("Command", bound=Callable[..., None])
+
+
+def with_scene(command: Command) -> Command:
+    """Give ``command`` the :class:`Scene` options, declared once here.
+
+    ``command`` takes a parameter ``scene: Scene = DEFAULT_SCENE``. Typer sees, in its place,
+    the five options of the scene (so ``--help`` lists them there), and the command receives
+    them as one ``Scene``.
+    """
+    signature = inspect.signature(command, eval_str=True)
+    parameters: list[inspect.Parameter] = []
+    for parameter in signature.parameters.values():
+        if parameter.name != "scene":
+            parameters.append(parameter)
+            continue
+        parameters += [
+            inspect.Parameter(
+                name,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                annotation=option,
+                default=getattr(DEFAULT_SCENE, name),
+            )
+            for name, option in _SCENE_OPTIONS.items()
+        ]
+    if len(parameters) == len(signature.parameters):
+        msg = f"{command.__name__} has no parameter 'scene' for with_scene"
+        raise TypeError(msg)
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        scene = Scene(**{name: kwargs.pop(name) for name in _SCENE_OPTIONS if name in kwargs})
+        command(*args, scene=scene, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": None}
+    return wrapper  # type: ignore[return-value]
+
+
 class Objective(StrEnum):
     RESIDENTS = "residents"
     LIVES = "lives"
@@ -138,11 +214,6 @@ def _inputs(
     except CardiomapaError as exc:
         raise _fail(exc) from None
     return settings, replace(inputs, count_overdue=count_overdue)
-
-
-def _day(text: str | None, settings: Settings, *, option: str = "--week-of") -> dt.date:
-    """The date given as ``text``, or the city's today by the command's clock."""
-    return _city_today(settings) if text is None else _date(text, option=option)
 
 
 def _parameters(

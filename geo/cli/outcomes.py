@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from geo.cli.common import (
-    DataDirOption,
     _band,
+    _day,
     _emit,
     _fail,
     _int,
@@ -21,26 +21,22 @@ from geo.cli.common import (
     errors,
 )
 from geo.cli.options import (
+    DEFAULT_SCENE,
     AlwaysOption,
     AtOption,
-    CountOverdueOption,
-    DetourOption,
     Format,
     FormatOption,
-    NetworkOption,
-    NoNetworkOption,
     ParametersOption,
+    Scene,
     SetOption,
     UnknownOption,
-    _day,
-    _inputs,
     _instant,
     _one_moment,
     _parameters,
     _print_warnings,
+    with_scene,
 )
 from geo.core import outputs
-from geo.core.distance import DEFAULT_DETOUR_FACTOR
 from geo.core.outcome_model import BAND_PERCENTILES
 from geo.core.outcomes import OutcomeResult
 from geo.core.results import AnalysisInputs
@@ -55,6 +51,7 @@ class OutcomesBy(StrEnum):
     PARAMETERS = "parameters"
 
 
+@with_scene
 def outcomes_(
     radius_m: Annotated[
         float | None,
@@ -102,11 +99,7 @@ def outcomes_(
             "naturales que abarcan; dé el periodo si el archivo no cubre años enteros).",
         ),
     ] = None,
-    data_dir: DataDirOption = None,
-    network: NetworkOption = None,
-    no_network: NoNetworkOption = False,
-    detour_factor: DetourOption = DEFAULT_DETOUR_FACTOR,
-    count_overdue: CountOverdueOption = False,
+    scene: Scene = DEFAULT_SCENE,
     assume_unknown_open: UnknownOption = False,
 ) -> None:
     """Vidas salvadas al año estimadas: ciudad, zonas CEAS y cada desfibrilador, con banda."""
@@ -115,8 +108,8 @@ def outcomes_(
         errors.print("[bold red]Error[/]: --by parameters solo admite --format csv o json.")
         raise typer.Exit(code=2)
     instant = _instant(at)
-    settings, inputs = _inputs(data_dir, network, no_network, count_overdue=count_overdue)
-    reference = _day(week_of, settings)
+    settings, inputs = scene.load()
+    reference = _day(week_of, settings, option="--week-of")
     parameters = _parameters(settings, parameters_file, set_values)
     mode = "instant" if instant is not None else "always" if always else "weekly"
     try:
@@ -137,7 +130,7 @@ def outcomes_(
             at=instant,
             week_of=reference,
             radius_m=radius_m,
-            detour_factor=detour_factor,
+            detour_factor=scene.detour_factor,
             assume_unknown_open=assume_unknown_open,
             arrests=observed,
             arrests_years=arrests_years,

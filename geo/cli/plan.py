@@ -11,7 +11,6 @@ import typer
 from rich.table import Table
 
 from geo.cli.common import (
-    DataDirOption,
     _city_today,
     _clock,
     _date,
@@ -23,19 +22,16 @@ from geo.cli.common import (
     errors,
 )
 from geo.cli.options import (
-    CountOverdueOption,
-    DetourOption,
+    DEFAULT_SCENE,
     Format,
     FormatOption,
-    NetworkOption,
-    NoNetworkOption,
     RadiusOption,
-    _inputs,
+    Scene,
+    with_scene,
 )
 from geo.clock import local_now
 from geo.core import outputs
 from geo.core.coverage import DEFAULT_RADIUS_M
-from geo.core.distance import DEFAULT_DETOUR_FACTOR
 from geo.core.indicators import (
     INDICATOR_LABELS,
     OUTCOME_INDICATORS,
@@ -54,6 +50,7 @@ from geo.services.inputs import density_references, outcome_parameters, plan_reg
 from geo.settings import Settings
 
 
+@with_scene
 def indicators(
     year: Annotated[
         int | None,
@@ -65,24 +62,19 @@ def indicators(
     ] = None,
     radius_m: RadiusOption = DEFAULT_RADIUS_M,
     output: FormatOption = Format.TABLE,
-    data_dir: DataDirOption = None,
-    network: NetworkOption = None,
-    no_network: NoNetworkOption = False,
-    detour_factor: DetourOption = DEFAULT_DETOUR_FACTOR,
-    count_overdue: CountOverdueOption = False,
+    scene: Scene = DEFAULT_SCENE,
 ) -> None:
     """Indicadores del plan por año: desfibriladores, entidades, formación, usos, cobertura."""
     if output is Format.GEOJSON:
         errors.print("[bold red]Error[/]: --format admite table, json o csv para los indicadores.")
         raise typer.Exit(code=2)
     day = _date(as_of, option="--as-of") if as_of else None
-    settings, inputs = _inputs(data_dir, network, no_network, count_overdue=count_overdue)
+    settings, inputs = scene.load()
     try:
         with errors.status("Calculando los indicadores…"):
             analysis, _ = _plan_indicators(
-                settings, inputs, from_files=data_dir is not None, as_of=day, radius_m=radius_m,
-                detour_factor=detour_factor, year=year,
-            )  # fmt: skip
+                settings, inputs, scene, as_of=day, radius_m=radius_m, year=year
+            )
     except CardiomapaError as exc:
         raise _fail(exc) from None
     if output is Format.JSON:
@@ -188,6 +180,7 @@ def _column_title(column: str, result: Indicators) -> str:
     return f"{column} (en curso)" if row["status"] == "in_course" else column
 
 
+@with_scene
 def report(
     year: Annotated[int, typer.Option("--year", help="Año del plan que se evalúa.")],
     out: Annotated[
@@ -203,11 +196,7 @@ def report(
         Path | None,
         typer.Option("--pdf", help="Imprime además el informe a este PDF (con Chromium)."),
     ] = None,
-    data_dir: DataDirOption = None,
-    network: NetworkOption = None,
-    no_network: NoNetworkOption = False,
-    detour_factor: DetourOption = DEFAULT_DETOUR_FACTOR,
-    count_overdue: CountOverdueOption = False,
+    scene: Scene = DEFAULT_SCENE,
 ) -> None:
     """Informe de evaluación anual del plan (HTML autónomo y, con --pdf, PDF)."""
     # matplotlib and the templates load only for this command.
@@ -219,20 +208,19 @@ def report(
             errors.print(f"[bold red]Error[/]: la carpeta de {option} {path.parent} no existe.")
             raise typer.Exit(code=2)
     day = _date(as_of, option="--as-of") if as_of else None
-    settings, inputs = _inputs(data_dir, network, no_network, count_overdue=count_overdue)
+    settings, inputs = scene.load()
     try:
         with errors.status("Calculando los indicadores…") as status:
             analysis, training = _plan_indicators(
-                settings, inputs, from_files=data_dir is not None, as_of=day, radius_m=radius_m,
-                detour_factor=detour_factor, year=year,
-            )  # fmt: skip
+                settings, inputs, scene, as_of=day, radius_m=radius_m, year=year
+            )
             status.update("Redactando el informe: huecos, propuesta, gráficos y mapas…")
             html = build_report(
                 inputs,
                 analysis,
                 year=year,
                 radius_m=radius_m,
-                detour_factor=detour_factor,
+                detour_factor=scene.detour_factor,
                 notice=data_notice(layer_sources(inputs.layers, training)),
                 training=training,
                 generated_at=local_now(_clock(settings), inputs.city.timezone),
@@ -254,15 +242,14 @@ def report(
 def _plan_indicators(
     settings: Settings,
     inputs: AnalysisInputs,
+    scene: Scene,
     *,
-    from_files: bool,
     as_of: dt.date | None,
     radius_m: float,
-    detour_factor: float,
     year: int | None,
 ) -> tuple[IndicatorsAnalysis, pd.DataFrame]:
     """The plan's indicators on ``as_of`` (today by default), and the training register read."""
-    with _store_unless_files(settings, from_files=from_files) as store:
+    with _store_unless_files(settings, from_files=scene.data_dir is not None) as store:
         training, uses = plan_registers(settings, inputs, store=store, today=_city_today(settings))
     analysis = indicators_analysis(
         inputs,
@@ -271,7 +258,7 @@ def _plan_indicators(
         references=density_references(settings),
         as_of=as_of or _city_today(settings),
         radius_m=radius_m,
-        detour_factor=detour_factor,
+        detour_factor=scene.detour_factor,
         outcome_parameters=outcome_parameters(settings),
         year=year,
     )

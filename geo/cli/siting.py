@@ -10,26 +10,22 @@ import geopandas as gpd
 import typer
 from rich.table import Table
 
-from geo.cli.common import DataDirOption, _band, _emit, _fail, _int, _lives, _pct, console, errors
+from geo.cli.common import _band, _day, _emit, _fail, _int, _lives, _pct, console, errors
 from geo.cli.options import (
+    DEFAULT_SCENE,
     AtOption,
-    CountOverdueOption,
-    DetourOption,
     Format,
     FormatOption,
-    NetworkOption,
-    NoNetworkOption,
     Objective,
     ParametersOption,
+    Scene,
     SetOption,
-    _day,
-    _inputs,
     _instant,
     _parameters,
+    with_scene,
 )
 from geo.core import outputs
 from geo.core.coverage import DEFAULT_RADIUS_M
-from geo.core.distance import DEFAULT_DETOUR_FACTOR
 from geo.core.results import AnalysisInputs, SitingAnalysis
 from geo.errors import CardiomapaError
 from geo.services.analysis import siting_analysis
@@ -45,6 +41,7 @@ class LivesPer(StrEnum):
     DECADE = "decade"
 
 
+@with_scene
 def site(
     new: Annotated[
         int, typer.Option("--new", min=1, help="Cuántos desfibriladores nuevos proponer.")
@@ -117,11 +114,7 @@ def site(
         float, typer.Option("--time-limit-s", help="Tiempo máximo del método exacto.")
     ] = 60.0,
     output: FormatOption = Format.TABLE,
-    data_dir: DataDirOption = None,
-    network: NetworkOption = None,
-    no_network: NoNetworkOption = False,
-    detour_factor: DetourOption = DEFAULT_DETOUR_FACTOR,
-    count_overdue: CountOverdueOption = False,
+    scene: Scene = DEFAULT_SCENE,
 ) -> None:
     """Dónde instalar los próximos desfibriladores para proteger a más personas."""
     lives = objective is Objective.LIVES
@@ -135,7 +128,7 @@ def site(
         senior_weight=senior_weight,
     )
     instant = _instant(at)
-    settings, inputs = _inputs(data_dir, network, no_network, count_overdue=count_overdue)
+    settings, inputs = scene.load()
     per_year = _lives_per_year(target_lives, lives_per)
     try:
         analysis = siting_analysis(
@@ -148,11 +141,11 @@ def site(
             senior_weight=senior_weight,
             at=instant,
             time_limit_s=time_limit_s,
-            detour_factor=detour_factor,
+            detour_factor=scene.detour_factor,
             objective=objective.value,
             parameters=_parameters(settings, parameters_file, set_values) if lives else None,
             target_lives=per_year,
-            reference_date=_day(week_of, settings),
+            reference_date=_day(week_of, settings, option="--week-of"),
         )
     except CardiomapaError as exc:
         raise _fail(exc) from None

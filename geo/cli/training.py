@@ -9,18 +9,19 @@ import typer
 from rich.table import Table
 
 from geo.cli.common import (
-    _fail,
+    DryRunOption,
+    _day,
     _int,
     _on_store,
     _open_store,
-    _reference_day,
     _settings,
+    all_or_nothing,
     console,
-    errors,
 )
 from geo.core.indicators import KIND_LABELS
-from geo.errors import CardiomapaError, LayerValidationError
-from geo.services.training import ImportReport, import_training
+from geo.errors import LayerValidationError
+from geo.services.registers import ImportReport
+from geo.services.training import import_training
 
 training_app = typer.Typer(help="Registro de formación en soporte vital básico y uso del DEA.")
 
@@ -47,9 +48,7 @@ def training_import(
             dir_okay=False,
         ),
     ],
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Solo validar y contar; no guardar nada.")
-    ] = False,
+    dry_run: DryRunOption = False,
     source: Annotated[
         str | None,
         typer.Option(
@@ -68,18 +67,11 @@ def training_import(
 ) -> None:
     """Importa un registro de formación en CSV: todo o nada, y reimportarlo no duplica."""
     settings = _settings()
-    day = _reference_day(today, settings)
-    try:
-        with _open_store(settings) as store:
-            report = import_training(
-                store, file, today=day, actor="cli", source=source, dry_run=dry_run
-            )
-    except LayerValidationError as exc:
-        failure = _fail(exc)
-        errors.print("No se ha importado nada: la base de datos sigue como estaba.")
-        raise failure from None
-    except CardiomapaError as exc:
-        raise _fail(exc) from None
+    day = _day(today, settings, option="--today")
+    with all_or_nothing(LayerValidationError), _open_store(settings) as store:
+        report = import_training(
+            store, file, today=day, actor="cli", source=source, dry_run=dry_run
+        )
     _print_import(report)
 
 
