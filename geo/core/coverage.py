@@ -119,6 +119,29 @@ def prepare_demand(
     return Demand(population, xy, residents, seniors, zone, zone_ids, zone_names)
 
 
+def prepare_scene(
+    population: gpd.GeoDataFrame,
+    devices: gpd.GeoDataFrame,
+    city: CityProfile,
+    *,
+    zones: gpd.GeoDataFrame | None,
+    assume_unknown_open: bool,
+    count_overdue: bool,
+    reports: Mapping[str, ReportFlag] | None,
+) -> tuple[Demand, np.ndarray, Availability]:
+    """What every analysis starts from: the demand units (:func:`prepare_demand`), and the
+    devices' coordinates and availability (:func:`geo.core.distance.device_points`)."""
+    demand = prepare_demand(population, zones=zones)
+    devices_xy, availability = device_points(
+        devices,
+        city,
+        assume_unknown_open=assume_unknown_open,
+        count_overdue=count_overdue,
+        reports=reports,
+    )
+    return demand, devices_xy, availability
+
+
 def _counts(frame: gpd.GeoDataFrame, column: str) -> np.ndarray:
     if column not in frame:
         msg = f"Falta la columna {column!r} en la capa de población."
@@ -309,14 +332,10 @@ def coverage(
     """
     model = model or StraightLine()
     check_radius(radius_m)
-    demand = prepare_demand(population, zones=zones)
-    devices_xy, availability = device_points(
-        devices,
-        city,
-        assume_unknown_open=assume_unknown_open,
-        count_overdue=count_overdue,
-        reports=reports,
-    )
+    demand, devices_xy, availability = prepare_scene(
+        population, devices, city, zones=zones, assume_unknown_open=assume_unknown_open,
+        count_overdue=count_overdue, reports=reports,
+    )  # fmt: skip
     instant = None if at is None else local_instant(at, city.timezone)
     strict, lenient = available_both_ways(availability, at=instant, reference_date=reference_date)
     return _coverage_with(
@@ -507,14 +526,10 @@ def weekly_coverage(
     """
     model = model or StraightLine()
     check_radius(radius_m)
-    demand = prepare_demand(population, zones=zones)
-    devices_xy, availability = device_points(
-        devices,
-        city,
-        assume_unknown_open=assume_unknown_open,
-        count_overdue=count_overdue,
-        reports=reports,
-    )
+    demand, devices_xy, availability = prepare_scene(
+        population, devices, city, zones=zones, assume_unknown_open=assume_unknown_open,
+        count_overdue=count_overdue, reports=reports,
+    )  # fmt: skip
     counted = np.flatnonzero(availability.counted())
     reach = pairs_within(demand.xy, devices_xy[counted], radius_m=radius_m, model=model)
     week = weekly_availability(availability, week_of=week_of)

@@ -62,11 +62,10 @@ from geo.core.availability import (
     local_instant,
     weekly_availability,
 )
-from geo.core.coverage import NO_ZONE, Demand, prepare_demand
+from geo.core.coverage import NO_ZONE, Demand, prepare_scene
 from geo.core.distance import (
     DistanceModel,
     StraightLine,
-    device_points,
     metric_xy,
     model_notes,
     pairs_within,
@@ -303,14 +302,10 @@ def _setup(
             raise CoverageInputError(msg)
         parameters = parameters.with_values({"reach_m": float(reach_m)})
     reach = parameters.central("reach_m")  # > 0: the parameters are checked
-    demand = prepare_demand(population, zones=zones)
-    devices_xy, availability = device_points(
-        devices,
-        city,
-        assume_unknown_open=assume_unknown_open,
-        count_overdue=count_overdue,
-        reports=reports,
-    )
+    demand, devices_xy, availability = prepare_scene(
+        population, devices, city, zones=zones, assume_unknown_open=assume_unknown_open,
+        count_overdue=count_overdue, reports=reports,
+    )  # fmt: skip
     instant = None if at is None else local_instant(at, city.timezone)
     if week_of is None and instant is None:
         msg = f"El modo {mode} necesita la semana de referencia (week_of)."

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import geopandas as gpd
 import pandas as pd
@@ -25,6 +25,18 @@ from geo.core.layers import Layers
 from geo.core.network import WalkingNetwork
 from geo.core.outcomes import OutcomeResult
 from geo.core.siting import SitingResult
+
+
+class SceneArguments(TypedDict):
+    """What the core's analyses take from :class:`AnalysisInputs`, by keyword (its ``scene``)."""
+
+    population: gpd.GeoDataFrame
+    devices: gpd.GeoDataFrame
+    city: CityProfile
+    zones: gpd.GeoDataFrame
+    model: DistanceModel
+    count_overdue: bool
+    reports: Mapping[str, ReportFlag]
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,20 @@ class AnalysisInputs:
     def counting(self) -> dict[str, Any]:
         """The keyword arguments every analysis passes on: which devices count."""
         return {"count_overdue": self.count_overdue, "reports": self.reports}
+
+    def scene(self, model: DistanceModel) -> SceneArguments:
+        """The metric population, devices and CEAS zones, the city, ``model`` and which devices
+        count: the keyword arguments of the core's coverage, weekly coverage, outcomes and
+        siting problems."""
+        return SceneArguments(
+            population=self.metric["population"],
+            devices=self.metric["defibrillators"],
+            city=self.city,
+            zones=self.metric["ceas"],
+            model=model,
+            count_overdue=self.count_overdue,
+            reports=self.reports,
+        )
 
     def distance_model(self, *, detour_factor: float) -> DistanceModel:
         """Walking network when there is one, else straight line × ``detour_factor``."""

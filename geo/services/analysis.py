@@ -21,7 +21,7 @@ from geo.core.coverage import DEFAULT_RADIUS_M, weekly_coverage
 from geo.core.coverage import coverage as run_coverage
 from geo.core.density import DensityReference
 from geo.core.distance import DistanceModel, StraightLine
-from geo.core.gaps import coverage_by_income, find_gaps, sites_without_device
+from geo.core.gaps import coverage_by_income, find_gaps
 from geo.core.indicators import compute_indicators, year_on_year
 from geo.core.outcome_model import OutcomeParameters
 from geo.core.outcomes import lives_difference, lives_siting_problem, outcomes, with_new_devices
@@ -36,6 +36,7 @@ from geo.core.results import (
     WeeklyAnalysis,
 )
 from geo.core.siting import (
+    SitingProblem,
     SitingResult,
     build_problem,
     solve_exact,
@@ -44,7 +45,7 @@ from geo.core.siting import (
     zones_after,
 )
 from geo.errors import SitingError
-from geo.services.inputs import siting_candidates
+from geo.services.inputs import site_cover, siting_candidates
 
 
 def coverage_analysis(
@@ -58,24 +59,18 @@ def coverage_analysis(
     incomes: pd.DataFrame | None = None,
 ) -> CoverageAnalysis:
     """Coverage at ``at`` (24/7 when ``None``), by CEAS zone, and by income if ``incomes``."""
-    metric = inputs.metric
     result = run_coverage(
-        metric["population"],
-        metric["defibrillators"],
-        inputs.city,
+        **inputs.scene(inputs.distance_model(detour_factor=detour_factor)),
         radius_m=radius_m,
         at=at,
-        zones=metric["ceas"],
-        model=inputs.distance_model(detour_factor=detour_factor),
         assume_unknown_open=assume_unknown_open,
         reference_date=reference_date,
-        **inputs.counting(),
     )
     income = coverage_by_income(result, incomes) if incomes is not None else None
     document = {"city": inputs.city.name, "data_origin": inputs.origin, **result.to_dict()}
     if income is not None:
         document["income_quintiles"] = outputs.records(income)
-    layer = outputs.zones_with_coverage(metric["ceas"], result)
+    layer = outputs.zones_with_coverage(inputs.metric["ceas"], result)
     return CoverageAnalysis(result, income, document, layer)
 
 
@@ -88,19 +83,14 @@ def weekly_analysis(
     assume_unknown_open: bool = False,
 ) -> WeeklyAnalysis:
     """The weekly coverage profile of the week holding ``week_of``."""
-    metric = inputs.metric
     week = weekly_coverage(
-        metric["population"],
-        metric["defibrillators"],
-        inputs.city,
+        **inputs.scene(inputs.distance_model(detour_factor=detour_factor)),
         radius_m=radius_m,
         week_of=week_of,
-        zones=metric["ceas"],
-        model=inputs.distance_model(detour_factor=detour_factor),
         assume_unknown_open=assume_unknown_open,
-        **inputs.counting(),
     )
-    return WeeklyAnalysis(week, week.to_dict(), outputs.zones_with_week(metric["ceas"], week))
+    zones = outputs.zones_with_week(inputs.metric["ceas"], week)
+    return WeeklyAnalysis(week, week.to_dict(), zones)
 
 
 def outcomes_analysis(
@@ -149,21 +139,16 @@ def outcomes_analysis(
             )
             weights, origin = hours.weights, hours.origin
     result = outcomes(
-        metric["population"],
-        metric["defibrillators"],
-        inputs.city,
-        parameters,
+        **inputs.scene(inputs.distance_model(detour_factor=detour_factor)),
+        parameters=parameters,
         mode=mode,
         at=at,
         week_of=week_of,
         reach_m=radius_m,
-        zones=metric["ceas"],
-        model=inputs.distance_model(detour_factor=detour_factor),
         assume_unknown_open=assume_unknown_open,
         weights=weights,
         weights_origin=origin,
         risk_factor=factor,
-        **inputs.counting(),
     )
     document = {"city": inputs.city.name, "data_origin": inputs.origin, **result.to_dict()}
     document["observed_arrests"] = observed
@@ -187,26 +172,16 @@ def gaps_analysis(
     With ``at=None`` (24/7), ``reference_date`` fixes the year checked (the edge passes the
     city's today by its clock).
     """
-    metric = inputs.metric
     model = inputs.distance_model(detour_factor=detour_factor)
     result = run_coverage(
-        metric["population"],
-        metric["defibrillators"],
-        inputs.city,
-        radius_m=radius_m,
-        at=at,
-        zones=metric["ceas"],
-        model=model,
-        reference_date=reference_date,
-        **inputs.counting(),
+        **inputs.scene(model), radius_m=radius_m, at=at, reference_date=reference_date
     )
     areas = find_gaps(result, cell_m=cell_m)
     uncovered = {}
     for name in ("entities", "cohousing"):
-        sites = sites_without_device(
-            metric[name], metric["defibrillators"], inputs.city, radius_m=radius_m, at=at,
-            model=model, reference_date=reference_date, **inputs.counting(),
-        )  # fmt: skip
+        sites = site_cover(
+            inputs, name, radius_m=radius_m, at=at, model=model, reference_date=reference_date
+        )
         uncovered[name] = sites[~sites["covered"]]
     header = outputs.result_header(result)
     document = {
@@ -253,7 +228,6 @@ def siting_analysis(
     (:func:`geo.core.outcomes.lives_siting_problem`, weekly model unless ``at``), with
     ``target_lives`` (per year) as the goal instead of ``target_share``.
     """
-    metric = inputs.metric
     model = inputs.distance_model(detour_factor=detour_factor)
     if objective not in ("residents", "lives"):
         msg = f"Objetivo {objective!r} desconocido; se admite residents o lives."
@@ -275,29 +249,17 @@ def siting_analysis(
         candidates, inputs, radius_m=radius_m, at=at, model=model, reference_date=reference_date
     )
     problem, baseline = build_problem(
-        metric["population"],
-        metric["defibrillators"],
-        sites,
-        inputs.city,
+        **inputs.scene(model),
+        candidates=sites,
         radius_m=radius_m,
         at=at,
-        zones=metric["ceas"],
-        model=model,
         senior_weight=senior_weight,
         reference_date=reference_date,
-        **inputs.counting(),
     )
     residents = int(baseline["residents"].sum())
     covered = int(baseline["residents_covered"].sum())
-    if target_share is not None:
-        needed = max(0.0, target_share * residents - covered)
-        result = solve_target(
-            problem, weight_needed=needed, method=method, time_limit_s=time_limit_s
-        )
-    elif method == "exact":
-        result = solve_exact(problem, p=new, time_limit_s=time_limit_s)
-    else:
-        result = solve_greedy(problem, p=new)
+    needed = None if target_share is None else max(0.0, target_share * residents - covered)
+    result = _solve(problem, new=new, method=method, needed=needed, time_limit_s=time_limit_s)
     zones = zones_after(baseline, problem, result)
     chosen = _chosen_sites(sites, result, residents, covered)
     after = covered + result.residents_gained
@@ -327,6 +289,18 @@ def siting_analysis(
     return SitingAnalysis(result, chosen, document)
 
 
+def _solve(
+    problem: SitingProblem, *, new: int, method: str, needed: float | None, time_limit_s: float
+) -> SitingResult:
+    """The fewest sites that add ``needed`` weight when it is given, else the best ``new`` sites
+    (greedy, or ``exact`` within ``time_limit_s``)."""
+    if needed is not None:
+        return solve_target(problem, weight_needed=needed, method=method, time_limit_s=time_limit_s)
+    if method == "exact":
+        return solve_exact(problem, p=new, time_limit_s=time_limit_s)
+    return solve_greedy(problem, p=new)
+
+
 def _lives_siting(
     inputs: AnalysisInputs,
     parameters: OutcomeParameters,
@@ -342,7 +316,6 @@ def _lives_siting(
     reference_date: dt.date,
 ) -> SitingAnalysis:
     """Siting by expected lives saved; the figures after are recomputed with the new sites."""
-    metric = inputs.metric
     week_of = reference_date
     reach = parameters.central("reach_m") if radius_m is None else radius_m
     mode = "weekly" if at is None else "instant"
@@ -350,26 +323,18 @@ def _lives_siting(
         candidates, inputs, radius_m=reach, at=at, model=model, reference_date=reference_date
     )
     problem, before = lives_siting_problem(
-        metric["population"], metric["defibrillators"], sites, inputs.city, parameters,
-        mode=mode, at=at, week_of=week_of, reach_m=reach, zones=metric["ceas"], model=model,
-        **inputs.counting(),
+        **inputs.scene(model), candidates=sites, parameters=parameters, mode=mode, at=at,
+        week_of=week_of, reach_m=reach,
     )  # fmt: skip
-    if target_lives is not None:
-        needed = max(0.0, target_lives - before.lives_saved)
-        result = solve_target(
-            problem, weight_needed=needed, method=method, time_limit_s=time_limit_s
-        )
-    elif method == "exact":
-        result = solve_exact(problem, p=new, time_limit_s=time_limit_s)
-    else:
-        result = solve_greedy(problem, p=new)
+    needed = None if target_lives is None else max(0.0, target_lives - before.lives_saved)
+    result = _solve(problem, new=new, method=method, needed=needed, time_limit_s=time_limit_s)
     chosen_ids = list(result.chosen)
     placed = sites.set_index("id").loc[chosen_ids].reset_index()
+    with_placed = inputs.scene(model)
+    with_placed["devices"] = with_new_devices(with_placed["devices"], placed)
     after = outcomes(
-        metric["population"], with_new_devices(metric["defibrillators"], placed),
-        inputs.city, parameters, mode=mode, at=at, week_of=week_of, reach_m=reach,
-        zones=metric["ceas"], model=model, **inputs.counting(),
-    )  # fmt: skip
+        **with_placed, parameters=parameters, mode=mode, at=at, week_of=week_of, reach_m=reach
+    )
     gained, gained_low, gained_high = lives_difference(before, after)
     chosen = _chosen_sites(sites, result, int(before.city["residents"]), 0)
     chosen = chosen.drop(columns=["share_covered_after", "residents_covered_new"])
@@ -451,15 +416,8 @@ def planner_view(
         reference_date=reference_date,
     )  # fmt: skip
     sites = {
-        name: sites_without_device(
-            metric[name],
-            metric["defibrillators"],
-            inputs.city,
-            radius_m=radius_m,
-            at=at,
-            model=model,
-            reference_date=reference_date,
-            **inputs.counting(),
+        name: site_cover(
+            inputs, name, radius_m=radius_m, at=at, model=model, reference_date=reference_date
         )
         for name in ("entities", "cohousing")
     }

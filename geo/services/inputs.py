@@ -220,6 +220,29 @@ def _reference_file(settings: Settings, name: str) -> Path:
     return path if path.exists() else SAMPLE_DATA_DIR / "reference" / name
 
 
+def site_cover(
+    inputs: AnalysisInputs,
+    layer: str,
+    *,
+    radius_m: float,
+    at: dt.datetime | None,
+    model: DistanceModel,
+    reference_date: dt.date | None = None,
+) -> gpd.GeoDataFrame:
+    """The sites of ``layer`` (``entities`` or ``cohousing``), each with whether a device
+    available at ``at`` is within ``radius_m`` (:func:`geo.core.gaps.sites_without_device`)."""
+    return sites_without_device(
+        inputs.metric[layer],
+        inputs.metric["defibrillators"],
+        inputs.city,
+        radius_m=radius_m,
+        at=at,
+        model=model,
+        reference_date=reference_date,
+        **inputs.counting(),
+    )
+
+
 def siting_candidates(
     spec: str,
     inputs: AnalysisInputs,
@@ -236,15 +259,8 @@ def siting_candidates(
     GeoJSON file (:func:`read_candidates`). Columns ``id``, ``name``, ``kind``, ``geometry``.
     """
     metric = inputs.metric
-    entities = sites_without_device(
-        metric["entities"],
-        metric["defibrillators"],
-        inputs.city,
-        radius_m=radius_m,
-        at=at,
-        model=model,
-        reference_date=reference_date,
-        **inputs.counting(),
+    entities = site_cover(
+        inputs, "entities", radius_m=radius_m, at=at, model=model, reference_date=reference_date
     )
     lacking = entities.loc[~entities["covered"], ["id", "name", "geometry"]].assign(kind="entity")
     if spec == "entities":
