@@ -49,7 +49,7 @@ from geo.io import export
 from geo.io.export import ExportFormat
 from geo.io.store import Store
 from geo.services.inputs import arrests_inputs
-from geo.services.training import CsvRow, read_csv_register
+from geo.services.registers import CsvRow, read_csv_register
 from geo.settings import Settings
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "arrests" / "arrests.csv"

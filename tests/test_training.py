@@ -35,12 +35,10 @@ from geo.errors import (
     RecordValidationError,
 )
 from geo.io.store import TRAINING_ACTIONS, Store, utcnow
+from geo.services.registers import CsvRow, ImportReport, Where
 from geo.services.tokens import Principal, issue_token
 from geo.services.training import (
-    CsvRow,
-    ImportReport,
     TrainingRecord,
-    Where,
     content_key,
     delete_training,
     import_training,

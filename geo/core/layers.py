@@ -27,6 +27,7 @@ from shapely.geometry import MultiPolygon, Point, shape
 from shapely.geometry.base import BaseGeometry
 
 from geo.city import CityProfile
+from geo.core.text import describe
 from geo.errors import InputError, Problem
 
 # The package's type stub omits its exception class.
@@ -275,7 +276,7 @@ class _Invalid(Exception):  # an internal signal: never escapes this module
 
 def _check_text(value: Any, spec: Field) -> str:
     if not isinstance(value, str):
-        raise _Invalid(f"se esperaba texto y llegó {_describe(value)}.")
+        raise _Invalid(f"se esperaba texto y llegó {describe(value)}.")
     if spec.required and not value.strip():
         raise _Invalid("no puede estar vacío.", "missing_field")
     return value
@@ -285,7 +286,7 @@ def _check_integer(value: Any, spec: Field) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _Invalid(f"se esperaba un número entero y llegó {_describe(value)}.")
+        raise _Invalid(f"se esperaba un número entero y llegó {describe(value)}.")
     if spec.minimum is not None and value < spec.minimum:
         raise _Invalid(f"el valor {value} es menor que el mínimo admitido ({spec.minimum}).")
     return value
@@ -293,14 +294,14 @@ def _check_integer(value: Any, spec: Field) -> int:
 
 def _check_boolean(value: Any, spec: Field) -> bool:
     if not isinstance(value, bool):
-        raise _Invalid(f"se esperaba true o false y llegó {_describe(value)}.")
+        raise _Invalid(f"se esperaba true o false y llegó {describe(value)}.")
     return value
 
 
 def _check_date(value: Any, spec: Field) -> dt.date:
     if not isinstance(value, str):
         raise _Invalid(
-            f"se esperaba una fecha AAAA-MM-DD y llegó {_describe(value)}.", "invalid_date"
+            f"se esperaba una fecha AAAA-MM-DD y llegó {describe(value)}.", "invalid_date"
         )
     try:
         return dt.date.fromisoformat(value) if len(value) == 10 else _bad_date(value)
@@ -325,7 +326,7 @@ def _check_choice(value: Any, spec: Field) -> str:
 
 def _check_opening_hours(value: Any, spec: Field) -> str:
     if not isinstance(value, str):
-        raise _Invalid(f"se esperaba un horario en texto y llegó {_describe(value)}.")
+        raise _Invalid(f"se esperaba un horario en texto y llegó {describe(value)}.")
     try:
         opening_hours.OpeningHours(value)
     except OpeningHoursParserError:
@@ -339,7 +340,7 @@ def _check_opening_hours(value: Any, spec: Field) -> str:
 
 def _check_tags(value: Any, spec: Field) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise _Invalid(f"se esperaba un objeto clave-valor y llegó {_describe(value)}.")
+        raise _Invalid(f"se esperaba un objeto clave-valor y llegó {describe(value)}.")
     for key, item in value.items():
         if not isinstance(item, str | int | float | bool):
             raise _Invalid(f"la etiqueta {key!r} debe ser texto, número o booleano.")
@@ -357,22 +358,6 @@ _CHECKS: dict[Kind, Callable[[Any, Field], Any]] = {
     Kind.OPENING_HOURS: _check_opening_hours,
     Kind.TAGS: _check_tags,
 }
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "un booleano"
-    if isinstance(value, int | float):
-        return f"el número {value}"
-    if isinstance(value, str):
-        return f"el texto {value!r}"
-    if isinstance(value, list):
-        return "una lista"
-    if isinstance(value, dict):
-        return "un objeto"
-    return type(value).__name__
 
 
 # --- geometry checks --------------------------------------------------------------------------

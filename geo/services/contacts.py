@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from geo.errors import Problem, RecordValidationError
 from geo.io.store import CONTACT_FIELDS, Store
-from geo.services.training import REQUEST, Where, read_csv_register
+from geo.services.registers import REQUEST, ImportReport, Where, read_csv_register
 
 #: Longest person's name, e-mail address and telephone.
 MAX_PERSON = 200
@@ -51,18 +50,6 @@ _EMAIL = re.compile(
 )
 _PHONE = re.compile(r"\+?[0-9 ()-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-@dataclass(frozen=True)
-class ContactsImport:
-    """What ``contacts import`` did (or, with ``dry_run``, would do)."""
-
-    file: str
-    read: int
-    inserted: int
-    updated: int
-    unchanged: int
-    dry_run: bool
 
 
 def validate_contact(values: Mapping[str, Any]) -> dict[str, str | None]:
@@ -228,7 +215,7 @@ def import_contacts(
     actor: str,
     name: str | None = None,
     dry_run: bool = False,
-) -> ContactsImport:
+) -> ImportReport:
     """Import a contacts CSV file: all rows in one transaction, or nothing on any problem.
 
     Raises
@@ -244,7 +231,7 @@ def import_contacts(
         outcomes = [_outcome(stored.get(str(row["entity_id"])), row) for row in rows]
     else:
         outcomes = list(store.set_contacts(rows, actor=actor).values()) if rows else []
-    return ContactsImport(
+    return ImportReport(
         file=file_name,
         read=len(rows),
         inserted=outcomes.count("insert"),
