@@ -455,14 +455,8 @@ def nearest_target(
     node does not win against a nearer one). Of several targets snapped to one node only the
     nearest to it (then the lowest index) can win.
 
-    Parameters
-    ----------
-    network
-        The walking network.
-    origins_xy, targets_xy
-        ``(n, 2)`` and ``(k, 2)`` points in ``network.crs`` (metres).
-    max_distance_m
-        Targets farther than this walk (m) are not considered.
+    ``network``, ``origins_xy`` and ``targets_xy`` are as for :func:`pairs_within`; targets
+    farther than ``max_distance_m`` of walking are not considered.
 
     Returns
     -------

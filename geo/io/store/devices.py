@@ -62,18 +62,8 @@ class DeviceRepository(LayerRepository):
         ConflictError
             A device with that id exists.
         """
-        table = TABLES["defibrillators"]
-        schema = DEFIBRILLATORS
-        row = {name: python_value(record[name]) for name in schema.field_names}
-        row["geom"] = from_shape(record["geometry"], srid=SRID)
         with self._transaction() as connection:
-            exists = connection.execute(
-                sa.select(table.c.id).where(table.c.id == record["id"])
-            ).first()
-            if exists is not None:
-                msg = f"Ya existe un desfibrilador con id {record['id']!r}."
-                raise ConflictError(msg)
-            connection.execute(table.insert().values(**row, version=1))
+            _insert_device(connection, _device_row(record))
             if private:
                 connection.execute(
                     DEVICE_PRIVATE_NOTES.insert().values(device_id=record["id"], **private)
@@ -176,7 +166,6 @@ class DeviceRepository(LayerRepository):
                 if changes is not None:
                     changes.setdefault(change, []).append(str(record["id"]))
             return counts
-        table = TABLES["defibrillators"]
         try:
             with self._transaction() as connection:
                 stored = _devices_by_key(connection, records)
@@ -186,18 +175,11 @@ class DeviceRepository(LayerRepository):
                     counts[change] += 1
                     if changes is not None:
                         changes.setdefault(change, []).append(str(record["id"]))
-                    row = {name: python_value(record[name]) for name in DEFIBRILLATORS.field_names}
-                    row["geom"] = from_shape(record["geometry"], srid=SRID)
+                    row = _device_row(record)
                     after = {name: record[name] for name in DEFIBRILLATORS.field_names}
                     after["geometry"] = record["geometry"]
                     if change == "inserted":
-                        taken = connection.execute(
-                            sa.select(table.c.id).where(table.c.id == row["id"])
-                        ).first()
-                        if taken is not None:
-                            msg = f"Ya existe un desfibrilador con id {row['id']!r}."
-                            raise ConflictError(msg)
-                        connection.execute(table.insert().values(**row, version=1))
+                        _insert_device(connection, row)
                         _audit(connection, self.utcnow(), actor, "create", "device", row["id"],
                                None, {**after, "version": 1})  # fmt: skip
                     elif change == "updated":
@@ -263,10 +245,8 @@ def _update_device(
     """
     table = TABLES["defibrillators"]
     device_id, version = before["id"], int(before["version"])
-    values = {
-        name: python_value(after[name]) for name in DEFIBRILLATORS.field_names if name != "id"
-    }
-    values["geom"] = from_shape(after["geometry"], srid=SRID)
+    values = _device_row(after)
+    del values["id"]
     changed = connection.execute(
         table.update()
         .where(table.c.id == device_id, table.c.version == version)
@@ -334,3 +314,26 @@ def _device_change(before: Mapping[str, Any] | None, record: Mapping[str, Any]) 
     same = all(before[name] == python_value(record[name]) for name in fields)
     same = same and bool(before["geometry"].equals_exact(record["geometry"], tolerance=0))
     return "unchanged" if same else "updated"
+
+
+def _device_row(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A validated device as a row of its table: plain values, and the geometry as PostGIS WKB."""
+    row = {name: python_value(record[name]) for name in DEFIBRILLATORS.field_names}
+    row["geom"] = from_shape(record["geometry"], srid=SRID)
+    return row
+
+
+def _insert_device(connection: sa.Connection, row: Mapping[str, Any]) -> None:
+    """Insert a new device at version 1, in the caller's transaction.
+
+    Raises
+    ------
+    ConflictError
+        A device with that id exists.
+    """
+    table = TABLES["defibrillators"]
+    taken = connection.execute(sa.select(table.c.id).where(table.c.id == row["id"])).first()
+    if taken is not None:
+        msg = f"Ya existe un desfibrilador con id {row['id']!r}."
+        raise ConflictError(msg)
+    connection.execute(table.insert().values(**row, version=1))

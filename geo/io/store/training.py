@@ -57,28 +57,17 @@ class TrainingRepository(StoreBase):
     def upsert_trainings(
         self, rows: Sequence[Mapping[str, Any]], *, actor: str, dry_run: bool = False
     ) -> dict[str, int]:
-        """Insert or update training actions matched on ``(source, source_id)``, all or nothing.
+        """Insert or update training actions matched on ``(source, source_id)``, all or nothing,
+        and return how many were ``inserted``, ``updated`` and ``unchanged``.
 
-        A row whose key is not stored is inserted; one whose key is stored with other values
-        replaces them (``created_at`` and ``created_by`` stay those of the first import); one
-        stored with the same values is left alone. Every insert and update is audited.
+        ``rows`` hold :data:`TRAINING_FIELDS` plus ``source`` and ``source_id`` (never ``None``
+        here). A row whose key is not stored is inserted; one whose key is stored with other
+        values replaces them (``created_at`` and ``created_by`` stay those of the first import);
+        one stored with the same values is left alone. Every insert and update is audited. A
+        ``dry_run`` only counts.
 
-        Parameters
-        ----------
-        rows
-            :data:`TRAINING_FIELDS` plus ``source`` and ``source_id`` (never ``None`` here).
-        dry_run
-            Only count what would change; write nothing.
-
-        Returns
-        -------
-        dict
-            ``{"inserted": n, "updated": n, "unchanged": n}``.
-
-        Raises
-        ------
-        InputError
-            A row without ``source_id``, two rows with the same key, or an unknown entity.
+        Raises :class:`InputError` on a row without ``source_id``, two rows with the same key, or
+        an unknown entity.
         """
         prepared = [_training_row(row) for row in rows]
         _check_source_keys(
