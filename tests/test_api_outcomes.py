@@ -15,10 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from servers import Api, Server
 
 from api.app import create_app
+from api.routes import planning
 from api.schemas import ErrorPublic
 from geo.core import outputs
 from geo.core.layers import Layers
@@ -64,6 +66,15 @@ def test_only_staff_may_ask(api: Api) -> None:
     assert refused.status_code == 403 and error(refused).code == "forbidden"
     for who in ("planner", "admin"):
         assert get(api, who, week_of=WEEK).status_code == 200, who
+
+
+def test_every_planning_route_is_for_planners_and_admins_only(api: Api) -> None:
+    paths = sorted(route.path for route in planning.router.routes if isinstance(route, APIRoute))
+    assert len(paths) >= 5, paths
+    for path in paths:
+        assert api.call("GET", path, None).status_code == 401, path
+        refused = api.call("GET", path, "ent-1")
+        assert refused.status_code == 403 and error(refused).code == "forbidden", path
 
 
 def test_the_weekly_document_is_the_analysis_document(api: Api, db_url: str) -> None:

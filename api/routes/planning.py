@@ -5,9 +5,10 @@ the same parameters and answers as the CLI's ``--format json``, typed by the res
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
 from api.deps import ClockDep, PrincipalDep, SettingsDep, StoreDep
@@ -24,7 +25,7 @@ from api.planning_schemas import (
     WeeklyCoveragePublic,
 )
 from api.schemas import Day, Instant
-from geo.clock import local_today
+from geo.clock import Clock, local_today
 from geo.core import outputs
 from geo.core.coverage import DEFAULT_RADIUS_M
 from geo.core.distance import DEFAULT_DETOUR_FACTOR
@@ -71,9 +72,32 @@ DOCUMENT: dict[str, Any] = {
 }
 
 
-def _inputs(settings: Settings, store: Store) -> AnalysisInputs:
-    """The analysis inputs, read through the app's one Store (a request never opens another)."""
-    return load_inputs(settings, store=store)
+@dataclass(frozen=True)
+class Planning:
+    """A planner's or an admin's request: the app's settings, its one Store and its clock."""
+
+    settings: Settings
+    store: Store
+    clock: Clock
+
+    def inputs(self) -> AnalysisInputs:
+        """The analysis inputs, read through the app's one Store (a request never opens another)."""
+        return load_inputs(self.settings, store=self.store)
+
+    def today(self, inputs: AnalysisInputs) -> dt.date:
+        """The city's today by the app's clock."""
+        return local_today(self.clock, inputs.city.timezone)
+
+
+def _planning(
+    settings: SettingsDep, store: StoreDep, principal: PrincipalDep, clock: ClockDep
+) -> Planning:
+    """Only planners and admins run the analyses (any other role: 403)."""
+    require_role(principal, "planner", "admin")
+    return Planning(settings, store, clock)
+
+
+PlanningDep = Annotated[Planning, Depends(_planning)]
 
 
 @router.get(
@@ -83,10 +107,7 @@ def _inputs(settings: Settings, store: Store) -> AnalysisInputs:
     **DOCUMENT,
 )
 def coverage(
-    settings: SettingsDep,
-    store: StoreDep,
-    principal: PrincipalDep,
-    clock: ClockDep,
+    planning: PlanningDep,
     radius_m: RadiusQuery = DEFAULT_RADIUS_M,
     at: AtQuery = None,
     weekly: Annotated[bool, Query(description="Perfil de las 168 horas de la semana.")] = False,
@@ -95,9 +116,8 @@ def coverage(
     detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
     assume_unknown_open: bool = False,
 ) -> CoveragePublic | WeeklyCoveragePublic:
-    require_role(principal, "planner", "admin")
-    inputs = _inputs(settings, store)
-    reference = week_of or local_today(clock, inputs.city.timezone)
+    inputs = planning.inputs()
+    reference = week_of or planning.today(inputs)
     if weekly:
         week = weekly_analysis(
             inputs, radius_m=radius_m, week_of=reference, detour_factor=detour_factor,
@@ -111,7 +131,7 @@ def coverage(
         reference_date=reference,
         detour_factor=detour_factor,
         assume_unknown_open=assume_unknown_open,
-        incomes=section_incomes(settings) if by == "income" else None,
+        incomes=section_incomes(planning.settings) if by == "income" else None,
     )
     return CoveragePublic.model_validate(outputs.plain(analysis.document))
 
@@ -123,20 +143,16 @@ def coverage(
     **DOCUMENT,
 )
 def gaps(
-    settings: SettingsDep,
-    store: StoreDep,
-    principal: PrincipalDep,
-    clock: ClockDep,
+    planning: PlanningDep,
     radius_m: RadiusQuery = DEFAULT_RADIUS_M,
     at: AtQuery = None,
     cell_m: Annotated[float | None, Query(ge=10, le=5000, description="Lado de celda (m).")] = None,
     detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
 ) -> GapsPublic:
-    require_role(principal, "planner", "admin")
-    inputs = _inputs(settings, store)
+    inputs = planning.inputs()
     analysis = gaps_analysis(
         inputs, radius_m=radius_m, at=at, cell_m=cell_m, detour_factor=detour_factor,
-        reference_date=local_today(clock, inputs.city.timezone),
+        reference_date=planning.today(inputs),
     )  # fmt: skip
     return GapsPublic.model_validate(outputs.plain(analysis.document))
 
@@ -148,10 +164,7 @@ def gaps(
     **DOCUMENT,
 )
 def siting(
-    settings: SettingsDep,
-    store: StoreDep,
-    principal: PrincipalDep,
-    clock: ClockDep,
+    planning: PlanningDep,
     new: Annotated[int, Query(ge=1, le=200, description="Nuevos desfibriladores.")] = 10,
     radius_m: Annotated[
         float | None,
@@ -196,7 +209,6 @@ def siting(
     time_limit_s: Annotated[float, Query(gt=0, le=60)] = 20.0,
     detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
 ) -> SitingPublic | LivesSitingPublic:
-    require_role(principal, "planner", "admin")
     lives = objective == "lives"
     if not lives and target_lives is not None:
         msg = "target_lives solo vale con objective=lives; con residents use target_share."
@@ -210,7 +222,7 @@ def siting(
             "pesan a los mayores."
         )
         raise InputError(msg, code="conflicting_parameters", field="senior_weight")
-    inputs = _inputs(settings, store)
+    inputs = planning.inputs()
     analysis = siting_analysis(
         inputs,
         new=new,
@@ -222,9 +234,9 @@ def siting(
         at=at,
         time_limit_s=time_limit_s,
         detour_factor=detour_factor,
-        reference_date=week_of or local_today(clock, inputs.city.timezone),
+        reference_date=week_of or planning.today(inputs),
         objective=objective,
-        parameters=outcome_parameters(settings) if lives else None,
+        parameters=outcome_parameters(planning.settings) if lives else None,
         target_lives=target_lives,
     )
     answer = LivesSitingPublic if lives else SitingPublic
@@ -245,10 +257,7 @@ def siting(
     },
 )
 def outcomes(
-    settings: SettingsDep,
-    store: StoreDep,
-    principal: PrincipalDep,
-    clock: ClockDep,
+    planning: PlanningDep,
     at: Annotated[
         Instant | None,
         Query(
@@ -283,16 +292,15 @@ def outcomes(
     """Sin ``at`` ni ``always``, la semana tipo: cada hora pesa según cuándo ocurren las paradas.
     Son estimaciones de un modelo con banda del 5 al 95 %, no un recuento de casos; las paradas
     en domicilio no se cuentan."""
-    require_role(principal, "planner", "admin")
     _check_outcome_query(at=at, always=always, week_of=week_of, fmt=fmt, layer=layer)
-    inputs = _inputs(settings, store)
+    inputs = planning.inputs()
     mode = "instant" if at is not None else "always" if always else "weekly"
     analysis = outcomes_analysis(
         inputs,
-        outcome_parameters(settings),
+        outcome_parameters(planning.settings),
         mode=mode,
         at=at,
-        week_of=week_of or local_today(clock, inputs.city.timezone),
+        week_of=week_of or planning.today(inputs),
         radius_m=radius_m,
         detour_factor=detour_factor,
         assume_unknown_open=assume_unknown_open,
@@ -332,10 +340,7 @@ def _check_outcome_query(
     **DOCUMENT,
 )
 def indicators(
-    settings: SettingsDep,
-    store: StoreDep,
-    principal: PrincipalDep,
-    clock: ClockDep,
+    planning: PlanningDep,
     year: Annotated[
         int | None, Query(ge=1900, le=2200, description="Solo este año del plan.")
     ] = None,
@@ -348,20 +353,19 @@ def indicators(
     """Desfibriladores iniciales, nuevos y totales; entidades cardioprotegidas; formación; usos;
     cobertura al cierre de cada año; vidas salvadas al año estimadas, las que añaden los DEA del
     plan y el coste por año de vida ganado; densidad frente a las referencias."""
-    require_role(principal, "planner", "admin")
-    inputs = _inputs(settings, store)
-    today = local_today(clock, inputs.city.timezone)
-    training, uses = plan_registers(settings, inputs, store=store, today=today)
+    inputs = planning.inputs()
+    today = planning.today(inputs)
+    training, uses = plan_registers(planning.settings, inputs, store=planning.store, today=today)
     day = as_of or today
     analysis = indicators_analysis(
         inputs,
         training=training,
         uses=uses,
-        references=density_references(settings),
+        references=density_references(planning.settings),
         as_of=day,
         radius_m=radius_m,
         detour_factor=detour_factor,
-        outcome_parameters=outcome_parameters(settings),
+        outcome_parameters=outcome_parameters(planning.settings),
         year=year,
     )
     return IndicatorsPublic.model_validate(outputs.plain(analysis.document))

@@ -8,7 +8,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from api import web
 from api.pages import planners
-from api.pages.desk.common import SESSION, end_sessions, signin_page, store_of
+from api.pages.desk import common
 from geo.errors import AuthenticationError, ForbiddenError, RateLimitedError
 
 router = APIRouter(include_in_schema=False)
@@ -24,26 +24,26 @@ async def sign_in(request: Request) -> Response:
         try:
             web.check_origin(request)
         except ForbiddenError as exc:
-            return signin_page(request, status_code=403, problem=str(exc))
+            return common.signin_page(request, status_code=403, problem=str(exc))
         if not token:
-            return signin_page(request, status_code=401, problem="Escriba su token.")
+            return common.signin_page(request, status_code=401, problem="Escriba su token.")
         try:
-            principal = web.throttled_authenticate(request, store_of(request), token)
+            principal = web.throttled_authenticate(request, common.store_of(request), token)
         except RateLimitedError as exc:
-            return signin_page(request, status_code=429, problem=str(exc),
-                           headers={"Retry-After": str(exc.retry_after_s)})  # fmt: skip
+            return common.signin_page(request, status_code=429, problem=str(exc),
+                                      headers={"Retry-After": str(exc.retry_after_s)})  # fmt: skip
         except AuthenticationError as exc:
-            return signin_page(request, status_code=401, problem=str(exc))
-        if principal.role not in SESSION.roles:
+            return common.signin_page(request, status_code=401, problem=str(exc))
+        if principal.role not in common.SESSION.roles:
             problem = (
                 "Este token es de una entidad y no da acceso a la gestión municipal. Las "
                 "entidades gestionan sus desfibriladores en el portal de entidades (/entidades)."
             )
-            return signin_page(request, status_code=403, problem=problem)
+            return common.signin_page(request, status_code=403, problem=problem)
         response = RedirectResponse("/gestion", status_code=303)
-        SESSION.start(response, request, token)
+        common.SESSION.start(response, request, token)
         response.set_cookie(
-            planners.COOKIE, token, max_age=SESSION.max_age_s, path=planners.COOKIE_PATH,
+            planners.COOKIE, token, max_age=common.SESSION.max_age_s, path=planners.COOKIE_PATH,
             httponly=True, samesite="strict", secure=request.url.scheme == "https",
         )  # fmt: skip
         return response
@@ -59,8 +59,8 @@ async def sign_out(request: Request) -> Response:
     except ForbiddenError as exc:
         problem = str(exc)
         return await run_in_threadpool(
-            lambda: signin_page(request, status_code=403, problem=problem)
+            lambda: common.signin_page(request, status_code=403, problem=problem)
         )
     response = RedirectResponse("/gestion", status_code=303)
-    end_sessions(response)
+    common.end_sessions(response)
     return response

@@ -10,14 +10,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from api.pages.desk.common import (
-    coordinates,
-    desk_session,
-    page_number,
-    pager,
-    render_page,
-    store_of,
-)
+from api.pages.desk import common
 
 router = APIRouter(include_in_schema=False)
 
@@ -51,7 +44,7 @@ FIELD_TEXT = {
 def _plain_value(value: Any) -> str:
     if value is None or value == "":
         return "—"
-    point = coordinates(value) if isinstance(value, Mapping) else None
+    point = common.coordinates(value) if isinstance(value, Mapping) else None
     if point is not None:
         return f"{point[1]:.6f}, {point[0]:.6f} (lat, lon)"
     if isinstance(value, bool):
@@ -83,15 +76,15 @@ def audit_changes(
 @router.get("/gestion/auditoria", response_class=HTMLResponse)
 def audit_page(request: Request) -> Response:
     """Registro de cambios: quién, cuándo, qué y cómo era antes."""
-    desk = desk_session(request)
+    desk = common.desk_session(request)
     if isinstance(desk, HTMLResponse):
         return desk
     kind = request.query_params.get("tipo", "")
     if kind not in RECORD_TYPE_TEXT:
         kind = ""
     record_id = request.query_params.get("registro", "").strip()[:200]
-    page = page_number(request.query_params.get("pagina"))
-    entries, matched = store_of(request).audit_entries(
+    page = common.page_number(request.query_params.get("pagina"))
+    entries, matched = common.store_of(request).audit_entries(
         record_type=kind or None, record_id=record_id or None, limit=AUDIT_PAGE_SIZE,
         offset=(page - 1) * AUDIT_PAGE_SIZE,
     )  # fmt: skip
@@ -105,12 +98,12 @@ def audit_page(request: Request) -> Response:
         }
         for entry in entries
     ]
-    return render_page(
+    return common.render_page(
         request, desk, "desk/audit.html.j2", current="audit", title="Registro de cambios",
         entries=views, matched=matched, kind=kind, record_id=record_id,
         kinds=[("", "Todos"), *RECORD_TYPE_TEXT.items()],
-        pager=pager("/gestion/auditoria", {"tipo": kind, "registro": record_id}, page, matched,
-                     AUDIT_PAGE_SIZE),
+        pager=common.pager("/gestion/auditoria", {"tipo": kind, "registro": record_id}, page,
+                           matched, AUDIT_PAGE_SIZE),
     )  # fmt: skip
 
 

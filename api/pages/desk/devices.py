@@ -11,17 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from api.deps import city_today
-from api.pages.desk.common import (
-    Action,
-    Desk,
-    city_of,
-    desk_session,
-    entities_by_id,
-    post,
-    redirect,
-    render_page,
-    store_of,
-)
+from api.pages.desk import common
 from api.pages.desk.moderation import device_view
 from api.pages.desk.reports import report_view
 from geo.core.availability import DOWNGRADING_REPORTS
@@ -34,7 +24,7 @@ router = APIRouter(include_in_schema=False)
 @router.get("/gestion/desfibriladores/{device_id:path}", response_class=HTMLResponse)
 def device_page(request: Request, device_id: str) -> Response:
     """Ficha de un desfibrilador para el personal: datos, avisos, servicio y cambios."""
-    desk = desk_session(request)
+    desk = common.desk_session(request)
     return desk if isinstance(desk, HTMLResponse) else _device_page(request, desk, device_id)
 
 
@@ -55,21 +45,21 @@ def _last_service_change(store: Store, device_id: str) -> dict[str, Any] | None:
 
 
 def _device_page(
-    request: Request, desk: Desk, device_id: str, *, problem: str | None = None,
+    request: Request, desk: common.Desk, device_id: str, *, problem: str | None = None,
     status_code: int = 200, errors: Mapping[str, str] | None = None,
     values: Mapping[str, str] | None = None,
 ) -> HTMLResponse:  # fmt: skip
-    store, city = store_of(request), city_of(request)
+    store, city = common.store_of(request), common.city_of(request)
     record = store.device(device_id)
     if record is None:
-        return render_page(request, desk, "desk/forbidden.html.j2", status_code=404,
-                     problem=f"No existe el desfibrilador {device_id!r}.",
-                     title="No encontrado")  # fmt: skip
-    view = device_view(store, city, record, entities_by_id(store), today=city_today(request))
+        return common.render_page(request, desk, "desk/forbidden.html.j2", status_code=404,
+                                  problem=f"No existe el desfibrilador {device_id!r}.",
+                                  title="No encontrado")  # fmt: skip
+    view = device_view(store, city, record, common.entities_by_id(store), today=city_today(request))
     reports, _ = store.reports(device_id=device_id, limit=20)
     flagged = [report_view(r) for r in reports
                if r["status"] == "pending" and r["kind"] in DOWNGRADING_REPORTS]  # fmt: skip
-    return render_page(
+    return common.render_page(
         request, desk, "desk/device.html.j2", title=str(record["name"]), device=view,
         status_code=status_code, problem=problem, errors=errors or {}, values=values or {},
         reports=[report_view(r) for r in reports], flagged=flagged,
@@ -78,41 +68,47 @@ def _device_page(
     )  # fmt: skip
 
 
-def _device_action(request: Request, device_id: str, run: Callable[[Desk, str], str]) -> Action:
+def _device_action(
+    request: Request, device_id: str, run: Callable[[common.Desk, str], str]
+) -> common.Action:
     """A form on the device page: ``run(desk, reason)`` writes and returns the flash."""
 
-    def action(desk: Desk, form: dict[str, str]) -> Response:
+    def action(desk: common.Desk, form: dict[str, str]) -> Response:
         flash = run(desk, form.get("motivo", ""))
         request.app.state.finders.invalidate()
         path = quote(device_id, safe="")
-        return redirect(f"/gestion/desfibriladores/{path}", flash)
+        return common.redirect(f"/gestion/desfibriladores/{path}", flash)
 
     return action
 
 
 async def _device_post(
-    request: Request, device_id: str, run: Callable[[Desk, str], str]
+    request: Request, device_id: str, run: Callable[[common.Desk, str], str]
 ) -> Response:
     values: dict[str, str] = {}
 
-    def on_error(request: Request, desk: Desk, *, problem: str, status_code: int) -> HTMLResponse:
+    def on_error(
+        request: Request, desk: common.Desk, *, problem: str, status_code: int
+    ) -> HTMLResponse:
         errors = {"motivo": problem} if status_code == 422 else {}
         return _device_page(request, desk, device_id, problem=problem, status_code=status_code,
                             errors=errors, values=values)  # fmt: skip
 
-    def remembered(desk: Desk, reason: str) -> str:
+    def remembered(desk: common.Desk, reason: str) -> str:
         values["motivo"] = reason
         return run(desk, reason)
 
-    return await post(request, _device_action(request, device_id, remembered), on_error=on_error)
+    return await common.post(
+        request, _device_action(request, device_id, remembered), on_error=on_error
+    )
 
 
 @router.post("/gestion/desfibriladores/{device_id:path}/fuera-de-servicio")
 async def take_out_of_service(request: Request, device_id: str) -> Response:
     """Deja un desfibrilador fuera de servicio, con un motivo (queda en la auditoría)."""
 
-    def run(desk: Desk, reason: str) -> str:
-        record = registry.set_in_service(store_of(request), desk.principal, device_id,
+    def run(desk: common.Desk, reason: str) -> str:
+        record = registry.set_in_service(common.store_of(request), desk.principal, device_id,
                                          in_service=False, reason=reason,
                                          today=city_today(request))  # fmt: skip
         return (
@@ -127,8 +123,8 @@ async def take_out_of_service(request: Request, device_id: str) -> Response:
 async def back_in_service(request: Request, device_id: str) -> Response:
     """Vuelve a poner en servicio un desfibrilador, con un motivo (queda en la auditoría)."""
 
-    def run(desk: Desk, reason: str) -> str:
-        record = registry.set_in_service(store_of(request), desk.principal, device_id,
+    def run(desk: common.Desk, reason: str) -> str:
+        record = registry.set_in_service(common.store_of(request), desk.principal, device_id,
                                          in_service=True, reason=reason,
                                          today=city_today(request))  # fmt: skip
         return f"«{record['name']}» vuelve a estar en servicio."
@@ -140,8 +136,8 @@ async def back_in_service(request: Request, device_id: str) -> Response:
 async def confirm_device(request: Request, device_id: str) -> Response:
     """Anota que el equipo está y funciona (revisado hoy); resuelve sus avisos de falta o avería."""
 
-    def run(desk: Desk, reason: str) -> str:
-        record = registry.confirm_device(store_of(request), desk.principal, device_id,
+    def run(desk: common.Desk, reason: str) -> str:
+        record = registry.confirm_device(common.store_of(request), desk.principal, device_id,
                                          today=city_today(request))  # fmt: skip
         return f"«{record['name']}»: revisión anotada con fecha de hoy."
 

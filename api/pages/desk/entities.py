@@ -11,16 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from api import web
-from api.pages.desk.common import (
-    Desk,
-    admin_only,
-    desk_session,
-    entities_by_id,
-    post,
-    redirect,
-    render_page,
-    store_of,
-)
+from api.pages.desk import common
 from geo.errors import CardiomapaError, ForbiddenError, InputError, NotFoundError
 from geo.io.store import CONTACT_FIELDS, Store
 from geo.services.contacts import validate_contact
@@ -42,7 +33,7 @@ def _entity_views(store: Store) -> list[dict[str, Any]]:
     contacts = store.contacts()
     invitations = store.invitations()
     views = []
-    for entity_id, entity in entities_by_id(store).items():
+    for entity_id, entity in common.entities_by_id(store).items():
         tokens = store.entity_tokens(entity_id)
         live = [
             t for t in tokens
@@ -65,16 +56,17 @@ def _entity_views(store: Store) -> list[dict[str, Any]]:
 
 
 def _entities_page(
-    request: Request, desk: Desk, *, problem: str | None = None, status_code: int = 200,
+    request: Request, desk: common.Desk, *, problem: str | None = None, status_code: int = 200,
     errors: Mapping[str, str] | None = None, editing: str | None = None,
     values: Mapping[str, str] | None = None,
 ) -> HTMLResponse:  # fmt: skip
-    refused = admin_only(request, desk, "entities")
+    refused = common.admin_only(request, desk, "entities")
     if refused is not None:
         return refused
-    return render_page(
+    return common.render_page(
         request, desk, "desk/entities.html.j2", current="entities", status_code=status_code,
-        problem=problem, title="Acceso de las entidades", entities=_entity_views(store_of(request)),
+        problem=problem, title="Acceso de las entidades",
+        entities=_entity_views(common.store_of(request)),
         errors=errors or {}, editing=editing, values=values or {},
     )  # fmt: skip
 
@@ -82,18 +74,18 @@ def _entities_page(
 @router.get("/gestion/entidades", response_class=HTMLResponse)
 def entities_page(request: Request) -> Response:
     """Entidades: contacto, accesos vivos, invitaciones (solo administración)."""
-    desk = desk_session(request)
+    desk = common.desk_session(request)
     return desk if isinstance(desk, HTMLResponse) else _entities_page(request, desk)
 
 
-def _require_admin(desk: Desk) -> None:
+def _require_admin(desk: common.Desk) -> None:
     if not desk.is_admin:
         msg = "Solo la administración gestiona el acceso y el contacto de las entidades."
         raise ForbiddenError(msg)
 
 
 def _require_entity(store: Store, entity_id: str) -> dict[str, Any]:
-    entity = entities_by_id(store).get(entity_id)
+    entity = common.entities_by_id(store).get(entity_id)
     if entity is None:
         msg = f"No existe la entidad {entity_id!r} en la capa de entidades."
         raise NotFoundError(msg)
@@ -105,10 +97,10 @@ async def edit_contact(request: Request, entity_id: str) -> Response:
     """Guarda el contacto privado de una entidad."""
     form: dict[str, str] = {}
 
-    def action(desk: Desk, sent: dict[str, str]) -> Response:
+    def action(desk: common.Desk, sent: dict[str, str]) -> Response:
         form.update(sent)
         _require_admin(desk)
-        store = store_of(request)
+        store = common.store_of(request)
         entity = _require_entity(store, entity_id)
         try:
             values = validate_contact({name: sent.get(name, "") for name in CONTACT_FIELDS})
@@ -118,9 +110,11 @@ async def edit_contact(request: Request, entity_id: str) -> Response:
         result = store.set_contacts([{"entity_id": entity_id, **values}],
                                     actor=desk.principal.actor)  # fmt: skip
         done = "sin cambios" if result.get(entity_id) == "unchanged" else "guardado"
-        return redirect("/gestion/entidades", f"Contacto de «{entity['name']}»: {done}.")
+        return common.redirect("/gestion/entidades", f"Contacto de «{entity['name']}»: {done}.")
 
-    def on_error(request: Request, desk: Desk, *, problem: str, status_code: int) -> HTMLResponse:
+    def on_error(
+        request: Request, desk: common.Desk, *, problem: str, status_code: int
+    ) -> HTMLResponse:
         field = None
         if status_code == 422:
             field = form.get("__field") or _field_of(problem, form)
@@ -128,7 +122,7 @@ async def edit_contact(request: Request, entity_id: str) -> Response:
         return _entities_page(request, desk, problem=problem, status_code=status_code,
                               errors=errors, editing=entity_id, values=form)  # fmt: skip
 
-    return await post(request, action, on_error=on_error)
+    return await common.post(request, action, on_error=on_error)
 
 
 def _field_of(problem: str, form: Mapping[str, str]) -> str | None:
@@ -144,27 +138,27 @@ def _field_of(problem: str, form: Mapping[str, str]) -> str | None:
 async def create_invitation(request: Request, entity_id: str) -> Response:
     """Crea un enlace de invitación de un solo uso y lo muestra una única vez."""
 
-    def action(desk: Desk, form: dict[str, str]) -> Response:
+    def action(desk: common.Desk, form: dict[str, str]) -> Response:
         _require_admin(desk)
-        store = store_of(request)
+        store = common.store_of(request)
         entity = _require_entity(store, entity_id)
         invitation = issue_invitation(store, entity_id=entity_id, actor=desk.principal.actor)
-        return render_page(
+        return common.render_page(
             request, desk, "desk/invitation.html.j2", current="entities",
             title="Invitación creada", entity=entity, invitation=invitation.record,
             link=invitation.url(str(request.base_url)),
         )  # fmt: skip
 
-    return await post(request, action, on_error=_entities_page)
+    return await common.post(request, action, on_error=_entities_page)
 
 
 @router.post("/gestion/entidades/{entity_id:path}/revocar")
 async def revoke_access(request: Request, entity_id: str) -> Response:
     """Revoca a la vez todos los tokens e invitaciones abiertas de una entidad."""
 
-    def action(desk: Desk, form: dict[str, str]) -> Response:
+    def action(desk: common.Desk, form: dict[str, str]) -> Response:
         _require_admin(desk)
-        store = store_of(request)
+        store = common.store_of(request)
         entity = _require_entity(store, entity_id)
         if form.get("confirmar") != "si":
             msg = (
@@ -177,6 +171,6 @@ async def revoke_access(request: Request, entity_id: str) -> Response:
             f"Acceso de «{entity['name']}» revocado: {tokens} token(s) y {invitations} "
             "invitación(es) anulados."
         )
-        return redirect("/gestion/entidades", flash)
+        return common.redirect("/gestion/entidades", flash)
 
-    return await post(request, action, on_error=_entities_page)
+    return await common.post(request, action, on_error=_entities_page)

@@ -14,18 +14,7 @@ from pyproj import Geod
 
 from api import web
 from api.deps import city_today
-from api.pages.desk.common import (
-    Action,
-    Desk,
-    city_of,
-    coordinates,
-    desk_session,
-    entities_by_id,
-    post,
-    redirect,
-    render_page,
-    store_of,
-)
+from api.pages.desk import common
 from geo.city import CityProfile
 from geo.errors import InputError
 from geo.io.store import Store, record_from_row
@@ -49,7 +38,7 @@ def previous_position(store: Store, device: Mapping[str, Any]) -> dict[str, Any]
     The newest ``update`` entry of the device whose ``before.geometry`` differs from the
     current position; ``None`` if it never moved.
     """
-    here = coordinates(device["geometry"])
+    here = common.coordinates(device["geometry"])
     offset = 0
     while True:
         entries, matched = store.audit_entries(
@@ -59,7 +48,7 @@ def previous_position(store: Store, device: Mapping[str, Any]) -> dict[str, Any]
             before = entry.get("before") or {}
             if entry["action"] != "update":
                 continue
-            then = coordinates(before.get("geometry"))
+            then = common.coordinates(before.get("geometry"))
             if then is None or here is None:
                 continue
             if abs(then[0] - here[0]) > 1e-9 or abs(then[1] - here[1]) > 1e-9:
@@ -79,7 +68,7 @@ def device_view(
     *, today: dt.date, with_move: bool = True,
 ) -> dict[str, Any]:  # fmt: skip
     entity = entities.get(str(record.get("operator_entity_id") or ""))
-    here = coordinates(record["geometry"])
+    here = common.coordinates(record["geometry"])
     return {
         "record": record,
         "path": quote(str(record["id"]), safe=""),
@@ -95,13 +84,13 @@ def device_view(
 
 
 def _queue(
-    request: Request, desk: Desk, *, problem: str | None = None, status_code: int = 200
+    request: Request, desk: common.Desk, *, problem: str | None = None, status_code: int = 200
 ) -> HTMLResponse:
-    store, city = store_of(request), city_of(request)
+    store, city = common.store_of(request), common.city_of(request)
     frame = store.query_layer(
         "defibrillators", where={"verification": ["pending"]}, with_version=True
     )
-    entities = entities_by_id(store)
+    entities = common.entities_by_id(store)
     today = city_today(request)
     devices = [
         device_view(store, city, record_from_row(frame, i), entities, today=today)
@@ -116,7 +105,7 @@ def _queue(
         if view["lon"] is not None
     ]  # fmt: skip
     settings = request.app.state.settings
-    return render_page(
+    return common.render_page(
         request, desk, "desk/queue.html.j2", current="queue", status_code=status_code,
         problem=problem, title="Moderación", devices=devices, points=points,
         tile_url=settings.tile_url or "", tile_attribution=settings.tile_attribution or "",
@@ -126,17 +115,17 @@ def _queue(
 @router.get("/gestion", response_class=HTMLResponse)
 def queue_page(request: Request) -> Response:
     """Cola de moderación: desfibriladores pendientes de verificar."""
-    desk = desk_session(request)
+    desk = common.desk_session(request)
     return desk if isinstance(desk, HTMLResponse) else _queue(request, desk)
 
 
-def _review(request: Request, device_id: str, decision: str) -> Action:
-    def action(desk: Desk, form: dict[str, str]) -> Response:
+def _review(request: Request, device_id: str, decision: str) -> common.Action:
+    def action(desk: common.Desk, form: dict[str, str]) -> Response:
         note = form.get("nota", "").strip() or None
         if decision == "rejected" and note is None:
             msg = "Escriba el motivo del rechazo: la entidad lo verá para corregir el registro."
             raise InputError(msg, code="missing_field", field="nota")
-        store = store_of(request)
+        store = common.store_of(request)
         record = registry.review_device(
             store, desk.principal, device_id, decision=decision, note=note
         )
@@ -145,7 +134,7 @@ def _review(request: Request, device_id: str, decision: str) -> Action:
             flash = f"«{record['name']}» verificado: ya aparece en el mapa ciudadano."
         else:
             flash = f"«{record['name']}» rechazado. El motivo queda en el registro de cambios."
-        return redirect("/gestion", flash)
+        return common.redirect("/gestion", flash)
 
     return action
 
@@ -153,10 +142,10 @@ def _review(request: Request, device_id: str, decision: str) -> Action:
 @router.post("/gestion/desfibriladores/{device_id:path}/verificar")
 async def verify_device(request: Request, device_id: str) -> Response:
     """Verifica un desfibrilador pendiente."""
-    return await post(request, _review(request, device_id, "verified"), on_error=_queue)
+    return await common.post(request, _review(request, device_id, "verified"), on_error=_queue)
 
 
 @router.post("/gestion/desfibriladores/{device_id:path}/rechazar")
 async def reject_device(request: Request, device_id: str) -> Response:
     """Rechaza un desfibrilador pendiente con un motivo."""
-    return await post(request, _review(request, device_id, "rejected"), on_error=_queue)
+    return await common.post(request, _review(request, device_id, "rejected"), on_error=_queue)

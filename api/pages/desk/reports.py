@@ -11,16 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from api.deps import city_today
-from api.pages.desk.common import (
-    Desk,
-    desk_session,
-    page_number,
-    pager,
-    post,
-    redirect,
-    render_page,
-    store_of,
-)
+from api.pages.desk import common
 from geo.core.availability import DOWNGRADING_REPORTS
 from geo.errors import InputError
 from geo.io.store import REVIEW_STATUS
@@ -43,13 +34,13 @@ def report_view(report: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _reports(
-    request: Request, desk: Desk, *, problem: str | None = None, status_code: int = 200
+    request: Request, desk: common.Desk, *, problem: str | None = None, status_code: int = 200
 ) -> HTMLResponse:
-    store = store_of(request)
+    store = common.store_of(request)
     status = request.query_params.get("estado", "pending")
     if status not in REVIEW_STATUS:
         status = "pending"
-    page = page_number(request.query_params.get("pagina"))
+    page = common.page_number(request.query_params.get("pagina"))
     items, matched = store.reports(
         status=[status], limit=REPORTS_PAGE_SIZE, offset=(page - 1) * REPORTS_PAGE_SIZE
     )
@@ -66,18 +57,18 @@ def _reports(
          and statuses.get(item["device_id"]) == "active"}
         for item in items
     ]  # fmt: skip
-    return render_page(
+    return common.render_page(
         request, desk, "desk/reports.html.j2", current="reports", status_code=status_code,
         problem=problem, title="Avisos ciudadanos", reports=views, status=status,
         statuses=REPORT_STATUS_TEXT, matched=matched,
-        pager=pager("/gestion/avisos", {"estado": status}, page, matched, REPORTS_PAGE_SIZE),
+        pager=common.pager("/gestion/avisos", {"estado": status}, page, matched, REPORTS_PAGE_SIZE),
     )  # fmt: skip
 
 
 @router.get("/gestion/avisos", response_class=HTMLResponse)
 def reports_page(request: Request) -> Response:
     """Avisos de la ciudadanía: pendientes, resueltos o descartados."""
-    desk = desk_session(request)
+    desk = common.desk_session(request)
     return desk if isinstance(desk, HTMLResponse) else _reports(request, desk)
 
 
@@ -85,14 +76,14 @@ def reports_page(request: Request) -> Response:
 async def review_report(request: Request, report_id: int) -> Response:
     """Resuelve (acepta) o descarta un aviso, con una nota."""
 
-    def action(desk: Desk, form: dict[str, str]) -> Response:
+    def action(desk: common.Desk, form: dict[str, str]) -> Response:
         decision = form.get("decision", "")
         if decision not in ("accepted", "rejected"):
             msg = "Elija «Resolver» o «Descartar»."
             raise InputError(msg, code="invalid_choice", field="decision")
         note = form.get("nota", "").strip() or None
         out = decision == "accepted" and form.get("fuera_de_servicio") == "si"
-        store = store_of(request)
+        store = common.store_of(request)
         report = store.report(report_id)
         device = store.device(str(report["device_id"])) if report else None
         # Only a device in service can be taken out; otherwise resolving just resolves.
@@ -104,6 +95,6 @@ async def review_report(request: Request, report_id: int) -> Response:
         flash = f"Aviso {report_id} {done}."
         if out and device is not None:
             flash += f" «{device['name']}» queda fuera de servicio."
-        return redirect("/gestion/avisos", flash)
+        return common.redirect("/gestion/avisos", flash)
 
-    return await post(request, action, on_error=_reports)
+    return await common.post(request, action, on_error=_reports)

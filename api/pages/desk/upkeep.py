@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from api import web
 from api.deps import city_today
-from api.pages.desk.common import desk_session, entities_by_id, render_page, store_of
+from api.pages.desk import common
 from geo.services import registry
 
 router = APIRouter(include_in_schema=False)
@@ -48,17 +48,17 @@ def _reasons(
 @router.get("/gestion/mantenimiento", response_class=HTMLResponse)
 def upkeep_page(request: Request) -> Response:
     """Mantenimiento: baterías y parches que caducan, equipos sin revisar, por entidad."""
-    desk = desk_session(request)
+    desk = common.desk_session(request)
     if isinstance(desk, HTMLResponse):
         return desk
-    store, today = store_of(request), city_today(request)
+    store, today = common.store_of(request), city_today(request)
     within = request.query_params.get("dias", "30")
     within_days = int(within) if within.isdigit() and int(within) <= 3650 else 30
     devices = store.query_layer("defibrillators", where={"verification": ["pending", "verified"]})
     due = registry.maintenance_due(
         devices, today=today, within_days=within_days, unchecked_days=registry.UNCHECKED_DAYS
     )
-    entities = entities_by_id(store)
+    entities = common.entities_by_id(store)
     contacts = store.contacts()
     groups: dict[str, dict[str, Any]] = {}
     for row in due.to_dict("records"):
@@ -79,7 +79,7 @@ def upkeep_page(request: Request) -> Response:
         key=lambda g: (not any(i["overdue"] for i in g["items"]), g["name"] is None,
                        str(g["name"] or "")),
     )  # fmt: skip
-    return render_page(
+    return common.render_page(
         request, desk, "desk/upkeep.html.j2", current="upkeep", title="Mantenimiento",
         groups=ordered, today=today, within_days=within_days, count=len(due),
         overdue=sum(i["overdue"] for g in ordered for i in g["items"]),

@@ -150,6 +150,31 @@ def _form_errors(exc: CardiomapaError) -> dict[str, str]:
     }
 
 
+def _unplaced(
+    request: Request, store: Store, city: CityProfile, principal: Principal, *,
+    settings: Settings, values: dict[str, str], properties: dict[str, Any],
+    errors: dict[str, str], device: dict[str, Any] | None = None,
+) -> HTMLResponse:  # fmt: skip
+    """The form again (422) when it has no valid position: the position's ``errors`` and the
+    other fields' problems, all shown at once."""
+    errors = errors | _field_errors(city, properties, today=city_today(request))
+    return _form_page(request, store, city, principal, settings=settings, values=values,
+                      errors=errors, device=device, status_code=422)  # fmt: skip
+
+
+def _refused(
+    exc: CardiomapaError, request: Request, store: Store, city: CityProfile,
+    principal: Principal, *, settings: Settings, values: dict[str, str],
+    device: dict[str, Any] | None = None,
+) -> HTMLResponse:  # fmt: skip
+    """The registry refused the device: the forbidden page, or the form again with its problems
+    (422)."""
+    if isinstance(exc, ForbiddenError):
+        return forbidden_page(request, store, city, principal, exc)
+    return _form_page(request, store, city, principal, settings=settings, values=values,
+                      errors=_form_errors(exc), device=device, status_code=422)  # fmt: skip
+
+
 def _form_page(
     request: Request, store: Store, city: CityProfile, principal: Principal, *,
     settings: Settings,
@@ -198,17 +223,10 @@ async def create_device(
     properties, geometry, private, errors = _parse_device_form(form)
     values = {**form}
     if geometry is None:
-        errors |= _field_errors(city, properties, today=city_today(request))
-        return _form_page(
-            request,
-            store,
-            city,
-            principal,
-            settings=settings,
-            values=values,
-            errors=errors,
-            status_code=422,
-        )
+        return _unplaced(
+            request, store, city, principal, settings=settings, values=values,
+            properties=properties, errors=errors,
+        )  # fmt: skip
     today = city_today(request)
     try:
         record = await run_in_threadpool(
@@ -219,10 +237,7 @@ async def create_device(
             )
         )  # fmt: skip
     except CardiomapaError as exc:
-        if isinstance(exc, ForbiddenError):
-            return forbidden_page(request, store, city, principal, exc)
-        return _form_page(request, store, city, principal, settings=settings, values=values,
-                          errors=_form_errors(exc), status_code=422)  # fmt: skip
+        return _refused(exc, request, store, city, principal, settings=settings, values=values)
     finders.invalidate()
     return done("/entidades", "registrado", warn=warn_about(request, record))
 
@@ -265,18 +280,10 @@ async def save_device(
     properties, geometry, private, errors = _parse_device_form(form)
     device = await run_in_threadpool(device_view, store, city, clock, before)
     if geometry is None:
-        errors |= _field_errors(city, properties, today=city_today(request))
-        return _form_page(
-            request,
-            store,
-            city,
-            principal,
-            settings=settings,
-            values=form,
-            errors=errors,
-            device=device,
-            status_code=422,
-        )
+        return _unplaced(
+            request, store, city, principal, settings=settings, values=form,
+            properties=properties, errors=errors, device=device,
+        )  # fmt: skip
     version = form.get("version", "")
     today = city_today(request)
     try:
@@ -317,10 +324,9 @@ async def save_device(
             status_code=409,
         )
     except CardiomapaError as exc:
-        if isinstance(exc, ForbiddenError):
-            return forbidden_page(request, store, city, principal, exc)
-        return _form_page(request, store, city, principal, settings=settings, values=form,
-                          errors=_form_errors(exc), device=device, status_code=422)  # fmt: skip
+        return _refused(
+            exc, request, store, city, principal, settings=settings, values=form, device=device
+        )
     finders.invalidate()
     return done(
         f"/entidades/desfibriladores/{device_id}", "guardado", warn=warn_about(request, record)
