@@ -6,6 +6,7 @@ import datetime as dt
 import itertools
 import math
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -21,6 +22,7 @@ from geo.core.siting import (
     SitingProblem,
     build_problem,
     candidate_grid,
+    objective_conflicts,
     solve_exact,
     solve_greedy,
     solve_target,
@@ -234,3 +236,32 @@ def test_a_grid_too_fine_for_memory_is_refused_before_it_is_built() -> None:
     assert len(candidate_grid(population, spacing_m=100)) > 0
     with pytest.raises(SitingError, match="use una separación"):
         candidate_grid(population, spacing_m=20_000 / math.sqrt(MAX_GRID_POINTS) / 2)
+
+
+def test_objective_rules_refuse_the_other_objective_s_parameters() -> None:
+    def given(objective: str, **options: Any) -> list[tuple[str, str]]:
+        values = {"target_share": None, "target_lives": None, "senior_weight": 1.0, **options}
+        return [(c.field, c.message) for c in objective_conflicts(objective, **values)]
+
+    assert given("residents", target_share=0.8, senior_weight=2.0) == []
+    assert given("lives", target_lives=1.0) == []
+    assert given("residents", target_lives=1.0) == [
+        ("target_lives",
+         "target_lives solo vale con objective=lives; con residents use target_share."),
+    ]  # fmt: skip
+    assert [field for field, _ in given("lives", target_share=0.5, senior_weight=2.0)] == [
+        "target_share",
+        "senior_weight",
+    ]
+    # The command line spells the same rule with its options.
+    [(field, message)] = given(
+        "residents",
+        target_lives=1.0,
+        lives_options=["parameters", "set"],
+        spell=lambda name, value: f"--{name.replace('_', '-')}" + (f" {value}" if value else ""),
+    )
+    assert field == "target_lives"
+    assert message == (
+        "--target-lives, --parameters y --set solo valen con --objective lives; con residents "
+        "use --target-share."
+    )

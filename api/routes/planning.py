@@ -30,6 +30,7 @@ from geo.core import outputs
 from geo.core.coverage import DEFAULT_RADIUS_M
 from geo.core.distance import DEFAULT_DETOUR_FACTOR
 from geo.core.results import AnalysisInputs
+from geo.core.siting import objective_conflicts
 from geo.errors import InputError
 from geo.io.store import Store
 from geo.services.analysis import (
@@ -210,18 +211,13 @@ def siting(
     detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
 ) -> SitingPublic | LivesSitingPublic:
     lives = objective == "lives"
-    if not lives and target_lives is not None:
-        msg = "target_lives solo vale con objective=lives; con residents use target_share."
-        raise InputError(msg, code="conflicting_parameters", field="target_lives")
-    if lives and target_share is not None:
-        msg = "target_share es del objetivo residents; con objective=lives use target_lives."
-        raise InputError(msg, code="conflicting_parameters", field="target_share")
-    if lives and senior_weight != 1.0:
-        msg = (
-            "senior_weight es del objetivo residents; con objective=lives las tasas por edad ya "
-            "pesan a los mayores."
-        )
-        raise InputError(msg, code="conflicting_parameters", field="senior_weight")
+    conflicts = objective_conflicts(
+        objective, target_share=target_share, target_lives=target_lives,
+        senior_weight=senior_weight,
+    )  # fmt: skip
+    if conflicts:
+        first = conflicts[0]
+        raise InputError(first.message, code="conflicting_parameters", field=first.field)
     inputs = planning.inputs()
     analysis = siting_analysis(
         inputs,

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import geopandas as gpd
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from geo.cli.common import _band, _day, _emit, _fail, _int, _lives, _pct, console, errors
@@ -27,6 +28,7 @@ from geo.cli.options import (
 from geo.core import outputs
 from geo.core.coverage import DEFAULT_RADIUS_M
 from geo.core.results import AnalysisInputs, SitingAnalysis
+from geo.core.siting import objective_conflicts
 from geo.errors import CardiomapaError
 from geo.services.analysis import siting_analysis
 
@@ -166,19 +168,26 @@ def _check_site_options(
     if output is Format.CSV:
         errors.print("[bold red]Error[/]: site admite --format table, json o geojson.")
         raise typer.Exit(code=2)
-    if not lives and (target_lives is not None or parameters_file or set_values):
-        errors.print(
-            "[bold red]Error[/]: --target-lives, --parameters y --set solo valen con "
-            "--objective lives."
-        )
+    conflicts = objective_conflicts(
+        "lives" if lives else "residents",
+        target_share=target_share,
+        target_lives=target_lives,
+        senior_weight=senior_weight,
+        lives_options=[
+            name for name, given in (("parameters", parameters_file), ("set", set_values)) if given
+        ],
+        spell=_option,
+    )
+    for conflict in conflicts:
+        errors.print(f"[bold red]Error[/]: {escape(conflict.message)}", highlight=False)
+    if conflicts:
         raise typer.Exit(code=2)
-    if lives and (target_share is not None or senior_weight != 1.0):
-        errors.print(
-            "[bold red]Error[/]: --target-share y --senior-weight son del objetivo residents; "
-            "con --objective lives use --target-lives (las tasas por edad ya pesan a los "
-            "mayores)."
-        )
-        raise typer.Exit(code=2)
+
+
+def _option(name: str, value: str | None) -> str:
+    """A parameter as the command line spells it: ``--objective lives``."""
+    option = "--" + name.replace("_", "-")
+    return option if value is None else f"{option} {value}"
 
 
 def _lives_per_year(target_lives: float | None, per: LivesPer) -> float | None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,69 @@ from geo.core.availability import ReportFlag
 from geo.core.coverage import DEFAULT_RADIUS_M, coverage
 from geo.core.distance import DistanceModel, StraightLine, metric_xy, pairs_within
 from geo.errors import SitingError
+
+#: The two objectives of siting: residents newly covered, or expected lives saved a year.
+OBJECTIVES = ("residents", "lives")
+
+
+def plain_name(name: str, value: str | None = None) -> str:
+    """A parameter as a query or a Python call spells it: ``objective=lives``."""
+    return name if value is None else f"{name}={value}"
+
+
+@dataclass(frozen=True)
+class ObjectiveConflict:
+    """A parameter given to the objective it does not belong to, and what to do instead."""
+
+    field: str
+    message: str
+
+
+def objective_conflicts(
+    objective: str,
+    *,
+    target_share: float | None,
+    target_lives: float | None,
+    senior_weight: float,
+    lives_options: Sequence[str] = (),
+    spell: Callable[[str, str | None], str] = plain_name,
+) -> list[ObjectiveConflict]:
+    """The parameters that do not belong to ``objective``: the one place these rules are
+    written (the CLI, the API and :func:`geo.services.analysis.siting_analysis` ask here).
+
+    ``residents`` weighs residents (``senior_weight``) and may aim at ``target_share``;
+    ``lives`` weighs expected lives, whose rates by age already weigh the elderly, and may aim
+    at ``target_lives``. ``lives_options`` names further options only ``lives`` takes (the
+    CLI's ``parameters`` and ``set``). ``spell(name, value)`` writes a parameter as the user
+    types it: ``--objective lives`` on the command line, ``objective=lives`` in a query.
+    """
+    lives = spell("objective", "lives")
+    if objective != "lives":
+        given = ["target_lives"] if target_lives is not None else []
+        given += list(lives_options)
+        if not given:
+            return []
+        names = [spell(name, None) for name in given]
+        listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} y {names[-1]}"
+        verb = "vale" if len(names) == 1 else "valen"
+        message = (
+            f"{listed} solo {verb} con {lives}; con residents use {spell('target_share', None)}."
+        )
+        return [ObjectiveConflict(given[0], message)]
+    conflicts = []
+    if target_share is not None:
+        message = (
+            f"{spell('target_share', None)} es del objetivo residents; con {lives} use "
+            f"{spell('target_lives', None)}."
+        )
+        conflicts.append(ObjectiveConflict("target_share", message))
+    if senior_weight != 1.0:
+        message = (
+            f"{spell('senior_weight', None)} es del objetivo residents; con {lives} las tasas "
+            "por edad ya pesan a los mayores."
+        )
+        conflicts.append(ObjectiveConflict("senior_weight", message))
+    return conflicts
 
 
 @dataclass(frozen=True, eq=False)

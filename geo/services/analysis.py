@@ -36,9 +36,11 @@ from geo.core.results import (
     WeeklyAnalysis,
 )
 from geo.core.siting import (
+    OBJECTIVES,
     SitingProblem,
     SitingResult,
     build_problem,
+    objective_conflicts,
     solve_exact,
     solve_greedy,
     solve_target,
@@ -229,9 +231,15 @@ def siting_analysis(
     ``target_lives`` (per year) as the goal instead of ``target_share``.
     """
     model = inputs.distance_model(detour_factor=detour_factor)
-    if objective not in ("residents", "lives"):
+    if objective not in OBJECTIVES:
         msg = f"Objetivo {objective!r} desconocido; se admite residents o lives."
         raise SitingError(msg)
+    conflicts = objective_conflicts(
+        objective, target_share=target_share, target_lives=target_lives,
+        senior_weight=senior_weight,
+    )  # fmt: skip
+    if conflicts:
+        raise SitingError(conflicts[0].message)
     if objective == "lives":
         if parameters is None:
             msg = "El objetivo lives necesita los parámetros del modelo de vidas salvadas."
@@ -241,9 +249,6 @@ def siting_analysis(
             candidates=candidates, target_lives=target_lives, at=at,
             time_limit_s=time_limit_s, model=model, reference_date=reference_date,
         )  # fmt: skip
-    if target_lives is not None:
-        msg = "--target-lives solo tiene sentido con el objetivo lives."
-        raise SitingError(msg)
     radius_m = DEFAULT_RADIUS_M if radius_m is None else radius_m
     sites = siting_candidates(
         candidates, inputs, radius_m=radius_m, at=at, model=model, reference_date=reference_date
