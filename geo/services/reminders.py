@@ -164,11 +164,11 @@ def plan_reminders(
     """
     kept = devices[devices["verification"].isin(REMINDED_VERIFICATION)]
     due = maintenance_due(kept, today=today, within_days=within_days, unchecked_days=unchecked_days)
-    since = _naive_utc(now) - dt.timedelta(days=repeat_days)
+    since = naive_utc(now) - dt.timedelta(days=repeat_days)
     recent = {
         (str(row["device_id"]), str(row["reason"]))
         for row in sent
-        if _naive_utc(row["sent_at"]) > since
+        if naive_utc(row["sent_at"]) > since
     }
     details = kept.drop(columns="geometry").set_index("id")
     names = dict(zip(entities["id"], entities["name"], strict=True))
@@ -260,7 +260,7 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-def _naive_utc(value: dt.datetime) -> dt.datetime:
+def naive_utc(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
         return value
     return value.astimezone(dt.UTC).replace(tzinfo=None)
@@ -594,7 +594,7 @@ def send_reminders(
         store.query_layer("defibrillators"),
         store.query_layer("entities"),
         store.contacts(),
-        store.reminders_sent(since=_naive_utc(current) - dt.timedelta(days=repeat)),
+        store.reminders_sent(since=naive_utc(current) - dt.timedelta(days=repeat)),
         today=today,
         within_days=settings.reminder_within_days if within_days is None else within_days,
         unchecked_days=settings.reminder_unchecked_days

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from geo.errors import ConflictError, NotFoundError
-from geo.io.store.audit import _audit
-from geo.io.store.base import StoreBase, _naive_utc, _require_entities
+from geo.io.store.audit import audit
+from geo.io.store.base import StoreBase, naive_utc, require_entities
 from geo.io.store.tables import API_TOKENS, ENTITY_INVITATIONS, TABLES, THROTTLE_EVENTS
 
 
@@ -105,14 +105,14 @@ class AccessRepository(StoreBase):
                     entity_id=entity_id,
                     label=label,
                     created_at=self.utcnow(),
-                    expires_at=_naive_utc(expires_at),
+                    expires_at=naive_utc(expires_at),
                 )
             ).inserted_primary_key
             assert token_id is not None
             new_id = int(token_id[0])
             after = {"role": role, "entity_id": entity_id, "label": label,
                      "expires_at": expires_at}  # fmt: skip
-            _audit(connection, self.utcnow(), actor, "create", "token", str(new_id), None, after)
+            audit(connection, self.utcnow(), actor, "create", "token", str(new_id), None, after)
         return new_id
 
     def token(self, token_id: int) -> TokenRecord | None:
@@ -141,15 +141,15 @@ class AccessRepository(StoreBase):
                 connection.execute(
                     API_TOKENS.update().where(API_TOKENS.c.id == token_id).values(revoked_at=now)
                 )
-                _audit(connection, self.utcnow(), actor, "revoke", "token", str(token_id), None,
-                       {"revoked_at": now})  # fmt: skip
+                audit(connection, self.utcnow(), actor, "revoke", "token", str(token_id), None,
+                      {"revoked_at": now})  # fmt: skip
         revoked = self.token(token_id)
         assert revoked is not None
         return revoked
 
     def touch_token(self, token_id: int, *, at: dt.datetime | None = None) -> None:
         """Note that a token was just accepted (written at most once a minute per token)."""
-        now = _naive_utc(at) or self.utcnow()
+        now = naive_utc(at) or self.utcnow()
         table = API_TOKENS
         with self._transaction() as connection:
             connection.execute(
@@ -212,8 +212,8 @@ class AccessRepository(StoreBase):
                     .where(ENTITY_INVITATIONS.c.id.in_(invitations))
                     .values(revoked_at=now)
                 )
-            _audit(connection, self.utcnow(), actor, "revoke_access", "entity", entity_id, None,
-                   {"tokens": tokens, "invitations": invitations, "revoked_at": now})  # fmt: skip
+            audit(connection, self.utcnow(), actor, "revoke_access", "entity", entity_id, None,
+                  {"tokens": tokens, "invitations": invitations, "revoked_at": now})  # fmt: skip
         return len(tokens), len(invitations)
 
     # invitations ----------------------------------------------------------------------------------
@@ -223,20 +223,20 @@ class AccessRepository(StoreBase):
     ) -> int:
         """Store an invitation's hash; returns its id. The entity must exist."""
         with self._transaction() as connection:
-            _require_entities(connection, [entity_id])
+            require_entities(connection, [entity_id])
             key = connection.execute(
                 ENTITY_INVITATIONS.insert().values(
                     entity_id=entity_id,
                     secret_hash=secret_hash,
                     created_at=self.utcnow(),
                     created_by=actor,
-                    expires_at=_naive_utc(expires_at),
+                    expires_at=naive_utc(expires_at),
                 )
             ).inserted_primary_key
             assert key is not None
             new_id = int(key[0])
-            _audit(connection, self.utcnow(), actor, "create", "invitation", str(new_id), None,
-                   {"entity_id": entity_id, "expires_at": expires_at})  # fmt: skip
+            audit(connection, self.utcnow(), actor, "create", "invitation", str(new_id), None,
+                  {"entity_id": entity_id, "expires_at": expires_at})  # fmt: skip
         return new_id
 
     def invitation(self, invitation_id: int) -> InvitationRecord | None:
@@ -274,8 +274,8 @@ class AccessRepository(StoreBase):
                 connection.execute(
                     table.update().where(table.c.id == invitation_id).values(revoked_at=now)
                 )
-                _audit(connection, now, actor, "revoke", "invitation", str(invitation_id), None,
-                       {"entity_id": row.entity_id, "revoked_at": now})  # fmt: skip
+                audit(connection, now, actor, "revoke", "invitation", str(invitation_id), None,
+                      {"entity_id": row.entity_id, "revoked_at": now})  # fmt: skip
         revoked = self.invitation(invitation_id)
         assert revoked is not None
         return revoked
@@ -322,7 +322,7 @@ class AccessRepository(StoreBase):
                     entity_id=row.entity_id,
                     label=label,
                     created_at=now,
-                    expires_at=_naive_utc(expires_at),
+                    expires_at=naive_utc(expires_at),
                 )
             ).inserted_primary_key
             assert key is not None
@@ -330,10 +330,10 @@ class AccessRepository(StoreBase):
             connection.execute(
                 table.update().where(table.c.id == invitation_id).values(token_id=token_id)
             )
-            _audit(connection, self.utcnow(), actor, "redeem", "invitation", str(invitation_id),
-                   None, {"entity_id": row.entity_id, "token_id": token_id})  # fmt: skip
-            _audit(connection, self.utcnow(), actor, "create", "token", str(token_id), None,
-                   {"role": "entity", "entity_id": row.entity_id, "label": label,
+            audit(connection, self.utcnow(), actor, "redeem", "invitation", str(invitation_id),
+                  None, {"entity_id": row.entity_id, "token_id": token_id})  # fmt: skip
+            audit(connection, self.utcnow(), actor, "create", "token", str(token_id), None,
+                  {"role": "entity", "entity_id": row.entity_id, "label": label,
                     "expires_at": expires_at})  # fmt: skip
         return token_id
 
@@ -364,7 +364,7 @@ class AccessRepository(StoreBase):
             The instant of the event (default: now).
         """
         key = _throttle_key(client)
-        moment = _naive_utc(now) if now is not None else self.utcnow()
+        moment = naive_utc(now) if now is not None else self.utcnow()
         assert moment is not None
         table = THROTTLE_EVENTS
         with self._transaction() as connection:
@@ -400,7 +400,7 @@ class AccessRepository(StoreBase):
         failed ones are counted afterwards with :meth:`throttle`.
         """
         key = _throttle_key(client)
-        moment = _naive_utc(now) if now is not None else self.utcnow()
+        moment = naive_utc(now) if now is not None else self.utcnow()
         assert moment is not None
         with self.engine.connect() as connection:
             return _throttle_refusal(connection, key, limits, moment)

@@ -19,8 +19,8 @@ from sqlalchemy.engine import Connection
 from geo.core.layers import WGS84
 from geo.core.outputs import python_value
 from geo.errors import ConflictError, InputError
-from geo.io.store.audit import _audit
-from geo.io.store.base import StoreBase, _batches
+from geo.io.store.audit import audit
+from geo.io.store.base import StoreBase, batches
 from geo.io.store.tables import ARREST_COLUMNS, CARDIAC_ARRESTS, SRID
 
 
@@ -59,8 +59,8 @@ class ArrestRepository(StoreBase):
             connection.execute(CARDIAC_ARRESTS.delete())
             _insert_arrests(connection, rows, actor, at=self.utcnow())
             after = {"rows": len(rows), "sources": sorted({row["source"] for row in rows})}
-            _audit(connection, self.utcnow(), actor, "replace", "arrests", CARDIAC_ARRESTS.name,
-                   {"rows": before}, after)  # fmt: skip
+            audit(connection, self.utcnow(), actor, "replace", "arrests", CARDIAC_ARRESTS.name,
+                  {"rows": before}, after)  # fmt: skip
         return before, len(rows)
 
     def append_arrests(self, frame: gpd.GeoDataFrame, *, actor: str) -> int:
@@ -112,8 +112,8 @@ class ArrestRepository(StoreBase):
             )
             after = {"rows": total, "added": len(rows),
                      "sources": sorted({row["source"] for row in rows})}  # fmt: skip
-            _audit(connection, self.utcnow(), actor, "append", "arrests", table.name,
-                   {"rows": total - len(rows)}, after)  # fmt: skip
+            audit(connection, self.utcnow(), actor, "append", "arrests", table.name,
+                  {"rows": total - len(rows)}, after)  # fmt: skip
         return total
 
     def arrests_frame(self) -> gpd.GeoDataFrame:
@@ -185,5 +185,5 @@ def _insert_arrests(
     connection: Connection, rows: Sequence[Mapping[str, Any]], actor: str, *, at: dt.datetime
 ) -> None:
     stamp = {"created_at": at, "created_by": actor}
-    for batch in _batches(iter([{**row, **stamp} for row in rows]), 1000):
+    for batch in batches(iter([{**row, **stamp} for row in rows]), 1000):
         connection.execute(CARDIAC_ARRESTS.insert(), batch)

@@ -16,7 +16,7 @@ from geo.io.store.tables import AUDIT_LOG
 
 
 class AuditRepository(StoreBase):
-    """Reading the audit log (every repository writes it with :func:`_audit`)."""
+    """Reading the audit log (every repository writes it with :func:`audit`)."""
 
     def audit_entries(
         self,
@@ -48,7 +48,7 @@ def _jsonable(value: Any) -> Any:
     return python_value(value)
 
 
-def _audit(
+def audit(
     connection: Connection,
     at: dt.datetime,
     actor: str,

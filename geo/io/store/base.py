@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from geo.clock import SYSTEM_CLOCK, Clock
 from geo.core.outputs import python_value
 from geo.errors import InputError, NotFoundError
-from geo.io.store.engine import _WRITE_OPTION, CHANGES_CHANNEL
+from geo.io.store.engine import CHANGES_CHANNEL, WRITE_OPTION
 from geo.io.store.tables import DATA_REVISIONS, TABLES
 
 
@@ -40,7 +40,7 @@ class StoreBase:
     def _transaction(self) -> Iterator[Connection]:
         """A write transaction: all or nothing; on SQLite it holds the write lock from BEGIN."""
         with self.engine.connect() as connection:
-            connection.execution_options(**{_WRITE_OPTION: True})
+            connection.execution_options(**{WRITE_OPTION: True})
             with connection.begin():
                 yield connection
 
@@ -71,7 +71,7 @@ class StoreBase:
 
 
 @contextmanager
-def _device_must_exist(device_id: object) -> Iterator[None]:
+def device_must_exist(device_id: object) -> Iterator[None]:
     """The foreign key to the device (migration 0009) refused the row: the device was deleted
     after it was checked. Nothing was written; say so as a missing device."""
     try:
@@ -89,7 +89,7 @@ def _foreign_key_violation(exc: IntegrityError) -> bool:
     return code == "23503" or "FOREIGN KEY constraint failed" in str(exc.orig)
 
 
-def _require_entities(connection: Connection, entity_ids: Sequence[str | None]) -> None:
+def require_entities(connection: Connection, entity_ids: Sequence[str | None]) -> None:
     wanted = sorted({entity_id for entity_id in entity_ids if entity_id is not None})
     if not wanted:
         return
@@ -103,7 +103,7 @@ def _require_entities(connection: Connection, entity_ids: Sequence[str | None]) 
         raise InputError(msg, code="unknown_entity", field="entity_id")
 
 
-def _check_source_keys(rows: Sequence[Mapping[str, Any]], *, missing: str, repeated: str) -> None:
+def check_source_keys(rows: Sequence[Mapping[str, Any]], *, missing: str, repeated: str) -> None:
     """Every imported row has a ``source_id``, and no ``(source, source_id)`` comes twice.
 
     ``repeated`` is formatted with the ``source`` and ``source_id`` found twice.
@@ -119,7 +119,7 @@ def _check_source_keys(rows: Sequence[Mapping[str, Any]], *, missing: str, repea
         seen.add(key)
 
 
-def _batches(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+def batches(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
     batch: list[dict[str, Any]] = []
     for row in rows:
         batch.append(row)
@@ -135,7 +135,7 @@ def utcnow(clock: Clock = SYSTEM_CLOCK) -> dt.datetime:
     return clock.now().astimezone(dt.UTC).replace(tzinfo=None)
 
 
-def _naive_utc(value: dt.datetime | None) -> dt.datetime | None:
+def naive_utc(value: dt.datetime | None) -> dt.datetime | None:
     if value is None or value.tzinfo is None:
         return value
     return value.astimezone(dt.UTC).replace(tzinfo=None)
@@ -149,7 +149,7 @@ def record_from_row(frame: gpd.GeoDataFrame, position: int) -> dict[str, Any]:
     }
 
 
-def _bump_revision(connection: Connection, name: str) -> None:
+def bump_revision(connection: Connection, name: str) -> None:
     connection.execute(
         DATA_REVISIONS.update()
         .where(DATA_REVISIONS.c.name == name)

@@ -7,8 +7,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from geo.io.store.audit import _audit
-from geo.io.store.base import StoreBase, _require_entities
+from geo.io.store.audit import audit
+from geo.io.store.base import StoreBase, require_entities
 from geo.io.store.tables import CONTACT_FIELDS, ENTITY_CONTACTS
 
 
@@ -45,7 +45,7 @@ class ContactRepository(StoreBase):
         result: dict[str, str] = {}
         now = self.utcnow()
         with self._transaction() as connection:
-            _require_entities(connection, [str(row["entity_id"]) for row in rows])
+            require_entities(connection, [str(row["entity_id"]) for row in rows])
             for row in rows:
                 entity_id = str(row["entity_id"])
                 values = {name: row.get(name) or None for name in CONTACT_FIELDS}
@@ -71,7 +71,7 @@ class ContactRepository(StoreBase):
                     )
                     result[entity_id] = "update"
                 old = None if before is None else {n: getattr(before, n) for n in CONTACT_FIELDS}
-                _audit(
+                audit(
                     connection,
                     self.utcnow(),
                     actor,

@@ -19,10 +19,10 @@ from sqlalchemy.exc import IntegrityError
 from geo.core.layers import DEFIBRILLATORS
 from geo.core.outputs import python_value
 from geo.errors import ConflictError, NotFoundError
-from geo.io.store.audit import _audit
-from geo.io.store.base import _bump_revision, _check_source_keys, record_from_row
+from geo.io.store.audit import audit
+from geo.io.store.base import bump_revision, check_source_keys, record_from_row
 from geo.io.store.layers import LayerRepository
-from geo.io.store.moderation import _resolve_reports
+from geo.io.store.moderation import close_reports
 from geo.io.store.tables import DEVICE_PRIVATE_NOTES, PRIVATE_NOTE_FIELDS, SRID, TABLES
 
 
@@ -69,8 +69,8 @@ class DeviceRepository(LayerRepository):
                     DEVICE_PRIVATE_NOTES.insert().values(device_id=record["id"], **private)
                 )
             after = {**record, "version": 1}
-            _audit(connection, self.utcnow(), actor, "create", "device", record["id"], None, after)
-            _bump_revision(connection, "defibrillators")
+            audit(connection, self.utcnow(), actor, "create", "device", record["id"], None, after)
+            bump_revision(connection, "defibrillators")
 
     def update_device(
         self,
@@ -103,7 +103,7 @@ class DeviceRepository(LayerRepository):
             Someone changed it after ``before`` was read.
         """
         with self._transaction() as connection:
-            return _update_device(
+            return write_device_update(
                 connection, before, after, actor=actor, action=action, private=private,
                 resolve_reports=resolve_reports, at=self.utcnow(),
             )  # fmt: skip
@@ -151,7 +151,7 @@ class DeviceRepository(LayerRepository):
         ConflictError
             A new record's id is taken, or a device changed after it was read (import again).
         """
-        _check_source_keys(
+        check_source_keys(
             records,
             missing="Cada desfibrilador importado necesita source_id para reconocerlo.",
             repeated="El desfibrilador {source_id!r} de {source!r} aparece dos veces.",
@@ -180,15 +180,15 @@ class DeviceRepository(LayerRepository):
                     after["geometry"] = record["geometry"]
                     if change == "inserted":
                         _insert_device(connection, row)
-                        _audit(connection, self.utcnow(), actor, "create", "device", row["id"],
-                               None, {**after, "version": 1})  # fmt: skip
+                        audit(connection, self.utcnow(), actor, "create", "device", row["id"],
+                              None, {**after, "version": 1})  # fmt: skip
                     elif change == "updated":
                         assert before is not None
                         self._update_imported(connection, before, record, row, after, actor)
                     if on_row is not None:
                         on_row()
                 if counts["inserted"] or counts["updated"]:
-                    _bump_revision(connection, "defibrillators")
+                    bump_revision(connection, "defibrillators")
         except IntegrityError as exc:
             msg = (
                 "Otro proceso ha guardado a la vez desfibriladores de la misma procedencia; "
@@ -222,11 +222,11 @@ class DeviceRepository(LayerRepository):
                 "importación."
             )
             raise ConflictError(msg)
-        _audit(connection, self.utcnow(), actor, "update", "device", device_id, before,
-               {**after, "version": version + 1})  # fmt: skip
+        audit(connection, self.utcnow(), actor, "update", "device", device_id, before,
+              {**after, "version": version + 1})  # fmt: skip
 
 
-def _update_device(
+def write_device_update(
     connection: Connection,
     before: Mapping[str, Any],
     after: Mapping[str, Any],
@@ -271,10 +271,10 @@ def _update_device(
         if any(value is not None for value in private.values()):
             connection.execute(DEVICE_PRIVATE_NOTES.insert().values(device_id=device_id, **private))
     new_after = {**after, "version": version + 1}
-    _audit(connection, at, actor, action, "device", device_id, before, new_after)
-    _bump_revision(connection, "defibrillators")
+    audit(connection, at, actor, action, "device", device_id, before, new_after)
+    bump_revision(connection, "defibrillators")
     if resolve_reports is not None:
-        _resolve_reports(connection, device_id, note=resolve_reports, actor=actor, at=at)
+        close_reports(connection, device_id, note=resolve_reports, actor=actor, at=at)
     return version + 1
 
 

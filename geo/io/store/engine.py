@@ -68,11 +68,11 @@ def create_db_engine(url: str) -> Engine:
 def _begin_sqlite(connection: Connection) -> None:
     # A writer takes the write lock up front: a deferred transaction that reads, then writes,
     # fails at once with "database is locked" when another writer got there first.
-    immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
+    immediate = connection.get_execution_options().get(WRITE_OPTION, False)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-_WRITE_OPTION = "cardiomapa_write"
+WRITE_OPTION = "cardiomapa_write"
 
 
 def _on_sqlite_connect(dbapi_conn: Any, record: Any) -> None:
@@ -131,7 +131,7 @@ def migrate(engine: Engine, *, clock: Clock = SYSTEM_CLOCK) -> None:
         if schema_revision(engine) == head:
             return  # the common case at start-up: nothing to do, no Alembic command run
         with engine.connect() as connection:
-            connection.execution_options(**{_WRITE_OPTION: True})  # SQLite: BEGIN IMMEDIATE
+            connection.execution_options(**{WRITE_OPTION: True})  # SQLite: BEGIN IMMEDIATE
             with connection.begin():
                 if connection.dialect.name == "postgresql":
                     # Several workers or commands starting at once upgrade one at a time; the

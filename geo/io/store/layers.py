@@ -19,8 +19,8 @@ from sqlalchemy.exc import OperationalError
 from geo.core.layers import CEAS, LAYERS_BY_NAME, Layers, LayerSchema, to_frame
 from geo.core.outputs import python_value
 from geo.errors import DatabaseNotEmptyError, StorageError
-from geo.io.store.audit import _audit
-from geo.io.store.base import StoreBase, _batches, _bump_revision
+from geo.io.store.audit import audit
+from geo.io.store.base import StoreBase, batches, bump_revision
 from geo.io.store.tables import (
     AUDIT_LOG,
     DATA_REVISIONS,
@@ -255,17 +255,17 @@ class LayerRepository(StoreBase):
                     written[name] += int(pinned.sum())
                     outcome["entities"] = sorted(pinned_entities - set(frame["id"]))
                     frame = frame.loc[~pinned]
-                for batch in _batches(_rows(frame, LAYERS_BY_NAME[name]), batch_size):
+                for batch in batches(_rows(frame, LAYERS_BY_NAME[name]), batch_size):
                     connection.execute(table.insert(), batch)
                     written[name] += len(batch)
                     if on_rows is not None:
                         on_rows(name, len(batch))
             if "entities" not in layers.frames:
                 outcome["entities"] = sorted(pinned_entities)
-            _audit(connection, self.utcnow(), actor, "replace" if present else "load", "layers",
-                   "load", before, {"written": written, **outcome})  # fmt: skip
+            audit(connection, self.utcnow(), actor, "replace" if present else "load", "layers",
+                  "load", before, {"written": written, **outcome})  # fmt: skip
             for name in TABLES:
-                _bump_revision(connection, name)
+                bump_revision(connection, name)
         if kept is not None:
             kept.update(outcome)
         return written
@@ -332,10 +332,10 @@ class LayerRepository(StoreBase):
                 connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
             )
             connection.execute(table.delete())
-            for batch in _batches(_rows(frame, schema), 1000):
+            for batch in batches(_rows(frame, schema), 1000):
                 connection.execute(table.insert(), batch)
             summary = {"rows": len(frame), "source": source}
-            _audit(
+            audit(
                 connection,
                 self.utcnow(),
                 actor,
@@ -345,7 +345,7 @@ class LayerRepository(StoreBase):
                 {"rows": before},
                 summary,
             )
-            _bump_revision(connection, name)
+            bump_revision(connection, name)
         return before, len(frame)
 
 

@@ -11,8 +11,8 @@ from sqlalchemy.engine import Connection
 
 from geo.core.availability import DOWNGRADING_REPORTS, ReportFlag
 from geo.errors import ConflictError, NotFoundError
-from geo.io.store.audit import _audit
-from geo.io.store.base import StoreBase, _bump_revision, _device_must_exist
+from geo.io.store.audit import audit
+from geo.io.store.base import StoreBase, bump_revision, device_must_exist
 from geo.io.store.tables import PROBLEM_REPORTS
 
 
@@ -22,17 +22,17 @@ class ModerationRepository(StoreBase):
     def insert_report(self, values: Mapping[str, Any], *, actor: str) -> int:
         """Queue a citizen's report about a device (status ``pending``); returns its id."""
         row = {**values, "status": "pending", "created_at": self.utcnow()}
-        with _device_must_exist(values["device_id"]), self._transaction() as connection:
+        with device_must_exist(values["device_id"]), self._transaction() as connection:
             self._require_device(connection, str(values["device_id"]))
             key = connection.execute(PROBLEM_REPORTS.insert().values(**row)).inserted_primary_key
             assert key is not None
             report_id = int(key[0])
             public = {k: v for k, v in row.items() if k != "contact"}
-            _audit(
+            audit(
                 connection, self.utcnow(), actor, "create", "report", str(report_id), None, public
             )
             if values["kind"] in DOWNGRADING_REPORTS:
-                _bump_revision(connection, "defibrillators")  # the map shows it at once
+                bump_revision(connection, "defibrillators")  # the map shows it at once
         return report_id
 
     def reports(
@@ -85,10 +85,10 @@ class ModerationRepository(StoreBase):
                 msg = f"El aviso {report_id} ya fue revisado ({before.status})."
                 raise ConflictError(msg)
             after = connection.execute(sa.select(table).where(table.c.id == report_id)).one()
-            _audit(connection, self.utcnow(), actor, "review", "report", str(report_id),
-                   dict(before._mapping), dict(after._mapping))  # fmt: skip
+            audit(connection, self.utcnow(), actor, "review", "report", str(report_id),
+                  dict(before._mapping), dict(after._mapping))  # fmt: skip
             if before.kind in DOWNGRADING_REPORTS:
-                _bump_revision(connection, "defibrillators")
+                bump_revision(connection, "defibrillators")
         return dict(after._mapping)
 
     def downgrading_reports(self) -> dict[str, ReportFlag]:
@@ -122,10 +122,10 @@ class ModerationRepository(StoreBase):
         it back in service). Each report is audited; returns their ids.
         """
         with self._transaction() as connection:
-            return _resolve_reports(connection, device_id, note=note, actor=actor, at=self.utcnow())
+            return close_reports(connection, device_id, note=note, actor=actor, at=self.utcnow())
 
 
-def _resolve_reports(
+def close_reports(
     connection: Connection, device_id: str, *, note: str, actor: str, at: dt.datetime
 ) -> list[int]:
     """Accept the device's pending "missing"/"broken" reports with ``note`` at ``at`` (naive
@@ -150,7 +150,7 @@ def _resolve_reports(
             .values(status="accepted", reviewed_at=now, reviewed_by=actor, review_note=note)
         )
         after = connection.execute(sa.select(table).where(table.c.id == before.id)).one()
-        _audit(connection, now, actor, "review", "report", str(before.id),
-               dict(before._mapping), dict(after._mapping))  # fmt: skip
-    _bump_revision(connection, "defibrillators")
+        audit(connection, now, actor, "review", "report", str(before.id),
+              dict(before._mapping), dict(after._mapping))  # fmt: skip
+    bump_revision(connection, "defibrillators")
     return [int(row.id) for row in pending]

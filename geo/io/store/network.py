@@ -12,7 +12,7 @@ from geoalchemy2.shape import from_shape
 
 from geo.core.layers import WGS84
 from geo.core.network import WalkingNetwork, network_from_frames, network_to_frames
-from geo.io.store.base import StoreBase, _batches
+from geo.io.store.base import StoreBase, batches
 from geo.io.store.tables import NETWORK_EDGES, NETWORK_NODES, SRID
 
 
@@ -50,7 +50,7 @@ class NetworkRepository(StoreBase):
             connection.execute(NETWORK_NODES.delete())
             for name, table, rows in (("nodos", NETWORK_NODES, node_rows),
                                       ("tramos", NETWORK_EDGES, edge_rows)):  # fmt: skip
-                for batch in _batches(rows, batch_size):
+                for batch in batches(rows, batch_size):
                     connection.execute(table.insert(), batch)
                     if on_rows is not None:
                         on_rows(name, len(batch))

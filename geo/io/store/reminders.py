@@ -8,8 +8,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from geo.io.store.audit import _audit
-from geo.io.store.base import StoreBase, _naive_utc
+from geo.io.store.audit import audit
+from geo.io.store.base import StoreBase, naive_utc
 from geo.io.store.tables import REMINDERS_SENT
 
 
@@ -21,7 +21,7 @@ class ReminderRepository(StoreBase):
         table = REMINDERS_SENT
         with self.engine.connect() as connection:
             rows = connection.execute(
-                sa.select(table).where(table.c.sent_at >= _naive_utc(since)).order_by(table.c.id)
+                sa.select(table).where(table.c.sent_at >= naive_utc(since)).order_by(table.c.id)
             ).all()
         return [dict(row._mapping) for row in rows]
 
@@ -32,7 +32,7 @@ class ReminderRepository(StoreBase):
         ``recipient``), in one transaction."""
         if not rows:
             return
-        now = _naive_utc(at) or self.utcnow()
+        now = naive_utc(at) or self.utcnow()
         values = [
             {"entity_id": r["entity_id"], "device_id": r["device_id"], "reason": r["reason"],
              "recipient": r["recipient"], "sent_at": now}
@@ -47,4 +47,4 @@ class ReminderRepository(StoreBase):
                     "items": [{"device_id": v["device_id"], "reason": v["reason"]} for v in mine],
                     "sent_at": now,
                 }
-                _audit(connection, self.utcnow(), actor, "send", "reminder", entity_id, None, after)
+                audit(connection, self.utcnow(), actor, "send", "reminder", entity_id, None, after)

@@ -12,8 +12,8 @@ from sqlalchemy.engine import Connection
 
 from geo.core.outputs import python_value
 from geo.errors import ConflictError, NotFoundError
-from geo.io.store.audit import _audit
-from geo.io.store.base import StoreBase, _check_source_keys, _require_entities
+from geo.io.store.audit import audit
+from geo.io.store.base import StoreBase, check_source_keys, require_entities
 from geo.io.store.tables import TRAINING_ACTIONS, TRAINING_FIELDS
 
 
@@ -37,7 +37,7 @@ class TrainingRepository(StoreBase):
         """
         row = _training_row(values)
         with self._transaction() as connection:
-            _require_entities(connection, [row["entity_id"]])
+            require_entities(connection, [row["entity_id"]])
             key = (row["source"], row["source_id"])
             if row["source_id"] is not None and key in _trainings_by_key(connection, [row]):
                 msg = (
@@ -49,7 +49,7 @@ class TrainingRepository(StoreBase):
             new = connection.execute(TRAINING_ACTIONS.insert().values(**row)).inserted_primary_key
             assert new is not None
             training_id = int(new[0])
-            _audit(
+            audit(
                 connection, self.utcnow(), actor, "create", "training", str(training_id), None, row
             )
         return training_id
@@ -70,7 +70,7 @@ class TrainingRepository(StoreBase):
         an unknown entity.
         """
         prepared = [_training_row(row) for row in rows]
-        _check_source_keys(
+        check_source_keys(
             prepared,
             missing="Cada fila importada necesita source_id para reconocerla al reimportar.",
             repeated="La formación {source_id!r} de {source!r} aparece dos veces.",
@@ -78,14 +78,14 @@ class TrainingRepository(StoreBase):
         counts = {"inserted": 0, "updated": 0, "unchanged": 0}
         if dry_run:
             with self.engine.connect() as connection:
-                _require_entities(connection, [row["entity_id"] for row in prepared])
+                require_entities(connection, [row["entity_id"] for row in prepared])
                 stored = _trainings_by_key(connection, prepared)
             for row in prepared:
                 counts[_change(stored.get((row["source"], row["source_id"])), row)] += 1
             return counts
         table = TRAINING_ACTIONS
         with self._transaction() as connection:
-            _require_entities(connection, [row["entity_id"] for row in prepared])
+            require_entities(connection, [row["entity_id"] for row in prepared])
             stored = _trainings_by_key(connection, prepared)
             now = self.utcnow()
             for row in prepared:
@@ -96,7 +96,7 @@ class TrainingRepository(StoreBase):
                     new = {**row, "created_at": now, "created_by": actor}
                     added = connection.execute(table.insert().values(**new)).inserted_primary_key
                     assert added is not None
-                    _audit(
+                    audit(
                         connection,
                         self.utcnow(),
                         actor,
@@ -112,8 +112,8 @@ class TrainingRepository(StoreBase):
                         table.update().where(table.c.id == before["id"]).values(**row)
                     )
                     after = {**before, **row}
-                    _audit(connection, self.utcnow(), actor, "update", "training",
-                           str(before["id"]), before, after)  # fmt: skip
+                    audit(connection, self.utcnow(), actor, "update", "training",
+                          str(before["id"]), before, after)  # fmt: skip
         return counts
 
     def training_actions(
@@ -174,8 +174,8 @@ class TrainingRepository(StoreBase):
                 msg = f"No existe la formación {training_id}."
                 raise NotFoundError(msg)
             connection.execute(table.delete().where(table.c.id == training_id))
-            _audit(connection, self.utcnow(), actor, "delete", "training", str(training_id),
-                   dict(before._mapping), None)  # fmt: skip
+            audit(connection, self.utcnow(), actor, "delete", "training", str(training_id),
+                  dict(before._mapping), None)  # fmt: skip
 
     def training_frame(self) -> pd.DataFrame:
         """The training register as a table for the indicators, ordered by date held and id.

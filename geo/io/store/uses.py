@@ -8,9 +8,9 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from geo.io.store.audit import _audit
-from geo.io.store.base import StoreBase, _device_must_exist, _naive_utc
-from geo.io.store.devices import _update_device
+from geo.io.store.audit import audit
+from geo.io.store.base import StoreBase, device_must_exist, naive_utc
+from geo.io.store.devices import write_device_update
 from geo.io.store.tables import DEVICE_USES
 
 
@@ -42,16 +42,16 @@ class UseRepository(StoreBase):
             With ``device_change``: someone changed the device after ``before`` was read.
         """
         row = {**values, "reported_by": actor, "reported_at": self.utcnow()}
-        row["used_at"] = _naive_utc(row["used_at"])
-        with _device_must_exist(values["device_id"]), self._transaction() as connection:
+        row["used_at"] = naive_utc(row["used_at"])
+        with device_must_exist(values["device_id"]), self._transaction() as connection:
             self._require_device(connection, str(values["device_id"]))
             key = connection.execute(DEVICE_USES.insert().values(**row)).inserted_primary_key
             assert key is not None
             use_id = int(key[0])
-            _audit(connection, self.utcnow(), actor, "create", "use", str(use_id), None, row)
+            audit(connection, self.utcnow(), actor, "create", "use", str(use_id), None, row)
             if device_change is not None:
                 before, after = device_change
-                _update_device(
+                write_device_update(
                     connection, before, {**after, "use_id": use_id}, actor=actor,
                     at=self.utcnow(),
                 )  # fmt: skip
