@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from geo.cli import app
+from geo.cli.options import DEFAULT_SCENE, Scene, with_scene
 from geo.io.store import Store
 from tests.conftest import TINY_DIR
 
@@ -107,6 +109,42 @@ def test_the_installed_console_script_loads_the_sample(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "defibrillators" in done.stdout
+
+
+SCENE_OPTIONS = ("--data-dir", "--network", "--no-network", "--detour-factor", "--count-overdue")
+
+
+@pytest.mark.parametrize(
+    "command", ["coverage", "gaps", "outcomes", "site", "indicators", "report"]
+)
+def test_every_analysis_offers_the_scene_options_once(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for option in SCENE_OPTIONS:
+        assert result.stdout.count(f"{option} ") == 1, (command, option)
+
+
+def test_with_scene_needs_a_scene_parameter() -> None:
+    def command(radius_m: float = 100.0) -> None:
+        """Sin escena."""
+
+    with pytest.raises(TypeError, match="scene"):
+        with_scene(command)
+
+
+def test_with_scene_hands_the_options_over_as_one_scene() -> None:
+    seen: list[Scene] = []
+
+    @with_scene
+    def command(top: int = 3, scene: Scene = DEFAULT_SCENE) -> None:
+        seen.append(scene)
+
+    parameters = list(inspect.signature(command).parameters)
+    assert parameters == ["top", "data_dir", "network", "no_network", "detour_factor",
+                          "count_overdue"]  # fmt: skip
+    command(top=1, data_dir=None, network=None, no_network=True, detour_factor=1.5,
+            count_overdue=False)  # fmt: skip
+    assert seen == [Scene(no_network=True, detour_factor=1.5)]
 
 
 @pytest.mark.parametrize("args", [["--help"], ["load", "--help"], ["serve", "--help"]])
