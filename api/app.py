@@ -97,8 +97,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(planning.router)
     app.include_router(training.router)
     app.include_router(ogc.router)
-    # Scripts and styles of the maps, vendored: pages never load anything from a CDN.
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # One /static for the maps' scripts and styles and the vendored libraries (geo/render/static)
+    # and the pages' own (api/static): pages never load anything from a CDN.
+    app.mount(
+        "/static", StaticFiles(directory=STATIC_DIR, packages=[("api", "static")]), name="static"
+    )
 
     @app.get("/api", response_model=IndexPublic, summary="Índice: ciudad y capas cargadas")
     def index(store: StoreDep, city: CityDep) -> IndexPublic:

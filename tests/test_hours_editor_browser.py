@@ -461,6 +461,6 @@ def test_the_form_has_no_serious_accessibility_problem(browser: Browser, base: s
 
 
 def test_the_static_files_exist() -> None:
-    static = Path(__file__).resolve().parent.parent / "geo" / "render" / "static"
+    static = Path(__file__).resolve().parent.parent / "api" / "static"
     for name in ("hours-editor.js", "hours-editor.css", "place-picker.js"):
         assert (static / name).is_file()
