@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import numpy as np
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from shapely.geometry import Point
 
 from geo.city import CityProfile
-from geo.core.availability import PUBLIC_ACCESS, device_availability, open_state
+from geo.core.availability import PUBLIC_ACCESS, ReportFlag, device_availability, open_state
 from geo.core.distance import NetworkDistance, StraightLine, to_metric
 from geo.core.layers import Layers
 from geo.core.nearest import DeviceFinder
@@ -169,3 +170,34 @@ def test_with_a_walking_network_the_answer_is_the_network_nearest(
         }
         assert all(d.distance_m >= by_line[d.device_id] - 1e-6 for d in found)
         assert [d.distance_m for d in found] == sorted(d.distance_m for d in found)
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        dt.datetime(2026, 12, 5, 9, 0),  # the week of 6 and 8 December, holidays in Castilla y León
+        dt.datetime(2026, 3, 26, 12, 0),  # clocks go forward on the 29th
+        dt.datetime(2026, 10, 22, 18, 30),  # and back on the 25th
+        dt.datetime(2026, 12, 29, 20, 0),  # New Year
+    ],
+)
+def test_usable_spans_agree_with_the_state_at_every_hour(
+    sample: Layers, city: CityProfile, start: dt.datetime
+) -> None:
+    devices = sample["defibrillators"].copy()
+    first = devices.index[0]
+    devices.loc[first, "pads_expiry"] = (start + dt.timedelta(days=2)).date()  # expires midweek
+    reported = str(devices.loc[devices.index[1], "id"])
+    reports = {reported: ReportFlag(reported, "broken", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))}
+    finder = DeviceFinder(devices, city, reports=reports)
+    spans = finder.usable_spans(start, start + dt.timedelta(days=7))
+    assert len(spans) == len(finder)
+    assert any(spans) and spans[finder.fields.index(
+        next(f for f in finder.fields if f["id"] == reported))] == []  # fmt: skip
+    zone = ZoneInfo(city.timezone)
+    for hour in range(0, 7 * 24, 1):
+        at = (start.replace(tzinfo=zone) + dt.timedelta(hours=hour, minutes=7)).astimezone(zone)
+        states = finder.states(at)
+        for index, state in enumerate(states):
+            inside = any(opens <= at < closes for opens, closes in spans[index])
+            assert inside == state.available, (finder.fields[index]["id"], at)

@@ -126,6 +126,13 @@ def maintenance_on(record: Mapping[str, object], day: dt.date) -> Maintenance:
     return Maintenance("ok" if known else "unknown")
 
 
+def last_good_day(record: Mapping[str, object]) -> dt.date | None:
+    """The last day the pads and the battery of ``record`` are both in date (``None``: no expiry
+    recorded)."""
+    days = [day for name, _words in _EXPIRY_FIELDS if (day := _date(record.get(name)))]
+    return min(days) if days else None
+
+
 def _date(value: object) -> dt.date | None:
     if value is None or value != value:  # None, NaN, NaT
         return None
@@ -259,6 +266,31 @@ def _merged(pieces: Iterable[Interval]) -> list[Interval]:
         elif begin < finish:
             merged.append((begin, finish, state, comment))
     return merged
+
+
+def open_spans(
+    text: str, start: dt.datetime, end: dt.datetime, *, timezone: str, calendar: HolidayCalendar
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """When ``text`` is open between ``start`` and ``end`` (aware instants), under the city's
+    holidays: ``(opens, closes)`` pairs in the city's time zone, merged where they touch.
+
+    Raises
+    ------
+    ValueError
+        ``text`` is not valid opening_hours syntax.
+    """
+    hours = city_hours(text, timezone, calendar)
+    zone = _zone(timezone)
+    spans: list[tuple[dt.datetime, dt.datetime]] = []
+    for opens, closes, state, _comment in hours.intervals(start, end):
+        if state != _OPEN:
+            continue
+        opens, closes = opens.astimezone(zone), closes.astimezone(zone)
+        if spans and spans[-1][1] >= opens:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], closes))
+        else:
+            spans.append((opens, closes))
+    return spans
 
 
 @lru_cache(maxsize=4096)

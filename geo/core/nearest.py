@@ -31,8 +31,10 @@ from geo.city import CityProfile
 from geo.core.availability import (
     PUBLIC_ACCESS,
     ReportFlag,
+    last_good_day,
     local_instant,
     maintenance_on,
+    open_spans,
     open_state,
 )
 from geo.core.distance import (
@@ -210,6 +212,40 @@ class DeviceFinder:
         """The state of every listed device at ``at``, in snapshot order (no distances)."""
         minute = _minute(local_instant(at, self.city.timezone))
         return [self._state(index, minute) for index in range(len(self._fields))]
+
+    def usable_spans(
+        self, start: dt.datetime, end: dt.datetime
+    ) -> list[list[tuple[dt.datetime, dt.datetime]]]:
+        """When each listed device (snapshot order) can be used between ``start`` and ``end``:
+        its open hours under the city's holidays, in local time, cut at the end of the last day
+        its pads and battery are in date. None while it is restricted, out of service,
+        reported or of unknown hours: the same rules as :meth:`states`, over a span of time, so
+        a page or a dispatch centre can tell what is usable at any moment of it offline."""
+        zone = self.city.timezone
+        begin, finish = local_instant(start, zone), local_instant(end, zone)
+        by_text: dict[str, list[tuple[dt.datetime, dt.datetime]]] = {}
+        usable: list[list[tuple[dt.datetime, dt.datetime]]] = []
+        for index, fields in enumerate(self._fields):
+            hours = fields["opening_hours"]
+            listed = self._public[index] and self._in_service[index]
+            if not listed or hours is None or fields["id"] in self.reports:
+                usable.append([])
+                continue
+            if hours not in by_text:
+                try:
+                    by_text[hours] = open_spans(
+                        hours, begin, finish, timezone=zone, calendar=self.city.calendar
+                    )
+                except ValueError:
+                    by_text[hours] = []
+            spans = by_text[hours]
+            expiry = last_good_day(fields)
+            if expiry is not None:
+                limit = dt.datetime.combine(expiry + dt.timedelta(days=1), dt.time(0))
+                limit = local_instant(limit, zone)
+                spans = [(opens, min(closes, limit)) for opens, closes in spans if opens < limit]
+            usable.append(spans)
+        return usable
 
     def nearest(
         self,
