@@ -87,6 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(TrustedProxyMiddleware, trusted=settings.trusted_proxies)
     app.state.citizen_page = citizens.RenderCache[citizens.MapPage](serve_stale=citizens.same_data)
     app.state.map_devices = citizens.RenderCache[bytes]()
+    app.state.map_offline = citizens.RenderCache[bytes]()
     app.include_router(citizens.router)
     app.include_router(planners.router)
     app.include_router(desk.router)

@@ -34,6 +34,8 @@ from geo.render.maps import DEVICE_COLUMNS, STATIC_DIR, citizen_data, self_conta
 from geo.services.tokens import issue_token
 from geo.settings import Settings
 
+API_STATIC = Path(__file__).resolve().parent.parent / "api" / "static"
+
 MADRID = ZoneInfo("Europe/Madrid")
 #: Monday 23 November 2026, 15:00 in Palencia: the pharmacy (dea-3) is on its lunch break.
 MONDAY_3PM = dt.datetime(2026, 11, 23, 15, 0, tzinfo=MADRID)
@@ -130,19 +132,69 @@ def test_citizen_page_loads_only_assets_served_by_the_app(client: TestClient) ->
     html = response.text
     assert html.startswith("<!DOCTYPE html>") and '<html lang="es">' in html
     assert "<title>Desfibriladores de Palencia</title>" in html
-    assets = ASSET_TAGS.findall(html)
-    assert len(assets) >= 7  # leaflet, markercluster, ours (js + css) and the icon
+    assets = [url for url in ASSET_TAGS.findall(html) if url != "/manifest.webmanifest"]
+    assert len(assets) >= 7  # leaflet, markercluster, ours (js + css) and the icons
     for url in assets:
         assert url.startswith("/static/"), f"the page loads {url} from elsewhere"
         served = client.get(url)
         assert served.status_code == 200, url
-        assert served.content == (STATIC_DIR / url.removeprefix("/static/")).read_bytes()
+        path = url.removeprefix("/static/")
+        local = STATIC_DIR / path if (STATIC_DIR / path).is_file() else API_STATIC / path
+        assert served.content == local.read_bytes()
     assert not re.search(r"(src|href)=\"(https?:)?//", html), "a script or style from outside"
     assert set(rows_by_id(page_data(html))) == {"dea-1", "dea-2", "dea-3"}
     assert page_data(html)["api_url"] == "/api"
     options = page_data(html, "cm-options")
     assert options["data_url"] == "/api/map/devices"
     assert options["notice"].startswith("20 de 20 registros son datos de muestra sintéticos")
+
+
+def test_the_citizens_page_installs_and_keeps_an_offline_copy(client: TestClient) -> None:
+    html = client.get("/").text
+    assert '<link rel="manifest" href="/manifest.webmanifest"/>' in html
+    options = page_data(html, "cm-options")
+    assert options["offline_url"] == "/api/map/offline"
+    assert options["service_worker"] == "/sw.js"
+    manifest = client.get("/manifest.webmanifest")
+    assert manifest.headers["content-type"].startswith("application/manifest+json")
+    document = manifest.json()
+    assert document["name"] == "Desfibriladores de Palencia" and document["lang"] == "es"
+    assert document["start_url"] == "/" and document["display"] == "standalone"
+    sizes = set()
+    for icon in document["icons"]:
+        served = client.get(icon["src"])
+        assert served.status_code == 200 and served.headers["content-type"] == "image/png"
+        assert served.content.startswith(b"\x89PNG")
+        sizes.add((icon["sizes"], icon["purpose"]))
+    assert {("192x192", "any"), ("512x512", "any"), ("512x512", "maskable")} <= sizes
+    worker = client.get("/sw.js")
+    assert worker.status_code == 200 and "javascript" in worker.headers["content-type"]
+    assert worker.headers["service-worker-allowed"] == "/"
+    for kept in ("/api/map/offline", "/static/cardiomapa.js", '"/"'):
+        assert kept in worker.text
+
+
+def test_the_offline_copy_says_when_each_device_can_be_used(
+    client: TestClient, loaded_url: str
+) -> None:
+    with Store.open(loaded_url) as store:
+        record = store.device("dea-1")
+        assert record is not None
+        notes = {"cabinet_code": "C-4471", "key_holder": "Portería"}
+        store.update_device(record, record, actor="tests", private=notes)
+    data = client.get("/api/map/offline").json()
+    assert data["columns"] == list(DEVICE_COLUMNS)
+    assert len(data["spans"]) == len(data["rows"]) == 3
+    start = dt.datetime.fromisoformat(data["at"])
+    assert dt.datetime.fromisoformat(data["offline_until"]) - start == dt.timedelta(days=7)
+    for row, spans in zip(data["rows"], data["spans"], strict=True):
+        assert len(spans) % 2 == 0 and spans == sorted(spans), row[0]
+        assert all(0 <= minute <= 7 * 24 * 60 for minute in spans)
+        state = data["states"][row[data["columns"].index("state")]]
+        now_open = any(a <= 0 < b for a, b in zip(spans[::2], spans[1::2], strict=True))
+        assert now_open == (state == "open"), (row[0], state, spans[:4])
+    text = json.dumps(data)
+    assert "C-4471" not in text and "Portería" not in text  # private notes never leave
 
 
 def test_map_devices_route_serves_the_pages_data(client: TestClient) -> None:

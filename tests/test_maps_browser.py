@@ -9,9 +9,12 @@ serves its own tiles, and shared files are opened with every http(s) request blo
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import http.server
+import json
 import math
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -541,3 +544,225 @@ def test_basemap_tiles_come_from_the_configured_server(
         server.stop()
         tiles.shutdown()
         tiles.server_close()
+
+
+# --- the citizens' map as an emergency tool ---------------------------------------------------
+
+#: A phone (the issue's 390 × 844) and a desktop screen.
+SCREENS = {"phone": (390, 844), "desktop": (1440, 900)}
+#: Where the person stands: Palencia's Plaza Mayor, a few hundred metres from several devices.
+PLAZA = (42.0096, -4.5327)
+
+
+def emergency_page(browser: Browser, screen: str) -> Watched:
+    width, height = SCREENS[screen]
+    phone = screen == "phone"
+    return open_page(
+        browser, width=width, height=height, is_mobile=phone, has_touch=phone,
+        geolocation={"latitude": PLAZA[0], "longitude": PLAZA[1]}, permissions=["geolocation"],
+    )  # fmt: skip
+
+
+def box_of(page: Page, selector: str) -> dict[str, float]:
+    box = page.locator(selector).first.bounding_box()
+    assert box is not None, f"{selector} is not shown"
+    return box
+
+
+def assert_call_in_first_view(page: Page) -> None:
+    """The tel:112 link is on screen, in the first viewport, and nothing covers it."""
+    call = page.locator("#cm-call")
+    assert call.get_attribute("href") == "tel:112"
+    box = box_of(page, "#cm-call")
+    viewport = page.viewport_size
+    assert viewport is not None
+    assert box["y"] >= 0 and box["y"] + box["height"] <= 100, box  # at the top, never pushed
+    assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], box
+    assert box["height"] >= 44
+    on_top = page.evaluate(
+        """() => { const r = document.getElementById('cm-call').getBoundingClientRect();
+        const e = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+        return Boolean(e && e.closest('#cm-call')); }"""
+    )
+    assert on_top, "something covers the call to 112"
+
+
+def overlaps(a: dict[str, float], b: dict[str, float]) -> bool:
+    across = min(a["x"] + a["width"], b["x"] + b["width"]) - max(a["x"], b["x"])
+    down = min(a["y"] + a["height"], b["y"] + b["height"]) - max(a["y"], b["y"])
+    return across > 0 and down > 0
+
+
+def uncovered_map(page: Page) -> dict[str, float]:
+    """The rectangle of the map that neither the panel/sheet nor the call button covers."""
+    viewport = page.viewport_size
+    assert viewport is not None
+    panel = box_of(page, "#cm-panel")
+    call = box_of(page, "#cm-call")
+    top, left, right = call["y"] + call["height"], 0.0, float(viewport["width"])
+    bottom = float(viewport["height"])
+    if panel["y"] > viewport["height"] / 3:  # a bottom sheet
+        bottom = panel["y"]
+    else:
+        left = panel["x"] + panel["width"]
+    return {"top": top, "left": left, "right": right, "bottom": bottom}
+
+
+@pytest.mark.parametrize("screen", list(SCREENS))
+def test_the_call_to_112_and_the_way_to_the_device_stay_in_view(
+    site: Site, browser: Browser, screen: str
+) -> None:
+    watched = emergency_page(browser, screen)
+    page = watched.page
+    page.goto(site.base + "/")
+    wait_ready(page)
+    assert_call_in_first_view(page)
+    guide = page.locator("#cm-guide").inner_text()
+    for step in ("Llame al 112", "compresiones", "Mande a alguien", "siga su voz"):
+        assert step in guide
+    page.click("#cm-locate")
+    first = page.locator("#cm-results li.cm-open").first
+    first.wait_for()
+    page.wait_for_timeout(400)
+    assert_call_in_first_view(page)  # the results never push the call down
+    trip = first.locator(".cm-trip").inner_text()
+    assert trip.startswith("Ida y vuelta a pie:")
+    minutes_there = float(first.get_attribute("data-walk-min") or "nan")
+    if 2 * minutes_there > 3:
+        assert "no deje a la persona" in trip and "envíelo a por el desfibrilador" in trip
+    else:
+        assert "vaya usted" in trip
+    # The person and the nearest usable device lie in the part of the map nothing covers.
+    free = uncovered_map(page)
+    name = first.locator(".cm-result-name").inner_text()
+    for selector in (f".cm-device[title='{name}']", "path.leaflet-interactive[stroke='#fff']"):
+        box = box_of(page, selector)
+        centre_x, centre_y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        assert free["left"] <= centre_x <= free["right"], (selector, box, free)
+        assert free["top"] <= centre_y <= free["bottom"], (selector, box, free)
+    screenshot(page, f"emergency-{screen}-{site.backend}.png")
+    assert watched.problems == []
+
+
+@pytest.mark.parametrize("screen", list(SCREENS))
+def test_popups_are_whole_on_screen_and_their_buttons_answer(
+    site: Site, browser: Browser, screen: str
+) -> None:
+    watched = emergency_page(browser, screen)
+    page = watched.page
+    page.goto(site.base + "/")
+    wait_ready(page)
+    page.click("#cm-locate")
+    page.locator("#cm-results li").first.wait_for()
+    page.locator("#cm-results .cm-result-name").first.click()
+    page.locator(".leaflet-popup .cm-popup").wait_for()
+    page.wait_for_timeout(500)  # the pan and the popup's fade-in
+    viewport = page.viewport_size
+    assert viewport is not None
+    popup = box_of(page, ".leaflet-popup-content-wrapper")
+    assert popup["x"] >= 0 and popup["y"] >= 0, popup
+    assert popup["x"] + popup["width"] <= viewport["width"], popup
+    assert popup["y"] + popup["height"] <= viewport["height"], popup
+    panel = box_of(page, "#cm-panel")
+    overlap_x = min(popup["x"] + popup["width"], panel["x"] + panel["width"]) - max(
+        popup["x"], panel["x"]
+    )
+    overlap_y = min(popup["y"] + popup["height"], panel["y"] + panel["height"]) - max(
+        popup["y"], panel["y"]
+    )
+    assert overlap_x <= 0 or overlap_y <= 0, "the popup lies under the panel or the sheet"
+    page.click(".cm-popup .cm-report-open")  # a real click: it fails if anything intercepts it
+    page.locator("#cm-report").wait_for()
+    assert page.locator("#cm-report").is_visible()
+    screenshot(page, f"emergency-popup-{screen}-{site.backend}.png")
+    assert watched.problems == []
+
+
+def test_the_sheet_folds_by_keyboard_and_every_control_is_big_enough(
+    site: Site, browser: Browser
+) -> None:
+    watched = emergency_page(browser, "phone")
+    page = watched.page
+    page.goto(site.base + "/")
+    wait_ready(page)
+    panel = page.locator("#cm-panel")
+    heights = {}
+    handle = page.locator("#cm-sheet")
+    handle.focus()
+    for key, expected in (("ArrowDown", "collapsed"), ("ArrowUp", "half"), ("ArrowUp", "full")):
+        page.keyboard.press(key)
+        assert panel.get_attribute("data-sheet") == expected
+        heights[expected] = box_of(page, "#cm-panel")["height"]
+    assert heights["collapsed"] < heights["half"] < heights["full"]
+    page.keyboard.press("Enter")  # a tap or Enter steps round: full → collapsed
+    assert panel.get_attribute("data-sheet") == "collapsed"
+    assert_call_in_first_view(page)  # above the sheet in every position
+    page.keyboard.press("Enter")
+    page.click("#cm-locate")
+    page.locator("#cm-results li").first.wait_for()
+    small = page.evaluate(
+        """() => [...document.querySelectorAll(
+            '#cm-call, #cm-sheet, #cm-locate, #cm-panel .cm-result-name, #cm-panel .cm-directions,'
+            + ' #cm-guide summary, .leaflet-control-zoom a')]
+          .filter((e) => e.getClientRects().length)
+          .map((e) => [e.id || e.className || e.tagName, e.getBoundingClientRect().height])
+          .filter(([, h]) => h < 44)"""
+    )
+    assert small == [], f"controls under 44 px: {small}"
+    scale = page.locator(".leaflet-control-scale-line")
+    assert scale.count() == 1 and scale.inner_text().endswith(("m", "km"))
+    assert "ft" not in page.locator(".leaflet-control-scale").inner_text()
+    attribution = box_of(page, ".leaflet-control-attribution")
+    assert attribution["height"] <= 20  # one line
+    assert watched.problems == []
+
+
+def test_without_a_network_the_page_still_finds_the_nearest_usable_device(
+    site: Site, browser: Browser
+) -> None:
+    watched = emergency_page(browser, "phone")
+    page = watched.page
+    offline_copy = httpx.get(site.base + "/api/map/offline", timeout=30).json()
+    assert "cabinet_code" not in json.dumps(offline_copy)  # public fields only
+    # The browser's clock, pinned half an hour after the server's (which started on an
+    # ordinary Monday at 10:00): the age of the kept copy and the device usable "now" are
+    # known, whatever day the suite runs.
+    later = dt.datetime.fromisoformat(offline_copy["at"]) + dt.timedelta(minutes=30)
+    page.clock.set_fixed_time(later)
+    page.goto(site.base + "/")
+    wait_ready(page)
+    controlled = page.evaluate(
+        """async () => { await navigator.serviceWorker.ready;
+        for (let i = 0; i < 100 && !navigator.serviceWorker.controller; i++) {
+            await new Promise((r) => setTimeout(r, 100)); }
+        return Boolean(navigator.serviceWorker.controller); }"""
+    )
+    assert controlled, "the service worker does not control the page"
+    kept = page.evaluate(
+        """async () => { const cache = await caches.open('cardiomapa-v1');
+        return (await cache.keys()).map((r) => new URL(r.url).pathname); }"""
+    )
+    for path in ("/", "/api/map/offline", "/static/cardiomapa.js"):
+        assert path in kept, kept
+    watched.clear()
+    page.context.set_offline(True)
+    page.reload()
+    wait_ready(page)
+    page.click("#cm-locate")
+    first = page.locator("#cm-results li").first
+    first.wait_for()
+    assert "Disponible ahora" in first.inner_text()
+    stamp = page.locator("#cm-stamp").inner_text()
+    assert stamp.startswith("Sin conexión: datos guardados a las "), stamp
+    assert re.search(r"\(hace (2[89]|3[01]) min\)", stamp), stamp
+    # The answer is the one the server gives for the same instant.
+    page.context.set_offline(False)
+    wanted = httpx.get(
+        f"{site.base}/api/nearest",
+        params={"lat": PLAZA[0], "lon": PLAZA[1], "limit": 1, "at": later.isoformat()},
+        timeout=30,
+    ).json()["results"][0]["id"]
+    assert first.get_attribute("data-device-id") == wanted
+    screenshot(page, f"emergency-offline-{site.backend}.png")
+    failures = [p for p in watched.problems if "ERR_INTERNET_DISCONNECTED" not in p]
+    assert failures == []

@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from fastapi import APIRouter, Request
@@ -25,7 +26,7 @@ from geo.clock import local_now
 from geo.core.nearest import DeviceFinder
 from geo.core.outputs import data_notice
 from geo.io.store import Store
-from geo.render.maps import basemap_of, citizen_data, citizen_map
+from geo.render.maps import OFFLINE_DAYS, basemap_of, citizen_data, citizen_map, citizen_offline
 
 router = APIRouter()
 logger = logging.getLogger(__name__)
@@ -166,3 +167,68 @@ async def map_devices(request: Request, finders: FindersDep, clock: ClockDep) ->
     # Every open page asks at the same instant (a device opening or closing): computed once.
     body = await run_in_threadpool(cache.get, (finder, minute), render)
     return Response(body, media_type="application/json", headers={"Cache-Control": "no-cache"})
+
+
+@router.get(
+    "/api/map/offline",
+    tags=["desfibriladores"],
+    summary="Copia para usar sin conexión: los desfibriladores y cuándo se pueden usar 7 días",
+    responses=ERRORS,
+)
+async def map_offline(request: Request, finders: FindersDep, clock: ClockDep) -> Response:
+    """Las filas de ``/api/map/devices`` y, para cada una, en ``spans``, los intervalos en que se
+    puede usar durante los próximos días (minutos desde ``at``, por pares). La página la guarda
+    para encontrar sin red el desfibrilador disponible más cercano; solo datos públicos."""
+    finder = await _finder(finders)
+    minute = local_now(clock, finder.city.timezone).replace(second=0, microsecond=0)
+    cache: RenderCache[bytes] = request.app.state.map_offline
+
+    def render() -> bytes:
+        document = {**citizen_offline(finder, at=minute), "api_url": "/api"}
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+    body = await run_in_threadpool(cache.get, (finder, minute), render)
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-cache"})
+
+
+#: The service worker: served from the root so that it may keep the citizens' page at ``/``.
+SERVICE_WORKER = Path(__file__).resolve().parent.parent / "static" / "sw.js"
+
+
+@router.get("/sw.js", include_in_schema=False)
+def service_worker() -> Response:
+    """The citizens' page's service worker (offline copy of the page, its assets and data)."""
+    return Response(
+        SERVICE_WORKER.read_bytes(),
+        media_type="text/javascript",
+        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"},
+    )
+
+
+@router.get("/manifest.webmanifest", include_in_schema=False)
+def manifest(finders: FindersDep) -> Response:
+    """The web app manifest: the citizens' map installs on a phone's home screen."""
+    city = finders.city
+    document = {
+        "name": f"Desfibriladores de {city.name}",
+        "short_name": "Desfibriladores",
+        "description": (
+            "El desfibrilador disponible más cercano, ahora; funciona sin conexión con los datos "
+            f"de los últimos {OFFLINE_DAYS} días."
+        ),
+        "lang": "es",
+        "start_url": "/",
+        "scope": "/",
+        "display": "standalone",
+        "background_color": "#ffffff",
+        "theme_color": "#0a8f3c",
+        "icons": [
+            {"src": f"/static/icons/{kind}-{size}.png", "sizes": f"{size}x{size}",
+             "type": "image/png", "purpose": "maskable" if kind == "maskable" else "any"}
+            for kind in ("icon", "maskable")
+            for size in (192, 512)
+        ],
+    }  # fmt: skip
+    return Response(
+        json.dumps(document, ensure_ascii=False), media_type="application/manifest+json"
+    )

@@ -77,7 +77,7 @@ def base_map(
         zoom_start=13,
         tiles=None,
         max_zoom=basemap.max_zoom,
-        control_scale=True,
+        control_scale=False,  # cardiomapa.js adds a metric-only scale
         prefer_canvas=False,
     )
     fmap.options["maxZoom"] = basemap.max_zoom  # folium gives it to tiles only; clusters need it
@@ -101,6 +101,19 @@ def base_map(
     icon = f'<link rel="icon" href="{static_url}/{FAVICON}" type="image/svg+xml"/>'
     root.header.add_child(Element(icon), name="favicon")
     return fmap, [[miny, minx], [maxy, maxx]]
+
+
+def installable(fmap: folium.Map, static_url: str) -> None:
+    """Link the web app manifest (``/manifest.webmanifest``) and its icons: a served page can
+    be installed on a phone's home screen and opened without a network."""
+    root = fmap.get_root()
+    assert isinstance(root, Figure)
+    links = (
+        '<link rel="manifest" href="/manifest.webmanifest"/>'
+        '<meta name="theme-color" content="#0a8f3c"/>'
+        f'<link rel="apple-touch-icon" href="{static_url}/icons/icon-192.png"/>'
+    )
+    root.header.add_child(Element(links), name="installable")
 
 
 def outline(fmap: folium.Map, city: CityProfile) -> None:

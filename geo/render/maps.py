@@ -27,6 +27,7 @@ from geo.render.map_page import (
     Page,
     base_map,
     basemap_of,
+    installable,
     outline,
     page_html,
     self_contained,
@@ -43,6 +44,7 @@ __all__ = [
     "basemap_of",
     "citizen_data",
     "citizen_map",
+    "citizen_offline",
     "planner_map",
     "self_contained",
 ]
@@ -121,6 +123,32 @@ def citizen_data(
     }
 
 
+#: How far ahead the offline copy of the citizens' map knows when each device can be used.
+OFFLINE_DAYS = 7
+
+
+def citizen_offline(finder: DeviceFinder, *, at: dt.datetime) -> dict[str, Any]:
+    """:func:`citizen_data` plus, for each row, when the device can be used over the next
+    ``OFFLINE_DAYS`` days: what the page keeps for when there is no network.
+
+    ``spans[i]`` lists row ``i``'s usable intervals as minutes from ``at`` (flat pairs:
+    ``[opens, closes, opens, closes, …]``), by the same rules as the states
+    (:meth:`DeviceFinder.usable_spans`), so a phone offline can still tell which device is usable
+    now, and says how old its copy is (``at``). Only the public fields of ``citizen_data``.
+    """
+    data = citizen_data(finder, at=at)
+    start = dt.datetime.fromisoformat(data["at"])
+    until = start + dt.timedelta(days=OFFLINE_DAYS)
+    spans = []
+    for usable in finder.usable_spans(start, until):
+        flat: list[int] = []
+        for opens, closes in usable:
+            flat.append(round((opens - start).total_seconds() / 60))
+            flat.append(round((closes - start).total_seconds() / 60))
+        spans.append(flat)
+    return {**data, "offline_until": until.isoformat(), "spans": spans}
+
+
 def _hours_text(text: str, at: dt.datetime, city: CityProfile) -> str:
     try:
         words = week_in_words(
@@ -165,6 +193,9 @@ def citizen_map(
     data = citizen_data(finder, at=at, api_url=api_url)
     data_url = f"{api_url}/map/devices" if api_url else None
     options = {"title": title, "notice": notice, "data_url": data_url, "bounds": bounds}
+    if api_url:  # served: installable, and kept for when there is no network
+        options |= {"offline_url": f"{api_url}/map/offline", "service_worker": "/sw.js"}
+        installable(fmap, static_url)
     page = Page("citizen", fmap, options, data)
     fmap.add_child(page)
     return page_html(fmap, page)

@@ -61,6 +61,31 @@
     return `${Math.max(1, Math.round(walkMin))} min a pie`;
   }
 
+  /** Round trip on foot, and what to do with it: the literature's rule is about 1.5 minutes
+   * each way (3 in all); farther, whoever is alone stays with the victim. */
+  const NEAR_ROUND_TRIP_MIN = 3;
+
+  function roundTrip(walkMin) {
+    const total = Math.max(1, Math.round(2 * walkMin));
+    if (2 * walkMin <= NEAR_ROUND_TRIP_MIN) {
+      return {
+        near: true,
+        text: `Ida y vuelta a pie: ${total} min.`,
+        advice: "Cerca: que alguien vaya a por él ya; si está solo, tras llamar al 112 vaya usted.",
+      };
+    }
+    return {
+      near: false,
+      text: `Ida y vuelta a pie: ${total} min.`,
+      advice:
+        "Lejos para ir usted: no deje a la persona. Empiece las compresiones y, si hay alguien más, envíelo a por el desfibrilador.",
+    };
+  }
+
+  function isPhone() {
+    return window.matchMedia("(max-width: 640px)").matches;
+  }
+
   function osmDirections(from, to) {
     const route = `${from.lat.toFixed(6)},${from.lng.toFixed(6)};${to.lat.toFixed(6)},${to.lng.toFixed(6)}`;
     return `https://www.openstreetmap.org/directions?engine=fossgis_osrm_foot&route=${encodeURIComponent(route)}`;
@@ -68,8 +93,74 @@
 
   /* ---------------------------------------------------------------- citizens' map */
 
+  /** The panel as a bottom sheet on phones: collapsed, half or full height, set by its handle
+   * (a tap steps through them; the arrow keys raise and lower it; a drag snaps to the nearest). */
+  function bottomSheet(panel, handle, map) {
+    const STATES = ["collapsed", "half", "full"];
+    const NEXT = { collapsed: "Ver más", half: "Ver toda la lista", full: "Ver menos" };
+    const NOW = { collapsed: "plegada", half: "a media altura", full: "desplegada" };
+    let startY = null;
+    let startHeight = 0;
+    let dragged = false;
+
+    function set(state) {
+      panel.dataset.sheet = state;
+      panel.style.height = "";
+      handle.querySelector(".cm-sheet-label").textContent = NEXT[state];
+      handle.setAttribute("aria-label", `Lista ${NOW[state]}: ${NEXT[state].toLowerCase()}`);
+    }
+    function step(by) {
+      const index = STATES.indexOf(panel.dataset.sheet);
+      set(STATES[Math.min(STATES.length - 1, Math.max(0, index + by))]);
+    }
+    handle.addEventListener("click", () => {
+      if (dragged) {
+        dragged = false;
+        return;
+      }
+      set(STATES[(STATES.indexOf(panel.dataset.sheet) + 1) % STATES.length]);
+    });
+    handle.addEventListener("keydown", (event) => {
+      if (event.key === "ArrowUp" || event.key === "ArrowDown") {
+        step(event.key === "ArrowUp" ? 1 : -1);
+        event.preventDefault();
+      }
+    });
+    handle.addEventListener("pointerdown", (event) => {
+      if (!isPhone()) return;
+      startY = event.clientY;
+      startHeight = panel.getBoundingClientRect().height;
+      dragged = false;
+      handle.setPointerCapture(event.pointerId);
+    });
+    handle.addEventListener("pointermove", (event) => {
+      if (startY === null) return;
+      const rise = startY - event.clientY;
+      if (Math.abs(rise) > 8) dragged = true;
+      if (dragged) panel.style.height = `${Math.max(72, startHeight + rise)}px`;
+    });
+    handle.addEventListener("pointerup", () => {
+      if (startY === null) return;
+      startY = null;
+      if (!dragged) return;
+      const share = panel.getBoundingClientRect().height / map.getContainer().clientHeight;
+      set(share < 0.3 ? "collapsed" : share < 0.7 ? "half" : "full");
+    });
+    set(panel.dataset.sheet || "half");
+    return { set };
+  }
+
+  /** A metric scale (the maps never show feet) and a one-line attribution. */
+  function mapControls(map, position) {
+    L.control.scale({ imperial: false, maxWidth: 120, position: position || "bottomleft" }).addTo(map);
+    if (map.attributionControl) {
+      map.attributionControl.setPrefix('<a href="https://leafletjs.com" title="Biblioteca de mapas">Leaflet</a>');
+    }
+  }
+
   cardiomapa.citizen = function (map, options, initialData) {
     map.fitBounds(options.bounds, { animate: false });
+    mapControls(map, "bottomright"); // the panel holds the left side
     let data = initialData;
     let rows = []; // arrays, as sent: 50,000 objects would cost more than the rest of the load
     let C = {}; // column name -> index in a row
@@ -119,17 +210,39 @@
       if (!marker.getPopup()) {
         marker.bindPopup(() => popup(record(marker.cmRow)), { maxWidth: 320, className: "cm-popup-wrap" });
       }
-      // Pan the popup clear of the controls in the top corners and of the bottom sheet (phones:
-      // the legend and attribution move to the top right), so its close button is never covered.
-      const box = map.getContainer().getBoundingClientRect();
-      const corner = map.getContainer().querySelector(".leaflet-bottom.leaflet-right");
-      const sheet = panel.getBoundingClientRect();
-      const sheetOpen = sheet.top > box.top + box.height / 2; // the panel is a bottom sheet
-      const top = corner ? Math.max(10, corner.getBoundingClientRect().bottom - box.top + 6) : 10;
+      // On a phone the sheet steps aside; everywhere the popup pans clear of the call button,
+      // the controls, the panel and the sheet, so nothing covers it or its buttons.
+      if (isPhone()) sheet.set("collapsed");
+      const free = freeArea();
       const popupOptions = marker.getPopup().options;
-      popupOptions.autoPanPaddingTopLeft = L.point(10, corner && sheetOpen ? top : 10);
-      popupOptions.autoPanPaddingBottomRight = L.point(10, sheetOpen ? box.bottom - sheet.top + 10 : 10);
+      popupOptions.maxWidth = Math.max(200, Math.min(320, free.width - 40));
+      popupOptions.autoPanPaddingTopLeft = L.point(free.left, free.top);
+      popupOptions.autoPanPaddingBottomRight = L.point(free.right, free.bottom);
       marker.openPopup();
+    }
+
+    /** The part of the map nothing covers: padding (px) from each edge, and its size. */
+    function freeArea() {
+      const box = map.getContainer().getBoundingClientRect();
+      const free = { top: 10, left: 10, right: 10, bottom: 10 };
+      const covers = [call, ...map.getContainer().querySelectorAll(".leaflet-top .leaflet-control")];
+      if (isPhone()) covers.push(...map.getContainer().querySelectorAll(".leaflet-bottom.leaflet-right .leaflet-control"));
+      for (const node of covers) {
+        const rect = node.getBoundingClientRect();
+        if (rect.height && rect.top < box.top + box.height / 3) free.top = Math.max(free.top, rect.bottom - box.top + 8);
+      }
+      const area = panel.getBoundingClientRect();
+      if (isPhone()) free.bottom = Math.max(free.bottom, box.bottom - area.top + 10);
+      else {
+        free.left = Math.max(free.left, area.right - box.left + 10);
+        for (const node of map.getContainer().querySelectorAll(".leaflet-bottom .leaflet-control")) {
+          const rect = node.getBoundingClientRect();
+          if (rect.height && rect.width > 150) free.bottom = Math.max(free.bottom, box.bottom - rect.top + 8);
+        }
+      }
+      free.width = box.width - free.left - free.right;
+      free.height = box.height - free.top - free.bottom;
+      return free;
     }
 
     function record(row) {
@@ -145,22 +258,52 @@
       "Usar mi ubicación"
     );
     const stamp = el("p", { class: "cm-small", id: "cm-stamp" });
+    // Emergency first: the call is always on screen, above the map and the sheet, on every size.
+    const call = el(
+      "a",
+      { href: "tel:112", id: "cm-call", class: "cm-call" },
+      el("span", { class: "cm-call-icon", "aria-hidden": "true" }, "☎"),
+      " Llamar al 112"
+    );
+    L.DomEvent.disableClickPropagation(call);
+    // What the European Resuscitation Council asks of anyone who finds a person in arrest.
+    const guidance = el(
+      "details",
+      { id: "cm-guide", open: true },
+      el("summary", {}, "Si alguien no responde y no respira con normalidad"),
+      el(
+        "ol",
+        {},
+        el("li", {}, "Llame al 112 y ponga el altavoz."),
+        el("li", {}, "Empiece las compresiones: en el centro del pecho, fuerte y rápido (100–120 por minuto)."),
+        el("li", {}, "Mande a alguien a por el desfibrilador más cercano."),
+        el("li", {}, "Enciéndalo y siga su voz.")
+      )
+    );
+    const handle = el(
+      "button",
+      { type: "button", id: "cm-sheet", class: "cm-sheet-handle", "aria-controls": "cm-panel" },
+      el("span", { class: "cm-sheet-bar", "aria-hidden": "true" }),
+      el("span", { class: "cm-sheet-label" }, "Ver más")
+    );
     const panel = el(
       "aside",
-      { id: "cm-panel", "aria-label": "Buscar el desfibrilador más cercano" },
+      { id: "cm-panel", "aria-label": "Buscar el desfibrilador más cercano", "data-sheet": "half" },
+      handle,
       el("h1", {}, options.title),
+      guidance,
       el("h2", {}, "¿Dónde está el desfibrilador más cercano?"),
       el("p", {}, locate, " o toque un punto del mapa."),
+      stamp,
       status,
       results,
-      el("p", { class: "cm-emergency" }, "En una emergencia llame al 112."),
-      stamp,
       options.notice ? el("p", { class: "cm-small cm-notice" }, options.notice) : null
     );
     L.DomEvent.disableClickPropagation(panel);
     L.DomEvent.disableScrollPropagation(panel);
-    map.getContainer().append(panel);
+    map.getContainer().append(call, panel);
     mainLandmark(map, options.title);
+    const sheet = bottomSheet(panel, handle, map);
 
     const legendCounts = {};
     const legend = L.control({ position: "bottomright" });
@@ -197,7 +340,10 @@
         batch.push(marker);
       }
       for (const [cls] of LEGEND) legendCounts[cls].textContent = `(${counts[cls]})`;
-      stamp.textContent = `Estado calculado a las ${time.format(new Date(data.at))} del ${new Date(data.at).toLocaleDateString("es-ES", { ...DATE, timeZone: data.timezone })}.`;
+      stamp.textContent = data.kept_at
+        ? `Sin conexión: datos guardados a las ${time.format(new Date(data.kept_at))} del ${new Date(data.kept_at).toLocaleDateString("es-ES", { ...DATE, timeZone: data.timezone })} (${age(data.kept_at)}). El estado se calcula en este teléfono con los horarios guardados.`
+        : `Estado calculado a las ${time.format(new Date(data.at))} del ${new Date(data.at).toLocaleDateString("es-ES", { ...DATE, timeZone: data.timezone })}.`;
+      stamp.classList.toggle("cm-offline", Boolean(data.kept_at));
       const done = () => {
         document.body.dataset.cmReady = String(rows.length);
         cardiomapa.ready = true;
@@ -350,8 +496,12 @@
             ? `Los ${open} desfibriladores disponibles más cercanos:`
             : "Ninguno disponible ahora; los más cercanos:";
       found.forEach((device, index) => results.append(resultItem(device, index)));
+      guidance.open = false; // the results come up; the steps stay one tap away
+      if (isPhone()) sheet.set("half");
+      const top = data.kept_at ? stamp : status; // offline, the age of the data stays in view
+      if (isPhone()) panel.scrollTop = Math.max(0, top.offsetTop - handle.offsetHeight - 8);
       const first = found.findIndex((d) => d.state === "open");
-      select(found[first >= 0 ? first : 0], false);
+      select(found[first >= 0 ? first : 0], false, found);
     }
 
     function resultItem(device, index) {
@@ -362,21 +512,48 @@
         { class: `cm-result cm-${state}`, "data-device-id": device.id },
         el("button", { type: "button", class: "cm-link cm-result-name", onclick: () => select(device, true) }, device.name),
         el("span", { class: "cm-result-state" }, device.state_text),
-        el("span", { class: "cm-result-distance" }, `${metres(device.distance_m)} · ${minutes(device.walk_min)}`),
-        el("a", { href: device.directions_url || osmDirections(origin, target), target: "_blank", rel: "noopener" }, "Cómo llegar")
+        el("span", { class: "cm-result-distance" }, `${metres(device.distance_m)} · ${minutes(device.walk_min)}`)
       );
+      if (device.state === "open") {
+        const trip = roundTrip(device.walk_min);
+        const firstOpen = ![...results.children].some((other) => other.querySelector(".cm-trip"));
+        item.append(
+          el(
+            "span",
+            { class: `cm-trip ${trip.near ? "cm-trip-near" : "cm-trip-far"}` },
+            el("strong", {}, trip.text),
+            firstOpen ? ` ${trip.advice}` : null
+          )
+        );
+      }
+      item.append(el("a", { class: "cm-directions", href: device.directions_url || osmDirections(origin, target), target: "_blank", rel: "noopener" }, "Cómo llegar"));
       item.dataset.rank = String(index + 1);
+      item.dataset.walkMin = String(device.walk_min);
       return item;
     }
 
-    function select(device, openPopup) {
+    function select(device, openPopup, found) {
       const target = L.latLng(device.lat, device.lon);
       if (line) line.remove();
       line = L.polyline([origin, target], { color: "#1565c0", weight: 4, dashArray: "8 8" })
         .bindTooltip(`${metres(device.distance_m)} a pie (${minutes(device.walk_min)})`)
         .addTo(map);
       for (const item of results.children) item.classList.toggle("cm-selected", item.dataset.deviceId === device.id);
-      map.fitBounds(L.latLngBounds([origin, target]).pad(0.4), { maxZoom: 17 });
+      // The person and the device in the part of the map nothing covers, with the next usable
+      // ones when they are nearly as close.
+      const points = [origin, target];
+      for (const other of found || []) {
+        if (other !== device && other.state === "open" && other.distance_m <= device.distance_m * 1.5 + 100) {
+          points.push(L.latLng(other.lat, other.lon));
+        }
+      }
+      const free = freeArea();
+      map.fitBounds(L.latLngBounds(points), {
+        paddingTopLeft: L.point(free.left + 20, free.top + 20),
+        paddingBottomRight: L.point(free.right + 20, free.bottom + 20),
+        maxZoom: 18,
+        animate: false,
+      });
       const marker = markers.get(device.id);
       if (openPopup && marker) cluster.zoomToShowLayer(marker, () => showPopup(marker));
     }
@@ -387,7 +564,9 @@
       try {
         response = await fetch(url, { headers: { Accept: "application/json" } });
       } catch (error) {
-        return localNearest(latlng, 3); // the server is unreachable: answer from the page's data
+        // The server is unreachable: answer from the kept copy's hours, now, in the page.
+        await goOffline();
+        return localNearest(latlng, 3);
       }
       const body = await response.json().catch(() => ({}));
       if (!response.ok) throw new Error(body.message || `Error ${response.status} del servidor.`);
@@ -495,10 +674,107 @@
       };
     }
 
+    // --- without a network: the kept copy (/api/map/offline) and the service worker
+    let kept = null;
+    let offlineTimer = null;
+
+    function age(iso) {
+      const minutesAgo = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 60000));
+      if (minutesAgo < 60) return `hace ${minutesAgo} min`;
+      const hours = Math.round(minutesAgo / 60);
+      return hours < 48 ? `hace ${hours} h` : `hace ${Math.round(hours / 24)} días`;
+    }
+
+    async function keepOffline() {
+      if (!options.offline_url) return null;
+      try {
+        const response = await fetch(options.offline_url, { headers: { Accept: "application/json" } });
+        if (response.ok) kept = await response.json();
+      } catch (error) {
+        // no network and no copy kept yet
+      }
+      return kept;
+    }
+
+    /** The kept rows with their state at ``now``, from when each device can be used. */
+    function fromKept(now) {
+      const start = new Date(kept.at).getTime();
+      const minute = (now - start) / 60000;
+      const K = Object.fromEntries(kept.columns.map((name, index) => [name, index]));
+      const OPEN = kept.states.indexOf("open");
+      const CLOSED = kept.states.indexOf("closed");
+      const iso = (offset) => new Date(start + offset * 60000).toISOString();
+      const rowsNow = kept.rows.map((row, index) => {
+        const spans = kept.spans[index];
+        const next = row.slice();
+        let inside = -1;
+        let upcoming = null;
+        for (let k = 0; k < spans.length; k += 2) {
+          if (spans[k] <= minute && minute < spans[k + 1]) {
+            inside = k;
+            break;
+          }
+          if (spans[k] > minute) {
+            upcoming = spans[k];
+            break;
+          }
+        }
+        const was = kept.states[row[K.state]];
+        if (inside >= 0) {
+          next[K.state] = OPEN;
+          next[K.next_change] = row[K.always_open] ? null : iso(spans[inside + 1]);
+          next[K.state_text] = kept.state_text[OPEN];
+        } else if (was === "open" || was === "closed") {
+          next[K.state] = CLOSED;
+          next[K.always_open] = false;
+          next[K.next_change] = upcoming === null ? null : iso(upcoming);
+          next[K.state_text] = kept.state_text[CLOSED];
+        }
+        return next;
+      });
+      return { ...kept, rows: rowsNow, at: new Date(now).toISOString(), refresh_at: null, kept_at: kept.at };
+    }
+
+    /** No network: the states now from the kept copy, again every minute until it comes back. */
+    async function goOffline() {
+      if (!kept) await keepOffline();
+      if (!kept) return false;
+      load(fromKept(Date.now()));
+      if (!offlineTimer) {
+        offlineTimer = setInterval(() => {
+          load(fromKept(Date.now()));
+          if (origin) lookup(origin);
+        }, 60 * 1000);
+      }
+      return true;
+    }
+
+    async function backOnline() {
+      if (offlineTimer) clearInterval(offlineTimer);
+      offlineTimer = null;
+      try {
+        const response = await fetch(options.data_url, { headers: { Accept: "application/json" } });
+        if (response.ok) load(await response.json());
+        keepOffline();
+      } catch (error) {
+        goOffline();
+      }
+    }
+
     load(initialData);
+    if (options.service_worker && "serviceWorker" in navigator) {
+      navigator.serviceWorker.register(options.service_worker, { scope: "/" }).catch(() => {});
+    }
+    if (options.offline_url) {
+      window.addEventListener("offline", () => goOffline());
+      window.addEventListener("online", () => backOnline());
+      if (navigator.onLine === false) goOffline();
+      else keepOffline(); // refresh the kept copy while there is a network
+    }
     // For embedding and tests: the Leaflet map and the lookup a click on the map starts.
     cardiomapa.map = map;
     cardiomapa.lookup = (lat, lon) => lookup(L.latLng(lat, lon));
+    cardiomapa.sheet = sheet;
   };
 
   /* ---------------------------------------------------------------- planners' map */
@@ -536,6 +812,7 @@
 
   cardiomapa.planner = function (map, options) {
     map.fitBounds(options.bounds, { animate: false });
+    mapControls(map);
     const s = options.summary;
     const pct = (share) => `${Math.round(share * 100)} %`;
     const num = (n) => n.toLocaleString("es-ES");
