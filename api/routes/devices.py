@@ -66,7 +66,7 @@ from geo.core.layers import (
     check_inside,
     upkeep_warnings,
 )
-from geo.core.nearest import NearbyDevice
+from geo.core.nearest import NearbyDevice, walking_directions_url
 from geo.errors import InputError, NotFoundError, Problem
 from geo.io import export
 from geo.io.export import FILE_STEMS, MEDIA_TYPES, PUBLISHED_LAYERS, ExportFormat
@@ -150,10 +150,7 @@ def _nearby(device: NearbyDevice, lon: float, lat: float) -> NearbyDevicePublic:
         check_date=fields["check_date"],
         lon=device.lon,
         lat=device.lat,
-        directions_url=(
-            "https://www.openstreetmap.org/directions?engine=fossgis_osrm_foot&route="
-            f"{lat:.6f}%2C{lon:.6f}%3B{device.lat:.6f}%2C{device.lon:.6f}"
-        ),
+        directions_url=walking_directions_url(device.lon, device.lat, from_lon=lon, from_lat=lat),
     )
 
 

@@ -68,6 +68,9 @@ STATE_TEXT = {
 STATES = tuple(STATE_TEXT)
 REPORT_WORDS = {"missing": "desaparecido", "broken": "averiado"}
 
+#: OpenStreetMap's directions page, walking; ``route=<from>;<to>``, each ``lat,lon`` or empty.
+OSM_WALKING_DIRECTIONS = "https://www.openstreetmap.org/directions?engine=fossgis_osrm_foot&route="
+
 #: How far a walking-network lookup searches (straight-line lookups have no limit).
 NETWORK_SEARCH_M = 3000.0
 
@@ -190,6 +193,7 @@ class DeviceFinder:
             {name: python_value(value) for name, value in zip(PUBLIC_FIELDS, row, strict=True)}
             for row in frame[list(PUBLIC_FIELDS)].itertuples(index=False, name=None)
         ]
+        self._positions = {str(fields["id"]): index for index, fields in enumerate(self._fields)}
         self._public = frame["access"].isin(PUBLIC_ACCESS).to_numpy(dtype=bool)
         self._in_service = (frame["status"] == "active").to_numpy(dtype=bool)
         # Lookups within the same minute share one evaluation per distinct schedule.
@@ -212,6 +216,19 @@ class DeviceFinder:
         """The state of every listed device at ``at``, in snapshot order (no distances)."""
         minute = _minute(local_instant(at, self.city.timezone))
         return [self._state(index, minute) for index in range(len(self._fields))]
+
+    def index(self, device_id: str) -> int | None:
+        """Where device ``device_id`` is in snapshot order, or ``None`` when it is not listed
+        (unknown, not verified, removed or mobile)."""
+        return self._positions.get(device_id)
+
+    def state(self, index: int, at: dt.datetime) -> DeviceState:
+        """The state at ``at`` of the listed device at ``index``: ``states(at)[index]``, without
+        working out every other device's (a page about one device asks this)."""
+        if not 0 <= index < len(self._fields):
+            msg = f"index {index} outside the {len(self._fields)} listed devices"
+            raise IndexError(msg)
+        return self._state(index, _minute(local_instant(at, self.city.timezone)))
 
     def usable_spans(
         self, start: dt.datetime, end: dt.datetime
@@ -368,6 +385,25 @@ class DeviceFinder:
             lat=self._lonlat[index][1],
             fields=fields,
         )
+
+
+def walking_directions_url(
+    lon: float, lat: float, *, from_lon: float | None = None, from_lat: float | None = None
+) -> str:
+    """OpenStreetMap's walking directions (its FOSSGIS OSRM foot engine) to ``lon``, ``lat``.
+
+    Parameters
+    ----------
+    lon, lat
+        Where to go, in degrees (EPSG:4326).
+    from_lon, from_lat
+        Where from, in degrees (EPSG:4326); without them the route starts empty and the person
+        says where they are on OpenStreetMap's page.
+    """
+    start = (
+        f"{from_lat:.6f}%2C{from_lon:.6f}" if from_lon is not None and from_lat is not None else ""
+    )
+    return f"{OSM_WALKING_DIRECTIONS}{start}%3B{lat:.6f}%2C{lon:.6f}"
 
 
 def _ago(then: dt.datetime, now: dt.datetime) -> str:
