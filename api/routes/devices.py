@@ -9,7 +9,6 @@ import geopandas as gpd
 from fastapi import APIRouter, BackgroundTasks, Header, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.clients import client_key
 from api.deps import (
     CityDep,
     ClockDep,
@@ -32,6 +31,7 @@ from api.http import (
     page_links,
     parse_bbox,
 )
+from api.reports import take_report
 from api.schemas import (
     DeviceCollection,
     DeviceCreate,
@@ -50,14 +50,8 @@ from api.schemas import (
     UseCreate,
     WarningPublic,
 )
-from api.security import refused, report_limits
 from geo.clock import city_instant
-from geo.core.availability import (
-    DOWNGRADING_REPORTS,
-    available_at,
-    device_availability,
-    local_instant,
-)
+from geo.core.availability import available_at, device_availability, local_instant
 from geo.core.distance import NetworkDistance
 from geo.core.layers import (
     DEFIBRILLATORS,
@@ -71,7 +65,7 @@ from geo.errors import InputError, NotFoundError, Problem
 from geo.io import export
 from geo.io.export import FILE_STEMS, MEDIA_TYPES, PUBLISHED_LAYERS, ExportFormat
 from geo.io.store import Store, record_from_row
-from geo.services import notices, registry
+from geo.services import registry
 from geo.services.tokens import Principal
 
 router = APIRouter(prefix="/api", tags=["desfibriladores"])
@@ -361,24 +355,10 @@ def report_problem(
     finders: FindersDep,
     background: BackgroundTasks,
 ) -> ReportReceipt:
-    limits = report_limits(settings, device_id=device_id, kind=body.kind)
-    refusal = store.throttle(client_key(request, secret=settings.client_key_secret), limits)
-    if refusal is not None:
-        raise refused(refusal)
-    report_id = registry.report_problem(
-        store,
-        city,
-        device_id,
-        kind=body.kind,
-        message=body.message,
-        contact=body.contact,
-        lon=body.lon,
-        lat=body.lat,
-    )
-    if body.kind in DOWNGRADING_REPORTS:
-        finders.invalidate()  # this worker at once; the others see the bumped revision
-    # After the answer, and after the report is stored: mail failing never loses the report.
-    background.add_task(notices.notify_staff, store, settings, city, report_id)
+    report_id = take_report(
+        request, body, device_id=device_id, store=store, city=city, settings=settings,
+        finders=finders, background=background,
+    )  # fmt: skip
     return ReportReceipt(
         id=report_id,
         status="pending",
