@@ -24,6 +24,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 from pyproj import Transformer
 from scipy.spatial import cKDTree
 
@@ -73,6 +74,18 @@ OSM_WALKING_DIRECTIONS = "https://www.openstreetmap.org/directions?engine=fossgi
 
 #: How far a walking-network lookup searches (straight-line lookups have no limit).
 NETWORK_SEARCH_M = 3000.0
+
+
+def listed(devices: pd.DataFrame) -> np.ndarray:
+    """Which ``devices`` (rows of the defibrillators layer) citizens are shown — on the map, in
+    the nearest answer, on a cabinet's page: verified, fixed (not mobile), in service or out of
+    service for a while (``removed`` ones are gone). A boolean mask in row order."""
+    mask = (
+        (devices["verification"] == "verified")
+        & devices["status"].isin(("active", "out_of_service"))
+        & ~devices["is_mobile"].fillna(False).astype(bool)
+    )
+    return mask.to_numpy(dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -173,12 +186,7 @@ class DeviceFinder:
         reports: Mapping[str, ReportFlag] | None = None,
     ) -> None:
         self.reports = dict(reports or {})
-        listed = (
-            (devices["verification"] == "verified")
-            & devices["status"].isin(("active", "out_of_service"))
-            & ~devices["is_mobile"].fillna(False).astype(bool)
-        )
-        frame = devices[listed.to_numpy(dtype=bool)].reset_index(drop=True)
+        frame = devices[listed(devices)].reset_index(drop=True)
         self.city = city
         self.model: DistanceModel = model or StraightLine()
         self._xy = metric_xy(to_metric(frame, city), "desfibriladores")
