@@ -27,6 +27,7 @@ from api.app import create_app
 from api.pages.cabinet import public_url
 from geo.core.layers import Layers
 from geo.io.store import Store
+from geo.services.tokens import issue_invitation
 from geo.settings import Settings
 from tests.smtp_server import Mailbox, smtp_server
 
@@ -389,3 +390,30 @@ def test_the_a6_sheet_has_dea_112_the_qr_code_and_the_address(site: Site) -> Non
     assert "<script" not in sheet.text
     css = site.client.get("/static/cabinet.css")
     assert css.status_code == 200 and "@page { size: A6;" in css.text
+
+
+def test_the_portal_links_each_device_shown_to_citizens_to_its_sheet(site: Site) -> None:
+    with site.store() as store:
+        invitation = issue_invitation(store, entity_id="ent-1", actor="test")
+        plaza = store.device("dea-2")
+        assert plaza is not None
+        own = {**plaza, "operator_entity_id": "ent-1"}
+        store.insert_device({**own, "id": "dea-espera", "verification": "pending"}, actor="test")
+        store.insert_device({**own, "id": "dea-furgoneta", "is_mobile": True}, actor="test")
+    signed = site.client.post(
+        f"/entidades/invitacion/{invitation.code}", headers=ORIGIN, follow_redirects=False
+    )
+    assert signed.status_code == 303
+    listed = site.client.get("/entidades/desfibriladores/dea-1")
+    assert listed.status_code == 200
+    link = '<a class="cm-button cm-secondary" href="/dea/dea-1/hoja">Hoja para el armario (A6)</a>'
+    assert link in listed.text
+    assert site.client.get("/dea/dea-1/hoja").status_code == 200
+    waiting = site.client.get("/entidades/desfibriladores/dea-espera")
+    assert waiting.status_code == 200
+    assert "/hoja" not in waiting.text
+    assert "estará aquí cuando el Ayuntamiento lo verifique" in text(waiting)
+    mobile = site.client.get("/entidades/desfibriladores/dea-furgoneta")
+    assert mobile.status_code == 200
+    assert "/hoja" not in mobile.text
+    assert "Un desfibrilador móvil no tiene página pública" in text(mobile)
