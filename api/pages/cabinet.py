@@ -118,14 +118,16 @@ def _change_words(state: DeviceState, now: dt.datetime) -> str | None:
 
 
 def _level_words(level: object) -> str | None:
+    """The OSM ``level`` as the answer to «Planta»: ``0`` → ``Baja``, ``-1`` → ``-1 (bajo la
+    calle)``, others as they are."""
     text = str(level).strip() if level is not None else ""
     if not text:
         return None
     if text == "0":
-        return "planta baja"
+        return "Baja"
     if text.startswith("-"):
-        return f"planta {text} (bajo la calle)"
-    return f"planta {text}"
+        return f"{text} (bajo la calle)"
+    return text
 
 
 def _hours_words(text: object, city: CityProfile, today: dt.date) -> str:
