@@ -28,7 +28,15 @@ from markupsafe import Markup
 from pydantic import ValidationError
 
 from api import web
-from api.deps import CityDep, ClockDep, FinderCache, FindersDep, SettingsDep, StoreDep
+from api.deps import (
+    CityDep,
+    ClockDep,
+    FinderCache,
+    FindersDep,
+    SettingsDep,
+    StoreDep,
+    current_finder,
+)
 from api.reports import take_report
 from api.schemas import ReportCreate
 from geo.city import CityProfile
@@ -221,13 +229,8 @@ def _not_found(store: Store, city: CityProfile, device_id: str) -> HTMLResponse:
     )
 
 
-async def _finder(finders: FinderCache) -> DeviceFinder:
-    finder = finders.fresh()
-    return finder if finder is not None else await run_in_threadpool(finders.get)
-
-
 async def _listed(finders: FinderCache, device_id: str) -> tuple[DeviceFinder, int | None]:
-    finder = await _finder(finders)
+    finder = await current_finder(finders)
     return finder, finder.index(device_id)
 
 

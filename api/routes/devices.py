@@ -18,6 +18,7 @@ from api.deps import (
     SettingsDep,
     StoreDep,
     TodayDep,
+    current_finder,
 )
 from api.http import (
     ERRORS,
@@ -98,9 +99,7 @@ async def nearest(
     # (Dijkstra) run in the pool; a straight-line lookup takes ~0.1 ms and runs on the loop.
     check_inside(lon, lat, city, field="lat,lon")
     instant = city_instant(at, city.timezone) if at is not None else clock.now()
-    finder = finders.fresh()
-    if finder is None:
-        finder = await run_in_threadpool(finders.get)
+    finder = await current_finder(finders)
     if isinstance(finder.model, NetworkDistance):
         found = await run_in_threadpool(finder.nearest, lon, lat, at=instant, limit=limit)
     else:
