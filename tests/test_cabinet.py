@@ -50,6 +50,8 @@ EXTRA = {
     "dea-parado": {"status": "out_of_service"},
     "dea-caducado": {"pads_expiry": dt.date(2026, 11, 1)},
     "dea-privado": {"access": "private"},
+    "dea-sin-horario": {"opening_hours": None},
+    "dea-horario-roto": {"opening_hours": "cuando se pueda"},
     "dea-oficina": {"opening_hours": "Mo-Fr 08:00-15:00; PH off"},
     "dea-raro": {"location_text": EVIL, "address": "Calle Mayor 1", "level": "-1"},
 }
@@ -173,6 +175,12 @@ def test_the_state_gives_its_reason(site: Site) -> None:
     assert state_line(site.client.get("/dea/dea-privado")) == (
         "warn: Estado ahora: Acceso restringido (no es de uso público)"
     )
+    unknown = site.client.get("/dea/dea-sin-horario")
+    assert state_line(unknown) == "warn: Estado ahora: Horario desconocido"
+    assert "Esta semana Horario desconocido." in text(unknown)
+    unreadable = site.client.get("/dea/dea-horario-roto")
+    assert state_line(unreadable) == "warn: Estado ahora: Horario desconocido"
+    assert "Esta semana Horario no interpretable: «cuando se pueda»." in text(unreadable)
     response = site.client.post(
         "/api/defibrillators/dea-2/reports", json={"kind": "broken", "message": "Pita sin parar"}
     )

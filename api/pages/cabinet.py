@@ -41,7 +41,7 @@ from api.reports import take_report
 from api.schemas import ReportCreate
 from geo.city import CityProfile
 from geo.clock import Clock, local_now
-from geo.core.availability import WEEKDAY_NAMES
+from geo.core.availability import WEEKDAY_NAMES, week_in_words
 from geo.core.nearest import DeviceFinder, DeviceState, walking_directions_url
 from geo.core.outputs import data_notice
 from geo.errors import CardiomapaError, ForbiddenError, NotFoundError, RateLimitedError
@@ -139,9 +139,15 @@ def _level_words(level: object) -> str | None:
 
 
 def _hours_words(text: object, city: CityProfile, today: dt.date) -> str:
+    """This week's hours in words, as the citizens' map says them (holidays included)."""
     if not text:
         return "Horario desconocido."
-    return web.hours_in_words(str(text), city, today=today)
+    try:
+        return week_in_words(
+            str(text), week_of=today, timezone=city.timezone, calendar=city.calendar
+        )
+    except ValueError:
+        return f"Horario no interpretable: «{text}»."
 
 
 def cabinet_view(
@@ -159,9 +165,7 @@ def cabinet_view(
         "location_text": fields["location_text"],
         "address": fields["address"],
         "level": _level_words(fields["level"]),
-        "indoor": None
-        if indoor is None
-        else ("Dentro del edificio" if indoor else "En el exterior"),
+        "indoor": None if indoor is None else INDOOR_TEXT[bool(indoor)],
         "access": ACCESS_TEXT.get(str(fields["access"]), str(fields["access"])),
         "phone": fields["phone"],
         "state": state.state,
@@ -246,7 +250,8 @@ async def cabinet_page(
     clock: ClockDep,
     finders: FindersDep,
 ) -> HTMLResponse:
-    """Un desfibrilador: si funciona ahora, dónde está, su horario, cómo llegar y avisar."""
+    """One device: whether it works now, where it is, its hours, how to get there, and the
+    report buttons."""
     finder, index = await _listed(finders, device_id)
     if index is None:
         return await run_in_threadpool(_not_found, store, city, device_id)
