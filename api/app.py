@@ -17,7 +17,7 @@ from api import errors
 from api.clients import TrustedProxyMiddleware
 from api.deps import CityDep, FinderCache, StoreDep
 from api.http import ERRORS, BboxQuery, LimitQuery, OffsetQuery, page_links, parse_bbox
-from api.pages import citizens, desk, planners, portal
+from api.pages import cabinet, citizens, desk, planners, portal
 from api.routes import devices, hours, ogc, planning, staff, training
 from api.schemas import (
     CityPublic,
@@ -89,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.map_devices = citizens.RenderCache[bytes]()
     app.state.map_offline = citizens.RenderCache[bytes]()
     app.include_router(citizens.router)
+    app.include_router(cabinet.router)
     app.include_router(planners.router)
     app.include_router(desk.router)
     app.include_router(portal.router)

@@ -8,6 +8,7 @@ import threading
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.web import throttled_authenticate
@@ -68,6 +69,13 @@ class FinderCache:
                 self._revision = revision
             self._seen = seen
             return self._finder
+
+
+async def current_finder(finders: FinderCache) -> DeviceFinder:
+    """The finder now, from an async route: at once when nothing changed, else read (and
+    rebuilt if need be) in the thread pool, so the event loop never waits on the database."""
+    finder = finders.fresh()
+    return finder if finder is not None else await run_in_threadpool(finders.get)
 
 
 # These only read app.state: async, so FastAPI does not send them to the thread pool.

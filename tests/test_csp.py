@@ -118,6 +118,9 @@ def site(db_url: str, tiny_layers: Layers) -> Iterator[Site]:
 def test_every_html_page_forbids_inline_script(site: Site) -> None:
     client = site.client
     pages = ["/", "/docs", "/planificacion", "/gestion", "/entidades"]
+    # a cabinet's page, its report confirmation and its sheet, with the hostile name; a 404
+    pages += ["/dea/dea-1", "/dea/dea-1/hoja", "/dea/nada"]
+    assert_strict(client.post("/dea/dea-1/aviso", data={"kind": "broken"}), "report step 1")
     code = issue_invitation(site.store, entity_id="ent-1", actor="test").code
     pages.append(f"/entidades/invitacion/{code}")
     for url in pages:  # signed out: the public pages and the sign-in forms

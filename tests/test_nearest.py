@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,7 +17,7 @@ from geo.city import CityProfile
 from geo.core.availability import PUBLIC_ACCESS, ReportFlag, device_availability, open_state
 from geo.core.distance import NetworkDistance, StraightLine, to_metric
 from geo.core.layers import Layers
-from geo.core.nearest import DeviceFinder
+from geo.core.nearest import DeviceFinder, walking_directions_url
 from geo.core.network import nearest_target
 from geo.io.files import read_layers
 from geo.io.osm import load_network
@@ -50,6 +51,51 @@ def test_unlisted_devices_are_never_answered(tiny_layers: Layers, city: CityProf
     devices.loc[devices["id"] == "dea-1", "is_mobile"] = True
     devices.loc[devices["id"] == "dea-3", "status"] = "removed"
     assert DeviceFinder(devices, city).nearest(-4.5288, 42.0096, at=MONDAY_MORNING) == []
+
+
+def test_one_device_is_found_by_id_and_its_state_is_the_one_states_gives(
+    tiny_layers: Layers, city: CityProfile
+) -> None:
+    tiny = tiny_layers["defibrillators"]
+    plaza = tiny[tiny["id"] == "dea-2"]  # public, 24/7, in date
+    devices = gpd.GeoDataFrame(
+        pd.concat([tiny, *[plaza] * 6], ignore_index=True), geometry="geometry", crs=tiny.crs
+    )
+    ids = [*tiny["id"], "pending", "removed", "mobile", "stopped", "expired", "reported"]
+    devices["id"] = ids
+    devices.loc[devices["id"] == "pending", "verification"] = "pending"
+    devices.loc[devices["id"] == "removed", "status"] = "removed"
+    devices.loc[devices["id"] == "mobile", "is_mobile"] = True
+    devices.loc[devices["id"] == "stopped", "status"] = "out_of_service"
+    devices.loc[devices["id"] == "expired", "pads_expiry"] = dt.date(2026, 11, 1)
+    when = dt.datetime(2026, 11, 22, 8, tzinfo=dt.UTC)
+    finder = DeviceFinder(
+        devices, city, reports={"reported": ReportFlag("reported", "missing", when)}
+    )
+    assert [finder.index(i) for i in ("pending", "removed", "mobile", "no-such-device")] == [
+        None
+    ] * 4
+    listed = [*tiny["id"], "stopped", "expired", "reported"]
+    for at in (SUNDAY_NIGHT, MONDAY_MORNING):
+        states = finder.states(at)
+        for device_id in listed:
+            index = finder.index(device_id)
+            assert index is not None and finder.fields[index]["id"] == device_id
+            assert finder.state(index, at) == states[index]
+    by_id = {i: finder.state(finder.index(i) or 0, MONDAY_MORNING) for i in listed}
+    assert [by_id[i].state for i in ("dea-3", "stopped", "expired", "reported")] == [
+        "open", "out_of_service", "maintenance_overdue", "reported",
+    ]  # fmt: skip
+    with pytest.raises(IndexError):
+        finder.state(len(finder), MONDAY_MORNING)
+
+
+def test_walking_directions_go_to_the_device_from_a_point_or_from_anywhere() -> None:
+    osm = "https://www.openstreetmap.org/directions?engine=fossgis_osrm_foot&route="
+    assert walking_directions_url(-4.5288, 42.0096, from_lon=-4.5, from_lat=42.0) == (
+        osm + "42.000000%2C-4.500000%3B42.009600%2C-4.528800"
+    )
+    assert walking_directions_url(-4.5288, 42.0096) == osm + "%3B42.009600%2C-4.528800"
 
 
 def test_a_device_out_of_service_is_answered_as_such(

@@ -19,11 +19,10 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
-from api.deps import ClockDep, FinderCache, FindersDep, SettingsDep, StoreDep
+from api.deps import ClockDep, FindersDep, SettingsDep, StoreDep, current_finder
 from api.http import ERRORS
 from api.security import page_headers
 from geo.clock import local_now
-from geo.core.nearest import DeviceFinder
 from geo.core.outputs import data_notice
 from geo.io.store import Store
 from geo.render.maps import OFFLINE_DAYS, basemap_of, citizen_data, citizen_map, citizen_offline
@@ -103,11 +102,6 @@ class RenderCache(Generic[T]):
                 self._refreshing = False
 
 
-async def _finder(finders: FinderCache) -> DeviceFinder:
-    finder = finders.fresh()
-    return finder if finder is not None else await run_in_threadpool(finders.get)
-
-
 def _notice(store: Store) -> str:
     return data_notice(layer.sources for layer in store.summary())
 
@@ -123,7 +117,7 @@ async def citizens_page(
     request: Request, finders: FindersDep, store: StoreDep, settings: SettingsDep, clock: ClockDep
 ) -> HTMLResponse:
     """El mapa ciudadano: desfibriladores por disponibilidad ahora y el más cercano."""
-    finder = await _finder(finders)
+    finder = await current_finder(finders)
     minute = local_now(clock, finder.city.timezone).replace(second=0, microsecond=0)
     cache: RenderCache[MapPage] = request.app.state.citizen_page
 
@@ -156,7 +150,7 @@ async def citizens_page(
 async def map_devices(request: Request, finders: FindersDep, clock: ClockDep) -> Response:
     """Filas compactas (columnas en ``columns``) para dibujar decenas de miles de equipos; el
     mapa las vuelve a pedir en ``refresh_at``, cuando cambia el estado de alguno."""
-    finder = await _finder(finders)
+    finder = await current_finder(finders)
     minute = local_now(clock, finder.city.timezone).replace(second=0, microsecond=0)
     cache: RenderCache[bytes] = request.app.state.map_devices
 

@@ -9,7 +9,6 @@ import geopandas as gpd
 from fastapi import APIRouter, BackgroundTasks, Header, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.clients import client_key
 from api.deps import (
     CityDep,
     ClockDep,
@@ -19,6 +18,7 @@ from api.deps import (
     SettingsDep,
     StoreDep,
     TodayDep,
+    current_finder,
 )
 from api.http import (
     ERRORS,
@@ -32,6 +32,7 @@ from api.http import (
     page_links,
     parse_bbox,
 )
+from api.reports import take_report
 from api.schemas import (
     DeviceCollection,
     DeviceCreate,
@@ -50,14 +51,8 @@ from api.schemas import (
     UseCreate,
     WarningPublic,
 )
-from api.security import refused, report_limits
 from geo.clock import city_instant
-from geo.core.availability import (
-    DOWNGRADING_REPORTS,
-    available_at,
-    device_availability,
-    local_instant,
-)
+from geo.core.availability import available_at, device_availability, local_instant
 from geo.core.distance import NetworkDistance
 from geo.core.layers import (
     DEFIBRILLATORS,
@@ -66,12 +61,12 @@ from geo.core.layers import (
     check_inside,
     upkeep_warnings,
 )
-from geo.core.nearest import NearbyDevice
+from geo.core.nearest import NearbyDevice, walking_directions_url
 from geo.errors import InputError, NotFoundError, Problem
 from geo.io import export
 from geo.io.export import FILE_STEMS, MEDIA_TYPES, PUBLISHED_LAYERS, ExportFormat
 from geo.io.store import Store, record_from_row
-from geo.services import notices, registry
+from geo.services import registry
 from geo.services.tokens import Principal
 
 router = APIRouter(prefix="/api", tags=["desfibriladores"])
@@ -104,9 +99,7 @@ async def nearest(
     # (Dijkstra) run in the pool; a straight-line lookup takes ~0.1 ms and runs on the loop.
     check_inside(lon, lat, city, field="lat,lon")
     instant = city_instant(at, city.timezone) if at is not None else clock.now()
-    finder = finders.fresh()
-    if finder is None:
-        finder = await run_in_threadpool(finders.get)
+    finder = await current_finder(finders)
     if isinstance(finder.model, NetworkDistance):
         found = await run_in_threadpool(finder.nearest, lon, lat, at=instant, limit=limit)
     else:
@@ -150,10 +143,7 @@ def _nearby(device: NearbyDevice, lon: float, lat: float) -> NearbyDevicePublic:
         check_date=fields["check_date"],
         lon=device.lon,
         lat=device.lat,
-        directions_url=(
-            "https://www.openstreetmap.org/directions?engine=fossgis_osrm_foot&route="
-            f"{lat:.6f}%2C{lon:.6f}%3B{device.lat:.6f}%2C{device.lon:.6f}"
-        ),
+        directions_url=walking_directions_url(device.lon, device.lat, from_lon=lon, from_lat=lat),
     )
 
 
@@ -364,24 +354,10 @@ def report_problem(
     finders: FindersDep,
     background: BackgroundTasks,
 ) -> ReportReceipt:
-    limits = report_limits(settings, device_id=device_id, kind=body.kind)
-    refusal = store.throttle(client_key(request, secret=settings.client_key_secret), limits)
-    if refusal is not None:
-        raise refused(refusal)
-    report_id = registry.report_problem(
-        store,
-        city,
-        device_id,
-        kind=body.kind,
-        message=body.message,
-        contact=body.contact,
-        lon=body.lon,
-        lat=body.lat,
-    )
-    if body.kind in DOWNGRADING_REPORTS:
-        finders.invalidate()  # this worker at once; the others see the bumped revision
-    # After the answer, and after the report is stored: mail failing never loses the report.
-    background.add_task(notices.notify_staff, store, settings, city, report_id)
+    report_id = take_report(
+        request, body, device_id=device_id, store=store, city=city, settings=settings,
+        finders=finders, background=background,
+    )  # fmt: skip
     return ReportReceipt(
         id=report_id,
         status="pending",

@@ -24,6 +24,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 from pyproj import Transformer
 from scipy.spatial import cKDTree
 
@@ -68,8 +69,23 @@ STATE_TEXT = {
 STATES = tuple(STATE_TEXT)
 REPORT_WORDS = {"missing": "desaparecido", "broken": "averiado"}
 
+#: OpenStreetMap's directions page, walking; ``route=<from>;<to>``, each ``lat,lon`` or empty.
+OSM_WALKING_DIRECTIONS = "https://www.openstreetmap.org/directions?engine=fossgis_osrm_foot&route="
+
 #: How far a walking-network lookup searches (straight-line lookups have no limit).
 NETWORK_SEARCH_M = 3000.0
+
+
+def listed(devices: pd.DataFrame) -> np.ndarray:
+    """Which ``devices`` (rows of the defibrillators layer) citizens are shown — on the map, in
+    the nearest answer, on a cabinet's page: verified, fixed (not mobile), in service or out of
+    service for a while (``removed`` ones are gone). A boolean mask in row order."""
+    mask = (
+        (devices["verification"] == "verified")
+        & devices["status"].isin(("active", "out_of_service"))
+        & ~devices["is_mobile"].fillna(False).astype(bool)
+    )
+    return mask.to_numpy(dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -170,12 +186,7 @@ class DeviceFinder:
         reports: Mapping[str, ReportFlag] | None = None,
     ) -> None:
         self.reports = dict(reports or {})
-        listed = (
-            (devices["verification"] == "verified")
-            & devices["status"].isin(("active", "out_of_service"))
-            & ~devices["is_mobile"].fillna(False).astype(bool)
-        )
-        frame = devices[listed.to_numpy(dtype=bool)].reset_index(drop=True)
+        frame = devices[listed(devices)].reset_index(drop=True)
         self.city = city
         self.model: DistanceModel = model or StraightLine()
         self._xy = metric_xy(to_metric(frame, city), "desfibriladores")
@@ -190,6 +201,7 @@ class DeviceFinder:
             {name: python_value(value) for name, value in zip(PUBLIC_FIELDS, row, strict=True)}
             for row in frame[list(PUBLIC_FIELDS)].itertuples(index=False, name=None)
         ]
+        self._positions = {str(fields["id"]): index for index, fields in enumerate(self._fields)}
         self._public = frame["access"].isin(PUBLIC_ACCESS).to_numpy(dtype=bool)
         self._in_service = (frame["status"] == "active").to_numpy(dtype=bool)
         # Lookups within the same minute share one evaluation per distinct schedule.
@@ -212,6 +224,19 @@ class DeviceFinder:
         """The state of every listed device at ``at``, in snapshot order (no distances)."""
         minute = _minute(local_instant(at, self.city.timezone))
         return [self._state(index, minute) for index in range(len(self._fields))]
+
+    def index(self, device_id: str) -> int | None:
+        """Where device ``device_id`` is in snapshot order, or ``None`` when it is not listed
+        (unknown, not verified, removed or mobile)."""
+        return self._positions.get(device_id)
+
+    def state(self, index: int, at: dt.datetime) -> DeviceState:
+        """The state at ``at`` of the listed device at ``index``: ``states(at)[index]``, without
+        working out every other device's (a page about one device asks this)."""
+        if not 0 <= index < len(self._fields):
+            msg = f"index {index} outside the {len(self._fields)} listed devices"
+            raise IndexError(msg)
+        return self._state(index, _minute(local_instant(at, self.city.timezone)))
 
     def usable_spans(
         self, start: dt.datetime, end: dt.datetime
@@ -368,6 +393,25 @@ class DeviceFinder:
             lat=self._lonlat[index][1],
             fields=fields,
         )
+
+
+def walking_directions_url(
+    lon: float, lat: float, *, from_lon: float | None = None, from_lat: float | None = None
+) -> str:
+    """OpenStreetMap's walking directions (its FOSSGIS OSRM foot engine) to ``lon``, ``lat``.
+
+    Parameters
+    ----------
+    lon, lat
+        Where to go, in degrees (EPSG:4326).
+    from_lon, from_lat
+        Where from, in degrees (EPSG:4326); without them the route starts empty and the person
+        says where they are on OpenStreetMap's page.
+    """
+    start = (
+        f"{from_lat:.6f}%2C{from_lon:.6f}" if from_lon is not None and from_lat is not None else ""
+    )
+    return f"{OSM_WALKING_DIRECTIONS}{start}%3B{lat:.6f}%2C{lon:.6f}"
 
 
 def _ago(then: dt.datetime, now: dt.datetime) -> str:

@@ -16,6 +16,7 @@ from api.pages.portal.common import entity_session, page
 from geo.city import CityProfile
 from geo.clock import Clock, local_now
 from geo.core.availability import open_state
+from geo.core.nearest import listed
 from geo.io.store import Store, record_from_row
 from geo.services import registry
 from geo.services.tokens import Principal
@@ -153,6 +154,8 @@ def device_view(
     state_class, state_text = _state_now(record, city, now)
     uses, _ = store.uses(device_id=record["id"], limit=20)
     return {
+        # Its page (/dea/{id}) and the sheet for its cabinet exist while citizens are shown it.
+        "public_page": bool(len(frame)) and bool(listed(frame)[0]),
         **record,
         "verification_text": VERIFICATION_TEXT[record["verification"]],
         "status_text": STATUS_TEXT[record["status"]],
