@@ -173,7 +173,7 @@ async def map_offline(request: Request, finders: FindersDep, clock: ClockDep) ->
     """Las filas de ``/api/map/devices`` y, para cada una, en ``spans``, los intervalos en que se
     puede usar durante los próximos días (minutos desde ``at``, por pares). La página la guarda
     para encontrar sin red el desfibrilador disponible más cercano; solo datos públicos."""
-    finder = await _finder(finders)
+    finder = await current_finder(finders)
     minute = local_now(clock, finder.city.timezone).replace(second=0, microsecond=0)
     cache: RenderCache[bytes] = request.app.state.map_offline
 
