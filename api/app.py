@@ -15,7 +15,7 @@ from shapely.geometry import mapping
 
 from api import errors
 from api.clients import TrustedProxyMiddleware
-from api.deps import CityDep, FinderCache, StoreDep
+from api.deps import CityDep, FinderCache, RenderCache, StoreDep
 from api.http import ERRORS, BboxQuery, LimitQuery, OffsetQuery, page_links, parse_bbox
 from api.pages import citizens, desk, planners, portal
 from api.routes import devices, hours, ogc, planning, staff, training
@@ -85,8 +85,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware, tile_url=settings.tile_url or None)
     # Outermost: every route and middleware sees the client a trusted proxy forwards.
     app.add_middleware(TrustedProxyMiddleware, trusted=settings.trusted_proxies)
-    app.state.citizen_page = citizens.RenderCache[citizens.MapPage](serve_stale=citizens.same_data)
-    app.state.map_devices = citizens.RenderCache[bytes]()
+    app.state.citizen_page = RenderCache[citizens.MapPage](serve_stale=citizens.same_data)
+    app.state.map_devices = RenderCache[bytes]()
     app.include_router(citizens.router)
     app.include_router(planners.router)
     app.include_router(desk.router)
