@@ -129,6 +129,20 @@ def test_failed_credentials_on_the_feed_are_throttled(db_url: str, tiny_layers: 
         assert refused.status_code == 429 and "retry-after" in refused.headers
 
 
+def test_a_dispatch_token_opens_no_page_and_says_why(api: Api) -> None:
+    origin = {"Origin": "http://testserver"}
+    for url in ("/entidades/sesion", "/gestion/sesion", "/planificacion/sesion"):
+        response = api.client.post(
+            url, data={"token": api.tokens["dispatch"]}, headers=origin, follow_redirects=False
+        )
+        assert response.status_code == 403, url
+        assert "set-cookie" not in response.headers, url
+        if url == "/planificacion/sesion":
+            assert "Su token (dispatch) no da acceso" in response.text
+        else:  # not "a staff token" (portal) nor "an entity's token" (desk)
+            assert "centro coordinador de emergencias 112" in response.text, url
+
+
 def test_the_openapi_document_says_the_feed_is_for_the_112_centre_only(api: Api) -> None:
     document = api.client.get("/openapi.json").json()
     operation = document["paths"][FEED]["get"]
