@@ -15,10 +15,10 @@ from shapely.geometry import mapping
 
 from api import errors
 from api.clients import TrustedProxyMiddleware
-from api.deps import CityDep, FinderCache, StoreDep
+from api.deps import CityDep, FinderCache, RenderCache, StoreDep
 from api.http import ERRORS, BboxQuery, LimitQuery, OffsetQuery, page_links, parse_bbox
 from api.pages import cabinet, citizens, desk, planners, portal
-from api.routes import devices, hours, ogc, planning, staff, training
+from api.routes import devices, dispatch, hours, ogc, planning, staff, training
 from api.schemas import (
     CityPublic,
     IndexPublic,
@@ -64,7 +64,9 @@ def create_app(settings: Settings) -> FastAPI:
             "Ciudadanía: desfibrilador más cercano disponible, listados y descargas, avisos. "
             "Entidades (token): registro y mantenimiento de sus desfibriladores, usos. "
             "Planificación y administración (token con rol): moderación, auditoría, "
-            "mantenimiento, cobertura, huecos y propuestas. Errores: {code, message, problems}."
+            "mantenimiento, cobertura, huecos y propuestas. Centro coordinador de emergencias "
+            "112 (token dispatch): desfibriladores con su estado y las notas de emergencia. "
+            "Errores: {code, message, problems}."
         ),
         lifespan=lifespan,
         docs_url=None,  # served below with the vendored Swagger UI (FastAPI's loads from a CDN)
@@ -85,9 +87,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware, tile_url=settings.tile_url or None)
     # Outermost: every route and middleware sees the client a trusted proxy forwards.
     app.add_middleware(TrustedProxyMiddleware, trusted=settings.trusted_proxies)
-    app.state.citizen_page = citizens.RenderCache[citizens.MapPage](serve_stale=citizens.same_data)
-    app.state.map_devices = citizens.RenderCache[bytes]()
-    app.state.map_offline = citizens.RenderCache[bytes]()
+    app.state.citizen_page = RenderCache[citizens.MapPage](serve_stale=citizens.same_data)
+    app.state.map_devices = RenderCache[bytes]()
+    app.state.map_offline = RenderCache[bytes]()
+    app.state.dispatch_feed = RenderCache[dispatch.Feed]()
     app.include_router(citizens.router)
     app.include_router(cabinet.router)
     app.include_router(planners.router)
@@ -96,6 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(devices.router)
     app.include_router(hours.router)
     app.include_router(staff.router)
+    app.include_router(dispatch.router)
     app.include_router(planning.router)
     app.include_router(training.router)
     app.include_router(ogc.router)

@@ -1,11 +1,13 @@
-"""What routes depend on: the store, the city, the clock, who is asking, and the nearest-device
-snapshot."""
+"""What routes depend on: the store, the city, the clock, who is asking, the nearest-device
+snapshot, and the cache of what pages and feeds render from it."""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -21,6 +23,8 @@ from geo.services.inputs import device_finder
 from geo.services.tokens import Principal
 from geo.settings import Settings
 
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 _bearer = HTTPBearer(auto_error=False, description="Token emitido con `cardiomapa token create`.")
 
 
@@ -76,6 +80,67 @@ async def current_finder(finders: FinderCache) -> DeviceFinder:
     rebuilt if need be) in the thread pool, so the event loop never waits on the database."""
     finder = finders.fresh()
     return finder if finder is not None else await run_in_threadpool(finders.get)
+
+
+class RenderCache(Generic[T]):
+    """The last thing rendered and what it was rendered from (one per process).
+
+    A key that has not changed gets the cached value. When it changes: if ``serve_stale`` says
+    the previous value may still be served (the citizens' page: when only the minute changed; it
+    reloads its device states itself when they change by the clock), it is rendered again in the
+    background while callers keep getting the previous one, so no visitor waits (about 1 s with
+    50,000 devices); otherwise (new data: a write through any worker) the first caller renders
+    and the others wait for that one render. The very first value is always rendered while
+    waiting.
+    """
+
+    def __init__(
+        self, *, serve_stale: Callable[[tuple[Any, ...], tuple[Any, ...]], bool] | None = None
+    ) -> None:
+        self.serve_stale = serve_stale
+        self._lock = threading.Lock()  # guards the fields below
+        self._render_lock = threading.Lock()  # one render at a time
+        self._key: tuple[Any, ...] | None = None
+        self._value: T | None = None
+        self._refreshing = False
+
+    def get(self, key: tuple[Any, ...], render: Callable[[], T]) -> T:
+        with self._lock:
+            stale_ok = (
+                self._key is not None
+                and self.serve_stale is not None
+                and self.serve_stale(self._key, key)
+            )
+            if self._value is not None and (key == self._key or (self._refreshing and stale_ok)):
+                return self._value
+            if self._value is not None and stale_ok:
+                self._refreshing = True
+                threading.Thread(
+                    target=self._refresh, args=(key, render), name="page-render", daemon=True
+                ).start()
+                return self._value
+        with self._render_lock:
+            with self._lock:
+                if self._value is not None and key == self._key:
+                    return self._value  # rendered by the caller this one waited for
+            value = render()
+            with self._lock:
+                self._key, self._value = key, value
+            return value
+
+    def _refresh(self, key: tuple[Any, ...], render: Callable[[], T]) -> None:
+        try:
+            with self._render_lock:
+                value = render()
+            with self._lock:
+                self._key, self._value = key, value
+        except (
+            Exception
+        ):  # a thread's last stop: keep the last good value; the next request retries
+            logger.exception("no se pudo volver a dibujar el mapa ciudadano")
+        finally:
+            with self._lock:
+                self._refreshing = False
 
 
 # These only read app.state: async, so FastAPI does not send them to the thread pool.

@@ -337,30 +337,33 @@ class LayerCollection(BaseModel):
 # --- nearest ----------------------------------------------------------------------------------
 
 
+#: A device's state at an instant, as /api/nearest and the dispatch feed name it.
+DeviceStateName = Literal[
+    "open", "closed", "restricted", "unknown_hours", "out_of_service", "reported",
+    "maintenance_overdue",
+]  # fmt: skip
+STATE_DESCRIPTION = (
+    "open: se puede usar; closed: cerrado por horario; restricted: no es de uso "
+    "público; unknown_hours: sin horario interpretable; out_of_service: fuera de "
+    "servicio; reported: avisado como desaparecido o averiado, sin confirmar; "
+    "maintenance_overdue: abierto pero con parches o batería caducados."
+)
+MAINTENANCE_DESCRIPTION = (
+    "Parches y batería: en fecha (ok), caducados (overdue) o sin fecha (unknown)."
+)
+NOTICE_DESCRIPTION = "Por qué no está simplemente abierto o cerrado (en palabras)."
+
+
 class NearbyDevicePublic(BaseModel):
     """One device in a nearest answer."""
 
     id: str
     name: str
-    state: Literal[
-        "open", "closed", "restricted", "unknown_hours", "out_of_service", "reported",
-        "maintenance_overdue",
-    ] = Field(
-        description=(
-            "open: se puede usar; closed: cerrado por horario; restricted: no es de uso "
-            "público; unknown_hours: sin horario interpretable; out_of_service: fuera de "
-            "servicio; reported: avisado como desaparecido o averiado, sin confirmar; "
-            "maintenance_overdue: abierto pero con parches o batería caducados."
-        )
-    )  # fmt: skip
+    state: DeviceStateName = Field(description=STATE_DESCRIPTION)
     state_text: str = Field(description="El estado en palabras, con su motivo.")
     available: bool = Field(description="Se puede usar en ese momento.")
-    maintenance: Literal["ok", "overdue", "unknown"] = Field(
-        description="Parches y batería: en fecha (ok), caducados (overdue) o sin fecha (unknown)."
-    )
-    notice: str | None = Field(
-        default=None, description="Por qué no está simplemente abierto o cerrado (en palabras)."
-    )
+    maintenance: Literal["ok", "overdue", "unknown"] = Field(description=MAINTENANCE_DESCRIPTION)
+    notice: str | None = Field(default=None, description=NOTICE_DESCRIPTION)
     pads_expiry: dt.date | None = None
     battery_expiry: dt.date | None = None
     always_open: bool
@@ -390,6 +393,65 @@ class NearestPublic(BaseModel):
     distance_model: str
     distance_model_description: str
     results: list[NearbyDevicePublic]
+
+
+# --- the 112 dispatch centre ------------------------------------------------------------------
+
+
+class DispatchProperties(BaseModel):
+    """One device in the dispatch feed: where it is, how to reach it, whether it can be used now
+    and over the next 24 hours, and the notes only emergency services see."""
+
+    id: str
+    name: str
+    location_text: str | None = Field(description="Dónde exactamente (p. ej. vestíbulo).")
+    address: str | None
+    access: str = Field(description=ACCESS_TEXT)
+    indoor: bool | None = Field(description="En un interior.")
+    level: str | None = Field(description="Planta (OSM level).")
+    opening_hours: str | None = Field(description="Horario en sintaxis OSM opening_hours.")
+    phone: str | None = Field(description="Teléfono público del lugar.")
+    state: DeviceStateName = Field(description=STATE_DESCRIPTION)
+    state_text: str = Field(description="El estado en palabras, con su motivo.")
+    available: bool = Field(description="Se puede usar ahora (state = open).")
+    maintenance: Literal["ok", "overdue", "unknown"] = Field(description=MAINTENANCE_DESCRIPTION)
+    notice: str | None = Field(description=NOTICE_DESCRIPTION)
+    next_change: dt.datetime | None = Field(
+        description="Hora local en que abre (si está cerrado) o cierra (si está abierto); null "
+        "si no cambia o no se sabe."
+    )
+    open_next_24h: list[tuple[dt.datetime, dt.datetime]] = Field(
+        description="Intervalos [abre, cierra] en hora local (ISO 8601 con desfase) en que se "
+        "puede usar durante las 24 horas desde generated_at: su horario con los festivos de la "
+        "ciudad, cortado cuando caducan parches o batería; vacío si es de acceso restringido, "
+        "está fuera de servicio, avisado o sin horario conocido."
+    )
+    emergency: EmergencyNotes = Field(
+        description="Notas solo para emergencias (código del armario, quién tiene la llave, "
+        "otras indicaciones), que la entidad titular escribe y nunca se publican; null la que "
+        "no tenga."
+    )
+
+
+class DispatchFeature(BaseModel):
+    """A device of the dispatch feed as a GeoJSON Feature (EPSG:4326)."""
+
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: PointGeometry
+    properties: DispatchProperties
+
+
+class DispatchCollection(BaseModel):
+    """The dispatch feed: every device the citizens' map lists, as a GeoJSON FeatureCollection."""
+
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    generated_at: dt.datetime = Field(
+        description="El minuto para el que se calculó, en hora local (ISO 8601 con desfase)."
+    )
+    city: str = Field(description="Municipio.")
+    timezone: str = Field(description="Zona horaria de las horas locales (IANA).")
+    features: list[DispatchFeature]
 
 
 # --- reports and uses -------------------------------------------------------------------------

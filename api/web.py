@@ -62,6 +62,11 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 PAGE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
 #: Longest form body the pages read (the app's body limit applies first).
 MAX_FORM_FIELDS = 200
+#: Why the 112 dispatch centre's token, pasted in a page's sign-in form, opens no page.
+DISPATCH_TOKEN_PROBLEM = (
+    "Esta clave es la del centro coordinador de emergencias 112: solo sirve para su listado de "
+    "desfibriladores (/api/dispatch/defibrillators.geojson), no para entrar en las páginas."
+)
 
 
 @functools.cache

@@ -152,6 +152,32 @@ def test_staff_read_routes_need_a_staff_token(api: Api) -> None:
         assert api.call("GET", url, "planner").status_code == 200, url
 
 
+def test_a_dispatch_token_elsewhere_sees_what_the_public_sees(api: Api) -> None:
+    """Only an entity's token owns devices: a dispatch token names no entity, and it is not the
+    owner of the devices of no entity (dea-2), nor staff. The 112 centre reads the notes in its
+    own feed only."""
+    dispatch = issue_token(api.store, role="dispatch").secret
+    headers = {"Authorization": f"Bearer {dispatch}"}
+    before = api.store.device("dea-2")
+    assert before is not None and before["operator_entity_id"] is None
+    notes = {"cabinet_code": "CAB-dea-2", "key_holder": "LLAVE-dea-2", "notes": "NOTA-dea-2"}
+    api.store.update_device(before, before, actor="test", private=notes)
+    listed = api.client.get("/api/defibrillators", headers=headers)
+    one = api.client.get("/api/defibrillators/dea-2", headers=headers)
+    for response in (listed, one):
+        assert response.status_code == 200, response.text
+        assert not [text for text in notes.values() if text in response.text]
+    assert [f["properties"]["emergency"] for f in listed.json()["features"]] == [None] * 3
+    assert one.json()["properties"]["emergency"] is None
+    staff = api.call("GET", "/api/defibrillators/dea-2", "admin").json()
+    assert staff["properties"]["emergency"] == notes  # the notes are there to be seen
+    pending = register(api, "admin")["id"]  # of no entity
+    assert api.client.get(f"/api/defibrillators/{pending}", headers=headers).status_code == 404
+    assert pending not in api.client.get("/api/defibrillators", headers=headers).text
+    for url in ("/api/maintenance", "/api/reports", "/api/uses", "/api/audit", "/api/coverage"):
+        assert api.client.get(url, headers=headers).status_code == 403, url
+
+
 def test_a_revoked_token_is_refused_at_once(api: Api) -> None:
     issued = issue_token(api.store, role="entity", entity_id="ent-1")
     headers = {"Authorization": f"Bearer {issued.secret}"}

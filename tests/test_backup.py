@@ -33,6 +33,7 @@ from geo.io.store import (
     Store,
     alembic_config,
     create_db_engine,
+    head_revision,
     metadata,
     migrate,
 )
@@ -138,7 +139,7 @@ def test_restore_brings_back_exactly_the_backed_up_state(
     counts, files = table_counts(written), exports(written)
     code, out, err = cli(written, "backup", str(tmp_path / "copia"))
     assert code == 0, err
-    assert "Copia de seguridad escrita en" in out and "revisión 0009" in out
+    assert "Copia de seguridad escrita en" in out and f"revisión {head_revision()}" in out
     with Store.open(written, clock=clock_at(ORDINARY)) as store:
         store.insert_report({"device_id": "dea-1", "kind": "other", "message": "Otro"}, actor="c")
         before = store.device("dea-2")
@@ -214,7 +215,9 @@ def test_restore_refuses_a_newer_schema(written: str, tmp_path: Path) -> None:
         target.unlink()
         backup.backup_database(written, target)
         with engine.begin() as connection:
-            connection.execute(sa.text("UPDATE alembic_version SET version_num = '0009'"))
+            connection.execute(
+                sa.text("UPDATE alembic_version SET version_num = :head"), {"head": head_revision()}
+            )
         engine.dispose()
     before = table_counts(written)
     code, _, err = cli(written, "restore", "--yes", str(target))
@@ -355,7 +358,7 @@ def test_cli_load_replace_writes_a_backup_first_and_says_what_it_kept(
     assert f"Copia de seguridad escrita en {copy}" in text
     assert "Desfibriladores conservados como estaban" in text and "dea-reg" in text
     assert "no cargadas porque son uno de esos desfibriladores" in text
-    assert backup.inspect_backup(copy).revision == "0009"
+    assert backup.inspect_backup(copy).revision == head_revision()
     after = table_counts(written)
     for table in ("device_private_notes", "device_uses", "problem_reports", "api_tokens",
                   "entity_contacts"):  # fmt: skip

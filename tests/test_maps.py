@@ -593,7 +593,7 @@ def test_zones_are_context_in_any_crs(tiny_layers: Layers, city: CityProfile) ->
 
 
 def test_page_cache_serves_the_last_page_while_the_next_one_renders() -> None:
-    from api.pages.citizens import RenderCache
+    from api.deps import RenderCache
 
     cache = RenderCache[str](serve_stale=lambda cached, wanted: True)
     release = threading.Event()
@@ -624,7 +624,7 @@ def test_page_cache_serves_the_last_page_while_the_next_one_renders() -> None:
 def test_page_cache_keeps_the_last_good_page_when_a_render_fails(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from api.pages.citizens import RenderCache
+    from api.deps import RenderCache
 
     cache = RenderCache[str](serve_stale=lambda cached, wanted: True)
     cache.get(("a",), lambda: "page a")
@@ -648,7 +648,7 @@ def test_page_cache_keeps_the_last_good_page_when_a_render_fails(
 
 
 def test_render_cache_without_stale_values_renders_once_for_concurrent_callers() -> None:
-    from api.pages.citizens import RenderCache
+    from api.deps import RenderCache
 
     cache = RenderCache[str]()
     assert cache.get(("a",), lambda: "a") == "a"
@@ -668,7 +668,8 @@ def test_render_cache_without_stale_values_renders_once_for_concurrent_callers()
 def test_the_citizens_page_is_never_stale_after_new_data() -> None:
     """Only the minute changed: the last page, while the next renders. New devices (another
     snapshot) or new zones: the first caller waits for the new page."""
-    from api.pages.citizens import RenderCache, same_data
+    from api.deps import RenderCache
+    from api.pages.citizens import same_data
 
     cache = RenderCache[str](serve_stale=same_data)
     snapshot, newer = object(), object()

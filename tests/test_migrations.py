@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -20,6 +23,7 @@ from geo.io.store import (
     migrate,
     schema_revision,
 )
+from geo.services.tokens import authenticate, issue_token
 
 #: Tables SpatiaLite creates for itself (InitSpatialMetaData); not ours to compare.
 SPATIALITE_SYSTEM_TABLES = {
@@ -76,3 +80,56 @@ def test_migrating_again_keeps_the_data(db_url: str, tiny_layers: Layers) -> Non
         store.load(tiny_layers)
         migrate(store.engine)
         assert store.counts() == tiny_layers.counts()
+
+
+def test_a_database_at_0009_upgrades_and_then_accepts_dispatch_tokens(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """0010 widens the CHECK on ``api_tokens.role`` (compare_metadata does not compare CHECK
+    constraints, so the models test above cannot see it): a database made by 0009, holding
+    tokens, keeps them and takes ``dispatch`` ones; the downgrade deletes those, and says so."""
+    engine = create_db_engine(db_url)
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0009")
+    created = dt.datetime(2026, 11, 23, 9, 0)
+
+    def insert(role: str, *, entity_id: str | None = None) -> None:
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO api_tokens (secret_hash, role, entity_id, label, created_at) "
+                    "VALUES (:hash, :role, :entity_id, :label, :created)"
+                ),
+                {
+                    "hash": "0" * 64,
+                    "role": role,
+                    "entity_id": entity_id,
+                    "label": role,
+                    "created": created,
+                },
+            )
+
+    insert("planner")
+    with pytest.raises(sa.exc.IntegrityError):
+        insert("dispatch")  # 0009's constraint
+    migrate(engine)
+    assert schema_revision(engine) == "0010" == head_revision()
+    with Store(engine) as store:
+        issued = issue_token(store, role="dispatch", label="112 Castilla y León")
+        assert authenticate(store, issued.secret).role == "dispatch"
+        assert [token.role for token in store.tokens()] == ["planner", "dispatch"]
+    for role, entity_id in (("root", None), ("dispatch", "ent-1")):
+        with pytest.raises(sa.exc.IntegrityError):
+            insert(role, entity_id=entity_id)
+    with engine.begin() as connection, caplog.at_level(logging.WARNING, "cardiomapa.migrations"):
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0009")
+    assert f"{issued.record.id} (112 Castilla y León)" in caplog.text
+    with engine.connect() as connection:
+        roles = connection.execute(sa.text("SELECT role FROM api_tokens")).scalars().all()
+    assert roles == ["planner"]
+    with pytest.raises(sa.exc.IntegrityError):
+        insert("dispatch")
+    engine.dispose()

@@ -26,6 +26,7 @@ from geo.io.store import (
     head_revision,
     schema_revision,
 )
+from geo.io.store.devices import NOTES_BY_ID
 
 
 def test_open_migrates_an_empty_database_to_head(db_url: str) -> None:
@@ -213,3 +214,20 @@ def test_walking_network_round_trip(store: Store) -> None:
         assert connection.execute(count).scalar_one() == network.n_edges
     store.clear_network()
     assert store.read_network(crs="EPSG:25830") is None
+
+
+def test_private_notes_of_more_devices_than_a_statement_takes(
+    store: Store, tiny_layers: Layers
+) -> None:
+    """The dispatch feed asks for the notes of every listed device at once: past 65,535 ids a
+    list of parameters is refused by PostgreSQL, so a long list is answered from every note."""
+    store.load(tiny_layers)
+    before = store.device("dea-1")
+    assert before is not None
+    notes = {"cabinet_code": "1234", "key_holder": "Conserjería", "notes": None}
+    store.update_device(before, before, actor="test", private=notes)
+    asked = ["dea-1", "dea-2", *(f"dea-x{i}" for i in range(70_000))]
+    assert len(asked) > NOTES_BY_ID
+    assert store.private_notes(asked) == {"dea-1": notes}
+    assert store.private_notes(["dea-2", "dea-3"]) == {}  # one parameter per id
+    assert store.private_notes(["dea-1"]) == {"dea-1": notes}

@@ -70,6 +70,8 @@ def test_tokens_cannot_be_issued_for_nonsense(loaded: Store) -> None:
         issue_token(loaded, role="entity")
     with pytest.raises(TokenError):
         issue_token(loaded, role="admin", entity_id="ent-1")
+    with pytest.raises(TokenError, match="planner, admin y dispatch no llevan entidad"):
+        issue_token(loaded, role="dispatch", entity_id="ent-1")
     with pytest.raises(NotFoundError):
         issue_token(loaded, role="entity", entity_id="ent-99")
     assert loaded.tokens() == []
@@ -102,6 +104,26 @@ def test_the_token_commands(db_url: str) -> None:
     code, _, err = cli(db_url, "token", "create")
     assert code == 2 and "--entity" in err
     code, _, err = cli(db_url, "token", "create", "--role", "root")
-    assert code == 2 and "planner" in err
+    assert code == 2 and "use planner, admin, dispatch" in err
     code, _, err = cli(db_url, "token", "revoke", "42")
     assert code == 1 and "42" in err
+
+
+def test_the_112_dispatch_centre_gets_a_token_of_its_own(db_url: str) -> None:
+    cli(db_url, "load", "--data-dir", str(TINY_DIR))
+    code, out, _ = cli(db_url, "token", "create", "--help")
+    assert code == 0 and "dispatch" in out and "112" in out
+    code, out, err = cli(
+        db_url, "token", "create", "--role", "dispatch", "--label", "112 Castilla y León"
+    )
+    assert code == 0, err
+    assert "Token 1 creado (dispatch)" in err
+    with Store.open(db_url) as store:
+        principal = authenticate(store, out.strip())
+    assert (principal.role, principal.entity_id, principal.label) == (
+        "dispatch", None, "112 Castilla y León",
+    )  # fmt: skip
+    code, out, _ = cli(db_url, "token", "list")
+    assert "dispatch" in out and "activo" in out  # the label wraps in the table's column
+    code, _, err = cli(db_url, "token", "create", "--role", "dispatch", "--entity", "ent-1")
+    assert code == 2 and "--role planner|admin|dispatch (solo uno)" in err

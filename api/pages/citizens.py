@@ -8,18 +8,15 @@ background while the previous page is served.
 from __future__ import annotations
 
 import json
-import logging
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
-from api.deps import ClockDep, FindersDep, SettingsDep, StoreDep, current_finder
+from api.deps import ClockDep, FindersDep, RenderCache, SettingsDep, StoreDep, current_finder
 from api.http import ERRORS
 from api.security import page_headers
 from geo.clock import local_now
@@ -28,8 +25,6 @@ from geo.io.store import Store
 from geo.render.maps import OFFLINE_DAYS, basemap_of, citizen_data, citizen_map, citizen_offline
 
 router = APIRouter()
-logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -39,67 +34,6 @@ class MapPage:
 
     html: str
     headers: dict[str, str]
-
-
-class RenderCache(Generic[T]):
-    """The last thing rendered and what it was rendered from (one per process).
-
-    A key that has not changed gets the cached value. When it changes: if ``serve_stale`` says
-    the previous value may still be served (the citizens' page: when only the minute changed; it
-    reloads its device states itself when they change by the clock), it is rendered again in the
-    background while callers keep getting the previous one, so no visitor waits (about 1 s with
-    50,000 devices); otherwise (new data: a write through any worker) the first caller renders
-    and the others wait for that one render. The very first value is always rendered while
-    waiting.
-    """
-
-    def __init__(
-        self, *, serve_stale: Callable[[tuple[Any, ...], tuple[Any, ...]], bool] | None = None
-    ) -> None:
-        self.serve_stale = serve_stale
-        self._lock = threading.Lock()  # guards the fields below
-        self._render_lock = threading.Lock()  # one render at a time
-        self._key: tuple[Any, ...] | None = None
-        self._value: T | None = None
-        self._refreshing = False
-
-    def get(self, key: tuple[Any, ...], render: Callable[[], T]) -> T:
-        with self._lock:
-            stale_ok = (
-                self._key is not None
-                and self.serve_stale is not None
-                and self.serve_stale(self._key, key)
-            )
-            if self._value is not None and (key == self._key or (self._refreshing and stale_ok)):
-                return self._value
-            if self._value is not None and stale_ok:
-                self._refreshing = True
-                threading.Thread(
-                    target=self._refresh, args=(key, render), name="page-render", daemon=True
-                ).start()
-                return self._value
-        with self._render_lock:
-            with self._lock:
-                if self._value is not None and key == self._key:
-                    return self._value  # rendered by the caller this one waited for
-            value = render()
-            with self._lock:
-                self._key, self._value = key, value
-            return value
-
-    def _refresh(self, key: tuple[Any, ...], render: Callable[[], T]) -> None:
-        try:
-            with self._render_lock:
-                value = render()
-            with self._lock:
-                self._key, self._value = key, value
-        except (
-            Exception
-        ):  # a thread's last stop: keep the last good value; the next request retries
-            logger.exception("no se pudo volver a dibujar el mapa ciudadano")
-        finally:
-            with self._lock:
-                self._refreshing = False
 
 
 def _notice(store: Store) -> str:

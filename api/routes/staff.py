@@ -132,6 +132,7 @@ def maintenance(
     today: Annotated[Day | None, Query(description="Fecha de referencia (hoy).")] = None,
 ) -> MaintenancePublic:
     """El personal municipal ve todos; una entidad, los suyos."""
+    require_role(principal, "entity", "planner", "admin")
     where = {} if principal.is_staff else {"operator_entity_id": [principal.entity_id]}
     devices = store.query_layer("defibrillators", where=where)
     day = today or local_today(clock, city.timezone)

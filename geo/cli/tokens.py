@@ -1,4 +1,4 @@
-"""``token``: the API's tokens for entities, planners and administrators."""
+"""``token``: the API's tokens for entities, planners, administrators and the 112 centre."""
 
 from __future__ import annotations
 
@@ -9,10 +9,15 @@ import typer
 from rich.table import Table
 
 from geo.cli.common import _clock, _emit, _on_store, _settings, console, errors
-from geo.io.store import Store, utcnow
+from geo.io.store import ROLES, Store, utcnow
 from geo.services.tokens import issue_token
 
-token_app = typer.Typer(help="Tokens de la API para entidades, planificación y administración.")
+token_app = typer.Typer(
+    help="Tokens de la API para entidades, planificación, administración y el centro 112."
+)
+#: The roles ``--role`` takes: every role but ``entity`` (which ``--entity`` issues).
+ROLE_OPTIONS = tuple(role for role in ROLES if role != "entity")
+_ROLE_CHOICES = "|".join(ROLE_OPTIONS)
 
 
 @token_app.command("create")
@@ -21,7 +26,12 @@ def token_create(
         str | None, typer.Option("--entity", help="Id de la entidad (token de entidad).")
     ] = None,
     role: Annotated[
-        str | None, typer.Option("--role", help="planner o admin (token del Ayuntamiento).")
+        str | None,
+        typer.Option(
+            "--role",
+            help="planner o admin (token del Ayuntamiento), o dispatch (centro coordinador de "
+            "emergencias 112: solo su listado de desfibriladores con las notas de emergencia).",
+        ),
     ] = None,
     label: Annotated[str | None, typer.Option("--label", help="Para quién es.")] = None,
     expires_days: Annotated[
@@ -30,10 +40,16 @@ def token_create(
 ) -> None:
     """Emite un token: se muestra una sola vez (solo se guarda su huella SHA-256)."""
     if (entity is None) == (role is None):
-        errors.print("[bold red]Error[/]: indique --entity ID o --role planner|admin (solo uno).")
+        errors.print(
+            f"[bold red]Error[/]: indique --entity ID o --role {_ROLE_CHOICES} (solo uno).",
+            highlight=False,
+        )
         raise typer.Exit(code=2)
-    if role is not None and role not in ("planner", "admin"):
-        errors.print(f"[bold red]Error[/]: --role {role!r} no admitido; use planner o admin.")
+    if role is not None and role not in ROLE_OPTIONS:
+        errors.print(
+            f"[bold red]Error[/]: --role {role!r} no admitido; use {', '.join(ROLE_OPTIONS)}.",
+            highlight=False,
+        )
         raise typer.Exit(code=2)
     expires = None
     if expires_days is not None:

@@ -294,16 +294,20 @@ def can_see(principal: Principal | None, record: Mapping[str, Any]) -> bool:
     """Verified devices are public; pending and rejected ones only for their entity and staff."""
     if record["verification"] == "verified":
         return True
-    return principal is not None and (
-        principal.is_staff or principal.entity_id == record["operator_entity_id"]
-    )
+    return principal is not None and (principal.is_staff or _owns(principal, record))
 
 
 def can_see_private(principal: Principal | None, record: Mapping[str, Any]) -> bool:
-    """Emergency-only notes: the owning entity and staff, never the public."""
-    return principal is not None and (
-        principal.is_staff or principal.entity_id == record["operator_entity_id"]
-    )
+    """Emergency-only notes: the owning entity and staff, never the public. (The 112 dispatch
+    centre reads them in its own feed, ``/api/dispatch/defibrillators.geojson``, and nowhere
+    else: here a dispatch token is the public.)"""
+    return principal is not None and (principal.is_staff or _owns(principal, record))
+
+
+def _owns(principal: Principal, record: Mapping[str, Any]) -> bool:
+    """An entity's token and a device of that entity. Only entity tokens name an entity: the
+    others (planner, admin, dispatch) own nothing, not even the devices of no entity."""
+    return principal.role == "entity" and principal.entity_id == record["operator_entity_id"]
 
 
 # --- citizens' reports and uses --------------------------------------------------------------

@@ -4,8 +4,10 @@ A token reads ``cm_<id>_<secret>``: the id finds the stored row without scanning
 random bytes, URL-safe) is compared by its hash with :func:`hmac.compare_digest`. A fast hash is
 right here: the secret has 256 bits of entropy, so there is nothing for a slow hash to protect.
 
-Roles: ``entity`` (writes only its own devices), ``planner`` (moderation, analysis, audit) and
-``admin`` (all of that, plus editing any device).
+Roles: ``entity`` (writes only its own devices), ``planner`` (moderation, analysis, audit),
+``admin`` (all of that, plus editing any device) and ``dispatch`` (the 112 dispatch centre: only
+its feed of usable devices with their emergency notes; anywhere else it sees what the public
+sees).
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ def issue_token(
     expires_at: dt.datetime | None = None,
     actor: str = "cli",
 ) -> IssuedToken:
-    """Create a token for an entity (``role="entity"``) or a planner / administrator.
+    """Create a token for an entity (``role="entity"``), a planner, an administrator or the 112
+    dispatch centre (``role="dispatch"``).
 
     Raises
     ------
@@ -88,7 +91,11 @@ def issue_token(
         msg = f"Rol {role!r} desconocido; se admite: {', '.join(ROLES)}."
         raise TokenError(msg)
     if (role == "entity") != (entity_id is not None):
-        msg = "Un token de entidad necesita --entity; los de planner y admin no llevan entidad."
+        others = [r for r in ROLES if r != "entity"]
+        msg = (
+            f"Un token de entidad necesita --entity; los de {', '.join(others[:-1])} y "
+            f"{others[-1]} no llevan entidad."
+        )
         raise TokenError(msg)
     secret = secrets.token_urlsafe(32)
     token_id = store.insert_token(

@@ -34,6 +34,8 @@ async def sign_in(request: Request) -> Response:
                                       headers={"Retry-After": str(exc.retry_after_s)})  # fmt: skip
         except AuthenticationError as exc:
             return common.signin_page(request, status_code=401, problem=str(exc))
+        if principal.role == "dispatch":
+            return common.signin_page(request, status_code=403, problem=web.DISPATCH_TOKEN_PROBLEM)
         if principal.role not in common.SESSION.roles:
             problem = (
                 "Este token es de una entidad y no da acceso a la gestión municipal. Las "

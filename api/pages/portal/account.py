@@ -32,6 +32,8 @@ async def sign_in(request: Request, store: StoreDep, city: CityDep) -> Response:
         return refused_page(request, store, city, exc)
     except AuthenticationError as exc:
         return signed_out(request, store, city, problem=str(exc))
+    if principal.role == "dispatch":
+        return signed_out(request, store, city, problem=web.DISPATCH_TOKEN_PROBLEM, status_code=403)
     if principal.role != "entity":
         problem = (
             "Esta clave es del personal municipal: entre por la página de gestión "

@@ -25,6 +25,9 @@ from geo.io.store.layers import LayerRepository
 from geo.io.store.moderation import close_reports
 from geo.io.store.tables import DEVICE_PRIVATE_NOTES, PRIVATE_NOTE_FIELDS, SRID, TABLES
 
+#: How many device ids :meth:`DeviceRepository.private_notes` sends as parameters at most.
+NOTES_BY_ID = 10_000
+
 
 class DeviceRepository(LayerRepository):
     """Reading and writing defibrillators one by one (a device is a row of its layer)."""
@@ -37,15 +40,23 @@ class DeviceRepository(LayerRepository):
         return record_from_row(frame, 0)
 
     def private_notes(self, device_ids: Sequence[str]) -> dict[str, dict[str, str | None]]:
-        """Emergency-only notes (cabinet code, key holder…) of these devices, by device id."""
+        """Emergency-only notes (cabinet code, key holder…) of these devices, by device id.
+
+        One query however many devices: up to ``NOTES_BY_ID`` ids are sent as its parameters;
+        more (the dispatch feed of a large city) read every stored note and keep these ids,
+        since PostgreSQL takes at most 65,535 parameters in a statement.
+        """
         table = DEVICE_PRIVATE_NOTES
+        wanted = set(device_ids)
+        query = sa.select(table)
+        if len(wanted) <= NOTES_BY_ID:
+            query = query.where(table.c.device_id.in_(sorted(wanted)))
         with self.engine.connect() as connection:
-            rows = connection.execute(
-                sa.select(table).where(table.c.device_id.in_(list(device_ids)))
-            ).all()
+            rows = connection.execute(query).all()
         return {
             row.device_id: {name: row._mapping[name] for name in PRIVATE_NOTE_FIELDS}
             for row in rows
+            if row.device_id in wanted
         }
 
     def insert_device(

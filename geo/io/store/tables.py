@@ -129,7 +129,9 @@ def _device_key_of() -> sa.ForeignKey:
     return sa.ForeignKey(f"{TABLE_NAMES['defibrillators']}.id")
 
 
-ROLES = ("entity", "planner", "admin")
+#: Who a token speaks for: an entity, the city's planners and administrators, and the 112
+#: dispatch centre (only its feed, ``/api/dispatch/defibrillators.geojson``; migration 0010).
+ROLES = ("entity", "planner", "admin", "dispatch")
 REPORT_KINDS = ("missing", "broken", "moved", "wrong_hours", "other")
 REVIEW_STATUS = ("pending", "accepted", "rejected")
 PATIENT_SEX = ("female", "male", "unknown")
