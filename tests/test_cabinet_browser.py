@@ -32,6 +32,7 @@ from geo.io.files import read_layers
 from geo.io.store import Store
 
 PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1440, "height": 900}
 #: The public address the server is configured with (not the address the tests reach it at).
 PUBLIC = "https://dea.example.org"
 #: DEA Farmacia Calle Mayor: open on a Monday morning, with an address.
@@ -145,6 +146,21 @@ def test_the_page_reads_on_a_phone_with_112_first(browser: Browser, site: Site) 
     )
     # nothing is wider than the phone
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_the_page_and_its_sheet_read_on_a_desktop_too(browser: Browser, site: Site) -> None:
+    watched = open_page(browser, **DESKTOP)
+    page = watched.page
+    for path, name in ((f"/dea/{PHARMACY}", "page"), (f"/dea/{PHARMACY}/hoja", "sheet")):
+        page.goto(site.base + path)
+        page.get_by_role("heading", level=1).first.wait_for()
+        shot(page, f"cabinet-{name}-desktop.png", full_page=False)
+        check(watched, f"cabinet {name} on a desktop ({site.backend})")
+        assert page.evaluate("document.documentElement.scrollWidth") <= DESKTOP["width"]
+        if name == "page":  # the printed sheet says «llame al 112» in words
+            box = page.locator("a[href='tel:112']").first.bounding_box()
+            assert box is not None and box["y"] >= 0
+            assert box["y"] + box["height"] <= DESKTOP["height"]
 
 
 def test_a_report_takes_two_taps_with_the_keyboard(browser: Browser, site: Site) -> None:
