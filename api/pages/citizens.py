@@ -7,7 +7,9 @@ background while the previous page is served.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,10 +18,19 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
-from api.deps import ClockDep, FindersDep, RenderCache, SettingsDep, StoreDep, current_finder
+from api.deps import (
+    ClockDep,
+    FinderCache,
+    FindersDep,
+    RenderCache,
+    SettingsDep,
+    StoreDep,
+    current_finder,
+)
 from api.http import ERRORS
 from api.security import page_headers
-from geo.clock import local_now
+from geo.clock import Clock, local_now
+from geo.core.nearest import DeviceFinder
 from geo.core.outputs import data_notice
 from geo.io.store import Store
 from geo.render.maps import OFFLINE_DAYS, basemap_of, citizen_data, citizen_map, citizen_offline
@@ -84,17 +95,11 @@ async def citizens_page(
 async def map_devices(request: Request, finders: FindersDep, clock: ClockDep) -> Response:
     """Filas compactas (columnas en ``columns``) para dibujar decenas de miles de equipos; el
     mapa las vuelve a pedir en ``refresh_at``, cuando cambia el estado de alguno."""
-    finder = await current_finder(finders)
-    minute = local_now(clock, finder.city.timezone).replace(second=0, microsecond=0)
-    cache: RenderCache[bytes] = request.app.state.map_devices
-
-    def render() -> bytes:
-        document = citizen_data(finder, at=minute, api_url="/api")
-        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
-
     # Every open page asks at the same instant (a device opening or closing): computed once.
-    body = await run_in_threadpool(cache.get, (finder, minute), render)
-    return Response(body, media_type="application/json", headers={"Cache-Control": "no-cache"})
+    return await _minute_json(
+        request.app.state.map_devices, finders, clock,
+        lambda finder, minute: citizen_data(finder, at=minute, api_url="/api"),
+    )  # fmt: skip
 
 
 @router.get(
@@ -107,13 +112,26 @@ async def map_offline(request: Request, finders: FindersDep, clock: ClockDep) ->
     """Las filas de ``/api/map/devices`` y, para cada una, en ``spans``, los intervalos en que se
     puede usar durante los próximos días (minutos desde ``at``, por pares). La página la guarda
     para encontrar sin red el desfibrilador disponible más cercano; solo datos públicos."""
+    return await _minute_json(
+        request.app.state.map_offline, finders, clock,
+        lambda finder, minute: {**citizen_offline(finder, at=minute), "api_url": "/api"},
+    )  # fmt: skip
+
+
+async def _minute_json(
+    cache: RenderCache[bytes],
+    finders: FinderCache,
+    clock: Clock,
+    document: Callable[[DeviceFinder, dt.datetime], dict[str, Any]],
+) -> Response:
+    """``document`` of the current device snapshot at this minute, as compact JSON rendered once
+    per (snapshot, minute) in ``cache`` and answered with ``no-cache``."""
     finder = await current_finder(finders)
     minute = local_now(clock, finder.city.timezone).replace(second=0, microsecond=0)
-    cache: RenderCache[bytes] = request.app.state.map_offline
 
     def render() -> bytes:
-        document = {**citizen_offline(finder, at=minute), "api_url": "/api"}
-        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+        text = json.dumps(document(finder, minute), ensure_ascii=False, separators=(",", ":"))
+        return text.encode()
 
     body = await run_in_threadpool(cache.get, (finder, minute), render)
     return Response(body, media_type="application/json", headers={"Cache-Control": "no-cache"})
