@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import psutil
 import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request
@@ -88,6 +89,23 @@ class Server:
                 pytest.fail(f"the server did not start:\n{log.read_text()}")
             time.sleep(0.1)
 
+    def workers(self) -> list[psutil.Process]:
+        """The supervisor's worker processes (not multiprocessing's resource tracker)."""
+        children = psutil.Process(self.process.pid).children()
+        return [child for child in children if "spawn_main" in " ".join(child.cmdline())]
+
+    def wait_until_listening(self, workers: int, *, within_s: float = 120) -> None:
+        """Until ``workers`` worker processes listen on the port: one answering /api/health says
+        nothing of the others, which may still be importing on a busy machine."""
+        listening = eventually(
+            lambda: [w for w in self.workers() if listens(w, self.port)],
+            lambda found: len(found) == workers,
+            within_s=within_s,
+        )
+        assert len(listening) == workers, (
+            f"{len(listening)} worker(s) listen:\n{self.log.read_text()}"
+        )
+
     def kill(self) -> None:
         """SIGKILL: no shutdown handler, no flush, no rollback in the process."""
         self.process.send_signal(signal.SIGKILL)
@@ -100,6 +118,17 @@ class Server:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def listens(process: psutil.Process, port: int) -> bool:
+    """Whether ``process`` listens on TCP ``port`` (``False`` once it is gone)."""
+    try:
+        connections = process.net_connections(kind="tcp")
+    except psutil.NoSuchProcess:
+        return False
+    return any(
+        c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in connections
+    )
 
 
 @dataclass

@@ -56,14 +56,7 @@ def planner(db_url: str, tiny_layers: Layers) -> str:
 def two_workers(db_url: str, planner: str, tmp_path: Path) -> Iterator[Server]:
     server = Server(db_url, tmp_path / "server.log", env=clock_env(ORDINARY), workers=2)
     try:
-        # Ready means both workers listen: one answering /api/health says nothing of the other,
-        # which may still be importing on a busy machine.
-        listening = eventually(
-            lambda: [w for w in _workers(server) if _listening(w, server.port)],
-            lambda listening: len(listening) == 2,
-            within_s=120,
-        )
-        assert len(listening) == 2, f"{len(listening)} worker listens:\n{server.log.read_text()}"
+        server.wait_until_listening(2)
         yield server
     finally:
         server.stop()
@@ -196,22 +189,6 @@ def test_a_workers_socket_gives_every_connection_tcp_nodelay() -> None:
         assert pool.submit(asyncio.run, accepted_nodelay()).result() != 0
 
 
-def _workers(server: Server) -> list[psutil.Process]:
-    """The supervisor's worker processes (not multiprocessing's resource tracker)."""
-    children = psutil.Process(server.process.pid).children()
-    return [child for child in children if "spawn_main" in " ".join(child.cmdline())]
-
-
-def _listening(process: psutil.Process, port: int) -> bool:
-    try:
-        connections = process.net_connections(kind="tcp")
-    except psutil.NoSuchProcess:
-        return False
-    return any(
-        c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in connections
-    )
-
-
 def _established(process: psutil.Process, port: int) -> int:
     return sum(
         1
@@ -228,7 +205,7 @@ def test_keep_alive_connections_are_shared_out_among_the_workers(two_workers: Se
     try:
         for client in clients:  # each opens its connection and keeps it
             assert client.get("/api/nearest", params=HERE).status_code == 200
-        workers = _workers(two_workers)
+        workers = two_workers.workers()
         held = [_established(worker, two_workers.port) for worker in workers]
     finally:
         for client in clients:
@@ -242,14 +219,14 @@ def test_keep_alive_connections_are_shared_out_among_the_workers(two_workers: Se
 def test_a_killed_worker_is_replaced_and_no_connection_waits_for_it(two_workers: Server) -> None:
     """A worker's listener dies with it (it is bound in the worker, not the supervisor), so no
     new connection is dealt to a socket nobody accepts on; the supervisor starts a new worker."""
-    victim = _workers(two_workers)[0]
+    victim = two_workers.workers()[0]
     victim.kill()
     victim.wait(timeout=30)
     for _ in range(40):  # fresh connections, each hashed anew; none may hang
         response = httpx.get(f"{two_workers.base}/api/nearest", params=HERE, timeout=10)
         assert response.status_code == 200
     replaced = eventually(
-        lambda: [w for w in _workers(two_workers) if w.pid != victim.pid],
+        lambda: [w for w in two_workers.workers() if w.pid != victim.pid],
         lambda workers: len(workers) == 2,
         within_s=60,
     )

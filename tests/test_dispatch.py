@@ -36,8 +36,7 @@ from geo.io.store import Store
 from geo.services.inputs import device_finder
 from geo.services.tokens import issue_token
 from geo.settings import Settings
-from tests.servers import Api, Server, eventually
-from tests.test_api_workers import _listening, _workers
+from tests.servers import Api, Server
 from tests.test_portal import FORM, Portal, _version
 from tests.weeks import (
     BEFORE_FALL_BACK,
@@ -335,12 +334,7 @@ def two_workers(db_url: str, dispatch_secret: str, tmp_path: Path) -> Iterator[S
     tests/test_api_workers.py starts it)."""
     server = Server(db_url, tmp_path / "server.log", env=clock_env(ORDINARY), workers=2)
     try:
-        listening = eventually(
-            lambda: [w for w in _workers(server) if _listening(w, server.port)],
-            lambda listening: len(listening) == 2,
-            within_s=120,
-        )
-        assert len(listening) == 2, f"{len(listening)} worker listens:\n{server.log.read_text()}"
+        server.wait_until_listening(2)
         yield server
     finally:
         server.stop()
@@ -360,7 +354,7 @@ def _poll(server: Server, secret: str, etag: str | None = None) -> tuple[int, in
         port = connection.sock.getsockname()[1]
         (worker,) = [
             w.pid
-            for w in _workers(server)
+            for w in server.workers()
             if any(c.raddr and c.raddr.port == port for c in w.net_connections(kind="tcp"))
         ]
         return worker, response.status, response.getheader("ETag") or "", body

@@ -554,13 +554,19 @@ SCREENS = {"phone": (390, 844), "desktop": (1440, 900)}
 PLAZA = (42.0096, -4.5327)
 
 
-def emergency_page(browser: Browser, screen: str) -> Watched:
+def emergency_page(browser: Browser, screen: str, url: str | None = None) -> Watched:
+    """A page on ``screen`` where the person stands at the Plaza Mayor; with ``url``, opened
+    there and ready."""
     width, height = SCREENS[screen]
     phone = screen == "phone"
-    return open_page(
+    watched = open_page(
         browser, width=width, height=height, is_mobile=phone, has_touch=phone,
         geolocation={"latitude": PLAZA[0], "longitude": PLAZA[1]}, permissions=["geolocation"],
     )  # fmt: skip
+    if url is not None:
+        watched.page.goto(url)
+        wait_ready(watched.page)
+    return watched
 
 
 def box_of(page: Page, selector: str) -> dict[str, float]:
@@ -612,10 +618,8 @@ def uncovered_map(page: Page) -> dict[str, float]:
 def test_the_call_to_112_and_the_way_to_the_device_stay_in_view(
     site: Site, browser: Browser, screen: str
 ) -> None:
-    watched = emergency_page(browser, screen)
+    watched = emergency_page(browser, screen, site.base + "/")
     page = watched.page
-    page.goto(site.base + "/")
-    wait_ready(page)
     assert_call_in_first_view(page)
     guide = page.locator("#cm-guide").inner_text()
     for step in ("Llame al 112", "compresiones", "Mande a alguien", "siga su voz"):
@@ -648,10 +652,8 @@ def test_the_call_to_112_and_the_way_to_the_device_stay_in_view(
 def test_popups_are_whole_on_screen_and_their_buttons_answer(
     site: Site, browser: Browser, screen: str
 ) -> None:
-    watched = emergency_page(browser, screen)
+    watched = emergency_page(browser, screen, site.base + "/")
     page = watched.page
-    page.goto(site.base + "/")
-    wait_ready(page)
     page.click("#cm-locate")
     page.locator("#cm-results li").first.wait_for()
     page.locator("#cm-results .cm-result-name").first.click()
@@ -681,10 +683,8 @@ def test_popups_are_whole_on_screen_and_their_buttons_answer(
 def test_the_sheet_folds_by_keyboard_and_every_control_is_big_enough(
     site: Site, browser: Browser
 ) -> None:
-    watched = emergency_page(browser, "phone")
+    watched = emergency_page(browser, "phone", site.base + "/")
     page = watched.page
-    page.goto(site.base + "/")
-    wait_ready(page)
     panel = page.locator("#cm-panel")
     heights = {}
     handle = page.locator("#cm-sheet")
