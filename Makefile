@@ -11,7 +11,7 @@ UV := python3 -m uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install run test lint sample system-deps postgres browser clean bench-api bench-maps bench-outcomes
+.PHONY: install run test lint sample system-deps postgres browser test-tools clean bench-api bench-maps bench-outcomes
 
 install: system-deps $(VENV)/.installed  ## set-up only (idempotent)
 
@@ -33,7 +33,10 @@ postgres:
 browser:
 	@bash scripts/install-browser.sh
 
-test: install postgres browser
+test-tools:  ## gdal-bin and poppler-utils: the suite opens our GeoPackages and PDFs with them
+	@bash scripts/install-test-tools.sh
+
+test: install postgres browser test-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
