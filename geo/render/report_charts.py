@@ -112,7 +112,7 @@ def weekly_chart(week: WeeklyCoverage) -> Markup:
     always = week.residents_covered_always / week.residents if week.residents else 0.0
     potential = week.residents_covered_potential / week.residents if week.residents else 0.0
     with chart_style():
-        figure = new_figure(6.8, 2.7)
+        figure = new_figure(6.8, 3.4)
         ax = figure.add_subplot()
         for start, end in _runs(off_hours_slots()):
             ax.axvspan(start, end, color="#eeeeee", linewidth=0)
