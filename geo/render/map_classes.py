@@ -37,11 +37,12 @@ class Classes:
     def colour(self, value: float) -> str:
         return self.colours[self.index(value)]
 
-    def labels(self, fmt: Callable[[float, int], str]) -> list[str]:
+    def labels(self, fmt: Callable[[float, int], str], *, min_decimals: int = 0) -> list[str]:
         """One label per class, ``"1,2–4,5"`` (``fmt(value, decimals)``), with the fewest
-        decimals (0 to 3) that keep every limit distinct; one value: that value alone."""
+        decimals (``min_decimals`` to 3) that keep every limit distinct; a class of one value:
+        that value alone."""
         limits = (self.lowest, *self.uppers)
-        for decimals in range(4):
+        for decimals in range(min_decimals, 4):
             texts = [fmt(limit, decimals) for limit in limits]
             if len(set(texts[1:])) == len(self.uppers) and (
                 texts[0] != texts[1] or self.lowest == self.uppers[0]

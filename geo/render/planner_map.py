@@ -163,7 +163,9 @@ def _legend(zones: Classes, gaps: Classes, *, lives: bool) -> dict[str, Any]:
             "title": "Cobertura de la zona (% de residentes)",
             "classes": [
                 [colour, f"{label} %"]
-                for colour, label in zip(zones.colours, zones.labels(percent), strict=True)
+                for colour, label in zip(
+                    zones.colours, zones.labels(percent, min_decimals=1), strict=True
+                )
             ],
         },
         "gaps": {
@@ -206,7 +208,7 @@ def _week_chart(view: PlannerView, classes: Classes) -> dict[str, Any]:
             continue
         values = by_zone.get_group(zone)["share_covered"].to_numpy(dtype=float)
         zones[str(position)] = [classes.index(value) for value in values]
-        shares[str(position)] = [_pct(value) for value in values]
+        shares[str(position)] = [_pct1(value) for value in values]
     at = view.at
     return {
         "caption": (
@@ -248,9 +250,9 @@ def _zones_layer(fmap: folium.Map, view: PlannerView, classes: Classes) -> None:
         {
             "Zona CEAS": zones["name"],
             "Residentes": zones["residents"].map(_int),
-            "Cubiertos": zones["share_covered"].map(_pct),
+            "Cubiertos": zones["share_covered"].map(_pct1),
             "Residentes 65+": zones["residents_65_plus"].map(_int),
-            "65+ cubiertos": zones["share_65_plus_covered"].map(_pct),
+            "65+ cubiertos": zones["share_65_plus_covered"].map(_pct1),
             "colour": zones["share_covered"].map(classes.colour),
             "cm_zone": range(len(zones)),  # the zone's position, for the hour chart
         },

@@ -992,7 +992,7 @@
         button.setAttribute("aria-pressed", String(index === slot));
         button.tabIndex = index === slot ? 0 : -1;
       });
-      shown.textContent = `Zonas coloreadas para el ${form.days[d]} de ${week.hours[h]} (hora local).`;
+      shown.textContent = `Zonas coloreadas para: ${form.days[d]} ${week.hours[h]} (hora local).`;
       if (fromChart) {
         day.value = String(d);
         hour.value = String(h);
