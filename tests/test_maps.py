@@ -6,6 +6,7 @@ What a browser does with the pages is in ``test_maps_browser.py``.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import re
@@ -459,6 +460,59 @@ def test_planner_map_gives_lives_saved_per_zone_and_device(loaded_url: str) -> N
 
     assert json.dumps(_lives_band(pharmacy, "gain_if_24_7")) in html
     assert json.dumps("0 (0–0)") in html  # dea-1 gains nothing by opening 24/7: it already is
+
+
+def test_planner_map_colours_zones_by_classes_of_the_weeks_shares(loaded_url: str) -> None:
+    """The zone classes come from the shares shown (at the instant and in each hour of the
+    week); the hour chart carries the weekly profile the CLI and the report use, Monday first."""
+    from geo.render.map_classes import SHARE_PALETTE
+    from geo.render.maps import Basemap, PlannerForm, planner_map
+
+    view, city = far_reaching_view(loaded_url)
+    assert view.week is not None
+    tuesday_noon = dt.datetime(2026, 11, 24, 12, 30)
+    view = PlannerView(**{**view.__dict__, "at": tuesday_noon})
+    html = planner_map(
+        view, city=city, basemap=Basemap(None), form=PlannerForm(None, 1, 12, 300, 1)
+    )
+    options = page_data(html, "cm-options")
+    legend, week = options["legend"], options["week"]
+    shares = sorted(
+        {*view.week.zone_slices["share_covered"], *view.coverage.layer["share_covered"]}
+    )
+    colours = [colour for colour, _label in legend["zones"]["classes"]]
+    assert len(colours) == min(len(shares), len(SHARE_PALETTE)) >= 2
+    limits = [label.removesuffix(" %") for _colour, label in legend["zones"]["classes"]]
+    # The first class starts at the lowest share shown and the last ends at the highest.
+    low, high = limits[0].split("–")[0], limits[-1].split("–")[-1]
+    decimals = len(high.split(",")[1]) if "," in high else 0
+    assert low == f"{shares[0] * 100:.{decimals}f}".replace(".", ",")
+    assert high == f"{shares[-1] * 100:.{decimals}f}".replace(".", ",")
+    # 168 cells, Monday 00:00 first, each with the city's share of that hour.
+    slices = view.week.slices.sort_values("slot")
+    assert len(week["cells"]) == 168 and week["days"][0] == "lunes"
+    first = week["cells"][0][1]
+    assert first.startswith("lunes 00:00–01:00: ")
+    share = slices["share_covered"].iloc[12 + 24]
+    assert week["cells"][36][1].startswith("martes 12:00–13:00: ")
+    assert f"{share * 100:.1f}".replace(".", ",") + " % cubiertos" in week["cells"][36][1]
+    assert week["slot"] == 36  # the instant drawn: its cell is the one pressed
+    # Each zone's class in each hour follows its share then: a higher share never gets a lower
+    # class, and the week's shares fall in at least two classes.
+    zone_ids = view.coverage.layer["id"].tolist()
+    pairs = []
+    for key, classes in week["zones"].items():
+        own = view.week.zone_slices[view.week.zone_slices["zone_id"] == zone_ids[int(key)]]
+        assert len(classes) == 168
+        pairs += zip(own.sort_values("slot")["share_covered"], classes, strict=True)
+    assert len(week["zones"]) == len(zone_ids) == 2
+    pairs.sort()
+    assert all(a[1] <= b[1] for a, b in itertools.pairwise(pairs))
+    assert len({cls for _share, cls in pairs}) >= 2
+    assert week["colours"] == colours
+    # The gap cells have classes of their own, from the residents each leaves without cover.
+    assert len(legend["gaps"]["classes"]) >= 1
+    assert [shape for _cls, _label, shape in legend["symbols"]][:3] == ["area", "point", "point"]
 
 
 def test_the_planner_map_proposes_by_lives_when_asked(client: TestClient, loaded_url: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import http.server
+import itertools
 import json
 import math
 import os
@@ -416,6 +417,122 @@ def test_planner_map_gives_lives_saved_by_keyboard_and_in_device_popups(
     page.wait_for_timeout(300)  # the popup's fade-in
     assert_no_serious(page, f"the planners' map with a device popup open ({site.backend})")
     screenshot(page, f"planner-lives-popup-{site.backend}.png")
+    assert watched.problems == []
+
+
+#: Each CEAS zone's fill on the map, by its position (``cm_zone``).
+ZONE_FILLS = """() => {
+    const fills = {};
+    cardiomapa.map.eachLayer((layer) => {
+        const props = layer.feature && layer.feature.properties;
+        if (props && props.cm_zone !== undefined) fills[props.cm_zone] = layer.options.fillColor;
+    });
+    return fills;
+}"""
+#: The fills of the gap cells.
+GAP_FILLS = """() => {
+    const fills = [];
+    cardiomapa.map.eachLayer((layer) => {
+        const props = layer.feature && layer.feature.properties;
+        if (props && props.Hueco !== undefined) fills.push(layer.options.fillColor);
+    });
+    return fills;
+}"""
+#: What the zones' fills should be at ``slot``, from the page's own week data.
+FILLS_AT = """(slot) => {
+    const week = JSON.parse(document.getElementById("cm-options").textContent).week;
+    return Object.fromEntries(
+        Object.entries(week.zones).map(([key, classes]) => [key, week.colours[classes[slot]]]));
+}"""
+#: Every numbered badge (gaps and proposals) with its box on screen.
+BADGES = """() => [...document.querySelectorAll('.cm-badge')].map((b) => {
+    const r = b.getBoundingClientRect();
+    return [`${b.className} ${b.textContent}`, {x: r.x, y: r.y, width: r.width, height: r.height}];
+})"""
+
+
+def assert_badges_apart(page: Page, expected: int) -> None:
+    badges = cast(list[tuple[str, dict[str, float]]], page.evaluate(BADGES))
+    assert len(badges) == expected
+    for (one, a), (other, b) in itertools.combinations(badges, 2):
+        assert not overlaps(a, b), f"{one} at {a} overlaps {other} at {b}"
+
+
+def test_planner_map_classes_labels_and_hour_chart(site: Site, browser: Browser) -> None:
+    """Zone and gap colours come from classes of the data, the numbered gaps and proposals do
+    not overlap, and the hour-by-week chart sets the zones' hour by mouse and keyboard."""
+    watched = open_page(browser, width=1440, height=900)
+    page = watched.page
+    sign_in(page, site)
+    watched.problems[:] = [p for p in watched.problems if "401" not in p]  # the sign-in form
+    # Classes from the data: several zone colours, and the legend's limits are the data's.
+    fills = page.evaluate(ZONE_FILLS)
+    assert len(fills) == 8 and len(set(fills.values())) >= 2, fills
+    legend = page.locator("#cm-legend").inner_text()
+    assert legend.startswith("Cobertura de la zona (% de residentes)")
+    limits = re.findall(r"^ ?(\d+,\d)(?:–(\d+,\d))? %$", legend, re.M)
+    assert len(limits) >= 2 and limits[-1][1] != "20,0", legend  # not the fixed 20 % steps
+    assert len(set(page.evaluate(GAP_FILLS))) >= 2  # the gap cells are graded, not one pink
+    # Polygons are squares in the legend, points circles.
+    radius = "(s) => getComputedStyle(document.querySelector(s)).borderRadius"
+    assert page.evaluate(radius, "#cm-legend .cm-area") == "2px"
+    assert page.evaluate(radius, "#cm-legend .cm-point") == "50%"
+    # Ten gaps (diamonds) and ten proposals (circles), none over another, at two zooms.
+    assert_badges_apart(page, 20)
+    page.evaluate("() => cardiomapa.map.setZoom(cardiomapa.map.getZoom() - 1, {animate: false})")
+    assert_badges_apart(page, 20)
+    screenshot(page, f"planner-badges-{site.backend}.png")
+    # The chart: Tuesday 12:00 by a click colours the zones for that hour and sets the selector.
+    before = page.evaluate(ZONE_FILLS)
+    page.locator(".cm-cell[data-slot='36']").click()
+    assert page.locator("body").get_attribute("data-cm-hour") == "36"
+    assert page.locator(".cm-cell[data-slot='36']").get_attribute("aria-pressed") == "true"
+    assert "martes 12:00–13:00" in page.locator("#cm-map-hour").inner_text()
+    assert page.locator("#cm-day").input_value() == "1"
+    assert page.locator("#cm-hour").input_value() == "12"
+    after = page.evaluate(ZONE_FILLS)
+    assert {str(k): v for k, v in after.items()} == page.evaluate(FILLS_AT, 36)
+    assert after != before  # the sample's 24/7 coverage is not Tuesday noon's
+    assert "Recalcular" in page.locator("#cm-hour-note").inner_text()
+    # …and by keyboard: one tab stop, the arrows move, Enter and Space pick.
+    page.keyboard.press("ArrowRight")  # the focus is still on the clicked cell
+    page.keyboard.press("Enter")
+    assert page.locator("body").get_attribute("data-cm-hour") == "37"
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("Space")
+    assert page.locator("body").get_attribute("data-cm-hour") == "13"
+    assert "lunes 13:00–14:00" in page.locator("#cm-map-hour").inner_text()
+    assert page.locator("#cm-day").input_value() == "0"
+    assert {str(k): v for k, v in page.evaluate(ZONE_FILLS).items()} == page.evaluate(FILLS_AT, 13)
+    assert page.locator(".cm-cell[tabindex='0']").count() == 1
+    assert_no_serious(page, f"the planners' map after picking an hour ({site.backend})")
+    # «Recalcular» then computes everything at the hour picked.
+    page.click("#cm-selector button[type=submit]")
+    page.wait_for_url("**/planificacion?dia=0&hora=13&**")
+    wait_ready(page)
+    assert page.locator("#cm-summary").inner_text().startswith("lunes ")
+    assert page.locator(".cm-cell[data-slot='13']").get_attribute("aria-pressed") == "true"
+    assert page.locator("#cm-hour-note").is_hidden()
+    assert watched.problems == []
+
+
+def test_planner_map_on_a_phone_keeps_the_legend_off_the_layer_control(
+    site: Site, browser: Browser
+) -> None:
+    watched = open_page(browser, width=390, height=844, is_mobile=True, has_touch=True)
+    page = watched.page
+    sign_in(page, site)
+    watched.problems[:] = [p for p in watched.problems if "401" not in p]  # the sign-in form
+    layers = box_of(page, ".leaflet-control-layers")
+    assert not overlaps(box_of(page, "#cm-legend"), layers)
+    page.locator("#cm-legend").scroll_into_view_if_needed()
+    legend = box_of(page, "#cm-legend")
+    assert legend["y"] < 844 and not overlaps(legend, layers)
+    assert page.locator("#cm-panel #cm-legend").count() == 1  # in the sheet, under the chart
+    page.locator(".cm-cell[data-slot='60']").tap()  # Wednesday 12:00
+    assert "miércoles 12:00–13:00" in page.locator("#cm-map-hour").inner_text()
+    screenshot(page, f"planner-phone-{site.backend}.png")
+    assert_no_serious(page, f"the planners' map on a phone ({site.backend})")
     assert watched.problems == []
 
 

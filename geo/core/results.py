@@ -168,6 +168,9 @@ class PlannerView:
     outcomes
         Expected lives saved per year over the reference week (weekly mode, the model's own
         reach), per CEAS zone and per device; ``None`` without the model's parameters.
+    week
+        Coverage in each hour of the reference week, city-wide and per zone (the hour-by-week
+        chart: the profile of ``coverage --weekly`` and the report); ``None`` if not made.
     """
 
     coverage: CoverageAnalysis
@@ -180,6 +183,7 @@ class PlannerView:
     reach_m: float
     at: dt.datetime | None
     outcomes: OutcomesAnalysis | None = None
+    week: WeeklyCoverage | None = None
 
 
 @dataclass(frozen=True)

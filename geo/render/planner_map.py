@@ -13,12 +13,14 @@ from typing import Any
 
 import folium
 import geopandas as gpd
+import numpy as np
 
 from geo.city import CityProfile
 from geo.core.availability import WEEKDAY_NAMES
 from geo.core.outcome_model import HOME_ARRESTS_NOTE
 from geo.core.outputs import DASH, estimate, spanish_number
 from geo.core.results import OutcomesAnalysis, PlannerView
+from geo.render.map_classes import GAP_PALETTE, SHARE_PALETTE, Classes, classes_of, percent
 from geo.render.map_page import WGS84, Basemap, Page, base_map, outline, page_html
 from geo.render.map_text import html_frame, markup_text
 
@@ -53,9 +55,11 @@ def planner_map(
     title = f"Cobertura de desfibriladores — {city.name}"
     fmap, bounds = base_map(city, basemap, static_url, title, extent=view.coverage.layer)
     outline(fmap, city)
-    _zones_layer(fmap, view)
+    zone_classes = _zone_classes(view)
+    gap_classes = classes_of(view.gaps.areas["residents"].to_numpy(), palette=GAP_PALETTE)
+    _zones_layer(fmap, view, zone_classes)
     _reach_layer(fmap, view)
-    _gaps_layer(fmap, view)
+    _gaps_layer(fmap, view, gap_classes)
     _devices_layer(fmap, view)
     _sites_layer(fmap, view.entities, "Entidades del clúster", kind="entity")
     _sites_layer(fmap, view.cohousing, "Cohousing / coliving", kind="cohousing")
@@ -91,11 +95,10 @@ def planner_map(
             "objective": form.objective,
             "objectives": [[key, label] for key, label in OBJECTIVES.items()],
         },
-        "legend": _PLANNER_LEGEND,
+        "legend": _legend(zone_classes, gap_classes, lives=view.outcomes is not None),
         "outcomes": _outcomes_panel(view.outcomes) if view.outcomes is not None else None,
+        "week": _week_chart(view, zone_classes) if view.week is not None else None,
     }
-    if view.outcomes is not None:
-        options["legend"] = {**_PLANNER_LEGEND, "note": LIVES_LEGEND_NOTE}
     page = Page("planner", fmap, options, None)
     fmap.add_child(page)
     return page_html(fmap, page)
@@ -127,35 +130,104 @@ def _when_text(at: dt.datetime | None) -> str:
     return f"{WEEKDAY_NAMES[at.weekday()]} {at:%d/%m/%Y %H:%M}"
 
 
-#: Coverage share classes of the zone shading: (lower bound, colour, label).
-SHARE_CLASSES = (
-    (0.0, "#d73027", "menos del 20 %"),
-    (0.2, "#fc8d59", "20–40 %"),
-    (0.4, "#fee08b", "40–60 %"),
-    (0.6, "#d9ef8b", "60–80 %"),
-    (0.8, "#1a9850", "80 % o más"),
+def _zone_classes(view: PlannerView) -> Classes:
+    """Natural-break classes of every zone share the map can show: at the instant drawn and in
+    each hour of the week (the chart sets the hour), so a colour means the same whatever hour
+    is picked."""
+    shares = view.coverage.layer["share_covered"].to_numpy(dtype=float)
+    if view.week is not None and len(view.week.zone_slices):
+        weekly = view.week.zone_slices["share_covered"].to_numpy(dtype=float)
+        shares = np.concatenate([shares, weekly])
+    return classes_of(shares, palette=SHARE_PALETTE)
+
+
+#: The legend's symbols: (CSS class, text, shape). ``area`` is drawn as a square (a polygon
+#: layer), ``point`` as a circle, ``gap`` and ``proposal`` as the map's own numbered badges.
+SYMBOLS = (
+    ("reach", "Alcance a pie de los disponibles", "area"),
+    ("device-open", "Desfibrilador disponible", "point"),
+    ("device-closed", "Desfibrilador no disponible en ese momento", "point"),
+    ("gap-badge", "Hueco n.º (orden de prioridad)", "gap"),
+    ("proposal", "Propuesta n.º (orden de instalación)", "proposal"),
+    ("entity-with", "Entidad con desfibrilador propio o a su alcance", "point"),
+    ("entity-without", "Entidad sin desfibrilador a su alcance", "point"),
+    ("cohousing", "Cohousing / coliving", "point"),
 )
-_PLANNER_LEGEND = {
-    "shares": [[colour, label] for _bound, colour, label in SHARE_CLASSES],
-    "symbols": [
-        ["device-open", "Desfibrilador disponible"],
-        ["device-closed", "Desfibrilador no disponible en ese momento"],
-        ["reach", "Alcance a pie de los disponibles"],
-        ["gap", "Hueco sin cobertura (n.º = orden)"],
-        ["entity-with", "Entidad con desfibrilador propio o a su alcance"],
-        ["entity-without", "Entidad sin desfibrilador a su alcance"],
-        ["cohousing", "Cohousing / coliving"],
-        ["proposal", "Propuesta (n.º = orden de instalación)"],
-    ],
-}
 
 
-def _share_colour(share: float) -> str:
-    colour = SHARE_CLASSES[0][1]
-    for bound, candidate, _label in SHARE_CLASSES:
-        if share >= bound:
-            colour = candidate
-    return colour
+def _legend(zones: Classes, gaps: Classes, *, lives: bool) -> dict[str, Any]:
+    """The legend: the zone and gap classes with their limits, then the symbols."""
+    gap_labels = gaps.labels(lambda value, decimals: spanish_number(value, decimals))
+    legend: dict[str, Any] = {
+        "zones": {
+            "title": "Cobertura de la zona (% de residentes)",
+            "classes": [
+                [colour, f"{label} %"]
+                for colour, label in zip(
+                    zones.colours, zones.labels(percent, min_decimals=1), strict=True
+                )
+            ],
+        },
+        "gaps": {
+            "title": "Huecos: residentes sin cobertura por celda",
+            "classes": [list(pair) for pair in zip(gaps.colours, gap_labels, strict=True)],
+        },
+        "symbols": [list(symbol) for symbol in SYMBOLS],
+    }
+    if lives:
+        legend["note"] = LIVES_LEGEND_NOTE
+    return legend
+
+
+def _hours(hour: int) -> str:
+    return f"{hour:02d}:00–{(hour + 1) % 24:02d}:00"
+
+
+def _week_chart(view: PlannerView, classes: Classes) -> dict[str, Any]:
+    """The hour-by-week chart (Monday first, local time) and, for each zone, its colour class
+    in each hour: clicking an hour recolours the zones in the page.
+
+    The figures are the weekly profile of ``coverage --weekly`` and the report
+    (:attr:`PlannerView.week`), never recomputed here.
+    """
+    week = view.week
+    assert week is not None
+    slices = week.slices.sort_values("slot")
+    cells = []
+    for row in slices.to_dict("records"):
+        share = float(row["share_covered"])
+        name = f"{WEEKDAY_NAMES[int(row['weekday'])]} {_hours(int(row['hour']))}"
+        festive = " (festivo)" if bool(row["holiday"]) else ""
+        cells.append([classes.index(share), f"{name}{festive}: {_pct1(share)} cubiertos"])
+    ids = view.coverage.layer["id"].tolist()
+    zones: dict[str, list[int]] = {}
+    shares: dict[str, list[str]] = {}
+    by_zone = week.zone_slices.sort_values("slot").groupby("zone_id")
+    for position, zone in enumerate(ids):
+        if zone not in by_zone.groups:
+            continue
+        values = by_zone.get_group(zone)["share_covered"].to_numpy(dtype=float)
+        zones[str(position)] = [classes.index(value) for value in values]
+        shares[str(position)] = [_pct1(value) for value in values]
+    at = view.at
+    return {
+        "caption": (
+            f"Residentes cubiertos en cada hora de la semana del "
+            f"{week.week_start:%d/%m/%Y} (hora local). Pulse una hora para colorear las zonas."
+        ),
+        "days": list(WEEKDAY_NAMES),
+        "colours": list(classes.colours),
+        "cells": cells,
+        "zones": zones,
+        "shares": shares,
+        "slot": None if at is None else at.weekday() * 24 + at.hour,
+        "hours": [_hours(hour) for hour in range(24)],
+    }
+
+
+def _pct1(share: float) -> str:
+    """``"12,3 %"``: a share with one decimal (the chart's cells)."""
+    return f"{percent(share, 1)} %"
 
 
 def _pct(share: float) -> str:
@@ -172,16 +244,17 @@ def _metres(distance: float, *, none: str) -> str:
     return none if not math.isfinite(distance) else f"a {_int(round(distance))} m"
 
 
-def _zones_layer(fmap: folium.Map, view: PlannerView) -> None:
+def _zones_layer(fmap: folium.Map, view: PlannerView, classes: Classes) -> None:
     zones = view.coverage.layer.to_crs(WGS84)
     frame = gpd.GeoDataFrame(
         {
             "Zona CEAS": zones["name"],
             "Residentes": zones["residents"].map(_int),
-            "Cubiertos": zones["share_covered"].map(_pct),
+            "Cubiertos": zones["share_covered"].map(_pct1),
             "Residentes 65+": zones["residents_65_plus"].map(_int),
-            "65+ cubiertos": zones["share_65_plus_covered"].map(_pct),
-            "colour": zones["share_covered"].map(_share_colour),
+            "65+ cubiertos": zones["share_65_plus_covered"].map(_pct1),
+            "colour": zones["share_covered"].map(classes.colour),
+            "cm_zone": range(len(zones)),  # the zone's position, for the hour chart
         },
         geometry=zones.geometry,
         crs=WGS84,
@@ -203,9 +276,10 @@ def _zones_layer(fmap: folium.Map, view: PlannerView) -> None:
             "fillColor": f["properties"]["colour"],
             "color": "#555",
             "weight": 1.5,
-            "fillOpacity": 0.45,
+            "fillOpacity": 0.55,
         },
-        highlight_function=lambda _f: {"weight": 3},
+        # No highlight_function: its resetStyle would undo the colours the hour chart sets
+        # (cardiomapa.js highlights the zone under the pointer itself).
         tooltip=folium.GeoJsonTooltip(fields=fields),
     ).add_to(fmap)
 
@@ -231,7 +305,7 @@ def _reach_layer(fmap: folium.Map, view: PlannerView) -> None:
     ).add_to(fmap)
 
 
-def _gaps_layer(fmap: folium.Map, view: PlannerView) -> None:
+def _gaps_layer(fmap: folium.Map, view: PlannerView, classes: Classes) -> None:
     areas = view.gaps.areas.to_crs(WGS84)
     frame = gpd.GeoDataFrame(
         {
@@ -241,6 +315,7 @@ def _gaps_layer(fmap: folium.Map, view: PlannerView) -> None:
             "Desfibrilador más cercano": areas["nearest_distance_m"].map(
                 lambda d: _metres(d, none="ninguno")
             ),
+            "colour": areas["residents"].map(classes.colour),
         },
         geometry=areas.geometry,
         crs=WGS84,
@@ -249,18 +324,19 @@ def _gaps_layer(fmap: folium.Map, view: PlannerView) -> None:
     if len(frame):
         folium.GeoJson(
             frame,
-            style_function=lambda _f: {
+            style_function=lambda f: {
                 "stroke": False,
-                "fillColor": "#b2182b",
-                "fillOpacity": 0.3,
+                "fillColor": f["properties"]["colour"],
+                "fillOpacity": 0.5,
             },
-            tooltip=folium.GeoJsonTooltip(fields=list(frame.columns.drop("geometry"))),
+            tooltip=folium.GeoJsonTooltip(fields=list(frame.columns.drop(["geometry", "colour"]))),
         ).add_to(group)
     for rank, point in zip(areas["rank"].head(10), areas.geometry.head(10), strict=True):
         centre = point.representative_point()
         folium.Marker(
             [centre.y, centre.x],
-            icon=folium.DivIcon(html=f'<span class="cm-badge cm-gap">{rank}</span>',
+            icon=folium.DivIcon(html=f'<span class="cm-badge cm-gap" data-rank="{rank}">'
+                                     f'{rank}</span>',
                                 icon_size=(22, 22), icon_anchor=(11, 11)),
             tooltip=f"Hueco n.º {rank}",
         ).add_to(group)  # fmt: skip
@@ -466,27 +542,34 @@ def _sites_layer(fmap: folium.Map, sites: gpd.GeoDataFrame, name: str, *, kind: 
 
 def _proposal_layer(fmap: folium.Map, view: PlannerView) -> None:
     group = folium.FeatureGroup(name="Propuesta de nuevos desfibriladores")
-    kinds = {"entity": "entidad", "cohousing": "cohousing", "grid": "punto de rejilla"}
     for site in view.siting.chosen.to_dict("records"):
-        head = f"n.º {site['step']}: {site['name']} ({kinds.get(site['kind'], site['kind'])}) — "
-        if "lives_gained" in site:
-            text = (
-                f"{head}+{_lives(site['lives_gained'])} vidas al año; tras él: "
-                f"{_lives(site['lives_saved_after'])} vidas al año (modelo)"
-            )
-        else:
-            text = (
-                f"{head}+{_int(site['residents_gained'])} residentes "
-                f"(+{_int(site['residents_65_plus_gained'])} de 65+); cobertura tras él: "
-                f"{_pct(site['share_covered_after'])}"
-            )
         folium.Marker(
             [site["lat"], site["lon"]],
             icon=folium.DivIcon(
-                html=f'<span class="cm-badge cm-proposal">{site["step"]}</span>',
+                html=f'<span class="cm-badge cm-proposal" data-step="{site["step"]}">'
+                     f'{site["step"]}</span>',
                 icon_size=(26, 26), icon_anchor=(13, 13),
             ),
             # No folium.Popup: its template needs jQuery, which the pages do not load.
-            tooltip=markup_text(text),
+            tooltip=markup_text(proposal_text(site)),
         ).add_to(group)  # fmt: skip
     group.add_to(fmap)
+
+
+#: What kind of place a proposal is, in words.
+SITE_KINDS = {"entity": "entidad", "cohousing": "cohousing", "grid": "punto de rejilla"}
+
+
+def proposal_text(site: dict[str, Any]) -> str:
+    """A proposed site in one sentence (its tooltip): where it is and what it adds."""
+    head = f"n.º {site['step']}: {site['name']} ({SITE_KINDS.get(site['kind'], site['kind'])}) — "
+    if "lives_gained" in site:
+        return (
+            f"{head}+{_lives(site['lives_gained'])} vidas al año; tras él: "
+            f"{_lives(site['lives_saved_after'])} vidas al año (modelo)"
+        )
+    return (
+        f"{head}+{_int(site['residents_gained'])} residentes "
+        f"(+{_int(site['residents_65_plus_gained'])} de 65+); cobertura tras él: "
+        f"{_pct(site['share_covered_after'])}"
+    )

@@ -446,9 +446,12 @@ def planner_view(
             inputs, parameters, mode="weekly", at=None, week_of=reference_date, radius_m=None,
             detour_factor=detour_factor,
         )  # fmt: skip
+    week = weekly_analysis(
+        inputs, radius_m=radius_m, week_of=reference_date, detour_factor=detour_factor
+    ).week
     return PlannerView(
         coverage, gaps, devices, sites["entities"], sites["cohousing"], siting, radius_m,
-        reach_m, at, lives,
+        reach_m, at, lives, week,
     )  # fmt: skip
 
 

@@ -810,6 +810,133 @@
     );
   }
 
+  /** The zones' polygons on the map (each with ``cm_zone``, its position in the week's data). */
+  function zoneLayers(map) {
+    const found = [];
+    map.eachLayer((layer) => {
+      const props = layer.feature && layer.feature.properties;
+      if (props && props.cm_zone !== undefined && layer.setStyle) found.push(layer);
+    });
+    return found;
+  }
+
+  /** The hour-by-week chart: a table of 7 days (Monday first) × 24 hours, each cell a button
+   * coloured like the zones' classes. One tab stop (the arrows move between cells); Enter or
+   * Space, or a click, picks that hour. */
+  function weekChart(week, pick) {
+    const buttons = [];
+    const head = el("tr", {}, el("td", {}));
+    for (let h = 0; h < 24; h += 1) {
+      const text = h % 6 === 0 ? String(h) : "";
+      head.append(el("th", { scope: "col", title: week.hours[h] }, text, text ? null : el("span", { class: "cm-sr" }, String(h))));
+    }
+    const body = el("tbody", {});
+    week.days.forEach((dayName, d) => {
+      const row = el("tr", {}, el("th", { scope: "row", title: dayName }, dayName.slice(0, 3)));
+      for (let h = 0; h < 24; h += 1) {
+        const slot = d * 24 + h;
+        const [cls, label] = week.cells[slot];
+        const button = el("button", {
+          type: "button", class: "cm-cell", "data-slot": String(slot), "aria-label": label,
+          title: label, "aria-pressed": "false", tabindex: "-1",
+          style: `background:${week.colours[cls]}`,
+          onclick: () => pick(slot, true),
+        });
+        buttons.push(button);
+        row.append(el("td", {}, button));
+      }
+      body.append(row);
+    });
+    const table = el(
+      "table",
+      { class: "cm-week", id: "cm-week" },
+      el("caption", {}, week.caption),
+      el("thead", {}, head),
+      body
+    );
+    table.addEventListener("keydown", (event) => {
+      const index = buttons.indexOf(document.activeElement);
+      if (index < 0) return;
+      const moves = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -24, ArrowDown: 24, Home: -(index % 24), End: 23 - (index % 24) };
+      if (!(event.key in moves)) return;
+      event.preventDefault();
+      const next = Math.min(167, Math.max(0, index + moves[event.key]));
+      buttons[index].tabIndex = -1;
+      buttons[next].tabIndex = 0;
+      buttons[next].focus();
+    });
+    return { table, buttons };
+  }
+
+  /** Numbered badges (proposals first, then gaps in order) moved apart where they would
+   * overlap, each tied to its place by a leader line. Runs after every zoom. */
+  function declutter(map) {
+    const pane = map.getPane("markerPane");
+    const badges = [...pane.querySelectorAll(".cm-badge")];
+    const rank = (b) => (b.classList.contains("cm-proposal") ? 0 : 1000) + Number(b.dataset.step || b.dataset.rank || 0);
+    badges.sort((a, b) => rank(a) - rank(b));
+    const placed = [];
+    const GAP = 3;
+    const hits = (a, b) => a.left < b.right + GAP && b.left < a.right + GAP && a.top < b.bottom + GAP && b.top < a.bottom + GAP;
+    for (const badge of badges) {
+      badge.style.transform = "";
+      const icon = badge.parentElement;
+      icon.querySelectorAll(".cm-leader").forEach((line) => line.remove());
+      const r = badge.getBoundingClientRect();
+      const step = Math.max(r.width, r.height) + GAP;
+      let offset = [0, 0];
+      search: for (let ring = 0; ring <= 10; ring += 1) {
+        const directions = ring === 0 ? 1 : 8 * ring;
+        for (let k = 0; k < directions; k += 1) {
+          const angle = -Math.PI / 2 + (2 * Math.PI * k) / directions;
+          const dx = Math.round(Math.cos(angle) * ring * step);
+          const dy = Math.round(Math.sin(angle) * ring * step);
+          const box = { left: r.left + dx, right: r.right + dx, top: r.top + dy, bottom: r.bottom + dy };
+          if (!placed.some((other) => hits(other, box))) {
+            offset = [dx, dy];
+            placed.push(box);
+            break search;
+          }
+        }
+      }
+      const [dx, dy] = offset;
+      if (dx || dy) {
+        badge.style.transform = `translate(${dx}px, ${dy}px)`;
+        const length = Math.hypot(dx, dy);
+        const line = el("span", { class: "cm-leader", "aria-hidden": "true" });
+        line.style.width = `${length}px`;
+        line.style.left = `${icon.offsetWidth / 2}px`;
+        line.style.top = `${icon.offsetHeight / 2}px`;
+        line.style.transform = `rotate(${Math.atan2(dy, dx)}rad)`;
+        line.classList.add(badge.classList.contains("cm-proposal") ? "cm-leader-proposal" : "cm-leader-gap");
+        icon.prepend(line);
+      }
+    }
+  }
+
+  /** The legend: the zone and gap classes (squares: polygons) with their limits, then the
+   * symbols (circles for points, the badges as on the map). */
+  function plannerLegend(legend) {
+    const box = el("div", { class: "cm-legend", id: "cm-legend" });
+    for (const group of [legend.zones, legend.gaps]) {
+      if (!group.classes.length) continue;
+      box.append(el("strong", { class: "cm-legend-title" }, group.title));
+      for (const [colour, label] of group.classes) {
+        box.append(el("div", {}, el("i", { class: "cm-swatch cm-area", style: `background:${colour}` }), ` ${label}`));
+      }
+    }
+    box.append(el("strong", { class: "cm-legend-title" }, "Símbolos"));
+    for (const [cls, label, shape] of legend.symbols) {
+      const swatch =
+        shape === "gap" || shape === "proposal"
+          ? el("i", { class: `cm-swatch cm-badge-swatch cm-${shape}-swatch`, "aria-hidden": "true" })
+          : el("i", { class: `cm-swatch cm-${shape} cm-${cls}` });
+      box.append(el("div", {}, swatch, ` ${label}`));
+    }
+    if (legend.note) box.append(el("div", { class: "cm-legend-note" }, legend.note));
+    return box;
+  }
+
   cardiomapa.planner = function (map, options) {
     map.fitBounds(options.bounds, { animate: false });
     mapControls(map);
@@ -846,6 +973,50 @@
     );
     day.addEventListener("change", () => { hour.disabled = !form.action || day.value === ""; });
     hour.disabled = !form.action || form.day === null;
+    const week = options.week;
+    const shown = el("p", { id: "cm-map-hour", "aria-live": "polite" });
+    const pending = el("p", { id: "cm-hour-note", class: "cm-small", hidden: true });
+    let chart = null;
+    const pick = (slot, fromChart) => {
+      const d = Math.floor(slot / 24);
+      const h = slot % 24;
+      const zones = zoneLayers(map);
+      for (const layer of zones) {
+        const key = String(layer.feature.properties.cm_zone);
+        if (!(key in week.zones)) continue;
+        layer.setStyle({ fillColor: week.colours[week.zones[key][slot]] });
+        layer.feature.properties["Cubiertos"] = week.shares[key][slot];
+        if (slot !== week.slot) layer.feature.properties["65+ cubiertos"] = "— (pulse «Recalcular»)";
+      }
+      chart.buttons.forEach((button, index) => {
+        button.setAttribute("aria-pressed", String(index === slot));
+        button.tabIndex = index === slot ? 0 : -1;
+      });
+      shown.textContent = `Zonas coloreadas para: ${form.days[d]} ${week.hours[h]} (hora local).`;
+      if (fromChart) {
+        day.value = String(d);
+        hour.value = String(h);
+        hour.disabled = !form.action;
+      }
+      pending.hidden = slot === week.slot;
+      pending.textContent = `El resumen, los huecos y la propuesta siguen siendo de: ${s.when}.` +
+        (form.action ? " Pulse «Recalcular» para calcularlos a la hora elegida." : "");
+      document.body.dataset.cmHour = String(slot);
+    };
+    let chartSection = null;
+    if (week) {
+      chart = weekChart(week, pick);
+      chartSection = el(
+        "section",
+        { id: "cm-week-section", "aria-labelledby": "cm-week-title" },
+        el("h2", { id: "cm-week-title" }, "Cobertura hora a hora"),
+        chart.table,
+        shown,
+        pending
+      );
+      chart.buttons[week.slot === null ? 0 : week.slot].tabIndex = 0;
+    }
+    const legendSlot = el("div", { id: "cm-legend-slot" });
     const panel = el(
       "aside",
       { id: "cm-panel", class: "cm-planner", "aria-label": "Resumen y parámetros" },
@@ -858,7 +1029,9 @@
         s.proposal
       ),
       el("p", { class: "cm-small" }, s.distance_model),
+      chartSection,
       selector,
+      legendSlot,
       options.outcomes ? livesSection(options.outcomes) : null,
       options.notice ? el("p", { class: "cm-small cm-notice" }, options.notice) : null
     );
@@ -869,19 +1042,25 @@
     map.getContainer().prepend(panel);
     mainLandmark(map, options.title);
 
+    // The legend stands at the bottom right of the map; on a narrow screen it moves into the
+    // panel (under the chart), clear of the layer control at the top right.
+    const legendBox = plannerLegend(options.legend);
+    const legendHome = el("div", { class: "cm-legend-control" });
     const legend = L.control({ position: "bottomright" });
-    legend.onAdd = function () {
-      const box = el("div", { class: "cm-legend", id: "cm-legend" }, el("strong", {}, "Cobertura de la zona"));
-      for (const [colour, label] of options.legend.shares) {
-        box.append(el("div", {}, el("i", { class: "cm-swatch", style: `background:${colour}` }), ` ${label}`));
-      }
-      for (const [cls, label] of options.legend.symbols) {
-        box.append(el("div", {}, el("i", { class: `cm-swatch cm-${cls}` }), ` ${label}`));
-      }
-      if (options.legend.note) box.append(el("div", { class: "cm-legend-note" }, options.legend.note));
-      return box;
-    };
+    legend.onAdd = () => legendHome;
     legend.addTo(map);
+    const narrow = window.matchMedia("(max-width: 640px)");
+    const placeLegend = () => (narrow.matches ? legendSlot : legendHome).append(legendBox);
+    placeLegend();
+    narrow.addEventListener("change", placeLegend);
+    for (const layer of zoneLayers(map)) {
+      layer.on("mouseover", () => layer.setStyle({ weight: 3 }));
+      layer.on("mouseout", () => layer.setStyle({ weight: 1.5 }));
+    }
+    if (week && week.slot !== null) pick(week.slot, false);
+    else if (week) shown.textContent = `Zonas coloreadas para: ${s.when}.`;
+    declutter(map);
+    map.on("zoomend viewreset overlayadd", () => declutter(map));
     cardiomapa.map = map;
     document.body.dataset.cmReady = "planner";
     cardiomapa.ready = true;
