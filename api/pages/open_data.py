@@ -96,7 +96,7 @@ async def open_data_page(
         title="Datos abiertos",
         city_name=city.name,
         area_name="Datos abiertos",
-        home_url="/",
+        home_url=OPEN_DATA_URL,
         nav=[],
         signed_in=False,
         notice=notice,
