@@ -105,7 +105,8 @@ def test_conformance_declares_core_geojson_oas30_queryables_and_schemas(
     parts = {c.split("/spec/")[1].split("/")[0] + ":" + c.rsplit("/", 1)[1] for c in CONFORMANCE}
     assert parts == {
         "ogcapi-features-1:core", "ogcapi-features-1:geojson", "ogcapi-features-1:oas30",
-        "ogcapi-features-3:queryables", "ogcapi-features-5:schemas",
+        "ogcapi-features-3:queryables", "ogcapi-features-3:queryables-query-parameters",
+        "ogcapi-features-5:schemas",
         "ogcapi-features-5:core-roles-features",
     }  # fmt: skip
 
@@ -332,12 +333,12 @@ def test_schema_types_every_published_field_and_the_items_validate_against_it(
     assert set(entities["required"]) == {"id", "name", "kind", "source", "licence", "geometry"}
 
 
-def test_queryables_are_the_properties_without_the_id(client: TestClient) -> None:
+def test_queryables_are_the_properties_without_the_id_nor_tags(client: TestClient) -> None:
     for name in PUBLISHED_LAYERS:
         schema = _schema(client, f"/ogc/collections/{name}/schema")
         queryables = _schema(client, f"/ogc/collections/{name}/queryables")
         assert _path(queryables["$id"]) == f"/ogc/collections/{name}/queryables"
-        expected = {k: v for k, v in schema["properties"].items() if k != "id"}
+        expected = {k: v for k, v in schema["properties"].items() if k not in ("id", "tags")}
         assert queryables["properties"] == expected
         assert queryables["additionalProperties"] is False and "required" not in queryables
 
@@ -352,6 +353,52 @@ def test_feature_schema_is_a_geojson_feature_with_one_type_per_property(
     assert not NEVER_PUBLISHED & set(properties)
     assert properties["removed_on"] == {"type": "string", "format": "date", "nullable": True}
     assert all(isinstance(p["type"], str) for p in properties.values())  # GDAL 3.6 needs one
+
+
+def _ids(client: TestClient, url: str, **params: str) -> list[str]:
+    return sorted(f["id"] for f in _page(client, url, **params)["features"])
+
+
+def test_each_queryable_filters_the_items_by_equality(client: TestClient) -> None:
+    devices = "/ogc/collections/defibrillators/items"
+    assert _ids(client, devices) == VERIFIED
+    assert _ids(client, devices, installed_on="2024-05-01") == ["dea-1", "dea-2"]
+    assert _ids(client, devices, installed_on="2024-05-01", name="nadie") == []
+    everything = _page(client, devices)["features"]
+    indoor = sorted(f["id"] for f in everything if f["properties"]["indoor"] is True)
+    assert _ids(client, devices, indoor="true") == indoor
+    assert _ids(client, devices, indoor="false") == sorted(set(VERIFIED) - set(indoor))
+    assert _ids(client, devices, status="active") == VERIFIED
+    assert _ids(client, devices, source="synthetic") == VERIFIED
+    assert _ids(client, "/ogc/collections/cohousing/items", dwellings="31") == ["coh-1"]
+    assert _ids(client, "/ogc/collections/entities/items", kind="association") == ["ent-2"]
+    paged = _page(client, devices, installed_on="2024-05-01", limit=1)
+    assert paged["numberMatched"] == 2
+    after = {link["rel"]: link["href"] for link in paged["links"]}["next"]
+    assert "installed_on=2024-05-01" in after  # the next page keeps the filter
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({"installed_on": "mayo"}, "installed_on debe ser una fecha AAAA-MM-DD; llegó 'mayo'"),
+        ({"installed_on": "2024-5-1"}, "una fecha AAAA-MM-DD"),
+        ({"indoor": "sí"}, "indoor debe ser true o false"),
+        ({"status": "roto"}, "status debe ser uno de: active, out_of_service, removed"),
+        ({"verification": "pending"}, "Parámetro desconocido 'verification'"),
+        ({"tags": "{}"}, "Parámetro desconocido 'tags'"),
+        ({"id": "dea-1"}, "Parámetro desconocido 'id'"),
+    ],
+)  # fmt: skip
+def test_bad_filters_are_400_naming_the_field(
+    client: TestClient, params: dict[str, str], fragment: str
+) -> None:
+    response = client.get("/ogc/collections/defibrillators/items", params=params)
+    assert response.status_code == 400, response.text
+    body = OgcException.model_validate(response.json())
+    assert body.code == "InvalidParameterValue" and fragment in body.description
+    integer = client.get("/ogc/collections/cohousing/items", params={"dwellings": "muchas"})
+    assert integer.status_code == 400 and "dwellings debe ser un número entero" in integer.text
 
 
 def test_schemas_of_unknown_collections_are_404_in_the_ogc_format(client: TestClient) -> None:

@@ -10,8 +10,10 @@ Conformance: ``core``, ``geojson`` and ``oas30`` (the OpenAPI document at ``/ope
 describes these routes and their parameters); Part 3's ``queryables`` and Part 5's ``schemas``
 and ``core-roles-features``: each collection describes its features as JSON Schema 2020-12
 (``application/schema+json``) at ``…/schema`` (every property, ``x-ogc-role`` for the id and the
-geometry) and ``…/queryables`` (the properties, no id), typed from the fields the exports use
-(:func:`geo.io.export.published_fields`): dates ``format: date``, integers, booleans, enums.
+geometry) and ``…/queryables`` (the properties but the id and ``tags``; each is also a filter
+of ``…/items``: ``?status=active&indoor=false`` keeps the features equal to every value),
+typed from the fields the exports use (:func:`geo.io.export.published_fields`): dates
+``format: date``, integers, booleans, enums.
 
 GDAL up to 3.6 (Debian 12's, and so its QGIS LTR) reads neither: it types the fields from the
 first page of items, so a date that is null on that page comes out as a string. What it does read
@@ -56,6 +58,7 @@ CONFORMANCE = (
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
     "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/schemas",
     "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/core-roles-features",
 )
@@ -343,16 +346,70 @@ def _geometry_schema(name: str) -> dict[str, Any]:
     return {**geometry, "format": _GEOMETRY_FORMATS[types]}
 
 
+def _queryable_fields(name: str) -> dict[str, Field]:
+    """The fields of collection ``name`` that filter its items (Part 3 queryables): every
+    published one but the id and the free ``tags``."""
+    return {f.name: f for f in published_fields(name) if f.name != "id" and f.kind is not Kind.TAGS}
+
+
+def _filter_value(field: Field, text: str) -> str:
+    """``text`` as the items' property would read as text (the filter compares text), or a 400
+    saying what the field accepts."""
+    wrong = None
+    if field.kind is Kind.INTEGER:
+        if text.lstrip("-").isascii() and text.lstrip("-").isdigit() and len(text) <= 18:
+            return str(int(text))
+        wrong = "un número entero"
+    elif field.kind is Kind.BOOLEAN:
+        if text in ("true", "false"):
+            return text
+        wrong = "true o false"
+    elif field.kind is Kind.DATE:
+        try:
+            if len(text) == 10:
+                return dt.date.fromisoformat(text).isoformat()
+        except ValueError:
+            pass
+        wrong = "una fecha AAAA-MM-DD"
+    elif field.kind is Kind.CHOICE:
+        if text in field.choices:
+            return text
+        wrong = "uno de: " + ", ".join(field.choices)
+    else:
+        return text
+    msg = f"{field.name} debe ser {wrong}; llegó {text!r}."
+    raise OgcError(400, "InvalidParameterValue", msg)
+
+
+def _as_text(value: Any) -> str | None:
+    value = plain(value)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _filtered(frame: gpd.GeoDataFrame, name: str, params: Mapping[str, str]) -> gpd.GeoDataFrame:
+    """The features whose queryable properties equal every one given in ``params``."""
+    fields = _queryable_fields(name)
+    for key in sorted(set(params) & set(fields)):
+        wanted = _filter_value(fields[key], params[key])
+        keep = [_as_text(v) == wanted for v in frame[key]]
+        frame = frame[keep]
+    return frame
+
+
 def collection_schema(name: str, url: str, *, queryables: bool = False) -> dict[str, Any]:
     """The features of collection ``name`` as JSON Schema 2020-12 (Part 5 ``schema``, or with
     ``queryables`` Part 3's queryables: no id, nothing required)."""
     properties: dict[str, Any] = {}
     required: list[str] = []
     for field in published_fields(name):
+        if queryables and field.name not in _queryable_fields(name):
+            continue
         value = _value_schema(field)
         if field.name == "id":
-            if queryables:
-                continue
             value["x-ogc-role"] = "id"
         elif not field.required:
             value = _nullable(value)
@@ -590,7 +647,12 @@ def feature_schema_route(collectionId: str, request: Request) -> Response:
     "/collections/{collectionId}/items",
     name="ogc_items",
     response_model=OgcFeatureCollection,
-    summary="Elementos de una colección (GeoJSON), con bbox y paginación",
+    summary="Elementos de una colección (GeoJSON), con bbox, filtros y paginación",
+    description=(
+        "Además de bbox, limit y offset, cada propiedad consultable de la colección (ver "
+        "/collections/{collectionId}/queryables) filtra por igualdad: p. ej. "
+        "?status=active&indoor=false. Fechas AAAA-MM-DD; booleanos true o false."
+    ),
     response_class=GeoJSONResponse,
     responses=GEOJSON_ERRORS,
     openapi_extra={"parameters": _ITEMS_PARAMETERS},
@@ -602,7 +664,8 @@ def items(
     settings: SettingsDep,
     clock: ClockDep,
 ) -> Response:
-    params = _params(request, _ITEMS_QUERY)
+    queryable = _queryable_fields(collectionId) if collectionId in PUBLISHED_LAYERS else {}
+    params = _params(request, _ITEMS_QUERY | frozenset(queryable))
     name = _schema_of(collectionId)
     limit = _integer(params.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     offset = _integer(params.get("offset"), "offset", 0, 0, MAX_OFFSET)
@@ -610,6 +673,7 @@ def items(
     frame = export_frame(
         store, name, public_only=True, data_licence=settings.data_licence, bbox=bbox
     )
+    frame = _filtered(frame, name, params)
     page = frame.iloc[offset : offset + limit]
     matched = len(frame)
     url = request.url
