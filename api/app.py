@@ -17,7 +17,7 @@ from api import errors
 from api.clients import TrustedProxyMiddleware
 from api.deps import CityDep, FinderCache, RenderCache, StoreDep
 from api.http import ERRORS, BboxQuery, LimitQuery, OffsetQuery, page_links, parse_bbox
-from api.pages import cabinet, citizens, desk, planners, portal
+from api.pages import cabinet, citizens, desk, open_data, planners, portal
 from api.routes import devices, dispatch, hours, ogc, planning, staff, training
 from api.schemas import (
     CityPublic,
@@ -96,6 +96,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(planners.router)
     app.include_router(desk.router)
     app.include_router(portal.router)
+    app.include_router(open_data.router)
     app.include_router(devices.router)
     app.include_router(hours.router)
     app.include_router(staff.router)
@@ -166,6 +167,7 @@ def _docs_page(title: str, openapi_url: str) -> str:
 <link rel="stylesheet" href="/static/vendor/swagger-ui/swagger-ui.css">
 </head>
 <body>
+<p><a href="/datos">Datos abiertos: descargas y cómo añadir el servicio OGC en QGIS</a></p>
 <div id="swagger-ui" data-openapi-url="{escape(openapi_url)}"></div>
 <script src="/static/vendor/swagger-ui/swagger-ui-bundle.js"></script>
 <script src="/static/api-docs.js"></script>

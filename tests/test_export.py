@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import sqlite3
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -127,6 +130,56 @@ def test_geopackage_holds_one_table_named_after_the_layer_with_typed_columns(
     zones = tmp_path / "ceas.gpkg"
     export.export_layer(sample, "ceas", fmt="gpkg", out=zones, data_licence=LICENCE)
     assert [list(layer) for layer in pyogrio.list_layers(zones)] == [["ceas", "MultiPolygon"]]
+
+
+#: Debian 12's GDAL (``gdal-bin``, 3.6), what QGIS LTR reads files with there.
+OGRINFO = "/usr/bin/ogrinfo"
+#: The OGR type ``ogrinfo`` reports for each kind of field.
+OGR_TYPES = {Kind.DATE: "Date", Kind.INTEGER: "Integer64", Kind.BOOLEAN: "Integer(Boolean)"}
+
+
+def ogrinfo_fields(path: Path) -> dict[str, str]:
+    """The fields of the GeoPackage's only layer as Debian's ``ogrinfo -so -al`` reports them,
+    after checking that it opened the file without a warning or an error."""
+    run = subprocess.run(
+        [OGRINFO, "-so", "-al", str(path)], capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert "using driver `GPKG' successful" in run.stdout
+    for word in ("Warning", "partially supported", "ERROR"):
+        assert word not in run.stderr, run.stderr
+    fields = re.findall(r"^(\w+): (\S+) \(", run.stdout.split("Geometry Column")[1], re.M)
+    return dict(fields)
+
+
+def expected_ogr_types(name: str, *, public_only: bool = True) -> dict[str, str]:
+    return {
+        f.name: OGR_TYPES.get(f.kind, "String")
+        for f in export.published_fields(name, public_only=public_only)
+    }
+
+
+def test_gdal_3_6_opens_every_geopackage_without_a_warning_and_types_its_fields(
+    sample: Store, tmp_path: Path
+) -> None:
+    version = subprocess.run([OGRINFO, "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("GDAL 3.6")  # the one that warns about GeoPackage 1.4
+    cases = [(schema.name, True) for schema in LAYERS] + [("defibrillators", False)]
+    for name, public_only in cases:
+        out = tmp_path / f"{name}-{public_only}.gpkg"
+        export.export_layer(
+            sample, name, fmt="gpkg", out=out, public_only=public_only, data_licence=LICENCE
+        )
+        with sqlite3.connect(out) as db:  # GeoPackage 1.2: "GPKG" and 10200
+            assert db.execute("PRAGMA application_id").fetchone() == (0x47504B47,)
+            assert db.execute("PRAGMA user_version").fetchone() == (10200,)
+        fields = ogrinfo_fields(out)
+        assert fields == expected_ogr_types(name, public_only=public_only), name
+    # The staff's export holds the moderation fields and the expiry dates, as dates.
+    staff = ogrinfo_fields(tmp_path / "defibrillators-False.gpkg")
+    assert staff["battery_expiry"] == staff["removed_on"] == "Date"
+    assert staff["verification"] == "String"
+    assert ogrinfo_fields(tmp_path / "cohousing-True.gpkg")["dwellings"] == "Integer64"
 
 
 def test_csv_is_utf8_with_a_bom_comma_separated_with_point_decimals(
@@ -301,6 +354,17 @@ def test_every_published_layer_downloads_in_every_format(
             expected = tiny_layers[name]  # the pending device is not served
             assert list(back["id"]) == sorted(expected["id"])
             assert "CLAVE-4711" not in response.content.decode("utf-8", errors="replace")
+
+
+def test_the_apis_geopackages_open_in_gdal_3_6_without_a_warning(
+    client: TestClient, tmp_path: Path
+) -> None:
+    for name in export.PUBLISHED_LAYERS:
+        response = client.get(f"/api/downloads/{name}.gpkg")
+        assert response.status_code == 200, response.text
+        path = tmp_path / f"{name}.gpkg"
+        path.write_bytes(response.content)
+        assert ogrinfo_fields(path) == expected_ogr_types(name)
 
 
 def test_unknown_downloads_are_404_in_spanish(client: TestClient) -> None:

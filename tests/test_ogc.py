@@ -4,11 +4,14 @@ uses) reading a real server. On SpatiaLite and on PostGIS."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pyogrio
 import pytest
 from fastapi.testclient import TestClient
@@ -27,8 +30,8 @@ from api.routes.ogc import (
     OgcFeature,
     OgcFeatureCollection,
 )
-from geo.core.layers import Layers
-from geo.io.export import PUBLISHED_LAYERS
+from geo.core.layers import ACCESS_VALUES, Layers
+from geo.io.export import PUBLISHED_LAYERS, published_fields
 from geo.io.store import Store
 from geo.settings import Settings
 
@@ -93,11 +96,19 @@ def test_landing_page_links_to_everything_a_client_needs(client: TestClient) -> 
     assert _json(client.get("/ogc", params={"f": "json"})) == document
 
 
-def test_conformance_declares_core_geojson_and_oas30(client: TestClient) -> None:
+def test_conformance_declares_core_geojson_oas30_queryables_and_schemas(
+    client: TestClient,
+) -> None:
     document = _json(client.get("/ogc/conformance"))
     Conformance.model_validate(document)
     assert set(document["conformsTo"]) == set(CONFORMANCE)
-    assert {c.rsplit("/", 1)[1] for c in CONFORMANCE} == {"core", "geojson", "oas30"}
+    parts = {c.split("/spec/")[1].split("/")[0] + ":" + c.rsplit("/", 1)[1] for c in CONFORMANCE}
+    assert parts == {
+        "ogcapi-features-1:core", "ogcapi-features-1:geojson", "ogcapi-features-1:oas30",
+        "ogcapi-features-3:queryables", "ogcapi-features-3:queryables-query-parameters",
+        "ogcapi-features-5:schemas",
+        "ogcapi-features-5:core-roles-features",
+    }  # fmt: skip
 
 
 def test_collections_describe_each_published_layer_with_its_extent(client: TestClient) -> None:
@@ -235,11 +246,169 @@ def test_invalid_parameters_are_400_with_an_ogc_exception(
 
 
 def test_every_ogc_route_refuses_unknown_parameters(client: TestClient) -> None:
-    for url in ("/ogc", "/ogc/conformance", "/ogc/collections", "/ogc/collections/ceas",
-                "/ogc/collections/ceas/items/ceas-este"):  # fmt: skip
+    ceas = "/ogc/collections/ceas"
+    for url in ("/ogc", "/ogc/conformance", "/ogc/collections", ceas, f"{ceas}/items/ceas-este",
+                f"{ceas}/queryables", f"{ceas}/schema", f"{ceas}/feature-schema"):  # fmt: skip
         response = client.get(url, params={"crs": "EPSG:25830"})
         assert response.status_code == 400, url
         assert OgcException.model_validate(response.json()).code == "InvalidParameterValue"
+
+
+# --- JSON Schema: queryables, schema, and the feature schema GDAL reads ------------------------
+
+SCHEMA_JSON = "application/schema+json"
+#: What the public may never read in a schema either: moderation, maintenance, private notes.
+NEVER_PUBLISHED = {"verification", "battery_expiry", "pads_expiry", "cabinet_code", "key_holder",
+                   "notes"}  # fmt: skip
+
+
+def _schema(client: TestClient, url: str) -> dict[str, Any]:
+    document: dict[str, Any] = _json(client.get(url), SCHEMA_JSON)
+    jsonschema.Draft202012Validator.check_schema(document)
+    return document
+
+
+def _flat(feature: dict[str, Any]) -> dict[str, Any]:
+    """A GeoJSON feature as Part 5 describes it: id, properties and geometry side by side."""
+    return {"id": feature["id"], **feature["properties"], "geometry": feature["geometry"]}
+
+
+def test_collections_link_their_queryables_and_schemas(client: TestClient) -> None:
+    for name in PUBLISHED_LAYERS:
+        links = _links(_json(client.get(f"/ogc/collections/{name}")))
+        for rel, path in (
+            ("http://www.opengis.net/def/rel/ogc/1.0/queryables", "queryables"),
+            ("http://www.opengis.net/def/rel/ogc/1.0/schema", "schema"),
+            ("describedBy", "feature-schema"),  # IANA describedby, as GDAL 3.6 spells it
+        ):
+            assert _path(links[rel]["href"]) == f"/ogc/collections/{name}/{path}"
+            assert links[rel]["type"] == SCHEMA_JSON
+            assert client.get(links[rel]["href"]).status_code == 200
+
+
+def test_schema_types_every_published_field_and_the_items_validate_against_it(
+    client: TestClient,
+) -> None:
+    for name in PUBLISHED_LAYERS:
+        url = f"/ogc/collections/{name}/schema"
+        document = _schema(client, url)
+        assert document["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+        assert _path(document["$id"]) == url and document["type"] == "object"
+        properties = document["properties"]
+        fields = published_fields(name)
+        assert list(properties) == [*(f.name for f in fields), "geometry"]
+        assert not NEVER_PUBLISHED & set(properties)
+        assert properties["id"]["x-ogc-role"] == "id"
+        geometry = properties.pop("geometry")
+        assert geometry["x-ogc-role"] == "primary-geometry"
+        # Every feature served is valid against it (the GeoJSON geometry schemas aside: they
+        # live at geojson.org, and the tests make no network call).
+        check = jsonschema.Draft202012Validator(
+            {**document, "properties": {**properties, "geometry": {"type": "object"}}},
+            format_checker=jsonschema.FormatChecker(),
+        )
+        features = _page(client, f"/ogc/collections/{name}/items")["features"]
+        assert features
+        for feature in features:
+            check.validate(_flat(feature))
+        # And it would refuse a date that is not one, or a value not in an enum.
+        bad = {**_flat(features[0]), "source": 7}
+        assert not check.is_valid(bad)
+    devices = _schema(client, "/ogc/collections/defibrillators/schema")["properties"]
+    assert devices["installed_on"] == {"title": "installed_on", "type": ["string", "null"],
+                                       "format": "date"}  # fmt: skip
+    assert devices["access"] == {"title": "access", "type": "string",
+                                 "enum": list(ACCESS_VALUES)}  # fmt: skip
+    assert devices["status"]["type"] == "string" and "active" in devices["status"]["enum"]
+    assert devices["indoor"]["type"] == ["boolean", "null"]
+    assert devices["geometry"]["$ref"] == "https://geojson.org/schema/Point.json"
+    assert devices["geometry"]["format"] == "geometry-point"
+    cohousing = _schema(client, "/ogc/collections/cohousing/schema")["properties"]
+    assert cohousing["dwellings"] == {"title": "dwellings", "type": ["integer", "null"],
+                                      "minimum": 0}  # fmt: skip
+    zones = _schema(client, "/ogc/collections/ceas/schema")["properties"]["geometry"]
+    assert zones["format"] == "geometry-polygon-or-multipolygon" and len(zones["oneOf"]) == 2
+    entities = _schema(client, "/ogc/collections/entities/schema")
+    assert entities["properties"]["member_since"]["format"] == "date"
+    assert set(entities["required"]) == {"id", "name", "kind", "source", "licence", "geometry"}
+
+
+def test_queryables_are_the_properties_without_the_id_nor_tags(client: TestClient) -> None:
+    for name in PUBLISHED_LAYERS:
+        schema = _schema(client, f"/ogc/collections/{name}/schema")
+        queryables = _schema(client, f"/ogc/collections/{name}/queryables")
+        assert _path(queryables["$id"]) == f"/ogc/collections/{name}/queryables"
+        expected = {k: v for k, v in schema["properties"].items() if k not in ("id", "tags")}
+        assert queryables["properties"] == expected
+        assert queryables["additionalProperties"] is False and "required" not in queryables
+
+
+def test_feature_schema_is_a_geojson_feature_with_one_type_per_property(
+    client: TestClient,
+) -> None:
+    document = _schema(client, "/ogc/collections/defibrillators/feature-schema")
+    assert document["properties"]["type"]["enum"] == ["Feature"]
+    properties = document["properties"]["properties"]["properties"]
+    assert list(properties) == [f.name for f in published_fields("defibrillators")][1:]
+    assert not NEVER_PUBLISHED & set(properties)
+    assert properties["removed_on"] == {"type": "string", "format": "date", "nullable": True}
+    assert all(isinstance(p["type"], str) for p in properties.values())  # GDAL 3.6 needs one
+
+
+def _ids(client: TestClient, url: str, **params: str) -> list[str]:
+    return sorted(f["id"] for f in _page(client, url, **params)["features"])
+
+
+def test_each_queryable_filters_the_items_by_equality(client: TestClient) -> None:
+    devices = "/ogc/collections/defibrillators/items"
+    assert _ids(client, devices) == VERIFIED
+    assert _ids(client, devices, installed_on="2024-05-01") == ["dea-1", "dea-2"]
+    assert _ids(client, devices, installed_on="2024-05-01", name="nadie") == []
+    everything = _page(client, devices)["features"]
+    indoor = sorted(f["id"] for f in everything if f["properties"]["indoor"] is True)
+    assert _ids(client, devices, indoor="true") == indoor
+    assert _ids(client, devices, indoor="false") == sorted(set(VERIFIED) - set(indoor))
+    assert _ids(client, devices, status="active") == VERIFIED
+    assert _ids(client, devices, source="synthetic") == VERIFIED
+    assert _ids(client, "/ogc/collections/cohousing/items", dwellings="31") == ["coh-1"]
+    assert _ids(client, "/ogc/collections/entities/items", kind="association") == ["ent-2"]
+    paged = _page(client, devices, installed_on="2024-05-01", limit=1)
+    assert paged["numberMatched"] == 2
+    after = {link["rel"]: link["href"] for link in paged["links"]}["next"]
+    assert "installed_on=2024-05-01" in after  # the next page keeps the filter
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({"installed_on": "mayo"}, "installed_on debe ser una fecha AAAA-MM-DD; llegó 'mayo'"),
+        ({"installed_on": "2024-5-1"}, "una fecha AAAA-MM-DD"),
+        ({"indoor": "sí"}, "indoor debe ser true o false"),
+        ({"status": "roto"}, "status debe ser uno de: active, out_of_service, removed"),
+        ({"verification": "pending"}, "Parámetro desconocido 'verification'"),
+        ({"tags": "{}"}, "Parámetro desconocido 'tags'"),
+        ({"id": "dea-1"}, "Parámetro desconocido 'id'"),
+    ],
+)  # fmt: skip
+def test_bad_filters_are_400_naming_the_field(
+    client: TestClient, params: dict[str, str], fragment: str
+) -> None:
+    response = client.get("/ogc/collections/defibrillators/items", params=params)
+    assert response.status_code == 400, response.text
+    body = OgcException.model_validate(response.json())
+    assert body.code == "InvalidParameterValue" and fragment in body.description
+    integer = client.get("/ogc/collections/cohousing/items", params={"dwellings": "muchas"})
+    assert integer.status_code == 400 and "dwellings debe ser un número entero" in integer.text
+
+
+def test_schemas_of_unknown_collections_are_404_in_the_ogc_format(client: TestClient) -> None:
+    for tail in ("queryables", "schema", "feature-schema"):
+        response = client.get(f"/ogc/collections/deas/{tail}")
+        assert response.status_code == 404
+        assert response.headers["content-type"] == "application/json"
+        body = OgcException.model_validate(response.json())
+        assert body.code == "NotFound" and "las colecciones son: defibrillators" in body.description
+        assert client.get(f"/ogc/collections/population/{tail}").status_code == 404
 
 
 # --- GDAL's OAPIF driver, as QGIS reads the service ---------------------------------------------
@@ -274,3 +443,30 @@ def test_gdal_reads_every_collection_through_the_oapif_driver(server: str) -> No
     assert list(near["id"]) == ["dea-3"]
     zones = pyogrio.read_dataframe(service, layer="ceas")
     assert sorted(zones["id"]) == ["ceas-este", "ceas-oeste"]
+
+
+def _ogrinfo(service: str, layer: str) -> dict[str, str]:
+    """The fields of ``layer`` as Debian's ``ogrinfo`` (GDAL 3.6) reads them through OAPIF, after
+    checking it said nothing on stderr (no warning, no error)."""
+    run = subprocess.run(
+        ["/usr/bin/ogrinfo", "-so", service, layer], capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == "", run.stderr
+    return dict(re.findall(r"^(\w+): (\S+) \(", run.stdout, re.M))
+
+
+def test_gdal_3_6_reads_typed_fields_through_the_oapif_driver(server: str) -> None:
+    """Every date of the tiny fixture's devices has ``removed_on`` null: GDAL 3.6 types a field
+    from the first page of items unless a schema says otherwise, and would make it a string."""
+    service = f"OAPIF:{server}/ogc"
+    devices = _ogrinfo(service, "defibrillators")
+    assert devices["installed_on"] == devices["check_date"] == devices["removed_on"] == "Date"
+    assert devices["indoor"] == devices["is_mobile"] == "Integer(Boolean)"
+    assert devices["name"] == devices["licence"] == "String"
+    assert set(devices) == {"id", *(f.name for f in published_fields("defibrillators"))}
+    entities = _ogrinfo(service, "entities")
+    assert entities["member_since"] == "Date" and entities["people_served"] == "Integer"
+    cohousing = _ogrinfo(service, "cohousing")  # residents: null in every record
+    assert cohousing["dwellings"] == cohousing["residents"] == "Integer"
+    assert _ogrinfo(service, "ceas")["centre_name"] == "String"

@@ -28,6 +28,7 @@ from api.deps import (
     current_finder,
 )
 from api.http import ERRORS
+from api.pages.open_data import OPEN_DATA_URL
 from api.security import page_headers
 from geo.clock import Clock, local_now
 from geo.core.nearest import DeviceFinder
@@ -75,6 +76,7 @@ async def citizens_page(
             static_url="/static",
             api_url="/api",
             notice=_notice(store),
+            open_data_url=OPEN_DATA_URL,
         )
         return MapPage(html, page_headers(settings.tile_url or None, html))
 

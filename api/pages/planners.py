@@ -17,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import CityDep, ClockDep, SettingsDep, StoreDep
+from api.pages.open_data import OPEN_DATA_URL
 from api.security import page_headers
 from api.web import check_origin, read_form, throttled_authenticate
 from geo.clock import local_today
@@ -91,8 +92,9 @@ async def planners_page(
     )  # fmt: skip
     try:
         html = await run_in_threadpool(
-            planner_page, settings, store, at=at, form=form, reference_date=today
-        )
+            planner_page, settings, store, at=at, form=form, reference_date=today,
+            open_data_url=OPEN_DATA_URL,
+        )  # fmt: skip
     except LocalTimeError as exc:  # the hour the clocks skip: a page, not a JSON error
         return _problem_page(city.name, str(exc), status_code=422)
     headers = page_headers(settings.tile_url or None, html)
@@ -171,6 +173,7 @@ def _planners_html(
 <body class="cm-login"><main>
 <h1>Planificación de desfibriladores — {escape(city)}</h1>
 {body}
+<p><a href="{OPEN_DATA_URL}">Datos abiertos</a></p>
 </main></body></html>"""
     return HTMLResponse(
         html, status_code=status_code, headers={"Cache-Control": "no-store", **(headers or {})}

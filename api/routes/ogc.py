@@ -7,7 +7,20 @@ fields as the public download (never the private notes). Every collection is in 
 (longitude, latitude in degrees, EPSG:4326 order).
 
 Conformance: ``core``, ``geojson`` and ``oas30`` (the OpenAPI document at ``/openapi.json``
-describes these routes and their parameters). Only JSON is served: ``f=json`` (or no ``f``) is
+describes these routes and their parameters); Part 3's ``queryables`` and Part 5's ``schemas``
+and ``core-roles-features``: each collection describes its features as JSON Schema 2020-12
+(``application/schema+json``) at ``…/schema`` (every property, ``x-ogc-role`` for the id and the
+geometry) and ``…/queryables`` (the properties but the id and ``tags``; each is also a filter
+of ``…/items``: ``?status=active&indoor=false`` keeps the features equal to every value),
+typed from the fields the exports use (:func:`geo.io.export.published_fields`): dates
+``format: date``, integers, booleans, enums.
+
+GDAL up to 3.6 (Debian 12's, and so its QGIS LTR) reads neither: it types the fields from the
+first page of items, so a date that is null on that page comes out as a string. What it does read
+is a collection link ``rel="describedBy"`` of type ``application/schema+json`` to the schema of a
+GeoJSON *Feature* (properties under ``properties``, as Part 1's schemas are written: OpenAPI 3.0
+schema objects, ``nullable`` for optional fields). ``…/feature-schema`` serves that document, so
+every date reaches QGIS as a date. Only JSON is served: ``f=json`` (or no ``f``) is
 accepted, any other ``f`` (``html``…) is a 400 that says so, rather than JSON under an HTML label.
 
 Errors here follow the OGC standard, not the rest of our API: an invalid or unknown query
@@ -32,10 +45,10 @@ from api.deps import CityDep, ClockDep, SettingsDep, StoreDep
 from api.http import GeoJSONResponse, parse_bbox
 from geo.city import CityProfile
 from geo.clock import Clock
-from geo.core.layers import LAYERS_BY_NAME
+from geo.core.layers import LAYERS_BY_NAME, Field, Kind
 from geo.core.outputs import plain
 from geo.errors import InputError
-from geo.io.export import PUBLISHED_LAYERS, export_frame
+from geo.io.export import PUBLISHED_LAYERS, export_frame, published_fields
 from geo.io.store import Store
 from geo.settings import Settings
 
@@ -44,10 +57,21 @@ CONFORMANCE = (
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/schemas",
+    "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/core-roles-features",
 )
 JSON = "application/json"
 GEOJSON = "application/geo+json"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
+SCHEMA_JSON = "application/schema+json"
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+REL_QUERYABLES = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+REL_SCHEMA = "http://www.opengis.net/def/rel/ogc/1.0/schema"
+#: IANA's ``describedby``; relation types compare case-insensitively (RFC 8288), and GDAL up to
+#: 3.6 looks for this spelling only.
+REL_DESCRIBED_BY = "describedBy"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
 MAX_OFFSET = 10_000_000
@@ -274,6 +298,173 @@ def _geojson(model: BaseModel) -> Response:
     return GeoJSONResponse(model.model_dump(mode="json", exclude_none=True))
 
 
+class SchemaResponse(JSONResponse):
+    """A JSON Schema, sent (and documented) as ``application/schema+json``."""
+
+    media_type = SCHEMA_JSON
+
+
+# --- JSON Schema of the collections -------------------------------------------------------------
+
+#: GeoJSON geometry type(s) a layer's features carry, and OGC API Features Part 5's ``format``.
+_GEOMETRY_FORMATS: Mapping[tuple[str, ...], str] = {
+    ("Point",): "geometry-point",
+    ("Polygon", "MultiPolygon"): "geometry-polygon-or-multipolygon",
+}
+
+
+def _value_schema(field: Field) -> dict[str, Any]:
+    """The JSON Schema of one field's value, without nullability."""
+    if field.kind is Kind.INTEGER:
+        value: dict[str, Any] = {"type": "integer"}
+        if field.minimum is not None:
+            value["minimum"] = field.minimum
+        return value
+    if field.kind is Kind.BOOLEAN:
+        return {"type": "boolean"}
+    if field.kind is Kind.DATE:
+        return {"type": "string", "format": "date"}
+    if field.kind is Kind.TAGS:
+        return {"type": "object", "additionalProperties": {"type": "string"}}
+    if field.kind is Kind.CHOICE:
+        return {"type": "string", "enum": list(field.choices)}
+    return {"type": "string"}
+
+
+def _nullable(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` that may also be null (JSON Schema 2020-12: a type list; enums list null)."""
+    nullable = {**value, "type": [value["type"], "null"]}
+    if "enum" in value:
+        nullable["enum"] = [*value["enum"], None]
+    return nullable
+
+
+def _geometry_schema(name: str) -> dict[str, Any]:
+    types = LAYERS_BY_NAME[name].geometry_types
+    refs = [{"$ref": f"https://geojson.org/schema/{kind}.json"} for kind in types]
+    geometry: dict[str, Any] = refs[0] if len(refs) == 1 else {"oneOf": refs}
+    return {**geometry, "format": _GEOMETRY_FORMATS[types]}
+
+
+def _queryable_fields(name: str) -> dict[str, Field]:
+    """The fields of collection ``name`` that filter its items (Part 3 queryables): every
+    published one but the id and the free ``tags``."""
+    return {f.name: f for f in published_fields(name) if f.name != "id" and f.kind is not Kind.TAGS}
+
+
+def _filter_value(field: Field, text: str) -> str:
+    """``text`` as the items' property would read as text (the filter compares text), or a 400
+    saying what the field accepts."""
+    wrong = None
+    if field.kind is Kind.INTEGER:
+        if text.lstrip("-").isascii() and text.lstrip("-").isdigit() and len(text) <= 18:
+            return str(int(text))
+        wrong = "un número entero"
+    elif field.kind is Kind.BOOLEAN:
+        if text in ("true", "false"):
+            return text
+        wrong = "true o false"
+    elif field.kind is Kind.DATE:
+        try:
+            if len(text) == 10:
+                return dt.date.fromisoformat(text).isoformat()
+        except ValueError:
+            pass
+        wrong = "una fecha AAAA-MM-DD"
+    elif field.kind is Kind.CHOICE:
+        if text in field.choices:
+            return text
+        wrong = "uno de: " + ", ".join(field.choices)
+    else:
+        return text
+    msg = f"{field.name} debe ser {wrong}; llegó {text!r}."
+    raise OgcError(400, "InvalidParameterValue", msg)
+
+
+def _as_text(value: Any) -> str | None:
+    value = plain(value)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _filtered(frame: gpd.GeoDataFrame, name: str, params: Mapping[str, str]) -> gpd.GeoDataFrame:
+    """The features whose queryable properties equal every one given in ``params``."""
+    fields = _queryable_fields(name)
+    for key in sorted(set(params) & set(fields)):
+        wanted = _filter_value(fields[key], params[key])
+        keep = [_as_text(v) == wanted for v in frame[key]]
+        frame = frame[keep]
+    return frame
+
+
+def collection_schema(name: str, url: str, *, queryables: bool = False) -> dict[str, Any]:
+    """The features of collection ``name`` as JSON Schema 2020-12 (Part 5 ``schema``, or with
+    ``queryables`` Part 3's queryables: no id, nothing required)."""
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for field in published_fields(name):
+        if queryables and field.name not in _queryable_fields(name):
+            continue
+        value = _value_schema(field)
+        if field.name == "id":
+            value["x-ogc-role"] = "id"
+        elif not field.required:
+            value = _nullable(value)
+        properties[field.name] = {"title": field.name, **value}
+        if field.required and not queryables:
+            required.append(field.name)
+    properties["geometry"] = {
+        "title": "geometry", "x-ogc-role": "primary-geometry", **_geometry_schema(name)
+    }  # fmt: skip
+    document: dict[str, Any] = {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": url,
+        "type": "object",
+        "title": LAYERS_BY_NAME[name].title,
+        "description": DESCRIPTIONS.get(name, LAYERS_BY_NAME[name].title),
+        "properties": properties,
+    }
+    if queryables:
+        document["additionalProperties"] = False
+    else:
+        document["required"] = [*required, "geometry"]
+    return document
+
+
+def feature_schema(name: str) -> dict[str, Any]:
+    """A GeoJSON Feature of collection ``name``, for GDAL (see the module's docstring).
+
+    An OpenAPI 3.0 schema object, like the schemas of OGC API Features Part 1: one ``type`` per
+    property (what GDAL 3.6 reads) and ``nullable`` for the optional ones.
+    """
+    fields = [f for f in published_fields(name) if f.name != "id"]
+    properties: dict[str, Any] = {}
+    for field in fields:
+        value = _value_schema(field)
+        if not field.required:
+            value["nullable"] = True
+        properties[field.name] = value
+    geometry = {"type": "object", "format": _GEOMETRY_FORMATS[LAYERS_BY_NAME[name].geometry_types]}
+    return {
+        "title": LAYERS_BY_NAME[name].title,
+        "type": "object",
+        "required": ["type", "id", "geometry", "properties"],
+        "properties": {
+            "type": {"type": "string", "enum": ["Feature"]},
+            "id": {"type": "string"},
+            "geometry": geometry,
+            "properties": {
+                "type": "object",
+                "required": [f.name for f in fields if f.required],
+                "properties": properties,
+            },
+        },
+    }
+
+
 # --- routes -----------------------------------------------------------------------------------
 
 _ONLY_F = frozenset({"f"})
@@ -380,16 +571,88 @@ def _collection(
         links=[
             _link(here, "self", JSON, "Esta colección"),
             _link(items, "items", GEOJSON, "Elementos (GeoJSON)"),
+            _link(
+                request.url_for("ogc_queryables", collectionId=name),
+                REL_QUERYABLES,
+                SCHEMA_JSON,
+                "Propiedades consultables (JSON Schema)",
+            ),
+            _link(
+                request.url_for("ogc_schema", collectionId=name),
+                REL_SCHEMA,
+                SCHEMA_JSON,
+                "Esquema de los elementos (JSON Schema)",
+            ),
+            _link(
+                request.url_for("ogc_feature_schema", collectionId=name),
+                REL_DESCRIBED_BY,
+                SCHEMA_JSON,
+                "Esquema de un elemento GeoJSON",
+            ),
         ],
         extent=Extent(spatial=SpatialExtent(bbox=[[round(float(b), 7) for b in bounds]])),
     )
+
+
+_SCHEMA_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"content": {SCHEMA_JSON: {"schema": {"type": "object"}}}},
+    **GEOJSON_ERRORS,
+}
+
+
+@router.get(
+    "/collections/{collectionId}/queryables",
+    name="ogc_queryables",
+    summary="Propiedades consultables de una colección (JSON Schema)",
+    response_class=SchemaResponse,
+    responses=_SCHEMA_ANSWER,
+    openapi_extra={"parameters": [_F]},
+)
+def queryables(collectionId: str, request: Request) -> Response:
+    _params(request, _ONLY_F)
+    name = _schema_of(collectionId)
+    url = str(request.url_for("ogc_queryables", collectionId=name))
+    return SchemaResponse(collection_schema(name, url, queryables=True))
+
+
+@router.get(
+    "/collections/{collectionId}/schema",
+    name="ogc_schema",
+    summary="Esquema de los elementos de una colección (JSON Schema)",
+    response_class=SchemaResponse,
+    responses=_SCHEMA_ANSWER,
+    openapi_extra={"parameters": [_F]},
+)
+def schema(collectionId: str, request: Request) -> Response:
+    _params(request, _ONLY_F)
+    name = _schema_of(collectionId)
+    url = str(request.url_for("ogc_schema", collectionId=name))
+    return SchemaResponse(collection_schema(name, url))
+
+
+@router.get(
+    "/collections/{collectionId}/feature-schema",
+    name="ogc_feature_schema",
+    summary="Esquema de un elemento GeoJSON de una colección (para GDAL y QGIS)",
+    response_class=SchemaResponse,
+    responses=_SCHEMA_ANSWER,
+    openapi_extra={"parameters": [_F]},
+)
+def feature_schema_route(collectionId: str, request: Request) -> Response:
+    _params(request, _ONLY_F)
+    return SchemaResponse(feature_schema(_schema_of(collectionId)))
 
 
 @router.get(
     "/collections/{collectionId}/items",
     name="ogc_items",
     response_model=OgcFeatureCollection,
-    summary="Elementos de una colección (GeoJSON), con bbox y paginación",
+    summary="Elementos de una colección (GeoJSON), con bbox, filtros y paginación",
+    description=(
+        "Además de bbox, limit y offset, cada propiedad consultable de la colección (ver "
+        "/collections/{collectionId}/queryables) filtra por igualdad: p. ej. "
+        "?status=active&indoor=false. Fechas AAAA-MM-DD; booleanos true o false."
+    ),
     response_class=GeoJSONResponse,
     responses=GEOJSON_ERRORS,
     openapi_extra={"parameters": _ITEMS_PARAMETERS},
@@ -401,7 +664,8 @@ def items(
     settings: SettingsDep,
     clock: ClockDep,
 ) -> Response:
-    params = _params(request, _ITEMS_QUERY)
+    queryable = _queryable_fields(collectionId) if collectionId in PUBLISHED_LAYERS else {}
+    params = _params(request, _ITEMS_QUERY | frozenset(queryable))
     name = _schema_of(collectionId)
     limit = _integer(params.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     offset = _integer(params.get("offset"), "offset", 0, 0, MAX_OFFSET)
@@ -409,6 +673,7 @@ def items(
     frame = export_frame(
         store, name, public_only=True, data_licence=settings.data_licence, bbox=bbox
     )
+    frame = _filtered(frame, name, params)
     page = frame.iloc[offset : offset + limit]
     matched = len(frame)
     url = request.url

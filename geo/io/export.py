@@ -36,7 +36,11 @@ GeoPackage
     reprojects it on the fly (for metric work, reproject it to the city's metric CRS, EPSG:25830
     for Palencia). Dates as DATE, booleans as BOOLEAN, ``tags`` as JSON text. Written by pyogrio,
     geopandas' I/O engine (through its low-level writer: the data-frame writer cannot declare a
-    DATE column).
+    DATE column), as GeoPackage **1.2** (:data:`GPKG_VERSION`): the GDAL that pyogrio bundles
+    writes 1.4 by default, which the GDAL 3.6 of Debian 12 (and so its QGIS LTR) opens with a
+    warning that it "may only be partially supported"; nothing here needs 1.3 or 1.4.
+    :func:`write_gpkg` is the one writer of GeoPackages (the CLI's export and the API's
+    downloads both go through it).
 
 Files are written atomically: to a temporary file in the same folder, then renamed over ``out``
 (an existing file is replaced).
@@ -60,7 +64,7 @@ import pandas as pd
 import shapely
 from pyogrio.raw import write as write_raw
 
-from geo.core.layers import DEFIBRILLATORS, LAYERS_BY_NAME, WGS84, Kind, LayerSchema
+from geo.core.layers import DEFIBRILLATORS, LAYERS_BY_NAME, WGS84, Field, Kind, LayerSchema
 from geo.core.outputs import csv_safe, feature_collection, plain
 from geo.errors import InputError
 from geo.io.importers import LICENCES
@@ -68,6 +72,7 @@ from geo.io.store import Store
 
 __all__ = [
     "FILE_STEMS",
+    "GPKG_VERSION",
     "MEDIA_TYPES",
     "PUBLIC_DEVICE_FIELDS",
     "PUBLISHED_LAYERS",
@@ -80,7 +85,9 @@ __all__ = [
     "export_layer",
     "geojson_document",
     "licence_of",
+    "published_fields",
     "records_notice",
+    "write_gpkg",
 ]
 
 
@@ -116,6 +123,10 @@ PUBLIC_DEVICE_FIELDS: tuple[str, ...] = (
     "operator_entity_id", "phone", "status", "installed_on", "removed_on", "check_date",
     "is_mobile", "source", "source_id", "tags",
 )  # fmt: skip
+
+#: GeoPackage version written (GDAL's ``VERSION`` creation option): one every GDAL since 2.2
+#: (Debian 12 has 3.6) and every QGIS reads without a warning.
+GPKG_VERSION = "1.2"
 
 CSV_ENCODING = "utf-8-sig"
 COORDINATE_DECIMALS = 7
@@ -182,6 +193,31 @@ def licence_of(source: str, data_licence: str) -> str:
     if source.startswith("osm"):
         return LICENCES["osm"]
     return data_licence
+
+
+#: The field every export adds after the layer's own (see :func:`licence_of`).
+LICENCE_FIELD = Field(
+    "licence", Kind.TEXT, "Licence the record is published under, from its source.", required=True
+)
+
+
+def published_fields(name: str, *, public_only: bool = True) -> tuple[Field, ...]:
+    """The fields of layer ``name``'s export, in its columns' order (``geometry`` aside).
+
+    The same selection as :func:`export_frame`: of the defibrillators, with ``public_only``,
+    only :data:`PUBLIC_DEVICE_FIELDS`; then :data:`LICENCE_FIELD`. The OGC API describes its
+    collections with these (JSON Schema), so what it declares is what it serves.
+
+    Raises
+    ------
+    InputError
+        ``unknown_layer``.
+    """
+    schema = check_layer(name)
+    fields = schema.fields
+    if schema is DEFIBRILLATORS and public_only:
+        fields = tuple(f for f in fields if f.name in PUBLIC_DEVICE_FIELDS)
+    return (*fields, LICENCE_FIELD)
 
 
 def export_frame(
@@ -329,6 +365,7 @@ def write_gpkg(frame: gpd.GeoDataFrame, schema: LayerSchema, path: Path) -> None
         crs=WGS84,
         promote_to_multi=geometry_type == "MultiPolygon",
         layer_options={"IDENTIFIER": schema.title, "DESCRIPTION": records_notice(frame)},
+        dataset_options={"VERSION": GPKG_VERSION},
     )
 
 

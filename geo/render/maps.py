@@ -168,6 +168,7 @@ def citizen_map(
     static_url: str = "/static",
     api_url: str | None = None,
     notice: str = "",
+    open_data_url: str | None = None,
 ) -> str:
     """The citizens' map: devices by availability at ``at``, nearest lookup, problem reports.
 
@@ -185,6 +186,8 @@ def citizen_map(
         reports are not offered.
     notice
         A line about the data's origin (synthetic sample, sources), shown in the page.
+    open_data_url
+        The open-data page (downloads, OGC API), linked from the panel when served.
     """
     city = finder.city
     title = f"Desfibriladores de {city.name}"
@@ -192,7 +195,8 @@ def citizen_map(
     _context_layers(fmap, city, zones)
     data = citizen_data(finder, at=at, api_url=api_url)
     data_url = f"{api_url}/map/devices" if api_url else None
-    options = {"title": title, "notice": notice, "data_url": data_url, "bounds": bounds}
+    options = {"title": title, "notice": notice, "data_url": data_url, "bounds": bounds,
+               "open_data_url": open_data_url}  # fmt: skip
     if api_url:  # served: installable, and kept for when there is no network
         options |= {"offline_url": f"{api_url}/map/offline", "service_worker": "/sw.js"}
         installable(fmap, static_url)

@@ -50,8 +50,10 @@ def planner_map(
     form: PlannerForm,
     static_url: str = "/static",
     notice: str = "",
+    open_data_url: str | None = None,
 ) -> str:
-    """The planners' map: coverage by CEAS zone, device reach, gaps, sites and a proposal."""
+    """The planners' map: coverage by CEAS zone, device reach, gaps, sites and a proposal;
+    ``open_data_url``, the open-data page the panel links to when served."""
     title = f"Cobertura de desfibriladores — {city.name}"
     fmap, bounds = base_map(city, basemap, static_url, title, extent=view.coverage.layer)
     outline(fmap, city)
@@ -83,6 +85,7 @@ def planner_map(
     options = {
         "title": title,
         "notice": notice,
+        "open_data_url": open_data_url,
         "bounds": bounds,
         "summary": summary,
         "form": {

@@ -32,8 +32,10 @@ def planner_page(
     form: PlannerForm,
     reference_date: dt.date,
     static_url: str = "/static",
+    open_data_url: str | None = None,
 ) -> str:
-    """The planners' map for ``form``'s radius and count at ``at``, from the open ``store``."""
+    """The planners' map for ``form``'s radius and count at ``at``, from the open ``store``;
+    its panel links to ``open_data_url`` (the open-data page) when given."""
     inputs = load_inputs(settings, store=store)
     view = planner_view(
         inputs,
@@ -53,6 +55,7 @@ def planner_page(
         form=form,
         static_url=static_url,
         notice=data_notice(sources),
+        open_data_url=open_data_url,
     )
 
 

@@ -43,6 +43,16 @@
     return node;
   }
 
+  /** The link to the open-data page (downloads, OGC API, QGIS), when the page is served. */
+  function openDataLink(options) {
+    if (!options.open_data_url) return null;
+    return el(
+      "p",
+      { class: "cm-small" },
+      el("a", { href: options.open_data_url }, "Datos abiertos: descargas y servicio para QGIS")
+    );
+  }
+
   /** The map is the page's main landmark: its panel, controls, legend and popups are inside it
    * (axe's landmark-one-main and region rules; folium puts the map straight in <body>). */
   function mainLandmark(map, label) {
@@ -297,7 +307,8 @@
       stamp,
       status,
       results,
-      options.notice ? el("p", { class: "cm-small cm-notice" }, options.notice) : null
+      options.notice ? el("p", { class: "cm-small cm-notice" }, options.notice) : null,
+      openDataLink(options)
     );
     L.DomEvent.disableClickPropagation(panel);
     L.DomEvent.disableScrollPropagation(panel);
@@ -1033,7 +1044,8 @@
       selector,
       legendSlot,
       options.outcomes ? livesSection(options.outcomes) : null,
-      options.notice ? el("p", { class: "cm-small cm-notice" }, options.notice) : null
+      options.notice ? el("p", { class: "cm-small cm-notice" }, options.notice) : null,
+      openDataLink(options)
     );
     L.DomEvent.disableClickPropagation(panel);
     L.DomEvent.disableScrollPropagation(panel);
