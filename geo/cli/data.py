@@ -227,7 +227,14 @@ def serve(
         )
         raise typer.Exit(code=1) from None
     # And tell the other commands on this database (entity invite, reminders send).
-    record_serve(settings.database_url, host=options["host"], port=options["port"])
+    try:
+        record_serve(settings.database_url, host=options["host"], port=options["port"])
+    except OSError as exc:  # a read-only folder: serve all the same, links fall back
+        errors.print(
+            f"Aviso: no se ha podido anotar la dirección del servidor ({escape(str(exc))}); "
+            "`entity invite` usará CARDIOMAPA_PUBLIC_URL o la dirección predeterminada.",
+            highlight=False,
+        )
     # uvicorn re-raises the SIGTERM it stopped on once it has shut down: make that an exit that
     # unwinds (exit status 143, as the signal's), so the record is cleared on the way out.
     signal.signal(signal.SIGTERM, _exit_on_signal)

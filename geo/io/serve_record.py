@@ -13,6 +13,7 @@ it names is alive and something accepts connections at the address it names.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -100,7 +101,8 @@ def clear_serve(database_url: str, *, pid: int | None = None) -> None:
     path = record_folder(database_url) / RECORD_NAME
     record = _read(path)
     if record is not None and record.get("pid") == (os.getpid() if pid is None else pid):
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # left behind, it is stale: ignored anyway
+            path.unlink(missing_ok=True)
 
 
 def recorded_url(database_url: str) -> str | None:
