@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from nbclient.exceptions import CellExecutionError
 from rich.markup import escape
 
 from geo.cli.common import _progress, _settings, errors
-from geo.render.notebook import NOTEBOOK, execute_notebook, notebook_html
+from geo.settings import PROJECT_DIR
+
+#: The planners' notebook shipped with the project (``geo.render.notebook.NOTEBOOK``).
+NOTEBOOK = PROJECT_DIR / "notebooks" / "analisis_cobertura.ipynb"
 
 
 def notebook(
@@ -24,11 +26,27 @@ def notebook(
         ),
     ],
     source: Annotated[
-        Path, typer.Option("--notebook", help="Cuaderno que se ejecuta (el de los técnicos).")
+        Path,
+        typer.Option(
+            "--notebook",
+            help="Cuaderno que se ejecuta (el de los técnicos).",
+            show_default="notebooks/analisis_cobertura.ipynb",
+        ),
     ] = NOTEBOOK,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir", help="Carpeta de las capas (por defecto, CARDIOMAPA_DATA_DIR o data/)."
+        ),
+    ] = None,
 ) -> None:
     """Ejecuta el cuaderno de análisis sobre las capas configuradas y lo guarda como HTML."""
-    settings = _settings()
+    # Imported here: Jupyter's machinery is heavy and only this command needs it.
+    from nbclient.exceptions import CellExecutionError
+
+    from geo.render.notebook import execute_notebook, notebook_html
+
+    settings = _settings(data_dir)
     if not source.is_file():
         shown = escape(str(source))
         errors.print(f"[bold red]Error[/]: --notebook: no existe el cuaderno {shown}.")
