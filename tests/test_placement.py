@@ -180,6 +180,8 @@ def test_the_device_page_shows_the_warnings_of_a_pending_device(desk: Desk) -> N
     desk.sign_in("planner")
     page = desk.client.get(f"/gestion/desfibriladores/{device['id']}")
     assert page.status_code == 200 and 'data-placement="near_other"' in page.text
+    verified = desk.client.get("/gestion/desfibriladores/dea-2")  # not checked: not pending
+    assert verified.status_code == 200 and "data-placement" not in verified.text
 
 
 def test_the_context_layer_has_bearings_and_no_private_field(desk: Desk) -> None:

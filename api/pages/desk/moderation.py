@@ -81,6 +81,7 @@ def device_view(
         "lon": here[0] if here else None,
         "lat": here[1] if here else None,
         "moved": previous_position(store, record) if with_move else None,
+        "placement": None,  # see with_placement
     }
 
 
