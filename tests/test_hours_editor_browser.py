@@ -68,7 +68,7 @@ def harness(hours: str = "", lon: str = "", lat: str = "") -> str:
          autocomplete="off" spellcheck="false">
   <p data-hours-words aria-live="polite"></p>
 </div>
-<fieldset data-place-picker data-bounds="{bounds}" data-outline-url="/entidades/limite.geojson">
+<fieldset data-place-picker data-bounds="{bounds}" data-context-url="/entidades/contexto.geojson">
   <legend>Ubicación</legend>
   <div class="cm-field"><label for="lon">Longitud</label>
     <input type="number" step="any" name="lon" id="lon" value="{lon}"></div>
@@ -81,6 +81,7 @@ def harness(hours: str = "", lon: str = "", lat: str = "") -> str:
 </form></main>
 <script src="/static/vendor/leaflet/leaflet.js"></script>
 <script src="/static/hours-editor.js"></script>
+<script src="/static/map-context.js"></script>
 <script src="/static/place-picker.js"></script>
 </body></html>"""
 

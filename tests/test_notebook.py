@@ -7,6 +7,9 @@ in the repository must be stored without outputs (small diffs, no stale figures)
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,13 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "analisis_cobertura.ipynb"
 DATA_DIR = ROOT / "data"
 TIMEOUT_S = 300  # per cell; the whole notebook takes ~10 s
+
+#: A script or stylesheet fetched from elsewhere: a tag's src/href, a CSS url() or @import.
+REMOTE = re.compile(
+    r"""<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*["']?\s*(?:https?:)?//"""
+    r"""|url\(\s*["']?\s*(?:https?:)?//|@import\s+["']?\s*(?:https?:)?//""",
+    re.IGNORECASE,
+)
 
 PROBE = "import sys\nprint(sys.prefix)"
 
@@ -140,3 +150,42 @@ def test_stored_without_outputs() -> None:
     ]
     assert stored == [], f"cells stored with outputs or execution counts: {stored}"
     assert notebook.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_the_command_writes_a_page_with_its_figures(tmp_path: Path) -> None:
+    """``cardiomapa notebook --html``: the executed notebook as one page a planner opens in any
+    browser, offline: the figures embedded, no script or stylesheet fetched from a CDN."""
+    out = tmp_path / "cuaderno.html"
+    script = Path(sys.executable).parent / "cardiomapa"
+    environment = {**os.environ, "CARDIOMAPA_DATA_DIR": str(DATA_DIR), "PYTHONWARNINGS": "default"}
+    done = subprocess.run(
+        [str(script), "notebook", "--html", str(out)],
+        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    page = out.read_text(encoding="utf-8")
+    # the notebook's five figures (semana, mapa, two of emplazamiento, densidad), as data: URIs
+    assert page.count("data:image/png;base64,") >= 5
+    assert '<html lang="es">' in page
+    assert "Desfibriladores en total" in page and "Peor hora" in page
+    assert REMOTE.search(page) is None, REMOTE.search(page)
+    assert "figura(s)" in done.stderr and str(out) in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cuaderno.html"]  # nothing else
+
+
+def test_the_command_names_a_missing_folder(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "cardiomapa"
+    done = subprocess.run(
+        [str(script), "notebook", "--html", str(tmp_path / "no" / "x.html")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--html: la carpeta" in done.stderr and "no existe" in done.stderr
+
+
+def test_remote_pattern_catches_a_cdn_script() -> None:
+    """The check above can fail: it sees what nbconvert's default template would add."""
+    assert REMOTE.search('<script src="https://cdnjs.cloudflare.com/require.js"></script>')
+    assert REMOTE.search("<style>@import url(https://fonts.example/x.css);</style>")
+    assert REMOTE.search('<link rel="stylesheet" href="//cdn.example/a.css">')
+    assert REMOTE.search("<p>Véase https://example.org</p>") is None

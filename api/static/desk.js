@@ -24,6 +24,11 @@
   if (tiles) {
     L.tileLayer(tiles, { attribution: box.getAttribute("data-attribution") || "" }).addTo(map);
   }
+  // The municipality, its CEAS zones and the devices already on the citizens' map
+  // (map-context.js): bearings even without tiles, and neighbours to compare the pins with.
+  if (typeof window.cardiomapaContext === "function") {
+    window.cardiomapaContext(map, box.getAttribute("data-context-url"));
+  }
   var bounds = [];
   points.forEach(function (p) {
     var here = [p.lat, p.lon];

@@ -1,12 +1,13 @@
 /* cardiomapa — pick a device's place on a small map (progressive enhancement).
 
    Enhances <div data-place-picker data-bounds="minlon,minlat,maxlon,maxlat"
-   [data-outline-url="…GeoJSON…"] [data-tile-url="…" data-tile-attribution="…"]> holding the
+   [data-context-url="…GeoJSON…"] [data-tile-url="…" data-tile-attribution="…"]> holding the
    labelled number inputs name="lon" and name="lat" (they stay the way to type a position) and a
    button [data-use-location]. Tapping the map places a draggable marker and writes lon/lat with 6
    decimals (WGS 84, EPSG:4326); typing lon/lat moves the marker; the button asks the browser for
    the current position. Messages go to [data-place-status] (created if missing, aria-live).
-   Needs Leaflet (L) loaded first. Plain ES2017. */
+   Needs Leaflet (L) loaded first, and map-context.js for the boundary, the CEAS zones and the
+   devices already registered. Plain ES2017. */
 (function () {
   "use strict";
   if (typeof L === "undefined") { return; }
@@ -74,23 +75,15 @@
         maxZoom: 19, attribution: root.getAttribute("data-tile-attribution") || ""
       }).addTo(map);
     }
-    var outline = root.getAttribute("data-outline-url");
-    if (!tiles && outline) {
-      fetch(outline, { headers: { Accept: "application/geo+json, application/json" } })
-        .then(function (response) {
-          if (!response.ok) { throw new Error("HTTP " + response.status); }
-          return response.json();
-        })
-        .then(function (geojson) {
-          var layer = L.geoJSON(geojson, {
-            interactive: false,
-            style: { color: "#0d47a1", weight: 2, fillColor: "#0d47a1", fillOpacity: 0.05 }
-          }).addTo(map);
-          if (!bounds && !marker) { map.fitBounds(layer.getBounds()); }
-        })
-        .catch(function () {
-          tell("No se ha podido cargar el contorno del municipio; el mapa funciona igual.", false);
-        });
+    // The municipality, its CEAS zones and the devices already registered (map-context.js):
+    // bearings even without tiles.
+    var context = root.getAttribute("data-context-url");
+    if (context && typeof window.cardiomapaContext === "function") {
+      window.cardiomapaContext(map, context, function (layer) {
+        if (!bounds && !marker) { map.fitBounds(layer.getBounds()); }
+      }, function () {
+        tell("No se ha podido cargar el contorno del municipio; el mapa funciona igual.", false);
+      });
     }
 
     var marker = null;

@@ -19,6 +19,7 @@ from geo.cli import (
     entities,
     imports,
     network,
+    notebook,
     outcomes,
     plan,
     siting,
@@ -49,6 +50,7 @@ app.command()(plan.indicators)
 app.command()(plan.report)
 app.command("export")(documents.export_)
 app.command("import")(imports.import_)
+app.command()(notebook.notebook)
 
 app.add_typer(network.network_app, name="network")
 app.add_typer(tokens.token_app, name="token")

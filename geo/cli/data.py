@@ -5,6 +5,8 @@ schema and ``serve`` the web app (imported only when it runs).
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
 from typing import Annotated, Any
 
 import typer
@@ -29,6 +31,7 @@ from geo.cli.training import _print_import
 from geo.core.layers import DEFIBRILLATORS, LAYERS, Layers, LayerSchema, upkeep_warnings
 from geo.errors import CardiomapaError, LayerValidationError, Problem
 from geo.io.files import read_layers
+from geo.io.serve_record import clear_serve, record_serve
 from geo.io.store import Store, create_db_engine, schema_revision
 from geo.io.store import migrate as migrate_schema
 from geo.services.training import TRAINING_FILE, PreparedImport, prepare_import, store_import
@@ -193,10 +196,6 @@ def serve(
     ] = 1,
 ) -> None:
     """Sirve la aplicación web (mapa y API)."""
-    import uvicorn
-
-    from api.serving import APP_FACTORY, AddressInUse, WorkersError, run_workers
-
     settings = _settings()
     try:
         # Migrated here, once, before any worker starts; workers find the schema at head.
@@ -213,6 +212,47 @@ def serve(
         "workers": workers,
         "proxy_headers": False,
     }
+    # The workers build their settings from the environment: tell them where they listen, so
+    # the links and QR codes they make (Settings.base_url) name the port actually served.
+    os.environ["CARDIOMAPA_HOST"] = str(options["host"])
+    os.environ["CARDIOMAPA_PORT"] = str(options["port"])
+    from api.serving import AddressInUse, check_free
+
+    try:  # refused before the record is written: a busy port must not replace another's record
+        check_free(options["host"], options["port"])
+    except AddressInUse as exc:
+        errors.print(
+            f"[bold red]Error[/]: no se puede escuchar en {options['host']}:{options['port']}: "
+            f"{exc.strerror}."
+        )
+        raise typer.Exit(code=1) from None
+    # And tell the other commands on this database (entity invite, reminders send).
+    try:
+        record_serve(settings.database_url, host=options["host"], port=options["port"])
+    except OSError as exc:  # a read-only folder: serve all the same, links fall back
+        errors.print(
+            f"Aviso: no se ha podido anotar la dirección del servidor ({escape(str(exc))}); "
+            "`entity invite` usará CARDIOMAPA_PUBLIC_URL o la dirección predeterminada.",
+            highlight=False,
+        )
+    # uvicorn re-raises the SIGTERM it stopped on once it has shut down: make that an exit that
+    # unwinds (exit status 143, as the signal's), so the record is cleared on the way out.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        _run(options, workers)
+    finally:
+        clear_serve(settings.database_url)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _run(options: dict[str, Any], workers: int) -> None:
+    import uvicorn
+
+    from api.serving import APP_FACTORY, AddressInUse, WorkersError, run_workers
+
     if workers == 1:
         uvicorn.run(APP_FACTORY, **options)
         return

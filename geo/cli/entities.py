@@ -27,6 +27,7 @@ from geo.cli.common import (
     errors,
 )
 from geo.errors import CardiomapaError, LayerValidationError, NotFoundError
+from geo.io.serve_record import link_base
 from geo.io.store import InvitationRecord, Store, TokenRecord, utcnow
 from geo.services.contacts import import_contacts
 from geo.services.reminders import ReminderRun, run_summary, send_reminders
@@ -65,7 +66,9 @@ def entity_invite(
         "la entidad: no se volverá a mostrar.",
         highlight=False,
     )
-    _emit(issued.url(settings.base_url()))
+    base = link_base(settings)
+    errors.print(base.describe(), highlight=False, markup=False)
+    _emit(issued.url(base.url))
 
 
 @entity_app.command("revoke")
@@ -212,14 +215,17 @@ def reminders_send(
     """Envía a cada entidad un correo con sus desfibriladores que necesitan revisión."""
     settings = _settings()
     day = _day(today, settings, option="--today")
+    base = link_base(settings)
     try:
         with _open_store(settings) as store:
             run = send_reminders(
                 store, settings, today=day, dry_run=dry_run, within_days=within_days,
-                unchecked_days=unchecked_days, repeat_days=repeat_days,
+                unchecked_days=unchecked_days, repeat_days=repeat_days, base_url=base.url,
             )  # fmt: skip
     except CardiomapaError as exc:
         raise _fail(exc) from None
+    if run.sent or run.failed:  # the mails carried invitation links
+        errors.print(base.describe(), highlight=False, markup=False)
     if output is ReportFormat.JSON:
         _emit(json.dumps(run_summary(run), ensure_ascii=False, indent=2))
     else:

@@ -561,6 +561,7 @@ def send_reminders(
     unchecked_days: int | None = None,
     repeat_days: int | None = None,
     now: dt.datetime | None = None,
+    base_url: str | None = None,
 ) -> ReminderRun:
     """Plan and (unless ``dry_run``) send this run's reminders, one message per entity.
 
@@ -574,6 +575,9 @@ def send_reminders(
         Override ``settings.reminder_*``.
     now
         The instant of the run (default: now); sent reminders are recorded at it.
+    base_url
+        Where the invitation links start (default: ``settings.base_url()``); the command line
+        passes the configured public URL or the running ``serve``'s address.
 
     Raises
     ------
@@ -618,7 +622,7 @@ def send_reminders(
                 reminder,
                 mail_from=settings.mail_from,
                 city_name=city_name,
-                link=invitation.url(settings.base_url()),
+                link=invitation.url(base_url or settings.base_url()),
                 link_expires=invitation.record.expires_at.date(),
                 now=current,
             )

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.deps import city_today
 from api.pages.desk import common
-from api.pages.desk.moderation import device_view
+from api.pages.desk.moderation import device_view, with_placement
 from api.pages.desk.reports import report_view
 from geo.core.availability import DOWNGRADING_REPORTS
 from geo.io.store import Store
@@ -56,6 +56,8 @@ def _device_page(
                                   problem=f"No existe el desfibrilador {device_id!r}.",
                                   title="No encontrado")  # fmt: skip
     view = device_view(store, city, record, common.entities_by_id(store), today=city_today(request))
+    if record.get("verification") == "pending":
+        with_placement(store, [view])
     reports, _ = store.reports(device_id=device_id, limit=20)
     flagged = [report_view(r) for r in reports
                if r["status"] == "pending" and r["kind"] in DOWNGRADING_REPORTS]  # fmt: skip

@@ -20,6 +20,7 @@ from geo.errors import InputError
 from geo.io.store import Store, record_from_row
 from geo.render.maps import ACCESS_TEXT
 from geo.services import registry
+from geo.services.placement import placement_checks
 
 router = APIRouter(include_in_schema=False)
 
@@ -80,7 +81,19 @@ def device_view(
         "lon": here[0] if here else None,
         "lat": here[1] if here else None,
         "moved": previous_position(store, record) if with_move else None,
+        "placement": None,  # see with_placement
     }
+
+
+def with_placement(store: Store, views: list[dict[str, Any]]) -> None:
+    """Add each view's placement check (far from its address, long move, near another device)."""
+    moves = {
+        str(view["record"]["id"]): (view["moved"]["distance_m"] if view["moved"] else None)
+        for view in views
+    }
+    checks = placement_checks(store, [view["record"] for view in views], moves_m=moves)
+    for view in views:
+        view["placement"] = checks.get(str(view["record"]["id"]))
 
 
 def _queue(
@@ -96,6 +109,7 @@ def _queue(
         device_view(store, city, record_from_row(frame, i), entities, today=today)
         for i in range(len(frame))
     ]
+    with_placement(store, devices)
     points = [
         {
             "n": n, "name": view["record"]["name"], "lon": view["lon"], "lat": view["lat"],

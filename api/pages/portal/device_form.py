@@ -10,7 +10,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
-from shapely.geometry import mapping
 
 from api import web
 from api.deps import CityDep, ClockDep, FindersDep, SettingsDep, StoreDep, city_today
@@ -38,6 +37,7 @@ from geo.errors import (
 from geo.io.store import Store
 from geo.render.maps import ACCESS_TEXT
 from geo.services import registry
+from geo.services.placement import map_context
 from geo.services.tokens import Principal
 from geo.settings import Settings
 
@@ -60,17 +60,11 @@ FIELD_LABELS = {
 ACCESS_OPTIONS = [(value, ACCESS_TEXT[value].capitalize()) for value in ACCESS_VALUES]
 
 
-@router.get("/limite.geojson")
-async def outline(store: StoreDep, city: CityDep) -> Response:
-    """The municipality and its CEAS zones, so the registration map has bearings without tiles."""
-    zones = await run_in_threadpool(store.read_layer, "ceas")
-    features = [
-        {"type": "Feature", "properties": {"name": city.name, "kind": "municipality"},
-         "geometry": mapping(city.boundary)},
-        *({"type": "Feature", "properties": {"name": str(row.name), "kind": "ceas"},
-           "geometry": mapping(row.geometry)} for row in zones.itertuples()),
-    ]  # fmt: skip
-    body = {"type": "FeatureCollection", "features": features}
+@router.get("/contexto.geojson")
+async def context(store: StoreDep, city: CityDep) -> Response:
+    """The municipality, its CEAS zones and the devices on the citizens' map: the bearings of
+    the place picker and of the desk's moderation map when there are no tiles."""
+    body = await run_in_threadpool(map_context, store, city)
     return Response(json.dumps(body), media_type="application/geo+json")
 
 
