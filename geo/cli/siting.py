@@ -11,7 +11,18 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from geo.cli.common import _band, _day, _emit, _fail, _int, _lives, _pct, console, errors
+from geo.cli.common import (
+    _band,
+    _day,
+    _emit,
+    _fail,
+    _int,
+    _lives,
+    _pct,
+    console,
+    errors,
+    usage_error,
+)
 from geo.cli.options import (
     DEFAULT_SCENE,
     AtOption,
@@ -28,8 +39,8 @@ from geo.cli.options import (
 from geo.core import outputs
 from geo.core.coverage import DEFAULT_RADIUS_M
 from geo.core.results import AnalysisInputs, SitingAnalysis
-from geo.core.siting import objective_conflicts
-from geo.errors import CardiomapaError
+from geo.core.siting import objective_conflicts, parse_actions
+from geo.errors import CardiomapaError, InputError
 from geo.services.analysis import siting_analysis
 
 
@@ -46,8 +57,23 @@ class LivesPer(StrEnum):
 @with_scene
 def site(
     new: Annotated[
-        int, typer.Option("--new", min=1, help="Cuántos desfibriladores nuevos proponer.")
+        int,
+        typer.Option(
+            "--new",
+            min=1,
+            help="Cuántas acciones proponer (nuevos desfibriladores o, con --actions "
+            "new,extend-hours, también ampliaciones a 24 h).",
+        ),
     ] = 10,
+    actions: Annotated[
+        str,
+        typer.Option(
+            "--actions",
+            help="Qué puede proponer cada paso, separado por comas: new (un desfibrilador "
+            "nuevo) y extend-hours (abrir 24 h, o pasar a una vitrina exterior, un "
+            "desfibrilador existente que hoy cierra).",
+        ),
+    ] = "new",
     radius_m: Annotated[
         float | None,
         typer.Option(
@@ -129,6 +155,10 @@ def site(
         target_share=target_share,
         senior_weight=senior_weight,
     )
+    try:
+        chosen_actions = parse_actions(actions, field="--actions")
+    except InputError as exc:
+        raise usage_error(escape(str(exc))) from None
     instant = _instant(at)
     settings, inputs = scene.load()
     per_year = _lives_per_year(target_lives, lives_per)
@@ -148,6 +178,7 @@ def site(
             parameters=_parameters(settings, parameters_file, set_values) if lives else None,
             target_lives=per_year,
             reference_date=_day(week_of, settings, option="--week-of"),
+            actions=chosen_actions,
         )
     except CardiomapaError as exc:
         raise _fail(exc) from None
