@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -49,15 +50,17 @@ from geo.services.inputs import outcome_parameters
 from geo.services.tokens import issue_token
 from geo.settings import Settings
 from tests.conftest import TINY_DIR
+from tests.weeks import ORDINARY
 
 runner = CliRunner()
 WEEK = "2026-11-23"  # a Monday, with no holiday in its week
 METRIC = "EPSG:25830"
-ORIGIN = (372_100.0, 4_651_300.0)  # inside the tiny fixture's CEAS zones
+ORIGIN = {"Origin": "http://testserver"}
+CENTRE = (372_100.0, 4_651_300.0)  # inside the tiny fixture's CEAS zones
 
 
 def lonlat(dx: float, dy: float) -> list[float]:
-    point = gpd.GeoSeries([shapely.Point(ORIGIN[0] + dx, ORIGIN[1] + dy)], crs=METRIC)
+    point = gpd.GeoSeries([shapely.Point(CENTRE[0] + dx, CENTRE[1] + dy)], crs=METRIC)
     geographic = point.to_crs("EPSG:4326").iloc[0]
     return [round(geographic.x, 8), round(geographic.y, 8)]
 
@@ -215,7 +218,7 @@ def test_parse_actions() -> None:
 
 def points(*offsets: tuple[float, float]) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(
-        geometry=[shapely.Point(ORIGIN[0] + dx, ORIGIN[1] + dy) for dx, dy in offsets], crs=METRIC
+        geometry=[shapely.Point(CENTRE[0] + dx, CENTRE[1] + dy) for dx, dy in offsets], crs=METRIC
     )
 
 
@@ -236,8 +239,8 @@ def test_near_names_the_nearest_place_within_range_and_none_beyond() -> None:
     # Past 150 m, with a named street near: the street.
     streets = gpd.GeoDataFrame(
         {"name": ["Calle Mayor"]},
-        geometry=[shapely.LineString([(ORIGIN[0], ORIGIN[1] + 630), (ORIGIN[0] + 900,
-                                                                    ORIGIN[1] + 630)])],
+        geometry=[shapely.LineString([(CENTRE[0], CENTRE[1] + 630), (CENTRE[0] + 900,
+                                                                    CENTRE[1] + 630)])],
         crs=METRIC,
     )  # fmt: skip
     street = near_places(points((600, 600)), places, streets=streets)[0]
@@ -284,3 +287,40 @@ def test_api_siting_answers_the_same_plan(data_dir: Path, db_url: str, city: Cit
             assert body["code"] == "invalid_actions"
             assert body["problems"][0]["field"] == "actions"
             assert "«cabinet» no es una acción" in body["message"]
+
+
+def test_the_planners_page_offers_and_labels_extensions(
+    data_dir: Path, db_url: str, city: CityProfile
+) -> None:
+    with Store.open(db_url) as store:
+        store.load(read_layers(data_dir, city))
+        token = issue_token(store, role="planner").secret
+    settings = Settings(database_url=db_url, clock_start=ORDINARY, tile_url="")
+    with TestClient(create_app(settings)) as client:
+        signed = client.post(
+            "/planificacion/sesion", data={"token": token}, headers=ORIGIN, follow_redirects=False
+        )
+        assert signed.status_code == 303
+        plain = client.get("/planificacion", params={"nuevos": 2})
+        assert plain.status_code == 200
+        assert page_options(plain.text)["form"]["extend_hours"] is False
+        assert "abrir 24 h" not in plain.text
+        assert "n.º 2: nuevo desfibrilador en " in plain.text
+        both = client.get("/planificacion", params={"nuevos": 2, "abrir_24h": "1"})
+        assert both.status_code == 200
+        options = page_options(both.text)
+        assert options["form"]["extend_hours"] is True
+        assert options["summary"]["proposal"].startswith("Con 1 nuevos y 1 abiertos 24 h: ")
+        # The grid point C's device would stand on: no known place near, its coordinates.
+        assert (
+            "n.º 1: abrir 24 h (o vitrina exterior) DEA Farmacia Noche (Calle Mayor 48) — "
+            "+1.000 residentes" in both.text
+        )
+        assert re.search(r"n\.º 2: nuevo desfibrilador en punto de rejilla, en 42,\d{5}, −4,\d{5}",
+                         both.text)  # fmt: skip
+
+
+def page_options(html: str) -> dict[str, Any]:
+    found = re.search(r'id="cm-options">(.*?)</script>', html, re.S)
+    assert found is not None
+    return dict(json.loads(found.group(1)))

@@ -30,6 +30,8 @@ class PlannerForm:
     ``action`` is where the form is sent (``None`` in a shared file: the selector is shown
     disabled with the parameters the map was made with). ``objective``: what the proposal
     maximises, ``residents`` (covered) or ``lives`` (saved per year, the outcome model).
+    ``actions``: what a step may do (:data:`geo.core.siting.ACTIONS`): ``new`` devices, and
+    with ``extend_hours`` existing devices opened 24/7 too.
     """
 
     action: str | None
@@ -38,6 +40,7 @@ class PlannerForm:
     radius_m: float
     new: int
     objective: str = "residents"
+    actions: tuple[str, ...] = ("new",)
 
 
 def planner_map(
@@ -90,6 +93,7 @@ def planner_map(
             "days": list(WEEKDAY_NAMES),
             "objective": form.objective,
             "objectives": [[key, label] for key, label in OBJECTIVES.items()],
+            "extend_hours": "extend_hours" in form.actions,
         },
         "legend": _PLANNER_LEGEND,
         "outcomes": _outcomes_panel(view.outcomes) if view.outcomes is not None else None,
@@ -108,9 +112,11 @@ OBJECTIVES = {"residents": "residentes cubiertos", "lives": "vidas salvadas"}
 def _proposal_text(view: PlannerView) -> str:
     """What the proposal achieves, in one sentence for the panel's summary."""
     document = view.siting.document
-    count = len(view.siting.chosen)
+    count = f"{document.get('new_devices', len(view.siting.chosen))} nuevos"
+    if document.get("extended_devices"):
+        count += f" y {document['extended_devices']} abiertos 24 h"
     if document.get("objective") != "lives":
-        return f"Con {count} nuevos: {_pct(document['share_covered_after'])}."
+        return f"Con {count}: {_pct(document['share_covered_after'])}."
     before, after = document["before"], document["after"]
     basis = "a esa hora" if document.get("outcome_mode") == "instant" else "semana tipo"
     return (
@@ -464,11 +470,28 @@ def _sites_layer(fmap: folium.Map, sites: gpd.GeoDataFrame, name: str, *, kind: 
     ).add_to(fmap)
 
 
+def _coordinates(site: dict[str, Any]) -> str:
+    """``42,00809, −4,52521`` (latitude, longitude) in Spanish notation."""
+    return f"{spanish_number(site['lat'], 5)}, {spanish_number(site['lon'], 5)}"
+
+
 def _proposal_layer(fmap: folium.Map, view: PlannerView) -> None:
     group = folium.FeatureGroup(name="Propuesta de nuevos desfibriladores")
     kinds = {"entity": "entidad", "cohousing": "cohousing", "grid": "punto de rejilla"}
     for site in view.siting.chosen.to_dict("records"):
-        head = f"n.º {site['step']}: {site['name']} ({kinds.get(site['kind'], site['kind'])}) — "
+        near = site.get("near")
+        if site.get("action") == "extend_hours":
+            # The device's own place: "abrir 24 h DEA Farmacia (Calle Mayor 48)".
+            where = str(near["text"]).removeprefix("en ") if near else site["name"]
+            head = f"n.º {site['step']}: abrir 24 h (o vitrina exterior) {where} — "
+        else:
+            label = f"{site['name']} ({kinds.get(site['kind'], site['kind'])})"
+            if site["kind"] == "grid":
+                place = near["text"] if near else f"en {_coordinates(site)}"
+                label = f"{kinds['grid']}, {place}"
+            elif near and near.get("distance_m", 0) >= 10:
+                label += f", {near['text']}"
+            head = f"n.º {site['step']}: nuevo desfibrilador en {label} — "
         if "lives_gained" in site:
             text = (
                 f"{head}+{_lives(site['lives_gained'])} vidas al año; tras él: "
