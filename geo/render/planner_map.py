@@ -120,7 +120,7 @@ def _proposal_text(view: PlannerView) -> str:
     before, after = document["before"], document["after"]
     basis = "a esa hora" if document.get("outcome_mode") == "instant" else "semana tipo"
     return (
-        f"Con {count} nuevos elegidos por vidas salvadas ({basis}, alcance "
+        f"Con {count} elegidos por vidas salvadas ({basis}, alcance "
         f"{spanish_number(document['radius_m'])} m): de {_lives(before['lives_saved'])} a "
         f"{_lives(after['lives_saved'])} vidas al año (banda {_lives(after['lives_saved_low'])}"
         f"–{_lives(after['lives_saved_high'])})."
