@@ -117,6 +117,16 @@ class GapsPublic(Document):
 
 # --- siting -----------------------------------------------------------------------------------
 
+SITES = (
+    "Un paso por fila, en el orden de ejecución: step, candidate_id, action (new: desfibrilador "
+    "nuevo; extend_hours: abrir 24 h uno existente), device_id (el existente, en extend_hours; "
+    "null en new), name, kind, lo que añade (residents_gained, residents_65_plus_gained; con "
+    "objective=lives, lives_gained) y lo acumulado (residents_covered_new y "
+    "share_covered_after; con lives, lives_saved_after), lon, lat y near: dónde está (kind, "
+    "name, address, distance_m en línea recta y text, p. ej. «a 40 m de Residencia San Juan»; "
+    "null si no hay un lugar conocido a menos de 150 m)."
+)
+
 
 class SitingPublic(Document):
     """New sites that cover the most residents (``objective=residents``), in the order to install
@@ -127,7 +137,17 @@ class SitingPublic(Document):
     status: str = Field(description="optimal, time_limit o greedy.")
     gap: Number | None = Field(description="Hueco relativo demostrado (null con greedy).")
     solver_seconds: Number
-    new_devices: int
+    new_devices: int = Field(description="Pasos que instalan un desfibrilador nuevo.")
+    extended_devices: int = Field(
+        description="Pasos que abren 24 h (o pasan a una vitrina exterior) uno existente."
+    )
+    actions: list[Literal["new", "extend_hours"]] = Field(
+        description="Acciones que el plan podía mezclar."
+    )
+    new_candidates_replaced: int = Field(
+        description="Candidatos nuevos descartados por estar en el mismo sitio que un "
+        "desfibrilador que se puede abrir 24 h (se propone la ampliación en su lugar)."
+    )
     target_share: Number | None
     radius_m: Number
     distance_model: str
@@ -141,7 +161,7 @@ class SitingPublic(Document):
     share_covered_before: float
     residents_covered_after: int
     share_covered_after: float
-    sites: Records
+    sites: Records = Field(description=SITES)
     zones: Records
 
 
@@ -162,7 +182,17 @@ class LivesSitingPublic(Document):
     status: str = Field(description="optimal, time_limit o greedy.")
     gap: Number | None = Field(description="Hueco relativo demostrado (null con greedy).")
     solver_seconds: Number
-    new_devices: int
+    new_devices: int = Field(description="Pasos que instalan un desfibrilador nuevo.")
+    extended_devices: int = Field(
+        description="Pasos que abren 24 h (o pasan a una vitrina exterior) uno existente."
+    )
+    actions: list[Literal["new", "extend_hours"]] = Field(
+        description="Acciones que el plan podía mezclar."
+    )
+    new_candidates_replaced: int = Field(
+        description="Candidatos nuevos descartados por estar en el mismo sitio que un "
+        "desfibrilador que se puede abrir 24 h (se propone la ampliación en su lugar)."
+    )
     target_lives: Number | None
     outcome_mode: str
     week_start: IsoText | None
@@ -177,7 +207,7 @@ class LivesSitingPublic(Document):
     lives_gained: Number
     lives_gained_low: Number
     lives_gained_high: Number
-    sites: Records
+    sites: Records = Field(description=SITES)
     zones: Records
     warnings: list[str]
 

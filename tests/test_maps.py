@@ -326,7 +326,7 @@ def test_a_planner_signs_in_sees_the_map_and_signs_out(client: TestClient, loade
     options = page_data(page.text, "cm-options")
     assert options["form"] | {"days": None, "objectives": None} == {
         "action": "/planificacion", "day": 0, "hour": 15, "radius_m": 300.0, "new": 10,
-        "days": None, "objective": "residents", "objectives": None,
+        "days": None, "objective": "residents", "objectives": None, "extend_hours": False,
     }  # fmt: skip
     assert options["form"]["objectives"] == [
         ["residents", "residentes cubiertos"], ["lives", "vidas salvadas"],

@@ -883,3 +883,20 @@ def test_without_a_network_the_page_still_finds_the_nearest_usable_device(
     screenshot(page, f"emergency-offline-{site.backend}.png")
     failures = [p for p in watched.problems if "ERR_INTERNET_DISCONNECTED" not in p]
     assert failures == []
+
+
+def test_the_planner_form_offers_opening_devices_24_h(site: Site, browser: Browser) -> None:
+    watched = open_page(browser)
+    page = watched.page
+    sign_in(page, site)
+    watched.problems[:] = [p for p in watched.problems if "401" not in p]  # the sign-in form
+    box = page.locator("#cm-extend")
+    assert box.get_attribute("type") == "checkbox" and not box.is_checked()
+    assert page.locator("label[for=cm-extend]").inner_text().startswith("Proponer también abrir")
+    box.check()
+    page.click("#cm-selector button[type=submit]")
+    page.wait_for_url("**/planificacion?*abrir_24h=1*")
+    wait_ready(page)
+    assert page.locator("#cm-extend").is_checked()
+    assert page.locator(".cm-badge.cm-proposal").count() == 10
+    assert watched.problems == []

@@ -67,6 +67,9 @@ async def planners_page(
     radio_m: Annotated[float, Query(ge=10, le=5000)] = DEFAULT_RADIUS_M,
     nuevos: Annotated[int, Query(ge=1, le=50)] = 10,
     objetivo: Annotated[Literal["residentes", "vidas"], Query()] = "residentes",
+    abrir_24h: Annotated[
+        bool, Query(description="Proponer también abrir 24 h desfibriladores existentes.")
+    ] = False,
 ) -> HTMLResponse:
     """El mapa de planificación (con token de planificación o administración)."""
     try:
@@ -88,7 +91,7 @@ async def planners_page(
     objective = "lives" if objetivo == "vidas" else "residents"
     form = PlannerForm(
         action="/planificacion", day=day, hour=hora, radius_m=radio_m, new=nuevos,
-        objective=objective,
+        objective=objective, actions=("new", "extend_hours") if abrir_24h else ("new",),
     )  # fmt: skip
     try:
         html = await run_in_threadpool(

@@ -30,7 +30,7 @@ from geo.core import outputs
 from geo.core.coverage import DEFAULT_RADIUS_M
 from geo.core.distance import DEFAULT_DETOUR_FACTOR
 from geo.core.results import AnalysisInputs
-from geo.core.siting import objective_conflicts
+from geo.core.siting import objective_conflicts, parse_actions
 from geo.errors import InputError
 from geo.io.store import Store
 from geo.services.analysis import (
@@ -166,7 +166,19 @@ def gaps(
 )
 def siting(
     planning: PlanningDep,
-    new: Annotated[int, Query(ge=1, le=200, description="Nuevos desfibriladores.")] = 10,
+    new: Annotated[
+        int,
+        Query(ge=1, le=200, description="Acciones a proponer (nuevos o ampliaciones a 24 h)."),
+    ] = 10,
+    actions: Annotated[
+        str,
+        Query(
+            max_length=100,
+            description="Qué puede proponer cada paso, separado por comas: new (desfibrilador "
+            "nuevo) y extend-hours (abrir 24 h uno existente). Otro valor: 422 "
+            "invalid_actions.",
+        ),
+    ] = "new",
     radius_m: Annotated[
         float | None,
         Query(
@@ -211,6 +223,7 @@ def siting(
     detour_factor: DetourQuery = DEFAULT_DETOUR_FACTOR,
 ) -> SitingPublic | LivesSitingPublic:
     lives = objective == "lives"
+    chosen_actions = parse_actions(actions)
     conflicts = objective_conflicts(
         objective, target_share=target_share, target_lives=target_lives,
         senior_weight=senior_weight,
@@ -234,6 +247,7 @@ def siting(
         objective=objective,
         parameters=outcome_parameters(planning.settings) if lives else None,
         target_lives=target_lives,
+        actions=chosen_actions,
     )
     answer = LivesSitingPublic if lives else SitingPublic
     return answer.model_validate(outputs.plain(analysis.document))

@@ -11,7 +11,18 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from geo.cli.common import _band, _day, _emit, _fail, _int, _lives, _pct, console, errors
+from geo.cli.common import (
+    _band,
+    _day,
+    _emit,
+    _fail,
+    _int,
+    _lives,
+    _pct,
+    console,
+    errors,
+    usage_error,
+)
 from geo.cli.options import (
     DEFAULT_SCENE,
     AtOption,
@@ -28,8 +39,8 @@ from geo.cli.options import (
 from geo.core import outputs
 from geo.core.coverage import DEFAULT_RADIUS_M
 from geo.core.results import AnalysisInputs, SitingAnalysis
-from geo.core.siting import objective_conflicts
-from geo.errors import CardiomapaError
+from geo.core.siting import objective_conflicts, parse_actions
+from geo.errors import CardiomapaError, InputError
 from geo.services.analysis import siting_analysis
 
 
@@ -46,8 +57,23 @@ class LivesPer(StrEnum):
 @with_scene
 def site(
     new: Annotated[
-        int, typer.Option("--new", min=1, help="Cuántos desfibriladores nuevos proponer.")
+        int,
+        typer.Option(
+            "--new",
+            min=1,
+            help="Cuántas acciones proponer (nuevos desfibriladores o, con --actions "
+            "new,extend-hours, también ampliaciones a 24 h).",
+        ),
     ] = 10,
+    actions: Annotated[
+        str,
+        typer.Option(
+            "--actions",
+            help="Qué puede proponer cada paso, separado por comas: new (un desfibrilador "
+            "nuevo) y extend-hours (abrir 24 h, o pasar a una vitrina exterior, un "
+            "desfibrilador existente que hoy cierra).",
+        ),
+    ] = "new",
     radius_m: Annotated[
         float | None,
         typer.Option(
@@ -129,6 +155,10 @@ def site(
         target_share=target_share,
         senior_weight=senior_weight,
     )
+    try:
+        chosen_actions = parse_actions(actions, field="--actions")
+    except InputError as exc:
+        raise usage_error(escape(str(exc))) from None
     instant = _instant(at)
     settings, inputs = scene.load()
     per_year = _lives_per_year(target_lives, lives_per)
@@ -148,6 +178,7 @@ def site(
             parameters=_parameters(settings, parameters_file, set_values) if lives else None,
             target_lives=per_year,
             reference_date=_day(week_of, settings, option="--week-of"),
+            actions=chosen_actions,
         )
     except CardiomapaError as exc:
         raise _fail(exc) from None
@@ -229,7 +260,7 @@ def _print_lives_siting(
         unit = "por década" if per is LivesPer.DECADE else "al año"
         goal = f"Objetivo: {_lives(wanted)} vidas {unit} en total\n"
     console.print(
-        f"[bold]Propuesta de {document['new_devices']} nuevos desfibriladores en "
+        f"[bold]Propuesta de {_plan_words(document)} en "
         f"{inputs.city.name} por vidas salvadas[/] — método {document['method']}: {status}\n"
         f"{goal}"
         f"Alcance: {float(document['radius_m']):g} m a pie · "
@@ -239,22 +270,20 @@ def _print_lives_siting(
         f"{_band(document, 'lives_gained')} (banda de la diferencia, simulación a simulación)",
         highlight=False,
     )
-    table = Table(
-        "#", "Emplazamiento", "Tipo", "+ vidas/año (central)", "Vidas/año tras", "Lon", "Lat"
-    )
+    table = Table("#", "Acción", "Dónde", "+ vidas/año (central)", "Vidas/año tras")
     for row in chosen.itertuples():
         table.add_row(
             str(row.step),
-            f"{row.candidate_id} {row.name}",
-            str(row.kind),
+            ACTION_WORDS.get(str(row.action), str(row.action)),
+            _where(row),
             _lives(float(row.lives_gained)),
             _lives(float(row.lives_saved_after)),
-            f"{row.lon:.5f}",
-            f"{row.lat:.5f}",
         )
     console.print(table)
     console.print(
-        "Cada nuevo desfibrilador se supone público y abierto 24/7; estimaciones de un modelo "
+        "Cada nuevo desfibrilador se supone público y abierto 24/7 (y cada uno abierto 24 h, "
+        "también: ampliar su horario o llevarlo a una vitrina exterior en el mismo sitio "
+        "alcanza a las mismas personas); estimaciones de un modelo "
         "(cardiomapa outcomes --by parameters --format csv para las fuentes).",
         highlight=False,
     )
@@ -262,8 +291,31 @@ def _print_lives_siting(
         errors.print(f"[yellow]Aviso[/]: {note}", highlight=False)
 
 
+#: What each step does, in the table's words.
+ACTION_WORDS = {"new": "nuevo", "extend_hours": "abrir 24 h"}
+
+
+def _where(row: Any) -> str:
+    """Where a step is, in words: its place (``near``) and, when that is not the site itself,
+    the site's name; without a known place near, its latitude and longitude."""
+    near = row.near if isinstance(row.near, dict) else None
+    if near is not None and (row.action == "extend_hours" or near["name"] == row.name):
+        return escape(str(near["text"]))
+    place = near["text"] if near is not None else f"en {row.lat:.5f}, {row.lon:.5f}"
+    return escape(f"{row.name}, {place}")
+
+
+def _plan_words(document: dict[str, Any]) -> str:
+    """``"2 nuevos desfibriladores y 1 abierto 24 h"``: what the plan's steps do."""
+    new, extended = int(document["new_devices"]), int(document.get("extended_devices", 0))
+    words = f"{new} nuevos desfibriladores"
+    if "extend_hours" in document.get("actions", ()):
+        words += f" y {extended} {'abierto' if extended == 1 else 'abiertos'} 24 h"
+    return words
+
+
 def _print_siting(
-    document: dict[str, object], chosen: gpd.GeoDataFrame, inputs: AnalysisInputs
+    document: dict[str, Any], chosen: gpd.GeoDataFrame, inputs: AnalysisInputs
 ) -> None:
     gap = document["gap"]
     status = {
@@ -274,7 +326,7 @@ def _print_siting(
     if gap not in (None, 0.0):
         status += f", hueco relativo {float(str(gap)) * 100:.2f} %"
     console.print(
-        f"[bold]Propuesta de {document['new_devices']} nuevos desfibriladores en "
+        f"[bold]Propuesta de {_plan_words(document)} en "
         f"{inputs.city.name}[/] — método {document['method']}: {status}\n"
         f"Radio: {float(str(document['radius_m'])):g} m a pie · "
         f"{document['distance_model_description']}\n"
@@ -283,18 +335,14 @@ def _print_siting(
         f"{_pct(float(str(document['share_covered_after'])))}",
         highlight=False,
     )
-    table = Table(
-        "#", "Emplazamiento", "Tipo", "+ residentes", "+ 65+", "Cobertura tras", "Lon", "Lat"
-    )
+    table = Table("#", "Acción", "Dónde", "+ residentes", "+ 65+", "Cobertura tras")
     for row in chosen.itertuples():
         table.add_row(
             str(row.step),
-            f"{row.candidate_id} {row.name}",
-            str(row.kind),
+            ACTION_WORDS.get(str(row.action), str(row.action)),
+            _where(row),
             _int(row.residents_gained),
             _int(row.residents_65_plus_gained),
             _pct(row.share_covered_after),
-            f"{row.lon:.5f}",
-            f"{row.lat:.5f}",
         )
     console.print(table)

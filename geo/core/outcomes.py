@@ -667,6 +667,18 @@ def with_new_devices(devices: gpd.GeoDataFrame, sites: gpd.GeoDataFrame) -> gpd.
     return gpd.GeoDataFrame(merged, geometry="geometry", crs=devices.crs)
 
 
+def with_extended_hours(devices: gpd.GeoDataFrame, device_ids: Any) -> gpd.GeoDataFrame:
+    """``devices`` with the ones in ``device_ids`` open 24/7 (hours extended, or moved to an
+    outdoor cabinet at the same spot: the model reaches the same people either way)."""
+    wanted = {str(i) for i in device_ids}
+    if not wanted:
+        return devices
+    extended = devices.copy()
+    chosen = extended["id"].astype(str).isin(wanted)
+    extended.loc[chosen, "opening_hours"] = "24/7"
+    return extended
+
+
 def lives_siting_problem(
     population: gpd.GeoDataFrame,
     devices: gpd.GeoDataFrame,

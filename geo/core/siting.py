@@ -40,13 +40,51 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.spatial import cKDTree
 
 from geo.city import CityProfile
-from geo.core.availability import ReportFlag
+from geo.core.availability import (
+    ReportFlag,
+    available,
+    device_availability,
+)
 from geo.core.coverage import DEFAULT_RADIUS_M, coverage
 from geo.core.distance import DistanceModel, StraightLine, metric_xy, pairs_within
-from geo.errors import SitingError
+from geo.errors import InputError, SitingError
 
 #: The two objectives of siting: residents newly covered, or expected lives saved a year.
 OBJECTIVES = ("residents", "lives")
+
+#: What a step of a plan may do: install a new device (``new``), or open an existing device
+#: around the clock (``extend_hours``: 24/7 hours, or a move to an outdoor cabinet at the same
+#: spot; the model gives both the same gain, see :func:`extension_candidates`).
+ACTIONS = ("new", "extend_hours")
+#: How the command line and the query spell each action.
+ACTION_SPELLINGS = {"new": "new", "extend-hours": "extend_hours", "extend_hours": "extend_hours"}
+#: Where a new-device candidate stands on an extendable device (the same building): the
+#: extension is proposed instead (the same reach, no new device to buy).
+SAME_SPOT_M = 10.0
+
+
+def parse_actions(value: str | Sequence[str], *, field: str = "actions") -> tuple[str, ...]:
+    """The actions a plan may mix, from ``"new,extend-hours"`` (or a list), in :data:`ACTIONS`
+    order without repeats.
+
+    Raises
+    ------
+    InputError
+        An empty list or an unknown value (code ``invalid_actions``; the message, in Spanish,
+        names ``field`` and lists the accepted values).
+    """
+    items = value.split(",") if isinstance(value, str) else list(value)
+    words = [item.strip().lower() for item in items if item.strip()]
+    unknown = [word for word in words if word not in ACTION_SPELLINGS]
+    if unknown or not words:
+        shown = f"«{unknown[0]}» no es una acción" if unknown else "falta al menos una acción"
+        msg = (
+            f"{field}: {shown}; se admite new (nuevo desfibrilador) y extend-hours (abrir 24 h "
+            "un desfibrilador existente), separadas por comas, p. ej. new,extend-hours."
+        )
+        raise InputError(msg, code="invalid_actions", field=field.lstrip("-"))
+    chosen = {ACTION_SPELLINGS[word] for word in words}
+    return tuple(action for action in ACTIONS if action in chosen)
 
 
 def plain_name(name: str, value: str | None = None) -> str:
@@ -616,6 +654,78 @@ def solve_target(
 
 
 # --- from layers ------------------------------------------------------------------------------
+
+
+def extension_candidates(
+    devices: gpd.GeoDataFrame,
+    city: CityProfile,
+    *,
+    reference_date: dt.date,
+    count_overdue: bool = False,
+    reports: Mapping[str, ReportFlag] | None = None,
+) -> gpd.GeoDataFrame:
+    """The devices whose hours could be extended to 24/7, as candidate sites (metric CRS).
+
+    A device qualifies when it may count (in service, verified, fixed, public, hours known, not
+    reported missing or broken, maintenance in date on ``reference_date`` unless
+    ``count_overdue``) and is not already available at every moment of the 366 days from
+    ``reference_date``'s week (:func:`geo.core.availability.available`).
+
+    Posed at the device's own spot as an always-available site, an extension gains exactly
+    what the device's closed hours lose: the residents it would cover around the clock, or
+    (:func:`geo.core.outcomes.lives_siting_problem`) its ``gain_if_24_7``. Moving the device
+    to an outdoor cabinet at the same spot reaches the same people at the same hours, so the
+    model gives it the same gain; it differs in cost and works, not here.
+
+    Columns ``id`` (``extend_hours:<device id>``), ``name``, ``kind`` and ``action``
+    (``extend_hours``), ``device_id``, ``address``, ``geometry``.
+    """
+    columns = ["id", "name", "kind", "action", "device_id", "address"]
+    if devices.empty:
+        return gpd.GeoDataFrame({c: [] for c in columns}, geometry=[], crs=devices.crs)
+    availability = device_availability(
+        devices, timezone=city.timezone, calendar=city.calendar,
+        count_overdue=count_overdue, reports=reports,
+    )  # fmt: skip
+    always = available(availability, at=None, reference_date=reference_date)
+    usable = availability.counted() & availability.in_date(reference_date) & availability.known
+    chosen = devices[usable & ~always]
+    ids = chosen["id"].astype(str).to_numpy(dtype=object)
+    names = chosen["name"] if "name" in chosen else chosen["id"]
+    address = chosen["address"] if "address" in chosen else pd.Series([None] * len(chosen))
+    return gpd.GeoDataFrame(
+        {
+            "id": [f"extend_hours:{i}" for i in ids],
+            "name": names.to_numpy(dtype=object),
+            "kind": "extend_hours",
+            "action": "extend_hours",
+            "device_id": ids,
+            "address": address.to_numpy(dtype=object),
+        },
+        geometry=chosen.geometry.to_numpy(),
+        crs=devices.crs,
+    )
+
+
+def with_extensions(
+    new_sites: gpd.GeoDataFrame, extensions: gpd.GeoDataFrame
+) -> tuple[gpd.GeoDataFrame, int]:
+    """One candidate set for a mixed plan: the extensions first (a tie goes to them), then the
+    new sites, less those within :data:`SAME_SPOT_M` of an extendable device (the extension
+    is the same reach without a new device). Returns the set and how many new sites were left
+    out that way. Both frames share one projected CRS.
+    """
+    new = new_sites.assign(action="new", device_id=None)
+    dropped = 0
+    if len(extensions) and len(new):
+        distance, _ = cKDTree(metric_xy(extensions, "desfibriladores")).query(
+            metric_xy(new, "candidatos"), k=1, distance_upper_bound=SAME_SPOT_M
+        )
+        same = np.isfinite(distance)
+        dropped = int(same.sum())
+        new = new[~same]
+    frame = pd.concat([extensions.drop(columns="address"), new], ignore_index=True)
+    return gpd.GeoDataFrame(frame, geometry="geometry", crs=new_sites.crs), dropped
 
 
 def check_candidates(candidates: gpd.GeoDataFrame) -> None:

@@ -32,6 +32,8 @@ class PlannerForm:
     ``action`` is where the form is sent (``None`` in a shared file: the selector is shown
     disabled with the parameters the map was made with). ``objective``: what the proposal
     maximises, ``residents`` (covered) or ``lives`` (saved per year, the outcome model).
+    ``actions``: what a step may do (:data:`geo.core.siting.ACTIONS`): ``new`` devices, and
+    with ``extend_hours`` existing devices opened 24/7 too.
     """
 
     action: str | None
@@ -40,6 +42,7 @@ class PlannerForm:
     radius_m: float
     new: int
     objective: str = "residents"
+    actions: tuple[str, ...] = ("new",)
 
 
 def planner_map(
@@ -97,6 +100,7 @@ def planner_map(
             "days": list(WEEKDAY_NAMES),
             "objective": form.objective,
             "objectives": [[key, label] for key, label in OBJECTIVES.items()],
+            "extend_hours": "extend_hours" in form.actions,
         },
         "legend": _legend(zone_classes, gap_classes, lives=view.outcomes is not None),
         "outcomes": _outcomes_panel(view.outcomes) if view.outcomes is not None else None,
@@ -114,13 +118,15 @@ OBJECTIVES = {"residents": "residentes cubiertos", "lives": "vidas salvadas"}
 def _proposal_text(view: PlannerView) -> str:
     """What the proposal achieves, in one sentence for the panel's summary."""
     document = view.siting.document
-    count = len(view.siting.chosen)
+    count = f"{document.get('new_devices', len(view.siting.chosen))} nuevos"
+    if document.get("extended_devices"):
+        count += f" y {document['extended_devices']} abiertos 24 h"
     if document.get("objective") != "lives":
-        return f"Con {count} nuevos: {_pct(document['share_covered_after'])}."
+        return f"Con {count}: {_pct(document['share_covered_after'])}."
     before, after = document["before"], document["after"]
     basis = "a esa hora" if document.get("outcome_mode") == "instant" else "semana tipo"
     return (
-        f"Con {count} nuevos elegidos por vidas salvadas ({basis}, alcance "
+        f"Con {count} elegidos por vidas salvadas ({basis}, alcance "
         f"{spanish_number(document['radius_m'])} m): de {_lives(before['lives_saved'])} a "
         f"{_lives(after['lives_saved'])} vidas al año (banda {_lives(after['lives_saved_low'])}"
         f"–{_lives(after['lives_saved_high'])})."
@@ -543,6 +549,11 @@ def _sites_layer(fmap: folium.Map, sites: gpd.GeoDataFrame, name: str, *, kind: 
     ).add_to(fmap)
 
 
+def _coordinates(site: dict[str, Any]) -> str:
+    """``42,00809, −4,52521`` (latitude, longitude) in Spanish notation."""
+    return f"{spanish_number(site['lat'], 5)}, {spanish_number(site['lon'], 5)}"
+
+
 def _proposal_layer(fmap: folium.Map, view: PlannerView) -> None:
     group = folium.FeatureGroup(name="Propuesta de nuevos desfibriladores")
     for site in view.siting.chosen.to_dict("records"):
@@ -564,8 +575,20 @@ SITE_KINDS = {"entity": "entidad", "cohousing": "cohousing", "grid": "punto de r
 
 
 def proposal_text(site: dict[str, Any]) -> str:
-    """A proposed site in one sentence (its tooltip): where it is and what it adds."""
-    head = f"n.º {site['step']}: {site['name']} ({SITE_KINDS.get(site['kind'], site['kind'])}) — "
+    """A proposed step in one sentence (its tooltip): what it does, where, and what it adds."""
+    near = site.get("near")
+    if site.get("action") == "extend_hours":
+        # The device's own place: "abrir 24 h DEA Farmacia (Calle Mayor 48)".
+        where = str(near["text"]).removeprefix("en ") if near else site["name"]
+        head = f"n.º {site['step']}: abrir 24 h (o vitrina exterior) {where} — "
+    else:
+        label = f"{site['name']} ({SITE_KINDS.get(site['kind'], site['kind'])})"
+        if site["kind"] == "grid":
+            place = near["text"] if near else f"en {_coordinates(site)}"
+            label = f"{SITE_KINDS['grid']}, {place}"
+        elif near and near.get("distance_m", 0) >= 10:
+            label += f", {near['text']}"
+        head = f"n.º {site['step']}: nuevo desfibrilador en {label} — "
     if "lives_gained" in site:
         return (
             f"{head}+{_lives(site['lives_gained'])} vidas al año; tras él: "

@@ -425,19 +425,32 @@ def _site_name(name: str, kind: str) -> str:
     return f"{name} ({label})" if label else name
 
 
+#: What each step of a plan does, as the report's table says it.
+ACTION_LABELS = {"new": "Nuevo", "extend_hours": "Abrir 24 h"}
+
+
+def _where(near: Any) -> str:
+    """Where a step is, in words (``""`` when no known place is near: the coordinates say it)."""
+    return str(near["text"]) if isinstance(near, dict) else ""
+
+
 def proposal_section(siting: SitingAnalysis, ind: Indicators, gaps: GapsAnalysis) -> dict[str, Any]:
-    """The proposed devices in greedy order, and the entities still without one."""
+    """The proposed steps in greedy order (new devices and devices opened 24/7), and the
+    entities still without one."""
     document = siting.document
+    chosen = siting.chosen
     steps = [
         {
             "step": int(row.step),
+            "action": ACTION_LABELS.get(str(row.action), str(row.action)),
             "name": _site_name(str(row.name), str(row.kind)),
+            "where": _where(row.near),
             "lonlat": f"{number(row.lat, 5)}, {number(row.lon, 5)}",
             "residents": f"+{number(row.residents_gained)}",
             "seniors": f"+{number(row.residents_65_plus_gained)}",
             "after": percent(row.share_covered_after),
         }
-        for row in siting.chosen.itertuples()
+        for row in chosen.itertuples()
     ]
     out_of_reach = set(gaps.uncovered["entities"]["id"].astype(str))
     lacking = ind.entities[~ind.entities["cardioprotected"]]
@@ -452,6 +465,8 @@ def proposal_section(siting: SitingAnalysis, ind: Indicators, gaps: GapsAnalysis
     ]
     return {
         "steps": steps,
+        "new": int(document.get("new_devices", len(steps))),
+        "extended": int(document.get("extended_devices", 0)),
         "before": percent(document["share_covered_before"]),
         "after": percent(document["share_covered_after"]),
         "gained": number(

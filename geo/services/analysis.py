@@ -9,6 +9,7 @@ GeoJSON layers documented in the README, so ``cardiomapa gaps --format json`` an
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 import geopandas as gpd
@@ -24,7 +25,14 @@ from geo.core.distance import DistanceModel, StraightLine
 from geo.core.gaps import coverage_by_income, find_gaps
 from geo.core.indicators import compute_indicators, year_on_year
 from geo.core.outcome_model import OutcomeParameters
-from geo.core.outcomes import lives_difference, lives_siting_problem, outcomes, with_new_devices
+from geo.core.outcomes import (
+    lives_difference,
+    lives_siting_problem,
+    outcomes,
+    with_extended_hours,
+    with_new_devices,
+)
+from geo.core.places import device_place, known_places, near_places
 from geo.core.results import (
     AnalysisInputs,
     CoverageAnalysis,
@@ -36,14 +44,17 @@ from geo.core.results import (
     WeeklyAnalysis,
 )
 from geo.core.siting import (
+    ACTIONS,
     OBJECTIVES,
     SitingProblem,
     SitingResult,
     build_problem,
+    extension_candidates,
     objective_conflicts,
     solve_exact,
     solve_greedy,
     solve_target,
+    with_extensions,
     zones_after,
 )
 from geo.errors import SitingError
@@ -221,8 +232,15 @@ def siting_analysis(
     objective: str = "residents",
     parameters: OutcomeParameters | None = None,
     target_lives: float | None = None,
+    actions: Sequence[str] = ("new",),
 ) -> SitingAnalysis:
     """Where the next ``new`` devices protect the most residents (or reach ``target_share``).
+
+    ``actions`` (:data:`geo.core.siting.ACTIONS`) are what a step may do: ``new`` installs a
+    device at a candidate site (``candidates``), ``extend_hours`` opens an existing device 24/7
+    (:func:`geo.core.siting.extension_candidates`); with both, one ranked plan mixes them and
+    ``new`` counts steps of either kind. Each step says where it is (``near``,
+    :func:`geo.core.places.near_places`).
 
     With ``at=None`` (24/7), ``reference_date`` fixes the year checked (the edge passes the
     city's today by its clock).
@@ -248,11 +266,13 @@ def siting_analysis(
             inputs, parameters, new=new, radius_m=radius_m, method=method,
             candidates=candidates, target_lives=target_lives, at=at,
             time_limit_s=time_limit_s, model=model, reference_date=reference_date,
+            actions=actions,
         )  # fmt: skip
     radius_m = DEFAULT_RADIUS_M if radius_m is None else radius_m
-    sites = siting_candidates(
-        candidates, inputs, radius_m=radius_m, at=at, model=model, reference_date=reference_date
-    )
+    sites, replaced = _candidate_sites(
+        inputs, candidates, actions, radius_m=radius_m, at=at, model=model,
+        reference_date=reference_date,
+    )  # fmt: skip
     problem, baseline = build_problem(
         **inputs.scene(model),
         candidates=sites,
@@ -266,7 +286,7 @@ def siting_analysis(
     needed = None if target_share is None else max(0.0, target_share * residents - covered)
     result = _solve(problem, new=new, method=method, needed=needed, time_limit_s=time_limit_s)
     zones = zones_after(baseline, problem, result)
-    chosen = _chosen_sites(sites, result, residents, covered)
+    chosen = _chosen_sites(sites, result, residents, covered, inputs)
     after = covered + result.residents_gained
     document: dict[str, Any] = {
         "mode": "target" if target_share is not None else "budget",
@@ -274,7 +294,10 @@ def siting_analysis(
         "status": result.status,
         "gap": result.gap,
         "solver_seconds": result.seconds,
-        "new_devices": len(result.chosen),
+        "new_devices": int((chosen["action"] == "new").sum()),
+        "extended_devices": int((chosen["action"] == "extend_hours").sum()),
+        "actions": list(actions),
+        "new_candidates_replaced": replaced,
         "target_share": target_share,
         "radius_m": radius_m,
         "distance_model": model.name,
@@ -319,14 +342,17 @@ def _lives_siting(
     time_limit_s: float,
     model: DistanceModel,
     reference_date: dt.date,
+    actions: Sequence[str],
 ) -> SitingAnalysis:
-    """Siting by expected lives saved; the figures after are recomputed with the new sites."""
+    """Siting by expected lives saved; the figures after are recomputed with the new sites
+    and the extended hours."""
     week_of = reference_date
     reach = parameters.central("reach_m") if radius_m is None else radius_m
     mode = "weekly" if at is None else "instant"
-    sites = siting_candidates(
-        candidates, inputs, radius_m=reach, at=at, model=model, reference_date=reference_date
-    )
+    sites, replaced = _candidate_sites(
+        inputs, candidates, actions, radius_m=reach, at=at, model=model,
+        reference_date=reference_date,
+    )  # fmt: skip
     problem, before = lives_siting_problem(
         **inputs.scene(model), candidates=sites, parameters=parameters, mode=mode, at=at,
         week_of=week_of, reach_m=reach,
@@ -335,13 +361,17 @@ def _lives_siting(
     result = _solve(problem, new=new, method=method, needed=needed, time_limit_s=time_limit_s)
     chosen_ids = list(result.chosen)
     placed = sites.set_index("id").loc[chosen_ids].reset_index()
+    extended = placed["action"] == "extend_hours"
     with_placed = inputs.scene(model)
-    with_placed["devices"] = with_new_devices(with_placed["devices"], placed)
+    with_placed["devices"] = with_new_devices(
+        with_extended_hours(with_placed["devices"], placed.loc[extended, "device_id"]),
+        placed[~extended],
+    )
     after = outcomes(
         **with_placed, parameters=parameters, mode=mode, at=at, week_of=week_of, reach_m=reach
     )
     gained, gained_low, gained_high = lives_difference(before, after)
-    chosen = _chosen_sites(sites, result, int(before.city["residents"]), 0)
+    chosen = _chosen_sites(sites, result, int(before.city["residents"]), 0, inputs)
     chosen = chosen.drop(columns=["share_covered_after", "residents_covered_new"])
     chosen = chosen.rename(columns={"weight_gained": "lives_gained"})
     chosen["lives_saved_after"] = before.lives_saved + chosen["lives_gained"].cumsum()
@@ -356,7 +386,10 @@ def _lives_siting(
         "status": result.status,
         "gap": result.gap,
         "solver_seconds": result.seconds,
-        "new_devices": len(result.chosen),
+        "new_devices": int((chosen["action"] == "new").sum()),
+        "extended_devices": int((chosen["action"] == "extend_hours").sum()),
+        "actions": list(actions),
+        "new_candidates_replaced": replaced,
         "target_lives": target_lives,
         "outcome_mode": mode,
         "week_start": before.week_start.isoformat() if before.week_start else None,
@@ -378,18 +411,73 @@ def _lives_siting(
     return SitingAnalysis(result, chosen, document)
 
 
+def _candidate_sites(
+    inputs: AnalysisInputs,
+    spec: str,
+    actions: Sequence[str],
+    *,
+    radius_m: float,
+    at: dt.datetime | None,
+    model: DistanceModel,
+    reference_date: dt.date,
+) -> tuple[gpd.GeoDataFrame, int]:
+    """The candidates of the ``actions`` asked for (columns ``id``, ``name``, ``kind``,
+    ``action``, ``device_id``, ``geometry``), and how many new sites an extension replaced."""
+    unknown = [action for action in actions if action not in ACTIONS]
+    if unknown or not actions:
+        msg = f"Acciones {list(actions)!r} no válidas; se admite new y extend_hours."
+        raise SitingError(msg)
+    crs = inputs.metric["population"].crs
+    if "new" in actions:
+        new = siting_candidates(
+            spec, inputs, radius_m=radius_m, at=at, model=model, reference_date=reference_date
+        )
+    else:
+        new = gpd.GeoDataFrame({"id": [], "name": [], "kind": []}, geometry=[], crs=crs)
+    if "extend_hours" not in actions:
+        return new.assign(action="new", device_id=None), 0
+    extensions = extension_candidates(
+        inputs.metric["defibrillators"], inputs.city, reference_date=reference_date,
+        **inputs.counting(),
+    )  # fmt: skip
+    return with_extensions(new, extensions)
+
+
 def _chosen_sites(
-    sites: gpd.GeoDataFrame, result: SitingResult, residents: int, covered: int
+    sites: gpd.GeoDataFrame,
+    result: SitingResult,
+    residents: int,
+    covered: int,
+    inputs: AnalysisInputs,
 ) -> gpd.GeoDataFrame:
-    steps = result.steps.merge(
-        sites[["id", "name", "kind", "geometry"]], left_on="candidate_id", right_on="id"
-    ).drop(columns="id")
+    columns = ["id", "name", "kind", "action", "device_id", "geometry"]
+    steps = result.steps.merge(sites[columns], left_on="candidate_id", right_on="id").drop(
+        columns="id"
+    )
     chosen = gpd.GeoDataFrame(steps, geometry="geometry", crs=sites.crs)
     lonlat = chosen.geometry.to_crs("EPSG:4326")
     chosen["lon"], chosen["lat"] = lonlat.x.round(6), lonlat.y.round(6)
     covered_after = covered + chosen["residents_covered_new"]
     chosen["share_covered_after"] = covered_after / residents if residents else 0.0
+    chosen["near"] = _near(chosen, inputs)
     return chosen
+
+
+def _near(chosen: gpd.GeoDataFrame, inputs: AnalysisInputs) -> list[dict[str, Any] | None]:
+    """Where each step is: an extension at its device, a new site near a known place."""
+    metric = inputs.metric
+    devices = metric["defibrillators"].set_index(metric["defibrillators"]["id"].astype(str))
+    places = known_places(
+        entities=metric["entities"], cohousing=metric["cohousing"], devices=devices
+    )
+    found = near_places(chosen, places)
+    near: list[dict[str, Any] | None] = []
+    for row, place in zip(chosen.itertuples(), found, strict=True):
+        if row.action == "extend_hours":
+            device = devices.loc[str(row.device_id)]
+            place = device_place(device.get("name"), device.get("address"))
+        near.append(None if place is None else place.to_dict())
+    return near
 
 
 def planner_view(
@@ -402,6 +490,7 @@ def planner_view(
     detour_factor: float,
     parameters: OutcomeParameters | None = None,
     objective: str = "residents",
+    actions: Sequence[str] = ("new",),
 ) -> PlannerView:
     """Coverage, gaps, sites with and without a device and a greedy proposal of ``new`` sites.
 
@@ -437,7 +526,7 @@ def planner_view(
         inputs, new=new, radius_m=radius_m if objective == "residents" else None,
         method="greedy", candidates="all", target_share=None, senior_weight=1.0, at=at,
         time_limit_s=60.0, detour_factor=detour_factor, reference_date=reference_date,
-        objective=objective, parameters=parameters,
+        objective=objective, parameters=parameters, actions=actions,
     )  # fmt: skip
     reach_m = radius_m / model.detour_factor if isinstance(model, StraightLine) else radius_m
     lives = None

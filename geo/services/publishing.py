@@ -46,6 +46,7 @@ def planner_page(
         detour_factor=DEFAULT_DETOUR_FACTOR,
         parameters=outcome_parameters(settings),
         objective=form.objective,
+        actions=form.actions,
     )
     sources = (frame["source"].value_counts().to_dict() for frame in inputs.layers.frames.values())
     return planner_map(
@@ -140,6 +141,7 @@ def build_report(
         time_limit_s=60.0,
         detour_factor=detour_factor,
         reference_date=ind.as_of,
+        actions=("new", "extend_hours"),
     )
     return render_report(
         inputs,

@@ -970,6 +970,8 @@
     for (const [key, label] of form.objectives) {
       objective.append(el("option", { value: OBJECTIVE_VALUE[key], selected: form.objective === key }, label));
     }
+    // Besides new devices, may a step open an existing device 24/7? (sent as abrir_24h=1)
+    const extend = el("input", { name: "abrir_24h", id: "cm-extend", type: "checkbox", value: "1", checked: Boolean(form.extend_hours), disabled: !form.action });
     const selector = el(
       "form",
       { id: "cm-selector", method: "get", action: form.action || "#" },
@@ -977,6 +979,7 @@
       el("label", { for: "cm-hour" }, "Hora"), hour,
       el("label", { for: "cm-radius" }, "Radio a pie (m)"), radius,
       el("label", { for: "cm-new" }, "Nuevos equipos"), count,
+      el("label", { for: "cm-extend" }, "Proponer también abrir 24 h equipos existentes"), extend,
       el("label", { for: "cm-objective" }, "Objetivo"), objective,
       form.action
         ? el("button", { type: "submit", class: "cm-button" }, "Recalcular")
