@@ -1,9 +1,11 @@
 """Where ``cardiomapa serve`` listens, written down so that links made elsewhere agree with it.
 
 ``serve`` writes ``serve.json`` (its address and process id) when it starts and removes it when
-it stops. The file sits beside the SQLite file (``var/`` with the default database), or in
-``var/`` with PostgreSQL: the address belongs to the server of *that* database, so a command run
-on the same database (``entity invite``, ``reminders send``) builds its links with it.
+it stops. The file sits beside the SQLite file (``var/`` with the default database); with
+PostgreSQL it is ``var/serve-<digest>.json``, the digest naming the database (host, port, name,
+never the password). Either way the address belongs to the server of *that* database, so a
+command run on the same database (``entity invite``, ``reminders send``) builds its links with
+it, and a server on another database never lends it its port.
 
 Only the process that runs ``serve`` writes the file (with ``--workers N`` that is the
 supervisor, never the workers), atomically (a temporary file renamed over the old one). A file
@@ -14,6 +16,7 @@ it names is alive and something accepts connections at the address it names.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import socket
@@ -61,12 +64,15 @@ class LinkBase:
         )
 
 
-def record_folder(database_url: str) -> Path:
-    """Beside the SQLite file, else ``var/`` (relative to the working directory)."""
+def record_path(database_url: str) -> Path:
+    """Beside the SQLite file, else ``var/serve-<digest>.json`` (relative to the working
+    directory), one per server database."""
     parsed = make_url(database_url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        return Path(str(parsed.database)).parent
-    return Path("var")
+        return Path(str(parsed.database)).parent / RECORD_NAME
+    name = f"{parsed.get_backend_name()}://{parsed.username}@{parsed.host}:{parsed.port}/{parsed.database}"
+    digest = hashlib.sha1(name.encode("utf-8"), usedforsecurity=False).hexdigest()[:12]
+    return Path("var") / f"serve-{digest}.json"
 
 
 def served_url(host: str, port: int) -> str:
@@ -81,16 +87,15 @@ def served_url(host: str, port: int) -> str:
 
 def record_serve(database_url: str, *, host: str, port: int, pid: int | None = None) -> Path:
     """Write down that process ``pid`` (default: this one) serves at ``host``:``port``."""
-    folder = record_folder(database_url)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / RECORD_NAME
+    path = record_path(database_url)
+    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "url": served_url(host, port),
         "host": host,
         "port": port,
         "pid": os.getpid() if pid is None else pid,
     }
-    temporary = path.with_name(f".{RECORD_NAME}.{payload['pid']}")
+    temporary = path.with_name(f".{path.name}.{payload['pid']}")
     temporary.write_text(json.dumps(payload), encoding="utf-8")
     os.replace(temporary, path)
     return path
@@ -98,7 +103,7 @@ def record_serve(database_url: str, *, host: str, port: int, pid: int | None = N
 
 def clear_serve(database_url: str, *, pid: int | None = None) -> None:
     """Remove the record if it is still this process's (another ``serve`` may have replaced it)."""
-    path = record_folder(database_url) / RECORD_NAME
+    path = record_path(database_url)
     record = _read(path)
     if record is not None and record.get("pid") == (os.getpid() if pid is None else pid):
         with contextlib.suppress(OSError):  # left behind, it is stale: ignored anyway
@@ -108,7 +113,7 @@ def clear_serve(database_url: str, *, pid: int | None = None) -> None:
 def recorded_url(database_url: str) -> str | None:
     """The URL of the ``serve`` running on this database, or ``None`` (no record, or a stale one:
     its process is gone or nothing listens at its address)."""
-    record = _read(record_folder(database_url) / RECORD_NAME)
+    record = _read(record_path(database_url))
     if record is None:
         return None
     url, host = record.get("url"), record.get("host")
