@@ -1,0 +1,91 @@
+"""The command line speaks Spanish even where Typer and its Click speak: usage errors and help."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import typer.main
+from typer._click import Command
+from typer.testing import CliRunner
+
+from geo.cli import app
+
+runner = CliRunner()
+WIDE = {"COLUMNS": "200"}
+
+#: Click's and Typer's English framing: none may reach a person.
+ENGLISH = (
+    "No such", "Usage", "Options", "Commands", "Arguments", "Try '", "Invalid value", "Missing",
+    "Show this message", "default:", "required]", "Got unexpected", "Did you mean",
+    "Possible options", "is not one of", "Input should", "requires an argument", "<float>",
+    "<str>", "<int>", "<bool>", "<path>", "Aborted", "env var",
+)  # fmt: skip
+
+
+def _english(text: str) -> list[str]:
+    return [word for word in ENGLISH if word in text]
+
+
+def _paths(command: Command, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    yield path
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _paths(sub, (*path, name))
+
+
+def test_an_unknown_flag_is_refused_in_spanish_by_the_installed_script(tmp_path: Path) -> None:
+    """The real entry point, in its own process (no TTY): the issue's example."""
+    script = Path(sys.executable).parent / "cardiomapa"
+    env = {**os.environ, "CARDIOMAPA_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}
+    done = subprocess.run(
+        [str(script), "coverage", "--no-such-flag"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "No existe la opción --no-such-flag." in done.stderr
+    assert "Uso: cardiomapa coverage [OPCIONES]" in done.stderr
+    assert "Para ver la ayuda: 'cardiomapa coverage --help'" in done.stderr
+    assert _english(done.stderr + done.stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["coverage", "--format", "xml"],
+         "Valor no válido para '--format': 'xml' no es ninguno de los valores admitidos: "
+         "'table', 'json', 'geojson', 'csv'."),
+        (["coverage", "--radius-m", "cien"], "'cien' no es un número"),
+        (["coverage", "--radius-m"], "La opción '--radius-m' necesita un valor."),
+        (["covrage"], "No existe la orden 'covrage'. ¿Quería decir 'coverage'?"),
+        (["site", "--metodo", "x"], "No existe la opción --metodo. ¿Quería decir --method"),
+        (["entity"], "Falta la orden"),
+        (["entity", "invite"], "Falta el argumento 'entity_id'."),
+        (["coverage", "sobra"], "Sobran argumentos: sobra."),
+    ],
+)  # fmt: skip
+def test_usage_errors_are_spanish(args: list[str], expected: str) -> None:
+    result = runner.invoke(app, args, env=WIDE)
+    assert result.exit_code == 2, result.output
+    assert expected in " ".join(result.stderr.split()), result.stderr
+    assert _english(result.stderr + result.stdout) == [], result.stderr
+
+
+def test_every_help_page_is_spanish() -> None:
+    """Each command's and group's --help: Spanish frame, Spanish value types, no English."""
+    paths = list(_paths(typer.main.get_command(app)))
+    assert len(paths) > 20
+    for path in paths:
+        result = runner.invoke(app, [*path, "--help"], env=WIDE)
+        assert result.exit_code == 0, (path, result.output)
+        assert "Uso: cardiomapa" in result.stdout, path
+        assert "Muestra esta ayuda y termina." in result.stdout, path
+        assert _english(result.stdout) == [], (path, _english(result.stdout))
+    coverage = runner.invoke(app, ["coverage", "--help"], env=WIDE).stdout
+    assert "<número>" in coverage
+    assert "[por defecto: 100.0]" in coverage
+    assert "Opciones" in coverage
+    assert "Órdenes" in runner.invoke(app, ["--help"], env=WIDE).stdout
