@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from geo.clock import Clock, local_today
+from geo.clock import Clock, local_text, local_today
 from geo.core import outputs
 from geo.errors import CardiomapaError
 from geo.io.store import Store
@@ -41,6 +41,11 @@ DataDirOption = Annotated[
         "Por defecto, la muestra de data/.",
     ),
 ]
+
+
+def local_time(at: dt.datetime, settings: Settings, pattern: str = "%d/%m/%Y %H:%M") -> str:
+    """A stored instant (naive = UTC) in the city's local time, as people read it (no "UTC")."""
+    return local_text(at, settings.load_city().timezone, pattern=pattern)
 
 
 def _settings(data_dir: Path | None = None) -> Settings:
