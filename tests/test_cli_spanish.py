@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -89,3 +90,26 @@ def test_every_help_page_is_spanish() -> None:
     assert "[por defecto: 100.0]" in coverage
     assert "Opciones" in coverage
     assert "Órdenes" in runner.invoke(app, ["--help"], env=WIDE).stdout
+
+
+def test_a_load_error_keeps_its_brackets(tmp_path: Path, tiny_dir: Path) -> None:
+    """Rich markup must not swallow "[longitud, latitud]" (nor a path with brackets)."""
+    path = tiny_dir / "defibrillators.geojson"
+    document = json.loads(path.read_text(encoding="utf-8"))
+    lon, lat = document["features"][0]["geometry"]["coordinates"]
+    document["features"][0]["geometry"]["coordinates"] = [lat, lon]  # swapped
+    path.write_text(json.dumps(document), encoding="utf-8")
+    env = {**WIDE, "CARDIOMAPA_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}
+    result = runner.invoke(app, ["load", "--data-dir", str(tiny_dir)], env=env)
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.stderr.split())
+    assert "GeoJSON exige [longitud, latitud], p. ej. [" in said, said
+    assert "[bold" not in said and "[/]" not in said
+
+
+def test_user_text_with_brackets_reaches_the_terminal_whole(tmp_path: Path) -> None:
+    """An option value that looks like markup is shown as typed."""
+    env = {**WIDE, "CARDIOMAPA_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}
+    result = runner.invoke(app, ["token", "create", "--role", "[bold]x[/]"], env=env)
+    assert result.exit_code == 2, result.output
+    assert "'[bold]x[/]'" in result.stderr, result.stderr

@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from geo.clock import Clock, local_text, local_today
@@ -90,7 +91,7 @@ def _store_unless_files(settings: Settings, *, from_files: bool) -> Iterator[Sto
 
 
 def _fail(exc: CardiomapaError) -> typer.Exit:
-    errors.print(f"[bold red]Error[/] [dim]({exc.code})[/]: {exc}", highlight=False)
+    errors.print(f"[bold red]Error[/] [dim]({exc.code})[/]: {escape(str(exc))}", highlight=False)
     return typer.Exit(code=1)
 
 
@@ -153,7 +154,10 @@ def _date(text: str, *, option: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
-        errors.print(f"[bold red]Error[/]: {option} {text!r} no es una fecha AAAA-MM-DD.")
+        errors.print(
+            f"[bold red]Error[/]: {option} {escape(repr(text))} no es una fecha AAAA-MM-DD.",
+            highlight=False,
+        )
         raise typer.Exit(code=2) from None
 
 
@@ -164,5 +168,5 @@ def _day(text: str | None, settings: Settings, *, option: str) -> dt.date:
 
 def usage_error(message: str) -> typer.Exit:
     """Exit 2 (wrong use of the command) after ``Error: message`` on stderr."""
-    errors.print(f"[bold red]Error[/]: {message}", highlight=False)
+    errors.print(f"[bold red]Error[/]: {escape(message)}", highlight=False)
     return typer.Exit(code=2)

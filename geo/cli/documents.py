@@ -22,6 +22,7 @@ from geo.cli.common import (
 from geo.cli.options import Objective, RadiusOption, _instant
 from geo.core.coverage import DEFAULT_RADIUS_M
 from geo.core.outputs import data_notice
+from geo.core.text import in_words
 from geo.errors import CardiomapaError
 from geo.render.maps import PlannerForm, basemap_of, citizen_map, self_contained
 from geo.services.inputs import device_finder
@@ -106,7 +107,11 @@ def map_(
     except CardiomapaError as exc:
         raise _fail(exc) from None
     size = out.stat().st_size / 1024
-    console.print(f"Mapa ({kind.value}, {what}) escrito en {out} ({size:,.0f} KB).")
+    console.print(
+        f"Mapa {in_words('map', kind)} ({what}) escrito en {out} ({size:,.0f} KB).",
+        markup=False,
+        highlight=False,
+    )
 
 
 _EXPORT_SUFFIXES = {".geojson": "geojson", ".json": "geojson", ".csv": "csv", ".gpkg": "gpkg"}

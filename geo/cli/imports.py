@@ -341,7 +341,7 @@ def _print_device_import(report: DeviceImportReport) -> None:
         if ids:
             more = f" … y {len(ids) - _SHOWN_SKIPS} más" if len(ids) > _SHOWN_SKIPS else ""
             shown = ", ".join(ids[:_SHOWN_SKIPS])
-            console.print(f"{title}: {shown}{more}.", highlight=False, soft_wrap=True)
+            console.print(f"{title}: {shown}{more}.", highlight=False, soft_wrap=True, markup=False)
     skipped = [(item.record, item.source_id, item.reason) for item in report.skipped]
     flagged = [(item.record, item.source_id, item.message) for item in report.flagged]
     for title, items in (("Registros omitidos", skipped), ("Avisos", flagged)):
@@ -355,4 +355,4 @@ def _print_device_import(report: DeviceImportReport) -> None:
         if len(items) > _SHOWN_SKIPS:
             console.print(f"  … y {len(items) - _SHOWN_SKIPS} más.", highlight=False)
     for note in report.notes:
-        console.print(note, highlight=False, soft_wrap=True)
+        console.print(note, highlight=False, soft_wrap=True, markup=False)

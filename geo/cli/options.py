@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.markup import escape
 
 from geo.cli.common import (
     DataDirOption,
@@ -249,7 +250,7 @@ def _parameters(
 
 def _print_warnings(result: CoverageResult | WeeklyCoverage | OutcomeResult) -> None:
     for note in result.notes:
-        errors.print(f"[yellow]Aviso[/]: {note}", highlight=False)
+        errors.print(f"[yellow]Aviso[/]: {escape(str(note))}", highlight=False)
     issues = result.hours_issues
     if issues:
         errors.print(

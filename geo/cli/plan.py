@@ -8,6 +8,7 @@ from typing import Annotated
 
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from geo.cli.common import (
@@ -44,6 +45,7 @@ from geo.core.outcome_model import BAND_PERCENTILES
 from geo.core.outputs import data_notice
 from geo.core.plan_lives import BANDS
 from geo.core.results import AnalysisInputs, IndicatorsAnalysis
+from geo.core.text import in_words
 from geo.errors import CardiomapaError
 from geo.services.analysis import indicators_analysis
 from geo.services.inputs import density_references, outcome_parameters, plan_registers
@@ -89,7 +91,7 @@ def _print_indicators(result: Indicators, year: int | None) -> None:
     plan = result.plan
     console.print(
         f"[bold]{plan.name}[/] — {plan.action}\n{plan.goal}. Datos a {result.as_of:%d/%m/%Y}; "
-        f"radio {result.radius_m:g} m ({result.distance_model}).",
+        f"radio {result.radius_m:g} m ({in_words('distance_model', result.distance_model)}).",
         highlight=False,
     )
     rows = indicator_rows(result, year=year).set_index("indicator")
@@ -117,7 +119,7 @@ def _print_indicators(result: Indicators, year: int | None) -> None:
         )
     console.print(density)
     for note in result.notes:
-        errors.print(f"[yellow]Nota[/]: {note}", highlight=False)
+        errors.print(f"[yellow]Nota[/]: {escape(str(note))}", highlight=False)
 
 
 def _print_lives(result: Indicators, rows: pd.DataFrame, columns: list[str]) -> None:

@@ -29,6 +29,7 @@ from geo.core import outputs
 from geo.core.coverage import DEFAULT_RADIUS_M
 from geo.core.results import AnalysisInputs, SitingAnalysis
 from geo.core.siting import objective_conflicts
+from geo.core.text import in_words
 from geo.errors import CardiomapaError
 from geo.services.analysis import siting_analysis
 
@@ -230,11 +231,13 @@ def _print_lives_siting(
         goal = f"Objetivo: {_lives(wanted)} vidas {unit} en total\n"
     console.print(
         f"[bold]Propuesta de {document['new_devices']} nuevos desfibriladores en "
-        f"{inputs.city.name} por vidas salvadas[/] — método {document['method']}: {status}\n"
+        f"{escape(inputs.city.name)} por vidas salvadas[/] — método "
+        f"{in_words('method', document['method'])}: {status}\n"
         f"{goal}"
         f"Alcance: {float(document['radius_m']):g} m a pie · "
         f"{document['distance_model_description']}\n"
-        f"Candidatos: {document['candidates']} ({document['candidates_count']}) · "
+        f"Candidatos: {escape(in_words('candidates', document['candidates']))} "
+        f"({document['candidates_count']}) · "
         f"Vidas salvadas al año: {_band(before)} → {_band(after)}; añaden "
         f"{_band(document, 'lives_gained')} (banda de la diferencia, simulación a simulación)",
         highlight=False,
@@ -245,8 +248,8 @@ def _print_lives_siting(
     for row in chosen.itertuples():
         table.add_row(
             str(row.step),
-            f"{row.candidate_id} {row.name}",
-            str(row.kind),
+            escape(f"{row.candidate_id} {row.name}"),
+            in_words("candidate_kind", row.kind),
             _lives(float(row.lives_gained)),
             _lives(float(row.lives_saved_after)),
             f"{row.lon:.5f}",
@@ -259,7 +262,7 @@ def _print_lives_siting(
         highlight=False,
     )
     for note in document["warnings"]:
-        errors.print(f"[yellow]Aviso[/]: {note}", highlight=False)
+        errors.print(f"[yellow]Aviso[/]: {escape(str(note))}", highlight=False)
 
 
 def _print_siting(
@@ -275,10 +278,12 @@ def _print_siting(
         status += f", hueco relativo {float(str(gap)) * 100:.2f} %"
     console.print(
         f"[bold]Propuesta de {document['new_devices']} nuevos desfibriladores en "
-        f"{inputs.city.name}[/] — método {document['method']}: {status}\n"
+        f"{escape(inputs.city.name)}[/] — método {in_words('method', document['method'])}: "
+        f"{status}\n"
         f"Radio: {float(str(document['radius_m'])):g} m a pie · "
         f"{document['distance_model_description']}\n"
-        f"Candidatos: {document['candidates']} ({document['candidates_count']}) · Cobertura: "
+        f"Candidatos: {escape(in_words('candidates', document['candidates']))} "
+        f"({document['candidates_count']}) · Cobertura: "
         f"{_pct(float(str(document['share_covered_before'])))} → "
         f"{_pct(float(str(document['share_covered_after'])))}",
         highlight=False,
@@ -289,8 +294,8 @@ def _print_siting(
     for row in chosen.itertuples():
         table.add_row(
             str(row.step),
-            f"{row.candidate_id} {row.name}",
-            str(row.kind),
+            escape(f"{row.candidate_id} {row.name}"),
+            in_words("candidate_kind", row.kind),
             _int(row.residents_gained),
             _int(row.residents_65_plus_gained),
             _pct(row.share_covered_after),

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from geo.cli.common import _clock, _emit, _on_store, _settings, console, errors, local_time
@@ -47,7 +48,8 @@ def token_create(
         raise typer.Exit(code=2)
     if role is not None and role not in ROLE_OPTIONS:
         errors.print(
-            f"[bold red]Error[/]: --role {role!r} no admitido; use {', '.join(ROLE_OPTIONS)}.",
+            f"[bold red]Error[/]: --role {escape(repr(role))} no admitido; use "
+            f"{', '.join(ROLE_OPTIONS)}.",
             highlight=False,
         )
         raise typer.Exit(code=2)
