@@ -100,11 +100,13 @@ def site(db_url: str, tiny_layers: Layers, city: CityProfile, moment: Moment) ->
         principal = authenticate(store, tokens["ent-1"])
         registry.record_use(
             store, city, principal, "dea-1", now=moment.utc,
-            values={"used_at": moment.utc - dt.timedelta(hours=1), "people_attended": 1},
+            values={"used_at": moment.utc - dt.timedelta(hours=3), "people_attended": 1},
         )  # fmt: skip
         invitation = issue_invitation(store, entity_id="ent-1", actor="test")
         used = issue_invitation(store, entity_id="ent-1", actor="test")
         redeem_invitation(store, used.code)
+        spare = issue_token(store, role="planner", label="Antiguo")
+        store.revoke_token(spare.record.id, actor="test")
         settings = Settings(database_url=db_url, clock_start=moment.local, tile_url="")
         with TestClient(create_app(settings)) as client:
             for path, who in (("/gestion/sesion", "admin"), ("/entidades/sesion", "ent-1"),
@@ -163,6 +165,10 @@ def test_no_spanish_page_says_utc_and_each_shows_the_local_hour(site: Site, mome
     audit = _text(pages["/gestion/auditoria"])
     assert moment.shown in audit  # the stamps of the writes made at the pinned instant
     assert moment.shown_in_utc not in audit
+    # Field names as words, and instants inside the changes in local time too.
+    assert f"revocado el {moment.shown}" in audit
+    for raw in ("revoked_at", "people_attended", "used_at", "entity_id", "expires_at"):
+        assert raw not in audit, raw
     assert moment.shown in _text(pages["/gestion/avisos"])  # the citizen's report, received
     # Invitations last 7 days: their expiry is the city's date (the UTC date is a day earlier).
     expiry = f"{moment.local + dt.timedelta(days=7):%d/%m/%Y}"
