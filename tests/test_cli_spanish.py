@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,10 +15,12 @@ import pytest
 import typer.main
 from typer._click import Command
 from typer.testing import CliRunner
+from weeks import ORDINARY, clock_env
 
 from geo.cli import app
 
 runner = CliRunner()
+TINY = Path(__file__).resolve().parent / "fixtures" / "tiny"
 WIDE = {"COLUMNS": "200"}
 
 #: Click's and Typer's English framing: none may reach a person.
@@ -113,3 +117,56 @@ def test_user_text_with_brackets_reaches_the_terminal_whole(tmp_path: Path) -> N
     result = runner.invoke(app, ["token", "create", "--role", "[bold]x[/]"], env=env)
     assert result.exit_code == 2, result.output
     assert "'[bold]x[/]'" in result.stderr, result.stderr
+
+
+def _script_run(args: list[str], tmp_path: Path, *, stderr_tty: bool) -> tuple[str, str]:
+    """Run the installed ``cardiomapa`` with stdout piped and stderr piped or on a terminal."""
+    script = Path(sys.executable).parent / "cardiomapa"
+    env = {**os.environ, "CARDIOMAPA_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+           "COLUMNS": "120", "TERM": "xterm", **clock_env(ORDINARY)}  # fmt: skip
+    env.pop("NO_COLOR", None)
+    if not stderr_tty:
+        done = subprocess.run(
+            [str(script), *args], env=env, capture_output=True, text=True, timeout=300, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout, done.stderr
+    main, secondary = pty.openpty()
+    chunks: list[bytes] = []
+
+    def drain() -> None:  # the terminal's buffer is small: read while the command writes
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    with subprocess.Popen(
+        [str(script), *args], env=env, stdout=subprocess.PIPE, stderr=secondary, text=True
+    ) as process:
+        os.close(secondary)
+        stdout, _ = process.communicate(timeout=300)
+    reader.join(timeout=30)
+    os.close(main)
+    assert process.returncode == 0
+    return stdout, b"".join(chunks).decode("utf-8", "replace")
+
+
+ANALYSIS = ["coverage", "--data-dir", str(TINY), "--no-network", "--format", "json"]
+
+
+def test_long_commands_show_progress_on_a_terminal_and_nothing_when_piped(tmp_path: Path) -> None:
+    piped_out, piped_err = _script_run(ANALYSIS, tmp_path, stderr_tty=False)
+    assert piped_err == ""  # no spinner, no control codes when stderr is not a terminal
+    document = json.loads(piped_out)
+    assert document["city"] == "Palencia"
+    tty_out, tty_err = _script_run(ANALYSIS, tmp_path, stderr_tty=True)
+    assert "Leyendo las capas…" in tty_err
+    assert "Calculando la cobertura…" in tty_err
+    # stdout is the same document either way (the spinner never touches it)
+    assert json.loads(tty_out) == document

@@ -119,6 +119,23 @@ def _on_store(work: Callable[[Store], T]) -> T:
         raise _fail(exc) from None
 
 
+@contextmanager
+def working(message: str) -> Iterator[None]:
+    """Run a long step (an analysis, reading the layers) under a spinner saying ``message``.
+
+    The spinner is on stderr and only on a terminal: piped or redirected output stays exactly
+    as it was. A domain error stops it and ends the command in Spanish (exit 1).
+    """
+    try:
+        if errors.is_terminal:
+            with errors.status(message):
+                yield
+        else:
+            yield
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"),

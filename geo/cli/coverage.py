@@ -14,7 +14,16 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from geo.cli.common import _city_today, _day, _emit, _fail, _int, _pct, console, errors
+from geo.cli.common import (
+    _city_today,
+    _day,
+    _emit,
+    _int,
+    _pct,
+    console,
+    errors,
+    working,
+)
 from geo.cli.options import (
     DEFAULT_SCENE,
     AlwaysOption,
@@ -33,7 +42,6 @@ from geo.core import outputs
 from geo.core.availability import WEEKDAY_NAMES
 from geo.core.coverage import DEFAULT_RADIUS_M, CoverageResult, WeeklyCoverage
 from geo.core.results import AnalysisInputs, CoverageAnalysis, WeeklyAnalysis
-from geo.errors import CardiomapaError
 from geo.services.analysis import coverage_analysis, gaps_analysis, weekly_analysis
 from geo.services.inputs import section_incomes
 
@@ -73,8 +81,8 @@ def coverage(
     instant = _instant(at)
     settings, inputs = scene.load()
     reference = _day(week_of, settings, option="--week-of")
-    try:
-        if weekly:
+    if weekly:
+        with working("Calculando la cobertura hora a hora de la semana…"):
             week = weekly_analysis(
                 inputs,
                 radius_m=radius_m,
@@ -82,8 +90,9 @@ def coverage(
                 detour_factor=scene.detour_factor,
                 assume_unknown_open=assume_unknown_open,
             )
-            _emit_week(week, output)
-            return
+        _emit_week(week, output)
+        return
+    with working("Calculando la cobertura…"):
         analysis = coverage_analysis(
             inputs,
             radius_m=radius_m,
@@ -93,8 +102,6 @@ def coverage(
             assume_unknown_open=assume_unknown_open,
             incomes=section_incomes(settings) if by is Grouping.INCOME else None,
         )
-    except CardiomapaError as exc:
-        raise _fail(exc) from None
     _emit_coverage(analysis, output, inputs)
 
 
@@ -238,13 +245,11 @@ def gaps(
         raise typer.Exit(code=2)
     instant = _instant(at)
     settings, inputs = scene.load()
-    try:
+    with working("Buscando los huecos de cobertura…"):
         analysis = gaps_analysis(
             inputs, radius_m=radius_m, at=instant, cell_m=cell_m,
             detour_factor=scene.detour_factor, reference_date=_city_today(settings),
         )  # fmt: skip
-    except CardiomapaError as exc:
-        raise _fail(exc) from None
     header = outputs.result_header(analysis.result)
     if output is Format.JSON:
         _emit(outputs.dumps(analysis.document))

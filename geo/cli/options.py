@@ -22,6 +22,7 @@ from geo.cli.common import (
     _settings,
     _store_unless_files,
     errors,
+    working,
 )
 from geo.core.coverage import CoverageResult, WeeklyCoverage
 from geo.core.distance import DEFAULT_DETOUR_FACTOR
@@ -207,13 +208,13 @@ def _inputs(
     data_dir: Path | None, network: Path | None, no_network: bool, *, count_overdue: bool = False
 ) -> tuple[Settings, AnalysisInputs]:
     settings = _settings(data_dir)
-    try:
-        with _store_unless_files(settings, from_files=data_dir is not None) as store:
-            inputs = load_inputs(
-                settings, store=store, network_file=network, use_network=not no_network
-            )
-    except CardiomapaError as exc:
-        raise _fail(exc) from None
+    with (
+        working("Leyendo las capas…"),
+        _store_unless_files(settings, from_files=data_dir is not None) as store,
+    ):
+        inputs = load_inputs(
+            settings, store=store, network_file=network, use_network=not no_network
+        )
     return settings, replace(inputs, count_overdue=count_overdue)
 
 

@@ -19,6 +19,7 @@ from geo.cli.common import (
     _open_store,
     console,
     errors,
+    working,
 )
 from geo.cli.options import (
     DEFAULT_SCENE,
@@ -123,6 +124,9 @@ def outcomes_(
                 "cardiomapa import arrests ARCHIVO.csv."
             )
             raise typer.Exit(code=1)
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    with working("Estimando las vidas salvadas…"):
         analysis = outcomes_analysis(
             inputs,
             parameters,
@@ -135,8 +139,6 @@ def outcomes_(
             arrests=observed,
             arrests_years=arrests_years,
         )
-    except CardiomapaError as exc:
-        raise _fail(exc) from None
     result = analysis.result
     if output is Format.JSON:
         _emit(outputs.dumps(analysis.document))

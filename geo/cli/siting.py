@@ -11,7 +11,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from geo.cli.common import _band, _day, _emit, _fail, _int, _lives, _pct, console, errors
+from geo.cli.common import (
+    _band,
+    _day,
+    _emit,
+    _int,
+    _lives,
+    _pct,
+    console,
+    errors,
+    working,
+)
 from geo.cli.options import (
     DEFAULT_SCENE,
     AtOption,
@@ -30,7 +40,6 @@ from geo.core.coverage import DEFAULT_RADIUS_M
 from geo.core.results import AnalysisInputs, SitingAnalysis
 from geo.core.siting import objective_conflicts
 from geo.core.text import in_words
-from geo.errors import CardiomapaError
 from geo.services.analysis import siting_analysis
 
 
@@ -133,7 +142,7 @@ def site(
     instant = _instant(at)
     settings, inputs = scene.load()
     per_year = _lives_per_year(target_lives, lives_per)
-    try:
+    with working("Buscando emplazamientos…"):
         analysis = siting_analysis(
             inputs,
             new=new,
@@ -150,8 +159,6 @@ def site(
             target_lives=per_year,
             reference_date=_day(week_of, settings, option="--week-of"),
         )
-    except CardiomapaError as exc:
-        raise _fail(exc) from None
     _emit_siting(analysis, output, inputs, lives=lives, per=lives_per)
 
 
