@@ -12,6 +12,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from geo.cli.common import (
@@ -137,7 +138,8 @@ def _print_coverage(
     result: CoverageResult, income: pd.DataFrame | None, inputs: AnalysisInputs
 ) -> None:
     console.print(
-        f"[bold]Cobertura de desfibriladores en {inputs.city.name}[/] — {_describe_when(result)}\n"
+        f"[bold]Cobertura de desfibriladores en {escape(inputs.city.name)}[/] — "
+        f"{_describe_when(result)}\n"
         f"Radio: {result.radius_m:g} m a pie · {result.distance_model_description}\n"
         f"Desfibriladores contados: {result.devices_available} de {result.devices_total} · "
         f"Datos: {inputs.origin}",
@@ -270,7 +272,7 @@ def _print_gaps(
     top: int,
 ) -> None:
     console.print(
-        f"[bold]Huecos de cobertura en {inputs.city.name}[/] — {_describe_when(result)}\n"
+        f"[bold]Huecos de cobertura en {escape(inputs.city.name)}[/] — {_describe_when(result)}\n"
         f"Radio: {result.radius_m:g} m a pie · {result.distance_model_description}\n"
         f"Residentes sin desfibrilador a su alcance: "
         f"{_int(result.residents - result.residents_covered)} de {_int(result.residents)}",
@@ -286,17 +288,24 @@ def _print_gaps(
             str(row.rank),
             _int(row.residents),
             _int(row.residents_65_plus),
-            zone_names.get(row.zone_id, "—"),
+            escape(str(zone_names.get(row.zone_id, "—"))),
             distance,
             f"{centre.x:.5f}",
             f"{centre.y:.5f}",
         )
     console.print(table)
-    for name, title in (("entities", "Entidades del clúster"), ("cohousing", "Cohousing")):
+    for name, title in (
+        ("entities", "Entidades del clúster"),
+        ("cohousing", "Viviendas colaborativas (cohousing)"),
+    ):
         frame = uncovered[name]
         console.print(f"{title} sin desfibrilador disponible a {result.radius_m:g} m: {len(frame)}")
         for row in frame.itertuples():
             own = " (tiene uno propio, no disponible)" if row.holds_device else ""
             distance = "—" if not np.isfinite(row.distance_m) else f"{_int(row.distance_m)} m"
-            console.print(f"  - {row.id} {row.name}: más cercano {distance}{own}", highlight=False)
+            console.print(
+                f"  - {row.id} {row.name}: más cercano {distance}{own}",
+                highlight=False,
+                markup=False,
+            )
     _print_warnings(result)

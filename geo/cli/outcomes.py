@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from geo.cli.common import (
@@ -185,7 +186,7 @@ def _print_outcomes(result: OutcomeResult, inputs: AnalysisInputs, top: int) -> 
         else "",
     }[result.mode]
     console.print(
-        f"[bold]Vidas salvadas estimadas en {inputs.city.name}[/] — {when}\n"
+        f"[bold]Vidas salvadas estimadas en {escape(inputs.city.name)}[/] — {when}\n"
         f"Alcance: {result.reach_m:g} m a pie (uso pleno hasta {result.full_use_m:g} m) · "
         f"{result.distance_model_description}\n"
         f"Desfibriladores contados: {city['devices_counted']} de {city['devices_total']} · "

@@ -90,7 +90,8 @@ def indicators(
 def _print_indicators(result: Indicators, year: int | None) -> None:
     plan = result.plan
     console.print(
-        f"[bold]{plan.name}[/] — {plan.action}\n{plan.goal}. Datos a {result.as_of:%d/%m/%Y}; "
+        f"[bold]{escape(plan.name)}[/] — {escape(plan.action)}\n{escape(plan.goal)}. "
+        f"Datos a {result.as_of:%d/%m/%Y}; "
         f"radio {result.radius_m:g} m ({in_words('distance_model', result.distance_model)}).",
         highlight=False,
     )
@@ -110,7 +111,7 @@ def _print_indicators(result: Indicators, year: int | None) -> None:
     _print_lives(result, rows, [c for c in columns if not c.startswith("change_")])
     density = Table("Referencia", "DEA por 100.000 hab.", "Año", "Nuevos DEA para superarla")
     for ref in result.density.to_dict("records"):
-        name = f"[bold]{ref['name']}[/]" if ref["is_city"] else ref["name"]
+        name = f"[bold]{escape(ref['name'])}[/]" if ref["is_city"] else escape(ref["name"])
         density.add_row(
             name,
             format_value("devices_per_100k", ref["devices_per_100k"]),
