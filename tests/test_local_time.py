@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from weeks import TIMEZONE
 
 from api.app import create_app
+from api.pages.desk.audit import audit_changes
 from geo.city import CityProfile
 from geo.cli import app as cli
 from geo.clock import FixedClock, local_text
@@ -216,3 +217,21 @@ def test_the_cli_says_until_when_an_invitation_lasts_in_local_time(
     assert "UTC" not in said
     listed = runner.invoke(cli, ["token", "list"], env=env)
     assert listed.exit_code == 0 and "UTC" not in listed.output
+
+
+def test_audit_changes_read_as_words_and_local_times() -> None:
+    """Field names, codes and instants of an audit entry as the desk shows them."""
+    rows = audit_changes(
+        {"status": "active", "access": "yes", "verification": "pending"},
+        {"status": "out_of_service", "access": "private", "verification": "verified",
+         "revoked_at": "2026-07-14T22:30:00", "people_attended": 2},
+        timezone=TIMEZONE,
+    )  # fmt: skip
+    shown = {row["label"]: (row["before"], row["after"]) for row in rows}
+    assert shown == {
+        "estado": ("en servicio", "fuera de servicio"),
+        "acceso": ("uso público", "privado"),
+        "verificación": ("pendiente", "verificado"),
+        "revocado el": ("—", "15/07/2026 00:30"),
+        "personas atendidas": ("—", "2"),
+    }

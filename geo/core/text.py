@@ -55,6 +55,8 @@ WORDS: dict[str, dict[str, str]] = {
         "cohousing_without_device": "vivienda colaborativa sin desfibrilador",
     },
     "action": {"new": "nuevo desfibrilador", "extend_hours": "abrir 24/7 un desfibrilador"},
+    "verification": {"pending": "pendiente", "verified": "verificado", "rejected": "rechazado"},
+    "report_status": {"pending": "pendiente", "accepted": "aceptado", "rejected": "descartado"},
 }
 
 

@@ -14,6 +14,9 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.pages.desk import common
 from geo.clock import local_text
+from geo.core.text import WORDS
+from geo.render.maps import ACCESS_TEXT
+from geo.services.registry import REPORT_KIND_TEXT, STATUS_TEXT
 
 router = APIRouter(include_in_schema=False)
 
@@ -73,9 +76,21 @@ FIELD_TEXT = {
 }  # fmt: skip
 
 
-def _plain_value(value: Any, timezone: str) -> str:
+#: Codes a field's value can hold → the words shown (a code not listed shows as itself).
+VALUE_TEXT: dict[str, Mapping[str, str]] = {
+    "status": {**STATUS_TEXT, **WORDS["report_status"]},
+    "access": ACCESS_TEXT,
+    "verification": WORDS["verification"],
+    "kind": REPORT_KIND_TEXT,
+    "role": common.ROLE_TEXT,
+}
+
+
+def _plain_value(value: Any, timezone: str, field: str = "") -> str:
     if value is None or value == "":
         return "—"
+    if isinstance(value, str) and value in VALUE_TEXT.get(field, {}):
+        return VALUE_TEXT[field][value]
     if isinstance(value, str) and _INSTANT.fullmatch(value):
         return local_text(dt.datetime.fromisoformat(value.replace("Z", "+00:00")), timezone)
     point = common.coordinates(value) if isinstance(value, Mapping) else None
@@ -102,8 +117,8 @@ def audit_changes(
             continue
         rows.append({
             "field": name, "label": FIELD_TEXT.get(name, name),
-            "before": _plain_value(old.get(name), timezone) if before is not None else "",
-            "after": _plain_value(new.get(name), timezone) if after is not None else "",
+            "before": _plain_value(old.get(name), timezone, name) if before is not None else "",
+            "after": _plain_value(new.get(name), timezone, name) if after is not None else "",
         })  # fmt: skip
     return rows
 
