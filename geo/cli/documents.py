@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from geo.cli.common import (
     _city_today,
@@ -166,7 +167,7 @@ def export_(
     try:
         with (
             _open_store(settings) as store,
-            errors.status(f"Exportando {layer} a {out.name}…"),
+            errors.status(f"Exportando {layer} a {escape(out.name)}…"),
         ):
             result = export.export_layer(
                 store,
