@@ -70,6 +70,9 @@ def test_an_unknown_flag_is_refused_in_spanish_by_the_installed_script(tmp_path:
         (["entity"], "Falta la orden"),
         (["entity", "invite"], "Falta el argumento 'entity_id'."),
         (["coverage", "sobra"], "Sobran argumentos: sobra."),
+        (["entity", "invite", "ent-1", "--days", "0"],
+         "Valor no válido para '--days': '0' no vale: debe ser mayor o igual que 1."),
+        (["site", "--new", "x"], "Valor no válido para '--new': 'x' no es un número entero."),
     ],
 )  # fmt: skip
 def test_usage_errors_are_spanish(args: list[str], expected: str) -> None:

@@ -79,6 +79,13 @@ _VALUE_REASONS = {
     "datetime_parsing": "no es una fecha y hora ISO 8601",
     "path_type": "no es una ruta",
 }
+#: Pydantic's range errors (their ``ctx`` key is the error type) → Spanish.
+_BOUNDS = {
+    "ge": "mayor o igual que",
+    "gt": "mayor que",
+    "le": "menor o igual que",
+    "lt": "menor que",
+}
 _NOT_ONE_OF = re.compile(r"(?:Value error, )?(?P<value>.+) is not one of (?P<choices>.+?)\.?$")
 _NOT_VALID = re.compile(r"Value (?P<value>.+) is not a valid (?P<type>\w+)\.?$")
 _NO_COMMAND = re.compile(r"No such command (?P<name>.+?)\.(?: Did you mean (?P<close>.+)\?)?$")
@@ -132,6 +139,10 @@ def _value_reason(exc: BadParameter) -> str:
         shown = f"{first.get('input')!r}"
         if first["type"] in _VALUE_REASONS:
             return f"{shown} {_VALUE_REASONS[first['type']]}."
+        bound = first.get("ctx") or {}
+        for key, words in _BOUNDS.items():
+            if key in bound:
+                return f"{shown} no vale: debe ser {words} {bound[key]}."
     match = _NOT_ONE_OF.match(exc.message)
     if match:
         return f"{match['value']} no es ninguno de los valores admitidos: {match['choices']}."
