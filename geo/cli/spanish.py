@@ -143,6 +143,8 @@ def _value_reason(exc: BadParameter) -> str:
         for key, words in _BOUNDS.items():
             if key in bound:
                 return f"{shown} no vale: debe ser {words} {bound[key]}."
+        if not _NOT_ONE_OF.match(exc.message):  # Pydantic's English for a rarer case
+            return f"{shown} no es un valor válido aquí."
     match = _NOT_ONE_OF.match(exc.message)
     if match:
         return f"{match['value']} no es ninguno de los valores admitidos: {match['choices']}."
