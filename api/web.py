@@ -42,6 +42,7 @@ from fastapi.responses import HTMLResponse, Response
 from api.clients import client_key
 from api.security import auth_limits, refused
 from geo.city import CityProfile
+from geo.clock import local_text, stored_local
 from geo.core.availability import week_in_words
 from geo.core.outputs import spanish_number
 from geo.errors import (
@@ -78,8 +79,8 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["fecha"] = spanish_date
-    env.filters["fecha_hora"] = spanish_datetime
+    env.filters["fecha"] = _local_date
+    env.filters["fecha_hora"] = _local_datetime
     env.filters["numero"] = spanish_number
     return env
 
@@ -93,9 +94,31 @@ def spanish_date(value: dt.date | str | None) -> str:
     return f"{value:%d/%m/%Y}"
 
 
-def spanish_datetime(value: dt.datetime | None) -> str:
-    """A naive UTC timestamp as ``01/03/2026 09:30 UTC``."""
-    return "—" if value is None else f"{value:%d/%m/%Y %H:%M} UTC"
+def spanish_datetime(value: dt.datetime | None, timezone: str) -> str:
+    """A stored timestamp (naive = UTC) as the city's wall clock: ``01/03/2026 10:30``."""
+    return "—" if value is None else local_text(value, timezone)
+
+
+def _zone(context: Mapping[str, Any]) -> str:
+    """The city's time zone, which every page's frame passes as ``timezone``."""
+    zone = context.get("timezone")
+    if not isinstance(zone, str):
+        msg = "A page that shows a time needs the city's time zone in its context (timezone)."
+        raise TypeError(msg)
+    return zone
+
+
+@jinja2.pass_context
+def _local_datetime(context: Mapping[str, Any], value: dt.datetime | None) -> str:
+    return spanish_datetime(value, _zone(context))
+
+
+@jinja2.pass_context
+def _local_date(context: Mapping[str, Any], value: dt.date | str | None) -> str:
+    """A date as is; an instant (naive = UTC) as the city's date on that instant."""
+    if isinstance(value, dt.datetime):
+        value = stored_local(value, _zone(context)).date()
+    return spanish_date(value)
 
 
 def render(
@@ -275,7 +298,8 @@ def throttled_authenticate(request: Request, store: Store, presented: str | None
     """
     if not presented:
         return authenticate(store, presented)
-    return guarded(request, store, lambda: authenticate(store, presented))
+    zone = request.app.state.city.timezone
+    return guarded(request, store, lambda: authenticate(store, presented, timezone=zone))
 
 
 # --- errors next to their fields --------------------------------------------------------------

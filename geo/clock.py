@@ -71,6 +71,20 @@ def local_now(clock: Clock, timezone: str) -> dt.datetime:
     return clock.now().astimezone(ZoneInfo(timezone))
 
 
+def stored_local(at: dt.datetime, timezone: str) -> dt.datetime:
+    """A stored instant (naive = UTC, as the database keeps them) in the city's time zone."""
+    return _utc(at).astimezone(ZoneInfo(timezone))
+
+
+def local_text(at: dt.datetime, timezone: str, *, pattern: str = "%d/%m/%Y %H:%M") -> str:
+    """A stored instant (naive = UTC) as a person in the city reads it: ``01/03/2026 10:30``.
+
+    The hour is the city's wall clock (winter or summer time as on that day), with no zone
+    suffix: people read local times, never UTC (machine fields keep UTC).
+    """
+    return stored_local(at, timezone).strftime(pattern)
+
+
 def local_today(clock: Clock, timezone: str) -> dt.date:
     """The city's date by the clock (at 23:30 UTC it may already be tomorrow in Madrid)."""
     return local_now(clock, timezone).date()

@@ -311,7 +311,7 @@ def test_staff_take_a_device_out_of_service_and_back_with_a_reason(site: Site) -
     assert EVIL not in audit.text
     words = text(audit)
     assert "Fuera de servicio" in words and f"Robado {EVIL}" in words and "Pedro Plan" in words
-    assert "active → out_of_service" in words
+    assert "en servicio → fuera de servicio" in words  # codes read as words
 
     twice = site.post(f"{url}/fuera-de-servicio", "planner", {"motivo": "otra vez"})
     assert twice.status_code == 409

@@ -213,9 +213,9 @@ def test_the_store_stamps_and_expires_by_its_clock(db_url: str, tiny_layers: Lay
     later = issued_at.astimezone(dt.UTC) + dt.timedelta(days=7, minutes=1)
     with (
         Store.open(db_url, clock=FixedClock(later)) as store,
-        pytest.raises(AuthenticationError, match="caducó el 04/04/2027"),
-    ):
-        check_invitation(store, invitation.code)
+        pytest.raises(AuthenticationError, match="caducó el 04/04/2027 a las 02:59"),
+    ):  # 00:59 UTC is 02:59 in Palencia, summer time since the change
+        check_invitation(store, invitation.code, timezone="Europe/Madrid")
     with Store.open(db_url, clock=FixedClock(later - dt.timedelta(minutes=2))) as store:
         assert check_invitation(store, invitation.code).id == record.id
 

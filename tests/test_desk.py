@@ -321,7 +321,7 @@ def test_approve_and_reject_change_records_and_land_in_the_audit(desk: Desk) -> 
     assert entries[0]["action"] == "reject" and entries[0]["after"]["review_note"] == "Foto borrosa"
     audit = text(desk.client.get(f"/gestion/auditoria?tipo=device&registro={second['id']}"))
     assert "Rechazo" in audit and "Foto borrosa" in audit and "Pedro Plan" in audit
-    assert "pending → rejected" in audit
+    assert "pendiente → rechazado" in audit  # codes read as words
 
 
 def test_reports_resolve_and_dismiss(desk: Desk) -> None:

@@ -195,6 +195,7 @@ def _page(
     base: dict[str, Any] = {
         "title": title,
         "city_name": city.name,
+        "timezone": city.timezone,
         "area_name": "Desfibriladores",
         "home_url": "/",
         "nav": [],
@@ -422,7 +423,7 @@ async def cabinet_sheet(
     svg = qr_code(url).svg_inline(dark="#000", light="#fff", border=4, omitsize=True)
     return web.render(
         "cabinet/sheet.html.j2", title=f"Hoja para el armario: {finder.fields[index]['name']}",
-        city_name=city.name, name=finder.fields[index]["name"],
+        city_name=city.name, timezone=city.timezone, name=finder.fields[index]["name"],
         page_path=f"/dea/{quote(device_id, safe='')}",
         short_url=short_url(url), qr=Markup(svg),
     )  # fmt: skip

@@ -26,6 +26,7 @@ from geo.cli import (
     tokens,
     training,
 )
+from geo.cli.spanish import SpanishGroup
 
 app = typer.Typer(
     name="cardiomapa",
@@ -33,6 +34,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=SpanishGroup,
 )
 
 app.command()(data.load)

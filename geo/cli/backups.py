@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from geo.cli.common import _clock, _fail, _settings, console, errors
 from geo.errors import BackupError, CardiomapaError
@@ -50,7 +51,7 @@ def _backup_before(settings: Settings, folder: Path, *, label: str) -> Path | No
     target = backup.default_backup_path(
         folder, settings.database_url, at=_clock(settings).now(), label=label
     )
-    with errors.status(f"Escribiendo una copia de seguridad en {target}…"):
+    with errors.status(f"Escribiendo una copia de seguridad en {escape(str(target))}…"):
         info = backup.backup_database(settings.database_url, target)
     console.print(
         f"Copia de seguridad escrita en {info.path} ({_size(info.size_bytes)}).",
@@ -107,7 +108,7 @@ def backup_(
         if target.exists():
             raise BackupError(f"{target} ya existe: elija otro archivo, no se sustituye.")
         kind = backup.KIND_LABELS[backup.database_kind(settings.database_url)]
-        with errors.status(f"Copiando la base de datos ({kind}) a {target}…"):
+        with errors.status(f"Copiando la base de datos ({kind}) a {escape(str(target))}…"):
             info = backup.backup_database(settings.database_url, target)
     except CardiomapaError as exc:
         raise _fail(exc) from None
@@ -160,7 +161,7 @@ def restore(
             _backup_before(
                 settings, _backup_folder(settings, backup_dir), label="antes-de-restaurar"
             )
-        with errors.status(f"Restaurando {info.path} en {target}…"):
+        with errors.status(f"Restaurando {escape(str(info.path))} en {escape(str(target))}…"):
             backup.restore_database(settings.database_url, info.path)
     except CardiomapaError as exc:
         raise _fail(exc) from None

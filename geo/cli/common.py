@@ -14,9 +14,10 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from geo.clock import Clock, local_today
+from geo.clock import Clock, local_text, local_today
 from geo.core import outputs
 from geo.errors import CardiomapaError
 from geo.io.store import Store
@@ -41,6 +42,11 @@ DataDirOption = Annotated[
         "Por defecto, la muestra de data/.",
     ),
 ]
+
+
+def local_time(at: dt.datetime, settings: Settings, pattern: str = "%d/%m/%Y %H:%M") -> str:
+    """A stored instant (naive = UTC) in the city's local time, as people read it (no "UTC")."""
+    return local_text(at, settings.load_city().timezone, pattern=pattern)
 
 
 def _settings(data_dir: Path | None = None) -> Settings:
@@ -85,7 +91,7 @@ def _store_unless_files(settings: Settings, *, from_files: bool) -> Iterator[Sto
 
 
 def _fail(exc: CardiomapaError) -> typer.Exit:
-    errors.print(f"[bold red]Error[/] [dim]({exc.code})[/]: {exc}", highlight=False)
+    errors.print(f"[bold red]Error[/] [dim]({exc.code})[/]: {escape(str(exc))}", highlight=False)
     return typer.Exit(code=1)
 
 
@@ -109,6 +115,23 @@ def _on_store(work: Callable[[Store], T]) -> T:
     try:
         with _open_store(settings) as store:
             return work(store)
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+
+
+@contextmanager
+def working(message: str) -> Iterator[None]:
+    """Run a long step (an analysis, reading the layers) under a spinner saying ``message``.
+
+    The spinner is on stderr and only on a terminal: piped or redirected output stays exactly
+    as it was. A domain error stops it and ends the command in Spanish (exit 1).
+    """
+    try:
+        if errors.is_terminal:
+            with errors.status(message):
+                yield
+        else:
+            yield
     except CardiomapaError as exc:
         raise _fail(exc) from None
 
@@ -148,7 +171,10 @@ def _date(text: str, *, option: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
-        errors.print(f"[bold red]Error[/]: {option} {text!r} no es una fecha AAAA-MM-DD.")
+        errors.print(
+            f"[bold red]Error[/]: {option} {escape(repr(text))} no es una fecha AAAA-MM-DD.",
+            highlight=False,
+        )
         raise typer.Exit(code=2) from None
 
 
@@ -159,5 +185,5 @@ def _day(text: str | None, settings: Settings, *, option: str) -> dt.date:
 
 def usage_error(message: str) -> typer.Exit:
     """Exit 2 (wrong use of the command) after ``Error: message`` on stderr."""
-    errors.print(f"[bold red]Error[/]: {message}", highlight=False)
+    errors.print(f"[bold red]Error[/]: {escape(message)}", highlight=False)
     return typer.Exit(code=2)

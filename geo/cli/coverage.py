@@ -12,9 +12,19 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from geo.cli.common import _city_today, _day, _emit, _fail, _int, _pct, console, errors
+from geo.cli.common import (
+    _city_today,
+    _day,
+    _emit,
+    _int,
+    _pct,
+    console,
+    errors,
+    working,
+)
 from geo.cli.options import (
     DEFAULT_SCENE,
     AlwaysOption,
@@ -33,7 +43,6 @@ from geo.core import outputs
 from geo.core.availability import WEEKDAY_NAMES
 from geo.core.coverage import DEFAULT_RADIUS_M, CoverageResult, WeeklyCoverage
 from geo.core.results import AnalysisInputs, CoverageAnalysis, WeeklyAnalysis
-from geo.errors import CardiomapaError
 from geo.services.analysis import coverage_analysis, gaps_analysis, weekly_analysis
 from geo.services.inputs import section_incomes
 
@@ -73,8 +82,8 @@ def coverage(
     instant = _instant(at)
     settings, inputs = scene.load()
     reference = _day(week_of, settings, option="--week-of")
-    try:
-        if weekly:
+    if weekly:
+        with working("Calculando la cobertura hora a hora de la semana…"):
             week = weekly_analysis(
                 inputs,
                 radius_m=radius_m,
@@ -82,8 +91,9 @@ def coverage(
                 detour_factor=scene.detour_factor,
                 assume_unknown_open=assume_unknown_open,
             )
-            _emit_week(week, output)
-            return
+        _emit_week(week, output)
+        return
+    with working("Calculando la cobertura…"):
         analysis = coverage_analysis(
             inputs,
             radius_m=radius_m,
@@ -93,8 +103,6 @@ def coverage(
             assume_unknown_open=assume_unknown_open,
             incomes=section_incomes(settings) if by is Grouping.INCOME else None,
         )
-    except CardiomapaError as exc:
-        raise _fail(exc) from None
     _emit_coverage(analysis, output, inputs)
 
 
@@ -130,7 +138,8 @@ def _print_coverage(
     result: CoverageResult, income: pd.DataFrame | None, inputs: AnalysisInputs
 ) -> None:
     console.print(
-        f"[bold]Cobertura de desfibriladores en {inputs.city.name}[/] — {_describe_when(result)}\n"
+        f"[bold]Cobertura de desfibriladores en {escape(inputs.city.name)}[/] — "
+        f"{_describe_when(result)}\n"
         f"Radio: {result.radius_m:g} m a pie · {result.distance_model_description}\n"
         f"Desfibriladores contados: {result.devices_available} de {result.devices_total} · "
         f"Datos: {inputs.origin}",
@@ -238,13 +247,11 @@ def gaps(
         raise typer.Exit(code=2)
     instant = _instant(at)
     settings, inputs = scene.load()
-    try:
+    with working("Buscando los huecos de cobertura…"):
         analysis = gaps_analysis(
             inputs, radius_m=radius_m, at=instant, cell_m=cell_m,
             detour_factor=scene.detour_factor, reference_date=_city_today(settings),
         )  # fmt: skip
-    except CardiomapaError as exc:
-        raise _fail(exc) from None
     header = outputs.result_header(analysis.result)
     if output is Format.JSON:
         _emit(outputs.dumps(analysis.document))
@@ -265,7 +272,7 @@ def _print_gaps(
     top: int,
 ) -> None:
     console.print(
-        f"[bold]Huecos de cobertura en {inputs.city.name}[/] — {_describe_when(result)}\n"
+        f"[bold]Huecos de cobertura en {escape(inputs.city.name)}[/] — {_describe_when(result)}\n"
         f"Radio: {result.radius_m:g} m a pie · {result.distance_model_description}\n"
         f"Residentes sin desfibrilador a su alcance: "
         f"{_int(result.residents - result.residents_covered)} de {_int(result.residents)}",
@@ -281,17 +288,24 @@ def _print_gaps(
             str(row.rank),
             _int(row.residents),
             _int(row.residents_65_plus),
-            zone_names.get(row.zone_id, "—"),
+            escape(str(zone_names.get(row.zone_id, "—"))),
             distance,
             f"{centre.x:.5f}",
             f"{centre.y:.5f}",
         )
     console.print(table)
-    for name, title in (("entities", "Entidades del clúster"), ("cohousing", "Cohousing")):
+    for name, title in (
+        ("entities", "Entidades del clúster"),
+        ("cohousing", "Viviendas colaborativas (cohousing)"),
+    ):
         frame = uncovered[name]
         console.print(f"{title} sin desfibrilador disponible a {result.radius_m:g} m: {len(frame)}")
         for row in frame.itertuples():
             own = " (tiene uno propio, no disponible)" if row.holds_device else ""
             distance = "—" if not np.isfinite(row.distance_m) else f"{_int(row.distance_m)} m"
-            console.print(f"  - {row.id} {row.name}: más cercano {distance}{own}", highlight=False)
+            console.print(
+                f"  - {row.id} {row.name}: más cercano {distance}{own}",
+                highlight=False,
+                markup=False,
+            )
     _print_warnings(result)

@@ -83,7 +83,7 @@ def load(
         raise failure from None
     except CardiomapaError as exc:
         raise _fail(exc) from None
-    console.print(f"Capas cargadas desde {settings.data_dir}:")
+    console.print(f"Capas cargadas desde {settings.data_dir}:", markup=False, highlight=False)
     _print_counts(counts)
     _print_kept(kept)
     _print_layer_warnings(_layer_warnings(layers, today=_city_today(settings)))
@@ -106,7 +106,9 @@ def _print_kept(kept: dict[str, list[str]]) -> None:
         if not ids:
             continue
         shown = ", ".join(ids[:_SHOWN_SKIPS]) + (" …" if len(ids) > _SHOWN_SKIPS else "")
-        console.print(f"{label}: {len(ids)}: {shown}", highlight=False, soft_wrap=True)
+        console.print(
+            f"{label}: {len(ids)}: {shown}", highlight=False, soft_wrap=True, markup=False
+        )
 
 
 def _layer_warnings(layers: Layers, *, today: dt.date) -> list[Problem]:

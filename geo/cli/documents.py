@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from geo.cli.common import (
     _city_today,
@@ -22,6 +23,7 @@ from geo.cli.common import (
 from geo.cli.options import Objective, RadiusOption, _instant
 from geo.core.coverage import DEFAULT_RADIUS_M
 from geo.core.outputs import data_notice
+from geo.core.text import in_words
 from geo.errors import CardiomapaError
 from geo.render.maps import PlannerForm, basemap_of, citizen_map, self_contained
 from geo.services.inputs import device_finder
@@ -106,7 +108,11 @@ def map_(
     except CardiomapaError as exc:
         raise _fail(exc) from None
     size = out.stat().st_size / 1024
-    console.print(f"Mapa ({kind.value}, {what}) escrito en {out} ({size:,.0f} KB).")
+    console.print(
+        f"Mapa {in_words('map', kind)} ({what}) escrito en {out} ({size:,.0f} KB).",
+        markup=False,
+        highlight=False,
+    )
 
 
 _EXPORT_SUFFIXES = {".geojson": "geojson", ".json": "geojson", ".csv": "csv", ".gpkg": "gpkg"}
@@ -161,7 +167,7 @@ def export_(
     try:
         with (
             _open_store(settings) as store,
-            errors.status(f"Exportando {layer} a {out.name}…"),
+            errors.status(f"Exportando {layer} a {escape(out.name)}…"),
         ):
             result = export.export_layer(
                 store,

@@ -25,6 +25,7 @@ from geo.cli.common import (
     all_or_nothing,
     console,
     errors,
+    local_time,
 )
 from geo.errors import CardiomapaError, LayerValidationError, NotFoundError
 from geo.io.serve_record import link_base
@@ -62,7 +63,7 @@ def entity_invite(
     name, issued = _on_store(work)
     errors.print(
         f"Invitación {issued.record.id} para {name} ({entity_id}), válida hasta el "
-        f"{issued.record.expires_at:%d/%m/%Y %H:%M} UTC y para un solo uso. Envíe el enlace a "
+        f"{local_time(issued.record.expires_at, settings)} y para un solo uso. Envíe el enlace a "
         "la entidad: no se volverá a mostrar.",
         highlight=False,
     )
@@ -101,8 +102,9 @@ def entity_list() -> None:
         return store.query_layer("entities"), store.contacts(), store.tokens(), store.invitations()
 
     entities, contacts, tokens, invitations = _on_store(work)
-    now = utcnow(_clock(_settings()))
-    table = Table("Id", "Nombre", "Correo de contacto", "Tokens activos", "Último uso (UTC)",
+    settings = _settings()
+    now = utcnow(_clock(settings))
+    table = Table("Id", "Nombre", "Correo de contacto", "Tokens activos", "Último uso",
                   "Invitaciones abiertas")  # fmt: skip
     for entity_id, name in sorted(zip(entities["id"], entities["name"], strict=True)):
         live = [
@@ -121,7 +123,7 @@ def entity_list() -> None:
             str(name),
             "sí" if (contacts.get(entity_id) or {}).get("email") else "no",
             str(len(live)),
-            f"{max(used):%Y-%m-%d %H:%M}" if used else "—",
+            local_time(max(used), settings) if used else "—",
             str(len(open_)),
         )
     console.print(table)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from geo.cli.common import (
@@ -174,7 +175,7 @@ def _import_device_register(
     settings = _settings()
     with all_or_nothing(ImportFormatError):
         city = settings.load_city()
-        with errors.status(f"Leyendo {file.name}…"):
+        with errors.status(f"Leyendo {escape(file.name)}…"):
             parsed = parser(file, city=city, **options)
         with _open_store(settings) as store, _progress() as progress:
             task = progress.add_task("Validando", total=max(len(parsed.records), 1))
@@ -200,7 +201,7 @@ def _import_sections(file: Path, population: Path | None, *, dry_run: bool) -> N
     settings = _settings()
     with all_or_nothing(ImportFormatError, LayerValidationError):
         city = settings.load_city()
-        with errors.status(f"Leyendo {file.name}…"):
+        with errors.status(f"Leyendo {escape(file.name)}…"):
             result = ine_sections.parse(file, city=city, population=population)
         if not dry_run:
             with _open_store(settings) as store:
@@ -341,7 +342,7 @@ def _print_device_import(report: DeviceImportReport) -> None:
         if ids:
             more = f" … y {len(ids) - _SHOWN_SKIPS} más" if len(ids) > _SHOWN_SKIPS else ""
             shown = ", ".join(ids[:_SHOWN_SKIPS])
-            console.print(f"{title}: {shown}{more}.", highlight=False, soft_wrap=True)
+            console.print(f"{title}: {shown}{more}.", highlight=False, soft_wrap=True, markup=False)
     skipped = [(item.record, item.source_id, item.reason) for item in report.skipped]
     flagged = [(item.record, item.source_id, item.message) for item in report.flagged]
     for title, items in (("Registros omitidos", skipped), ("Avisos", flagged)):
@@ -355,4 +356,4 @@ def _print_device_import(report: DeviceImportReport) -> None:
         if len(items) > _SHOWN_SKIPS:
             console.print(f"  … y {len(items) - _SHOWN_SKIPS} más.", highlight=False)
     for note in report.notes:
-        console.print(note, highlight=False, soft_wrap=True)
+        console.print(note, highlight=False, soft_wrap=True, markup=False)

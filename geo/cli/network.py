@@ -6,8 +6,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from geo.cli.common import _fail, _int, _on_store, _open_store, _progress, _settings, console
+from geo.cli.common import (
+    _fail,
+    _int,
+    _on_store,
+    _open_store,
+    _progress,
+    _settings,
+    console,
+    errors,
+)
 from geo.errors import CardiomapaError
 from geo.io.osm import load_network
 from geo.io.store import Store
@@ -25,7 +35,7 @@ def network_load(
     settings = _settings()
     try:
         city = settings.load_city()
-        with console.status(f"Leyendo {file.name}…"):
+        with errors.status(f"Leyendo {escape(file.name)}…"):
             walking = load_network(file, crs=city.metric_crs)
         with _open_store(settings) as store, _progress() as progress:
             task = progress.add_task("Guardando", total=walking.n_nodes + walking.n_edges)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.markup import escape
 
 from geo.cli.common import (
     DataDirOption,
@@ -21,6 +22,7 @@ from geo.cli.common import (
     _settings,
     _store_unless_files,
     errors,
+    working,
 )
 from geo.core.coverage import CoverageResult, WeeklyCoverage
 from geo.core.distance import DEFAULT_DETOUR_FACTOR
@@ -206,13 +208,13 @@ def _inputs(
     data_dir: Path | None, network: Path | None, no_network: bool, *, count_overdue: bool = False
 ) -> tuple[Settings, AnalysisInputs]:
     settings = _settings(data_dir)
-    try:
-        with _store_unless_files(settings, from_files=data_dir is not None) as store:
-            inputs = load_inputs(
-                settings, store=store, network_file=network, use_network=not no_network
-            )
-    except CardiomapaError as exc:
-        raise _fail(exc) from None
+    with (
+        working("Leyendo las capas…"),
+        _store_unless_files(settings, from_files=data_dir is not None) as store,
+    ):
+        inputs = load_inputs(
+            settings, store=store, network_file=network, use_network=not no_network
+        )
     return settings, replace(inputs, count_overdue=count_overdue)
 
 
@@ -249,7 +251,7 @@ def _parameters(
 
 def _print_warnings(result: CoverageResult | WeeklyCoverage | OutcomeResult) -> None:
     for note in result.notes:
-        errors.print(f"[yellow]Aviso[/]: {note}", highlight=False)
+        errors.print(f"[yellow]Aviso[/]: {escape(str(note))}", highlight=False)
     issues = result.hours_issues
     if issues:
         errors.print(

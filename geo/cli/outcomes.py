@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from geo.cli.common import (
@@ -19,6 +20,7 @@ from geo.cli.common import (
     _open_store,
     console,
     errors,
+    working,
 )
 from geo.cli.options import (
     DEFAULT_SCENE,
@@ -123,6 +125,9 @@ def outcomes_(
                 "cardiomapa import arrests ARCHIVO.csv."
             )
             raise typer.Exit(code=1)
+    except CardiomapaError as exc:
+        raise _fail(exc) from None
+    with working("Estimando las vidas salvadas…"):
         analysis = outcomes_analysis(
             inputs,
             parameters,
@@ -135,8 +140,6 @@ def outcomes_(
             arrests=observed,
             arrests_years=arrests_years,
         )
-    except CardiomapaError as exc:
-        raise _fail(exc) from None
     result = analysis.result
     if output is Format.JSON:
         _emit(outputs.dumps(analysis.document))
@@ -183,7 +186,7 @@ def _print_outcomes(result: OutcomeResult, inputs: AnalysisInputs, top: int) -> 
         else "",
     }[result.mode]
     console.print(
-        f"[bold]Vidas salvadas estimadas en {inputs.city.name}[/] — {when}\n"
+        f"[bold]Vidas salvadas estimadas en {escape(inputs.city.name)}[/] — {when}\n"
         f"Alcance: {result.reach_m:g} m a pie (uso pleno hasta {result.full_use_m:g} m) · "
         f"{result.distance_model_description}\n"
         f"Desfibriladores contados: {city['devices_counted']} de {city['devices_total']} · "

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from geo.cli.common import (
@@ -44,6 +45,7 @@ from geo.core.outcome_model import BAND_PERCENTILES
 from geo.core.outputs import data_notice
 from geo.core.plan_lives import BANDS
 from geo.core.results import AnalysisInputs, IndicatorsAnalysis
+from geo.core.text import in_words
 from geo.errors import CardiomapaError
 from geo.services.analysis import indicators_analysis
 from geo.services.inputs import density_references, outcome_parameters, plan_registers
@@ -88,8 +90,9 @@ def indicators(
 def _print_indicators(result: Indicators, year: int | None) -> None:
     plan = result.plan
     console.print(
-        f"[bold]{plan.name}[/] — {plan.action}\n{plan.goal}. Datos a {result.as_of:%d/%m/%Y}; "
-        f"radio {result.radius_m:g} m ({result.distance_model}).",
+        f"[bold]{escape(plan.name)}[/] — {escape(plan.action)}\n{escape(plan.goal)}. "
+        f"Datos a {result.as_of:%d/%m/%Y}; "
+        f"radio {result.radius_m:g} m ({in_words('distance_model', result.distance_model)}).",
         highlight=False,
     )
     rows = indicator_rows(result, year=year).set_index("indicator")
@@ -108,7 +111,7 @@ def _print_indicators(result: Indicators, year: int | None) -> None:
     _print_lives(result, rows, [c for c in columns if not c.startswith("change_")])
     density = Table("Referencia", "DEA por 100.000 hab.", "Año", "Nuevos DEA para superarla")
     for ref in result.density.to_dict("records"):
-        name = f"[bold]{ref['name']}[/]" if ref["is_city"] else ref["name"]
+        name = f"[bold]{escape(ref['name'])}[/]" if ref["is_city"] else escape(ref["name"])
         density.add_row(
             name,
             format_value("devices_per_100k", ref["devices_per_100k"]),
@@ -117,7 +120,7 @@ def _print_indicators(result: Indicators, year: int | None) -> None:
         )
     console.print(density)
     for note in result.notes:
-        errors.print(f"[yellow]Nota[/]: {note}", highlight=False)
+        errors.print(f"[yellow]Nota[/]: {escape(str(note))}", highlight=False)
 
 
 def _print_lives(result: Indicators, rows: pd.DataFrame, columns: list[str]) -> None:

@@ -15,13 +15,13 @@ from geo.cli.common import (
     _band,
     _day,
     _emit,
-    _fail,
     _int,
     _lives,
     _pct,
     console,
     errors,
     usage_error,
+    working,
 )
 from geo.cli.options import (
     DEFAULT_SCENE,
@@ -40,7 +40,8 @@ from geo.core import outputs
 from geo.core.coverage import DEFAULT_RADIUS_M
 from geo.core.results import AnalysisInputs, SitingAnalysis
 from geo.core.siting import objective_conflicts, parse_actions
-from geo.errors import CardiomapaError, InputError
+from geo.core.text import in_words
+from geo.errors import InputError
 from geo.services.analysis import siting_analysis
 
 
@@ -162,7 +163,7 @@ def site(
     instant = _instant(at)
     settings, inputs = scene.load()
     per_year = _lives_per_year(target_lives, lives_per)
-    try:
+    with working("Buscando emplazamientos…"):
         analysis = siting_analysis(
             inputs,
             new=new,
@@ -180,8 +181,6 @@ def site(
             reference_date=_day(week_of, settings, option="--week-of"),
             actions=chosen_actions,
         )
-    except CardiomapaError as exc:
-        raise _fail(exc) from None
     _emit_siting(analysis, output, inputs, lives=lives, per=lives_per)
 
 
@@ -261,11 +260,13 @@ def _print_lives_siting(
         goal = f"Objetivo: {_lives(wanted)} vidas {unit} en total\n"
     console.print(
         f"[bold]Propuesta de {_plan_words(document)} en "
-        f"{inputs.city.name} por vidas salvadas[/] — método {document['method']}: {status}\n"
+        f"{escape(inputs.city.name)} por vidas salvadas[/] — método "
+        f"{in_words('method', document['method'])}: {status}\n"
         f"{goal}"
         f"Alcance: {float(document['radius_m']):g} m a pie · "
         f"{document['distance_model_description']}\n"
-        f"Candidatos: {document['candidates']} ({document['candidates_count']}) · "
+        f"Candidatos: {escape(in_words('candidates', document['candidates']))} "
+        f"({document['candidates_count']}) · "
         f"Vidas salvadas al año: {_band(before)} → {_band(after)}; añaden "
         f"{_band(document, 'lives_gained')} (banda de la diferencia, simulación a simulación)",
         highlight=False,
@@ -288,7 +289,7 @@ def _print_lives_siting(
         highlight=False,
     )
     for note in document["warnings"]:
-        errors.print(f"[yellow]Aviso[/]: {note}", highlight=False)
+        errors.print(f"[yellow]Aviso[/]: {escape(str(note))}", highlight=False)
 
 
 #: What each step does, in the table's words.
@@ -327,10 +328,12 @@ def _print_siting(
         status += f", hueco relativo {float(str(gap)) * 100:.2f} %"
     console.print(
         f"[bold]Propuesta de {_plan_words(document)} en "
-        f"{inputs.city.name}[/] — método {document['method']}: {status}\n"
+        f"{escape(inputs.city.name)}[/] — método {in_words('method', document['method'])}: "
+        f"{status}\n"
         f"Radio: {float(str(document['radius_m'])):g} m a pie · "
         f"{document['distance_model_description']}\n"
-        f"Candidatos: {document['candidates']} ({document['candidates_count']}) · Cobertura: "
+        f"Candidatos: {escape(in_words('candidates', document['candidates']))} "
+        f"({document['candidates_count']}) · Cobertura: "
         f"{_pct(float(str(document['share_covered_before'])))} → "
         f"{_pct(float(str(document['share_covered_after'])))}",
         highlight=False,

@@ -6,9 +6,10 @@ import datetime as dt
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from geo.cli.common import _clock, _emit, _on_store, _settings, console, errors
+from geo.cli.common import _clock, _emit, _on_store, _settings, console, errors, local_time
 from geo.io.store import ROLES, Store, utcnow
 from geo.services.tokens import issue_token
 
@@ -47,13 +48,15 @@ def token_create(
         raise typer.Exit(code=2)
     if role is not None and role not in ROLE_OPTIONS:
         errors.print(
-            f"[bold red]Error[/]: --role {role!r} no admitido; use {', '.join(ROLE_OPTIONS)}.",
+            f"[bold red]Error[/]: --role {escape(repr(role))} no admitido; use "
+            f"{', '.join(ROLE_OPTIONS)}.",
             highlight=False,
         )
         raise typer.Exit(code=2)
     expires = None
+    settings = _settings()
     if expires_days is not None:
-        expires = _clock(_settings()).now() + dt.timedelta(days=expires_days)
+        expires = _clock(settings).now() + dt.timedelta(days=expires_days)
     issued = _on_store(
         lambda store: issue_token(
             store, role=role or "entity", entity_id=entity, label=label, expires_at=expires
@@ -63,7 +66,7 @@ def token_create(
     errors.print(
         f"Token {record.id} creado ({record.role}"
         + (f", entidad {record.entity_id}" if record.entity_id else "")
-        + (f", caduca {record.expires_at:%Y-%m-%d}" if record.expires_at else "")
+        + (f", caduca el {local_time(record.expires_at, settings)}" if record.expires_at else "")
         + "). Guárdelo ahora: no se volverá a mostrar.",
         highlight=False,
     )
@@ -74,11 +77,12 @@ def token_create(
 def token_list() -> None:
     """Lista los tokens emitidos (nunca sus secretos)."""
     tokens = _on_store(Store.tokens)
-    table = Table("Id", "Rol", "Entidad", "Etiqueta", "Creado (UTC)", "Caduca", "Estado")
-    now = utcnow(_clock(_settings()))
+    table = Table("Id", "Rol", "Entidad", "Etiqueta", "Creado", "Caduca", "Estado")
+    settings = _settings()
+    now = utcnow(_clock(settings))
     for token in tokens:
         if token.revoked_at is not None:
-            state = f"revocado {token.revoked_at:%Y-%m-%d}"
+            state = f"revocado el {local_time(token.revoked_at, settings, '%d/%m/%Y')}"
         elif token.expires_at is not None and token.expires_at <= now:
             state = "caducado"
         else:
@@ -88,8 +92,8 @@ def token_list() -> None:
             token.role,
             token.entity_id or "—",
             token.label,
-            f"{token.created_at:%Y-%m-%d %H:%M}",
-            f"{token.expires_at:%Y-%m-%d}" if token.expires_at else "—",
+            local_time(token.created_at, settings),
+            local_time(token.expires_at, settings, "%d/%m/%Y") if token.expires_at else "—",
             state,
         )
     console.print(table)
@@ -101,4 +105,5 @@ def token_revoke(
 ) -> None:
     """Revoca un token: deja de valer en la siguiente petición."""
     record = _on_store(lambda store: store.revoke_token(token_id, actor="cli"))
-    console.print(f"Token {record.id} revocado ({record.revoked_at:%Y-%m-%d %H:%M} UTC).")
+    when = local_time(record.revoked_at, _settings()) if record.revoked_at else ""
+    console.print(f"Token {record.id} revocado el {when}.", highlight=False)

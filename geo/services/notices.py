@@ -20,9 +20,9 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from geo.city import CityProfile
+from geo.clock import stored_local
 from geo.core.availability import DOWNGRADING_REPORTS, WEEKDAY_NAMES
 from geo.errors import MailConfigError
 from geo.io.store import Store
@@ -38,8 +38,7 @@ QUOTE_MAX_CHARS = 2000
 
 def local_words(instant: dt.datetime, timezone: str) -> str:
     """An instant as the city reads it: ``lunes 07/12/2026 a las 10:15`` (naive = UTC)."""
-    aware = instant if instant.tzinfo is not None else instant.replace(tzinfo=dt.UTC)
-    local = aware.astimezone(ZoneInfo(timezone))
+    local = stored_local(instant, timezone)
     return f"{WEEKDAY_NAMES[local.weekday()]} {local:%d/%m/%Y} a las {local:%H:%M}"
 
 

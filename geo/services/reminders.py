@@ -36,6 +36,7 @@ from urllib.parse import unquote, urlsplit
 import geopandas as gpd
 import pandas as pd
 
+from geo.clock import stored_local
 from geo.errors import MailConfigError
 from geo.io.store import Store
 from geo.services.registry import maintenance_due
@@ -610,7 +611,8 @@ def send_reminders(
     if dry_run or not plan.messages:
         return ReminderRun(plan, dry_run, (), ())
     assert target is not None and settings.mail_from is not None
-    city_name = settings.load_city().name
+    city = settings.load_city()
+    city_name = city.name
     sent: list[SentReminder] = []
     failed: list[FailedReminder] = []
     client: smtplib.SMTP | None = None
@@ -623,7 +625,7 @@ def send_reminders(
                 mail_from=settings.mail_from,
                 city_name=city_name,
                 link=invitation.url(base_url or settings.base_url()),
-                link_expires=invitation.record.expires_at.date(),
+                link_expires=stored_local(invitation.record.expires_at, city.timezone).date(),
                 now=current,
             )
             try:

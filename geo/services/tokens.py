@@ -19,6 +19,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from geo.clock import local_text
 from geo.errors import (
     AuthenticationError,
     ConflictError,
@@ -112,7 +113,11 @@ def issue_token(
 
 
 def authenticate(
-    store: Store, presented: str | None, *, now: dt.datetime | None = None
+    store: Store,
+    presented: str | None,
+    *,
+    now: dt.datetime | None = None,
+    timezone: str | None = None,
 ) -> Principal:
     """The principal a presented token stands for.
 
@@ -135,11 +140,11 @@ def authenticate(
         msg = "Token no válido."
         raise AuthenticationError(msg)
     if record.revoked_at is not None:
-        msg = f"Este token fue revocado el {record.revoked_at:%Y-%m-%d %H:%M} UTC."
+        msg = f"Este token fue revocado{_when(record.revoked_at, timezone)}."
         raise AuthenticationError(msg)
     current = now or store.utcnow()
     if record.expires_at is not None and record.expires_at <= current:
-        msg = f"Este token caducó el {record.expires_at:%Y-%m-%d %H:%M} UTC."
+        msg = f"Este token caducó{_when(record.expires_at, timezone)}."
         raise AuthenticationError(msg)
     if record.last_used_at is None or record.last_used_at < current - dt.timedelta(minutes=1):
         store.touch_token(record.id, at=current)
@@ -193,8 +198,14 @@ def issue_invitation(
     return IssuedInvitation(record, f"{INVITATION_PREFIX}_{invitation_id}_{secret}")
 
 
+def _when(at: dt.datetime, timezone: str | None) -> str:
+    """`` el 01/03/2026 a las 10:30`` in the city's time, or nothing when its zone is unknown
+    (a person never reads a UTC time)."""
+    return "" if timezone is None else local_text(at, timezone, pattern=" el %d/%m/%Y a las %H:%M")
+
+
 def check_invitation(
-    store: Store, code: str, *, now: dt.datetime | None = None
+    store: Store, code: str, *, now: dt.datetime | None = None, timezone: str | None = None
 ) -> InvitationRecord:
     """The open invitation ``code`` stands for.
 
@@ -216,7 +227,7 @@ def check_invitation(
     current = now or store.utcnow()
     if record.used_at is not None:
         msg = (
-            f"Este enlace ya se usó el {record.used_at:%d/%m/%Y a las %H:%M} UTC. Cada enlace "
+            f"Este enlace ya se usó{_when(record.used_at, timezone)}. Cada enlace "
             "sirve una sola vez: pida otro al Ayuntamiento."
         )
         raise AuthenticationError(msg)
@@ -224,7 +235,7 @@ def check_invitation(
         msg = "Este enlace fue anulado por el Ayuntamiento. Pida otro si lo necesita."
         raise AuthenticationError(msg)
     if record.expires_at <= current:
-        msg = f"Este enlace caducó el {record.expires_at:%d/%m/%Y}. Pida otro al Ayuntamiento."
+        msg = f"Este enlace caducó{_when(record.expires_at, timezone)}. Pida otro al Ayuntamiento."
         raise AuthenticationError(msg)
     return record
 
@@ -235,6 +246,7 @@ def redeem_invitation(
     *,
     session_days: float = ENTITY_SESSION_DAYS,
     now: dt.datetime | None = None,
+    timezone: str | None = None,
 ) -> IssuedToken:
     """Use an invitation once: issues its entity a token that lasts ``session_days``.
 
@@ -244,7 +256,7 @@ def redeem_invitation(
         The code is not an open invitation (see :func:`check_invitation`), or it was used by
         someone else in the same instant.
     """
-    record = check_invitation(store, code, now=now)
+    record = check_invitation(store, code, now=now, timezone=timezone)
     secret = secrets.token_urlsafe(32)
     current = now or store.clock.now()
     try:

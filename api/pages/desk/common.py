@@ -83,6 +83,7 @@ def _frame(
     flash = request.cookies.get(FLASH_COOKIE)
     return {
         "city_name": city_of(request).name,
+        "timezone": city_of(request).timezone,
         "area_name": "Gestión",
         "home_url": "/gestion",
         "nav": nav,

@@ -49,9 +49,10 @@ async def sign_in(request: Request, store: StoreDep, city: CityDep) -> Response:
 async def invitation(code: str, request: Request, store: StoreDep, city: CityDep) -> HTMLResponse:
     """The link of an invitation: says who it is for; a button uses it (a GET never does, so a
     mail scanner following links cannot spend it)."""
+    zone = city.timezone
     try:
         record = await run_in_threadpool(
-            web.guarded, request, store, lambda: check_invitation(store, code)
+            web.guarded, request, store, lambda: check_invitation(store, code, timezone=zone)
         )
     except RateLimitedError as exc:
         return refused_page(request, store, city, exc)
@@ -66,10 +67,11 @@ async def invitation(code: str, request: Request, store: StoreDep, city: CityDep
 
 @router.post("/invitacion/{code}")
 async def use_invitation(code: str, request: Request, store: StoreDep, city: CityDep) -> Response:
+    zone = city.timezone
     try:
         web.check_origin(request)
         issued = await run_in_threadpool(
-            web.guarded, request, store, lambda: redeem_invitation(store, code)
+            web.guarded, request, store, lambda: redeem_invitation(store, code, timezone=zone)
         )
     except ForbiddenError as exc:
         return signed_out(request, store, city, problem=str(exc), status_code=403)

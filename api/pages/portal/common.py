@@ -61,6 +61,7 @@ def page(
     token = SESSION.token(request)
     base: dict[str, Any] = {
         "city_name": city.name,
+        "timezone": city.timezone,
         "area_name": "Portal de entidades",
         "home_url": "/entidades",
         "nav": _nav(current) if principal else [],
