@@ -275,7 +275,7 @@ def _print_lives_siting(
     for row in chosen.itertuples():
         table.add_row(
             str(row.step),
-            ACTION_WORDS.get(str(row.action), str(row.action)),
+            in_words("action", row.action),
             _where(row),
             _lives(float(row.lives_gained)),
             _lives(float(row.lives_saved_after)),
@@ -290,10 +290,6 @@ def _print_lives_siting(
     )
     for note in document["warnings"]:
         errors.print(f"[yellow]Aviso[/]: {escape(str(note))}", highlight=False)
-
-
-#: What each step does, in the table's words.
-ACTION_WORDS = {"new": "nuevo", "extend_hours": "abrir 24 h"}
 
 
 def _where(row: Any) -> str:
@@ -342,7 +338,7 @@ def _print_siting(
     for row in chosen.itertuples():
         table.add_row(
             str(row.step),
-            ACTION_WORDS.get(str(row.action), str(row.action)),
+            in_words("action", row.action),
             _where(row),
             _int(row.residents_gained),
             _int(row.residents_65_plus_gained),

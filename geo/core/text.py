@@ -54,7 +54,7 @@ WORDS: dict[str, dict[str, str]] = {
         "entity_without_device": "entidad sin desfibrilador",
         "cohousing_without_device": "vivienda colaborativa sin desfibrilador",
     },
-    "action": {"new": "nuevo desfibrilador", "extend_hours": "abrir 24/7 un desfibrilador"},
+    "action": {"new": "nuevo", "extend_hours": "abrir 24 h"},
     "verification": {"pending": "pendiente", "verified": "verificado", "rejected": "rechazado"},
     "report_status": {"pending": "pendiente", "accepted": "aceptado", "rejected": "descartado"},
 }

@@ -20,6 +20,7 @@ from geo.core.availability import WEEKDAY_NAMES
 from geo.core.outcome_model import HOME_ARRESTS_NOTE
 from geo.core.outputs import DASH, estimate, spanish_number
 from geo.core.results import OutcomesAnalysis, PlannerView
+from geo.core.text import in_words
 from geo.render.map_classes import GAP_PALETTE, SHARE_PALETTE, Classes, classes_of, percent
 from geo.render.map_page import WGS84, Basemap, Page, base_map, outline, page_html
 from geo.render.map_text import html_frame, markup_text
@@ -570,10 +571,6 @@ def _proposal_layer(fmap: folium.Map, view: PlannerView) -> None:
     group.add_to(fmap)
 
 
-#: What kind of place a proposal is, in words.
-SITE_KINDS = {"entity": "entidad", "cohousing": "cohousing", "grid": "punto de rejilla"}
-
-
 def proposal_text(site: dict[str, Any]) -> str:
     """A proposed step in one sentence (its tooltip): what it does, where, and what it adds."""
     near = site.get("near")
@@ -582,10 +579,10 @@ def proposal_text(site: dict[str, Any]) -> str:
         where = str(near["text"]).removeprefix("en ") if near else site["name"]
         head = f"n.º {site['step']}: abrir 24 h (o vitrina exterior) {where} — "
     else:
-        label = f"{site['name']} ({SITE_KINDS.get(site['kind'], site['kind'])})"
+        label = f"{site['name']} ({in_words('candidate_kind', site['kind'])})"
         if site["kind"] == "grid":
             place = near["text"] if near else f"en {_coordinates(site)}"
-            label = f"{SITE_KINDS['grid']}, {place}"
+            label = f"{in_words('candidate_kind', 'grid')}, {place}"
         elif near and near.get("distance_m", 0) >= 10:
             label += f", {near['text']}"
         head = f"n.º {site['step']}: nuevo desfibrilador en {label} — "

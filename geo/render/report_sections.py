@@ -30,6 +30,7 @@ from geo.core.outcome_model import BAND_PERCENTILES, PARAMETER_KEYS
 from geo.core.outputs import DASH
 from geo.core.plan_lives import BANDS
 from geo.core.results import GapsAnalysis, SitingAnalysis
+from geo.core.text import in_words
 from geo.render.report_format import day, is_missing, number, percent, plural
 
 #: Rows of the gaps table (the map labels the same ones).
@@ -426,9 +427,6 @@ def _site_name(name: str, kind: str) -> str:
 
 
 #: What each step of a plan does, as the report's table says it.
-ACTION_LABELS = {"new": "Nuevo", "extend_hours": "Abrir 24 h"}
-
-
 def _where(near: Any) -> str:
     """Where a step is, in words (``""`` when no known place is near: the coordinates say it)."""
     return str(near["text"]) if isinstance(near, dict) else ""
@@ -442,7 +440,7 @@ def proposal_section(siting: SitingAnalysis, ind: Indicators, gaps: GapsAnalysis
     steps = [
         {
             "step": int(row.step),
-            "action": ACTION_LABELS.get(str(row.action), str(row.action)),
+            "action": in_words("action", row.action).capitalize(),
             "name": _site_name(str(row.name), str(row.kind)),
             "where": _where(row.near),
             "lonlat": f"{number(row.lat, 5)}, {number(row.lon, 5)}",
