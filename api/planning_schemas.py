@@ -128,9 +128,9 @@ SITES = (
 )
 
 
-class SitingPublic(Document):
-    """New sites that cover the most residents (``objective=residents``), in the order to install
-    them, and the zones before and after."""
+class PlanSteps(Document):
+    """What both objectives' plans say of their steps: the method, how it ended and what the steps
+    do."""
 
     mode: Literal["budget", "target"]
     method: str
@@ -148,6 +148,12 @@ class SitingPublic(Document):
         description="Candidatos nuevos descartados por estar en el mismo sitio que un "
         "desfibrilador que se puede abrir 24 h (se propone la ampliación en su lugar)."
     )
+
+
+class SitingPublic(PlanSteps):
+    """New sites that cover the most residents (``objective=residents``), in the order to install
+    them, and the zones before and after."""
+
     target_share: Number | None
     radius_m: Number
     distance_model: str
@@ -173,26 +179,10 @@ class LivesSaved(Document):
     lives_saved_high: Number
 
 
-class LivesSitingPublic(Document):
+class LivesSitingPublic(PlanSteps):
     """New sites that add the most expected lives saved per year (``objective=lives``)."""
 
-    mode: Literal["budget", "target"]
     objective: Literal["lives"]
-    method: str
-    status: str = Field(description="optimal, time_limit o greedy.")
-    gap: Number | None = Field(description="Hueco relativo demostrado (null con greedy).")
-    solver_seconds: Number
-    new_devices: int = Field(description="Pasos que instalan un desfibrilador nuevo.")
-    extended_devices: int = Field(
-        description="Pasos que abren 24 h (o pasan a una vitrina exterior) uno existente."
-    )
-    actions: list[Literal["new", "extend_hours"]] = Field(
-        description="Acciones que el plan podía mezclar."
-    )
-    new_candidates_replaced: int = Field(
-        description="Candidatos nuevos descartados por estar en el mismo sitio que un "
-        "desfibrilador que se puede abrir 24 h (se propone la ampliación en su lugar)."
-    )
     target_lives: Number | None
     outcome_mode: str
     week_start: IsoText | None
