@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+import socket
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +24,20 @@ from geo.clock import Clock, clock_from_settings
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SAMPLE_DATA_DIR = PROJECT_DIR / "data"
 DEFAULT_DATABASE_URL = "sqlite:///var/cardiomapa.sqlite"
+
+
+#: Hosts that mean "every interface": a link cannot point there.
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+
+
+def reachable_url(host: str, port: int) -> str:
+    """The URL a browser reaches ``host``:``port`` at: a wildcard host becomes this machine's
+    name, an IPv6 address gets its brackets."""
+    if host in WILDCARD_HOSTS:
+        host = socket.gethostname()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 class Settings(BaseSettings):
@@ -177,10 +192,11 @@ class Settings(BaseSettings):
         return networks
 
     def base_url(self) -> str:
-        """Where people reach the server: ``public_url``, else ``http://host:port``."""
+        """Where people reach the server: ``public_url``, else ``http://host:port`` (a wildcard
+        host, ``--host 0.0.0.0``, names this machine: a link cannot point at every interface)."""
         if self.public_url:
             return self.public_url.rstrip("/")
-        return f"http://{self.host}:{self.port}"
+        return reachable_url(self.host, self.port)
 
     def city_profile_path(self) -> Path:
         if self.city_profile is not None:

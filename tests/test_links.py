@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from typer.testing import CliRunner
 
 from geo.cli import app as cli_app
 from geo.core.layers import Layers
-from geo.io.serve_record import RECORD_NAME, link_base, recorded_url
+from geo.io.serve_record import RECORD_NAME, link_base, record_path, recorded_url
 from geo.io.store import Store
 from geo.settings import Settings
 from tests.servers import Server, free_port
@@ -101,3 +102,16 @@ def test_a_stale_record_is_not_believed(loaded_db: str, tmp_path: Path) -> None:
     assert recorded_url(loaded_db) is None
     _, said = _invite(loaded_db)
     assert "dirección predeterminada" in said
+
+
+def test_a_wildcard_host_or_another_database_never_names_a_link(tmp_path: Path) -> None:
+    """``serve --host 0.0.0.0`` links name this machine, not "every interface"; each PostgreSQL
+    database has its own record, and the password takes no part in naming it."""
+    wildcard = Settings(host="0.0.0.0", port=8650, public_url=None)
+    assert wildcard.base_url() == f"http://{socket.gethostname()}:8650"
+    assert Settings(host="::1", port=8650, public_url=None).base_url() == "http://[::1]:8650"
+    one = record_path("postgresql+psycopg://u:secret@localhost:5432/a")
+    assert one == record_path("postgresql+psycopg://u:other@localhost:5432/a")
+    assert one != record_path("postgresql+psycopg://u:secret@localhost:5432/b")
+    assert "secret" not in one.name
+    assert record_path(f"sqlite:///{tmp_path / 'x.sqlite'}") == tmp_path / RECORD_NAME

@@ -26,13 +26,11 @@ from typing import Literal
 
 from sqlalchemy.engine import make_url
 
-from geo.settings import Settings
+from geo.settings import WILDCARD_HOSTS, Settings, reachable_url
 
 RECORD_NAME = "serve.json"
 #: How long to wait for the recorded address to accept a connection (loopback: instant).
 PROBE_TIMEOUT_S = 0.5
-#: Hosts that mean "every interface": a link cannot point there.
-WILDCARD_HOSTS = {"0.0.0.0", "::", ""}
 
 LinkSource = Literal["public_url", "serve", "default"]
 
@@ -75,22 +73,12 @@ def record_path(database_url: str) -> Path:
     return Path("var") / f"serve-{digest}.json"
 
 
-def served_url(host: str, port: int) -> str:
-    """The URL a browser on this machine reaches ``host``:``port`` at (a wildcard host becomes
-    this machine's name)."""
-    if host in WILDCARD_HOSTS:
-        host = socket.gethostname()
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}"
-
-
 def record_serve(database_url: str, *, host: str, port: int, pid: int | None = None) -> Path:
     """Write down that process ``pid`` (default: this one) serves at ``host``:``port``."""
     path = record_path(database_url)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
-        "url": served_url(host, port),
+        "url": reachable_url(host, port),
         "host": host,
         "port": port,
         "pid": os.getpid() if pid is None else pid,
