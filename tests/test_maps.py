@@ -594,7 +594,8 @@ def test_cli_writes_a_self_contained_map(loaded_url: str, tmp_path: Path, kind: 
     out = tmp_path / f"{kind}.html"
     done = run_cli("map", "--kind", kind, "--out", str(out), url=loaded_url)
     assert done.returncode == 0, done.stderr
-    assert f"Mapa ({kind}" in done.stdout and str(out) in done.stdout.replace("\n", "")
+    title = {"citizen": "Mapa ciudadano (", "planner": "Mapa de planificación ("}[kind]
+    assert title in done.stdout and str(out) in done.stdout.replace("\n", "")
     html = out.read_text(encoding="utf-8")
     assert (
         "/static/" not in html

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from test_desk import Desk, desk, text  # noqa: F401  (the fixture ``desk``)
 
+from api.pages.desk.moderation import previous_position
 from geo.core.placement import (
     KnownPlace,
     Neighbour,
@@ -156,6 +157,21 @@ def test_the_queue_warns_of_a_long_move_only(desk: Desk) -> None:
     # 389 m from where it was, and from its address (the residence, where it stood).
     assert shown == {"DEA Residencia Uno": ["far_from_address", "long_move"]}
     assert "Traslado largo: se ha movido 389 m" in text(desk.client.get("/gestion"))
+
+
+def test_a_move_staff_verified_is_no_longer_news(desk: Desk) -> None:
+    entity = authenticate(desk.store, desk.tokens["ent-1"])
+    registry.update_device(
+        desk.store, desk.city, entity, "dea-1", changes={},
+        geometry={"type": "Point", "coordinates": [-4.535, 42.0135]}, today=dt.date(2026, 12, 7),
+    )  # fmt: skip
+    device = desk.store.device("dea-1")
+    moved = previous_position(desk.store, device)
+    assert moved is not None and moved["distance_m"] == 389 and not moved["reviewed"]
+    planner = authenticate(desk.store, desk.tokens["planner"])
+    registry.review_device(desk.store, planner, "dea-1", decision="verified")
+    moved = previous_position(desk.store, desk.store.device("dea-1"))
+    assert moved is not None and moved["reviewed"]  # still shown as history, no longer a warning
 
 
 def test_a_short_move_is_not_warned(desk: Desk) -> None:

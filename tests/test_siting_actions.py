@@ -50,7 +50,7 @@ from geo.services.inputs import outcome_parameters
 from geo.services.tokens import issue_token
 from geo.settings import Settings
 from tests.conftest import TINY_DIR
-from tests.weeks import ORDINARY
+from tests.weeks import ORDINARY, clock_at
 
 runner = CliRunner()
 WEEK = "2026-11-23"  # a Monday, with no holiday in its week
@@ -259,10 +259,11 @@ def test_near_text_rounds_to_ten_metres() -> None:
 
 
 def test_api_siting_answers_the_same_plan(data_dir: Path, db_url: str, city: CityProfile) -> None:
-    with Store.open(db_url) as store:
+    with Store.open(db_url, clock=clock_at(ORDINARY)) as store:
         store.load(read_layers(data_dir, city))
         token = issue_token(store, role="planner").secret
-        with TestClient(create_app(Settings(database_url=db_url))) as client:
+        settings = Settings(database_url=db_url, clock_start=ORDINARY)
+        with TestClient(create_app(settings)) as client:
             api = Api(client, store, {"planner": token})
             query = {"new": 2, "week_of": WEEK, "method": "exact"}
             response = api.call(
@@ -292,7 +293,7 @@ def test_api_siting_answers_the_same_plan(data_dir: Path, db_url: str, city: Cit
 def test_the_planners_page_offers_and_labels_extensions(
     data_dir: Path, db_url: str, city: CityProfile
 ) -> None:
-    with Store.open(db_url) as store:
+    with Store.open(db_url, clock=clock_at(ORDINARY)) as store:
         store.load(read_layers(data_dir, city))
         token = issue_token(store, role="planner").secret
     settings = Settings(database_url=db_url, clock_start=ORDINARY, tile_url="")

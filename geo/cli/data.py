@@ -225,7 +225,7 @@ def serve(
     except AddressInUse as exc:
         errors.print(
             f"[bold red]Error[/]: no se puede escuchar en {options['host']}:{options['port']}: "
-            f"{exc.strerror}."
+            f"{escape(str(exc.strerror))}."
         )
         raise typer.Exit(code=1) from None
     # And tell the other commands on this database (entity invite, reminders send).
@@ -263,7 +263,7 @@ def _run(options: dict[str, Any], workers: int) -> None:
     except AddressInUse as exc:
         errors.print(
             f"[bold red]Error[/]: no se puede escuchar en {options['host']}:{options['port']}: "
-            f"{exc.strerror}."
+            f"{escape(str(exc.strerror))}."
         )
         raise typer.Exit(code=1) from None
     except WorkersError as exc:

@@ -24,6 +24,7 @@ from geo.core.density import DensityReference
 from geo.core.distance import DistanceModel, StraightLine
 from geo.core.gaps import coverage_by_income, find_gaps
 from geo.core.indicators import compute_indicators, year_on_year
+from geo.core.nearest import listed
 from geo.core.outcome_model import OutcomeParameters
 from geo.core.outcomes import (
     lives_difference,
@@ -467,8 +468,8 @@ def _near(chosen: gpd.GeoDataFrame, inputs: AnalysisInputs) -> list[dict[str, An
     """Where each step is: an extension at its device, a new site near a known place."""
     metric = inputs.metric
     devices = metric["defibrillators"].set_index(metric["defibrillators"]["id"].astype(str))
-    places = known_places(
-        entities=metric["entities"], cohousing=metric["cohousing"], devices=devices
+    places = known_places(  # addresses only of the devices citizens are shown
+        entities=metric["entities"], cohousing=metric["cohousing"], devices=devices[listed(devices)]
     )
     found = near_places(chosen, places)
     near: list[dict[str, Any] | None] = []

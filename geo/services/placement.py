@@ -11,6 +11,7 @@ import geopandas as gpd
 from shapely.geometry import mapping
 
 from geo.city import CityProfile
+from geo.core.nearest import listed
 from geo.core.placement import KnownPlace, Neighbour, PlacementCheck, check_placement
 from geo.io.store import Store
 
@@ -88,9 +89,11 @@ def map_context(store: Store, city: CityProfile) -> dict[str, Any]:
     """The bearings of the small maps that may have no tiles (the desk's moderation map and the
     portal's place picker), as a GeoJSON FeatureCollection (WGS 84): the municipality
     (``kind: municipality``), its CEAS zones (``ceas``) and the devices on the citizens' map
-    (``device``: verified and not removed). Public fields only: name and id."""
+    (``device``: :func:`geo.core.nearest.listed` — verified, fixed, not removed). Public fields
+    only: name and id."""
     zones = store.read_layer("ceas")
     devices = store.query_layer("defibrillators", where={"verification": ["verified"]})
+    devices = devices.loc[listed(devices)]
     features: list[dict[str, Any]] = [
         {"type": "Feature", "properties": {"name": city.name, "kind": "municipality"},
          "geometry": mapping(city.boundary)},
@@ -98,8 +101,6 @@ def map_context(store: Store, city: CityProfile) -> dict[str, Any]:
            "geometry": mapping(row.geometry)} for row in zones.itertuples()),
     ]  # fmt: skip
     for row, lon, lat in _points(devices):
-        if row.get("status") == "removed":
-            continue
         features.append({
             "type": "Feature",
             "properties": {"id": str(row["id"]), "name": str(row["name"]), "kind": "device"},

@@ -37,9 +37,11 @@ def previous_position(store: Store, device: Mapping[str, Any]) -> dict[str, Any]
     """Where a device was before its last move, from the audit log.
 
     The newest ``update`` entry of the device whose ``before.geometry`` differs from the
-    current position; ``None`` if it never moved.
+    current position; ``None`` if it never moved. ``reviewed`` says whether staff verified the
+    device at or after that move (a move already checked is not news to the moderator).
     """
     here = common.coordinates(device["geometry"])
+    verified_since = False
     offset = 0
     while True:
         entries, matched = store.audit_entries(
@@ -47,10 +49,15 @@ def previous_position(store: Store, device: Mapping[str, Any]) -> dict[str, Any]
         )
         for entry in entries:
             before = entry.get("before") or {}
+            if entry["action"] == "verify":
+                verified_since = True
             if entry["action"] != "update":
                 continue
+            # a staff edit keeps the device verified; an entity's move makes it pending
+            verified_now = (entry.get("after") or {}).get("verification") == "verified"
             then = common.coordinates(before.get("geometry"))
             if then is None or here is None:
+                verified_since = verified_since or verified_now
                 continue
             if abs(then[0] - here[0]) > 1e-9 or abs(then[1] - here[1]) > 1e-9:
                 distance_m = _GEOD.inv(then[0], then[1], here[0], here[1])[2]
@@ -58,7 +65,9 @@ def previous_position(store: Store, device: Mapping[str, Any]) -> dict[str, Any]
                     "lon": then[0], "lat": then[1], "distance_m": round(distance_m),
                     "was_verified": before.get("verification") == "verified",
                     "at": entry["at"], "actor": entry["actor"],
+                    "reviewed": verified_since or verified_now,
                 }  # fmt: skip
+            verified_since = verified_since or verified_now
         offset += len(entries)
         if not entries or offset >= matched:
             return None
@@ -87,8 +96,10 @@ def device_view(
 
 def with_placement(store: Store, views: list[dict[str, Any]]) -> None:
     """Add each view's placement check (far from its address, long move, near another device)."""
-    moves = {
-        str(view["record"]["id"]): (view["moved"]["distance_m"] if view["moved"] else None)
+    moves = {  # only a move staff have not verified since is news
+        str(view["record"]["id"]): (
+            view["moved"]["distance_m"] if view["moved"] and not view["moved"]["reviewed"] else None
+        )
         for view in views
     }
     checks = placement_checks(store, [view["record"] for view in views], moves_m=moves)
