@@ -56,7 +56,7 @@ WORDS: dict[str, dict[str, str]] = {
     },
     "action": {"new": "nuevo", "extend_hours": "abrir 24 h"},
     "verification": {"pending": "pendiente", "verified": "verificado", "rejected": "rechazado"},
-    "report_status": {"pending": "pendiente", "accepted": "aceptado", "rejected": "descartado"},
+    "report_status": {"pending": "pendiente", "accepted": "resuelto", "rejected": "descartado"},
 }
 
 

@@ -20,6 +20,7 @@ from geo.core.availability import WEEKDAY_NAMES
 from geo.core.outcome_model import HOME_ARRESTS_NOTE
 from geo.core.outputs import DASH, estimate, spanish_number
 from geo.core.results import OutcomesAnalysis, PlannerView
+from geo.core.siting import OBJECTIVES
 from geo.core.text import in_words
 from geo.render.map_classes import GAP_PALETTE, SHARE_PALETTE, Classes, classes_of, percent
 from geo.render.map_page import WGS84, Basemap, Page, base_map, outline, page_html
@@ -100,7 +101,7 @@ def planner_map(
             "new": form.new,
             "days": list(WEEKDAY_NAMES),
             "objective": form.objective,
-            "objectives": [[key, label] for key, label in OBJECTIVES.items()],
+            "objectives": [[key, in_words("objective", key)] for key in OBJECTIVES],
             "extend_hours": "extend_hours" in form.actions,
         },
         "legend": _legend(zone_classes, gap_classes, lives=view.outcomes is not None),
@@ -113,7 +114,6 @@ def planner_map(
 
 
 #: The proposal's objectives, as the selector offers them.
-OBJECTIVES = {"residents": "residentes cubiertos", "lives": "vidas salvadas"}
 
 
 def _proposal_text(view: PlannerView) -> str:

@@ -16,6 +16,7 @@ from api import web
 from api.deps import city_today
 from api.pages.desk import common
 from geo.city import CityProfile
+from geo.core.text import in_words
 from geo.errors import InputError
 from geo.io.store import Store, record_from_row
 from geo.render.maps import ACCESS_TEXT
@@ -25,7 +26,6 @@ from geo.services.placement import placement_checks
 router = APIRouter(include_in_schema=False)
 
 _GEOD = Geod(ellps="WGS84")
-VERIFICATION_TEXT = {"pending": "pendiente", "verified": "verificado", "rejected": "rechazado"}
 STATUS_TEXT = {
     "active": "en servicio",
     "out_of_service": "fuera de servicio",
@@ -85,7 +85,7 @@ def device_view(
         "entity_name": entity["name"] if entity else None,
         "access_text": ACCESS_TEXT.get(str(record.get("access")), str(record.get("access"))),
         "hours_text": web.hours_in_words(record.get("opening_hours"), city, today=today),
-        "verification_text": VERIFICATION_TEXT.get(str(record["verification"]), ""),
+        "verification_text": in_words("verification", record["verification"]),
         "status_text": STATUS_TEXT.get(str(record.get("status")), str(record.get("status"))),
         "lon": here[0] if here else None,
         "lat": here[1] if here else None,

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from api.deps import city_today
 from api.pages.desk import common
 from geo.core.availability import DOWNGRADING_REPORTS
+from geo.core.text import in_words
 from geo.errors import InputError
 from geo.io.store import REVIEW_STATUS
 from geo.services import registry
@@ -28,9 +29,8 @@ def report_view(report: Mapping[str, Any]) -> dict[str, Any]:
     return {
         **report,
         "kind_text": KIND_TEXT.get(str(report["kind"]), str(report["kind"])),
-        "status_text": {"pending": "pendiente", "accepted": "resuelto",
-                        "rejected": "descartado"}.get(str(report["status"]), ""),
-    }  # fmt: skip
+        "status_text": in_words("report_status", report["status"]),
+    }
 
 
 def _reports(
@@ -91,7 +91,7 @@ async def review_report(request: Request, report_id: int) -> Response:
         registry.review_report(store, desk.principal, report_id, decision=decision, note=note,
                                out_of_service=out, today=city_today(request))  # fmt: skip
         request.app.state.finders.invalidate()
-        done = "resuelto" if decision == "accepted" else "descartado"
+        done = in_words("report_status", decision)
         flash = f"Aviso {report_id} {done}."
         if out and device is not None:
             flash += f" «{device['name']}» queda fuera de servicio."
