@@ -115,7 +115,7 @@ def test_a_database_at_0009_upgrades_and_then_accepts_dispatch_tokens(
     with pytest.raises(sa.exc.IntegrityError):
         insert("dispatch")  # 0009's constraint
     migrate(engine)
-    assert schema_revision(engine) == "0010" == head_revision()
+    assert schema_revision(engine) == head_revision()
     with Store(engine) as store:
         issued = issue_token(store, role="dispatch", label="112 Castilla y León")
         assert authenticate(store, issued.secret).role == "dispatch"

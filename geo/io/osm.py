@@ -24,7 +24,7 @@ import pyproj
 import shapely
 from shapely.errors import ShapelyError
 
-from geo.core.network import WalkingNetwork, chord_lengths, metric_crs_of
+from geo.core.network import WalkingNetwork, chord_lengths, metric_crs_of, street_name
 from geo.errors import NetworkError
 
 #: File name endings accepted by :func:`load_network`, and what each one is read as.
@@ -75,7 +75,9 @@ def load_network(path: Path, *, crs: str) -> WalkingNetwork:
 
     The graph is projected to ``crs`` and made undirected; every edge length is measured again
     along its geometry (the straight segment when it has none) in ``crs``; self-loops, nodes
-    left without edges and all but the shortest of parallel edges are dropped.
+    left without edges and all but the shortest of parallel edges are dropped. Each edge keeps
+    its OSM way's ``name`` (:attr:`WalkingNetwork.edge_name`; ways osmnx merged into one edge
+    give their distinct names joined by ``" / "``).
 
     Parameters
     ----------
@@ -277,9 +279,9 @@ def _graph_from_osm_pbf(path: Path) -> nx.MultiDiGraph:
     """The walkable, largest-component, simplified graph of an OSM PBF file (EPSG:4326).
 
     pyrosm decodes the file (``get_network(nodes=True)``: one row per segment between two
-    consecutive nodes of a way, ``u``/``v`` OSM node ids, the way's OSM id in ``id``, and the
-    nodes with their lon/lat). It reads the ``"all"`` network type, every way tagged
-    ``highway`` except areas and highways that do not exist (yet): a subset of what
+    consecutive nodes of a way, ``u``/``v`` OSM node ids, the way's OSM id in ``id`` and its
+    ``name``, and the nodes with their lon/lat). It reads the ``"all"`` network type, every
+    way tagged ``highway`` except areas and highways that do not exist (yet): a subset of what
     :data:`WALK_EXCLUSIONS` excludes anyway. The walk filter applied next is this module's,
     the one the OSM XML reader applies (:func:`_is_walkable`), not pyrosm's ``"walking"``
     type, which differs from osmnx on access tags: it drops ``access=no`` ways that osmnx's
@@ -342,6 +344,7 @@ def _graph_from_osm_pbf(path: Path) -> nx.MultiDiGraph:
     u = edges["u"].to_numpy(dtype=np.int64)
     v = edges["v"].to_numpy(dtype=np.int64)
     way = edges["id"].to_numpy(dtype=np.int64)
+    names = [street_name(name) for name in _pbf_column(edges, "name")]
     node_ids = nodes["id"].to_numpy(dtype=np.int64)
     used = np.unique(np.concatenate([u, v]))
     missing = np.setdiff1d(used, node_ids)
@@ -359,7 +362,8 @@ def _graph_from_osm_pbf(path: Path) -> nx.MultiDiGraph:
     )
     for a, b in ((u, v), (v, u)):  # walkable both ways, as graph_from_xml(bidirectional=True)
         graph.add_edges_from(
-            (int(x), int(y), {"osmid": int(w)}) for x, y, w in zip(a, b, way, strict=True)
+            (int(x), int(y), {"osmid": int(w)} if name is None else {"osmid": int(w), "name": name})
+            for x, y, w, name in zip(a, b, way, names, strict=True)
         )
     return _largest_simplified(graph, file=path.name)
 
@@ -387,6 +391,16 @@ def _walkable_pbf_way_ids(edges: gpd.GeoDataFrame) -> set[int]:
         if _is_walkable(tags):
             walkable.add(int(way_id))
     return walkable
+
+
+def _pbf_column(edges: gpd.GeoDataFrame, key: str) -> list[Any]:
+    """One tag of every row of pyrosm's network frame: its column, else its packed ``tags``."""
+    column = edges[key].tolist() if key in edges.columns else [None] * len(edges)
+    packed = edges["tags"].tolist() if "tags" in edges.columns else [None] * len(edges)
+    return [
+        value if isinstance(value, str) else _packed_tags(extra, (key,)).get(key)
+        for value, extra in zip(column, packed, strict=True)
+    ]
 
 
 def _packed_tags(extra: Any, keys: tuple[str, ...]) -> dict[str, str]:
@@ -464,21 +478,23 @@ def _network_from_graph(graph: nx.MultiDiGraph, *, crs: str, source: str) -> Wal
     if not np.isfinite(xy).all():
         msg = f"{source}: hay nodos que no se pueden proyectar a {crs} (¿fuera de su zona?)."
         raise NetworkError(msg)
-    triples = list(graph.edges(data="geometry"))
+    triples = list(graph.edges(data=True))
     u = np.fromiter((index[a] for a, _, _ in triples), dtype=np.int64, count=len(triples))
     v = np.fromiter((index[b] for _, b, _ in triples), dtype=np.int64, count=len(triples))
     geometry = np.empty(len(triples), dtype=object)  # None where an edge has no geometry
-    geometry[:] = [g for _, _, g in triples]
+    geometry[:] = [data.get("geometry") for _, _, data in triples]
+    names = np.empty(len(triples), dtype=object)  # the OSM way's name; None where it has none
+    names[:] = [street_name(data.get("name")) for _, _, data in triples]
     keep = u != v
-    u, v, geometry = u[keep], v[keep], geometry[keep]
+    u, v, geometry, names = u[keep], v[keep], geometry[keep], names[keep]
     # along the geometry when there is one; never shorter than the chord (exact triangle bound)
     length = np.fmax(shapely.length(geometry), chord_lengths(xy, u, v))
     a, b = np.minimum(u, v), np.maximum(u, v)
     order = np.lexsort((length, b, a))
-    a, b, length = a[order], b[order], length[order]
+    a, b, length, names = a[order], b[order], length[order], names[order]
     first = np.ones(len(a), dtype=bool)
     first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
-    a, b, length = a[first], b[first], length[first]
+    a, b, length, names = a[first], b[first], length[first], names[first]  # the kept edge's name
     if len(a) == 0:
         msg = f"{source}: la red no tiene ningún tramo peatonal (solo bucles sobre un nodo)."
         raise NetworkError(msg)
@@ -499,6 +515,7 @@ def _network_from_graph(graph: nx.MultiDiGraph, *, crs: str, source: str) -> Wal
         edge_v=b[order],
         edge_length_m=length[order],
         source=source,
+        edge_name=names[order],
     )
 
 

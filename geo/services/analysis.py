@@ -25,6 +25,7 @@ from geo.core.distance import DistanceModel, StraightLine
 from geo.core.gaps import coverage_by_income, find_gaps
 from geo.core.indicators import compute_indicators, year_on_year
 from geo.core.nearest import listed
+from geo.core.network import street_segments
 from geo.core.outcome_model import OutcomeParameters
 from geo.core.outcomes import (
     lives_difference,
@@ -465,13 +466,16 @@ def _chosen_sites(
 
 
 def _near(chosen: gpd.GeoDataFrame, inputs: AnalysisInputs) -> list[dict[str, Any] | None]:
-    """Where each step is: an extension at its device, a new site near a known place."""
+    """Where each step is: an extension at its device, a new site near a known place, else on
+    the nearest named street of the loaded walking network (when it has names)."""
     metric = inputs.metric
     devices = metric["defibrillators"].set_index(metric["defibrillators"]["id"].astype(str))
     places = known_places(  # addresses only of the devices citizens are shown
         entities=metric["entities"], cohousing=metric["cohousing"], devices=devices[listed(devices)]
     )
-    found = near_places(chosen, places)
+    # the street when no place is near, if the walking network knows street names
+    streets = None if inputs.network is None else street_segments(inputs.network)
+    found = near_places(chosen, places, streets=streets)
     near: list[dict[str, Any] | None] = []
     for row, place in zip(chosen.itertuples(), found, strict=True):
         if row.action == "extend_hours":

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 import sqlalchemy as sa
 from geoalchemy2.shape import from_shape
@@ -28,6 +29,9 @@ class NetworkRepository(StoreBase):
     ) -> tuple[int, int]:
         """Replace the stored walking network with ``network``, in one transaction.
 
+        Street names (:attr:`WalkingNetwork.edge_name`) go with their edges (``NULL`` where
+        there is none, or when the network has no names).
+
         Returns
         -------
         tuple
@@ -38,11 +42,14 @@ class NetworkRepository(StoreBase):
             {"node_id": int(node_id), "source": network.source, "geom": from_shape(geom, SRID)}
             for node_id, geom in zip(nodes["node_id"], nodes.geometry, strict=True)
         )
+        names = edges["name"] if "name" in edges.columns else [None] * len(edges)
         edge_rows = (
             {"edge_id": index, "u_id": int(u), "v_id": int(v), "length_m": float(length),
-             "source": network.source, "geom": from_shape(geom, SRID)}
-            for index, (u, v, length, geom) in enumerate(
-                zip(edges["u_id"], edges["v_id"], edges["length_m"], edges.geometry, strict=True)
+             "source": network.source, "geom": from_shape(geom, SRID),
+             "name": name if isinstance(name, str) else None}
+            for index, (u, v, length, name, geom) in enumerate(
+                zip(edges["u_id"], edges["v_id"], edges["length_m"], names, edges.geometry,
+                    strict=True)
             )
         )  # fmt: skip
         with self._transaction() as connection:
@@ -57,7 +64,11 @@ class NetworkRepository(StoreBase):
         return len(nodes), len(edges)
 
     def read_network(self, *, crs: str) -> WalkingNetwork | None:
-        """The stored walking network projected to ``crs``, or ``None`` when none is stored."""
+        """The stored walking network projected to ``crs``, or ``None`` when none is stored.
+
+        It has street names when some edge was stored with one (a network stored before
+        migration 0011 has none).
+        """
         with self.engine.connect() as connection:
             node_rows = connection.execute(
                 sa.select(NETWORK_NODES.c.node_id, NETWORK_NODES.c.source,
@@ -66,7 +77,10 @@ class NetworkRepository(StoreBase):
             ).all()  # fmt: skip
             edge_rows = connection.execute(
                 sa.select(
-                    NETWORK_EDGES.c.u_id, NETWORK_EDGES.c.v_id, NETWORK_EDGES.c.length_m
+                    NETWORK_EDGES.c.u_id,
+                    NETWORK_EDGES.c.v_id,
+                    NETWORK_EDGES.c.length_m,
+                    NETWORK_EDGES.c.name,
                 ).order_by(NETWORK_EDGES.c.edge_id)
             ).all()
         if not node_rows or not edge_rows:
@@ -81,6 +95,7 @@ class NetworkRepository(StoreBase):
                 "u_id": np.array([row.u_id for row in edge_rows], dtype=np.int64),
                 "v_id": np.array([row.v_id for row in edge_rows], dtype=np.int64),
                 "length_m": np.array([row.length_m for row in edge_rows], dtype=np.float64),
+                "name": pd.Series([row.name for row in edge_rows], dtype=object),
             },
             geometry=[None] * len(edge_rows),
             crs=crs,

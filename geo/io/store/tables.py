@@ -114,6 +114,7 @@ NETWORK_EDGES = sa.Table(
     sa.Column("length_m", sa.Float(), nullable=False),
     sa.Column("source", sa.Text(), nullable=False),
     sa.Column("geom", Geometry("LINESTRING", srid=SRID, spatial_index=True), nullable=False),
+    sa.Column("name", sa.Text()),  # the street's name (OSM way name), None where it has none
     sa.CheckConstraint("length_m >= 0", name="length_m"),
 )
 
