@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ from alembic.runtime.migration import MigrationContext
 from geoalchemy2 import alembic_helpers
 
 from geo.core.layers import Layers
+from geo.core.network import network_to_frames
+from geo.io.osm import load_network
 from geo.io.store import (
     Store,
     alembic_config,
@@ -132,4 +135,50 @@ def test_a_database_at_0009_upgrades_and_then_accepts_dispatch_tokens(
     assert roles == ["planner"]
     with pytest.raises(sa.exc.IntegrityError):
         insert("dispatch")
+    engine.dispose()
+
+
+def test_a_network_stored_before_0011_reads_without_names_then_stores_them(db_url: str) -> None:
+    """0011 adds ``network_edges.name``: a network stored by 0010 keeps its edges, reads back
+    with no names, and storing a network again keeps its street names."""
+    path = Path(__file__).resolve().parent / "fixtures" / "network" / "palencia_centro.osm"
+    network = load_network(path, crs="EPSG:25830")
+    engine = create_db_engine(db_url)
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0010")
+    nodes, edges = network_to_frames(network)
+    nodes, edges = nodes.to_crs("EPSG:4326"), edges.to_crs("EPSG:4326")
+    with engine.begin() as connection:  # the rows 0010's code wrote: no name column
+        connection.execute(
+            sa.text(
+                "INSERT INTO network_nodes (node_id, source, geom) "
+                "VALUES (:id, :source, ST_GeomFromText(:wkt, 4326))"
+            ),
+            [{"id": int(i), "source": network.source, "wkt": g.wkt}
+             for i, g in zip(nodes["node_id"], nodes.geometry, strict=True)],
+        )  # fmt: skip
+        connection.execute(
+            sa.text(
+                "INSERT INTO network_edges (edge_id, u_id, v_id, length_m, source, geom) "
+                "VALUES (:id, :u, :v, :length, :source, ST_GeomFromText(:wkt, 4326))"
+            ),
+            [{"id": k, "u": int(u), "v": int(v), "length": float(length),
+              "source": network.source, "wkt": g.wkt}
+             for k, (u, v, length, g) in enumerate(zip(edges["u_id"], edges["v_id"],
+                                                       edges["length_m"], edges.geometry,
+                                                       strict=True))],
+        )  # fmt: skip
+    migrate(engine)
+    assert schema_revision(engine) == head_revision()
+    with Store(engine) as store:
+        before = store.read_network(crs="EPSG:25830")
+        assert before is not None and before.edge_name is None
+        assert before.edge_u.tolist() == network.edge_u.tolist()
+        store.save_network(network)
+        after = store.read_network(crs="EPSG:25830")
+        assert after is not None and after.edge_name is not None
+        assert network.edge_name is not None
+        assert after.edge_name.tolist() == network.edge_name.tolist()
     engine.dispose()

@@ -751,7 +751,7 @@ def test_frames_carry_street_names_and_reject_a_wrong_count() -> None:
     assert network_to_frames(named)[1]["name"].tolist() == ["Calle Uno", None]
     nameless = network_from_frames(nodes, edges.assign(name=[None, " "]), source="marco")
     assert nameless.edge_name is None  # no edge with a name: no names
-    with pytest.raises(NetworkError, match=r"marco: edge_name debe tener un nombre .* \(2\); hay 1"):
+    with pytest.raises(NetworkError, match=r"marco: edge_name debe tener .* \(2\); hay 1"):
         WalkingNetwork(
             crs=named.crs, node_ids=named.node_ids, node_xy=named.node_xy, edge_u=named.edge_u,
             edge_v=named.edge_v, edge_length_m=named.edge_length_m, source="marco",

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pytest
 import shapely
 from fastapi.testclient import TestClient
@@ -246,6 +247,42 @@ def test_near_names_the_nearest_place_within_range_and_none_beyond() -> None:
     street = near_places(points((600, 600)), places, streets=streets)[0]
     assert street is not None and street.kind == "street" and street.text == "a 30 m de Calle Mayor"
     assert near_places(points((600, 600)), places, within_m=20, streets=streets) == [None]
+
+
+def write_streets(path: Path) -> None:
+    """A walking network as OSM XML: "Calle Mayor" east–west 30 m north of unit C (from
+    (−200, 1,030) to (200, 1,030)), and a footway with no name north from its middle."""
+    at = {1: (-200, 1030), 2: (0, 1030), 3: (200, 1030), 4: (0, 1200)}
+    nodes = "".join(
+        f'<node id="{i}" lat="{lat:.9f}" lon="{lon:.9f}"/>'
+        for i, (lon, lat) in ((i, lonlat(*xy)) for i, xy in at.items())
+    )
+    ways = (
+        '<way id="10"><nd ref="1"/><nd ref="2"/><nd ref="3"/>'
+        '<tag k="highway" v="residential"/><tag k="name" v="Calle Mayor"/></way>'
+        '<way id="11"><nd ref="2"/><nd ref="4"/><tag k="highway" v="footway"/></way>'
+    )
+    path.write_text(f'<osm version="0.6">{nodes}{ways}</osm>', encoding="utf-8")
+
+
+def test_a_grid_site_far_from_every_place_names_its_street(data_dir: Path, tmp_path: Path) -> None:
+    """Through ``site`` with a walking network that has names: the grid site that covers unit C
+    (1,000 m north, no entity, cohousing or address within 150 m) is on Calle Mayor."""
+    network = tmp_path / "calles.osm"
+    write_streets(network)
+    args = ("--candidates", "all", "--new", "1")
+    document = site(data_dir, *args, "--network", str(network))
+    (step,) = document["sites"]
+    assert (step["kind"], step["residents_gained"]) == ("grid", 500)
+    at = gpd.GeoSeries([shapely.Point(step["lon"], step["lat"])], crs="EPSG:4326")
+    point = at.to_crs(METRIC).iloc[0]
+    x, y = point.x - CENTRE[0], point.y - CENTRE[1]  # metres from O
+    assert min(np.hypot(x, y), np.hypot(x - 1000, y)) > 150  # the device, the residence
+    near = step["near"]
+    assert (near["kind"], near["name"], near["address"]) == ("street", "Calle Mayor", None)
+    assert near["distance_m"] == pytest.approx(abs(1030 - y), abs=0.1)
+    assert near["text"] == near_text("Calle Mayor", None, abs(1030 - y))
+    assert re.fullmatch(r"a \d+ m de Calle Mayor", near["text"])
 
 
 def test_near_text_rounds_to_ten_metres() -> None:

@@ -208,6 +208,9 @@ def test_walking_network_round_trip(store: Store) -> None:
     assert stored.edge_u.tolist() == network.edge_u.tolist()
     # Nodes travel through EPSG:4326 and back (nanometres); lengths may be nudged to the chord.
     assert np.allclose(stored.edge_length_m, network.edge_length_m, rtol=0, atol=1e-6)
+    assert network.edge_name is not None and stored.edge_name is not None  # street names too
+    assert stored.edge_name.tolist() == network.edge_name.tolist()
+    assert None in stored.edge_name.tolist()  # NULL where the way has no name
     store.save_network(network)  # replaces, never duplicates
     with store.engine.connect() as connection:
         count = sa.select(sa.func.count()).select_from(NETWORK_EDGES)
