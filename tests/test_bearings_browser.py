@@ -22,6 +22,7 @@ from servers import ARTIFACTS, Server, open_page
 from weeks import ORDINARY, clock_at, clock_env
 
 from geo.city import load_city_profile
+from geo.core.nearest import listed
 from geo.io.files import read_layers
 from geo.io.store import Store
 from geo.services import registry
@@ -66,8 +67,8 @@ def site(
                     today=dt.date(2026, 12, 7),
                 )  # fmt: skip
             zones = len(store.read_layer("ceas"))
-            shown = store.query_layer("defibrillators", where={"verification": ["verified"]})
-            devices = int((shown["status"] != "removed").sum())
+            # the devices citizens are shown: verified, fixed (not mobile), not removed
+            devices = int(listed(store.read_layer("defibrillators")).sum())
         server = Server(
             url, folder / "server.log", env={"CARDIOMAPA_TILE_URL": "", **clock_env(ORDINARY)}
         )
