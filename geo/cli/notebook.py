@@ -12,7 +12,7 @@ from rich.markup import escape
 from geo.cli.common import _progress, _settings, errors
 from geo.settings import PROJECT_DIR
 
-#: The planners' notebook shipped with the project (``geo.render.notebook.NOTEBOOK``).
+#: The planners' notebook shipped with the project, run by default.
 NOTEBOOK = PROJECT_DIR / "notebooks" / "analisis_cobertura.ipynb"
 
 

@@ -25,6 +25,7 @@ from typing import Literal
 
 from pyproj import Geod
 
+from geo.core.outputs import spanish_number
 from geo.core.text import fold
 
 #: A device further than this from its address is flagged (metres).
@@ -198,4 +199,4 @@ def check_placement(
 
 def _metres(value: float) -> str:
     """``1834.2`` → ``"1.834 m"`` (Spanish thousands separator)."""
-    return f"{round(value):,} m".replace(",", ".")
+    return f"{spanish_number(value)} m"

@@ -19,10 +19,6 @@ from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 from traitlets.config import Config
 
-from geo.settings import PROJECT_DIR
-
-#: The notebook shipped with the project (``cardiomapa notebook`` runs it by default).
-NOTEBOOK = PROJECT_DIR / "notebooks" / "analisis_cobertura.ipynb"
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "notebook"
 #: Longest a cell may run (the whole sample notebook takes about 10 s).
 CELL_TIMEOUT_S = 300

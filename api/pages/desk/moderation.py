@@ -10,12 +10,12 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from pyproj import Geod
 
 from api import web
 from api.deps import city_today
 from api.pages.desk import common
 from geo.city import CityProfile
+from geo.core.placement import distance_m
 from geo.core.text import in_words
 from geo.errors import InputError
 from geo.io.store import Store, record_from_row
@@ -25,7 +25,6 @@ from geo.services.placement import placement_checks
 
 router = APIRouter(include_in_schema=False)
 
-_GEOD = Geod(ellps="WGS84")
 STATUS_TEXT = {
     "active": "en servicio",
     "out_of_service": "fuera de servicio",
@@ -60,9 +59,9 @@ def previous_position(store: Store, device: Mapping[str, Any]) -> dict[str, Any]
                 verified_since = verified_since or verified_now
                 continue
             if abs(then[0] - here[0]) > 1e-9 or abs(then[1] - here[1]) > 1e-9:
-                distance_m = _GEOD.inv(then[0], then[1], here[0], here[1])[2]
                 return {
-                    "lon": then[0], "lat": then[1], "distance_m": round(distance_m),
+                    "lon": then[0], "lat": then[1],
+                    "distance_m": round(distance_m(then[0], then[1], here[0], here[1])),
                     "was_verified": before.get("verification") == "verified",
                     "at": entry["at"], "actor": entry["actor"],
                     "reviewed": verified_since or verified_now,
